@@ -1,0 +1,6 @@
+"""What it runs on: the device catalog, one cost model per architecture, reference kernels.
+
+Importing this package registers every cost model (``hwmodels.registry``).
+"""
+
+from hwmodels import gpu as _gpu  # noqa: F401  (registers the "gpu" cost model)

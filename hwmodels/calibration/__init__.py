@@ -1,0 +1,1 @@
+"""Calibration: the few global efficiency parameters per device class, with their basis."""

@@ -1,0 +1,267 @@
+"""``DeviceSpec`` and the device catalog (``hwmodels/catalog/*.yaml``).
+
+Each YAML file is parsed and validated once: exact key sets, positive numbers, a
+``source`` beside every block of numbers. YAML keys carry human units
+(``bw_GBps``, ``tdp_W``); this module is the only place they become SI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import yaml
+
+from workloads.errors import ConfigError, unknown_name
+
+SCHEMA_VERSION = 1
+ARCHES_WITH_COMPUTE = ("gpu",)
+"""Arches whose catalog entries carry compute peaks (more arrive with their issues)."""
+
+PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "fp32": ("fp32",),
+    "tf32": ("tf32", "fp32"),
+    "fp16": ("fp16", "bf16"),
+    "bf16": ("bf16", "fp16"),
+    "fp8": ("fp8", "fp16", "bf16"),
+    "int8": ("int8", "fp8", "fp16"),
+    "int4": ("int4", "int8", "fp16"),
+    "fp4": ("fp4", "fp8", "fp16"),
+})
+"""Math format actually used when a device lacks one: V100 runs bf16 models in fp16, A100
+upcasts fp8 weights to 16-bit math, a device without int4 units runs int8."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLevel:
+    """One memory a device reads from: capacity, bandwidth and energy per byte."""
+
+    name: str
+    type: str
+    capacity_bytes: float
+    bw_bytes_per_s: float
+    energy_j_per_byte: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    """A link out of a device, per direction."""
+
+    name: str
+    bw_bytes_per_s: float
+    latency_s: float | None
+    energy_j_per_byte: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A device from the catalog, in SI units.
+
+    ``peak_flop_per_s`` maps a math format (``fp16``, ``fp8``, ``int8``...) to the dense
+    peak in FLOP/s (integer formats: op/s). ``extra`` holds arch-specific blocks
+    (``storage`` of an SSD, ``link`` of a link part) as parsed SI values.
+    """
+
+    name: str
+    display_name: str
+    arch: str
+    device_class: str
+    year: int | None
+    peak_flop_per_s: Mapping[str, float]
+    compute_source: str
+    memory: MemoryLevel | None
+    l2_bytes: float | None
+    links: Mapping[str, LinkSpec]
+    tdp_w: float | None
+    power_source: str
+    price_usd: float | None = None
+    price_source: str = ""
+    cloud_usd_per_hour: float | None = None
+    cloud_source: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    file: str = ""
+
+    def peak(self, fmt: str) -> float:
+        """Dense peak FLOP/s for math format ``fmt``, falling back as ``PEAK_FALLBACK`` says."""
+        for candidate in PEAK_FALLBACK.get(fmt, (fmt,)):
+            if candidate in self.peak_flop_per_s:
+                return self.peak_flop_per_s[candidate]
+        raise ConfigError(f"device {self.name!r} has no compute peak for {fmt!r} "
+                          f"(has {', '.join(self.peak_flop_per_s)})")
+
+    def math_format(self, fmt: str) -> str:
+        """The format the device actually computes ``fmt`` in."""
+        for candidate in PEAK_FALLBACK.get(fmt, (fmt,)):
+            if candidate in self.peak_flop_per_s:
+                return candidate
+        return fmt
+
+    def scaled(self, *, bw: float = 1.0, compute: float = 1.0) -> DeviceSpec:
+        """A copy with memory bandwidth and compute peaks multiplied (for what-if sweeps)."""
+        mem = replace(self.memory, bw_bytes_per_s=self.memory.bw_bytes_per_s * bw) if self.memory else None
+        peaks = MappingProxyType({k: v * compute for k, v in self.peak_flop_per_s.items()})
+        return replace(self, memory=mem, peak_flop_per_s=peaks)
+
+
+# ----- validation helpers -------------------------------------------------------------
+def _check_keys(raw: Mapping[str, Any], where: str, required: set[str], optional: set[str] = frozenset()) -> None:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    missing = required - set(raw)
+    if missing:
+        raise ConfigError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+    unknown = set(raw) - required - optional
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+                          f"expected {', '.join(sorted(required | optional))}")
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{where} is {value!r}; expected a positive number")
+    return float(value)
+
+
+def _source(raw: Mapping[str, Any], where: str) -> str:
+    src = raw.get("source")
+    if not isinstance(src, str) or not src.strip():
+        raise ConfigError(f"{where}.source is missing; every number needs its source")
+    return src
+
+
+@lru_cache(maxsize=1)
+def memory_energy_j_per_byte() -> Mapping[str, tuple[float, str]]:
+    """Energy per byte of each memory type (``memory_types.yaml``): type -> (J/byte, source)."""
+    where = "hwmodels/catalog/memory_types.yaml"
+    raw = yaml.safe_load(files("hwmodels.catalog").joinpath("memory_types.yaml").read_text())
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected {SCHEMA_VERSION}")
+    out = {}
+    for name, entry in raw["memory_types"].items():
+        pj_bit = _positive(entry.get("energy_pJ_per_bit"), f"{where}: {name}.energy_pJ_per_bit")
+        out[name] = (pj_bit * 8e-12, _source(entry, f"{where}: {name}"))
+    return MappingProxyType(out)
+
+
+def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
+    _check_keys(raw, where, {"type", "capacity_GB", "bw_GBps", "source"})
+    energies = memory_energy_j_per_byte()
+    if raw["type"] not in energies:
+        raise unknown_name("memory type", str(raw["type"]), energies)
+    return MemoryLevel(name, raw["type"], _positive(raw["capacity_GB"], f"{where}.capacity_GB") * 1e9,
+                       _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9, energies[raw["type"]][0],
+                       _source(raw, where))
+
+
+def _link(name: str, raw: Mapping[str, Any], where: str) -> LinkSpec:
+    _check_keys(raw, where, {"bw_GBps", "source"}, {"gen", "latency_us", "energy_pJ_per_byte"})
+    lat = raw.get("latency_us")
+    energy = raw.get("energy_pJ_per_byte")
+    return LinkSpec(name, _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9,
+                    None if lat is None else _positive(lat, f"{where}.latency_us") * 1e-6,
+                    None if energy is None else _positive(energy, f"{where}.energy_pJ_per_byte") * 1e-12,
+                    _source(raw, where))
+
+
+_TOP_REQUIRED = {"schema_version", "name", "display_name", "arch", "device_class"}
+_TOP_OPTIONAL = {"year", "compute", "memory", "l2_MB", "links", "power", "price", "cloud", "link", "storage"}
+
+
+def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
+    """Validate one catalog entry and convert it to a ``DeviceSpec`` (SI units)."""
+    _check_keys(raw, where, _TOP_REQUIRED, _TOP_OPTIONAL)
+    if raw["schema_version"] != SCHEMA_VERSION:
+        raise ConfigError(f"{where}: schema_version {raw['schema_version']!r}; expected {SCHEMA_VERSION}")
+    arch = raw["arch"]
+    peaks: dict[str, float] = {}
+    compute_source = ""
+    if arch in ARCHES_WITH_COMPUTE:
+        for block in ("compute", "memory", "power"):
+            if block not in raw:
+                raise ConfigError(f"{where}: arch {arch!r} needs a {block!r} block")
+    if "compute" in raw:
+        _check_keys(raw["compute"], f"{where}: compute", {"peak_TFLOPs", "source"})
+        for fmt, tflops in raw["compute"]["peak_TFLOPs"].items():
+            peaks[fmt] = _positive(tflops, f"{where}: compute.peak_TFLOPs.{fmt}") * 1e12
+        compute_source = _source(raw["compute"], f"{where}: compute")
+    memory = _memory(raw["memory"], f"{where}: memory", "dram" if arch == "host" else "hbm") if "memory" in raw else None
+    links = {n: _link(n, v, f"{where}: links.{n}") for n, v in (raw.get("links") or {}).items()}
+    extra: dict[str, Any] = {}
+    if "link" in raw:
+        links["self"] = _link("self", raw["link"], f"{where}: link")
+    if "storage" in raw:
+        s = raw["storage"]
+        _check_keys(s, f"{where}: storage", {"capacity_GB", "read_GBps", "write_GBps", "source"})
+        extra["storage"] = MappingProxyType({
+            "capacity_bytes": _positive(s["capacity_GB"], f"{where}: storage.capacity_GB") * 1e9,
+            "read_bytes_per_s": _positive(s["read_GBps"], f"{where}: storage.read_GBps") * 1e9,
+            "write_bytes_per_s": _positive(s["write_GBps"], f"{where}: storage.write_GBps") * 1e9,
+            "source": _source(s, f"{where}: storage"),
+        })
+    tdp, power_source = None, ""
+    if "power" in raw:
+        _check_keys(raw["power"], f"{where}: power", {"tdp_W", "source"})
+        tdp, power_source = _positive(raw["power"]["tdp_W"], f"{where}: power.tdp_W"), _source(raw["power"], f"{where}: power")
+    price = price_src = None
+    if "price" in raw:
+        _check_keys(raw["price"], f"{where}: price", {"usd", "date", "source"})
+        price, price_src = _positive(raw["price"]["usd"], f"{where}: price.usd"), _source(raw["price"], f"{where}: price")
+    cloud = cloud_src = None
+    if "cloud" in raw:
+        _check_keys(raw["cloud"], f"{where}: cloud", {"usd_per_hour", "date", "source"}, {"provider"})
+        cloud = _positive(raw["cloud"]["usd_per_hour"], f"{where}: cloud.usd_per_hour")
+        cloud_src = _source(raw["cloud"], f"{where}: cloud")
+    l2 = raw.get("l2_MB")
+    return DeviceSpec(
+        name=raw["name"], display_name=raw["display_name"], arch=arch, device_class=raw["device_class"],
+        year=raw.get("year"), peak_flop_per_s=MappingProxyType(peaks), compute_source=compute_source,
+        memory=memory, l2_bytes=None if l2 is None else _positive(l2, f"{where}: l2_MB") * 1e6,
+        links=MappingProxyType(links), tdp_w=tdp, power_source=power_source,
+        price_usd=price, price_source=price_src or "", cloud_usd_per_hour=cloud, cloud_source=cloud_src or "",
+        extra=MappingProxyType(extra), file=where,
+    )
+
+
+@lru_cache(maxsize=1)
+def catalog() -> Mapping[str, DeviceSpec]:
+    """Every shipped device, by name. Files are listed explicitly: every ``*.yaml`` except
+    ``memory_types.yaml`` is one device whose ``name`` must equal its file stem."""
+    out: dict[str, DeviceSpec] = {}
+    for path in sorted(files("hwmodels.catalog").iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".yaml") or path.name == "memory_types.yaml":
+            continue
+        where = f"hwmodels/catalog/{path.name}"
+        raw = yaml.safe_load(path.read_text())
+        dev = parse_device(raw, where)
+        if dev.name != Path(path.name).stem:
+            raise ConfigError(f"{where}: name {dev.name!r} differs from the file name")
+        out[dev.name] = dev
+    if not out:
+        raise ConfigError("hwmodels/catalog holds no device files")
+    return MappingProxyType(out)
+
+
+def device_names(arch: str | None = None) -> list[str]:
+    """Catalog names, optionally only those of one arch."""
+    return sorted(n for n, d in catalog().items() if arch is None or d.arch == arch)
+
+
+def load_device(name_or_path: str | Path | DeviceSpec) -> DeviceSpec:
+    """A device by catalog name (case-insensitive) or from a YAML file path."""
+    if isinstance(name_or_path, DeviceSpec):
+        return name_or_path
+    key = str(name_or_path).strip().lower()
+    if key in catalog():
+        return catalog()[key]
+    path = Path(str(name_or_path))
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"device file {str(path)!r} does not exist")
+        return parse_device(yaml.safe_load(path.read_text()), str(path))
+    raise unknown_name("device", str(name_or_path), catalog(), "hwsim devices")

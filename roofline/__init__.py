@@ -1,0 +1,1 @@
+"""What it means: roofline bounds, the analytic estimate, economics, plots and the report."""

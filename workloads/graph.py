@@ -1,0 +1,391 @@
+"""The ``OpTable`` of one inference phase: FLOPs and bytes per tensor class, per op.
+
+One row per distinct op; identical layers are folded into ``count``. Columns are
+NumPy arrays of shape ``(n_ops, *sweep_shape)``: batch, prompt length and context may
+be arrays and every formula broadcasts over them.
+
+Conventions (pinned by tests):
+
+- FLOPs are matrix-multiply FLOPs, 2 per multiply-add (``gemm_flops``), in GEMMs and in
+  attention (QK^T and PV). Elementwise work (norms, activations, RoPE, softmax) is counted
+  by its bytes only: it is memory-bound on every device hwsim models.
+- Bytes come from bits (``numel * bits / 8``); weight bytes include group scales.
+- Values are per device after tensor (``tp``) and expert (``ep``) sharding, and per
+  occurrence; ``count`` says how many times the op runs in the step.
+- Causal attention over ``T`` new tokens after ``ctx`` cached ones attends on average
+  ``ctx + (T + 1) / 2`` keys per query.
+- Collectives: a ring all-reduce of ``D`` bytes over ``tp`` devices sends
+  ``2 (tp - 1) / tp * D`` bytes per device in ``2 (tp - 1)`` latency steps (Patarasuk and
+  Yuan, JPDC 2009); an expert-parallel all-to-all sends ``(ep - 1) / ep`` of the routed
+  activations, once to dispatch and once to combine.
+- MoE: a batch of ``m`` tokens routed uniformly to ``k`` of ``E`` experts touches
+  ``E (1 - (1 - k/E)^m)`` distinct experts in expectation; each touched expert's weights
+  are read once, not once per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from workloads.errors import ConfigError
+from workloads.model_spec import ModelSpec
+from workloads.quant import Quant
+
+OP_KINDS = ("embedding", "norm", "gemm", "attention", "elementwise", "router", "collective")
+"""The kinds an op can have."""
+
+BYTE_CLASSES = ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
+"""Tensor classes whose bytes cross the device's memory."""
+
+
+def gemm_flops(m: Any, n: Any, k: Any) -> Any:
+    """FLOPs of an (m x k) @ (k x n) product: 2 per multiply-add (the one place this lives)."""
+    return 2.0 * m * n * k
+
+
+def bytes_of(numel: Any, bits: float) -> Any:
+    """Bytes of ``numel`` elements of ``bits`` bits each (any width, 3-bit included)."""
+    return numel * (bits / 8.0)
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """Struct of arrays: one row per op, sweep axes after the op axis.
+
+    Attributes
+    ----------
+    name, kind : np.ndarray of str, shape (n_ops,)
+    count : np.ndarray, shape (n_ops,)
+        Occurrences per step (layers).
+    n_kernels : np.ndarray, shape (n_ops,)
+        Kernel launches per occurrence.
+    m, n, k : np.ndarray, shape (n_ops, *sweep)
+        GEMM shape per occurrence (``m`` rows of activations); 0 for non-GEMM ops.
+    flops : np.ndarray
+        FLOPs per occurrence.
+    weight_bytes, act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes : np.ndarray
+        Bytes per occurrence of each tensor class, bytes.
+    link_bytes : np.ndarray
+        Bytes each device sends over its link per occurrence (collectives).
+    link_steps : np.ndarray
+        Latency-bound steps of the collective per occurrence.
+    fmt : np.ndarray of str, shape (n_ops,)
+        Math format of the op's FLOPs (``fp16``, ``fp8``, ``int8``...).
+    """
+
+    name: np.ndarray
+    kind: np.ndarray
+    count: np.ndarray
+    n_kernels: np.ndarray
+    m: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+    flops: np.ndarray
+    weight_bytes: np.ndarray
+    act_in_bytes: np.ndarray
+    act_out_bytes: np.ndarray
+    kv_read_bytes: np.ndarray
+    kv_write_bytes: np.ndarray
+    link_bytes: np.ndarray
+    link_steps: np.ndarray
+    fmt: np.ndarray
+    phase: str = "decode"
+
+    @property
+    def sweep_shape(self) -> tuple[int, ...]:
+        """Shape of the sweep axes (empty for a single configuration)."""
+        return self.flops.shape[1:]
+
+    @property
+    def n_ops(self) -> int:
+        return len(self.name)
+
+    def per_step(self, column: str) -> np.ndarray:
+        """A column times ``count``: the op's total per step, shape (n_ops, *sweep)."""
+        values = getattr(self, column)
+        return values * self.count.reshape((-1,) + (1,) * (values.ndim - 1))
+
+    def total(self, column: str) -> np.ndarray:
+        """Sum over ops of a column times ``count``, shape ``sweep_shape``."""
+        return self.per_step(column).sum(axis=0)
+
+    @property
+    def memory_bytes(self) -> np.ndarray:
+        """Bytes crossing device memory per occurrence (all tensor classes)."""
+        return sum(getattr(self, c) for c in BYTE_CLASSES)
+
+    def select(self, mask: np.ndarray) -> OpTable:
+        """The rows where ``mask`` (shape (n_ops,)) is true."""
+        return OpTable(**{f.name: (getattr(self, f.name)[mask] if f.name != "phase" else self.phase)
+                          for f in fields(self)})
+
+    def to_frame(self):
+        """A pandas DataFrame with one row per op (sweep axes must be scalar)."""
+        import pandas as pd
+
+        if self.sweep_shape:
+            raise ValueError("to_frame needs a single configuration; index the sweep first")
+        cols = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "phase"}
+        return pd.DataFrame(cols)
+
+
+class _Rows:
+    """Collects op rows as scalars or arrays, then broadcasts them into an ``OpTable``."""
+
+    def __init__(self, quant: Quant) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.quant = quant
+
+    def add(self, name: str, kind: str, count: float, *, flops: Any = 0.0, weight: Any = 0.0,
+            act_in: Any = 0.0, act_out: Any = 0.0, kv_read: Any = 0.0, kv_write: Any = 0.0,
+            link_bytes: Any = 0.0, link_steps: Any = 0.0, m: Any = 0.0, n: Any = 0.0, k: Any = 0.0,
+            n_kernels: int = 1) -> None:
+        if count <= 0:
+            return
+        fmt = self.quant.compute_format if kind in ("gemm", "router") else self.quant.act
+        self.rows.append(dict(name=name, kind=kind, count=float(count), n_kernels=float(n_kernels), fmt=fmt,
+                              flops=flops, weight_bytes=weight, act_in_bytes=act_in, act_out_bytes=act_out,
+                              kv_read_bytes=kv_read, kv_write_bytes=kv_write, link_bytes=link_bytes,
+                              link_steps=link_steps, m=m, n=n, k=k))
+
+    def gemm(self, name: str, count: float, m: Any, n: float, k: float, quant: Quant,
+             weight_op: str | None = None, n_weights: Any | None = None) -> None:
+        """A GEMM of m tokens by an (k x n) weight; ``n_weights`` overrides the weight elements read."""
+        wbytes = quant.weight_bytes_per_param(weight_op or name)
+        self.add(name, "gemm", count, flops=gemm_flops(m, n, k),
+                 weight=(n * k if n_weights is None else n_weights) * wbytes,
+                 act_in=bytes_of(m * k, quant.act_bits), act_out=bytes_of(m * n, quant.act_bits),
+                 m=m, n=n, k=k)
+
+    def table(self, phase: str) -> OpTable:
+        numeric = ["flops", "weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
+                   "kv_write_bytes", "link_bytes", "link_steps", "m", "n", "k"]
+        shape = np.broadcast_shapes(*(np.shape(r[c]) for r in self.rows for c in numeric))
+        cols = {c: np.stack([np.broadcast_to(np.asarray(r[c], dtype=float), shape) for r in self.rows])
+                for c in numeric}
+        return OpTable(
+            name=np.array([r["name"] for r in self.rows]),
+            kind=np.array([r["kind"] for r in self.rows]),
+            count=np.array([r["count"] for r in self.rows]),
+            n_kernels=np.array([r["n_kernels"] for r in self.rows]),
+            fmt=np.array([r["fmt"] for r in self.rows]),
+            phase=phase,
+            **cols,
+        )
+
+
+def _as_positive(value: Any, field: str, allow_zero: bool = False) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    bad = (arr < 0) if allow_zero else (arr <= 0)
+    if np.any(bad) or not np.all(np.isfinite(arr)):
+        first = arr[bad | ~np.isfinite(arr)].ravel()[0]
+        need = "a non-negative number" if allow_zero else "a positive number"
+        raise ConfigError(f"{field} is {first:g}; expected {need}")
+    return arr
+
+
+def check_parallelism(spec: ModelSpec, tp: int, pp: int, ep: int) -> None:
+    """Raise ``ConfigError`` unless tp, pp and ep are positive and divide the model."""
+    for label, v in (("tp", tp), ("pp", pp), ("ep", ep)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ConfigError(f"{label} is {v!r}; expected a positive integer")
+    if spec.n_heads % tp:
+        raise ConfigError(f"tp {tp} does not divide {spec.name}'s {spec.n_heads} attention heads")
+    if pp > spec.n_layers:
+        raise ConfigError(f"pp {pp} exceeds {spec.name}'s {spec.n_layers} layers")
+    if ep > 1:
+        if not spec.moe:
+            raise ConfigError(f"ep {ep} given, but {spec.name} has no experts; expected ep 1")
+        if spec.moe.n_routed_experts % ep:
+            raise ConfigError(f"ep {ep} does not divide {spec.name}'s {spec.moe.n_routed_experts} experts")
+
+
+def expected_distinct_experts(n_experts: int, k_active: int, n_tokens: Any) -> np.ndarray:
+    """Expected number of distinct experts a batch of ``n_tokens`` touches (uniform routing).
+
+    Each token picks ``k_active`` of ``n_experts``; an expert is missed by one token with
+    probability ``1 - k/E``, so ``E (1 - (1 - k/E)^tokens)`` are touched.
+    """
+    return n_experts * (1.0 - (1.0 - k_active / n_experts) ** np.asarray(n_tokens, dtype=float))
+
+
+def build_ops(spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, tokens: Any = 1,
+              context: Any = 0, tp: int = 1, pp: int = 1, ep: int = 1) -> OpTable:
+    """The ``OpTable`` of one step.
+
+    Parameters
+    ----------
+    spec, quant : the model and its precision.
+    phase : ``"prefill"`` (``tokens`` new tokens per sequence, after ``context`` cached ones)
+        or ``"decode"`` (one new token per sequence after ``context`` cached ones).
+    batch : sequences in the step, >= 1 (array allowed).
+    tokens : new tokens per sequence (prefill prompt length), >= 1 (array allowed).
+    context : tokens already in the KV cache per sequence, >= 0 (array allowed).
+    tp, pp, ep : tensor-, pipeline- and expert-parallel degrees. Rows are per device of
+        one pipeline stage; with ``pp > 1`` the rows still cover all layers (the stages run
+        one after another for one batch) plus the stage-to-stage sends.
+    """
+    if phase not in ("prefill", "decode"):
+        raise ConfigError(f"phase is {phase!r}; expected 'prefill' or 'decode'")
+    check_parallelism(spec, tp, pp, ep)
+    B = _as_positive(batch, "batch")
+    T = _as_positive(tokens, "input length") if phase == "prefill" else np.asarray(1.0)
+    L = _as_positive(context, "context", allow_zero=True)
+    q = quant
+    h, L_layers = spec.hidden_size, spec.n_layers
+    m = B * T                               # token rows through every GEMM
+    keys = L + (T + 1.0) / 2.0              # mean keys attended per query (causal)
+    heads = spec.n_heads / tp
+    kv_heads = np.ceil(spec.n_kv_heads / tp)  # KV heads are replicated when tp exceeds them
+    ab = q.act_bits
+    r = _Rows(q)
+
+    emb_wbytes = q.weight_bytes_per_param("embedding")
+    r.add("embedding", "embedding", 1, weight=m * h * emb_wbytes, act_out=bytes_of(m * h, ab))
+    norm_weight = bytes_of(h, ab)
+    r.add("attn_norm", "norm", L_layers, weight=norm_weight, act_in=bytes_of(m * h, ab), act_out=bytes_of(m * h, ab))
+
+    # ---- attention block -------------------------------------------------------------
+    if spec.mla:
+        _mla_block(r, spec, q, phase, B, T, L, m, keys, heads, tp)
+    else:
+        dq, dv = spec.head_dim, spec.head_dim
+        r.gemm("qkv_proj", L_layers, m, (heads + 2 * kv_heads) * dq, h, q)
+        r.add("rope", "elementwise", L_layers, act_in=bytes_of(m * (heads + kv_heads) * dq, ab),
+              act_out=bytes_of(m * (heads + kv_heads) * dq, ab))
+        kv_per_token = kv_heads * (dq + dv)
+        r.add("attention", "attention", L_layers,
+              flops=gemm_flops(B * heads * T, keys, dq + dv),
+              act_in=bytes_of(m * (heads * dq + kv_per_token), ab),
+              act_out=bytes_of(m * heads * dv, ab),
+              kv_read=bytes_of(B * L * kv_per_token, q.kv_bits),
+              kv_write=bytes_of(m * kv_per_token, q.kv_bits))
+        r.gemm("o_proj", L_layers, m, h, heads * dv, q)
+    if tp > 1:
+        _allreduce(r, "allreduce_attn", L_layers, m * h * ab / 8.0, tp)
+
+    # ---- FFN block --------------------------------------------------------------------
+    if spec.norms_per_layer == 2:
+        r.add("ffn_norm", "norm", L_layers, weight=norm_weight, act_in=bytes_of(m * h, ab), act_out=bytes_of(m * h, ab))
+    n_dense = spec.n_dense_layers
+    _ffn(r, "ffn", n_dense, m, spec.ffn_size / tp, h, spec.ffn_gated, q)
+    if spec.moe:
+        _moe_block(r, spec, q, m, tp, ep)
+    if tp > 1:
+        _allreduce(r, "allreduce_ffn", L_layers, m * h * ab / 8.0, tp)
+
+    # ---- head ---------------------------------------------------------------------------
+    rows_out = B  # logits only for the last position of each sequence
+    r.add("final_norm", "norm", 1, weight=norm_weight, act_in=bytes_of(rows_out * h, ab), act_out=bytes_of(rows_out * h, ab))
+    r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q)
+    if pp > 1:
+        r.add("pp_send", "collective", pp - 1, link_bytes=m * h * ab / 8.0, link_steps=1.0)
+    return r.table(phase)
+
+
+def _allreduce(r: _Rows, name: str, count: float, data_bytes: Any, tp: int) -> None:
+    r.add(name, "collective", count, link_bytes=2.0 * (tp - 1) / tp * data_bytes, link_steps=2.0 * (tp - 1))
+
+
+def _ffn(r: _Rows, prefix: str, count: float, m: Any, f: float, h: float, gated: bool, q: Quant,
+         n_weights_scale: Any = None) -> None:
+    """Up (gate+up fused when gated), activation, down."""
+    up_n = 2 * f if gated else f
+    scale = 1.0 if n_weights_scale is None else n_weights_scale
+    r.gemm(f"{prefix}_up", count, m, up_n, h, q, weight_op="ffn_up", n_weights=up_n * h * scale)
+    r.add(f"{prefix}_act", "elementwise", count, act_in=bytes_of(m * up_n, q.act_bits), act_out=bytes_of(m * f, q.act_bits))
+    r.gemm(f"{prefix}_down", count, m, h, f, q, weight_op="ffn_down", n_weights=h * f * scale)
+
+
+def _moe_block(r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int) -> None:
+    moe = spec.moe
+    assert moe is not None
+    h, E, k, f = spec.hidden_size, moe.n_routed_experts, moe.n_active_experts, moe.expert_ffn_size
+    n = moe.n_moe_layers
+    r.gemm("router", n, m, E, h, q, weight_op="router")
+    r.rows[-1]["kind"] = "router"  # a GEMM, kept apart so reports can show routing cost
+    touched = expected_distinct_experts(E, k, m)           # over all devices
+    touched_dev = touched / ep
+    routed_rows = m * k / touched                           # tokens per touched expert
+    # FLOPs of all routed tokens on this device, weights of the distinct experts on it:
+    up_n = (2 if spec.ffn_gated else 1) * f / tp
+    wb = q.weight_bytes_per_param("experts")
+    r.add("experts_up", "gemm", n, flops=gemm_flops(m * k / ep, up_n, h), weight=touched_dev * up_n * h * wb,
+          act_in=bytes_of(m * k / ep * h, q.act_bits), act_out=bytes_of(m * k / ep * up_n, q.act_bits),
+          m=routed_rows, n=up_n, k=h, n_kernels=1)
+    r.add("experts_act", "elementwise", n, act_in=bytes_of(m * k / ep * up_n, q.act_bits),
+          act_out=bytes_of(m * k / ep * f / tp, q.act_bits))
+    r.add("experts_down", "gemm", n, flops=gemm_flops(m * k / ep, h, f / tp), weight=touched_dev * h * f / tp * wb,
+          act_in=bytes_of(m * k / ep * f / tp, q.act_bits), act_out=bytes_of(m * k / ep * h, q.act_bits),
+          m=routed_rows, n=h, k=f / tp, n_kernels=1)
+    if moe.n_shared_experts:
+        _ffn(r, "shared_expert", n, m, moe.n_shared_experts * f / tp, h, spec.ffn_gated, q)
+    if ep > 1:
+        dispatched = m * k * h * q.act_bits / 8.0 * (ep - 1) / ep
+        r.add("all_to_all_moe", "collective", n, link_bytes=2.0 * dispatched / ep, link_steps=2.0)
+
+
+def _mla_block(r: _Rows, spec: ModelSpec, q: Quant, phase: str, B: Any, T: Any, L: Any, m: Any,
+               keys: Any, heads: float, tp: int) -> None:
+    """Multi-head latent attention. Decode uses the weight-absorbed form (DeepSeek-V2 Sec. 2.1.2)."""
+    mla = spec.mla
+    assert mla is not None
+    h, n = spec.hidden_size, spec.n_layers
+    qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+    latent = mla.kv_lora_rank + mla.qk_rope_head_dim
+    if mla.q_lora_rank:
+        r.gemm("q_down", n, m, mla.q_lora_rank, h, q)
+        r.gemm("q_up", n, m, heads * qk, mla.q_lora_rank, q)
+    else:
+        r.gemm("q_proj", n, m, heads * qk, h, q)
+    r.gemm("kv_down", n, m, latent, h, q)
+    kv_write = bytes_of(m * latent, q.kv_bits)
+    kv_read = bytes_of(B * L * latent, q.kv_bits)
+    if phase == "decode":
+        r.gemm("q_absorb", n, m, heads * mla.kv_lora_rank, mla.qk_nope_head_dim, q,
+               n_weights=heads * mla.qk_nope_head_dim * mla.kv_lora_rank)
+        r.rows[-1]["flops"] = gemm_flops(m * heads, mla.kv_lora_rank, mla.qk_nope_head_dim)
+        r.add("attention", "attention", n,
+              flops=gemm_flops(B * heads * T, keys, latent + mla.kv_lora_rank),
+              act_in=bytes_of(m * heads * latent + m * latent, q.act_bits),
+              act_out=bytes_of(m * heads * mla.kv_lora_rank, q.act_bits),
+              kv_read=kv_read, kv_write=kv_write)
+        r.gemm("v_absorb", n, m, heads * mla.v_head_dim, mla.kv_lora_rank, q,
+               n_weights=heads * mla.kv_lora_rank * mla.v_head_dim)
+        r.rows[-1]["flops"] = gemm_flops(m * heads, mla.v_head_dim, mla.kv_lora_rank)
+    else:
+        rows_kv = B * (L + T)
+        r.gemm("kv_up", n, rows_kv, heads * (mla.qk_nope_head_dim + mla.v_head_dim), mla.kv_lora_rank, q)
+        r.add("attention", "attention", n,
+              flops=gemm_flops(B * heads * T, keys, qk + mla.v_head_dim),
+              act_in=bytes_of(m * heads * qk + rows_kv * heads * (qk + mla.v_head_dim), q.act_bits),
+              act_out=bytes_of(m * heads * mla.v_head_dim, q.act_bits),
+              kv_read=kv_read, kv_write=kv_write)
+    r.gemm("o_proj", n, m, h, heads * mla.v_head_dim, q)
+
+
+def kv_cache_bytes(spec: ModelSpec, quant: Quant, batch: Any, context: Any, tp: int = 1, pp: int = 1) -> np.ndarray:
+    """KV-cache bytes per device for ``batch`` sequences of ``context`` tokens."""
+    if spec.mla:
+        per_token_layer = spec.kv_elems_per_token_layer  # the latent is replicated across TP ranks
+    else:
+        per_token_layer = np.ceil(spec.n_kv_heads / tp) * 2 * spec.head_dim
+    layers = np.ceil(spec.n_layers / pp)
+    return bytes_of(np.asarray(batch, float) * np.asarray(context, float) * per_token_layer * layers, quant.kv_bits)
+
+
+def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: int = 1) -> float:
+    """Weight bytes stored per device: experts split by ``ep``, the rest by ``tp * pp``.
+
+    Embedding and LM head are split by ``tp`` (vocabulary-parallel) and counted on the
+    first and last stage; with ``pp > 1`` a device holds ``1/pp`` of the layers.
+    """
+    total = spec.n_params() * quant.weight_bytes_per_param()
+    if spec.moe and ep > 1:
+        expert = spec.moe.n_moe_layers * spec.moe.n_routed_experts * spec.ffn_params_expert()
+        expert_bytes = expert * quant.weight_bytes_per_param("experts")
+        return (total - expert_bytes) / (tp * pp) + expert_bytes / (tp * pp * ep)
+    return total / (tp * pp)

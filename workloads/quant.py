@@ -1,0 +1,153 @@
+"""``Quant``: bits of weights, activations and the KV cache, group scales, per-op overrides.
+
+Bits are any integer 1..16 or the names fp32, bf16, fp16, fp8, int8, int4. Bytes always
+come from bits (``bits / 8`` per element), so 3-bit weights are allowed. A weight group of
+``group_size`` elements carries one fp16 scale (and one fp16 zero point when
+``zero_point``), counted in the weight bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Mapping
+
+from workloads.errors import ConfigError
+
+FORMAT_BITS: Mapping[str, int] = MappingProxyType(
+    {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
+)
+"""Bits per element of the named formats."""
+
+SCALE_BITS = 16
+"""Bits of one group scale or zero point (fp16), as in GPTQ/AWQ and FlexGen's group quantization."""
+
+
+def _format(value: int | str, field_name: str) -> tuple[int, str]:
+    """(bits, format name) from an integer width or a format name."""
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in FORMAT_BITS:
+            return FORMAT_BITS[key], key
+        if key.isdigit():
+            value = int(key)
+        else:
+            raise ConfigError(f"quant field {field_name!r} is {value!r}; expected an integer 1..16 or one of "
+                              f"{', '.join(FORMAT_BITS)}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
+        raise ConfigError(f"quant field {field_name!r} is {value!r}; expected an integer 1..16 or a format name")
+    if value > 16 and value != 32:
+        raise ConfigError(f"quant field {field_name!r} is {value}; expected 1..16 bits or 32 (fp32)")
+    name = {32: "fp32", 16: "fp16", 8: "int8", 4: "int4"}.get(value, f"int{value}")
+    return value, name
+
+
+@dataclass(frozen=True, slots=True)
+class Quant:
+    """Precision of each tensor class.
+
+    Attributes
+    ----------
+    weight, act, kv : str
+        Format names (``fp16``, ``fp8``, ``int4``, ``int3``...).
+    weight_bits, act_bits, kv_bits : int
+        Bits per element, 1..16 or 32.
+    group_size : int
+        Weights per scale group; 0 means per-channel scales (negligible bytes, not counted).
+    zero_point : bool
+        Whether each group also stores a zero point.
+    overrides : Mapping[str, int]
+        Weight bits of named ops (``{"lm_head": 16}``) that differ from ``weight_bits``.
+    """
+
+    weight: str = "fp16"
+    act: str = "fp16"
+    kv: str = "fp16"
+    weight_bits: int = 16
+    act_bits: int = 16
+    kv_bits: int = 16
+    group_size: int = 0
+    zero_point: bool = False
+    overrides: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, weight: int | str = "fp16", act: int | str = "fp16", kv: int | str | None = None,
+             group_size: int = 0, zero_point: bool = False, overrides: Mapping[str, int] | None = None) -> Quant:
+        """A validated ``Quant``; ``kv`` defaults to the activation format."""
+        wb, wn = _format(weight, "weight")
+        ab, an = _format(act, "act")
+        kb, kn = _format(kv if kv is not None else act, "kv")
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 0:
+            raise ConfigError(f"quant field 'group_size' is {group_size!r}; expected an integer >= 0")
+        checked = {op: _format(bits, f"overrides.{op}")[0] for op, bits in (overrides or {}).items()}
+        return cls(wn, an, kn, wb, ab, kb, group_size, zero_point, MappingProxyType(checked))
+
+    @classmethod
+    def from_name(cls, name: str) -> Quant:
+        """A ``Quant`` from a precision name.
+
+        ``fp32``, ``fp16``, ``bf16``: everything in that format. ``fp8``: FP8 weights and
+        activations, 16-bit KV cache. ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
+        ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
+        e.g. ``w3a16g64``, ``w4a8kv8``.
+        """
+        key = name.strip().lower()
+        if key in ("fp32", "fp16", "bf16"):
+            return cls.make(key, key, key)
+        if key == "fp8":
+            return cls.make("fp8", "fp8", "fp16")
+        if key == "int8":
+            return cls.make("int8", "int8", "fp16")
+        if key == "int4":
+            return cls.make("int4", "fp16", "fp16", group_size=128)
+        m = re.fullmatch(r"w(\d+)a(\d+)(?:kv(\d+))?(?:g(\d+))?", key)
+        if m:
+            w, a, kv, g = m.groups()
+            return cls.make(int(w), int(a), int(kv) if kv else int(a), group_size=int(g) if g else 0)
+        raise ConfigError(f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, int8, int4 "
+                          "or a pattern like w4a16, w4a8kv8, w3a16g64")
+
+    @property
+    def name(self) -> str:
+        """A short label (``fp16``, ``w4a16g128``)."""
+        if self.weight == self.act == self.kv and not self.group_size:
+            return self.weight
+        g = f"g{self.group_size}" if self.group_size else ""
+        return f"w{self.weight_bits}a{self.act_bits}kv{self.kv_bits}{g}"
+
+    def weight_bytes_per_param(self, op: str | None = None) -> float:
+        """Bytes per weight element of ``op``, group scales (and zero points) included."""
+        bits = self.overrides.get(op, self.weight_bits) if op else self.weight_bits
+        extra = 0.0
+        if self.group_size and bits < 16:
+            extra = SCALE_BITS * (2 if self.zero_point else 1) / self.group_size
+        return (bits + extra) / 8.0
+
+    @property
+    def act_bytes(self) -> float:
+        """Bytes per activation element."""
+        return self.act_bits / 8.0
+
+    @property
+    def kv_bytes(self) -> float:
+        """Bytes per KV-cache element."""
+        return self.kv_bits / 8.0
+
+    @property
+    def compute_format(self) -> str:
+        """The math format of a GEMM: the wider of the weight and activation formats.
+
+        Weight-only quantization (W4A16) dequantizes to the activation format and runs
+        16-bit math; W8A8 runs 8-bit math.
+        """
+        if self.act_bits >= 16 or self.weight_bits > 8:
+            return self.act if self.act_bits >= 16 else "fp16"
+        if self.weight_bits <= 4 and self.act_bits <= 4:
+            return "int4"
+        return "fp8" if "fp8" in (self.weight, self.act) else "int8"
+
+    def with_kv(self, kv: int | str) -> Quant:
+        """The same quantization with another KV-cache format."""
+        kb, kn = _format(kv, "kv")
+        return replace(self, kv=kn, kv_bits=kb)
