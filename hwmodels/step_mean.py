@@ -48,9 +48,11 @@ def mean_max_affine(c0: np.ndarray, c1: np.ndarray, m0: np.ndarray, m1: np.ndarr
 
 
 def mean_step(first: CostTable, last: CostTable, n_steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean step time (s) and energy (J) over ``n_steps`` steps from ``first`` to ``last``.
+    """Mean step time (s) and mean dynamic energy (J) over ``n_steps`` steps.
 
-    ``first`` and ``last`` price the same ops at the first and last step's context.
+    ``first`` and ``last`` price the same ops at the first and last step's context. The
+    dynamic energy is affine in the context, so its mean is the mean of the two ends;
+    static energy (power times time) is the caller's to add for the devices it counts.
     """
     n = np.asarray(n_steps, dtype=float)
     count = first.count.reshape((-1,) + (1,) * (first.compute_s.ndim - 1))
@@ -58,5 +60,4 @@ def mean_step(first: CostTable, last: CostTable, n_steps: np.ndarray) -> tuple[n
     per_op = per_op + (first.link_s + last.link_s) / 2.0 + (first.overhead_s + last.overhead_s) / 2.0
     time_s = (count * per_op).sum(axis=0)
     dynamic = (first.dynamic_energy_j.sum(axis=0) + last.dynamic_energy_j.sum(axis=0)) / 2.0
-    energy_j = np.minimum(dynamic + first.static_power_w * time_s, first.power_cap_w * time_s)
-    return time_s, energy_j
+    return time_s, dynamic

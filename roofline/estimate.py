@@ -1,0 +1,200 @@
+"""The analytic path: ``estimate`` a model serving a batch on a device, vectorized.
+
+One request batch on one model replica (``tp * pp * ep`` devices), ``n_devices / (tp *
+pp * ep)`` replicas in all:
+
+- the prompt of ``input_len`` tokens of every sequence is prefilled in one step, which
+  also yields the first output token: ``ttft_s`` is that step's time;
+- each further output token takes a decode step whose context grows from ``input_len``
+  to ``input_len + output_len - 2``; ``tpot_s`` is the exact mean of those steps
+  (``hwmodels.step_mean``); ``e2e_s = ttft_s + (output_len - 1) * tpot_s``;
+- tokens are output tokens: ``decode_tokens_per_s = batch / tpot_s`` per replica times
+  the replicas; energy and dollars are those of the whole run (prefill included) over
+  its ``batch * output_len`` output tokens;
+- energy of a replica: the dynamic energy of its work, plus static power of each of its
+  devices over the whole time (pipeline stages wait for one another), never above TDP.
+
+``batch`` is sequences per replica. ``memory_bytes`` is per device: weights, the KV
+cache at the final context, and the activation workspace of the prefill step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from hwmodels import registry
+from hwmodels.device_spec import DeviceSpec, load_device
+from hwmodels.placement import Placement
+from hwmodels.step_mean import mean_step
+from roofline.economics import Economics, usd_per_s
+from workloads.errors import ConfigError
+from workloads.graph import build_ops, check_parallelism, kv_cache_bytes, weight_bytes
+from workloads.model_spec import ModelSpec, load_model
+from workloads.quant import Quant
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Result of ``estimate``; the fields are the JSON keys of ``hwsim estimate --json``.
+
+    Every numeric field is a NumPy array of the broadcast shape of the inputs (0-d for a
+    single point). Units: seconds, tokens per second, joules, USD, bytes.
+    """
+
+    model: str
+    device: str
+    n_devices: int
+    batch: np.ndarray
+    input_len: np.ndarray
+    output_len: np.ndarray
+    precision: str
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_s: np.ndarray
+    prefill_tokens_per_s: np.ndarray
+    decode_tokens_per_s: np.ndarray
+    energy_j_per_token: np.ndarray
+    tokens_per_j: np.ndarray
+    usd_per_million_tokens: np.ndarray
+    tokens_per_usd: np.ndarray
+    bound: np.ndarray
+    memory_bytes: np.ndarray
+    fits: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: scalars for a single point, nested lists for a sweep."""
+        out = {}
+        for k, v in asdict(self).items():
+            if isinstance(v, np.ndarray):
+                v = v.item() if v.ndim == 0 else v.tolist()
+            elif isinstance(v, np.generic):
+                v = v.item()
+            out[k] = v
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_frame(self):
+        """A tidy DataFrame, one row per point of the broadcast grid."""
+        import pandas as pd
+
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+        data = {k: np.broadcast_to(v, shape).ravel() for k, v in arrays.items()}
+        frame = pd.DataFrame(data)
+        for k in ("model", "device", "n_devices", "precision"):
+            frame.insert(0, k, getattr(self, k))
+        return frame
+
+
+def _positive_ints(value: Any, field: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.size == 0:
+        raise ConfigError(f"{field} is {value!r}; expected a positive integer (or an array of them)")
+    arr = arr.astype(float)
+    bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.round(arr))
+    if np.any(bad):
+        raise ConfigError(f"{field} is {arr[bad].ravel()[0]:g}; expected a positive integer")
+    return arr
+
+
+def resolve_parallelism(spec: ModelSpec, n_devices: int | None, tp: int, pp: int, ep: int) -> tuple[int, int]:
+    """(devices per replica, replicas); raises ``ConfigError`` when they do not divide."""
+    check_parallelism(spec, tp, pp, ep)
+    per_replica = tp * pp * ep
+    if n_devices is None:
+        return per_replica, 1
+    if isinstance(n_devices, bool) or not isinstance(n_devices, (int, np.integer)) or n_devices < 1:
+        raise ConfigError(f"n_devices is {n_devices!r}; expected a positive integer")
+    if n_devices % per_replica:
+        raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}")
+    return per_replica, n_devices // per_replica
+
+
+def compute_device(device: str | DeviceSpec) -> DeviceSpec:
+    """A catalog device that has a cost model (not a host, link or storage part)."""
+    dev = load_device(device)
+    if dev.arch not in registry.names():
+        raise ConfigError(f"device {dev.name!r} is a {dev.arch} part (no compute); "
+                          f"estimate needs one of arch {', '.join(registry.names())}")
+    return dev
+
+
+def memory_per_device(spec: ModelSpec, quant: Quant, batch: Any, input_len: Any, output_len: Any,
+                      tp: int = 1, pp: int = 1, ep: int = 1) -> np.ndarray:
+    """Bytes each device holds: weights, KV cache at the final context, prefill workspace."""
+    weights = weight_bytes(spec, quant, tp, pp, ep)
+    kv = kv_cache_bytes(spec, quant, batch, np.asarray(input_len) + np.asarray(output_len), tp, pp)
+    up = (2 if spec.ffn_gated else 1) * max(spec.ffn_size, spec.moe.expert_ffn_size if spec.moe else 0) / tp
+    workspace = np.asarray(batch) * np.asarray(input_len) * (2 * spec.hidden_size + up) * quant.act_bytes
+    logits = np.asarray(batch) * spec.vocab_size / tp * 4.0  # fp32 logits of the last position
+    return weights + kv + workspace + logits
+
+
+def estimate(model: str | ModelSpec, device: str | DeviceSpec, *, batch: Any, input_len: Any, output_len: Any,
+             n_devices: int | None = None, tp: int = 1, pp: int = 1, ep: int = 1,
+             precision: str | Quant = "fp16", economics: Economics | None = None,
+             link: str | None = None) -> Estimate:
+    """Analytic estimate of serving ``batch`` sequences; arrays broadcast into a sweep.
+
+    Parameters
+    ----------
+    model : preset name, path to a ``config.json``, or a ``ModelSpec``.
+    device : catalog name, path to a device YAML, or a ``DeviceSpec``.
+    batch : sequences per replica, integer >= 1 (array allowed).
+    input_len, output_len : prompt and generated tokens per sequence, integers >= 1.
+    n_devices : devices in all; a multiple of ``tp * pp * ep`` (default exactly that).
+    tp, pp, ep : tensor-, pipeline- and expert-parallel degrees.
+    precision : a ``Quant`` or a name (``fp16``, ``bf16``, ``fp8``, ``int8``, ``int4``, ``w4a16``...).
+    economics : pricing basis and ownership assumptions (defaults in ``roofline/economics.yaml``).
+    link : the device link collectives use (default NVLink if present, else PCIe).
+    """
+    spec = load_model(model)
+    dev = compute_device(device)
+    quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
+    per_replica, replicas = resolve_parallelism(spec, n_devices, tp, pp, ep)
+    B = _positive_ints(batch, "batch")
+    L_in = _positive_ints(input_len, "input_len")
+    O = _positive_ints(output_len, "output_len")
+    model_cost = registry.get(dev.arch)
+    place = Placement(tp=tp, pp=pp, ep=ep, link=link)
+
+    prefill = model_cost.estimate(build_ops(spec, quant, phase="prefill", batch=B, tokens=L_in, tp=tp, pp=pp, ep=ep),
+                                  dev, place)
+    n_steps = np.maximum(O - 1.0, 1.0)
+    first = model_cost.estimate(build_ops(spec, quant, phase="decode", batch=B, context=L_in, tp=tp, pp=pp, ep=ep),
+                                dev, place)
+    last = model_cost.estimate(build_ops(spec, quant, phase="decode", batch=B, context=L_in + n_steps - 1,
+                                         tp=tp, pp=pp, ep=ep), dev, place)
+    ttft = prefill.total_time_s()
+    tpot, decode_dynamic = mean_step(first, last, n_steps)
+    e2e = ttft + (O - 1.0) * tpot
+
+    # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device
+    shards = tp * ep
+    dynamic = shards * (prefill.dynamic_energy_j.sum(axis=0) + (O - 1.0) * decode_dynamic)
+    replica_energy = np.minimum(dynamic + per_replica * prefill.static_power_w * e2e,
+                                per_replica * prefill.power_cap_w * e2e)
+    tokens = B * O
+    energy_per_token = replica_energy / tokens
+    replica_usd = usd_per_s(dev, per_replica, replica_energy / e2e, economics) * e2e
+    memory = memory_per_device(spec, quant, B, L_in, O, tp, pp, ep)
+    shape = np.broadcast_shapes(B.shape, L_in.shape, O.shape)
+    full = lambda a: np.broadcast_to(np.asarray(a, dtype=float), shape).copy()  # noqa: E731
+    return Estimate(
+        model=spec.name, device=dev.name, n_devices=per_replica * replicas,
+        batch=full(B), input_len=full(L_in), output_len=full(O), precision=quant.name,
+        ttft_s=full(ttft), tpot_s=full(tpot), e2e_s=full(e2e),
+        prefill_tokens_per_s=full(replicas * B * L_in / ttft),
+        decode_tokens_per_s=full(replicas * B / tpot),
+        energy_j_per_token=full(energy_per_token), tokens_per_j=full(1.0 / energy_per_token),
+        usd_per_million_tokens=full(replica_usd / tokens * 1e6), tokens_per_usd=full(tokens / replica_usd),
+        bound=np.broadcast_to(first.dominant_bound(), shape).copy(),
+        memory_bytes=full(memory), fits=np.broadcast_to(memory <= dev.memory.capacity_bytes, shape).copy(),
+    )
+
