@@ -69,6 +69,8 @@ class Estimate:
         """JSON-ready: scalars for a single point, nested lists for a sweep."""
         out = {}
         for k, v in asdict(self).items():
+            if k in ("batch", "input_len", "output_len"):
+                v = np.asarray(v).astype(int)
             if isinstance(v, np.ndarray):
                 v = v.item() if v.ndim == 0 else v.tolist()
             elif isinstance(v, np.generic):

@@ -1,0 +1,22 @@
+"""hwsim: simulator and cost modeler for LLM inference hardware.
+
+The public API, re-exported from the packages that implement it::
+
+    import hwsim
+    est = hwsim.estimate("llama-2-7b", "h100-sxm", batch=[1, 8, 64], input_len=1024, output_len=128)
+    est.to_frame()
+"""
+
+from hwmodels.device_spec import DeviceSpec, load_device
+from roofline.economics import Economics
+from roofline.estimate import Estimate, estimate
+from workloads.errors import ConfigError, DoesNotFitError, HwsimError, UnknownNameError
+from workloads.model_spec import ModelSpec, load_model
+from workloads.quant import Quant
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "DeviceSpec", "DoesNotFitError", "Economics", "Estimate", "HwsimError", "ModelSpec",
+    "Quant", "UnknownNameError", "estimate", "load_device", "load_model", "__version__",
+]

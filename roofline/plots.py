@@ -1,0 +1,136 @@
+"""Plots for papers: roofline charts, per-op breakdowns, throughput and efficiency vs batch.
+
+Each function writes a PNG and an SVG beside it and returns both paths. Matplotlib is
+imported lazily with the Agg back end, so importing hwsim opens no display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.device_spec import DeviceSpec
+
+PHASE_MARKERS = {"decode": "o", "prefill": "^"}
+KIND_COLORS = {"gemm": "#1f77b4", "router": "#17becf", "attention": "#d62728", "norm": "#7f7f7f",
+               "elementwise": "#bcbd22", "embedding": "#9467bd", "collective": "#ff7f0e"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _save(fig, out: Path) -> list[Path]:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png, svg = out.with_suffix(".png"), out.with_suffix(".svg")
+    fig.savefig(png, bbox_inches="tight")
+    fig.savefig(svg, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return [png, svg]
+
+
+def roofline_chart(tables: Mapping[str, pd.DataFrame], device: DeviceSpec, out: Path, title: str = "",
+                   fmt: str = "fp16") -> list[Path]:
+    """Ops of each phase (``op_roofline`` frames) as points on the device's roof.
+
+    x: arithmetic intensity (FLOP/byte), y: achieved FLOP/s; marker size is the op's
+    share of its step time. The roof is drawn for math format ``fmt``.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    peak, bw = device.peak(fmt), device.memory.bw_bytes_per_s
+    finite = [t.loc[np.isfinite(t["intensity_flop_per_byte"]) & (t["flops"] > 0)] for t in tables.values()]
+    lo = min([0.1] + [t["intensity_flop_per_byte"].min() / 3 for t in finite if len(t)])
+    hi = max([10 * peak / bw] + [t["intensity_flop_per_byte"].max() * 3 for t in finite if len(t)])
+    x = np.logspace(np.log10(lo), np.log10(hi), 200)
+    ax.plot(x, np.minimum(peak, x * bw), color="black", lw=1.8, label=f"roof ({fmt}, {bw / 1e9:.0f} GB/s)")
+    ax.axvline(peak / bw, color="black", ls=":", lw=0.8)
+    ax.annotate(f"ridge {peak / bw:.0f} FLOP/B", (peak / bw, peak / 1e3), textcoords="offset points", xytext=(4, 0),
+                rotation=90, fontsize=7)
+    for (phase, table), pts in zip(tables.items(), finite):
+        for kind, group in pts.groupby("kind"):
+            ax.scatter(group["intensity_flop_per_byte"], group["achieved_flop_per_s"],
+                       s=20 + 400 * group["share_of_step"], marker=PHASE_MARKERS.get(phase, "s"),
+                       color=KIND_COLORS.get(kind, "grey"), alpha=0.75, edgecolor="black", lw=0.4,
+                       label=f"{phase}: {kind}")
+        top = pts.nlargest(3, "share_of_step")
+        for _, row in top.iterrows():
+            ax.annotate(f"{row['op']}", (row["intensity_flop_per_byte"], row["achieved_flop_per_s"]),
+                        textcoords="offset points", xytext=(5, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP / byte of device memory)")
+    ax.set_ylabel("achieved FLOP/s (predicted)")
+    ax.set_title(title or f"roofline: {device.name}")
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    return _save(fig, out)
+
+
+def breakdown_chart(tables: Mapping[str, pd.DataFrame], out: Path, title: str = "") -> list[Path]:
+    """Stacked bars of each phase's step time by op kind (share of the step)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    phases = list(tables)
+    left = np.zeros(len(phases))
+    kinds = sorted({k for t in tables.values() for k in t["kind"]})
+    for kind in kinds:
+        shares = np.array([tables[p].loc[tables[p]["kind"] == kind, "share_of_step"].sum() for p in phases])
+        ax.barh(phases, shares, left=left, color=KIND_COLORS.get(kind, "grey"), label=kind, edgecolor="white")
+        left += shares
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of step time")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    return _save(fig, out)
+
+
+def metric_vs_batch(frame: pd.DataFrame, metric: str, out: Path, ylabel: str, title: str = "",
+                    group: str = "device", logy: bool = True) -> list[Path]:
+    """One line per ``group`` of ``metric`` against batch; points that do not fit are hollow."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, g in frame.groupby(group, sort=False):
+        g = g.sort_values("batch")
+        line, = ax.plot(g["batch"], g[metric], marker="o", ms=3, label=str(name))
+        over = g.loc[~g["fits"].astype(bool)]
+        if len(over):
+            ax.scatter(over["batch"], over[metric], facecolor="white", edgecolor=line.get_color(), zorder=3, s=25)
+    ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("batch (sequences)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + ("\nhollow: does not fit in device memory" if (~frame["fits"].astype(bool)).any() else ""))
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, out)
+
+
+def grouped_bars(frame: pd.DataFrame, metric: str, out: Path, ylabel: str, title: str = "",
+                 x: str = "device", hue: str = "model", order: Sequence[str] | None = None) -> list[Path]:
+    """Bars of ``metric`` per ``x``, one bar per ``hue`` (log scale)."""
+    plt = _plt()
+    xs = list(order) if order is not None else list(dict.fromkeys(frame[x]))
+    hues = list(dict.fromkeys(frame[hue]))
+    width = 0.8 / max(len(hues), 1)
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.45 * len(xs) * max(1, len(hues) / 2)), 3.8))
+    for i, h in enumerate(hues):
+        sub = frame.loc[frame[hue] == h].set_index(x).reindex(xs)
+        ax.bar(np.arange(len(xs)) + i * width - 0.4 + width / 2, sub[metric], width, label=str(h))
+    ax.set_xticks(np.arange(len(xs)), xs, rotation=40, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=3)
+    return _save(fig, out)

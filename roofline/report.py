@@ -1,0 +1,225 @@
+"""``hwsim report``: plots, CSV tables and an ``index.md`` that shows them, into ``results/``.
+
+Every number comes from the analytic path (``roofline.estimate``) over shipped presets
+and catalog devices; the assumptions (calibration parameters, economics defaults) are
+written beside the results with their sources.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.calibration.params import class_params, fitted_on
+from hwmodels.device_spec import catalog, device_names
+from hwmodels.placement import Placement
+from roofline import plots
+from roofline.economics import Economics, economics_defaults, pricing_basis
+from roofline.estimate import compute_device, estimate, memory_per_device
+from roofline.roofline import op_roofline
+from workloads.graph import build_ops
+from workloads.model_spec import load_model, preset_index
+from workloads.quant import Quant
+
+REPORT_MODELS = ("llama-3.1-8b", "llama-2-7b", "qwen2.5-7b", "mixtral-8x7b", "llama-3.1-70b")
+FOCUS_MODEL = "llama-3.1-8b"
+FOCUS_DEVICES = ("v100-sxm2-32gb", "a100-sxm-80gb", "h100-sxm", "h200", "b200", "l40s", "rtx-4090")
+BATCHES = 2 ** np.arange(0, 10)
+INPUT_LEN, OUTPUT_LEN = 1024, 256
+
+
+def smallest_tp(model: str, device: str, precision: str = "fp16", batch: int = 1) -> int:
+    """The smallest power-of-two TP (up to 8) at which ``model`` fits on ``device``; 0 if none."""
+    spec, dev, quant = load_model(model), compute_device(device), Quant.from_name(precision)
+    for tp in (1, 2, 4, 8):
+        if spec.n_heads % tp:
+            break
+        if memory_per_device(spec, quant, batch, INPUT_LEN, OUTPUT_LEN, tp=tp) <= dev.memory.capacity_bytes:
+            return tp
+    return 0
+
+
+def _git_hash() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def build_report(out: Path, quick: bool = False, progress: bool = True) -> list[Path]:
+    """Write the report into ``out``; return the paths written."""
+    from rich.progress import Progress
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    gpus = device_names("gpu")
+    devices = list(FOCUS_DEVICES[:3]) if quick else gpus
+    models = REPORT_MODELS[:2] if quick else REPORT_MODELS
+    batches = BATCHES[:5] if quick else BATCHES
+    written: list[Path] = []
+    steps = ["tables", "estimates", "roofline", "breakdown", "scaling", "efficiency", "index"]
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("hwsim report", total=len(steps))
+
+        def done(name: str) -> None:
+            bar.update(task, advance=1, description=f"hwsim report: {name}")
+
+        written += _catalog_tables(out, gpus)
+        done("tables")
+        est = _estimate_table(models, devices, batches)
+        path = out / "estimates.csv"
+        est.to_csv(path, index=False)
+        written.append(path)
+        done("estimates")
+        focus_dev = compute_device("h100-sxm")
+        spec = load_model(FOCUS_MODEL)
+        quant = Quant.from_name("fp16")
+        tables = {}
+        for b in (1, 64):
+            tables[f"decode b={b}"] = op_roofline(build_ops(spec, quant, phase="decode", batch=b, context=INPUT_LEN),
+                                                  focus_dev)
+        tables["prefill b=1"] = op_roofline(build_ops(spec, quant, phase="prefill", batch=1, tokens=INPUT_LEN), focus_dev)
+        written += plots.roofline_chart({"decode": tables["decode b=1"], "prefill": tables["prefill b=1"]}, focus_dev,
+                                        out / "roofline-h100", title=f"{FOCUS_MODEL} on h100-sxm, fp16, context {INPUT_LEN}")
+        done("roofline")
+        written += plots.breakdown_chart(tables, out / "breakdown-h100",
+                                         title=f"{FOCUS_MODEL} on h100-sxm: where the step time goes")
+        for name, t in tables.items():
+            path = out / f"ops-h100-{name.replace(' ', '-').replace('=', '')}.csv"
+            t.to_csv(path, index=False)
+            written.append(path)
+        done("breakdown")
+        focus = est.loc[(est["model"] == FOCUS_MODEL) & est["device"].isin(FOCUS_DEVICES)]
+        written += plots.metric_vs_batch(focus, "decode_tokens_per_s", out / "throughput-vs-batch",
+                                         "decode tokens/s", f"{FOCUS_MODEL}, fp16, input {INPUT_LEN}, output {OUTPUT_LEN}")
+        done("scaling")
+        written += plots.metric_vs_batch(focus, "tokens_per_usd", out / "tokens-per-usd-vs-batch", "output tokens per $",
+                                         f"{FOCUS_MODEL}: tokens per dollar")
+        written += plots.metric_vs_batch(focus, "tokens_per_j", out / "tokens-per-joule-vs-batch", "output tokens per J",
+                                         f"{FOCUS_MODEL}: tokens per joule")
+        b1 = est.loc[est["batch"] == 1]
+        written += plots.grouped_bars(b1, "tpot_s", out / "tpot-batch1", "TPOT (s)", "time per output token, batch 1",
+                                      order=devices)
+        done("efficiency")
+        written += _index(out, est, devices, quick)
+        done("index")
+    return written
+
+
+def _estimate_table(models: tuple[str, ...], devices: list[str], batches: np.ndarray) -> pd.DataFrame:
+    """One vectorized ``estimate`` per (model, device) over all batches, with the TP that fits."""
+    frames = []
+    for model in models:
+        for device in devices:
+            tp = smallest_tp(model, device) or 8
+            e = estimate(model, device, batch=batches, input_len=INPUT_LEN, output_len=OUTPUT_LEN, tp=tp)
+            frame = e.to_frame()
+            frame.insert(3, "tp", tp)
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _catalog_tables(out: Path, gpus: list[str]) -> list[Path]:
+    econ = Economics().resolved()
+    rows = []
+    for name in gpus:
+        d = catalog()[name]
+        rows.append({"device": name, "display_name": d.display_name, "class": d.device_class,
+                     "fp16_tflops": d.peak("fp16") / 1e12, "memory_gb": d.memory.capacity_bytes / 1e9,
+                     "memory_bw_gbps": d.memory.bw_bytes_per_s / 1e9, "tdp_w": d.tdp_w,
+                     "price_usd": d.price_usd, "cloud_usd_per_hour": d.cloud_usd_per_hour,
+                     "pricing_basis": pricing_basis(d, econ), "compute_source": d.compute_source,
+                     "memory_source": d.memory.source, "price_source": d.price_source or d.cloud_source})
+    models = []
+    for name, entry in sorted(preset_index().items()):
+        s = load_model(name)
+        models.append({"model": name, "params": s.n_params(), "published_params": float(entry["published_params"]),
+                       "active_params": s.n_active_params(), "attention": s.attention_kind, "source": entry["source"]})
+    paths = [out / "devices.csv", out / "models.csv"]
+    pd.DataFrame(rows).to_csv(paths[0], index=False)
+    pd.DataFrame(models).to_csv(paths[1], index=False)
+    return paths
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _index(out: Path, est: pd.DataFrame, devices: list[str], quick: bool) -> list[Path]:
+    gpu_params = class_params("gpu")["datacenter-gpu"]
+    econ = economics_defaults()
+    pick = est.loc[est["batch"].isin([1, 64])]
+    summary = pick[["model", "device", "tp", "batch", "ttft_s", "tpot_s", "decode_tokens_per_s", "tokens_per_j",
+                    "usd_per_million_tokens", "bound", "fits"]].copy()
+    summary["ttft_ms"] = summary.pop("ttft_s") * 1e3
+    summary["tpot_ms"] = summary.pop("tpot_s") * 1e3
+    summary = summary[["model", "device", "tp", "batch", "ttft_ms", "tpot_ms", "decode_tokens_per_s", "tokens_per_j",
+                       "usd_per_million_tokens", "bound", "fits"]]
+    lines = [
+        "# hwsim report",
+        "",
+        f"hwsim {_version()} (git {_git_hash()}){' — quick mode' if quick else ''}. Analytic path; every device number "
+        "comes from `hwmodels/catalog` with its source (`devices.csv`), every model from `workloads/presets` "
+        "(`models.csv`). Output tokens count; prompt of "
+        f"{INPUT_LEN} tokens, {OUTPUT_LEN} generated, fp16.",
+        "",
+        "## Roofline: the ops of a decode step and a prefill on an H100",
+        "",
+        "![roofline](roofline-h100.png)",
+        "",
+        "Decode GEMMs sit far left of the ridge (memory-bound); prefill GEMMs reach the compute roof. "
+        "Marker size is the op's share of its step.",
+        "",
+        "![breakdown](breakdown-h100.png)",
+        "",
+        "## Throughput, tokens per dollar and per joule against batch",
+        "",
+        "![throughput](throughput-vs-batch.png)",
+        "",
+        "![tokens per dollar](tokens-per-usd-vs-batch.png)",
+        "",
+        "![tokens per joule](tokens-per-joule-vs-batch.png)",
+        "",
+        "![tpot](tpot-batch1.png)",
+        "",
+        "## Estimates at batch 1 and 64 (all rows in `estimates.csv`)",
+        "",
+        _md_table(summary),
+        "",
+        "## Assumptions",
+        "",
+        f"GPU efficiency parameters ({fitted_on('gpu')}):",
+        "",
+        "\n".join(f"- `{k}` = {p.value:g}: {p.source}" for k, p in gpu_params.items()),
+        "",
+        "Economics (tokens per $ use the purchase price over the lifetime plus energy where the catalog has a price, "
+        "else the cloud price per hour; see `devices.csv`, column `pricing_basis`):",
+        "",
+        "\n".join(f"- `{k}` = {v:g}: {src}" for k, (v, src) in econ.items()),
+        "",
+    ]
+    path = out / "index.md"
+    path.write_text("\n".join(lines))
+    config = out / "report_config.json"
+    config.write_text(json.dumps({"hwsim_version": _version(), "git": _git_hash(), "quick": quick,
+                                  "devices": devices, "input_len": INPUT_LEN, "output_len": OUTPUT_LEN,
+                                  "placement": str(Placement())}, indent=2))
+    return [path, config]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hwsim")
+    except PackageNotFoundError:
+        return "dev"
