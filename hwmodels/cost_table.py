@@ -55,15 +55,20 @@ class CostTable:
         t = self.time_s
         return np.minimum(self.dynamic_energy_j + self.static_power_w * t, self.power_cap_w * t)
 
+    def bound_index(self) -> np.ndarray:
+        """Per-op index into ``BOUNDS`` of the largest term, shape (n_ops, *sweep)."""
+        terms = np.stack(np.broadcast_arrays(self.compute_s, self.memory_s, self.link_s, self.overhead_s))
+        return np.argmax(terms, axis=0)
+
     @property
     def bound(self) -> np.ndarray:
         """Per-op limiting term: one of ``BOUNDS``."""
-        terms = np.stack([self.compute_s, self.memory_s, self.link_s, self.overhead_s])
-        return np.asarray(BOUNDS)[np.argmax(terms, axis=0)]
+        return np.asarray(BOUNDS)[self.bound_index()]
 
     def total_time_s(self) -> np.ndarray:
         """Step time, seconds, shape ``sweep``."""
-        return self.time_s.sum(axis=0)
+        per_occurrence = np.maximum(self.compute_s, self.memory_s) + self.link_s + self.overhead_s
+        return np.tensordot(self.count, per_occurrence, axes=(0, 0))
 
     def total_energy_j(self) -> np.ndarray:
         """Step energy, joules, capped for the step as a whole."""
@@ -74,14 +79,15 @@ class CostTable:
         """The step's roofline bound, seconds."""
         return self._per_step(self.roofline_s).sum(axis=0)
 
+    def busy_s(self) -> np.ndarray:
+        """Per-step busy time of each resource in ``BOUNDS`` order, shape (4, *sweep): what the
+        step would take if each of its ops were limited by that resource alone."""
+        return np.stack(np.broadcast_arrays(*(np.tensordot(self.count, term, axes=(0, 0)) for term in
+                                               (self.compute_s, self.memory_s, self.link_s, self.overhead_s))))
+
     def dominant_bound(self) -> np.ndarray:
-        """The bound that accounts for most of the step's time, shape ``sweep``."""
-        shares = np.stack([
-            self._per_step(np.where(self.bound == b, np.maximum(self.compute_s, self.memory_s)
-                                    + self.link_s + self.overhead_s, 0.0)).sum(axis=0)
-            for b in BOUNDS
-        ])
-        return np.asarray(BOUNDS)[np.argmax(shares, axis=0)]
+        """The step's bound: the resource with the most busy time summed over its ops."""
+        return np.asarray(BOUNDS)[np.argmax(self.busy_s(), axis=0)]
 
     def to_frame(self):
         """A tidy DataFrame, one row per op (single configuration only)."""
@@ -89,9 +95,11 @@ class CostTable:
 
         if self.time_s.ndim != 1:
             raise ValueError("to_frame needs a single configuration; index the sweep first")
+        n = len(self.op)
         data = {"op": self.op, "kind": self.kind, "count": self.count, "time_s": self.time_s,
                 "energy_j": self.energy_j, "bound": self.bound, "flops": self.flops,
                 "compute_s": self.compute_s, "memory_s": self.memory_s, "link_s": self.link_s,
                 "overhead_s": self.overhead_s}
         data.update({f"{level}_bytes": v for level, v in self.bytes_by_level.items()})
+        data = {k: np.broadcast_to(v, (n,)) for k, v in data.items()}
         return pd.DataFrame(data)

@@ -47,6 +47,26 @@ def mean_max_affine(c0: np.ndarray, c1: np.ndarray, m0: np.ndarray, m1: np.ndarr
     return (total_c + total_m) / n
 
 
+def _align(per_op: np.ndarray, n_sweep_dims: int) -> np.ndarray:
+    """Insert unit axes after the op axis so a (n_ops, *sweep) array has ``n_sweep_dims`` sweep axes."""
+    missing = n_sweep_dims - (per_op.ndim - 1)
+    return per_op.reshape(per_op.shape[:1] + (1,) * missing + per_op.shape[1:])
+
+
+def mean_time_per_op(c0: np.ndarray, c1: np.ndarray, m0: np.ndarray, m1: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``mean_max_affine`` over whole op tables, fast: where one term wins at both ends it wins
+    throughout (affine functions cross at most once), so the mean is the mean of the ends;
+    only the points where the winner changes take the exact piecewise sum."""
+    d0, d1 = c0 - m0, c1 - m1
+    out = (np.maximum(c0, m0) + np.maximum(c1, m1)) / 2.0
+    cross = (d0 >= 0) != (d1 >= 0)
+    if np.any(cross):
+        shape = out.shape
+        pick = lambda a: np.broadcast_to(a, shape)[cross]  # noqa: E731
+        out[cross] = mean_max_affine(pick(c0), pick(c1), pick(m0), pick(m1), pick(np.asarray(n, dtype=float)))
+    return out
+
+
 def mean_step(first: CostTable, last: CostTable, n_steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean step time (s) and mean dynamic energy (J) over ``n_steps`` steps.
 
@@ -55,9 +75,11 @@ def mean_step(first: CostTable, last: CostTable, n_steps: np.ndarray) -> tuple[n
     static energy (power times time) is the caller's to add for the devices it counts.
     """
     n = np.asarray(n_steps, dtype=float)
-    count = first.count.reshape((-1,) + (1,) * (first.compute_s.ndim - 1))
-    per_op = mean_max_affine(first.compute_s, last.compute_s, first.memory_s, last.memory_s, n)
-    per_op = per_op + (first.link_s + last.link_s) / 2.0 + (first.overhead_s + last.overhead_s) / 2.0
+    nd = max(n.ndim, first.compute_s.ndim - 1, last.compute_s.ndim - 1)
+    al = lambda a: _align(a, nd)  # noqa: E731
+    count = first.count.reshape((-1,) + (1,) * nd)
+    per_op = mean_time_per_op(al(first.compute_s), al(last.compute_s), al(first.memory_s), al(last.memory_s), n[None])
+    per_op = per_op + (al(first.link_s) + al(last.link_s)) / 2.0 + (al(first.overhead_s) + al(last.overhead_s)) / 2.0
     time_s = (count * per_op).sum(axis=0)
     dynamic = (first.dynamic_energy_j.sum(axis=0) + last.dynamic_energy_j.sum(axis=0)) / 2.0
     return time_s, dynamic

@@ -40,6 +40,8 @@ OP_KINDS = ("embedding", "norm", "gemm", "attention", "elementwise", "router", "
 BYTE_CLASSES = ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
 """Tensor classes whose bytes cross the device's memory."""
 
+_NUMERIC = ("m", "n", "k", "flops", *BYTE_CLASSES, "link_bytes", "link_steps")
+
 
 def gemm_flops(m: Any, n: Any, k: Any) -> Any:
     """FLOPs of an (m x k) @ (k x n) product: 2 per multiply-add (the one place this lives)."""
@@ -96,8 +98,9 @@ class OpTable:
 
     @property
     def sweep_shape(self) -> tuple[int, ...]:
-        """Shape of the sweep axes (empty for a single configuration)."""
-        return self.flops.shape[1:]
+        """Shape of the sweep axes (empty for a single configuration). Columns broadcast to
+        ``(n_ops, *sweep_shape)``; a column constant along an axis has size 1 there."""
+        return np.broadcast_shapes(*(getattr(self, c).shape for c in _NUMERIC))[1:]
 
     @property
     def n_ops(self) -> int:
@@ -115,7 +118,10 @@ class OpTable:
     @property
     def memory_bytes(self) -> np.ndarray:
         """Bytes crossing device memory per occurrence (all tensor classes)."""
-        return sum(getattr(self, c) for c in BYTE_CLASSES)
+        total = self.weight_bytes + self.act_in_bytes
+        for c in BYTE_CLASSES[2:]:
+            total = total + getattr(self, c)
+        return total
 
     def select(self, mask: np.ndarray) -> OpTable:
         """The rows where ``mask`` (shape (n_ops,)) is true."""
@@ -161,11 +167,17 @@ class _Rows:
                  m=m, n=n, k=k)
 
     def table(self, phase: str) -> OpTable:
+        """Stack the rows; each column keeps the broadcast shape of its own values only, so a
+        column that does not depend on a sweep axis stays small (size 1 along it)."""
         numeric = ["flops", "weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
                    "kv_write_bytes", "link_bytes", "link_steps", "m", "n", "k"]
-        shape = np.broadcast_shapes(*(np.shape(r[c]) for r in self.rows for c in numeric))
-        cols = {c: np.stack([np.broadcast_to(np.asarray(r[c], dtype=float), shape) for r in self.rows])
-                for c in numeric}
+        ndim = max(np.ndim(r[c]) for r in self.rows for c in numeric)
+        cols = {}
+        for c in numeric:
+            values = [np.asarray(r[c], dtype=float) for r in self.rows]
+            values = [v.reshape((1,) * (ndim - v.ndim) + v.shape) for v in values]
+            shape = np.broadcast_shapes(*(v.shape for v in values))
+            cols[c] = np.stack([np.broadcast_to(v, shape) for v in values])
         return OpTable(
             name=np.array([r["name"] for r in self.rows]),
             kind=np.array([r["kind"] for r in self.rows]),
