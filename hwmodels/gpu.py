@@ -6,8 +6,9 @@ Per op and occurrence:
   (``gemm_tile_m``), over ``peak(format) * compute_efficiency``;
 - ``memory_s`` = bytes of every tensor class over ``HBM bandwidth * memory_efficiency``
   (weights, activations and KV cache all live in device memory);
-- ``link_s`` = collective bytes over the link's bandwidth plus one
-  ``collective_step_latency`` per ring step;
+- ``link_s`` = collective bytes over the link's bandwidth, plus NCCL's latency model:
+  a base latency per collective and a per-step latency of the link (NVLink or PCIe)
+  for each ring step;
 - ``overhead_s`` = kernel launches times ``kernel_overhead``.
 
 Time is ``max(compute_s, memory_s) + link_s + overhead_s`` (math and memory overlap
@@ -61,7 +62,9 @@ class GpuCostModel:
         if has_link:
             link = placement.collective_link(device)
             link_bw = link.bw_bytes_per_s
-            link_s = ops.link_bytes / link_bw + ops.link_steps * p["collective_step_latency_us"] * 1e-6
+            step_s = p[f"{link.name}_step_latency_us"] * 1e-6 if f"{link.name}_step_latency_us" in p else link.latency_s
+            base_s = p["collective_base_latency_us"] * 1e-6
+            link_s = ops.link_bytes / link_bw + np.where(ops.link_steps > 0, base_s, 0.0) + ops.link_steps * step_s
             link_floor = ops.link_bytes / link_bw
             link_e = link.energy_j_per_byte or p["link_energy_pJ_per_byte"] * 1e-12
         else:

@@ -1,0 +1,107 @@
+"""Contracts every registered cost model keeps, and the GPU model's hand cases."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwmodels import registry
+from hwmodels.calibration.params import class_params, params_for
+from hwmodels.device_spec import device_names, load_device
+from hwmodels.placement import Placement
+from workloads.errors import UnknownNameError
+from workloads.graph import build_ops
+from workloads.model_spec import load_model
+from workloads.quant import Quant
+
+ARCH_DEVICE = {"gpu": "a100-sxm-80gb"}
+SPEC = load_model("llama-3.1-8b")
+FP16 = Quant.from_name("fp16")
+
+
+def test_every_registered_arch_has_a_test_device():
+    assert set(registry.names()) <= set(ARCH_DEVICE)
+
+
+def test_unknown_arch_lists_closest():
+    with pytest.raises(UnknownNameError, match="gpu"):
+        registry.get("gpuu")
+
+
+@pytest.mark.parametrize("arch", registry.names())
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 512), ctx=st.integers(0, 16384), tokens=st.integers(1, 4096),
+       phase=st.sampled_from(["decode", "prefill"]), scale=st.floats(1.01, 8.0), tp=st.sampled_from([1, 2, 4]))
+def test_cost_model_invariants(arch, batch, ctx, tokens, phase, scale, tp):
+    dev = load_device(ARCH_DEVICE[arch])
+    model = registry.get(arch)
+    ops = build_ops(SPEC, FP16, phase=phase, batch=batch, tokens=tokens, context=ctx, tp=tp)
+    place = Placement(tp=tp)
+    base = model.estimate(ops, dev, place)
+    t = base.time_s
+    # never below the roofline bound
+    assert np.all(t >= base.count * base.roofline_s * (1 - 1e-12))
+    # more bandwidth or more compute is never slower
+    assert np.all(model.estimate(ops, dev.scaled(bw=scale), place).time_s <= t * (1 + 1e-12))
+    assert np.all(model.estimate(ops, dev.scaled(compute=scale), place).time_s <= t * (1 + 1e-12))
+    # energy is never negative nor above peak power times time
+    e = base.energy_j
+    assert np.all(e >= 0) and np.all(e <= dev.tdp_w * t * (1 + 1e-12))
+    assert 0 <= base.total_energy_j() <= dev.tdp_w * base.total_time_s() * (1 + 1e-12)
+    # deterministic
+    np.testing.assert_array_equal(model.estimate(ops, dev, place).time_s, t)
+
+
+@pytest.mark.parametrize("arch", registry.names())
+def test_count_scales_time_linearly(arch, small_ops):
+    dev = load_device(ARCH_DEVICE[arch])
+    ops = small_ops["decode"]
+    doubled = type(ops)(**{**ops.__dict__, "count": ops.count * 2})
+    model = registry.get(arch)
+    np.testing.assert_allclose(model.estimate(doubled, dev).total_time_s(), 2 * model.estimate(ops, dev).total_time_s())
+
+
+def test_gpu_hand_case_memory_bound_gemv(a100):
+    """Llama-3.1-8B decode at batch 1: ffn_down reads 4096*14336*2 B = 117,440,512 B of weights;
+    on A100 80GB at 2039 GB/s * memory_efficiency the op takes bytes / (2.039e12 * eff) + one launch."""
+    p = {k: v.value for k, v in params_for("gpu", "datacenter-gpu").items()}
+    ops = build_ops(SPEC, FP16, phase="decode", batch=1, context=0)
+    cost = registry.get("gpu").estimate(ops, a100)
+    i = int(np.flatnonzero(ops.name == "ffn_down")[0])
+    moved = 117_440_512 + 14336 * 2 + 4096 * 2   # weights + activation in and out
+    expected = moved / (2.039e12 * p["memory_efficiency"]) + p["kernel_overhead_us"] * 1e-6
+    assert cost.time_s[i] / 32 == pytest.approx(expected, rel=1e-12)
+    assert cost.bound[i] == "memory"
+
+
+def test_gpu_hand_case_compute_bound_gemm(a100):
+    """Prefill of 4096 tokens: ffn_down is 2*4096*4096*14336 = 481 GFLOP at 312 TFLOP/s * compute_efficiency."""
+    p = {k: v.value for k, v in params_for("gpu", "datacenter-gpu").items()}
+    ops = build_ops(SPEC, FP16, phase="prefill", batch=1, tokens=4096)
+    cost = registry.get("gpu").estimate(ops, a100)
+    i = int(np.flatnonzero(ops.name == "ffn_down")[0])
+    expected = 2 * 4096 * 4096 * 14336 / (312e12 * p["compute_efficiency"]) + p["kernel_overhead_us"] * 1e-6
+    assert cost.time_s[i] / 32 == pytest.approx(expected, rel=1e-12)
+    assert cost.bound[i] == "compute"
+
+
+def test_tile_padding_makes_skinny_gemms_no_faster_per_flop(a100):
+    """A 1-row GEMM pays for a 64-row tile of math: compute time equals that of 64 rows."""
+    ops1 = build_ops(SPEC, FP16, phase="prefill", batch=1, tokens=1)
+    ops64 = build_ops(SPEC, FP16, phase="prefill", batch=1, tokens=64)
+    gpu = registry.get("gpu")
+    i = int(np.flatnonzero(ops1.name == "ffn_up")[0])
+    assert gpu.estimate(ops1, a100).compute_s[i] == pytest.approx(gpu.estimate(ops64, a100).compute_s[i])
+
+
+def test_calibration_parameters_are_physical():
+    for cls, params in class_params("gpu").items():
+        for name in ("compute_efficiency", "memory_efficiency", "static_power_fraction", "math_power_fraction"):
+            assert 0.05 <= params[name].value <= 1.0, (cls, name)
+        assert params["kernel_overhead_us"].value >= 0
+        assert all(p.source for p in params.values())
+
+
+def test_every_gpu_has_class_parameters():
+    for name in device_names("gpu"):
+        params_for("gpu", load_device(name).device_class)

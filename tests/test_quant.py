@@ -1,0 +1,38 @@
+"""Quantization: bits per tensor class, group scales, names, errors."""
+
+import pytest
+
+from workloads.errors import ConfigError
+from workloads.quant import Quant
+
+
+def test_named_precisions():
+    assert Quant.from_name("fp16").weight_bytes_per_param() == 2.0
+    fp8 = Quant.from_name("fp8")
+    assert (fp8.weight_bits, fp8.act_bits, fp8.kv_bits, fp8.compute_format) == (8, 8, 16, "fp8")
+    assert Quant.from_name("int8").compute_format == "int8"
+    assert Quant.from_name("bf16").compute_format == "bf16"
+
+
+def test_group_scales_are_counted():
+    """W4 with group 128 and fp16 scales: 4 + 16/128 bits = 0.515625 bytes per weight."""
+    q = Quant.from_name("int4")
+    assert q.weight_bytes_per_param() == pytest.approx((4 + 16 / 128) / 8)
+    assert q.compute_format == "fp16"  # weight-only quantization runs 16-bit math
+
+
+def test_any_bit_width_and_overrides():
+    q = Quant.make(3, 16, 8, group_size=64, zero_point=True, overrides={"lm_head": 16})
+    assert q.weight_bytes_per_param() == pytest.approx((3 + 32 / 64) / 8)
+    assert q.weight_bytes_per_param("lm_head") == 2.0
+    assert q.kv_bytes == 1.0
+    assert Quant.from_name("w3a16g64").weight_bytes_per_param() == pytest.approx((3 + 16 / 64) / 8)
+
+
+@pytest.mark.parametrize("bad", ["fp7", "w4", 0, 17, -1, True])
+def test_bad_bits_are_refused(bad):
+    with pytest.raises(ConfigError):
+        if isinstance(bad, str):
+            Quant.from_name(bad)
+        else:
+            Quant.make(bad)
