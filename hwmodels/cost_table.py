@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -82,8 +82,14 @@ class CostTable:
     def busy_s(self) -> np.ndarray:
         """Per-step busy time of each resource in ``BOUNDS`` order, shape (4, *sweep): what the
         step would take if each of its ops were limited by that resource alone."""
-        return np.stack(np.broadcast_arrays(*(np.tensordot(self.count, term, axes=(0, 0)) for term in
-                                               (self.compute_s, self.memory_s, self.link_s, self.overhead_s))))
+        return np.stack(
+            np.broadcast_arrays(
+                *(
+                    np.tensordot(self.count, term, axes=(0, 0))
+                    for term in (self.compute_s, self.memory_s, self.link_s, self.overhead_s)
+                )
+            )
+        )
 
     def dominant_bound(self) -> np.ndarray:
         """The step's bound: the resource with the most busy time summed over its ops."""
@@ -96,10 +102,19 @@ class CostTable:
         if self.time_s.ndim != 1:
             raise ValueError("to_frame needs a single configuration; index the sweep first")
         n = len(self.op)
-        data = {"op": self.op, "kind": self.kind, "count": self.count, "time_s": self.time_s,
-                "energy_j": self.energy_j, "bound": self.bound, "flops": self.flops,
-                "compute_s": self.compute_s, "memory_s": self.memory_s, "link_s": self.link_s,
-                "overhead_s": self.overhead_s}
+        data = {
+            "op": self.op,
+            "kind": self.kind,
+            "count": self.count,
+            "time_s": self.time_s,
+            "energy_j": self.energy_j,
+            "bound": self.bound,
+            "flops": self.flops,
+            "compute_s": self.compute_s,
+            "memory_s": self.memory_s,
+            "link_s": self.link_s,
+            "overhead_s": self.overhead_s,
+        }
         data.update({f"{level}_bytes": v for level, v in self.bytes_by_level.items()})
         data = {k: np.broadcast_to(v, (n,)) for k, v in data.items()}
         return pd.DataFrame(data)

@@ -7,12 +7,13 @@ Each YAML file is parsed and validated once: exact key sets, positive numbers, a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -22,16 +23,18 @@ SCHEMA_VERSION = 1
 ARCHES_WITH_COMPUTE = ("gpu",)
 """Arches whose catalog entries carry compute peaks (more arrive with their issues)."""
 
-PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "fp32": ("fp32",),
-    "tf32": ("tf32", "fp32"),
-    "fp16": ("fp16", "bf16"),
-    "bf16": ("bf16", "fp16"),
-    "fp8": ("fp8", "fp16", "bf16"),
-    "int8": ("int8", "fp8", "fp16"),
-    "int4": ("int4", "int8", "fp16"),
-    "fp4": ("fp4", "fp8", "fp16"),
-})
+PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "fp32": ("fp32",),
+        "tf32": ("tf32", "fp32"),
+        "fp16": ("fp16", "bf16"),
+        "bf16": ("bf16", "fp16"),
+        "fp8": ("fp8", "fp16", "bf16"),
+        "int8": ("int8", "fp8", "fp16"),
+        "int4": ("int4", "int8", "fp16"),
+        "fp4": ("fp4", "fp8", "fp16"),
+    }
+)
 """Math format actually used when a device lacks one: V100 runs bf16 models in fp16, A100
 upcasts fp8 weights to 16-bit math, a device without int4 units runs int8."""
 
@@ -92,8 +95,9 @@ class DeviceSpec:
         for candidate in PEAK_FALLBACK.get(fmt, (fmt,)):
             if candidate in self.peak_flop_per_s:
                 return self.peak_flop_per_s[candidate]
-        raise ConfigError(f"device {self.name!r} has no compute peak for {fmt!r} "
-                          f"(has {', '.join(self.peak_flop_per_s)})")
+        raise ConfigError(
+            f"device {self.name!r} has no compute peak for {fmt!r} (has {', '.join(self.peak_flop_per_s)})"
+        )
 
     def math_format(self, fmt: str) -> str:
         """The format the device actually computes ``fmt`` in."""
@@ -110,7 +114,9 @@ class DeviceSpec:
 
 
 # ----- validation helpers -------------------------------------------------------------
-def _check_keys(raw: Mapping[str, Any], where: str, required: set[str], optional: set[str] = frozenset()) -> None:
+def _check_keys(
+    raw: Mapping[str, Any], where: str, required: set[str], optional: set[str] = frozenset()
+) -> None:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     missing = required - set(raw)
@@ -118,8 +124,10 @@ def _check_keys(raw: Mapping[str, Any], where: str, required: set[str], optional
         raise ConfigError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
     unknown = set(raw) - required - optional
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
-                          f"expected {', '.join(sorted(required | optional))}")
+        raise ConfigError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+            f"expected {', '.join(sorted(required | optional))}"
+        )
 
 
 def _positive(value: Any, where: str) -> float:
@@ -154,19 +162,27 @@ def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
     energies = memory_energy_j_per_byte()
     if raw["type"] not in energies:
         raise unknown_name("memory type", str(raw["type"]), energies)
-    return MemoryLevel(name, raw["type"], _positive(raw["capacity_GB"], f"{where}.capacity_GB") * 1e9,
-                       _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9, energies[raw["type"]][0],
-                       _source(raw, where))
+    return MemoryLevel(
+        name,
+        raw["type"],
+        _positive(raw["capacity_GB"], f"{where}.capacity_GB") * 1e9,
+        _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9,
+        energies[raw["type"]][0],
+        _source(raw, where),
+    )
 
 
 def _link(name: str, raw: Mapping[str, Any], where: str) -> LinkSpec:
     _check_keys(raw, where, {"bw_GBps", "source"}, {"gen", "latency_us", "energy_pJ_per_byte"})
     lat = raw.get("latency_us")
     energy = raw.get("energy_pJ_per_byte")
-    return LinkSpec(name, _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9,
-                    None if lat is None else _positive(lat, f"{where}.latency_us") * 1e-6,
-                    None if energy is None else _positive(energy, f"{where}.energy_pJ_per_byte") * 1e-12,
-                    _source(raw, where))
+    return LinkSpec(
+        name,
+        _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9,
+        None if lat is None else _positive(lat, f"{where}.latency_us") * 1e-6,
+        None if energy is None else _positive(energy, f"{where}.energy_pJ_per_byte") * 1e-12,
+        _source(raw, where),
+    )
 
 
 _TOP_REQUIRED = {"schema_version", "name", "display_name", "arch", "device_class"}
@@ -190,7 +206,11 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         for fmt, tflops in raw["compute"]["peak_TFLOPs"].items():
             peaks[fmt] = _positive(tflops, f"{where}: compute.peak_TFLOPs.{fmt}") * 1e12
         compute_source = _source(raw["compute"], f"{where}: compute")
-    memory = _memory(raw["memory"], f"{where}: memory", "dram" if arch == "host" else "hbm") if "memory" in raw else None
+    memory = (
+        _memory(raw["memory"], f"{where}: memory", "dram" if arch == "host" else "hbm")
+        if "memory" in raw
+        else None
+    )
     links = {n: _link(n, v, f"{where}: links.{n}") for n, v in (raw.get("links") or {}).items()}
     extra: dict[str, Any] = {}
     if "link" in raw:
@@ -198,20 +218,28 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
     if "storage" in raw:
         s = raw["storage"]
         _check_keys(s, f"{where}: storage", {"capacity_GB", "read_GBps", "write_GBps", "source"})
-        extra["storage"] = MappingProxyType({
-            "capacity_bytes": _positive(s["capacity_GB"], f"{where}: storage.capacity_GB") * 1e9,
-            "read_bytes_per_s": _positive(s["read_GBps"], f"{where}: storage.read_GBps") * 1e9,
-            "write_bytes_per_s": _positive(s["write_GBps"], f"{where}: storage.write_GBps") * 1e9,
-            "source": _source(s, f"{where}: storage"),
-        })
+        extra["storage"] = MappingProxyType(
+            {
+                "capacity_bytes": _positive(s["capacity_GB"], f"{where}: storage.capacity_GB") * 1e9,
+                "read_bytes_per_s": _positive(s["read_GBps"], f"{where}: storage.read_GBps") * 1e9,
+                "write_bytes_per_s": _positive(s["write_GBps"], f"{where}: storage.write_GBps") * 1e9,
+                "source": _source(s, f"{where}: storage"),
+            }
+        )
     tdp, power_source = None, ""
     if "power" in raw:
         _check_keys(raw["power"], f"{where}: power", {"tdp_W", "source"})
-        tdp, power_source = _positive(raw["power"]["tdp_W"], f"{where}: power.tdp_W"), _source(raw["power"], f"{where}: power")
+        tdp, power_source = (
+            _positive(raw["power"]["tdp_W"], f"{where}: power.tdp_W"),
+            _source(raw["power"], f"{where}: power"),
+        )
     price = price_src = None
     if "price" in raw:
         _check_keys(raw["price"], f"{where}: price", {"usd", "date", "source"})
-        price, price_src = _positive(raw["price"]["usd"], f"{where}: price.usd"), _source(raw["price"], f"{where}: price")
+        price, price_src = (
+            _positive(raw["price"]["usd"], f"{where}: price.usd"),
+            _source(raw["price"], f"{where}: price"),
+        )
     cloud = cloud_src = None
     if "cloud" in raw:
         _check_keys(raw["cloud"], f"{where}: cloud", {"usd_per_hour", "date", "source"}, {"provider"})
@@ -219,12 +247,24 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         cloud_src = _source(raw["cloud"], f"{where}: cloud")
     l2 = raw.get("l2_MB")
     return DeviceSpec(
-        name=raw["name"], display_name=raw["display_name"], arch=arch, device_class=raw["device_class"],
-        year=raw.get("year"), peak_flop_per_s=MappingProxyType(peaks), compute_source=compute_source,
-        memory=memory, l2_bytes=None if l2 is None else _positive(l2, f"{where}: l2_MB") * 1e6,
-        links=MappingProxyType(links), tdp_w=tdp, power_source=power_source,
-        price_usd=price, price_source=price_src or "", cloud_usd_per_hour=cloud, cloud_source=cloud_src or "",
-        extra=MappingProxyType(extra), file=where,
+        name=raw["name"],
+        display_name=raw["display_name"],
+        arch=arch,
+        device_class=raw["device_class"],
+        year=raw.get("year"),
+        peak_flop_per_s=MappingProxyType(peaks),
+        compute_source=compute_source,
+        memory=memory,
+        l2_bytes=None if l2 is None else _positive(l2, f"{where}: l2_MB") * 1e6,
+        links=MappingProxyType(links),
+        tdp_w=tdp,
+        power_source=power_source,
+        price_usd=price,
+        price_source=price_src or "",
+        cloud_usd_per_hour=cloud,
+        cloud_source=cloud_src or "",
+        extra=MappingProxyType(extra),
+        file=where,
     )
 
 

@@ -62,27 +62,44 @@ class GpuCostModel:
         if has_link:
             link = placement.collective_link(device)
             link_bw = link.bw_bytes_per_s
-            step_s = p[f"{link.name}_step_latency_us"] * 1e-6 if f"{link.name}_step_latency_us" in p else link.latency_s
+            step_s = (
+                p[f"{link.name}_step_latency_us"] * 1e-6
+                if f"{link.name}_step_latency_us" in p
+                else link.latency_s
+            )
             base_s = p["collective_base_latency_us"] * 1e-6
-            link_s = ops.link_bytes / link_bw + np.where(ops.link_steps > 0, base_s, 0.0) + ops.link_steps * step_s
+            link_s = (
+                ops.link_bytes / link_bw + np.where(ops.link_steps > 0, base_s, 0.0) + ops.link_steps * step_s
+            )
             link_floor = ops.link_bytes / link_bw
             link_e = link.energy_j_per_byte or p["link_energy_pJ_per_byte"] * 1e-12
         else:
             link_s = link_floor = np.zeros_like(ops.flops)
             link_e = 0.0
-        overhead_s = np.broadcast_to(_per_op(ops.n_kernels * p["kernel_overhead_us"] * 1e-6, nd), ops.flops.shape)
+        overhead_s = np.broadcast_to(
+            _per_op(ops.n_kernels * p["kernel_overhead_us"] * 1e-6, nd), ops.flops.shape
+        )
 
         tdp = device.tdp_w
         static_w = p["static_power_fraction"] * tdp
         j_per_flop = p["math_power_fraction"] * (tdp - static_w) / peaks
         count = _per_op(ops.count, nd)
-        dynamic = count * (ops.flops * j_per_flop + mem_bytes * device.memory.energy_j_per_byte
-                           + ops.link_bytes * link_e)
+        dynamic = count * (
+            ops.flops * j_per_flop + mem_bytes * device.memory.energy_j_per_byte + ops.link_bytes * link_e
+        )
         roofline_s = np.maximum(ops.flops / peaks, mem_bytes / bw) + link_floor
         return CostTable(
-            op=ops.name, kind=ops.kind, count=ops.count,
-            compute_s=compute_s, memory_s=memory_s, link_s=link_s, overhead_s=overhead_s,
-            dynamic_energy_j=dynamic, roofline_s=roofline_s, flops=ops.per_step("flops"),
+            op=ops.name,
+            kind=ops.kind,
+            count=ops.count,
+            compute_s=compute_s,
+            memory_s=memory_s,
+            link_s=link_s,
+            overhead_s=overhead_s,
+            dynamic_energy_j=dynamic,
+            roofline_s=roofline_s,
+            flops=ops.per_step("flops"),
             bytes_by_level={"hbm": count * mem_bytes, "link": count * ops.link_bytes},
-            static_power_w=static_w, power_cap_w=tdp,
+            static_power_w=static_w,
+            power_cap_w=tdp,
         )

@@ -25,5 +25,7 @@ class Placement:
         """The link collectives run over on ``device``."""
         name = self.link or ("nvlink" if "nvlink" in device.links else "pcie")
         if name not in device.links:
-            raise ConfigError(f"device {device.name!r} has no link {name!r} (has {', '.join(device.links) or 'none'})")
+            raise ConfigError(
+                f"device {device.name!r} has no link {name!r} (has {', '.join(device.links) or 'none'})"
+            )
         return device.links[name]

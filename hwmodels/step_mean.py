@@ -24,16 +24,18 @@ def _series_sum(a0: np.ndarray, a1: np.ndarray, n: np.ndarray, lo: np.ndarray, h
     return a0 * k + slope * x_sum
 
 
-def mean_max_affine(c0: np.ndarray, c1: np.ndarray, m0: np.ndarray, m1: np.ndarray, n: np.ndarray) -> np.ndarray:
+def mean_max_affine(
+    c0: np.ndarray, c1: np.ndarray, m0: np.ndarray, m1: np.ndarray, n: np.ndarray
+) -> np.ndarray:
     """Mean over x = 0..n-1 of max(c(x), m(x)) for affine c, m given at x = 0 and x = n-1."""
     n = np.asarray(n, dtype=float)
     d0, d1 = c0 - m0, c1 - m1
     # number of steps where compute wins (d(x) >= 0); d is affine, so they are a prefix or suffix
     slope = np.where(n > 1, (d1 - d0) / np.maximum(n - 1, 1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cross = np.where(slope != 0, -d0 / slope, np.inf)      # d(cross) = 0
-    prefix = np.clip(np.floor(cross) + 1, 0, n)                  # steps 0..floor(cross) when d decreasing
-    suffix_start = np.clip(np.ceil(cross), 0, n)                 # steps ceil(cross)..n-1 when d increasing
+        cross = np.where(slope != 0, -d0 / slope, np.inf)  # d(cross) = 0
+    prefix = np.clip(np.floor(cross) + 1, 0, n)  # steps 0..floor(cross) when d decreasing
+    suffix_start = np.clip(np.ceil(cross), 0, n)  # steps ceil(cross)..n-1 when d increasing
     all_c = (d0 >= 0) & (d1 >= 0)
     all_m = (d0 < 0) & (d1 < 0)
     zero = np.zeros_like(d0)
@@ -53,7 +55,9 @@ def _align(per_op: np.ndarray, n_sweep_dims: int) -> np.ndarray:
     return per_op.reshape(per_op.shape[:1] + (1,) * missing + per_op.shape[1:])
 
 
-def mean_time_per_op(c0: np.ndarray, c1: np.ndarray, m0: np.ndarray, m1: np.ndarray, n: np.ndarray) -> np.ndarray:
+def mean_time_per_op(
+    c0: np.ndarray, c1: np.ndarray, m0: np.ndarray, m1: np.ndarray, n: np.ndarray
+) -> np.ndarray:
     """``mean_max_affine`` over whole op tables, fast: where one term wins at both ends it wins
     throughout (affine functions cross at most once), so the mean is the mean of the ends;
     only the points where the winner changes take the exact piecewise sum."""
@@ -78,8 +82,14 @@ def mean_step(first: CostTable, last: CostTable, n_steps: np.ndarray) -> tuple[n
     nd = max(n.ndim, first.compute_s.ndim - 1, last.compute_s.ndim - 1)
     al = lambda a: _align(a, nd)  # noqa: E731
     count = first.count.reshape((-1,) + (1,) * nd)
-    per_op = mean_time_per_op(al(first.compute_s), al(last.compute_s), al(first.memory_s), al(last.memory_s), n[None])
-    per_op = per_op + (al(first.link_s) + al(last.link_s)) / 2.0 + (al(first.overhead_s) + al(last.overhead_s)) / 2.0
+    per_op = mean_time_per_op(
+        al(first.compute_s), al(last.compute_s), al(first.memory_s), al(last.memory_s), n[None]
+    )
+    per_op = (
+        per_op
+        + (al(first.link_s) + al(last.link_s)) / 2.0
+        + (al(first.overhead_s) + al(last.overhead_s)) / 2.0
+    )
     time_s = (count * per_op).sum(axis=0)
     dynamic = (first.dynamic_energy_j.sum(axis=0) + last.dynamic_energy_j.sum(axis=0)) / 2.0
     return time_s, dynamic

@@ -17,6 +17,17 @@ from workloads.quant import Quant
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "DeviceSpec", "DoesNotFitError", "Economics", "Estimate", "HwsimError", "ModelSpec",
-    "Quant", "UnknownNameError", "estimate", "load_device", "load_model", "__version__",
+    "ConfigError",
+    "DeviceSpec",
+    "DoesNotFitError",
+    "Economics",
+    "Estimate",
+    "HwsimError",
+    "ModelSpec",
+    "Quant",
+    "UnknownNameError",
+    "estimate",
+    "load_device",
+    "load_model",
+    "__version__",
 ]

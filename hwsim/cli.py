@@ -32,7 +32,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain fixed-width table."""
     cells = [[_fmt(r[c]) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=False))  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
@@ -59,16 +59,44 @@ def models(as_json: bool) -> None:
     rows = []
     for name, entry in sorted(preset_index().items()):
         s = load_model(name)
-        rows.append({
-            "name": name, "family": s.family, "params": s.n_params(), "active_params": s.n_active_params(),
-            "published_params": float(entry["published_params"]), "layers": s.n_layers, "hidden": s.hidden_size,
-            "heads": s.n_heads, "kv_heads": s.n_kv_heads, "attention": s.attention_kind,
-            "experts": s.moe.n_routed_experts if s.moe else 0, "source": entry["source"],
-        })
-    text_rows = [dict(r, params=f"{r['params'] / 1e9:.2f}B", active_params=f"{r['active_params'] / 1e9:.2f}B")
-                 for r in rows]
-    _emit(as_json, rows, _table(text_rows, ["name", "params", "active_params", "layers", "hidden", "heads",
-                                            "kv_heads", "attention", "experts"]))
+        rows.append(
+            {
+                "name": name,
+                "family": s.family,
+                "params": s.n_params(),
+                "active_params": s.n_active_params(),
+                "published_params": float(entry["published_params"]),
+                "layers": s.n_layers,
+                "hidden": s.hidden_size,
+                "heads": s.n_heads,
+                "kv_heads": s.n_kv_heads,
+                "attention": s.attention_kind,
+                "experts": s.moe.n_routed_experts if s.moe else 0,
+                "source": entry["source"],
+            }
+        )
+    text_rows = [
+        dict(r, params=f"{r['params'] / 1e9:.2f}B", active_params=f"{r['active_params'] / 1e9:.2f}B")
+        for r in rows
+    ]
+    _emit(
+        as_json,
+        rows,
+        _table(
+            text_rows,
+            [
+                "name",
+                "params",
+                "active_params",
+                "layers",
+                "hidden",
+                "heads",
+                "kv_heads",
+                "attention",
+                "experts",
+            ],
+        ),
+    )
 
 
 @cli.command()
@@ -84,72 +112,140 @@ def devices(as_json: bool) -> None:
         basis = None
         if d.price_usd or d.cloud_usd_per_hour:
             basis = pricing_basis(d, Economics().resolved())
-        rows.append({
-            "name": name, "display_name": d.display_name, "arch": d.arch, "device_class": d.device_class,
-            "peak_tflops": peaks, "fp16_tflops": peaks.get("fp16", peaks.get("bf16")),
-            "memory_gb": d.memory.capacity_bytes / 1e9 if d.memory else None,
-            "memory_bw_gbps": d.memory.bw_bytes_per_s / 1e9 if d.memory else None,
-            "tdp_w": d.tdp_w, "price_usd": d.price_usd, "cloud_usd_per_hour": d.cloud_usd_per_hour,
-            "pricing_basis": basis,
-        })
-    _emit(as_json, rows, _table(rows, ["name", "arch", "device_class", "fp16_tflops", "memory_gb", "memory_bw_gbps",
-                                       "tdp_w", "price_usd", "cloud_usd_per_hour", "pricing_basis"]))
+        rows.append(
+            {
+                "name": name,
+                "display_name": d.display_name,
+                "arch": d.arch,
+                "device_class": d.device_class,
+                "peak_tflops": peaks,
+                "fp16_tflops": peaks.get("fp16", peaks.get("bf16")),
+                "memory_gb": d.memory.capacity_bytes / 1e9 if d.memory else None,
+                "memory_bw_gbps": d.memory.bw_bytes_per_s / 1e9 if d.memory else None,
+                "tdp_w": d.tdp_w,
+                "price_usd": d.price_usd,
+                "cloud_usd_per_hour": d.cloud_usd_per_hour,
+                "pricing_basis": basis,
+            }
+        )
+    _emit(
+        as_json,
+        rows,
+        _table(
+            rows,
+            [
+                "name",
+                "arch",
+                "device_class",
+                "fp16_tflops",
+                "memory_gb",
+                "memory_bw_gbps",
+                "tdp_w",
+                "price_usd",
+                "cloud_usd_per_hour",
+                "pricing_basis",
+            ],
+        ),
+    )
 
 
 # ----- estimate ----------------------------------------------------------------------------
 def _workload_options(f):
-    for opt in reversed([
-        click.option("--model", "-m", required=True, help="Preset name or path to a config.json."),
-        click.option("--device", "-d", required=True, help="Catalog device name or path to a device YAML."),
-        click.option("--batch", "-b", type=int, default=1, show_default=True, help="Sequences per replica."),
-        click.option("--input-len", type=int, default=1024, show_default=True, help="Prompt tokens per sequence."),
-        click.option("--output-len", type=int, default=128, show_default=True, help="Generated tokens per sequence."),
-        click.option("--precision", "-p", default="fp16", show_default=True,
-                     help="fp32, bf16, fp16, fp8, int8, int4 or wXaY[kvZ][gG] (e.g. w4a16g128)."),
-        click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree."),
-        click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel degree."),
-        click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree."),
-        click.option("--n-devices", type=int, default=None, help="Devices in all (default tp*pp*ep)."),
-    ]):
+    for opt in reversed(
+        [
+            click.option("--model", "-m", required=True, help="Preset name or path to a config.json."),
+            click.option(
+                "--device", "-d", required=True, help="Catalog device name or path to a device YAML."
+            ),
+            click.option(
+                "--batch", "-b", type=int, default=1, show_default=True, help="Sequences per replica."
+            ),
+            click.option(
+                "--input-len", type=int, default=1024, show_default=True, help="Prompt tokens per sequence."
+            ),
+            click.option(
+                "--output-len",
+                type=int,
+                default=128,
+                show_default=True,
+                help="Generated tokens per sequence.",
+            ),
+            click.option(
+                "--precision",
+                "-p",
+                default="fp16",
+                show_default=True,
+                help="fp32, bf16, fp16, fp8, int8, int4 or wXaY[kvZ][gG] (e.g. w4a16g128).",
+            ),
+            click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree."),
+            click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel degree."),
+            click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree."),
+            click.option("--n-devices", type=int, default=None, help="Devices in all (default tp*pp*ep)."),
+        ]
+    ):
         f = opt(f)
     return f
 
 
 @cli.command()
 @_workload_options
-@click.option("--pricing", type=click.Choice(["auto", "capex", "cloud"]), default="auto", show_default=True,
-              help="Price devices by purchase (capex + energy) or by the cloud hour.")
+@click.option(
+    "--pricing",
+    type=click.Choice(["auto", "capex", "cloud"]),
+    default="auto",
+    show_default=True,
+    help="Price devices by purchase (capex + energy) or by the cloud hour.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def estimate(model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, pricing, as_json):
     """Analytic estimate: TTFT, TPOT, throughput, tokens per J and per $ for one batch."""
     from roofline.economics import Economics
     from roofline.estimate import estimate as run
 
-    est = run(model, device, batch=batch, input_len=input_len, output_len=output_len, n_devices=n_devices,
-              tp=tp, pp=pp, ep=ep, precision=precision, economics=Economics(basis=pricing))
+    est = run(
+        model,
+        device,
+        batch=batch,
+        input_len=input_len,
+        output_len=output_len,
+        n_devices=n_devices,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        precision=precision,
+        economics=Economics(basis=pricing),
+    )
     d = est.to_dict()
     if not d["fits"]:
         from hwmodels.device_spec import load_device
 
         cap = load_device(device).memory.capacity_bytes
-        click.echo(f"hwsim: warning: {d['model']} does not fit on {d['device']}: needs {d['memory_bytes'] / 1e9:.2f} GB "
-                   f"per device, has {cap / 1e9:.2f} GB (short by {(d['memory_bytes'] - cap) / 1e9:.2f} GB); the times "
-                   "assume it did (add devices with --tp/--pp or lower --precision)", err=True)
+        click.echo(
+            f"hwsim: warning: {d['model']} does not fit on {d['device']}: needs {d['memory_bytes'] / 1e9:.2f} GB "
+            f"per device, has {cap / 1e9:.2f} GB (short by {(d['memory_bytes'] - cap) / 1e9:.2f} GB); the times "
+            "assume it did (add devices with --tp/--pp or lower --precision)",
+            err=True,
+        )
     text = "\n".join(f"{k:>24}: {_fmt(v)}" for k, v in d.items())
     _emit(as_json, d, text)
 
 
 @cli.command()
 @_workload_options
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Chart path (.png; an .svg is written beside it). Default results/roofline-<model>-<device>.png.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Chart path (.png; an .svg is written beside it). Default results/roofline-<model>-<device>.png.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def roofline(model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, out, as_json):
     """Roofline chart of a decode step's and a prefill's ops on a device's roof."""
+    from hwmodels.placement import Placement
     from roofline.estimate import compute_device, resolve_parallelism
     from roofline.plots import roofline_chart
     from roofline.roofline import op_roofline, ridge_point
-    from hwmodels.placement import Placement
     from workloads.graph import build_ops
     from workloads.model_spec import load_model
     from workloads.quant import Quant
@@ -162,23 +258,47 @@ def roofline(model, device, batch, input_len, output_len, precision, tp, pp, ep,
             raise HwsimError(f"{field} is {value}; expected a positive integer")
     kw = dict(tp=tp, pp=pp, ep=ep)
     tables = {
-        "decode": op_roofline(build_ops(spec, quant, phase="decode", batch=batch, context=input_len, **kw), dev, place),
-        "prefill": op_roofline(build_ops(spec, quant, phase="prefill", batch=batch, tokens=input_len, **kw), dev, place),
+        "decode": op_roofline(
+            build_ops(spec, quant, phase="decode", batch=batch, context=input_len, **kw), dev, place
+        ),
+        "prefill": op_roofline(
+            build_ops(spec, quant, phase="prefill", batch=batch, tokens=input_len, **kw), dev, place
+        ),
     }
     out = out or Path("results") / f"roofline-{spec.name}-{dev.name}.png"
-    paths = roofline_chart(tables, dev, out, title=f"{spec.name} on {dev.name}, batch {batch}, context {input_len}, "
-                           f"{quant.name}", fmt=quant.compute_format)
-    payload = {"model": spec.name, "device": dev.name, "ridge_flop_per_byte": ridge_point(dev, quant.compute_format),
-               "chart": [str(p) for p in paths],
-               "ops": {ph: t.replace([np.inf], None).to_dict(orient="records") for ph, t in tables.items()}}
-    text = "\n\n".join(f"{ph}:\n{t[['op', 'intensity_flop_per_byte', 'achieved_flop_per_s', 'share_of_step', 'bound']].to_string(index=False)}"
-                       for ph, t in tables.items()) + f"\n\nchart: {', '.join(map(str, paths))}"
+    paths = roofline_chart(
+        tables,
+        dev,
+        out,
+        title=f"{spec.name} on {dev.name}, batch {batch}, context {input_len}, {quant.name}",
+        fmt=quant.compute_format,
+    )
+    payload = {
+        "model": spec.name,
+        "device": dev.name,
+        "ridge_flop_per_byte": ridge_point(dev, quant.compute_format),
+        "chart": [str(p) for p in paths],
+        "ops": {ph: t.replace([np.inf], None).to_dict(orient="records") for ph, t in tables.items()},
+    }
+    text = (
+        "\n\n".join(
+            f"{ph}:\n{t[['op', 'intensity_flop_per_byte', 'achieved_flop_per_s', 'share_of_step', 'bound']].to_string(index=False)}"
+            for ph, t in tables.items()
+        )
+        + f"\n\nchart: {', '.join(map(str, paths))}"
+    )
     _emit(as_json, payload, text)
 
 
 @cli.command()
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="Folder for plots, tables and index.md.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder for plots, tables and index.md.",
+)
 @click.option("--quick", is_flag=True, help="Fewer devices and points (for tests).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the files written).")
 def report(out, quick, as_json):
@@ -186,8 +306,11 @@ def report(out, quick, as_json):
     from roofline.report import build_report
 
     written = build_report(out, quick=quick, progress=not as_json)
-    _emit(as_json, {"out": str(out), "files": [str(p) for p in written]},
-          f"wrote {len(written)} files into {out}/ (open {out}/index.md)")
+    _emit(
+        as_json,
+        {"out": str(out), "files": [str(p) for p in written]},
+        f"wrote {len(written)} files into {out}/ (open {out}/index.md)",
+    )
 
 
 def main() -> None:

@@ -58,7 +58,11 @@ class Economics:
         )
         if out.basis not in PRICING_BASES:
             raise ConfigError(f"pricing basis {out.basis!r}; expected one of {', '.join(PRICING_BASES)}")
-        for field, v in (("lifetime_years", out.lifetime_years), ("pue", out.pue), ("usd_per_kwh", out.usd_per_kwh)):
+        for field, v in (
+            ("lifetime_years", out.lifetime_years),
+            ("pue", out.pue),
+            ("usd_per_kwh", out.usd_per_kwh),
+        ):
             if not v > 0:
                 raise ConfigError(f"{field} is {v!r}; expected a positive number")
         if out.pue < 1:

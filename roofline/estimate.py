@@ -85,7 +85,11 @@ class Estimate:
         """A tidy DataFrame, one row per point of the broadcast grid."""
         import pandas as pd
 
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+        arrays = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        }
         shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
         data = {k: np.broadcast_to(v, shape).ravel() for k, v in arrays.items()}
         frame = pd.DataFrame(data)
@@ -122,13 +126,23 @@ def compute_device(device: str | DeviceSpec) -> DeviceSpec:
     """A catalog device that has a cost model (not a host, link or storage part)."""
     dev = load_device(device)
     if dev.arch not in registry.names():
-        raise ConfigError(f"device {dev.name!r} is a {dev.arch} part (no compute); "
-                          f"estimate needs one of arch {', '.join(registry.names())}")
+        raise ConfigError(
+            f"device {dev.name!r} is a {dev.arch} part (no compute); "
+            f"estimate needs one of arch {', '.join(registry.names())}"
+        )
     return dev
 
 
-def memory_per_device(spec: ModelSpec, quant: Quant, batch: Any, input_len: Any, output_len: Any,
-                      tp: int = 1, pp: int = 1, ep: int = 1) -> np.ndarray:
+def memory_per_device(
+    spec: ModelSpec,
+    quant: Quant,
+    batch: Any,
+    input_len: Any,
+    output_len: Any,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+) -> np.ndarray:
     """Bytes each device holds: weights, KV cache at the final context, prefill workspace."""
     weights = weight_bytes(spec, quant, tp, pp, ep)
     kv = kv_cache_bytes(spec, quant, batch, np.asarray(input_len) + np.asarray(output_len), tp, pp)
@@ -138,10 +152,21 @@ def memory_per_device(spec: ModelSpec, quant: Quant, batch: Any, input_len: Any,
     return weights + kv + workspace + logits
 
 
-def estimate(model: str | ModelSpec, device: str | DeviceSpec, *, batch: Any, input_len: Any, output_len: Any,
-             n_devices: int | None = None, tp: int = 1, pp: int = 1, ep: int = 1,
-             precision: str | Quant = "fp16", economics: Economics | None = None,
-             link: str | None = None) -> Estimate:
+def estimate(
+    model: str | ModelSpec,
+    device: str | DeviceSpec,
+    *,
+    batch: Any,
+    input_len: Any,
+    output_len: Any,
+    n_devices: int | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    precision: str | Quant = "fp16",
+    economics: Economics | None = None,
+    link: str | None = None,
+) -> Estimate:
     """Analytic estimate of serving ``batch`` sequences; arrays broadcast into a sweep.
 
     Parameters
@@ -162,41 +187,56 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, *, batch: Any, in
     per_replica, replicas = resolve_parallelism(spec, n_devices, tp, pp, ep)
     B = _positive_ints(batch, "batch")
     L_in = _positive_ints(input_len, "input_len")
-    O = _positive_ints(output_len, "output_len")
+    L_out = _positive_ints(output_len, "output_len")
     model_cost = registry.get(dev.arch)
     place = Placement(tp=tp, pp=pp, ep=ep, link=link)
 
-    prefill = model_cost.estimate(build_ops(spec, quant, phase="prefill", batch=B, tokens=L_in, tp=tp, pp=pp, ep=ep),
-                                  dev, place)
-    n_steps = np.maximum(O - 1.0, 1.0)
-    first = model_cost.estimate(build_ops(spec, quant, phase="decode", batch=B, context=L_in, tp=tp, pp=pp, ep=ep),
-                                dev, place)
-    last = model_cost.estimate(build_ops(spec, quant, phase="decode", batch=B, context=L_in + n_steps - 1,
-                                         tp=tp, pp=pp, ep=ep), dev, place)
+    prefill = model_cost.estimate(
+        build_ops(spec, quant, phase="prefill", batch=B, tokens=L_in, tp=tp, pp=pp, ep=ep), dev, place
+    )
+    n_steps = np.maximum(L_out - 1.0, 1.0)
+    first = model_cost.estimate(
+        build_ops(spec, quant, phase="decode", batch=B, context=L_in, tp=tp, pp=pp, ep=ep), dev, place
+    )
+    last = model_cost.estimate(
+        build_ops(spec, quant, phase="decode", batch=B, context=L_in + n_steps - 1, tp=tp, pp=pp, ep=ep),
+        dev,
+        place,
+    )
     ttft = prefill.total_time_s()
     tpot, decode_dynamic = mean_step(first, last, n_steps)
-    e2e = ttft + (O - 1.0) * tpot
+    e2e = ttft + (L_out - 1.0) * tpot
 
     # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device
     shards = tp * ep
-    dynamic = shards * (prefill.dynamic_energy_j.sum(axis=0) + (O - 1.0) * decode_dynamic)
-    replica_energy = np.minimum(dynamic + per_replica * prefill.static_power_w * e2e,
-                                per_replica * prefill.power_cap_w * e2e)
-    tokens = B * O
+    dynamic = shards * (prefill.dynamic_energy_j.sum(axis=0) + (L_out - 1.0) * decode_dynamic)
+    replica_energy = np.minimum(
+        dynamic + per_replica * prefill.static_power_w * e2e, per_replica * prefill.power_cap_w * e2e
+    )
+    tokens = B * L_out
     energy_per_token = replica_energy / tokens
     replica_usd = usd_per_s(dev, per_replica, replica_energy / e2e, economics) * e2e
-    memory = memory_per_device(spec, quant, B, L_in, O, tp, pp, ep)
-    shape = np.broadcast_shapes(B.shape, L_in.shape, O.shape)
+    memory = memory_per_device(spec, quant, B, L_in, L_out, tp, pp, ep)
+    shape = np.broadcast_shapes(B.shape, L_in.shape, L_out.shape)
     full = lambda a: np.broadcast_to(np.asarray(a, dtype=float), shape).copy()  # noqa: E731
     return Estimate(
-        model=spec.name, device=dev.name, n_devices=per_replica * replicas,
-        batch=full(B), input_len=full(L_in), output_len=full(O), precision=quant.name,
-        ttft_s=full(ttft), tpot_s=full(tpot), e2e_s=full(e2e),
+        model=spec.name,
+        device=dev.name,
+        n_devices=per_replica * replicas,
+        batch=full(B),
+        input_len=full(L_in),
+        output_len=full(L_out),
+        precision=quant.name,
+        ttft_s=full(ttft),
+        tpot_s=full(tpot),
+        e2e_s=full(e2e),
         prefill_tokens_per_s=full(replicas * B * L_in / ttft),
         decode_tokens_per_s=full(replicas * B / tpot),
-        energy_j_per_token=full(energy_per_token), tokens_per_j=full(1.0 / energy_per_token),
-        usd_per_million_tokens=full(replica_usd / tokens * 1e6), tokens_per_usd=full(tokens / replica_usd),
+        energy_j_per_token=full(energy_per_token),
+        tokens_per_j=full(1.0 / energy_per_token),
+        usd_per_million_tokens=full(replica_usd / tokens * 1e6),
+        tokens_per_usd=full(tokens / replica_usd),
         bound=np.broadcast_to(first.dominant_bound(), shape).copy(),
-        memory_bytes=full(memory), fits=np.broadcast_to(memory <= dev.memory.capacity_bytes, shape).copy(),
+        memory_bytes=full(memory),
+        fits=np.broadcast_to(memory <= dev.memory.capacity_bytes, shape).copy(),
     )
-

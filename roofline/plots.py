@@ -6,8 +6,8 @@ imported lazily with the Agg back end, so importing hwsim opens no display.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,8 +15,15 @@ import pandas as pd
 from hwmodels.device_spec import DeviceSpec
 
 PHASE_MARKERS = {"decode": "o", "prefill": "^"}
-KIND_COLORS = {"gemm": "#1f77b4", "router": "#17becf", "attention": "#d62728", "norm": "#7f7f7f",
-               "elementwise": "#bcbd22", "embedding": "#9467bd", "collective": "#ff7f0e"}
+KIND_COLORS = {
+    "gemm": "#1f77b4",
+    "router": "#17becf",
+    "attention": "#d62728",
+    "norm": "#7f7f7f",
+    "elementwise": "#bcbd22",
+    "embedding": "#9467bd",
+    "collective": "#ff7f0e",
+}
 
 
 def _plt():
@@ -41,8 +48,9 @@ def _save(fig, out: Path) -> list[Path]:
     return [png, svg]
 
 
-def roofline_chart(tables: Mapping[str, pd.DataFrame], device: DeviceSpec, out: Path, title: str = "",
-                   fmt: str = "fp16") -> list[Path]:
+def roofline_chart(
+    tables: Mapping[str, pd.DataFrame], device: DeviceSpec, out: Path, title: str = "", fmt: str = "fp16"
+) -> list[Path]:
     """Ops of each phase (``op_roofline`` frames) as points on the device's roof.
 
     x: arithmetic intensity (FLOP/byte), y: achieved FLOP/s; marker size is the op's
@@ -57,18 +65,36 @@ def roofline_chart(tables: Mapping[str, pd.DataFrame], device: DeviceSpec, out: 
     x = np.logspace(np.log10(lo), np.log10(hi), 200)
     ax.plot(x, np.minimum(peak, x * bw), color="black", lw=1.8, label=f"roof ({fmt}, {bw / 1e9:.0f} GB/s)")
     ax.axvline(peak / bw, color="black", ls=":", lw=0.8)
-    ax.annotate(f"ridge {peak / bw:.0f} FLOP/B", (peak / bw, peak / 1e3), textcoords="offset points", xytext=(4, 0),
-                rotation=90, fontsize=7)
-    for (phase, table), pts in zip(tables.items(), finite):
+    ax.annotate(
+        f"ridge {peak / bw:.0f} FLOP/B",
+        (peak / bw, peak / 1e3),
+        textcoords="offset points",
+        xytext=(4, 0),
+        rotation=90,
+        fontsize=7,
+    )
+    for (phase, _table), pts in zip(tables.items(), finite, strict=False):
         for kind, group in pts.groupby("kind"):
-            ax.scatter(group["intensity_flop_per_byte"], group["achieved_flop_per_s"],
-                       s=20 + 400 * group["share_of_step"], marker=PHASE_MARKERS.get(phase, "s"),
-                       color=KIND_COLORS.get(kind, "grey"), alpha=0.75, edgecolor="black", lw=0.4,
-                       label=f"{phase}: {kind}")
+            ax.scatter(
+                group["intensity_flop_per_byte"],
+                group["achieved_flop_per_s"],
+                s=20 + 400 * group["share_of_step"],
+                marker=PHASE_MARKERS.get(phase, "s"),
+                color=KIND_COLORS.get(kind, "grey"),
+                alpha=0.75,
+                edgecolor="black",
+                lw=0.4,
+                label=f"{phase}: {kind}",
+            )
         top = pts.nlargest(3, "share_of_step")
         for _, row in top.iterrows():
-            ax.annotate(f"{row['op']}", (row["intensity_flop_per_byte"], row["achieved_flop_per_s"]),
-                        textcoords="offset points", xytext=(5, 3), fontsize=7)
+            ax.annotate(
+                f"{row['op']}",
+                (row["intensity_flop_per_byte"], row["achieved_flop_per_s"]),
+                textcoords="offset points",
+                xytext=(5, 3),
+                fontsize=7,
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP / byte of device memory)")
@@ -96,29 +122,48 @@ def breakdown_chart(tables: Mapping[str, pd.DataFrame], out: Path, title: str = 
     return _save(fig, out)
 
 
-def metric_vs_batch(frame: pd.DataFrame, metric: str, out: Path, ylabel: str, title: str = "",
-                    group: str = "device", logy: bool = True) -> list[Path]:
+def metric_vs_batch(
+    frame: pd.DataFrame,
+    metric: str,
+    out: Path,
+    ylabel: str,
+    title: str = "",
+    group: str = "device",
+    logy: bool = True,
+) -> list[Path]:
     """One line per ``group`` of ``metric`` against batch; points that do not fit are hollow."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name, g in frame.groupby(group, sort=False):
         g = g.sort_values("batch")
-        line, = ax.plot(g["batch"], g[metric], marker="o", ms=3, label=str(name))
+        (line,) = ax.plot(g["batch"], g[metric], marker="o", ms=3, label=str(name))
         over = g.loc[~g["fits"].astype(bool)]
         if len(over):
-            ax.scatter(over["batch"], over[metric], facecolor="white", edgecolor=line.get_color(), zorder=3, s=25)
+            ax.scatter(
+                over["batch"], over[metric], facecolor="white", edgecolor=line.get_color(), zorder=3, s=25
+            )
     ax.set_xscale("log", base=2)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("batch (sequences)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title + ("\nhollow: does not fit in device memory" if (~frame["fits"].astype(bool)).any() else ""))
+    ax.set_title(
+        title + ("\nhollow: does not fit in device memory" if (~frame["fits"].astype(bool)).any() else "")
+    )
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, out)
 
 
-def grouped_bars(frame: pd.DataFrame, metric: str, out: Path, ylabel: str, title: str = "",
-                 x: str = "device", hue: str = "model", order: Sequence[str] | None = None) -> list[Path]:
+def grouped_bars(
+    frame: pd.DataFrame,
+    metric: str,
+    out: Path,
+    ylabel: str,
+    title: str = "",
+    x: str = "device",
+    hue: str = "model",
+    order: Sequence[str] | None = None,
+) -> list[Path]:
     """Bars of ``metric`` per ``x``, one bar per ``hue`` (log scale)."""
     plt = _plt()
     xs = list(order) if order is not None else list(dict.fromkeys(frame[x]))

@@ -45,8 +45,13 @@ def smallest_tp(model: str, device: str, precision: str = "fp16", batch: int = 1
 
 def _git_hash() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -81,30 +86,54 @@ def build_report(out: Path, quick: bool = False, progress: bool = True) -> list[
         quant = Quant.from_name("fp16")
         tables = {}
         for b in (1, 64):
-            tables[f"decode b={b}"] = op_roofline(build_ops(spec, quant, phase="decode", batch=b, context=INPUT_LEN),
-                                                  focus_dev)
-        tables["prefill b=1"] = op_roofline(build_ops(spec, quant, phase="prefill", batch=1, tokens=INPUT_LEN), focus_dev)
-        written += plots.roofline_chart({"decode": tables["decode b=1"], "prefill": tables["prefill b=1"]}, focus_dev,
-                                        out / "roofline-h100", title=f"{FOCUS_MODEL} on h100-sxm, fp16, context {INPUT_LEN}")
+            tables[f"decode b={b}"] = op_roofline(
+                build_ops(spec, quant, phase="decode", batch=b, context=INPUT_LEN), focus_dev
+            )
+        tables["prefill b=1"] = op_roofline(
+            build_ops(spec, quant, phase="prefill", batch=1, tokens=INPUT_LEN), focus_dev
+        )
+        written += plots.roofline_chart(
+            {"decode": tables["decode b=1"], "prefill": tables["prefill b=1"]},
+            focus_dev,
+            out / "roofline-h100",
+            title=f"{FOCUS_MODEL} on h100-sxm, fp16, context {INPUT_LEN}",
+        )
         done("roofline")
-        written += plots.breakdown_chart(tables, out / "breakdown-h100",
-                                         title=f"{FOCUS_MODEL} on h100-sxm: where the step time goes")
+        written += plots.breakdown_chart(
+            tables, out / "breakdown-h100", title=f"{FOCUS_MODEL} on h100-sxm: where the step time goes"
+        )
         for name, t in tables.items():
             path = out / f"ops-h100-{name.replace(' ', '-').replace('=', '')}.csv"
             t.to_csv(path, index=False)
             written.append(path)
         done("breakdown")
         focus = est.loc[(est["model"] == FOCUS_MODEL) & est["device"].isin(FOCUS_DEVICES)]
-        written += plots.metric_vs_batch(focus, "decode_tokens_per_s", out / "throughput-vs-batch",
-                                         "decode tokens/s", f"{FOCUS_MODEL}, fp16, input {INPUT_LEN}, output {OUTPUT_LEN}")
+        written += plots.metric_vs_batch(
+            focus,
+            "decode_tokens_per_s",
+            out / "throughput-vs-batch",
+            "decode tokens/s",
+            f"{FOCUS_MODEL}, fp16, input {INPUT_LEN}, output {OUTPUT_LEN}",
+        )
         done("scaling")
-        written += plots.metric_vs_batch(focus, "tokens_per_usd", out / "tokens-per-usd-vs-batch", "output tokens per $",
-                                         f"{FOCUS_MODEL}: tokens per dollar")
-        written += plots.metric_vs_batch(focus, "tokens_per_j", out / "tokens-per-joule-vs-batch", "output tokens per J",
-                                         f"{FOCUS_MODEL}: tokens per joule")
+        written += plots.metric_vs_batch(
+            focus,
+            "tokens_per_usd",
+            out / "tokens-per-usd-vs-batch",
+            "output tokens per $",
+            f"{FOCUS_MODEL}: tokens per dollar",
+        )
+        written += plots.metric_vs_batch(
+            focus,
+            "tokens_per_j",
+            out / "tokens-per-joule-vs-batch",
+            "output tokens per J",
+            f"{FOCUS_MODEL}: tokens per joule",
+        )
         b1 = est.loc[est["batch"] == 1]
-        written += plots.grouped_bars(b1, "tpot_s", out / "tpot-batch1", "TPOT (s)", "time per output token, batch 1",
-                                      order=devices)
+        written += plots.grouped_bars(
+            b1, "tpot_s", out / "tpot-batch1", "TPOT (s)", "time per output token, batch 1", order=devices
+        )
         done("efficiency")
         written += _index(out, est, devices, quick)
         done("index")
@@ -129,17 +158,36 @@ def _catalog_tables(out: Path, gpus: list[str]) -> list[Path]:
     rows = []
     for name in gpus:
         d = catalog()[name]
-        rows.append({"device": name, "display_name": d.display_name, "class": d.device_class,
-                     "fp16_tflops": d.peak("fp16") / 1e12, "memory_gb": d.memory.capacity_bytes / 1e9,
-                     "memory_bw_gbps": d.memory.bw_bytes_per_s / 1e9, "tdp_w": d.tdp_w,
-                     "price_usd": d.price_usd, "cloud_usd_per_hour": d.cloud_usd_per_hour,
-                     "pricing_basis": pricing_basis(d, econ), "compute_source": d.compute_source,
-                     "memory_source": d.memory.source, "price_source": d.price_source or d.cloud_source})
+        rows.append(
+            {
+                "device": name,
+                "display_name": d.display_name,
+                "class": d.device_class,
+                "fp16_tflops": d.peak("fp16") / 1e12,
+                "memory_gb": d.memory.capacity_bytes / 1e9,
+                "memory_bw_gbps": d.memory.bw_bytes_per_s / 1e9,
+                "tdp_w": d.tdp_w,
+                "price_usd": d.price_usd,
+                "cloud_usd_per_hour": d.cloud_usd_per_hour,
+                "pricing_basis": pricing_basis(d, econ),
+                "compute_source": d.compute_source,
+                "memory_source": d.memory.source,
+                "price_source": d.price_source or d.cloud_source,
+            }
+        )
     models = []
     for name, entry in sorted(preset_index().items()):
         s = load_model(name)
-        models.append({"model": name, "params": s.n_params(), "published_params": float(entry["published_params"]),
-                       "active_params": s.n_active_params(), "attention": s.attention_kind, "source": entry["source"]})
+        models.append(
+            {
+                "model": name,
+                "params": s.n_params(),
+                "published_params": float(entry["published_params"]),
+                "active_params": s.n_active_params(),
+                "attention": s.attention_kind,
+                "source": entry["source"],
+            }
+        )
     paths = [out / "devices.csv", out / "models.csv"]
     pd.DataFrame(rows).to_csv(paths[0], index=False)
     pd.DataFrame(models).to_csv(paths[1], index=False)
@@ -158,12 +206,38 @@ def _index(out: Path, est: pd.DataFrame, devices: list[str], quick: bool) -> lis
     gpu_params = class_params("gpu")["datacenter-gpu"]
     econ = economics_defaults()
     pick = est.loc[est["batch"].isin([1, 64])]
-    summary = pick[["model", "device", "tp", "batch", "ttft_s", "tpot_s", "decode_tokens_per_s", "tokens_per_j",
-                    "usd_per_million_tokens", "bound", "fits"]].copy()
+    summary = pick[
+        [
+            "model",
+            "device",
+            "tp",
+            "batch",
+            "ttft_s",
+            "tpot_s",
+            "decode_tokens_per_s",
+            "tokens_per_j",
+            "usd_per_million_tokens",
+            "bound",
+            "fits",
+        ]
+    ].copy()
     summary["ttft_ms"] = summary.pop("ttft_s") * 1e3
     summary["tpot_ms"] = summary.pop("tpot_s") * 1e3
-    summary = summary[["model", "device", "tp", "batch", "ttft_ms", "tpot_ms", "decode_tokens_per_s", "tokens_per_j",
-                       "usd_per_million_tokens", "bound", "fits"]]
+    summary = summary[
+        [
+            "model",
+            "device",
+            "tp",
+            "batch",
+            "ttft_ms",
+            "tpot_ms",
+            "decode_tokens_per_s",
+            "tokens_per_j",
+            "usd_per_million_tokens",
+            "bound",
+            "fits",
+        ]
+    ]
     lines = [
         "# hwsim report",
         "",
@@ -210,9 +284,20 @@ def _index(out: Path, est: pd.DataFrame, devices: list[str], quick: bool) -> lis
     path = out / "index.md"
     path.write_text("\n".join(lines))
     config = out / "report_config.json"
-    config.write_text(json.dumps({"hwsim_version": _version(), "git": _git_hash(), "quick": quick,
-                                  "devices": devices, "input_len": INPUT_LEN, "output_len": OUTPUT_LEN,
-                                  "placement": str(Placement())}, indent=2))
+    config.write_text(
+        json.dumps(
+            {
+                "hwsim_version": _version(),
+                "git": _git_hash(),
+                "quick": quick,
+                "devices": devices,
+                "input_len": INPUT_LEN,
+                "output_len": OUTPUT_LEN,
+                "placement": str(Placement()),
+            },
+            indent=2,
+        )
+    )
     return [path, config]
 
 

@@ -41,10 +41,25 @@ def op_roofline(ops: OpTable, device: DeviceSpec, placement: Placement | None = 
         intensity = np.where(moved > 0, flops / moved, np.inf)
         per_occurrence_s = cost.time_s / ops.count
         achieved = np.where(per_occurrence_s > 0, flops / per_occurrence_s, 0.0)
-    roofs = np.array([min(device.peak(f), i * device.memory.bw_bytes_per_s) for f, i in zip(ops.fmt, intensity)])
-    return pd.DataFrame({
-        "op": ops.name, "kind": ops.kind, "count": ops.count, "fmt": ops.fmt,
-        "flops": flops, "bytes": moved, "intensity_flop_per_byte": intensity,
-        "attainable_flop_per_s": roofs, "achieved_flop_per_s": achieved,
-        "time_s": cost.time_s, "share_of_step": cost.time_s / cost.time_s.sum(), "bound": cost.bound,
-    })
+    roofs = np.array(
+        [
+            min(device.peak(f), i * device.memory.bw_bytes_per_s)
+            for f, i in zip(ops.fmt, intensity, strict=False)
+        ]
+    )
+    return pd.DataFrame(
+        {
+            "op": ops.name,
+            "kind": ops.kind,
+            "count": ops.count,
+            "fmt": ops.fmt,
+            "flops": flops,
+            "bytes": moved,
+            "intensity_flop_per_byte": intensity,
+            "attainable_flop_per_s": roofs,
+            "achieved_flop_per_s": achieved,
+            "time_s": cost.time_s,
+            "share_of_step": cost.time_s / cost.time_s.sum(),
+            "bound": cost.bound,
+        }
+    )

@@ -30,8 +30,14 @@ def test_unknown_arch_lists_closest():
 
 @pytest.mark.parametrize("arch", registry.names())
 @settings(max_examples=40, deadline=None)
-@given(batch=st.integers(1, 512), ctx=st.integers(0, 16384), tokens=st.integers(1, 4096),
-       phase=st.sampled_from(["decode", "prefill"]), scale=st.floats(1.01, 8.0), tp=st.sampled_from([1, 2, 4]))
+@given(
+    batch=st.integers(1, 512),
+    ctx=st.integers(0, 16384),
+    tokens=st.integers(1, 4096),
+    phase=st.sampled_from(["decode", "prefill"]),
+    scale=st.floats(1.01, 8.0),
+    tp=st.sampled_from([1, 2, 4]),
+)
 def test_cost_model_invariants(arch, batch, ctx, tokens, phase, scale, tp):
     dev = load_device(ARCH_DEVICE[arch])
     model = registry.get(arch)
@@ -58,7 +64,9 @@ def test_count_scales_time_linearly(arch, small_ops):
     ops = small_ops["decode"]
     doubled = type(ops)(**{**ops.__dict__, "count": ops.count * 2})
     model = registry.get(arch)
-    np.testing.assert_allclose(model.estimate(doubled, dev).total_time_s(), 2 * model.estimate(ops, dev).total_time_s())
+    np.testing.assert_allclose(
+        model.estimate(doubled, dev).total_time_s(), 2 * model.estimate(ops, dev).total_time_s()
+    )
 
 
 def test_gpu_hand_case_memory_bound_gemv(a100):
@@ -68,7 +76,7 @@ def test_gpu_hand_case_memory_bound_gemv(a100):
     ops = build_ops(SPEC, FP16, phase="decode", batch=1, context=0)
     cost = registry.get("gpu").estimate(ops, a100)
     i = int(np.flatnonzero(ops.name == "ffn_down")[0])
-    moved = 117_440_512 + 14336 * 2 + 4096 * 2   # weights + activation in and out
+    moved = 117_440_512 + 14336 * 2 + 4096 * 2  # weights + activation in and out
     expected = moved / (2.039e12 * p["memory_efficiency"]) + p["kernel_overhead_us"] * 1e-6
     assert cost.time_s[i] / 32 == pytest.approx(expected, rel=1e-12)
     assert cost.bound[i] == "memory"
@@ -96,7 +104,12 @@ def test_tile_padding_makes_skinny_gemms_no_faster_per_flop(a100):
 
 def test_calibration_parameters_are_physical():
     for cls, params in class_params("gpu").items():
-        for name in ("compute_efficiency", "memory_efficiency", "static_power_fraction", "math_power_fraction"):
+        for name in (
+            "compute_efficiency",
+            "memory_efficiency",
+            "static_power_fraction",
+            "math_power_fraction",
+        ):
             assert 0.05 <= params[name].value <= 1.0, (cls, name)
         assert params["kernel_overhead_us"].value >= 0
         assert all(p.source for p in params.values())

@@ -25,7 +25,7 @@ def test_throughput_rises_with_batch_until_the_compute_roof():
     tps = e.decode_tokens_per_s
     assert np.all(np.diff(tps) > 0)
     gain = tps[1:] / tps[:-1]
-    assert gain[0] > 1.8 and gain[-1] < 1.3          # near-linear when memory-bound, flat near the roof
+    assert gain[0] > 1.8 and gain[-1] < 1.3  # near-linear when memory-bound, flat near the roof
     assert e.bound[0] == "memory" and e.bound[-1] == "compute"
 
 
@@ -33,8 +33,10 @@ def test_throughput_rises_with_batch_until_the_compute_roof():
 def test_h100_beats_a100_beats_v100_on_decode(model):
     b = np.array([1, 4, 16, 64])[:, None]
     ctx = np.array([128, 1024, 4096])[None, :]
-    t = {d: estimate(model, d, batch=b, input_len=ctx, output_len=64).tpot_s
-         for d in ("v100-sxm2-32gb", "a100-sxm-80gb", "h100-sxm")}
+    t = {
+        d: estimate(model, d, batch=b, input_len=ctx, output_len=64).tpot_s
+        for d in ("v100-sxm2-32gb", "a100-sxm-80gb", "h100-sxm")
+    }
     assert np.all(t["h100-sxm"] < t["a100-sxm-80gb"]) and np.all(t["a100-sxm-80gb"] < t["v100-sxm2-32gb"])
 
 
@@ -66,8 +68,10 @@ def test_energy_per_token_bounded_by_tdp():
 
 
 def test_tensor_parallel_lowers_tpot_and_pcie_is_slower_than_nvlink():
-    t = [float(estimate("llama-2-70b", "h100-sxm", batch=1, input_len=512, output_len=32, tp=tp).tpot_s)
-         for tp in (1, 2, 4, 8)]
+    t = [
+        float(estimate("llama-2-70b", "h100-sxm", batch=1, input_len=512, output_len=32, tp=tp).tpot_s)
+        for tp in (1, 2, 4, 8)
+    ]
     assert t[0] > t[1] > t[2] > t[3]
     nv = estimate("llama-2-70b", "h100-sxm", batch=1, input_len=512, output_len=32, tp=8)
     pcie = estimate("llama-2-70b", "h100-sxm", batch=1, input_len=512, output_len=32, tp=8, link="pcie")
@@ -90,19 +94,24 @@ def test_replicas_scale_throughput_not_latency():
 
 def test_cloud_pricing_hand_case():
     """A10 at $0.86 per hour, one device: $ per token = 0.86/3600 * e2e / (batch * output)."""
-    e = estimate("llama-3.1-8b", "a10", batch=2, input_len=100, output_len=10, economics=Economics(basis="cloud"))
+    e = estimate(
+        "llama-3.1-8b", "a10", batch=2, input_len=100, output_len=10, economics=Economics(basis="cloud")
+    )
     assert e.usd_per_million_tokens == pytest.approx(0.86 / 3600 * e.e2e_s / 20 * 1e6)
 
 
-@pytest.mark.parametrize("kwargs,err,match", [
-    (dict(batch=0), ConfigError, "batch"),
-    (dict(batch=1.5), ConfigError, "batch"),
-    (dict(input_len=-3), ConfigError, "input_len"),
-    (dict(output_len=0), ConfigError, "output_len"),
-    (dict(tp=3), ConfigError, "tp 3"),
-    (dict(n_devices=3, tp=2), ConfigError, "multiple"),
-    (dict(precision="fp7"), ConfigError, "precision"),
-])
+@pytest.mark.parametrize(
+    "kwargs,err,match",
+    [
+        (dict(batch=0), ConfigError, "batch"),
+        (dict(batch=1.5), ConfigError, "batch"),
+        (dict(input_len=-3), ConfigError, "input_len"),
+        (dict(output_len=0), ConfigError, "output_len"),
+        (dict(tp=3), ConfigError, "tp 3"),
+        (dict(n_devices=3, tp=2), ConfigError, "multiple"),
+        (dict(precision="fp7"), ConfigError, "precision"),
+    ],
+)
 def test_bad_input_is_refused(kwargs, err, match):
     args = dict(batch=1, input_len=10, output_len=10) | kwargs
     with pytest.raises(err, match=match):

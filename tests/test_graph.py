@@ -15,8 +15,18 @@ FP16 = Quant.from_name("fp16")
 
 def row(ops, name):
     (i,) = np.flatnonzero(ops.name == name)
-    return {c: getattr(ops, c)[i] for c in ("flops", "weight_bytes", "kv_read_bytes", "kv_write_bytes",
-                                            "act_in_bytes", "link_bytes", "count")}
+    return {
+        c: getattr(ops, c)[i]
+        for c in (
+            "flops",
+            "weight_bytes",
+            "kv_read_bytes",
+            "kv_write_bytes",
+            "act_in_bytes",
+            "link_bytes",
+            "count",
+        )
+    }
 
 
 def test_gemm_flops_convention():
@@ -32,7 +42,9 @@ def test_llama2_7b_decode_hand_computed():
     ops = build_ops(load_model("llama-2-7b"), FP16, phase="decode", batch=1, context=1024)
     qkv, att, up = row(ops, "qkv_proj"), row(ops, "attention"), row(ops, "ffn_up")
     assert qkv["flops"] == 100_663_296 and qkv["weight_bytes"] == 100_663_296 and qkv["count"] == 32
-    assert att["flops"] == 16_793_600 and att["kv_read_bytes"] == 16_777_216 and att["kv_write_bytes"] == 16_384
+    assert (
+        att["flops"] == 16_793_600 and att["kv_read_bytes"] == 16_777_216 and att["kv_write_bytes"] == 16_384
+    )
     assert up["flops"] == 180_355_072
 
 
@@ -83,11 +95,21 @@ def test_sweep_axes_broadcast_and_match_scalar_builds():
 
 
 @settings(max_examples=60, deadline=None)
-@given(kv_heads=st.sampled_from([1, 2, 4, 8]), batch=st.integers(1, 256), ctx=st.integers(0, 32768),
-       kv_bits=st.sampled_from([4, 8, 16]))
+@given(
+    kv_heads=st.sampled_from([1, 2, 4, 8]),
+    batch=st.integers(1, 256),
+    ctx=st.integers(0, 32768),
+    kv_bits=st.sampled_from([4, 8, 16]),
+)
 def test_gqa_never_reads_more_kv_than_mha(kv_heads, batch, ctx, kv_bits):
-    base = {"model_type": "llama", "num_hidden_layers": 4, "hidden_size": 1024, "num_attention_heads": 8,
-            "intermediate_size": 2048, "vocab_size": 1000}
+    base = {
+        "model_type": "llama",
+        "num_hidden_layers": 4,
+        "hidden_size": 1024,
+        "num_attention_heads": 8,
+        "intermediate_size": 2048,
+        "vocab_size": 1000,
+    }
     gqa = spec_from_config(base | {"num_key_value_heads": kv_heads}, "gqa")
     mha = spec_from_config(base, "mha")
     q = FP16.with_kv(kv_bits)
@@ -103,10 +125,15 @@ def test_mla_decode_reads_the_latent():
     assert row(ops, "attention")["kv_read_bytes"] == 1000 * 576 * 2
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(batch=0), "batch"), (dict(batch=1, context=-1), "context"), (dict(batch=1, tp=3), "tp 3"),
-    (dict(batch=1, ep=2), "ep 2"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(batch=0), "batch"),
+        (dict(batch=1, context=-1), "context"),
+        (dict(batch=1, tp=3), "tp 3"),
+        (dict(batch=1, ep=2), "ep 2"),
+    ],
+)
 def test_bad_graph_inputs_are_refused(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         build_ops(load_model("llama-2-7b"), FP16, phase="decode", **kwargs)

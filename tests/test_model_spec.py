@@ -16,9 +16,26 @@ def test_preset_param_count_matches_published_within_1pct(name):
 
 
 def test_required_presets_are_shipped():
-    required = {"llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b",
-                "opt-6.7b", "opt-13b", "opt-30b", "opt-66b", "opt-175b", "qwen1.5-1.8b", "qwen2.5-7b", "gemma-2b",
-                "mixtral-8x7b", "deepseek-v3", "qwen3-235b-a22b", "gpt-oss-120b"}
+    required = {
+        "llama-2-7b",
+        "llama-2-13b",
+        "llama-2-70b",
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "llama-3.1-405b",
+        "opt-6.7b",
+        "opt-13b",
+        "opt-30b",
+        "opt-66b",
+        "opt-175b",
+        "qwen1.5-1.8b",
+        "qwen2.5-7b",
+        "gemma-2b",
+        "mixtral-8x7b",
+        "deepseek-v3",
+        "qwen3-235b-a22b",
+        "gpt-oss-120b",
+    }
     assert required <= set(preset_names())
 
 
@@ -44,7 +61,7 @@ def test_attention_kinds_and_moe_shapes():
     # DeepSeek-V3 activates about 37B parameters per token (DeepSeek-V3 report, abstract)
     assert abs(ds.n_active_params() / 37e9 - 1) < 0.03
     mixtral = load_model("mixtral-8x7b")
-    assert abs(mixtral.n_active_params() / 12.9e9 - 1) < 0.02   # Mistral AI: 12.9B active of 46.7B
+    assert abs(mixtral.n_active_params() / 12.9e9 - 1) < 0.02  # Mistral AI: 12.9B active of 46.7B
 
 
 def test_lookup_ignores_case():
@@ -57,8 +74,13 @@ def test_unknown_model_lists_closest():
 
 
 def test_config_missing_field_names_it(tmp_path):
-    cfg = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
-           "vocab_size": 100}
+    cfg = {
+        "model_type": "llama",
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "vocab_size": 100,
+    }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match="intermediate_size"):
@@ -67,15 +89,35 @@ def test_config_missing_field_names_it(tmp_path):
 
 def test_config_bad_value_names_field_and_value(tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "llama", "num_hidden_layers": -2, "hidden_size": 64,
-                                "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100}))
+    path.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "num_hidden_layers": -2,
+                "hidden_size": 64,
+                "num_attention_heads": 4,
+                "intermediate_size": 128,
+                "vocab_size": 100,
+            }
+        )
+    )
     with pytest.raises(ConfigError, match="num_hidden_layers.*-2"):
         load_model(str(path))
 
 
 def test_config_from_path_loads(tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64,
-                                "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100}))
+    path.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "num_hidden_layers": 2,
+                "hidden_size": 64,
+                "num_attention_heads": 4,
+                "intermediate_size": 128,
+                "vocab_size": 100,
+            }
+        )
+    )
     spec = load_model(str(path))
     assert spec.n_params() == 2 * (4 * 64 * 64 + 3 * 64 * 128 + 2 * 64) + 2 * 100 * 64 + 64

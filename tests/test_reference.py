@@ -17,7 +17,7 @@ def test_prefill_then_decode_equals_full_forward(model):
     rng = np.random.default_rng(1)
     seq = rng.integers(0, model.spec.vocab_size, size=(3, 12))
     full, _, _ = model.forward(seq, all_logits=True)
-    incremental = model.generate_logits(seq[:, :8], seq[:, 8:])     # prefill 8, then 4 decode steps
+    incremental = model.generate_logits(seq[:, :8], seq[:, 8:])  # prefill 8, then 4 decode steps
     np.testing.assert_allclose(incremental[:, 1:], full[:, 8:], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(incremental[:, 0], full[:, 7], rtol=1e-5, atol=1e-5)
 

@@ -26,10 +26,19 @@ def test_mean_max_affine_equals_brute_force(n, c0, c1, m0, m1):
 
 
 @settings(max_examples=25, deadline=None)
-@given(batch=st.integers(1, 1024), ctx=st.integers(1, 8192), steps=st.integers(1, 300),
-       model=st.sampled_from(["llama-2-7b", "llama-3.1-8b", "mixtral-8x7b"]))
+@given(
+    batch=st.integers(1, 1024),
+    ctx=st.integers(1, 8192),
+    steps=st.integers(1, 300),
+    model=st.sampled_from(["llama-2-7b", "llama-3.1-8b", "mixtral-8x7b"]),
+)
 def test_mean_step_equals_step_by_step(batch, ctx, steps, model):
-    spec, q, dev, gpu = load_model(model), Quant.from_name("fp16"), load_device("h100-sxm"), registry.get("gpu")
+    spec, q, dev, gpu = (
+        load_model(model),
+        Quant.from_name("fp16"),
+        load_device("h100-sxm"),
+        registry.get("gpu"),
+    )
     every = gpu.estimate(build_ops(spec, q, phase="decode", batch=batch, context=ctx + np.arange(steps)), dev)
     first = gpu.estimate(build_ops(spec, q, phase="decode", batch=batch, context=ctx), dev)
     last = gpu.estimate(build_ops(spec, q, phase="decode", batch=batch, context=ctx + steps - 1), dev)

@@ -125,8 +125,12 @@ class OpTable:
 
     def select(self, mask: np.ndarray) -> OpTable:
         """The rows where ``mask`` (shape (n_ops,)) is true."""
-        return OpTable(**{f.name: (getattr(self, f.name)[mask] if f.name != "phase" else self.phase)
-                          for f in fields(self)})
+        return OpTable(
+            **{
+                f.name: (getattr(self, f.name)[mask] if f.name != "phase" else self.phase)
+                for f in fields(self)
+            }
+        )
 
     def to_frame(self):
         """A pandas DataFrame with one row per op (sweep axes must be scalar)."""
@@ -145,32 +149,91 @@ class _Rows:
         self.rows: list[dict[str, Any]] = []
         self.quant = quant
 
-    def add(self, name: str, kind: str, count: float, *, flops: Any = 0.0, weight: Any = 0.0,
-            act_in: Any = 0.0, act_out: Any = 0.0, kv_read: Any = 0.0, kv_write: Any = 0.0,
-            link_bytes: Any = 0.0, link_steps: Any = 0.0, m: Any = 0.0, n: Any = 0.0, k: Any = 0.0,
-            n_kernels: int = 1) -> None:
+    def add(
+        self,
+        name: str,
+        kind: str,
+        count: float,
+        *,
+        flops: Any = 0.0,
+        weight: Any = 0.0,
+        act_in: Any = 0.0,
+        act_out: Any = 0.0,
+        kv_read: Any = 0.0,
+        kv_write: Any = 0.0,
+        link_bytes: Any = 0.0,
+        link_steps: Any = 0.0,
+        m: Any = 0.0,
+        n: Any = 0.0,
+        k: Any = 0.0,
+        n_kernels: int = 1,
+    ) -> None:
         if count <= 0:
             return
         fmt = self.quant.compute_format if kind in ("gemm", "router") else self.quant.act
-        self.rows.append(dict(name=name, kind=kind, count=float(count), n_kernels=float(n_kernels), fmt=fmt,
-                              flops=flops, weight_bytes=weight, act_in_bytes=act_in, act_out_bytes=act_out,
-                              kv_read_bytes=kv_read, kv_write_bytes=kv_write, link_bytes=link_bytes,
-                              link_steps=link_steps, m=m, n=n, k=k))
+        self.rows.append(
+            dict(
+                name=name,
+                kind=kind,
+                count=float(count),
+                n_kernels=float(n_kernels),
+                fmt=fmt,
+                flops=flops,
+                weight_bytes=weight,
+                act_in_bytes=act_in,
+                act_out_bytes=act_out,
+                kv_read_bytes=kv_read,
+                kv_write_bytes=kv_write,
+                link_bytes=link_bytes,
+                link_steps=link_steps,
+                m=m,
+                n=n,
+                k=k,
+            )
+        )
 
-    def gemm(self, name: str, count: float, m: Any, n: float, k: float, quant: Quant,
-             weight_op: str | None = None, n_weights: Any | None = None) -> None:
+    def gemm(
+        self,
+        name: str,
+        count: float,
+        m: Any,
+        n: float,
+        k: float,
+        quant: Quant,
+        weight_op: str | None = None,
+        n_weights: Any | None = None,
+    ) -> None:
         """A GEMM of m tokens by an (k x n) weight; ``n_weights`` overrides the weight elements read."""
         wbytes = quant.weight_bytes_per_param(weight_op or name)
-        self.add(name, "gemm", count, flops=gemm_flops(m, n, k),
-                 weight=(n * k if n_weights is None else n_weights) * wbytes,
-                 act_in=bytes_of(m * k, quant.act_bits), act_out=bytes_of(m * n, quant.act_bits),
-                 m=m, n=n, k=k)
+        self.add(
+            name,
+            "gemm",
+            count,
+            flops=gemm_flops(m, n, k),
+            weight=(n * k if n_weights is None else n_weights) * wbytes,
+            act_in=bytes_of(m * k, quant.act_bits),
+            act_out=bytes_of(m * n, quant.act_bits),
+            m=m,
+            n=n,
+            k=k,
+        )
 
     def table(self, phase: str) -> OpTable:
         """Stack the rows; each column keeps the broadcast shape of its own values only, so a
         column that does not depend on a sweep axis stays small (size 1 along it)."""
-        numeric = ["flops", "weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes",
-                   "kv_write_bytes", "link_bytes", "link_steps", "m", "n", "k"]
+        numeric = [
+            "flops",
+            "weight_bytes",
+            "act_in_bytes",
+            "act_out_bytes",
+            "kv_read_bytes",
+            "kv_write_bytes",
+            "link_bytes",
+            "link_steps",
+            "m",
+            "n",
+            "k",
+        ]
         ndim = max(np.ndim(r[c]) for r in self.rows for c in numeric)
         cols = {}
         for c in numeric:
@@ -224,8 +287,18 @@ def expected_distinct_experts(n_experts: int, k_active: int, n_tokens: Any) -> n
     return n_experts * (1.0 - (1.0 - k_active / n_experts) ** np.asarray(n_tokens, dtype=float))
 
 
-def build_ops(spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, tokens: Any = 1,
-              context: Any = 0, tp: int = 1, pp: int = 1, ep: int = 1) -> OpTable:
+def build_ops(
+    spec: ModelSpec,
+    quant: Quant,
+    *,
+    phase: str,
+    batch: Any,
+    tokens: Any = 1,
+    context: Any = 0,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+) -> OpTable:
     """The ``OpTable`` of one step.
 
     Parameters
@@ -248,8 +321,8 @@ def build_ops(spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, tokens: 
     L = _as_positive(context, "context", allow_zero=True)
     q = quant
     h, L_layers = spec.hidden_size, spec.n_layers
-    m = B * T                               # token rows through every GEMM
-    keys = L + (T + 1.0) / 2.0              # mean keys attended per query (causal)
+    m = B * T  # token rows through every GEMM
+    keys = L + (T + 1.0) / 2.0  # mean keys attended per query (causal)
     heads = spec.n_heads / tp
     kv_heads = np.ceil(spec.n_kv_heads / tp)  # KV heads are replicated when tp exceeds them
     ab = q.act_bits
@@ -258,7 +331,14 @@ def build_ops(spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, tokens: 
     emb_wbytes = q.weight_bytes_per_param("embedding")
     r.add("embedding", "embedding", 1, weight=m * h * emb_wbytes, act_out=bytes_of(m * h, ab))
     norm_weight = bytes_of(h, ab)
-    r.add("attn_norm", "norm", L_layers, weight=norm_weight, act_in=bytes_of(m * h, ab), act_out=bytes_of(m * h, ab))
+    r.add(
+        "attn_norm",
+        "norm",
+        L_layers,
+        weight=norm_weight,
+        act_in=bytes_of(m * h, ab),
+        act_out=bytes_of(m * h, ab),
+    )
 
     # ---- attention block -------------------------------------------------------------
     if spec.mla:
@@ -266,22 +346,38 @@ def build_ops(spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, tokens: 
     else:
         dq, dv = spec.head_dim, spec.head_dim
         r.gemm("qkv_proj", L_layers, m, (heads + 2 * kv_heads) * dq, h, q)
-        r.add("rope", "elementwise", L_layers, act_in=bytes_of(m * (heads + kv_heads) * dq, ab),
-              act_out=bytes_of(m * (heads + kv_heads) * dq, ab))
+        r.add(
+            "rope",
+            "elementwise",
+            L_layers,
+            act_in=bytes_of(m * (heads + kv_heads) * dq, ab),
+            act_out=bytes_of(m * (heads + kv_heads) * dq, ab),
+        )
         kv_per_token = kv_heads * (dq + dv)
-        r.add("attention", "attention", L_layers,
-              flops=gemm_flops(B * heads * T, keys, dq + dv),
-              act_in=bytes_of(m * (heads * dq + kv_per_token), ab),
-              act_out=bytes_of(m * heads * dv, ab),
-              kv_read=bytes_of(B * L * kv_per_token, q.kv_bits),
-              kv_write=bytes_of(m * kv_per_token, q.kv_bits))
+        r.add(
+            "attention",
+            "attention",
+            L_layers,
+            flops=gemm_flops(B * heads * T, keys, dq + dv),
+            act_in=bytes_of(m * (heads * dq + kv_per_token), ab),
+            act_out=bytes_of(m * heads * dv, ab),
+            kv_read=bytes_of(B * L * kv_per_token, q.kv_bits),
+            kv_write=bytes_of(m * kv_per_token, q.kv_bits),
+        )
         r.gemm("o_proj", L_layers, m, h, heads * dv, q)
     if tp > 1:
         _allreduce(r, "allreduce_attn", L_layers, m * h * ab / 8.0, tp)
 
     # ---- FFN block --------------------------------------------------------------------
     if spec.norms_per_layer == 2:
-        r.add("ffn_norm", "norm", L_layers, weight=norm_weight, act_in=bytes_of(m * h, ab), act_out=bytes_of(m * h, ab))
+        r.add(
+            "ffn_norm",
+            "norm",
+            L_layers,
+            weight=norm_weight,
+            act_in=bytes_of(m * h, ab),
+            act_out=bytes_of(m * h, ab),
+        )
     n_dense = spec.n_dense_layers
     _ffn(r, "ffn", n_dense, m, spec.ffn_size / tp, h, spec.ffn_gated, q)
     if spec.moe:
@@ -291,7 +387,14 @@ def build_ops(spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, tokens: 
 
     # ---- head ---------------------------------------------------------------------------
     rows_out = B  # logits only for the last position of each sequence
-    r.add("final_norm", "norm", 1, weight=norm_weight, act_in=bytes_of(rows_out * h, ab), act_out=bytes_of(rows_out * h, ab))
+    r.add(
+        "final_norm",
+        "norm",
+        1,
+        weight=norm_weight,
+        act_in=bytes_of(rows_out * h, ab),
+        act_out=bytes_of(rows_out * h, ab),
+    )
     r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q)
     if pp > 1:
         r.add("pp_send", "collective", pp - 1, link_bytes=m * h * ab / 8.0, link_steps=1.0)
@@ -302,13 +405,28 @@ def _allreduce(r: _Rows, name: str, count: float, data_bytes: Any, tp: int) -> N
     r.add(name, "collective", count, link_bytes=2.0 * (tp - 1) / tp * data_bytes, link_steps=2.0 * (tp - 1))
 
 
-def _ffn(r: _Rows, prefix: str, count: float, m: Any, f: float, h: float, gated: bool, q: Quant,
-         n_weights_scale: Any = None) -> None:
+def _ffn(
+    r: _Rows,
+    prefix: str,
+    count: float,
+    m: Any,
+    f: float,
+    h: float,
+    gated: bool,
+    q: Quant,
+    n_weights_scale: Any = None,
+) -> None:
     """Up (gate+up fused when gated), activation, down."""
     up_n = 2 * f if gated else f
     scale = 1.0 if n_weights_scale is None else n_weights_scale
     r.gemm(f"{prefix}_up", count, m, up_n, h, q, weight_op="ffn_up", n_weights=up_n * h * scale)
-    r.add(f"{prefix}_act", "elementwise", count, act_in=bytes_of(m * up_n, q.act_bits), act_out=bytes_of(m * f, q.act_bits))
+    r.add(
+        f"{prefix}_act",
+        "elementwise",
+        count,
+        act_in=bytes_of(m * up_n, q.act_bits),
+        act_out=bytes_of(m * f, q.act_bits),
+    )
     r.gemm(f"{prefix}_down", count, m, h, f, q, weight_op="ffn_down", n_weights=h * f * scale)
 
 
@@ -319,20 +437,45 @@ def _moe_block(r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int) ->
     n = moe.n_moe_layers
     r.gemm("router", n, m, E, h, q, weight_op="router")
     r.rows[-1]["kind"] = "router"  # a GEMM, kept apart so reports can show routing cost
-    touched = expected_distinct_experts(E, k, m)           # over all devices
+    touched = expected_distinct_experts(E, k, m)  # over all devices
     touched_dev = touched / ep
-    routed_rows = m * k / touched                           # tokens per touched expert
+    routed_rows = m * k / touched  # tokens per touched expert
     # FLOPs of all routed tokens on this device, weights of the distinct experts on it:
     up_n = (2 if spec.ffn_gated else 1) * f / tp
     wb = q.weight_bytes_per_param("experts")
-    r.add("experts_up", "gemm", n, flops=gemm_flops(m * k / ep, up_n, h), weight=touched_dev * up_n * h * wb,
-          act_in=bytes_of(m * k / ep * h, q.act_bits), act_out=bytes_of(m * k / ep * up_n, q.act_bits),
-          m=routed_rows, n=up_n, k=h, n_kernels=1)
-    r.add("experts_act", "elementwise", n, act_in=bytes_of(m * k / ep * up_n, q.act_bits),
-          act_out=bytes_of(m * k / ep * f / tp, q.act_bits))
-    r.add("experts_down", "gemm", n, flops=gemm_flops(m * k / ep, h, f / tp), weight=touched_dev * h * f / tp * wb,
-          act_in=bytes_of(m * k / ep * f / tp, q.act_bits), act_out=bytes_of(m * k / ep * h, q.act_bits),
-          m=routed_rows, n=h, k=f / tp, n_kernels=1)
+    r.add(
+        "experts_up",
+        "gemm",
+        n,
+        flops=gemm_flops(m * k / ep, up_n, h),
+        weight=touched_dev * up_n * h * wb,
+        act_in=bytes_of(m * k / ep * h, q.act_bits),
+        act_out=bytes_of(m * k / ep * up_n, q.act_bits),
+        m=routed_rows,
+        n=up_n,
+        k=h,
+        n_kernels=1,
+    )
+    r.add(
+        "experts_act",
+        "elementwise",
+        n,
+        act_in=bytes_of(m * k / ep * up_n, q.act_bits),
+        act_out=bytes_of(m * k / ep * f / tp, q.act_bits),
+    )
+    r.add(
+        "experts_down",
+        "gemm",
+        n,
+        flops=gemm_flops(m * k / ep, h, f / tp),
+        weight=touched_dev * h * f / tp * wb,
+        act_in=bytes_of(m * k / ep * f / tp, q.act_bits),
+        act_out=bytes_of(m * k / ep * h, q.act_bits),
+        m=routed_rows,
+        n=h,
+        k=f / tp,
+        n_kernels=1,
+    )
     if moe.n_shared_experts:
         _ffn(r, "shared_expert", n, m, moe.n_shared_experts * f / tp, h, spec.ffn_gated, q)
     if ep > 1:
@@ -340,8 +483,19 @@ def _moe_block(r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int) ->
         r.add("all_to_all_moe", "collective", n, link_bytes=2.0 * dispatched / ep, link_steps=2.0)
 
 
-def _mla_block(r: _Rows, spec: ModelSpec, q: Quant, phase: str, B: Any, T: Any, L: Any, m: Any,
-               keys: Any, heads: float, tp: int) -> None:
+def _mla_block(
+    r: _Rows,
+    spec: ModelSpec,
+    q: Quant,
+    phase: str,
+    B: Any,
+    T: Any,
+    L: Any,
+    m: Any,
+    keys: Any,
+    heads: float,
+    tp: int,
+) -> None:
     """Multi-head latent attention. Decode uses the weight-absorbed form (DeepSeek-V2 Sec. 2.1.2)."""
     mla = spec.mla
     assert mla is not None
@@ -357,36 +511,64 @@ def _mla_block(r: _Rows, spec: ModelSpec, q: Quant, phase: str, B: Any, T: Any, 
     kv_write = bytes_of(m * latent, q.kv_bits)
     kv_read = bytes_of(B * L * latent, q.kv_bits)
     if phase == "decode":
-        r.gemm("q_absorb", n, m, heads * mla.kv_lora_rank, mla.qk_nope_head_dim, q,
-               n_weights=heads * mla.qk_nope_head_dim * mla.kv_lora_rank)
+        r.gemm(
+            "q_absorb",
+            n,
+            m,
+            heads * mla.kv_lora_rank,
+            mla.qk_nope_head_dim,
+            q,
+            n_weights=heads * mla.qk_nope_head_dim * mla.kv_lora_rank,
+        )
         r.rows[-1]["flops"] = gemm_flops(m * heads, mla.kv_lora_rank, mla.qk_nope_head_dim)
-        r.add("attention", "attention", n,
-              flops=gemm_flops(B * heads * T, keys, latent + mla.kv_lora_rank),
-              act_in=bytes_of(m * heads * latent + m * latent, q.act_bits),
-              act_out=bytes_of(m * heads * mla.kv_lora_rank, q.act_bits),
-              kv_read=kv_read, kv_write=kv_write)
-        r.gemm("v_absorb", n, m, heads * mla.v_head_dim, mla.kv_lora_rank, q,
-               n_weights=heads * mla.kv_lora_rank * mla.v_head_dim)
+        r.add(
+            "attention",
+            "attention",
+            n,
+            flops=gemm_flops(B * heads * T, keys, latent + mla.kv_lora_rank),
+            act_in=bytes_of(m * heads * latent + m * latent, q.act_bits),
+            act_out=bytes_of(m * heads * mla.kv_lora_rank, q.act_bits),
+            kv_read=kv_read,
+            kv_write=kv_write,
+        )
+        r.gemm(
+            "v_absorb",
+            n,
+            m,
+            heads * mla.v_head_dim,
+            mla.kv_lora_rank,
+            q,
+            n_weights=heads * mla.kv_lora_rank * mla.v_head_dim,
+        )
         r.rows[-1]["flops"] = gemm_flops(m * heads, mla.v_head_dim, mla.kv_lora_rank)
     else:
         rows_kv = B * (L + T)
         r.gemm("kv_up", n, rows_kv, heads * (mla.qk_nope_head_dim + mla.v_head_dim), mla.kv_lora_rank, q)
-        r.add("attention", "attention", n,
-              flops=gemm_flops(B * heads * T, keys, qk + mla.v_head_dim),
-              act_in=bytes_of(m * heads * qk + rows_kv * heads * (qk + mla.v_head_dim), q.act_bits),
-              act_out=bytes_of(m * heads * mla.v_head_dim, q.act_bits),
-              kv_read=kv_read, kv_write=kv_write)
+        r.add(
+            "attention",
+            "attention",
+            n,
+            flops=gemm_flops(B * heads * T, keys, qk + mla.v_head_dim),
+            act_in=bytes_of(m * heads * qk + rows_kv * heads * (qk + mla.v_head_dim), q.act_bits),
+            act_out=bytes_of(m * heads * mla.v_head_dim, q.act_bits),
+            kv_read=kv_read,
+            kv_write=kv_write,
+        )
     r.gemm("o_proj", n, m, h, heads * mla.v_head_dim, q)
 
 
-def kv_cache_bytes(spec: ModelSpec, quant: Quant, batch: Any, context: Any, tp: int = 1, pp: int = 1) -> np.ndarray:
+def kv_cache_bytes(
+    spec: ModelSpec, quant: Quant, batch: Any, context: Any, tp: int = 1, pp: int = 1
+) -> np.ndarray:
     """KV-cache bytes per device for ``batch`` sequences of ``context`` tokens."""
     if spec.mla:
         per_token_layer = spec.kv_elems_per_token_layer  # the latent is replicated across TP ranks
     else:
         per_token_layer = np.ceil(spec.n_kv_heads / tp) * 2 * spec.head_dim
     layers = np.ceil(spec.n_layers / pp)
-    return bytes_of(np.asarray(batch, float) * np.asarray(context, float) * per_token_layer * layers, quant.kv_bits)
+    return bytes_of(
+        np.asarray(batch, float) * np.asarray(context, float) * per_token_layer * layers, quant.kv_bits
+    )
 
 
 def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: int = 1) -> float:

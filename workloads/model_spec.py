@@ -20,8 +20,20 @@ import yaml
 from workloads.errors import ConfigError, unknown_name
 
 GATED_FAMILIES = frozenset(
-    {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "mixtral", "qwen2_moe", "qwen3_moe",
-     "deepseek_v2", "deepseek_v3", "gpt_oss"}
+    {
+        "llama",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "gemma",
+        "gemma2",
+        "mixtral",
+        "qwen2_moe",
+        "qwen3_moe",
+        "deepseek_v2",
+        "deepseek_v3",
+        "gpt_oss",
+    }
 )
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices)."""
 
@@ -236,11 +248,15 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     n_heads = _positive_int(g("num_attention_heads", "n_head"), where, "num_attention_heads")
     n_kv = _positive_int(g("num_key_value_heads", default=n_heads), where, "num_key_value_heads")
     if n_heads % n_kv:
-        raise ConfigError(f"{where}: num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}")
+        raise ConfigError(
+            f"{where}: num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}"
+        )
     head_dim = _positive_int(g("head_dim", default=hidden // n_heads), where, "head_dim")
     vocab = _positive_int(g("vocab_size"), where, "vocab_size")
     default_ffn = 4 * hidden if family in LAYERNORM_FAMILIES else ConfigError
-    ffn = _positive_int(g("intermediate_size", "ffn_dim", "n_inner", default=default_ffn), where, "intermediate_size")
+    ffn = _positive_int(
+        g("intermediate_size", "ffn_dim", "n_inner", default=default_ffn), where, "intermediate_size"
+    )
 
     mla = None
     if "kv_lora_rank" in cfg and cfg["kv_lora_rank"]:
@@ -259,7 +275,9 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         expert_ffn = g("moe_intermediate_size", default=ffn)
         moe = MoESpec(
             n_routed_experts=_positive_int(n_experts, where, "num_experts"),
-            n_active_experts=_positive_int(g("num_experts_per_tok", "experts_per_token"), where, "num_experts_per_tok"),
+            n_active_experts=_positive_int(
+                g("num_experts_per_tok", "experts_per_token"), where, "num_experts_per_tok"
+            ),
             expert_ffn_size=_positive_int(expert_ffn, where, "moe_intermediate_size"),
             n_shared_experts=int(cfg.get("n_shared_experts", 0) or 0),
             n_moe_layers=n_moe_layers,
@@ -306,7 +324,9 @@ def preset_index() -> dict[str, dict[str, Any]]:
     """The shipped presets: name -> {file, source, published_params, params_source}."""
     raw = yaml.safe_load(files("workloads.presets").joinpath("index.yaml").read_text())
     if raw.get("schema_version") != 1:
-        raise ConfigError(f"workloads/presets/index.yaml: schema_version {raw.get('schema_version')!r}; expected 1")
+        raise ConfigError(
+            f"workloads/presets/index.yaml: schema_version {raw.get('schema_version')!r}; expected 1"
+        )
     return raw["presets"]
 
 
@@ -319,7 +339,9 @@ def preset_names() -> list[str]:
 def _load_preset(name: str) -> ModelSpec:
     entry = preset_index()[name]
     text = files("workloads.presets").joinpath(entry["file"]).read_text()
-    return spec_from_config(json.loads(text), name, entry["source"], where=f"workloads/presets/{entry['file']}")
+    return spec_from_config(
+        json.loads(text), name, entry["source"], where=f"workloads/presets/{entry['file']}"
+    )
 
 
 def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:

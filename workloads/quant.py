@@ -9,9 +9,9 @@ come from bits (``bits / 8`` per element), so 3-bit weights are allowed. A weigh
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Mapping
 
 from workloads.errors import ConfigError
 
@@ -33,10 +33,14 @@ def _format(value: int | str, field_name: str) -> tuple[int, str]:
         if key.isdigit():
             value = int(key)
         else:
-            raise ConfigError(f"quant field {field_name!r} is {value!r}; expected an integer 1..16 or one of "
-                              f"{', '.join(FORMAT_BITS)}")
+            raise ConfigError(
+                f"quant field {field_name!r} is {value!r}; expected an integer 1..16 or one of "
+                f"{', '.join(FORMAT_BITS)}"
+            )
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
-        raise ConfigError(f"quant field {field_name!r} is {value!r}; expected an integer 1..16 or a format name")
+        raise ConfigError(
+            f"quant field {field_name!r} is {value!r}; expected an integer 1..16 or a format name"
+        )
     if value > 16 and value != 32:
         raise ConfigError(f"quant field {field_name!r} is {value}; expected 1..16 bits or 32 (fp32)")
     name = {32: "fp32", 16: "fp16", 8: "int8", 4: "int4"}.get(value, f"int{value}")
@@ -72,8 +76,15 @@ class Quant:
     overrides: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def make(cls, weight: int | str = "fp16", act: int | str = "fp16", kv: int | str | None = None,
-             group_size: int = 0, zero_point: bool = False, overrides: Mapping[str, int] | None = None) -> Quant:
+    def make(
+        cls,
+        weight: int | str = "fp16",
+        act: int | str = "fp16",
+        kv: int | str | None = None,
+        group_size: int = 0,
+        zero_point: bool = False,
+        overrides: Mapping[str, int] | None = None,
+    ) -> Quant:
         """A validated ``Quant``; ``kv`` defaults to the activation format."""
         wb, wn = _format(weight, "weight")
         ab, an = _format(act, "act")
@@ -105,8 +116,10 @@ class Quant:
         if m:
             w, a, kv, g = m.groups()
             return cls.make(int(w), int(a), int(kv) if kv else int(a), group_size=int(g) if g else 0)
-        raise ConfigError(f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, int8, int4 "
-                          "or a pattern like w4a16, w4a8kv8, w3a16g64")
+        raise ConfigError(
+            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, int8, int4 "
+            "or a pattern like w4a16, w4a8kv8, w3a16g64"
+        )
 
     @property
     def name(self) -> str:

@@ -25,12 +25,20 @@ ROPE_THETA = 10000.0
 NORM_EPS = 1e-5
 
 
-def tiny_spec(n_layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, ffn: int = 160,
-              vocab: int = 97) -> ModelSpec:
+def tiny_spec(
+    n_layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, ffn: int = 160, vocab: int = 97
+) -> ModelSpec:
     """A Llama-family ``ModelSpec`` small enough for the golden model."""
-    cfg = {"model_type": "llama", "num_hidden_layers": n_layers, "hidden_size": hidden,
-           "num_attention_heads": heads, "num_key_value_heads": kv_heads, "intermediate_size": ffn,
-           "vocab_size": vocab, "tie_word_embeddings": False}
+    cfg = {
+        "model_type": "llama",
+        "num_hidden_layers": n_layers,
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "intermediate_size": ffn,
+        "vocab_size": vocab,
+        "tie_word_embeddings": False,
+    }
     return spec_from_config(cfg, "tiny-llama", source="workloads.reference.tiny_spec")
 
 
@@ -92,23 +100,37 @@ class GoldenTransformer:
 
     def __init__(self, spec: ModelSpec, seed: int = 0) -> None:
         if spec.moe or spec.mla or not spec.ffn_gated or spec.head_dim % 2:
-            raise ConfigError(f"GoldenTransformer needs a dense gated GQA model with an even head_dim; got {spec.name}")
+            raise ConfigError(
+                f"GoldenTransformer needs a dense gated GQA model with an even head_dim; got {spec.name}"
+            )
         self.spec = spec
         rng = np.random.default_rng(seed)
         h, d, f = spec.hidden_size, spec.head_dim, spec.ffn_size
         w = lambda *shape: rng.normal(0.0, 1.0 / np.sqrt(shape[0]), size=shape)  # noqa: E731
         self.embedding = rng.normal(0.0, 1.0, size=(spec.vocab_size, h))
         self.layers = [
-            {"attn_norm": 1.0 + 0.1 * rng.normal(size=h), "wq": w(h, spec.n_heads * d),
-             "wk": w(h, spec.n_kv_heads * d), "wv": w(h, spec.n_kv_heads * d), "wo": w(spec.n_heads * d, h),
-             "ffn_norm": 1.0 + 0.1 * rng.normal(size=h), "w_gate_up": w(h, 2 * f), "w_down": w(f, h)}
+            {
+                "attn_norm": 1.0 + 0.1 * rng.normal(size=h),
+                "wq": w(h, spec.n_heads * d),
+                "wk": w(h, spec.n_kv_heads * d),
+                "wv": w(h, spec.n_kv_heads * d),
+                "wo": w(spec.n_heads * d, h),
+                "ffn_norm": 1.0 + 0.1 * rng.normal(size=h),
+                "w_gate_up": w(h, 2 * f),
+                "w_down": w(f, h),
+            }
             for _ in range(spec.n_layers)
         ]
         self.final_norm = 1.0 + 0.1 * rng.normal(size=h)
         self.lm_head = self.embedding.T if spec.tied_embeddings else w(h, spec.vocab_size)
 
-    def forward(self, tokens: np.ndarray, cache: KVCache | None = None, all_logits: bool = False,
-                counter: FlopCounter | None = None) -> tuple[np.ndarray, KVCache, FlopCounter]:
+    def forward(
+        self,
+        tokens: np.ndarray,
+        cache: KVCache | None = None,
+        all_logits: bool = False,
+        counter: FlopCounter | None = None,
+    ) -> tuple[np.ndarray, KVCache, FlopCounter]:
         """Run ``tokens`` (batch, new_tokens) after the cache; return logits, the cache, the FLOPs.
 
         Logits are for the last position of each sequence (batch, vocab), or for every new
@@ -122,15 +144,15 @@ class GoldenTransformer:
         nh, nkv, d = spec.n_heads, spec.n_kv_heads, spec.head_dim
         group = nh // nkv
         positions = np.arange(ctx, ctx + T, dtype=float)
-        x = self.embedding[tokens]                                       # (B, T, h)
+        x = self.embedding[tokens]  # (B, T, h)
         new_cache = KVCache()
         for i, layer in enumerate(self.layers):
             a = _rms_norm(x, layer["attn_norm"])
             qkv_w = np.concatenate([layer["wq"], layer["wk"], layer["wv"]], axis=1)
             qkv = _matmul(a, qkv_w, "qkv_proj", counter)
             q = qkv[..., : nh * d].reshape(B, T, nh, d).transpose(0, 2, 1, 3)
-            k = qkv[..., nh * d: (nh + nkv) * d].reshape(B, T, nkv, d).transpose(0, 2, 1, 3)
-            v = qkv[..., (nh + nkv) * d:].reshape(B, T, nkv, d).transpose(0, 2, 1, 3)
+            k = qkv[..., nh * d : (nh + nkv) * d].reshape(B, T, nkv, d).transpose(0, 2, 1, 3)
+            v = qkv[..., (nh + nkv) * d :].reshape(B, T, nkv, d).transpose(0, 2, 1, 3)
             q, k = _rope(q, positions), _rope(k, positions)
             if ctx:
                 k = np.concatenate([cache.keys[i], k], axis=2)
@@ -138,9 +160,9 @@ class GoldenTransformer:
             new_cache.keys.append(k)
             new_cache.values.append(v)
             out = np.empty((B, nh, T, d))
-            for t in range(T):                                            # causal: query t sees ctx + t + 1 keys
+            for t in range(T):  # causal: query t sees ctx + t + 1 keys
                 n_keys = ctx + t + 1
-                kk = np.repeat(k[:, :, :n_keys], group, axis=1)           # (B, nh, n_keys, d)
+                kk = np.repeat(k[:, :, :n_keys], group, axis=1)  # (B, nh, n_keys, d)
                 vv = np.repeat(v[:, :, :n_keys], group, axis=1)
                 scores = np.einsum("bhd,bhkd->bhk", q[:, :, t], kk) / np.sqrt(d)
                 counter.add("attention", 2.0 * B * nh * n_keys * d)
@@ -153,7 +175,7 @@ class GoldenTransformer:
             a = _rms_norm(x, layer["ffn_norm"])
             gate_up = _matmul(a, layer["w_gate_up"], "ffn_up", counter)
             gate, up = np.split(gate_up, 2, axis=-1)
-            act = gate / (1.0 + np.exp(-gate)) * up                       # SwiGLU
+            act = gate / (1.0 + np.exp(-gate)) * up  # SwiGLU
             x = x + _matmul(act, layer["w_down"], "ffn_down", counter)
         x = _rms_norm(x, self.final_norm)
         head_in = x if all_logits else x[:, -1]
@@ -168,6 +190,6 @@ class GoldenTransformer:
         logits, cache, _ = self.forward(prompt)
         out = [logits]
         for t in range(next_tokens.shape[1]):
-            logits, cache, _ = self.forward(next_tokens[:, t: t + 1], cache)
+            logits, cache, _ = self.forward(next_tokens[:, t : t + 1], cache)
             out.append(logits)
         return np.stack(out, axis=1)

@@ -1,0 +1,102 @@
+"""The device catalog: every entry loads, carries sources, and bad files are refused clearly."""
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from hwmodels.device_spec import catalog, device_names, load_device, memory_energy_j_per_byte, parse_device
+from workloads.errors import ConfigError, UnknownNameError
+
+REQUIRED_GPUS = {
+    "v100-sxm2-32gb",
+    "a100-sxm-40gb",
+    "a100-sxm-80gb",
+    "a6000",
+    "a10",
+    "t4",
+    "l4",
+    "l40s",
+    "h100-sxm",
+    "h100-pcie",
+    "h20",
+    "h800",
+    "h200",
+    "b200",
+    "rtx-3090",
+    "rtx-4090",
+}
+
+
+def test_required_devices_are_in_the_catalog():
+    assert REQUIRED_GPUS <= set(device_names("gpu"))
+    assert {"host-ddr4", "host-ddr5", "pcie-gen3-x16", "pcie-gen4-x16", "pcie-gen5-x16", "nvme-ssd"} <= set(
+        catalog()
+    )
+
+
+@pytest.mark.parametrize("name", sorted(catalog()))
+def test_entry_is_sourced_and_sane(name):
+    d = catalog()[name]
+    assert re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", name)
+    if d.arch == "gpu":
+        assert d.compute_source and d.memory.source and d.power_source
+        assert d.peak("fp16") > 1e12 and d.memory.bw_bytes_per_s > 1e11 and d.tdp_w > 10
+        assert d.price_usd or d.cloud_usd_per_hour, "every GPU needs a price basis for tokens per $"
+        assert (d.price_usd is None) == (not d.price_source)
+
+
+def test_dense_peaks_match_datasheets():
+    """Spot checks against NVIDIA's dense figures (hardware.md 1a)."""
+    assert load_device("h100-sxm").peak("bf16") == pytest.approx(989.4e12)
+    assert load_device("a100-sxm-80gb").memory.bw_bytes_per_s == pytest.approx(2039e9)
+    assert load_device("v100-sxm2-32gb").peak("bf16") == load_device("v100-sxm2-32gb").peak(
+        "fp16"
+    )  # falls back
+
+
+def test_memory_energy_types_have_sources():
+    for name, (j, src) in memory_energy_j_per_byte().items():
+        assert 0 < j < 1e-9 and src, name
+
+
+def _raw(name):
+    from importlib.resources import files
+
+    return yaml.safe_load(files("hwmodels.catalog").joinpath(f"{name}.yaml").read_text())
+
+
+def test_unknown_field_is_refused_with_its_name():
+    raw = copy.deepcopy(_raw("a10"))
+    raw["memory"]["bandwidth"] = 1
+    with pytest.raises(ConfigError, match="bandwidth"):
+        parse_device(raw, "a10.yaml")
+
+
+def test_missing_source_is_refused():
+    raw = copy.deepcopy(_raw("a10"))
+    del raw["power"]["source"]
+    with pytest.raises(ConfigError, match="source"):
+        parse_device(raw, "a10.yaml")
+
+
+def test_non_positive_number_names_field_and_value():
+    raw = copy.deepcopy(_raw("a10"))
+    raw["memory"]["bw_GBps"] = -5
+    with pytest.raises(ConfigError, match=r"bw_GBps is -5"):
+        parse_device(raw, "a10.yaml")
+
+
+def test_device_lookup_ignores_case_and_lists_closest():
+    assert load_device("H100-SXM").name == "h100-sxm"
+    with pytest.raises(UnknownNameError, match="h100-sxm"):
+        load_device("h100sxm")
+
+
+def test_device_from_yaml_path(tmp_path):
+    raw = copy.deepcopy(_raw("a10"))
+    raw["name"] = "my-a10"
+    path = tmp_path / "my-a10.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_device(str(path)).name == "my-a10"

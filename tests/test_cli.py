@@ -1,0 +1,112 @@
+"""The CLI: every command's help, its JSON keys, and one-line errors without tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+ESTIMATE_KEYS = [
+    "model",
+    "device",
+    "n_devices",
+    "batch",
+    "input_len",
+    "output_len",
+    "precision",
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "prefill_tokens_per_s",
+    "decode_tokens_per_s",
+    "energy_j_per_token",
+    "tokens_per_j",
+    "usd_per_million_tokens",
+    "tokens_per_usd",
+    "bound",
+    "memory_bytes",
+    "fits",
+]
+
+
+def hwsim(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "hwsim", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+@pytest.mark.parametrize("cmd", [[], ["models"], ["devices"], ["estimate"], ["roofline"], ["report"]])
+def test_help(cmd):
+    r = hwsim(*cmd, "--help")
+    assert r.returncode == 0 and "Usage" in r.stdout
+
+
+def test_estimate_json_keys_exactly_as_designed():
+    r = hwsim(
+        "estimate",
+        "--model",
+        "llama-2-7b",
+        "--device",
+        "a100-sxm-80gb",
+        "--batch",
+        "1",
+        "--input-len",
+        "1024",
+        "--output-len",
+        "128",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert list(data) == ESTIMATE_KEYS
+    assert data["batch"] == 1 and data["fits"] is True and 6.6e-3 <= data["tpot_s"] <= 1.4 * 6.6e-3
+
+
+def test_models_and_devices_json():
+    models = json.loads(hwsim("models", "--json").stdout)
+    assert any(m["name"] == "deepseek-v3" for m in models)
+    devices = json.loads(hwsim("devices", "--json").stdout)
+    assert any(d["name"] == "h100-sxm" and d["arch"] == "gpu" for d in devices)
+
+
+def test_roofline_writes_chart(tmp_path):
+    out = tmp_path / "r.png"
+    r = hwsim("roofline", "-m", "llama-3.1-8b", "-d", "h100-sxm", "--batch", "4", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert out.exists() and out.with_suffix(".svg").exists() and data["ridge_flop_per_byte"] > 100
+    assert {"decode", "prefill"} == set(data["ops"])
+
+
+def test_report_quick(tmp_path):
+    r = hwsim("report", "--quick", "--out", str(tmp_path / "res"), "--json")
+    assert r.returncode == 0, r.stderr
+    files = json.loads(r.stdout)["files"]
+    names = {p.rsplit("/", 1)[-1] for p in files}
+    assert {"index.md", "estimates.csv", "roofline-h100.png", "roofline-h100.svg"} <= names
+    index = (tmp_path / "res" / "index.md").read_text()
+    assert "roofline-h100.png" in index and "| model |" in index
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["estimate", "-m", "llama-2-7bb", "-d", "h100-sxm"], "closest: llama-2-7b"),
+        (["estimate", "-m", "llama-2-7b", "-d", "h100"], "unknown device"),
+        (["estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--batch", "0"], "batch is 0"),
+        (["estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--input-len", "-4"], "input_len"),
+        (["estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--tp", "3"], "tp 3"),
+        (["estimate", "-m", "no/such/config.json", "-d", "h100-sxm"], "does not exist"),
+    ],
+)
+def test_bad_input_one_line_no_traceback(args, needle):
+    r = hwsim(*args, "--json")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr
+
+
+def test_does_not_fit_warns_with_shortfall():
+    r = hwsim("estimate", "-m", "llama-2-70b", "-d", "a10", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["fits"] is False
+    assert "short by" in r.stderr
