@@ -20,7 +20,7 @@ import yaml
 from workloads.errors import ConfigError, unknown_name
 
 SCHEMA_VERSION = 1
-ARCHES_WITH_COMPUTE = ("gpu",)
+ARCHES_WITH_COMPUTE = ("gpu", "cpu")
 """Arches whose catalog entries carry compute peaks (more arrive with their issues)."""
 
 PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -29,14 +29,15 @@ PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "tf32": ("tf32", "fp32"),
         "fp16": ("fp16", "bf16"),
         "bf16": ("bf16", "fp16"),
-        "fp8": ("fp8", "fp16", "bf16"),
-        "int8": ("int8", "fp8", "fp16"),
-        "int4": ("int4", "int8", "fp16"),
-        "fp4": ("fp4", "fp8", "fp16"),
+        "fp8": ("fp8", "fp16", "bf16", "fp32"),
+        "int8": ("int8", "fp8", "fp16", "fp32"),
+        "int4": ("int4", "int8", "fp16", "fp32"),
+        "fp4": ("fp4", "fp8", "fp16", "fp32"),
     }
 )
 """Math format actually used when a device lacks one: V100 runs bf16 models in fp16, A100
-upcasts fp8 weights to 16-bit math, a device without int4 units runs int8."""
+upcasts fp8 weights to 16-bit math, a device without int4 units runs int8, a CPU without
+half-precision arithmetic computes in fp32."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +159,18 @@ def memory_energy_j_per_byte() -> Mapping[str, tuple[float, str]]:
 
 
 def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
-    _check_keys(raw, where, {"type", "capacity_GB", "bw_GBps", "source"})
+    """A memory block; capacity as ``capacity_GB`` (1e9 bytes) or ``capacity_GiB`` (2**30 bytes:
+    HBM and GDDR parts marketed as "80 GB" hold 80 GiB, hardware.md conventions)."""
+    unit_key = "capacity_GiB" if "capacity_GiB" in raw else "capacity_GB"
+    _check_keys(raw, where, {"type", unit_key, "bw_GBps", "source"})
     energies = memory_energy_j_per_byte()
     if raw["type"] not in energies:
         raise unknown_name("memory type", str(raw["type"]), energies)
+    scale = 2.0**30 if unit_key == "capacity_GiB" else 1e9
     return MemoryLevel(
         name,
         raw["type"],
-        _positive(raw["capacity_GB"], f"{where}.capacity_GB") * 1e9,
+        _positive(raw[unit_key], f"{where}.{unit_key}") * scale,
         _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9,
         energies[raw["type"]][0],
         _source(raw, where),

@@ -10,16 +10,19 @@ from workloads.errors import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Parallel degrees and the link that carries collectives.
+    """Parallel degrees, the link that carries collectives, and the serving framework.
 
     ``link`` names one of the device's links (``nvlink``, ``pcie``); ``None`` picks NVLink
-    when the device has it, else PCIe.
+    when the device has it, else PCIe. ``framework`` names an entry of
+    ``hwmodels/calibration/frameworks.yaml`` (its launch and step overheads); ``None``
+    keeps the device class defaults.
     """
 
     tp: int = 1
     pp: int = 1
     ep: int = 1
     link: str | None = None
+    framework: str | None = None
 
     def collective_link(self, device: DeviceSpec) -> LinkSpec:
         """The link collectives run over on ``device``."""

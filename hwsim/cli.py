@@ -292,6 +292,70 @@ def roofline(model, device, batch, input_len, output_len, precision, tp, pp, ep,
 
 @cli.command()
 @click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A measured-data CSV in the schema of DESIGN.md (default: the shipped set).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the predicted-vs-measured chart (.png and .svg).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def validate(data, plot, as_json):
+    """Predict every measured row and report the error, overall and per device class."""
+    from roofline.validation import load_measured, summarize, validate_frame
+
+    points = validate_frame(load_measured(data))
+    report = summarize(points)
+    if plot:
+        from roofline.plots import predicted_vs_measured
+
+        predicted_vs_measured(points, plot)
+    lines = [
+        f"rows {report['rows']}, covered {report['covered']}: median APE {_pct(report['median_ape'])}, "
+        f"p90 {_pct(report['p90_ape'])}, within 10% {_pct(report['within_10pct'])}, "
+        f"within 25% {_pct(report['within_25pct'])}",
+        "",
+    ]
+    lines += [
+        f"{cls:>16}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {_pct(v['median_ape'])}, "
+        f"p90 {_pct(v['p90_ape'])}"
+        for cls, v in report["by_class"].items()
+    ]
+    uncovered = [p for p in report["points"] if not p["covered"]]
+    if uncovered:
+        lines += ["", "not covered:"] + [
+            f"  {p['id']} {p['hardware']} {p['model']}: {p['reason']}" for p in uncovered
+        ]
+    _emit(as_json, report, "\n".join(lines))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def calibrate(as_json):
+    """Refit the efficiency parameters per device class on the shipped measured set and
+    write them, with in-sample and leave-one-source-out errors, to hwmodels/calibration/."""
+    from roofline.calibrate import calibrate as run
+
+    record = run(progress=None if as_json else lambda msg: click.echo(msg, err=True))
+    e = record["errors"]
+    text = (
+        f"fitted: {record['classes']}\nin-sample median APE {_pct(e['in_sample']['median_ape'])}, "
+        f"p90 {_pct(e['in_sample']['p90_ape'])}; leave-one-source-out median APE "
+        f"{_pct(e['leave_one_source_out']['median_ape'])}, p90 {_pct(e['leave_one_source_out']['p90_ape'])}"
+    )
+    _emit(as_json, record, text)
+
+
+@cli.command()
+@click.option(
     "--out",
     "-o",
     type=click.Path(file_okay=False, path_type=Path),

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from hwmodels import registry
+from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
@@ -166,6 +167,7 @@ def estimate(
     precision: str | Quant = "fp16",
     economics: Economics | None = None,
     link: str | None = None,
+    framework: str | None = None,
 ) -> Estimate:
     """Analytic estimate of serving ``batch`` sequences; arrays broadcast into a sweep.
 
@@ -180,6 +182,8 @@ def estimate(
     precision : a ``Quant`` or a name (``fp16``, ``bf16``, ``fp8``, ``int8``, ``int4``, ``w4a16``...).
     economics : pricing basis and ownership assumptions (defaults in ``roofline/economics.yaml``).
     link : the device link collectives use (default NVLink if present, else PCIe).
+    framework : a serving framework of ``hwmodels/calibration/frameworks.yaml`` whose launch
+        and per-step host overheads apply (default: the device class's launch overhead only).
     """
     spec = load_model(model)
     dev = compute_device(device)
@@ -189,7 +193,8 @@ def estimate(
     L_in = _positive_ints(input_len, "input_len")
     L_out = _positive_ints(output_len, "output_len")
     model_cost = registry.get(dev.arch)
-    place = Placement(tp=tp, pp=pp, ep=ep, link=link)
+    place = Placement(tp=tp, pp=pp, ep=ep, link=link, framework=framework)
+    step_overhead_s = framework_terms(framework).step_overhead_s if framework else 0.0
 
     prefill = model_cost.estimate(
         build_ops(spec, quant, phase="prefill", batch=B, tokens=L_in, tp=tp, pp=pp, ep=ep), dev, place
@@ -203,8 +208,9 @@ def estimate(
         dev,
         place,
     )
-    ttft = prefill.total_time_s()
+    ttft = prefill.total_time_s() + step_overhead_s
     tpot, decode_dynamic = mean_step(first, last, n_steps)
+    tpot = tpot + step_overhead_s
     e2e = ttft + (L_out - 1.0) * tpot
 
     # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device

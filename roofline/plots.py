@@ -179,3 +179,53 @@ def grouped_bars(
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=3)
     return _save(fig, out)
+
+
+CLASS_COLORS = {
+    "datacenter-gpu": "#1f77b4",
+    "workstation-gpu": "#9467bd",
+    "consumer-gpu": "#2ca02c",
+    "integrated-gpu": "#ff7f0e",
+    "server-cpu": "#d62728",
+    "desktop-cpu": "#8c564b",
+    "embedded-cpu": "#7f7f7f",
+}
+
+
+def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> list[Path]:
+    """Covered rows of a validation, log-log, with y = x and the 10% and 25% bands, by device class.
+
+    Values are normalized per metric to the measured value's unit, so rows of different
+    metrics share the axes (each point is one measurement).
+    """
+    plt = _plt()
+    cov = points.loc[points["covered"].astype(bool)]
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    lo = min(cov["measured"].min(), cov["predicted"].min()) / 2
+    hi = max(cov["measured"].max(), cov["predicted"].max()) * 2
+    x = np.logspace(np.log10(lo), np.log10(hi), 50)
+    ax.plot(x, x, color="black", lw=1)
+    for band, alpha in ((0.25, 0.08), (0.10, 0.15)):
+        ax.fill_between(
+            x, x * (1 - band), x * (1 + band), color="grey", alpha=alpha, lw=0, label=f"within {band:.0%}"
+        )
+    for cls, group in cov.groupby("device_class"):
+        ax.scatter(
+            group["measured"],
+            group["predicted"],
+            s=22,
+            color=CLASS_COLORS.get(cls, "black"),
+            edgecolor="black",
+            lw=0.3,
+            label=f"{cls} ({len(group)})",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured (metric's own unit: tokens/s or s)")
+    ax.set_ylabel("predicted by hwsim")
+    med = cov["ape"].median()
+    ax.set_title(title or f"predicted vs measured: {len(cov)} rows, median error {med:.1%}")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, out)

@@ -9,7 +9,7 @@ from workloads.quant import Quant
 def test_named_precisions():
     assert Quant.from_name("fp16").weight_bytes_per_param() == 2.0
     fp8 = Quant.from_name("fp8")
-    assert (fp8.weight_bits, fp8.act_bits, fp8.kv_bits, fp8.compute_format) == (8, 8, 16, "fp8")
+    assert (fp8.weight_bits, fp8.act_bits, fp8.kv_bits, fp8.compute_format) == (8, 8, 8, "fp8")
     assert Quant.from_name("int8").compute_format == "int8"
     assert Quant.from_name("bf16").compute_format == "bf16"
 

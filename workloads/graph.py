@@ -76,6 +76,9 @@ class OpTable:
         Latency-bound steps of the collective per occurrence.
     fmt : np.ndarray of str, shape (n_ops,)
         Math format of the op's FLOPs (``fp16``, ``fp8``, ``int8``...).
+    kv_group : np.ndarray, shape (n_ops,)
+        Query heads that share each cached KV head in an attention op (1 elsewhere): a
+        kernel that does not exploit the sharing reads the KV cache this many times.
     """
 
     name: np.ndarray
@@ -94,6 +97,7 @@ class OpTable:
     link_bytes: np.ndarray
     link_steps: np.ndarray
     fmt: np.ndarray
+    kv_group: np.ndarray
     phase: str = "decode"
 
     @property
@@ -247,6 +251,7 @@ class _Rows:
             count=np.array([r["count"] for r in self.rows]),
             n_kernels=np.array([r["n_kernels"] for r in self.rows]),
             fmt=np.array([r["fmt"] for r in self.rows]),
+            kv_group=np.array([r.get("kv_group", 1.0) for r in self.rows]),
             phase=phase,
             **cols,
         )
@@ -364,6 +369,7 @@ def build_ops(
             kv_read=bytes_of(B * L * kv_per_token, q.kv_bits),
             kv_write=bytes_of(m * kv_per_token, q.kv_bits),
         )
+        r.rows[-1]["kv_group"] = heads / kv_heads
         r.gemm("o_proj", L_layers, m, h, heads * dv, q)
     if tp > 1:
         _allreduce(r, "allreduce_attn", L_layers, m * h * ab / 8.0, tp)
@@ -531,6 +537,7 @@ def _mla_block(
             kv_read=kv_read,
             kv_write=kv_write,
         )
+        r.rows[-1]["kv_group"] = heads  # every head reads the one shared latent
         r.gemm(
             "v_absorb",
             n,

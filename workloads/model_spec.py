@@ -37,7 +37,7 @@ GATED_FAMILIES = frozenset(
 )
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices)."""
 
-LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox"})
+LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox", "falcon"})
 """Families that use LayerNorm (weight and bias) rather than RMSNorm (weight only)."""
 
 
@@ -234,6 +234,19 @@ def _moe_layers(cfg: dict[str, Any], n_layers: int) -> int:
     )
 
 
+def _falcon_norms_per_layer(cfg: dict[str, Any]) -> int:
+    """LayerNorms per Falcon block, as HF ``FalconDecoderLayer`` builds them.
+
+    Sequential blocks (``parallel_attn`` false) have two. Parallel blocks have two
+    (``ln_attn``, ``ln_mlp``) when ``num_ln_in_parallel_attn`` is 2, which it is by default
+    with ``new_decoder_architecture`` (Falcon-40B/180B), else one (Falcon-7B).
+    """
+    if not cfg.get("parallel_attn", True):
+        return 2
+    n_ln = cfg.get("num_ln_in_parallel_attn") or (2 if cfg.get("new_decoder_architecture") else 1)
+    return 2 if n_ln == 2 else 1
+
+
 def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: str | None = None) -> ModelSpec:
     """Build a ``ModelSpec`` from a parsed HuggingFace ``config.json`` dictionary.
 
@@ -246,7 +259,11 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     n_layers = _positive_int(g("num_hidden_layers", "n_layer"), where, "num_hidden_layers")
     hidden = _positive_int(g("hidden_size", "n_embd", "d_model"), where, "hidden_size")
     n_heads = _positive_int(g("num_attention_heads", "n_head"), where, "num_attention_heads")
-    n_kv = _positive_int(g("num_key_value_heads", default=n_heads), where, "num_key_value_heads")
+    n_kv = _positive_int(
+        g("num_key_value_heads", "num_kv_heads", "n_head_kv", default=n_heads), where, "num_key_value_heads"
+    )
+    if family == "falcon" and cfg.get("multi_query", True) and not cfg.get("new_decoder_architecture"):
+        n_kv = 1  # Falcon-7B: multi-query; num_kv_heads is used only with the new decoder architecture
     if n_heads % n_kv:
         raise ConfigError(
             f"{where}: num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}"
@@ -255,7 +272,9 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     vocab = _positive_int(g("vocab_size"), where, "vocab_size")
     default_ffn = 4 * hidden if family in LAYERNORM_FAMILIES else ConfigError
     ffn = _positive_int(
-        g("intermediate_size", "ffn_dim", "n_inner", default=default_ffn), where, "intermediate_size"
+        g("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", default=default_ffn),
+        where,
+        "intermediate_size",
     )
 
     mla = None
@@ -286,8 +305,11 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         )
 
     layernorm = family in LAYERNORM_FAMILIES
-    bias_all = bool(cfg.get("enable_bias", family == "opt"))
+    bias_all = bool(cfg.get("bias", False) if family == "falcon" else cfg.get("enable_bias", family == "opt"))
     attention_bias = bool(cfg.get("attention_bias", False))
+    norms_per_layer = 1 if family == "gptj" else 2
+    if family == "falcon":
+        norms_per_layer = _falcon_norms_per_layer(cfg)
     learned_pos = 0
     if family == "opt":
         learned_pos = int(cfg.get("max_position_embeddings", 2048)) + 2  # OPT offsets positions by 2
@@ -302,9 +324,9 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         ffn_size=ffn,
         ffn_gated=family in GATED_FAMILIES,
         vocab_size=vocab,
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", family in {"gemma", "opt"})),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", family in {"gemma", "opt", "falcon"})),
         norm="layernorm" if layernorm else "rmsnorm",
-        norms_per_layer=1 if family == "gptj" else 2,
+        norms_per_layer=norms_per_layer,
         qk_norm=family in {"qwen3", "qwen3_moe"},
         qkv_bias=bias_all or attention_bias or family == "qwen2",
         out_bias=bias_all or attention_bias,

@@ -11,7 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib.resources import files
 from types import MappingProxyType
+
+import yaml
 
 from workloads.errors import ConfigError
 
@@ -19,6 +23,22 @@ FORMAT_BITS: Mapping[str, int] = MappingProxyType(
     {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
 )
 """Bits per element of the named formats."""
+
+
+@lru_cache(maxsize=1)
+def named_formats() -> Mapping[str, dict]:
+    """Named quantization formats of inference engines (llama.cpp GGUF types), from
+    ``workloads/quant_formats.yaml`` with their sources."""
+    raw = yaml.safe_load(files("workloads").joinpath("quant_formats.yaml").read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(
+            f"workloads/quant_formats.yaml: schema_version {raw.get('schema_version')!r}; expected 1"
+        )
+    for name, entry in raw["formats"].items():
+        if not entry.get("source"):
+            raise ConfigError(f"workloads/quant_formats.yaml: {name} needs a source")
+    return MappingProxyType(raw["formats"])
+
 
 SCALE_BITS = 16
 """Bits of one group scale or zero point (fp16), as in GPTQ/AWQ and FlexGen's group quantization."""
@@ -74,6 +94,8 @@ class Quant:
     group_size: int = 0
     zero_point: bool = False
     overrides: Mapping[str, int] = field(default_factory=dict)
+    label: str = ""
+    extra_bits: float | None = None
 
     @classmethod
     def make(
@@ -98,16 +120,21 @@ class Quant:
     def from_name(cls, name: str) -> Quant:
         """A ``Quant`` from a precision name.
 
-        ``fp32``, ``fp16``, ``bf16``: everything in that format. ``fp8``: FP8 weights and
-        activations, 16-bit KV cache. ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
+        ``fp32``, ``fp16``, ``bf16``: everything in that format. ``fp8``: FP8 weights,
+        activations and KV cache (TensorRT-LLM's FP8 recipe, ``--enable_fp8 --fp8_kv_cache``). ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
         ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
         e.g. ``w3a16g64``, ``w4a8kv8``.
         """
         key = name.strip().lower()
+        if key in named_formats():
+            f = named_formats()[key]
+            q = cls.make(f["weight_bits"], f["act_bits"], f["kv_bits"], group_size=f.get("group_size", 0))
+            extra = f["bits_per_weight"] - f["weight_bits"] if "bits_per_weight" in f else None
+            return replace(q, label=key, extra_bits=extra)
         if key in ("fp32", "fp16", "bf16"):
             return cls.make(key, key, key)
         if key == "fp8":
-            return cls.make("fp8", "fp8", "fp16")
+            return cls.make("fp8", "fp8", "fp8")
         if key == "int8":
             return cls.make("int8", "int8", "fp16")
         if key == "int4":
@@ -117,13 +144,15 @@ class Quant:
             w, a, kv, g = m.groups()
             return cls.make(int(w), int(a), int(kv) if kv else int(a), group_size=int(g) if g else 0)
         raise ConfigError(
-            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, int8, int4 "
-            "or a pattern like w4a16, w4a8kv8, w3a16g64"
+            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, int8, int4, "
+            f"{', '.join(named_formats())} or a pattern like w4a16, w4a8kv8, w3a16g64"
         )
 
     @property
     def name(self) -> str:
-        """A short label (``fp16``, ``w4a16g128``)."""
+        """A short label (``fp16``, ``w4a16g128``, ``q4_k_m``)."""
+        if self.label:
+            return self.label
         if self.weight == self.act == self.kv and not self.group_size:
             return self.weight
         g = f"g{self.group_size}" if self.group_size else ""
@@ -131,9 +160,13 @@ class Quant:
 
     def weight_bytes_per_param(self, op: str | None = None) -> float:
         """Bytes per weight element of ``op``, group scales (and zero points) included."""
-        bits = self.overrides.get(op, self.weight_bits) if op else self.weight_bits
+        if op in self.overrides:
+            return self.overrides[op] / 8.0
+        bits = self.weight_bits
         extra = 0.0
-        if self.group_size and bits < 16:
+        if self.extra_bits is not None:
+            extra = self.extra_bits
+        elif self.group_size and bits < 16:
             extra = SCALE_BITS * (2 if self.zero_point else 1) / self.group_size
         return (bits + extra) / 8.0
 

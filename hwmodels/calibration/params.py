@@ -1,11 +1,20 @@
-"""Load the per-class parameters of a cost model from ``hwmodels/calibration/<arch>.yaml``."""
+"""The per-class parameters of a cost model.
+
+Defaults with their basis live in ``hwmodels/calibration/<arch>.yaml``; values fitted on
+the measured set (``hwsim calibrate``) live in ``<arch>_fitted.yaml`` beside it, with what
+they were fitted on and their in-sample and leave-one-source-out errors, and take
+precedence. ``overridden`` substitutes values for the duration of a fit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
+from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -40,15 +49,134 @@ def class_params(arch: str) -> Mapping[str, Mapping[str, Param]]:
     return out
 
 
+FITTABLE = ("memory_efficiency", "compute_efficiency", "kernel_overhead_us")
+"""Parameters a fit may set, in the order they are added as a class's rows allow."""
+
+_OVERRIDES: dict[tuple[str, str], dict[str, float]] = {}
+_USE_FITTED = [True]
+
+
+def fitted_path(arch: str) -> Path:
+    """Where the fitted parameters of ``arch`` are stored (in the source tree)."""
+    return Path(str(files("hwmodels.calibration").joinpath(f"{arch}_fitted.yaml")))
+
+
+@lru_cache(maxsize=8)
+def fitted(arch: str) -> Mapping[str, Any]:
+    """The fit record of ``arch``: ``classes``, ``fitted_on``, ``errors``; empty when never fitted."""
+    path = fitted_path(arch)
+    if not path.is_file():
+        return {}
+    raw = yaml.safe_load(path.read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(f"{path.name}: schema_version {raw.get('schema_version')!r}; expected 1")
+    for cls, values in raw.get("classes", {}).items():
+        for name in values:
+            if name not in FITTABLE:
+                raise ConfigError(
+                    f"{path.name}: classes.{cls}.{name} is not a fittable parameter ({FITTABLE})"
+                )
+    return raw
+
+
 def params_for(arch: str, device_class: str) -> Mapping[str, Param]:
-    """The parameters of one device class; an unknown class lists the known ones."""
+    """The parameters of one device class (fitted over defaults); an unknown class lists the known ones."""
     table = class_params(arch)
     if device_class not in table:
         raise unknown_name(f"{arch} device class", device_class, table)
-    return table[device_class]
+    out = dict(table[device_class])
+    record = fitted(arch) if _USE_FITTED[0] else {}
+    for name, value in record.get("classes", {}).get(device_class, {}).items():
+        out[name] = Param(float(value), f"fitted: {record.get('fitted_on', '')}")
+    for name, value in _OVERRIDES.get((arch, device_class), {}).items():
+        out[name] = Param(float(value), "override during a fit")
+    return out
+
+
+@contextlib.contextmanager
+def overridden(arch: str, device_class: str, values: Mapping[str, float]) -> Iterator[None]:
+    """Use ``values`` for one device class inside the ``with`` block (for fitting)."""
+    key = (arch, device_class)
+    previous = _OVERRIDES.get(key)
+    _OVERRIDES[key] = {**(previous or {}), **values}
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _OVERRIDES[key]
+        else:
+            _OVERRIDES[key] = previous
+
+
+@contextlib.contextmanager
+def without_fitted() -> Iterator[None]:
+    """Ignore the fitted files inside the ``with`` block: a refit starts from the defaults."""
+    _USE_FITTED[0] = False
+    try:
+        yield
+    finally:
+        _USE_FITTED[0] = True
 
 
 def fitted_on(arch: str) -> str:
-    """What the parameters of ``arch`` were fitted on (or that they are defaults)."""
+    """What the parameters of ``arch`` were fitted on (or that they are the stated defaults)."""
+    record = fitted(arch)
+    if record:
+        return str(record.get("fitted_on", ""))
     raw = yaml.safe_load(files("hwmodels.calibration").joinpath(f"{arch}.yaml").read_text())
     return str(raw.get("fitted_on", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkTerms:
+    """A serving framework's overheads: per kernel launch (None keeps the device class's)
+    and per model step (scheduling, sampling, Python), in seconds, and the share of device
+    memory it lets weights and KV cache use, with their basis. ``kv_read_per_query_head``:
+    its decode attention kernel reads a shared KV head once per query head (no GQA/MQA
+    sharing)."""
+
+    name: str
+    kernel_overhead_us: float | None
+    step_overhead_s: float
+    memory_fraction: float
+    kv_read_per_query_head: bool
+    source: str
+
+
+@lru_cache(maxsize=1)
+def _frameworks() -> Mapping[str, FrameworkTerms]:
+    where = "hwmodels/calibration/frameworks.yaml"
+    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("frameworks.yaml").read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
+    out = {}
+    for name, entry in raw["frameworks"].items():
+        if not entry.get("source"):
+            raise ConfigError(f"{where}: frameworks.{name} needs a source")
+        k = entry.get("kernel_overhead_us")
+        fraction = float(entry.get("memory_fraction", 1.0))
+        if not 0 < fraction <= 1:
+            raise ConfigError(
+                f"{where}: frameworks.{name}.memory_fraction is {fraction}; expected 0 < f <= 1"
+            )
+        out[name] = FrameworkTerms(
+            name,
+            None if k is None else float(k),
+            float(entry.get("step_overhead_us", 0.0)) * 1e-6,
+            fraction,
+            bool(entry.get("kv_read_per_query_head", False)),
+            str(entry["source"]),
+        )
+    return out
+
+
+def framework_terms(name: str) -> FrameworkTerms:
+    """The overhead terms of framework ``name``; an unknown name lists the closest."""
+    table = _frameworks()
+    if name not in table:
+        raise unknown_name("framework", name, table)
+    return table[name]
+
+
+def framework_names() -> list[str]:
+    return sorted(_frameworks())

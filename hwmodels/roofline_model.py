@@ -1,0 +1,121 @@
+"""The roofline cost model: the form shared by GPUs and (until their dataflow model) CPUs.
+
+Per op and occurrence:
+
+- ``compute_s`` = FLOPs, with GEMM rows padded up to the tensor-core tile
+  (``gemm_tile_m``) unless the GEMM is thin enough for a matrix-vector kernel
+  (``gemv_max_rows`` rows or fewer), over ``peak(format) * compute_efficiency``;
+- ``memory_s`` = bytes of every tensor class over ``HBM bandwidth * memory_efficiency``
+  (weights, activations and KV cache all live in device memory);
+- ``link_s`` = collective bytes over the link's bandwidth, plus NCCL's latency model:
+  a base latency per collective and a per-step latency of the link (NVLink or PCIe)
+  for each ring step;
+- ``overhead_s`` = kernel launches times ``kernel_overhead``.
+
+Time is ``max(compute_s, memory_s) + link_s + overhead_s`` (math and memory overlap
+inside a kernel; collectives and launches are on the critical path). Energy counts
+actions: FLOPs at ``math_power_fraction * (TDP - static) / peak(format)`` J each, bytes
+at the memory type's J/byte, link bytes at ``link_energy``; static power
+(``static_power_fraction * TDP``) over the time is added, and the total never exceeds
+TDP times time. Parameters live in ``hwmodels/calibration/<arch>.yaml``, one set per
+device class, with their basis. A framework (``Placement.framework``) may replace the
+per-kernel overhead with its own (``hwmodels/calibration/frameworks.yaml``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from hwmodels.calibration.params import framework_terms, params_for
+from hwmodels.cost_table import CostTable
+from hwmodels.device_spec import DeviceSpec
+from hwmodels.placement import Placement
+from workloads.graph import OpTable
+
+
+def _per_op(values: np.ndarray, ndim: int) -> np.ndarray:
+    """Reshape a per-op vector (n_ops,) to broadcast against (n_ops, *sweep)."""
+    return values.reshape((-1,) + (1,) * (ndim - 1))
+
+
+class RooflineCostModel:
+    """Roofline per op with achievable fractions, tile padding and launch overhead.
+
+    Subclasses set ``arch``; their parameters are read from ``calibration/<arch>.yaml``.
+    """
+
+    arch: ClassVar[str]
+
+    def estimate(self, ops: OpTable, device: DeviceSpec, placement: Placement | None = None) -> CostTable:
+        """Price every op of ``ops`` on ``device``; vectorized over the sweep axes."""
+        placement = placement or Placement()
+        p = {k: v.value for k, v in params_for(self.arch, device.device_class).items()}
+        nd = ops.flops.ndim
+        kernel_overhead_us = p["kernel_overhead_us"]
+        kv_repeat = 1.0
+        if placement.framework:
+            terms = framework_terms(placement.framework)
+            kernel_overhead_us = (
+                kernel_overhead_us if terms.kernel_overhead_us is None else terms.kernel_overhead_us
+            )
+            if terms.kv_read_per_query_head:
+                kv_repeat = _per_op(ops.kv_group, nd)
+        peaks = _per_op(np.array([device.peak(f) for f in ops.fmt]), nd)
+        tile = p["gemm_tile_m"]
+        m = ops.m
+        tiled = m > p["gemv_max_rows"]
+        padded = np.where(tiled, np.ceil(m / tile) * tile / np.where(tiled, m, 1.0), 1.0)
+        compute_s = ops.flops * padded / (peaks * p["compute_efficiency"])
+        mem_bytes = (
+            ops.memory_bytes
+            if np.isscalar(kv_repeat)
+            else ops.memory_bytes + (kv_repeat - 1) * ops.kv_read_bytes
+        )
+        bw = device.memory.bw_bytes_per_s
+        memory_s = mem_bytes / (bw * p["memory_efficiency"])
+
+        has_link = bool(np.any(ops.link_bytes > 0))
+        if has_link:
+            link = placement.collective_link(device)
+            link_bw = link.bw_bytes_per_s
+            step_s = (
+                p[f"{link.name}_step_latency_us"] * 1e-6
+                if f"{link.name}_step_latency_us" in p
+                else link.latency_s
+            )
+            base_s = p["collective_base_latency_us"] * 1e-6
+            link_s = (
+                ops.link_bytes / link_bw + np.where(ops.link_steps > 0, base_s, 0.0) + ops.link_steps * step_s
+            )
+            link_floor = ops.link_bytes / link_bw
+            link_e = link.energy_j_per_byte or p["link_energy_pJ_per_byte"] * 1e-12
+        else:
+            link_s = link_floor = np.zeros_like(ops.flops)
+            link_e = 0.0
+        overhead_s = np.broadcast_to(_per_op(ops.n_kernels * kernel_overhead_us * 1e-6, nd), ops.flops.shape)
+
+        tdp = device.tdp_w
+        static_w = p["static_power_fraction"] * tdp
+        j_per_flop = p["math_power_fraction"] * (tdp - static_w) / peaks
+        count = _per_op(ops.count, nd)
+        dynamic = count * (
+            ops.flops * j_per_flop + mem_bytes * device.memory.energy_j_per_byte + ops.link_bytes * link_e
+        )
+        roofline_s = np.maximum(ops.flops / peaks, mem_bytes / bw) + link_floor
+        return CostTable(
+            op=ops.name,
+            kind=ops.kind,
+            count=ops.count,
+            compute_s=compute_s,
+            memory_s=memory_s,
+            link_s=link_s,
+            overhead_s=overhead_s,
+            dynamic_energy_j=dynamic,
+            roofline_s=roofline_s,
+            flops=ops.per_step("flops"),
+            bytes_by_level={"hbm": count * mem_bytes, "link": count * ops.link_bytes},
+            static_power_w=static_w,
+            power_cap_w=tdp,
+        )

@@ -1,0 +1,375 @@
+"""``hwsim validate``: predict every measured row with the estimate's code path and report the error.
+
+Rows come from ``hwmodels/validation/measured.csv`` (or any file in the same schema).
+Names are matched to catalog devices and presets directly or through
+``hwmodels/validation/aliases.yaml``. A row that cannot be matched, or whose conditions
+hwsim cannot model yet, is reported as not covered with the reason, never dropped.
+
+Operating points:
+
+- a row with a batch is predicted at that batch;
+- an ``offline`` row without a batch is predicted at the maximum-throughput point:
+  static batches of 1, 2, 4, ... sequences, the largest throughput among those whose
+  weights and KV cache fit in the framework's share of device memory
+  (``memory_fraction`` in ``frameworks.yaml``);
+- ``server`` rows are not covered until the serving simulator exists;
+- ``kernel`` rows price one operator of the op graph (``kernel_ops`` in the alias table).
+
+Metrics: ``output_tokens_per_s`` = batch x output_len / e2e for the system;
+``..._per_device`` divides by its devices; ``decode_tokens_per_s`` is one stream's rate,
+1 / TPOT; ``prefill_tokens_per_s`` = batch x input_len / TTFT; ``requests_per_s`` = output
+tokens per second / output_len; ``j_per_token`` = energy per output token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hwmodels import registry
+from hwmodels.calibration.params import framework_names, framework_terms
+from hwmodels.device_spec import catalog
+from hwmodels.placement import Placement
+from roofline.estimate import estimate
+from workloads.errors import ConfigError, HwsimError
+from workloads.graph import build_ops
+from workloads.model_spec import load_model, preset_index
+from workloads.quant import Quant
+
+COLUMNS = [
+    "id",
+    "hardware",
+    "n_devices",
+    "interconnect",
+    "model",
+    "precision",
+    "framework",
+    "phase",
+    "batch",
+    "input_len",
+    "output_len",
+    "tp",
+    "pp",
+    "metric",
+    "value",
+    "unit",
+    "source",
+    "notes",
+]
+METRICS = (
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_device",
+    "decode_tokens_per_s",
+    "prefill_tokens_per_s",
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "kernel_s",
+    "j_per_token",
+    "requests_per_s",
+)
+OFFLINE_BATCHES = 2 ** np.arange(0, 14)
+
+
+@lru_cache(maxsize=1)
+def aliases() -> dict[str, Any]:
+    """The alias table (``hwmodels/validation/aliases.yaml``)."""
+    raw = yaml.safe_load(files("hwmodels.validation").joinpath("aliases.yaml").read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError("hwmodels/validation/aliases.yaml: schema_version must be 1")
+    return raw
+
+
+def shipped_measured_path() -> Path:
+    """The shipped measured set."""
+    return Path(str(files("hwmodels.validation").joinpath("measured.csv")))
+
+
+def load_measured(path: str | Path | None = None) -> pd.DataFrame:
+    """Read a measured-data CSV and check its columns."""
+    path = Path(path) if path is not None else shipped_measured_path()
+    if not path.is_file():
+        raise ConfigError(f"measured data file {str(path)!r} does not exist")
+    frame = pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
+    if frame.empty:
+        raise ConfigError(f"{path}: no rows")
+    return frame
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A measured row resolved to hwsim's names and an operating point."""
+
+    model: str
+    device: str
+    precision: str
+    framework: str | None
+    phase: str
+    metric: str
+    batch: int | None
+    input_len: int
+    output_len: int
+    tp: int
+    pp: int
+    n_devices: int
+    kernel_op: str | None = None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def resolve(row: pd.Series) -> Condition | str:
+    """Map a row to a ``Condition``, or return why it is not covered."""
+    al = aliases()
+    hw = str(row["hardware"]).strip().lower()
+    device = al["hardware"].get(hw, {}).get("device", hw)
+    if device not in catalog():
+        return f"hardware {hw!r} is not in the catalog"
+    if catalog()[device].arch not in registry.names():
+        return f"hardware {hw!r} is a {catalog()[device].arch} part with no cost model yet"
+    name = str(row["model"]).strip().lower()
+    model = al["model"].get(name, {}).get("preset", name)
+    if model not in preset_index():
+        return f"model {name!r} has no preset"
+    precision = str(row["precision"]).strip().lower()
+    try:
+        Quant.from_name(precision)
+    except ConfigError:
+        return f"precision {precision!r} is not modeled"
+    framework = _framework(str(row["framework"]).strip().lower(), str(row["notes"]))
+    phase, metric = str(row["phase"]), str(row["metric"])
+    if phase == "server":
+        return "server rows need the serving simulator (request arrivals under latency limits)"
+    if metric not in METRICS:
+        return f"metric {metric!r} is not predicted"
+    tp, pp = _int_or_none(row["tp"]) or 1, _int_or_none(row["pp"]) or 1
+    n_devices = _int_or_none(row["n_devices"]) or tp * pp
+    if n_devices % (tp * pp):
+        return f"n_devices {n_devices} is not a multiple of tp*pp = {tp * pp}"
+    zero = al["phase_defaults"]["zero_length"]["value"]
+    lin, lout = _int_or_none(row["input_len"]), _int_or_none(row["output_len"])
+    if phase == "decode" and (lin is None or lout is None):
+        d = al["phase_defaults"]["decode"]
+        lin = d["input_len"] if lin is None else lin
+        lout = d["output_len"] if lout is None else lout
+    kernel_op = None
+    if phase == "kernel":
+        op = _note_field(row["notes"], "op")
+        kernel_op = al["kernel_ops"].get(op or "")
+        if kernel_op is None:
+            return f"kernel op {op!r} has no hwsim op"
+        lin, lout = int(row["batch"]), 1
+    if lin is None or lout is None:
+        return "input_len or output_len is not stated"
+    return Condition(
+        model,
+        device,
+        precision,
+        framework,
+        phase,
+        metric,
+        _int_or_none(row["batch"]),
+        max(lin, zero),
+        max(lout, zero),
+        tp,
+        pp,
+        n_devices,
+        kernel_op,
+    )
+
+
+def _framework(name: str, notes: str) -> str | None:
+    """The frameworks.yaml entry of a row: by alias rules on its notes, else by name, else none."""
+    import re
+
+    for rule in aliases().get("framework", {}).get(name, []):
+        if re.search(rule["match"], notes):
+            return rule["framework"]
+    return name if name in framework_names() else None
+
+
+def _note_field(notes: Any, key: str) -> str | None:
+    text = str(notes)
+    marker = f"{key}="
+    if marker not in text:
+        return None
+    return text.split(marker, 1)[1].split(";")[0].split()[0].strip(".,")
+
+
+def _kernel_time_s(c: Condition) -> float:
+    spec, quant = load_model(c.model), Quant.from_name(c.precision)
+    ops = build_ops(spec, quant, phase="prefill", batch=1, tokens=c.input_len, tp=c.tp)
+    device = catalog()[c.device]
+    cost = registry.get(device.arch).estimate(ops, device, Placement(tp=c.tp, framework=c.framework))
+    (i,) = np.flatnonzero(ops.name == c.kernel_op)
+    return float(cost.time_s[i] / ops.count[i])
+
+
+def _offline_batch(c: Condition) -> int:
+    """The maximum-throughput static batch that fits the framework's memory share."""
+    e = estimate(
+        c.model,
+        c.device,
+        batch=OFFLINE_BATCHES,
+        input_len=c.input_len,
+        output_len=c.output_len,
+        tp=c.tp,
+        pp=c.pp,
+        precision=c.precision,
+        framework=c.framework,
+    )
+    fraction = framework_terms(c.framework).memory_fraction if c.framework else 1.0
+    fits = e.memory_bytes <= fraction * catalog()[c.device].memory.capacity_bytes
+    if not fits.any():
+        raise HwsimError("does not fit at batch 1")
+    rate = np.where(fits, e.batch * e.output_len / e.e2e_s, -np.inf)
+    return int(e.batch[int(np.argmax(rate))])
+
+
+def predict(c: Condition) -> tuple[float | None, str]:
+    """The predicted value of a resolved row, or None and the reason it is not covered."""
+    if c.kernel_op:
+        return _kernel_time_s(c), ""
+    batch = c.batch
+    if batch is None:
+        if c.phase != "offline":
+            return None, "batch is not stated"
+        try:
+            batch = _offline_batch(c)
+        except HwsimError as exc:
+            return None, str(exc)
+    e = estimate(
+        c.model,
+        c.device,
+        batch=batch,
+        input_len=c.input_len,
+        output_len=c.output_len,
+        tp=c.tp,
+        pp=c.pp,
+        n_devices=c.n_devices,
+        precision=c.precision,
+        framework=c.framework,
+    )
+    if not bool(e.fits):
+        short = float(e.memory_bytes) - catalog()[c.device].memory.capacity_bytes
+        return (
+            None,
+            f"does not fit in device memory (short by {short / 1e9:.1f} GB): needs offload (event path)",
+        )
+    replicas = c.n_devices // (c.tp * c.pp)
+    system_rate = replicas * batch * c.output_len / float(e.e2e_s)
+    value = {
+        "output_tokens_per_s": system_rate,
+        "output_tokens_per_s_per_device": system_rate / c.n_devices,
+        "decode_tokens_per_s": 1.0 / float(e.tpot_s),
+        "prefill_tokens_per_s": float(e.prefill_tokens_per_s),
+        "ttft_s": float(e.ttft_s),
+        "tpot_s": float(e.tpot_s),
+        "e2e_s": float(e.e2e_s),
+        "j_per_token": float(e.energy_j_per_token),
+        "requests_per_s": system_rate / c.output_len,
+    }[c.metric]
+    return value, ""
+
+
+def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per measurement: prediction, measurement, signed error, APE, covered, reason."""
+    out = []
+    for _, row in frame.iterrows():
+        cond = resolve(row)
+        predicted, reason, device_class = None, "", ""
+        if isinstance(cond, str):
+            reason = cond
+        else:
+            device_class = catalog()[cond.device].device_class
+            try:
+                predicted, reason = predict(cond)
+            except HwsimError as exc:
+                predicted, reason = None, str(exc)
+        measured = float(row["value"])
+        covered = predicted is not None and measured > 0
+        out.append(
+            {
+                "id": row["id"],
+                "hardware": row["hardware"],
+                "model": row["model"],
+                "metric": row["metric"],
+                "measured": measured,
+                "predicted": predicted,
+                "error": (predicted / measured - 1) if covered else None,
+                "ape": abs(predicted / measured - 1) if covered else None,
+                "covered": covered,
+                "reason": reason,
+                "device_class": device_class,
+                "source": source_key(row["source"]),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def source_key(source: str) -> str:
+    """The source a row comes from, for leave-one-source-out: the text before the first comma,
+    without a trailing table or section name."""
+    return str(source).split(",")[0].split(" @")[0].strip()
+
+
+def summarize(points: pd.DataFrame) -> dict[str, Any]:
+    """The report of ``hwsim validate --json``: keys rows, covered, median_ape, p90_ape,
+    within_10pct, within_25pct, by_class, points."""
+    cov = points.loc[points["covered"]]
+
+    def stats(ape: pd.Series) -> dict[str, Any]:
+        if ape.empty:
+            return {
+                "covered": 0,
+                "median_ape": None,
+                "p90_ape": None,
+                "within_10pct": None,
+                "within_25pct": None,
+            }
+        return {
+            "covered": int(len(ape)),
+            "median_ape": float(ape.median()),
+            "p90_ape": float(ape.quantile(0.9)),
+            "within_10pct": float((ape <= 0.10).mean()),
+            "within_25pct": float((ape <= 0.25).mean()),
+        }
+
+    by_class = {}
+    for cls, group in points.groupby("device_class"):
+        if cls:
+            by_class[cls] = {"rows": int(len(group)), **stats(group.loc[group["covered"], "ape"])}
+    overall = stats(cov["ape"])
+    records = points[
+        ["id", "hardware", "model", "metric", "measured", "predicted", "ape", "covered", "reason"]
+    ]
+    return {
+        "rows": int(len(points)),
+        "covered": overall["covered"],
+        "median_ape": overall["median_ape"],
+        "p90_ape": overall["p90_ape"],
+        "within_10pct": overall["within_10pct"],
+        "within_25pct": overall["within_25pct"],
+        "by_class": by_class,
+        "points": [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in records.to_dict(orient="records")
+        ],
+    }
+
+
+def validate(path: str | Path | None = None) -> dict[str, Any]:
+    """Predict every row of a measured file and summarize the error."""
+    return summarize(validate_frame(load_measured(path)))
