@@ -32,6 +32,7 @@ from hwmodels.calibration.params import framework_terms, params_for
 from hwmodels.cost_table import CostTable
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
+from workloads.errors import ConfigError
 from workloads.graph import OpTable
 
 
@@ -78,6 +79,11 @@ class RooflineCostModel:
 
         has_link = bool(np.any(ops.link_bytes > 0))
         if has_link:
+            if "collective_base_latency_us" not in p:
+                raise ConfigError(
+                    f"arch {self.arch!r} ({device.name}) models no collectives between devices; "
+                    "use tp = pp = ep = 1"
+                )
             link = placement.collective_link(device)
             link_bw = link.bw_bytes_per_s
             step_s = (

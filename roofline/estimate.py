@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -153,6 +154,43 @@ def memory_per_device(
     return weights + kv + workspace + logits
 
 
+def _ops(
+    spec: ModelSpec,
+    quant: Quant,
+    phase: str,
+    batch: np.ndarray,
+    tokens: Any,
+    context: Any,
+    tp: int,
+    pp: int,
+    ep: int,
+):
+    """``build_ops``, memoized for single configurations (validation and fitting call the
+    same points many times); sweeps are built directly."""
+    if np.ndim(batch) == 0 and np.ndim(tokens) == 0 and np.ndim(context) == 0:
+        return _ops_cached(spec, quant, phase, float(batch), float(tokens), float(context), tp, pp, ep)
+    return build_ops(
+        spec, quant, phase=phase, batch=batch, tokens=tokens, context=context, tp=tp, pp=pp, ep=ep
+    )
+
+
+@lru_cache(maxsize=8192)
+def _ops_cached(
+    spec: ModelSpec,
+    quant: Quant,
+    phase: str,
+    batch: float,
+    tokens: float,
+    context: float,
+    tp: int,
+    pp: int,
+    ep: int,
+):
+    return build_ops(
+        spec, quant, phase=phase, batch=batch, tokens=tokens, context=context, tp=tp, pp=pp, ep=ep
+    )
+
+
 def estimate(
     model: str | ModelSpec,
     device: str | DeviceSpec,
@@ -196,15 +234,11 @@ def estimate(
     place = Placement(tp=tp, pp=pp, ep=ep, link=link, framework=framework)
     step_overhead_s = framework_terms(framework).step_overhead_s if framework else 0.0
 
-    prefill = model_cost.estimate(
-        build_ops(spec, quant, phase="prefill", batch=B, tokens=L_in, tp=tp, pp=pp, ep=ep), dev, place
-    )
+    prefill = model_cost.estimate(_ops(spec, quant, "prefill", B, L_in, 0.0, tp, pp, ep), dev, place)
     n_steps = np.maximum(L_out - 1.0, 1.0)
-    first = model_cost.estimate(
-        build_ops(spec, quant, phase="decode", batch=B, context=L_in, tp=tp, pp=pp, ep=ep), dev, place
-    )
+    first = model_cost.estimate(_ops(spec, quant, "decode", B, 1.0, L_in, tp, pp, ep), dev, place)
     last = model_cost.estimate(
-        build_ops(spec, quant, phase="decode", batch=B, context=L_in + n_steps - 1, tp=tp, pp=pp, ep=ep),
+        _ops(spec, quant, "decode", B, 1.0, L_in + n_steps - 1, tp, pp, ep),
         dev,
         place,
     )

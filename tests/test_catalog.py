@@ -42,7 +42,7 @@ def test_entry_is_sourced_and_sane(name):
     assert re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", name)
     if d.arch in ("gpu", "cpu"):
         assert d.compute_source and d.memory.source and d.power_source
-        assert d.peak("fp32") > 1e10 and d.memory.bw_bytes_per_s > 1e10 and d.tdp_w > 3
+        assert max(d.peak_flop_per_s.values()) > 1e10 and d.memory.bw_bytes_per_s > 1e10 and d.tdp_w > 3
         assert d.price_usd or d.cloud_usd_per_hour, (
             "every compute device needs a price basis for tokens per $"
         )

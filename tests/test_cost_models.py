@@ -40,7 +40,7 @@ def test_unknown_arch_lists_closest():
 )
 def test_cost_model_invariants(arch, batch, ctx, tokens, phase, scale, tp):
     dev = load_device(ARCH_DEVICE[arch])
-    tp = tp if dev.links else 1  # tensor parallelism needs a link between devices
+    tp = tp if arch == "gpu" else 1  # collectives are modeled between GPUs only
     model = registry.get(arch)
     ops = build_ops(SPEC, FP16, phase=phase, batch=batch, tokens=tokens, context=ctx, tp=tp)
     place = Placement(tp=tp)

@@ -241,7 +241,11 @@ class _Rows:
         ndim = max(np.ndim(r[c]) for r in self.rows for c in numeric)
         cols = {}
         for c in numeric:
-            values = [np.asarray(r[c], dtype=float) for r in self.rows]
+            raw = [r[c] for r in self.rows]
+            if all(np.ndim(v) == 0 for v in raw):  # fast path: a scalar per row
+                cols[c] = np.array(raw, dtype=float).reshape((-1,) + (1,) * ndim)
+                continue
+            values = [np.asarray(v, dtype=float) for v in raw]
             values = [v.reshape((1,) * (ndim - v.ndim) + v.shape) for v in values]
             shape = np.broadcast_shapes(*(v.shape for v in values))
             cols[c] = np.stack([np.broadcast_to(v, shape) for v in values])

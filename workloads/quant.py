@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
 from types import MappingProxyType
@@ -81,8 +81,8 @@ class Quant:
         Weights per scale group; 0 means per-channel scales (negligible bytes, not counted).
     zero_point : bool
         Whether each group also stores a zero point.
-    overrides : Mapping[str, int]
-        Weight bits of named ops (``{"lm_head": 16}``) that differ from ``weight_bits``.
+    overrides : tuple of (op, bits)
+        Weight bits of named ops (``(("lm_head", 16),)``) that differ from ``weight_bits``.
     """
 
     weight: str = "fp16"
@@ -93,7 +93,7 @@ class Quant:
     kv_bits: int = 16
     group_size: int = 0
     zero_point: bool = False
-    overrides: Mapping[str, int] = field(default_factory=dict)
+    overrides: tuple[tuple[str, int], ...] = ()
     label: str = ""
     extra_bits: float | None = None
 
@@ -113,8 +113,10 @@ class Quant:
         kb, kn = _format(kv if kv is not None else act, "kv")
         if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 0:
             raise ConfigError(f"quant field 'group_size' is {group_size!r}; expected an integer >= 0")
-        checked = {op: _format(bits, f"overrides.{op}")[0] for op, bits in (overrides or {}).items()}
-        return cls(wn, an, kn, wb, ab, kb, group_size, zero_point, MappingProxyType(checked))
+        checked = tuple(
+            sorted((op, _format(bits, f"overrides.{op}")[0]) for op, bits in (overrides or {}).items())
+        )
+        return cls(wn, an, kn, wb, ab, kb, group_size, zero_point, checked)
 
     @classmethod
     def from_name(cls, name: str) -> Quant:
@@ -160,8 +162,9 @@ class Quant:
 
     def weight_bytes_per_param(self, op: str | None = None) -> float:
         """Bytes per weight element of ``op``, group scales (and zero points) included."""
-        if op in self.overrides:
-            return self.overrides[op] / 8.0
+        override = dict(self.overrides).get(op) if op else None
+        if override is not None:
+            return override / 8.0
         bits = self.weight_bits
         extra = 0.0
         if self.extra_bits is not None:
