@@ -56,8 +56,10 @@ class RooflineCostModel:
         nd = ops.flops.ndim
         kernel_overhead_us = p["kernel_overhead_us"]
         kv_repeat = 1.0
+        compute_eff = p["compute_efficiency"]
         if placement.framework:
             terms = framework_terms(placement.framework)
+            compute_eff = compute_eff * terms.compute_efficiency_scale
             kernel_overhead_us = (
                 kernel_overhead_us if terms.kernel_overhead_us is None else terms.kernel_overhead_us
             )
@@ -68,7 +70,7 @@ class RooflineCostModel:
         m = ops.m
         tiled = m > p["gemv_max_rows"]
         padded = np.where(tiled, np.ceil(m / tile) * tile / np.where(tiled, m, 1.0), 1.0)
-        compute_s = ops.flops * padded / (peaks * p["compute_efficiency"])
+        compute_s = ops.flops * padded / (peaks * compute_eff)
         mem_bytes = (
             ops.memory_bytes
             if np.isscalar(kv_repeat)

@@ -8,10 +8,11 @@ hwsim cannot model yet, is reported as not covered with the reason, never droppe
 Operating points:
 
 - a row with a batch is predicted at that batch;
-- an ``offline`` row without a batch is predicted at the maximum-throughput point:
-  static batches of 1, 2, 4, ... sequences, the largest throughput among those whose
-  weights and KV cache fit in the framework's share of device memory
-  (``memory_fraction`` in ``frameworks.yaml``);
+- an ``offline`` row without a batch is predicted at the maximum-throughput point of
+  continuous batching at steady state: among batches of 1 to 16384 sequences (about 8 per
+  doubling), the highest throughput whose weights and paged KV cache fit in the
+  framework's share of device memory (``memory_fraction`` in ``frameworks.yaml``); at
+  steady state a running sequence holds its prompt and half its output on average;
 - ``server`` rows are not covered until the serving simulator exists;
 - ``kernel`` rows price one operator of the op graph (``kernel_ops`` in the alias table).
 
@@ -38,7 +39,7 @@ from hwmodels import registry
 from hwmodels.calibration.params import framework_names, framework_terms
 from hwmodels.device_spec import catalog
 from hwmodels.placement import Placement
-from roofline.estimate import estimate
+from roofline.estimate import estimate, memory_per_device
 from workloads.errors import ConfigError, HwsimError
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, preset_index
@@ -76,7 +77,8 @@ METRICS = (
     "j_per_token",
     "requests_per_s",
 )
-OFFLINE_BATCHES = 2 ** np.arange(0, 14)
+OFFLINE_BATCHES = np.unique(np.round(np.geomspace(1, 16384, 113)))
+"""Candidate batches for a maximum-throughput row: about 8 per doubling."""
 
 
 @lru_cache(maxsize=1)
@@ -217,8 +219,16 @@ def _kernel_time_s(c: Condition) -> float:
     return float(cost.time_s[i] / ops.count[i])
 
 
+def steady_state_memory(c: Condition, batch: Any) -> np.ndarray:
+    """Bytes per device under continuous batching at steady state: paged KV cache holds each
+    running sequence at its prompt plus, on average, half its output (progress is uniform)."""
+    return memory_per_device(
+        load_model(c.model), Quant.from_name(c.precision), batch, c.input_len, c.output_len / 2.0, c.tp, c.pp
+    )
+
+
 def _offline_batch(c: Condition) -> int:
-    """The maximum-throughput static batch that fits the framework's memory share."""
+    """The maximum-throughput batch whose steady-state memory fits the framework's share."""
     e = estimate(
         c.model,
         c.device,
@@ -231,7 +241,7 @@ def _offline_batch(c: Condition) -> int:
         framework=c.framework,
     )
     fraction = framework_terms(c.framework).memory_fraction if c.framework else 1.0
-    fits = e.memory_bytes <= fraction * catalog()[c.device].memory.capacity_bytes
+    fits = steady_state_memory(c, e.batch) <= fraction * catalog()[c.device].memory.capacity_bytes
     if not fits.any():
         raise HwsimError("does not fit at batch 1")
     rate = np.where(fits, e.batch * e.output_len / e.e2e_s, -np.inf)
@@ -262,7 +272,8 @@ def predict(c: Condition) -> tuple[float | None, str]:
         precision=c.precision,
         framework=c.framework,
     )
-    if not bool(e.fits):
+    fits = bool(e.fits) if c.phase != "offline" or c.batch is not None else True
+    if not fits:
         short = float(e.memory_bytes) - catalog()[c.device].memory.capacity_bytes
         return (
             None,
