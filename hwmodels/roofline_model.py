@@ -10,7 +10,9 @@ Per op and occurrence:
 - ``link_s`` = collective bytes over the link's bandwidth, plus NCCL's latency model:
   a base latency per collective and a per-step latency of the link (NVLink or PCIe)
   for each ring step;
-- ``overhead_s`` = kernel launches times ``kernel_overhead``.
+- ``overhead_s`` = kernel launches times ``kernel_overhead``; an engine that fuses
+  elementwise ops (the default when no framework is named) launches none for norms,
+  RoPE and activations.
 
 Time is ``max(compute_s, memory_s) + link_s + overhead_s`` (math and memory overlap
 inside a kernel; collectives and launches are on the critical path). Energy counts
@@ -41,6 +43,18 @@ def _per_op(values: np.ndarray, ndim: int) -> np.ndarray:
     return values.reshape((-1,) + (1,) * (ndim - 1))
 
 
+FUSABLE_KINDS = ("norm", "elementwise")
+"""Op kinds an optimized engine fuses into neighbouring kernels (RMSNorm with the residual
+add, RoPE into attention, SwiGLU into the up projection), so they launch no kernel."""
+
+
+def _launches(ops: OpTable, fused: bool) -> np.ndarray:
+    """Kernel launches per occurrence of each op."""
+    if not fused:
+        return ops.n_kernels
+    return np.where(np.isin(ops.kind, FUSABLE_KINDS), 0.0, ops.n_kernels)
+
+
 class RooflineCostModel:
     """Roofline per op with achievable fractions, tile padding and launch overhead.
 
@@ -57,9 +71,10 @@ class RooflineCostModel:
         kernel_overhead_us = p["kernel_overhead_us"]
         kv_repeat = 1.0
         compute_eff = p["compute_efficiency"]
+        fused = True  # no framework named: an optimized engine that fuses elementwise ops
         if placement.framework:
             terms = framework_terms(placement.framework)
-            compute_eff = compute_eff * terms.compute_efficiency_scale
+            fused = terms.fuses_elementwise
             kernel_overhead_us = (
                 kernel_overhead_us if terms.kernel_overhead_us is None else terms.kernel_overhead_us
             )
@@ -102,7 +117,9 @@ class RooflineCostModel:
         else:
             link_s = link_floor = np.zeros_like(ops.flops)
             link_e = 0.0
-        overhead_s = np.broadcast_to(_per_op(ops.n_kernels * kernel_overhead_us * 1e-6, nd), ops.flops.shape)
+        overhead_s = np.broadcast_to(
+            _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd), ops.flops.shape
+        )
 
         tdp = device.tdp_w
         static_w = p["static_power_fraction"] * tdp

@@ -227,7 +227,7 @@ def steady_state_memory(c: Condition, batch: Any) -> np.ndarray:
     )
 
 
-def _offline_batch(c: Condition) -> int:
+def offline_batch(c: Condition) -> int:
     """The maximum-throughput batch whose steady-state memory fits the framework's share."""
     e = estimate(
         c.model,
@@ -257,7 +257,7 @@ def predict(c: Condition) -> tuple[float | None, str]:
         if c.phase != "offline":
             return None, "batch is not stated"
         try:
-            batch = _offline_batch(c)
+            batch = offline_batch(c)
         except HwsimError as exc:
             return None, str(exc)
     e = estimate(

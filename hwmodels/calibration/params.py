@@ -133,56 +133,30 @@ class FrameworkTerms:
     and per model step (scheduling, sampling, Python), in seconds, and the share of device
     memory it lets weights and KV cache use, with their basis. ``kv_read_per_query_head``:
     its decode attention kernel reads a shared KV head once per query head (no GQA/MQA
-    sharing). ``compute_efficiency_scale`` multiplies the device class's compute efficiency
-    for the framework's own GEMM kernels (1 for cuBLAS/CUTLASS-grade kernels); ``kernels``
-    names the framework whose kernels it runs (Ollama runs llama.cpp's)."""
+    sharing); ``kernels`` names the framework whose kernels it runs (Ollama runs llama.cpp's); ``fuses_elementwise``:
+    norms, RoPE and activations are fused into neighbouring kernels (no launch of their own)."""
 
     name: str
     kernel_overhead_us: float | None
     step_overhead_s: float
     memory_fraction: float
     kv_read_per_query_head: bool
-    compute_efficiency_scale: float
     kernels: str
+    fuses_elementwise: bool
     source: str
 
 
-_FRAMEWORK_OVERRIDES: dict[str, float] = {}
-
-
+@lru_cache(maxsize=1)
 def _frameworks() -> Mapping[str, FrameworkTerms]:
-    return _frameworks_cached(_USE_FITTED[0], tuple(sorted(_FRAMEWORK_OVERRIDES.items())))
-
-
-@contextlib.contextmanager
-def framework_scale_overridden(kernels: str, scale: float) -> Iterator[None]:
-    """Use ``scale`` as the compute-efficiency scale of framework kernels ``kernels`` (for fitting)."""
-    previous = _FRAMEWORK_OVERRIDES.get(kernels)
-    _FRAMEWORK_OVERRIDES[kernels] = scale
-    try:
-        yield
-    finally:
-        if previous is None:
-            del _FRAMEWORK_OVERRIDES[kernels]
-        else:
-            _FRAMEWORK_OVERRIDES[kernels] = previous
-
-
-@lru_cache(maxsize=64)
-def _frameworks_cached(use_fitted: bool, overrides: tuple) -> Mapping[str, FrameworkTerms]:
     where = "hwmodels/calibration/frameworks.yaml"
     raw = yaml.safe_load(files("hwmodels.calibration").joinpath("frameworks.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
-    fitted_scales = fitted("frameworks").get("frameworks", {}) if _USE_FITTED[0] else {}
     out = {}
     for name, entry in raw["frameworks"].items():
         if not entry.get("source"):
             raise ConfigError(f"{where}: frameworks.{name} needs a source")
         kernels = entry.get("same_kernels_as", name)
-        scale = float(raw["frameworks"].get(kernels, entry).get("compute_efficiency_scale", 1.0))
-        scale = float(fitted_scales.get(kernels, {}).get("compute_efficiency_scale", scale))
-        scale = _FRAMEWORK_OVERRIDES.get(kernels, scale)
         k = entry.get("kernel_overhead_us")
         fraction = float(entry.get("memory_fraction", 1.0))
         if not 0 < fraction <= 1:
@@ -195,8 +169,8 @@ def _frameworks_cached(use_fitted: bool, overrides: tuple) -> Mapping[str, Frame
             float(entry.get("step_overhead_us", 0.0)) * 1e-6,
             fraction,
             bool(entry.get("kv_read_per_query_head", False)),
-            scale,
             kernels,
+            bool(entry.get("fuses_elementwise", False)),
             str(entry["source"]),
         )
     return out

@@ -1,0 +1,158 @@
+"""Validation against measured hardware and the calibration it feeds."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from hwmodels.calibration.params import class_params, fitted, fitted_path, params_for
+from hwmodels.device_spec import catalog
+from roofline.validation import COLUMNS, load_measured, resolve, summarize, validate, validate_frame
+from workloads.errors import ConfigError
+
+KEYS = ["rows", "covered", "median_ape", "p90_ape", "within_10pct", "within_25pct", "by_class", "points"]
+POINT_KEYS = ["id", "hardware", "model", "metric", "measured", "predicted", "ape", "covered", "reason"]
+
+
+@pytest.fixture(scope="module")
+def report():
+    return validate()
+
+
+def test_report_keys_and_coverage(report):
+    assert list(report) == KEYS
+    assert report["rows"] >= 80 and report["covered"] >= 80
+    assert list(report["points"][0]) == POINT_KEYS
+    covered = [p for p in report["points"] if p["covered"]]
+    devices = {
+        resolve(load_measured().set_index("id").loc[p["id"]].rename(None).pipe(_with_id, p["id"])).device
+        for p in covered
+    }
+    arches = {catalog()[d].arch for d in devices}
+    gpus = {
+        d for d in devices if catalog()[d].arch == "gpu" and catalog()[d].device_class != "integrated-gpu"
+    }
+    assert len(gpus) >= 6 and "cpu" in arches
+    assert any(catalog()[d].device_class == "integrated-gpu" for d in devices)  # Apple
+
+
+def _with_id(row, row_id):
+    return pd.concat([pd.Series({"id": row_id}), row])
+
+
+def test_every_row_is_reported_and_uncovered_ones_say_why(report):
+    assert len(report["points"]) == report["rows"]
+    for p in report["points"]:
+        assert p["covered"] or p["reason"], p["id"]
+        if p["covered"]:
+            assert p["predicted"] > 0 and p["ape"] == pytest.approx(abs(p["predicted"] / p["measured"] - 1))
+
+
+def test_median_error_not_above_recorded(report):
+    """The shipped set's median APE may not rise more than 2 points above the figure recorded at the last fit."""
+    recorded = fitted("validation")
+    assert recorded, "hwmodels/calibration/validation_fitted.yaml is missing: run hwsim calibrate"
+    assert report["median_ape"] <= recorded["median_ape"] + 0.02
+
+
+def test_fitted_parameters_stay_physical():
+    for arch in ("gpu", "cpu"):
+        record = fitted(arch)
+        assert record["fitted_on"] and record["errors"]["leave_one_source_out"]["covered"] > 0
+        for cls, values in record["classes"].items():
+            for name, value in values.items():
+                if name.endswith("efficiency"):
+                    assert 0.05 <= value <= 1.0, (arch, cls, name, value)
+                else:
+                    assert 0.0 <= value <= 50.0, (arch, cls, name, value)
+            resolved = params_for(arch, cls)
+            assert all(resolved[n].value == pytest.approx(v) for n, v in values.items())
+            assert set(resolved) == set(class_params(arch)[cls])
+
+
+def test_leave_one_source_out_is_reported_beside_in_sample():
+    errors = fitted("gpu")["errors"]
+    assert errors["leave_one_source_out"]["median_ape"] >= errors["in_sample"]["median_ape"] - 1e-9
+    assert set(fitted("gpu")["loso_ape"]) <= set(load_measured()["id"])
+
+
+def test_other_file_reports_unmatched_rows(tmp_path):
+    shipped = load_measured()
+    rows = shipped.loc[shipped["id"].isin(["c017", "c069"])].copy()
+    odd = rows.iloc[[0]].copy()
+    odd["id"], odd["hardware"], odd["model"] = "x1", "tpu-v9", "llama-9"
+    path = tmp_path / "other.csv"
+    pd.concat([rows, odd]).to_csv(path, index=False)
+    r = validate(path)
+    assert r["rows"] == 3 and r["covered"] == 2
+    (miss,) = [p for p in r["points"] if p["id"] == "x1"]
+    assert not miss["covered"] and "tpu-v9" in miss["reason"]
+
+
+def test_missing_column_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.csv"
+    pd.DataFrame({"id": ["a"], "value": [1.0]}).to_csv(path, index=False)
+    with pytest.raises(ConfigError, match="missing column"):
+        load_measured(path)
+
+
+def test_alias_maps_source_names():
+    row = load_measured().set_index("id").loc["c017"]
+    cond = resolve(_with_id(row, "c017"))
+    assert (
+        cond.device == "a100-sxm-80gb" and cond.model == "llama-2-7b" and cond.framework == "tensorrt-llm-0.6"
+    )
+
+
+def test_measured_rows_keep_their_sources():
+    frame = load_measured()
+    assert list(frame.columns) == COLUMNS and frame["id"].is_unique
+    assert frame["source"].str.len().min() > 10
+
+
+def test_server_rows_are_not_covered_with_reason():
+    frame = load_measured()
+    server = frame.loc[frame["phase"] == "server"].head(2)
+    points = validate_frame(server)
+    assert not points["covered"].any() and points["reason"].str.contains("serving").all()
+
+
+def test_cli_validate_json(tmp_path):
+    out = tmp_path / "pv.png"
+    r = subprocess.run(
+        [sys.executable, "-m", "hwsim", "validate", "--json", "--plot", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert list(data) == KEYS and out.exists()
+
+
+def test_summarize_hand_case():
+    points = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "hardware": ["x"] * 3,
+            "model": ["m"] * 3,
+            "metric": ["t"] * 3,
+            "measured": [1.0, 1.0, 1.0],
+            "predicted": [1.05, 1.2, None],
+            "ape": [0.05, 0.2, None],
+            "covered": [True, True, False],
+            "reason": ["", "", "no"],
+            "device_class": ["g", "g", ""],
+        }
+    )
+    s = summarize(points)
+    assert s["covered"] == 2 and s["median_ape"] == pytest.approx(0.125)
+    assert s["within_10pct"] == 0.5 and s["within_25pct"] == 1.0 and s["by_class"]["g"]["rows"] == 2
+
+
+def test_fitted_files_are_valid_yaml():
+    for arch in ("gpu", "cpu", "validation"):
+        assert yaml.safe_load(fitted_path(arch).read_text())["schema_version"] == 1
