@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwmodels.calibration.params import class_params, fitted_on
+from hwmodels.calibration.params import fitted, fitted_on, params_for
 from hwmodels.device_spec import catalog, device_names
 from hwmodels.placement import Placement
 from roofline import plots
 from roofline.economics import Economics, economics_defaults, pricing_basis
 from roofline.estimate import compute_device, estimate, memory_per_device
 from roofline.roofline import op_roofline
+from roofline.validation import load_measured, summarize, validate_frame
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, preset_index
 from workloads.quant import Quant
@@ -35,7 +36,8 @@ INPUT_LEN, OUTPUT_LEN = 1024, 256
 def smallest_tp(model: str, device: str, precision: str = "fp16", batch: int = 1) -> int:
     """The smallest power-of-two TP (up to 8) at which ``model`` fits on ``device``; 0 if none."""
     spec, dev, quant = load_model(model), compute_device(device), Quant.from_name(precision)
-    for tp in (1, 2, 4, 8):
+    degrees = (1, 2, 4, 8) if {"nvlink", "pcie"} & set(dev.links) else (1,)
+    for tp in degrees:
         if spec.n_heads % tp:
             break
         if memory_per_device(spec, quant, batch, INPUT_LEN, OUTPUT_LEN, tp=tp) <= dev.memory.capacity_bytes:
@@ -67,7 +69,7 @@ def build_report(out: Path, quick: bool = False, progress: bool = True) -> list[
     models = REPORT_MODELS[:2] if quick else REPORT_MODELS
     batches = BATCHES[:5] if quick else BATCHES
     written: list[Path] = []
-    steps = ["tables", "estimates", "roofline", "breakdown", "scaling", "efficiency", "index"]
+    steps = ["tables", "estimates", "roofline", "breakdown", "scaling", "efficiency", "validation", "index"]
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("hwsim report", total=len(steps))
 
@@ -135,7 +137,13 @@ def build_report(out: Path, quick: bool = False, progress: bool = True) -> list[
             b1, "tpot_s", out / "tpot-batch1", "TPOT (s)", "time per output token, batch 1", order=devices
         )
         done("efficiency")
-        written += _index(out, est, devices, quick)
+        points = validate_frame(load_measured())
+        path = out / "validation.csv"
+        points.to_csv(path, index=False)
+        written.append(path)
+        written += plots.predicted_vs_measured(points, out / "predicted-vs-measured")
+        done("validation")
+        written += _index(out, est, devices, quick, points)
         done("index")
     return written
 
@@ -145,7 +153,9 @@ def _estimate_table(models: tuple[str, ...], devices: list[str], batches: np.nda
     frames = []
     for model in models:
         for device in devices:
-            tp = smallest_tp(model, device) or 8
+            tp = smallest_tp(model, device)
+            if not tp:
+                continue  # does not fit on up to 8 such devices: left out of the table
             e = estimate(model, device, batch=batches, input_len=INPUT_LEN, output_len=OUTPUT_LEN, tp=tp)
             frame = e.to_frame()
             frame.insert(3, "tp", tp)
@@ -202,8 +212,73 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _index(out: Path, est: pd.DataFrame, devices: list[str], quick: bool) -> list[Path]:
-    gpu_params = class_params("gpu")["datacenter-gpu"]
+def _validation_section(points: pd.DataFrame) -> list[str]:
+    """The validation summary: overall, per class (in-sample on all covered rows here, and
+    the leave-one-source-out figure of the fit), the rows furthest off, what is not covered."""
+    report = summarize(points)
+    rows = []
+    loso = {
+        **fitted("gpu").get("errors", {}).get("by_class", {}),
+        **fitted("cpu").get("errors", {}).get("by_class", {}),
+    }
+    for cls, v in report["by_class"].items():
+        arch_cls = next((k for k in loso if k.endswith(f"/{cls}")), None)
+        lo = loso.get(arch_cls, {}).get("leave_one_source_out", {}) if arch_cls else {}
+        rows.append(
+            {
+                "device class": cls,
+                "rows": v["rows"],
+                "covered": v["covered"],
+                "median APE": _pct(v["median_ape"]),
+                "p90 APE": _pct(v["p90_ape"]),
+                "within 25%": _pct(v["within_25pct"]),
+                "LOSO median (fit rows)": _pct(lo.get("median_ape")),
+                "LOSO p90 (fit rows)": _pct(lo.get("p90_ape")),
+            }
+        )
+    cov = points.loc[points["covered"]].copy()
+    cov["ratio"] = cov["predicted"] / cov["measured"]
+    worst = cov.reindex(cov["ape"].sort_values(ascending=False).index).head(12)
+    worst = worst[["id", "hardware", "model", "metric", "measured", "predicted", "ratio"]]
+    reasons = (
+        points.loc[~points["covered"], "reason"]
+        .str.replace(r"'[^']*'", "'…'", regex=True)
+        .str.replace(r"\d+(\.\d+)?", "N", regex=True)
+        .value_counts()
+    )
+    g = fitted("gpu").get("errors", {})
+    return [
+        "## Validation: predicted against measured",
+        "",
+        f"{report['rows']} measured rows (`hwmodels/validation/measured.csv`, each with its source), {report['covered']} "
+        f"covered: median APE {_pct(report['median_ape'])}, p90 {_pct(report['p90_ape'])}, within 10% "
+        f"{_pct(report['within_10pct'])}, within 25% {_pct(report['within_25pct'])}. The honest figure is the "
+        "leave-one-source-out error of the calibration (refit without a source, predict it): on GPU fit rows, "
+        f"median {_pct(g.get('leave_one_source_out', {}).get('median_ape'))}, p90 "
+        f"{_pct(g.get('leave_one_source_out', {}).get('p90_ape'))} (in-sample "
+        f"{_pct(g.get('in_sample', {}).get('median_ape'))} / {_pct(g.get('in_sample', {}).get('p90_ape'))}).",
+        "",
+        "![predicted vs measured](predicted-vs-measured.png)",
+        "",
+        _md_table(pd.DataFrame(rows)),
+        "",
+        "Rows furthest off (all rows with their errors in `validation.csv`):",
+        "",
+        _md_table(worst),
+        "",
+        "Not covered, by reason:",
+        "",
+        "\n".join(f"- {n} rows: {r}" for r, n in reasons.items()),
+        "",
+    ]
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{100 * x:.1f}%"
+
+
+def _index(out: Path, est: pd.DataFrame, devices: list[str], quick: bool, points: pd.DataFrame) -> list[Path]:
+    gpu_params = params_for("gpu", "datacenter-gpu")
     econ = economics_defaults()
     pick = est.loc[est["batch"].isin([1, 64])]
     summary = pick[
@@ -269,9 +344,10 @@ def _index(out: Path, est: pd.DataFrame, devices: list[str], quick: bool) -> lis
         "",
         _md_table(summary),
         "",
+        *_validation_section(points),
         "## Assumptions",
         "",
-        f"GPU efficiency parameters ({fitted_on('gpu')}):",
+        f"GPU efficiency parameters of the datacenter class ({fitted_on('gpu')}):",
         "",
         "\n".join(f"- `{k}` = {p.value:g}: {p.source}" for k, p in gpu_params.items()),
         "",

@@ -123,7 +123,8 @@ class Quant:
         """A ``Quant`` from a precision name.
 
         ``fp32``, ``fp16``, ``bf16``: everything in that format. ``fp8``: FP8 weights,
-        activations and KV cache (TensorRT-LLM's FP8 recipe, ``--enable_fp8 --fp8_kv_cache``). ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
+        activations and KV cache (TensorRT-LLM's FP8 recipe, ``--enable_fp8 --fp8_kv_cache``).
+        ``fp4``: FP4 weights and activations with an FP8 KV cache (the usual NVFP4 recipe). ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
         ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
         e.g. ``w3a16g64``, ``w4a8kv8``.
         """
@@ -137,6 +138,8 @@ class Quant:
             return cls.make(key, key, key)
         if key == "fp8":
             return cls.make("fp8", "fp8", "fp8")
+        if key == "fp4":  # NVFP4: E2M1 values, one FP8 scale per 16 (NVIDIA Blackwell docs): 4.5 bits
+            return replace(cls.make("fp4", "fp4", "fp8"), extra_bits=0.5, label="fp4")
         if key == "int8":
             return cls.make("int8", "int8", "fp16")
         if key == "int4":
@@ -193,7 +196,7 @@ class Quant:
         if self.act_bits >= 16 or self.weight_bits > 8:
             return self.act if self.act_bits >= 16 else "fp16"
         if self.weight_bits <= 4 and self.act_bits <= 4:
-            return "int4"
+            return "fp4" if "fp4" in (self.weight, self.act) else "int4"
         return "fp8" if "fp8" in (self.weight, self.act) else "int8"
 
     def with_kv(self, kv: int | str) -> Quant:
