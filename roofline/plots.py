@@ -193,31 +193,40 @@ CLASS_COLORS = {
 
 
 def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> list[Path]:
-    """Covered rows of a validation, log-log, with y = x and the 10% and 25% bands, by device class.
+    """Covered rows of a validation: predicted against measured on log-log axes with y = x and
+    the 10% and 25% bands (left), and the ratio predicted / measured per row (right), by class.
 
-    Values are normalized per metric to the measured value's unit, so rows of different
-    metrics share the axes (each point is one measurement).
+    Each point is one measurement in its metric's own unit (tokens/s or s).
     """
     plt = _plt()
     cov = points.loc[points["covered"].astype(bool)]
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig, (ax, rx) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw={"width_ratios": [1, 1.2]})
     lo = min(cov["measured"].min(), cov["predicted"].min()) / 2
     hi = max(cov["measured"].max(), cov["predicted"].max()) * 2
     x = np.logspace(np.log10(lo), np.log10(hi), 50)
     ax.plot(x, x, color="black", lw=1)
-    for band, alpha in ((0.25, 0.08), (0.10, 0.15)):
-        ax.fill_between(
-            x, x * (1 - band), x * (1 + band), color="grey", alpha=alpha, lw=0, label=f"within {band:.0%}"
-        )
+    for band, alpha in ((0.25, 0.12), (0.10, 0.2)):
+        ax.fill_between(x, x * (1 - band), x * (1 + band), color="grey", alpha=alpha, lw=0)
+        rx.axhspan(1 - band, 1 + band, color="grey", alpha=alpha, lw=0, label=f"within {band:.0%}")
+    rx.axhline(1.0, color="black", lw=1)
     for cls, group in cov.groupby("device_class"):
+        color = CLASS_COLORS.get(cls, "black")
         ax.scatter(
             group["measured"],
             group["predicted"],
-            s=22,
-            color=CLASS_COLORS.get(cls, "black"),
+            s=18,
+            color=color,
             edgecolor="black",
             lw=0.3,
             label=f"{cls} ({len(group)})",
+        )
+        rx.scatter(
+            group["measured"],
+            group["predicted"] / group["measured"],
+            s=18,
+            color=color,
+            edgecolor="black",
+            lw=0.3,
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -225,7 +234,12 @@ def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> l
     ax.set_ylim(lo, hi)
     ax.set_xlabel("measured (metric's own unit: tokens/s or s)")
     ax.set_ylabel("predicted by hwsim")
-    med = cov["ape"].median()
-    ax.set_title(title or f"predicted vs measured: {len(cov)} rows, median error {med:.1%}")
     ax.legend(fontsize=7, loc="upper left")
+    rx.set_xscale("log")
+    rx.set_yscale("log", base=2)
+    rx.set_xlabel("measured")
+    rx.set_ylabel("predicted / measured")
+    rx.legend(fontsize=7, loc="upper left")
+    med = cov["ape"].median()
+    fig.suptitle(title or f"predicted vs measured: {len(cov)} rows, median error {med:.1%}")
     return _save(fig, out)
