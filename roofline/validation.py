@@ -227,21 +227,35 @@ def steady_state_memory(c: Condition, batch: Any) -> np.ndarray:
     )
 
 
-def offline_batch(c: Condition) -> int:
-    """The maximum-throughput batch whose steady-state memory fits the framework's share."""
-    e = estimate(
+def _estimate(c: Condition, batch: Any):
+    """The estimate of a row's conditions at ``batch`` (the one call every metric comes from)."""
+    return estimate(
         c.model,
         c.device,
-        batch=OFFLINE_BATCHES,
+        batch=batch,
         input_len=c.input_len,
         output_len=c.output_len,
         tp=c.tp,
         pp=c.pp,
+        n_devices=c.n_devices,
         precision=c.precision,
         framework=c.framework,
     )
+
+
+def _fits(c: Condition, batch: Any, e) -> np.ndarray:
+    """Whether weights and KV cache fit: at steady state (and in the framework's memory share)
+    for offline rows, at the final context of a static batch otherwise."""
+    if c.phase != "offline":
+        return np.asarray(e.fits)
     fraction = framework_terms(c.framework).memory_fraction if c.framework else 1.0
-    fits = steady_state_memory(c, e.batch) <= fraction * catalog()[c.device].memory.capacity_bytes
+    return steady_state_memory(c, batch) <= fraction * catalog()[c.device].memory.capacity_bytes
+
+
+def offline_batch(c: Condition) -> int:
+    """The maximum-throughput batch whose steady-state memory fits the framework's share."""
+    e = _estimate(c, OFFLINE_BATCHES)
+    fits = _fits(c, e.batch, e)
     if not fits.any():
         raise HwsimError("does not fit at batch 1")
     rate = np.where(fits, e.batch * e.output_len / e.e2e_s, -np.inf)
@@ -260,20 +274,8 @@ def predict(c: Condition) -> tuple[float | None, str]:
             batch = offline_batch(c)
         except HwsimError as exc:
             return None, str(exc)
-    e = estimate(
-        c.model,
-        c.device,
-        batch=batch,
-        input_len=c.input_len,
-        output_len=c.output_len,
-        tp=c.tp,
-        pp=c.pp,
-        n_devices=c.n_devices,
-        precision=c.precision,
-        framework=c.framework,
-    )
-    fits = bool(e.fits) if c.phase != "offline" or c.batch is not None else True
-    if not fits:
+    e = _estimate(c, batch)
+    if not bool(_fits(c, batch, e)):
         short = float(e.memory_bytes) - catalog()[c.device].memory.capacity_bytes
         return (
             None,
