@@ -5,41 +5,15 @@ with status 2; no traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 import numpy as np
 
+from hwsim import cli_sim
+from hwsim.output import emit, fmt, pct, table
 from workloads.errors import HwsimError
-
-
-def _emit(as_json: bool, payload: Any, text: str) -> None:
-    click.echo(json.dumps(payload, indent=2, default=_json_default) if as_json else text)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A plain fixed-width table."""
-    cells = [[_fmt(r[c]) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=False))  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "-" if v is None else str(v)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,10 +53,10 @@ def models(as_json: bool) -> None:
         dict(r, params=f"{r['params'] / 1e9:.2f}B", active_params=f"{r['active_params'] / 1e9:.2f}B")
         for r in rows
     ]
-    _emit(
+    emit(
         as_json,
         rows,
-        _table(
+        table(
             text_rows,
             [
                 "name",
@@ -128,10 +102,10 @@ def devices(as_json: bool) -> None:
                 "pricing_basis": basis,
             }
         )
-    _emit(
+    emit(
         as_json,
         rows,
-        _table(
+        table(
             rows,
             [
                 "name",
@@ -226,8 +200,8 @@ def estimate(model, device, batch, input_len, output_len, precision, tp, pp, ep,
             "assume it did (add devices with --tp/--pp or lower --precision)",
             err=True,
         )
-    text = "\n".join(f"{k:>24}: {_fmt(v)}" for k, v in d.items())
-    _emit(as_json, d, text)
+    text = "\n".join(f"{k:>24}: {fmt(v)}" for k, v in d.items())
+    emit(as_json, d, text)
 
 
 @cli.command()
@@ -287,7 +261,7 @@ def roofline(model, device, batch, input_len, output_len, precision, tp, pp, ep,
         )
         + f"\n\nchart: {', '.join(map(str, paths))}"
     )
-    _emit(as_json, payload, text)
+    emit(as_json, payload, text)
 
 
 @cli.command()
@@ -315,14 +289,14 @@ def validate(data, plot, as_json):
 
         predicted_vs_measured(points, plot)
     lines = [
-        f"rows {report['rows']}, covered {report['covered']}: median APE {_pct(report['median_ape'])}, "
-        f"p90 {_pct(report['p90_ape'])}, within 10% {_pct(report['within_10pct'])}, "
-        f"within 25% {_pct(report['within_25pct'])}",
+        f"rows {report['rows']}, covered {report['covered']}: median APE {pct(report['median_ape'])}, "
+        f"p90 {pct(report['p90_ape'])}, within 10% {pct(report['within_10pct'])}, "
+        f"within 25% {pct(report['within_25pct'])}",
         "",
     ]
     lines += [
-        f"{cls:>16}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {_pct(v['median_ape'])}, "
-        f"p90 {_pct(v['p90_ape'])}"
+        f"{cls:>16}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {pct(v['median_ape'])}, "
+        f"p90 {pct(v['p90_ape'])}"
         for cls, v in report["by_class"].items()
     ]
     uncovered = [p for p in report["points"] if not p["covered"]]
@@ -330,11 +304,7 @@ def validate(data, plot, as_json):
         lines += ["", "not covered:"] + [
             f"  {p['id']} {p['hardware']} {p['model']}: {p['reason']}" for p in uncovered
         ]
-    _emit(as_json, report, "\n".join(lines))
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+    emit(as_json, report, "\n".join(lines))
 
 
 @cli.command()
@@ -347,11 +317,11 @@ def calibrate(as_json):
     record = run(progress=None if as_json else lambda msg: click.echo(msg, err=True))
     e = record["errors"]
     text = (
-        f"fitted: {record['classes']}\nin-sample median APE {_pct(e['in_sample']['median_ape'])}, "
-        f"p90 {_pct(e['in_sample']['p90_ape'])}; leave-one-source-out median APE "
-        f"{_pct(e['leave_one_source_out']['median_ape'])}, p90 {_pct(e['leave_one_source_out']['p90_ape'])}"
+        f"fitted: {record['classes']}\nin-sample median APE {pct(e['in_sample']['median_ape'])}, "
+        f"p90 {pct(e['in_sample']['p90_ape'])}; leave-one-source-out median APE "
+        f"{pct(e['leave_one_source_out']['median_ape'])}, p90 {pct(e['leave_one_source_out']['p90_ape'])}"
     )
-    _emit(as_json, record, text)
+    emit(as_json, record, text)
 
 
 @cli.command()
@@ -370,11 +340,15 @@ def report(out, quick, as_json):
     from roofline.report import build_report
 
     written = build_report(out, quick=quick, progress=not as_json)
-    _emit(
+    emit(
         as_json,
         {"out": str(out), "files": [str(p) for p in written]},
         f"wrote {len(written)} files into {out}/ (open {out}/index.md)",
     )
+
+
+for _command in (cli_sim.systems, cli_sim.simulate, cli_sim.reproduce):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -243,3 +243,24 @@ def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> l
     med = cov["ape"].median()
     fig.suptitle(title or f"predicted vs measured: {len(cov)} rows, median error {med:.1%}")
     return _save(fig, out)
+
+
+def timeline_chart(intervals: pd.DataFrame, out: Path, title: str = "", max_tasks: int = 20000) -> list[Path]:
+    """Gantt chart: one row per resource, a bar per busy interval (the first ``max_tasks``)."""
+    plt = _plt()
+    frame = intervals.loc[intervals["end_s"] > intervals["start_s"]].head(max_tasks)
+    resources = sorted(frame["resource"].unique())
+    fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * len(resources)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, r in enumerate(resources):
+        part = frame.loc[frame["resource"] == r]
+        ax.broken_barh(
+            list(zip(part["start_s"], part["end_s"] - part["start_s"], strict=True)),
+            (i - 0.4, 0.8),
+            color=colors[i % len(colors)],
+        )
+    ax.set_yticks(range(len(resources)), resources)
+    ax.set_xlabel("time (s)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0)
+    return _save(fig, out)

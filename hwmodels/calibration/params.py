@@ -134,7 +134,8 @@ class FrameworkTerms:
     memory it lets weights and KV cache use, with their basis. ``kv_read_per_query_head``:
     its decode attention kernel reads a shared KV head once per query head (no GQA/MQA
     sharing); ``kernels`` names the framework whose kernels it runs (Ollama runs llama.cpp's); ``fuses_elementwise``:
-    norms, RoPE and activations are fused into neighbouring kernels (no launch of their own)."""
+    norms, RoPE and activations are fused into neighbouring kernels (no launch of their own);
+    ``cpu_attention_flop_per_s``: the rate of its CPU attention kernel where it runs one."""
 
     name: str
     kernel_overhead_us: float | None
@@ -143,6 +144,7 @@ class FrameworkTerms:
     kv_read_per_query_head: bool
     kernels: str
     fuses_elementwise: bool
+    cpu_attention_flop_per_s: float | None
     source: str
 
 
@@ -171,6 +173,9 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             bool(entry.get("kv_read_per_query_head", False)),
             kernels,
             bool(entry.get("fuses_elementwise", False)),
+            None
+            if entry.get("cpu_attention_tflops") is None
+            else float(entry["cpu_attention_tflops"]) * 1e12,
             str(entry["source"]),
         )
     return out

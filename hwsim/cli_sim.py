@@ -1,0 +1,89 @@
+"""CLI commands of the event path: ``hwsim systems``, ``hwsim simulate``, ``hwsim reproduce``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hwsim.output import emit, fmt, table
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def systems(as_json):
+    """List the shipped system files (use a name or a path with --system)."""
+    from sim.system import load_system, system_names
+
+    rows = []
+    for name in system_names():
+        s = load_system(name)
+        rows.append(
+            {
+                "name": name,
+                "gpu": s.gpu.name,
+                "gpus": s.devices["gpu"][1],
+                "tp": s.tp,
+                "pp": s.pp,
+                "links": ", ".join(s.links),
+                "weights": dict(s.weights),
+                "kv": dict(s.kv),
+                "source": s.source,
+            }
+        )
+    emit(as_json, rows, table(rows, ["name", "gpu", "gpus", "tp", "pp", "links", "weights", "kv"]))
+
+
+@click.command()
+@click.option(
+    "--system", "-s", "system_name", required=True, help="Shipped system name or path to a system YAML."
+)
+@click.option("--model", "-m", required=True, help="Preset name or path to a config.json.")
+@click.option(
+    "--batch", "-b", type=int, default=1, show_default=True, help="Sequences (a block when offloaded)."
+)
+@click.option("--input-len", type=int, default=512, show_default=True, help="Prompt tokens per sequence.")
+@click.option("--output-len", type=int, default=32, show_default=True, help="Generated tokens per sequence.")
+@click.option("--precision", "-p", default="fp16", show_default=True, help="As for estimate.")
+@click.option("--tp", type=int, default=None, help="Override the file's tensor-parallel degree.")
+@click.option("--pp", type=int, default=None, help="Override the file's pipeline-parallel degree.")
+@click.option(
+    "--timeline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a Gantt chart of the busy intervals (.png and .svg).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def simulate(system_name, model, batch, input_len, output_len, precision, tp, pp, timeline, as_json):
+    """Event-driven simulation on a system: overlap, contention, pipelines, offload."""
+    from sim.simulate import simulate as run
+
+    result = run(
+        system_name,
+        model,
+        batch=batch,
+        input_len=input_len,
+        output_len=output_len,
+        precision=precision,
+        tp=tp,
+        pp=pp,
+    )
+    if timeline:
+        from roofline.plots import timeline_chart
+
+        timeline_chart(result.timeline.intervals, timeline, title=f"{model} on {system_name}, batch {batch}")
+    d = result.to_dict()
+    text = "\n".join(f"{k:>24}: {fmt(v)}" for k, v in d.items() if k != "utilization")
+    text += "\n" + "\n".join(f"{'utilization ' + r:>24}: {u:.1%}" for r, u in d["utilization"].items())
+    emit(as_json, d, text)
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def reproduce(names, as_json):
+    """Reproduce papers' comparisons (default: all); rows of paper value, hwsim value and ratio."""
+    from sim.experiments import reproduce as run
+
+    frame = run(list(names))
+    emit(as_json, frame.to_dict(orient="records"), frame.to_string(index=False))

@@ -1,0 +1,27 @@
+"""One module per modeled paper; each returns a tidy DataFrame
+``[experiment, metric, condition, paper_value, hwsim_value, ratio, source]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from workloads.errors import unknown_name
+
+
+def registry() -> dict[str, Callable[[], pd.DataFrame]]:
+    """Experiment name -> function (imported lazily: each may take seconds)."""
+    from sim.experiments import flexgen
+
+    return {"flexgen": flexgen.run}
+
+
+def reproduce(names: list[str] | None = None) -> pd.DataFrame:
+    """Run the named experiments (all when ``names`` is empty)."""
+    table = registry()
+    names = names or sorted(table)
+    for n in names:
+        if n not in table:
+            raise unknown_name("experiment", n, table, "hwsim reproduce --help")
+    return pd.concat([table[n]() for n in names], ignore_index=True)

@@ -1,0 +1,357 @@
+"""Offloaded inference in the FlexGen style: weights and KV cache in host DRAM or on SSD,
+streamed layer by layer over PCIe with the next layer's weights prefetched while the
+current one computes.
+
+Dataflow of one step (Sheng et al., FlexGen, ICML 2023, Alg. 1, zig-zag block schedule):
+a block of ``n_gpu_batches`` GPU batches walks the layers; each layer's offloaded weights
+are loaded once per block (disk -> host over the SSD link, host -> GPU over PCIe) into one
+of two GPU buffers and reused by every GPU batch; with the KV cache on the host, decode
+attention runs on the CPU against host memory while the GPU runs the other batches' GEMMs;
+a partly offloaded KV cache is moved to the GPU over PCIe instead. Costs come from the
+cost models: GPU ops from the GPU's, CPU attention from the host's memory bandwidth at the
+CPU class's fitted memory efficiency.
+
+``best_policy`` searches a grid of policies (GPU batch, batches per block, weight fractions
+on GPU/host/disk, KV on GPU or host) under the memory limits, ranks them with the
+closed-form per-layer overlap (``policy_time_s``), and plays the best few on the engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hwmodels import registry
+from hwmodels.calibration.params import framework_terms, params_for
+from hwmodels.placement import Placement
+from roofline.economics import Economics
+from sim.engine import TaskGraph, run
+from sim.system import System, load_system
+from workloads.errors import ConfigError, DoesNotFitError
+from workloads.graph import build_ops, kv_cache_bytes, weight_bytes
+from workloads.model_spec import ModelSpec, load_model
+from workloads.quant import Quant
+
+GPU_MEMORY_FRACTION = 0.9
+"""Share of GPU memory a policy may use (FlexGen's LP caps the T4's 16 GB at 15 GB; the
+framework reserve of TensorRT-LLM and vLLM is 0.9)."""
+
+GPU_BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256)
+BLOCK_SIZES = (1, 2, 3, 4, 6, 8, 12, 16)
+WEIGHT_GPU = tuple(np.round(np.arange(0, 1.01, 0.1), 2))
+WEIGHT_DISK_SHARE = (0.0, 0.25, 0.5, 0.75, 1.0)
+MAX_BLOCK = 1024
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A FlexGen policy: GPU batch, GPU batches per block, where weights and KV live."""
+
+    gpu_batch: int
+    n_gpu_batches: int
+    weights: tuple[tuple[str, float], ...]
+    kv: str  # "gpu" or "host" (decode attention on the CPU)
+
+    @property
+    def block(self) -> int:
+        return self.gpu_batch * self.n_gpu_batches
+
+    def weight_frac(self, tier: str) -> float:
+        return dict(self.weights).get(tier, 0.0)
+
+
+@dataclass(frozen=True)
+class LayerCosts:
+    """Per-layer durations (seconds) of one GPU batch, for prefill and for a decode step at the
+    mean context, plus bytes that cross links."""
+
+    gpu_prefill_s: float
+    gpu_decode_s: float
+    cpu_attention_s: float
+    weight_bytes: float
+    kv_prefill_bytes: float
+    kv_decode_bytes: float
+
+
+def _layer_share(total: np.ndarray, ops, names: tuple[str, ...] | None = None) -> float:
+    """Per-layer time of the layer rows (not embedding, final norm, LM head), optionally only ``names``."""
+    mask = ~np.isin(ops.name, ("embedding", "final_norm", "lm_head"))
+    if names is not None:
+        mask &= np.isin(ops.name, names)
+    return float(total[mask].sum())
+
+
+def layer_costs(
+    spec: ModelSpec,
+    quant: Quant,
+    system: System,
+    gpu_batch: int,
+    input_len: int,
+    output_len: int,
+    attention_on_cpu: bool,
+    framework: str | None = None,
+) -> LayerCosts:
+    """Price one layer of one GPU batch with the GPU's cost model (attention left to the CPU when asked:
+    the KV read at the host's bandwidth, or the framework's CPU attention rate if slower)."""
+    dev, L = system.gpu, spec.n_layers
+    model = registry.get(dev.arch)
+    mid_ctx = input_len + max(output_len - 1, 0) / 2.0
+    pre = build_ops(spec, quant, phase="prefill", batch=gpu_batch, tokens=input_len)
+    dec = build_ops(spec, quant, phase="decode", batch=gpu_batch, context=mid_ctx)
+    pre_t, dec_t = model.estimate(pre, dev).time_s, model.estimate(dec, dev).time_s
+    gpu_dec = _layer_share(dec_t, dec) / L
+    cpu_att = 0.0
+    kv_layer = float(kv_cache_bytes(spec, quant, gpu_batch, mid_ctx)) / L
+    if attention_on_cpu:
+        gpu_dec -= _layer_share(dec_t, dec, ("attention",)) / L
+        host = system.devices["host"][0]
+        eff = params_for("cpu", "server-cpu")["memory_efficiency"].value
+        cpu_att = kv_layer / (host.memory.bw_bytes_per_s * eff)
+        rate = framework_terms(framework).cpu_attention_flop_per_s if framework else None
+        if rate:
+            att_flops = float((dec.flops * dec.count[:, None].reshape(-1))[dec.name == "attention"].sum()) / L
+            cpu_att = max(cpu_att, att_flops / rate)
+    w_layer = (
+        weight_bytes(spec, quant)
+        - (spec.embedding_params() + spec.lm_head_params()) * quant.weight_bytes_per_param()
+    ) / L
+    return LayerCosts(
+        _layer_share(pre_t, pre) / L,
+        gpu_dec,
+        cpu_att,
+        w_layer,
+        float(kv_cache_bytes(spec, quant, gpu_batch, input_len)) / L,
+        kv_layer,
+    )
+
+
+def _memory_ok(
+    spec: ModelSpec, quant: Quant, system: System, p: Policy, input_len: int, output_len: int, lc: LayerCosts
+) -> tuple[bool, str]:
+    """Whether a policy fits GPU, host and disk; the reason when not."""
+    gpu, host = system.gpu, system.devices.get("host", (None, 0))[0]
+    disk = system.devices.get("disk", (None, 0))[0]
+    w_total = weight_bytes(spec, quant)
+    kv_total = float(kv_cache_bytes(spec, quant, p.block, input_len + output_len))
+    act = p.gpu_batch * input_len * (2 * spec.hidden_size + 2 * spec.ffn_size) * quant.act_bytes
+    streamed = 2 * lc.weight_bytes if p.weight_frac("gpu") < 1 else 0.0
+    need_gpu = p.weight_frac("gpu") * w_total + streamed + act + (kv_total if p.kv == "gpu" else 0.0)
+    if need_gpu > GPU_MEMORY_FRACTION * gpu.memory.capacity_bytes:
+        return False, f"GPU short by {need_gpu - GPU_MEMORY_FRACTION * gpu.memory.capacity_bytes:.3g} B"
+    need_host = p.weight_frac("host") * w_total + (kv_total if p.kv == "host" else 0.0)
+    if need_host and (host is None or need_host > host.memory.capacity_bytes):
+        return False, "host memory short"
+    need_disk = p.weight_frac("disk") * w_total
+    if need_disk and (disk is None or need_disk > disk.extra["storage"]["capacity_bytes"]):
+        return False, "disk short"
+    return True, ""
+
+
+def policy_time_s(system: System, p: Policy, lc: LayerCosts, n_layers: int, output_len: int) -> float:
+    """Closed-form time of a block: per layer, the slowest of the overlapped resources."""
+    pcie = system.link_between("gpu", "host").bw_bytes_per_s
+    w_host_s = lc.weight_bytes * (1 - p.weight_frac("gpu")) / pcie
+    w_disk_s = (
+        lc.weight_bytes * p.weight_frac("disk") / system.link_between("host", "disk").bw_bytes_per_s
+        if p.weight_frac("disk")
+        else 0.0
+    )
+    k = p.n_gpu_batches
+    kv_store_s = k * lc.kv_prefill_bytes / pcie if p.kv == "host" else 0.0
+    prefill = max(w_host_s + kv_store_s, w_disk_s, k * lc.gpu_prefill_s)
+    decode = max(w_host_s, w_disk_s, k * lc.gpu_decode_s, k * lc.cpu_attention_s)
+    return n_layers * (prefill + max(output_len - 1, 0) * decode)
+
+
+def candidates(
+    system: System,
+    spec: ModelSpec,
+    quant: Quant,
+    input_len: int,
+    output_len: int,
+    framework: str | None = None,
+):
+    """Every policy of the grid that fits, with its layer costs and closed-form time."""
+    has_disk = "disk" in system.devices
+    has_host = "host" in system.devices
+    cache: dict[tuple[int, bool], LayerCosts] = {}
+    for gbs, k, w_gpu, disk_share, kv in itertools.product(
+        GPU_BATCHES, BLOCK_SIZES, WEIGHT_GPU, WEIGHT_DISK_SHARE, ("gpu", "host")
+    ):
+        if gbs * k > MAX_BLOCK or (disk_share and not has_disk) or (kv == "host" and not has_host):
+            continue
+        if not has_host and w_gpu < 1:
+            continue
+        w_disk = round((1 - w_gpu) * disk_share, 4)
+        weights = tuple(
+            (t, f)
+            for t, f in (("gpu", w_gpu), ("host", round(1 - w_gpu - w_disk, 4)), ("disk", w_disk))
+            if f > 0
+        )
+        p = Policy(gbs, k, weights, kv)
+        key = (gbs, kv == "host")
+        if key not in cache:
+            cache[key] = layer_costs(spec, quant, system, gbs, input_len, output_len, kv == "host", framework)
+        lc = cache[key]
+        ok, _ = _memory_ok(spec, quant, system, p, input_len, output_len, lc)
+        if ok:
+            yield p, lc, policy_time_s(system, p, lc, spec.n_layers, output_len)
+
+
+def build_offload_graph(
+    system: System, spec: ModelSpec, p: Policy, lc: LayerCosts, output_len: int
+) -> TaskGraph:
+    """The task DAG of a block: prefill and decode steps, layer by layer, GPU batch by GPU batch."""
+    g = TaskGraph()
+    L, k = spec.n_layers, p.n_gpu_batches
+    pcie = system.link_between("gpu", "host")
+    w_stream = lc.weight_bytes * (1 - p.weight_frac("gpu"))
+    w_disk = lc.weight_bytes * p.weight_frac("disk")
+    last_gpu: list[int] = []  # last GPU task of each (step, layer), for the double buffer
+    batch_prev: list[int | None] = [None] * k
+    for step in range(max(output_len, 1)):
+        prefill = step == 0
+        for i in range(L):
+            buffer_dep = [last_gpu[-2]] if len(last_gpu) >= 2 else []
+            load_deps = list(buffer_dep)
+            if w_disk:
+                load_deps = [
+                    g.add(
+                        f"s{step}/L{i}/disk",
+                        "ssd",
+                        w_disk / system.link_between("host", "disk").bw_bytes_per_s
+                        + system.link_between("host", "disk").latency_s,
+                        buffer_dep,
+                    )
+                ]
+            w_task = (
+                g.add(
+                    f"s{step}/L{i}/weights",
+                    "pcie",
+                    w_stream / pcie.bw_bytes_per_s + pcie.latency_s,
+                    load_deps,
+                )
+                if w_stream
+                else None
+            )
+            gpu_last = None
+            for j in range(k):
+                deps = [d for d in (w_task, batch_prev[j]) if d is not None]
+                gpu_s = lc.gpu_prefill_s if prefill else lc.gpu_decode_s
+                gpu_last = g.add(f"s{step}/L{i}/b{j}/gpu", "gpu", gpu_s, deps)
+                batch_prev[j] = gpu_last
+                if p.kv == "host":
+                    if prefill:
+                        batch_prev[j] = g.add(
+                            f"s{step}/L{i}/b{j}/kv_store",
+                            "pcie",
+                            lc.kv_prefill_bytes / pcie.bw_bytes_per_s,
+                            [gpu_last],
+                        )
+                    else:
+                        batch_prev[j] = g.add(
+                            f"s{step}/L{i}/b{j}/cpu_attention", "host", lc.cpu_attention_s, [gpu_last]
+                        )
+            last_gpu.append(gpu_last)
+    return g
+
+
+def best_policy(
+    system: str | System,
+    model: str | ModelSpec,
+    *,
+    input_len: int,
+    output_len: int,
+    precision: str = "fp16",
+    block: int | None = None,
+    n_simulated: int = 3,
+    framework: str | None = "flexgen",
+) -> tuple[Policy, float]:
+    """The policy with the highest throughput: closed-form ranking, then the engine on the top few.
+
+    ``block`` restricts the search to blocks of exactly that many sequences. Returns the
+    policy and its simulated throughput (generated tokens per second).
+    """
+    system, spec, quant = load_system(system), load_model(model), Quant.from_name(precision)
+    ranked = [
+        (p, lc, t)
+        for p, lc, t in candidates(system, spec, quant, input_len, output_len, framework)
+        if block is None or p.block == block
+    ]
+    if not ranked:
+        w = weight_bytes(spec, quant)
+        raise DoesNotFitError(
+            f"{spec.name} ({w / 1e9:.1f} GB of weights) fits no offload policy on {system.name}"
+            + (f" with a block of {block}" if block else "")
+        )
+    ranked.sort(key=lambda r: -r[0].block * output_len / r[2])
+    best, best_rate = None, -1.0
+    for p, lc, _ in ranked[:n_simulated]:
+        makespan = run(build_offload_graph(system, spec, p, lc, output_len), record=False).makespan_s
+        rate = p.block * output_len / makespan
+        if rate > best_rate:
+            best, best_rate = p, rate
+    return best, best_rate
+
+
+def simulate_offload(
+    system: System,
+    model: str | ModelSpec,
+    *,
+    batch: int,
+    input_len: int,
+    output_len: int,
+    precision: str = "fp16",
+    economics: Economics | None = None,
+    record: bool = True,
+    framework: str | None = "flexgen",
+):
+    """Simulate one block of ``batch`` sequences under the system's placement and offload policy."""
+    from sim.simulate import SimResult, _result
+
+    spec, quant = load_model(model), Quant.from_name(precision)
+    gbs = system.gpu_batch or batch
+    k = max(1, math.ceil(batch / gbs))
+    if system.kv.get("disk"):
+        raise ConfigError(f"system {system.name!r}: a KV cache on disk is not simulated yet; use gpu or host")
+    kv = "host" if system.kv.get("host", 0.0) >= 1.0 else "gpu"
+    p = Policy(min(gbs, batch), k, tuple(sorted(system.weights.items())), kv)
+    lc = layer_costs(spec, quant, system, p.gpu_batch, input_len, output_len, kv == "host", framework)
+    ok, why = _memory_ok(spec, quant, system, p, input_len, output_len, lc)
+    if not ok:
+        raise DoesNotFitError(f"{spec.name} with batch {batch} on {system.name}: {why}")
+    timeline = run(build_offload_graph(system, spec, p, lc, output_len), record=True)
+    prefill_end = float(
+        timeline.intervals.loc[timeline.intervals["task"].str.startswith("s0/"), "end_s"].max()
+    )
+    e2e = timeline.makespan_s
+    n_steps = max(output_len - 1, 0)
+    dev = system.gpu
+    place = Placement()
+    pre_cost = registry.get(dev.arch).estimate(
+        build_ops(spec, quant, phase="prefill", batch=batch, tokens=input_len), dev, place
+    )
+    dec_cost = registry.get(dev.arch).estimate(
+        build_ops(spec, quant, phase="decode", batch=batch, context=input_len + n_steps / 2.0), dev, place
+    )
+    dec_cost = replace(dec_cost, dynamic_energy_j=dec_cost.dynamic_energy_j * n_steps)
+    result = _result(
+        system,
+        spec,
+        quant,
+        batch,
+        input_len,
+        output_len,
+        prefill_end,
+        (e2e - prefill_end) / n_steps if n_steps else 0.0,
+        e2e,
+        pre_cost,
+        dec_cost,
+        n_steps,
+        economics,
+        timeline,
+    )
+    return SimResult(result.estimate, timeline, result.utilization)
