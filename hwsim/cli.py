@@ -338,8 +338,9 @@ def calibrate(as_json):
 def report(out, quick, as_json):
     """Write the report: plots (PNG and SVG), CSV tables and index.md, into --out."""
     from roofline.report import build_report
+    from sim.report_sections import SECTIONS
 
-    written = build_report(out, quick=quick, progress=not as_json)
+    written = build_report(out, quick=quick, progress=not as_json, sections=() if quick else SECTIONS)
     emit(
         as_json,
         {"out": str(out), "files": [str(p) for p in written]},

@@ -264,3 +264,21 @@ def timeline_chart(intervals: pd.DataFrame, out: Path, title: str = "", max_task
     ax.set_title(title)
     ax.grid(axis="y", alpha=0)
     return _save(fig, out)
+
+
+def tp_scaling_chart(frame: pd.DataFrame, out: Path, title: str = "") -> list[Path]:
+    """Decode time per token (left) and the all-reduce share of busy time (right) against TP, one line per link."""
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for link, g in frame.groupby("link", sort=False):
+        g = g.sort_values("tp")
+        ax.plot(g["tp"], g["tpot_s"] * 1e3, marker="o", label=link)
+        bx.plot(g["tp"], g["allreduce_share"] * 100, marker="o", label=link)
+    for a in (ax, bx):
+        a.set_xscale("log", base=2)
+        a.set_xlabel("tensor-parallel degree")
+        a.legend(fontsize=8)
+    ax.set_ylabel("time per output token (ms)")
+    bx.set_ylabel("all-reduce share of busy time (%)")
+    fig.suptitle(title)
+    return _save(fig, out)

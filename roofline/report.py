@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,17 @@ def _git_hash() -> str:
         return "unknown"
 
 
-def build_report(out: Path, quick: bool = False, progress: bool = True) -> list[Path]:
-    """Write the report into ``out``; return the paths written."""
+def build_report(
+    out: Path,
+    quick: bool = False,
+    progress: bool = True,
+    sections: tuple[Callable[[Path], tuple[list[str], list[Path]]], ...] = (),
+) -> list[Path]:
+    """Write the report into ``out``; return the paths written.
+
+    ``sections`` are made by higher layers (the event path, the paper experiments): each
+    takes the folder and returns markdown lines and the files it wrote.
+    """
     from rich.progress import Progress
 
     out = Path(out)
@@ -69,7 +79,17 @@ def build_report(out: Path, quick: bool = False, progress: bool = True) -> list[
     models = REPORT_MODELS[:2] if quick else REPORT_MODELS
     batches = BATCHES[:5] if quick else BATCHES
     written: list[Path] = []
-    steps = ["tables", "estimates", "roofline", "breakdown", "scaling", "efficiency", "validation", "index"]
+    steps = [
+        "tables",
+        "estimates",
+        "roofline",
+        "breakdown",
+        "scaling",
+        "efficiency",
+        "validation",
+        *(f.__name__ for f in sections),
+        "index",
+    ]
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("hwsim report", total=len(steps))
 
@@ -143,7 +163,13 @@ def build_report(out: Path, quick: bool = False, progress: bool = True) -> list[
         written.append(path)
         written += plots.predicted_vs_measured(points, out / "predicted-vs-measured")
         done("validation")
-        written += _index(out, est, devices, quick, points)
+        extra: list[str] = []
+        for section in sections:
+            lines, files = section(out)
+            extra += lines
+            written += files
+            done(section.__name__)
+        written += _index(out, est, devices, quick, points, extra)
         done("index")
     return written
 
@@ -277,7 +303,9 @@ def _pct(x: float | None) -> str:
     return "-" if x is None or x != x else f"{100 * x:.1f}%"
 
 
-def _index(out: Path, est: pd.DataFrame, devices: list[str], quick: bool, points: pd.DataFrame) -> list[Path]:
+def _index(
+    out: Path, est: pd.DataFrame, devices: list[str], quick: bool, points: pd.DataFrame, extra: list[str]
+) -> list[Path]:
     gpu_params = params_for("gpu", "datacenter-gpu")
     econ = economics_defaults()
     pick = est.loc[est["batch"].isin([1, 64])]
@@ -345,6 +373,7 @@ def _index(out: Path, est: pd.DataFrame, devices: list[str], quick: bool, points
         _md_table(summary),
         "",
         *_validation_section(points),
+        *extra,
         "## Assumptions",
         "",
         f"GPU efficiency parameters of the datacenter class ({fitted_on('gpu')}):",
