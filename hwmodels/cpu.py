@@ -1,22 +1,99 @@
-"""The CPU cost model (``arch: cpu``), roofline form for now.
+"""The CPU cost model (``arch: cpu``): vector instructions against the memory level the data lives in.
 
-A CPU runs a decode step as GEMVs streaming weights from DRAM, so the roofline form
-(peak SIMD/matrix throughput, achievable DRAM bandwidth, per-op overhead) already
-captures its first-order behaviour. Parameters per device class (server, desktop,
-embedded) live in ``hwmodels/calibration/cpu.yaml``. The dataflow model with cache
-levels and dequantization cost on the vector units replaces it with the CPU/SAIL issue.
+Per op and occurrence:
+
+- ``compute_s``: the vector instructions of llama.cpp-style dot-product kernels, which
+  unpack, de-quantize and multiply every weight for every token (instructions per 32-weight
+  block by weight format in ``calibration/cpu_kernels.yaml``, scaled by the SIMD width),
+  issued on ``cores x simd_units`` vector pipes at the clock, times ``compute_efficiency``;
+  attention in fp32 by its FLOPs;
+- ``memory_s``: bytes over the bandwidth of the level the step's weights live in: the
+  last-level cache when the whole step's weights fit in it, else DRAM, times
+  ``memory_efficiency``;
+- ``overhead_s``: a thread-pool barrier per op (``kernel_overhead_us``).
+
+Threads: one per core, all cores of one socket, no NUMA effects (the catalog entries are
+single sockets). Parameters per class in ``calibration/cpu.yaml``; the micro-architecture
+(cores, clock, SIMD, caches) in each catalog entry's ``cpu`` block.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any, ClassVar
 
+import numpy as np
+import yaml
+
+from hwmodels.device_spec import CpuMicroarch, DeviceSpec
 from hwmodels.registry import register
 from hwmodels.roofline_model import RooflineCostModel
+from workloads.errors import ConfigError
+from workloads.graph import OpTable
+
+
+@lru_cache(maxsize=1)
+def kernel_table() -> dict[str, Any]:
+    """The instruction counts of ``calibration/cpu_kernels.yaml``."""
+    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("cpu_kernels.yaml").read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError("hwmodels/calibration/cpu_kernels.yaml: schema_version must be 1")
+    return raw
+
+
+def microarch(device: DeviceSpec) -> CpuMicroarch:
+    """The ``cpu`` block of a catalog entry, or a clear error."""
+    block = device.extra.get("cpu")
+    if block is None:
+        raise ConfigError(f"device {device.name!r} ({device.file}) has no 'cpu' block (cores, clock, SIMD, caches)")
+    return block
+
+
+def instructions_per_mac(bits_per_weight: np.ndarray, simd_bits: int) -> np.ndarray:
+    """Vector instructions per multiply-accumulate of one weight with one token's activation."""
+    table = kernel_table()
+    out = np.zeros_like(bits_per_weight, dtype=float)
+    remaining = np.ones_like(bits_per_weight, dtype=bool)
+    for fmt in table["formats"].values():
+        hit = remaining & (bits_per_weight <= fmt["max_bits_per_weight"])
+        out = np.where(hit, fmt["instructions_per_block"] / 32.0, out)
+        remaining &= ~hit
+    out = np.where(remaining, table["formats"]["fp32"]["instructions_per_block"] / 32.0, out)
+    return out * table["reference_simd_bits"] / simd_bits
+
+
+def instructions(ops: OpTable, simd_bits: int) -> np.ndarray:
+    """Vector instructions per occurrence of each op."""
+    weights = ops.n * ops.k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bits = np.where(weights > 0, ops.weight_bytes * 8.0 / np.where(weights > 0, weights, 1.0), 16.0)
+    kind = ops.kind.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
+    macs = ops.flops / 2.0
+    gemm = np.isin(kind, ("gemm", "router"))
+    attention = kind == "attention"
+    table = kernel_table()
+    per_flop = table["attention_instructions_per_flop"] * table["reference_simd_bits"] / simd_bits
+    return np.where(gemm, macs * instructions_per_mac(bits, simd_bits), np.where(attention, ops.flops * per_flop, 0.0))
 
 
 @register
 class CpuCostModel(RooflineCostModel):
-    """CPUs running GEMV/GEMM on their cores against DRAM."""
+    """CPUs running llama.cpp-style kernels on their vector units against cache or DRAM."""
 
     arch: ClassVar[str] = "cpu"
+
+    def compute_s(self, ops: OpTable, device: DeviceSpec, p: dict[str, float], peaks: np.ndarray,
+                  compute_eff: float) -> np.ndarray:
+        cpu = microarch(device)
+        issue_per_s = cpu.cores * cpu.simd_units * cpu.freq_hz * compute_eff
+        return instructions(ops, cpu.simd_bits) / issue_per_s
+
+    def memory_bw(self, ops: OpTable, device: DeviceSpec) -> float:
+        """DRAM bandwidth, or the last-level cache's when the step's weights fit in it."""
+        cpu = microarch(device)
+        step_weights = float(np.max(ops.total("weight_bytes")))
+        if step_weights <= cpu.llc_bytes:
+            llc = cpu.caches[-1]
+            return llc.bw_bytes_per_cycle * cpu.cores * cpu.freq_hz
+        return device.memory.bw_bytes_per_s

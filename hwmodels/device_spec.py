@@ -190,8 +190,66 @@ def _link(name: str, raw: Mapping[str, Any], where: str) -> LinkSpec:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CacheLevel:
+    """One cache level of a CPU: capacity (per core or shared) and bandwidth per core."""
+
+    name: str
+    capacity_bytes: float
+    per_core: bool
+    bw_bytes_per_cycle: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CpuMicroarch:
+    """What the CPU cost model needs: cores, clock, vector units, int8 dot products, caches."""
+
+    cores: int
+    freq_hz: float
+    simd_bits: int
+    simd_units: int
+    int8_dot: bool
+    caches: tuple[CacheLevel, ...]
+    source: str
+
+    @property
+    def llc_bytes(self) -> float:
+        """Last-level capacity of the whole chip."""
+        last = self.caches[-1]
+        return last.capacity_bytes * (self.cores if last.per_core else 1)
+
+
+def _cpu_block(raw: Mapping[str, Any], where: str) -> CpuMicroarch:
+    _check_keys(raw, where, {"cores", "freq_GHz", "simd_bits", "simd_units", "int8_dot", "caches", "source"})
+    caches = []
+    for i, c in enumerate(raw["caches"]):
+        w = f"{where}.caches[{i}]"
+        _check_keys(c, w, {"name", "size_KB", "per_core", "bw_bytes_per_cycle"}, {"source"})
+        caches.append(CacheLevel(c["name"], _positive(c["size_KB"], f"{w}.size_KB") * 1024.0, bool(c["per_core"]),
+                                 _positive(c["bw_bytes_per_cycle"], f"{w}.bw_bytes_per_cycle"),
+                                 str(c.get("source", raw["source"]))))
+    if not caches:
+        raise ConfigError(f"{where}.caches is empty; expected at least the last-level cache")
+    return CpuMicroarch(int(_positive(raw["cores"], f"{where}.cores")), _positive(raw["freq_GHz"], f"{where}.freq_GHz")
+                        * 1e9, int(_positive(raw["simd_bits"], f"{where}.simd_bits")),
+                        int(_positive(raw["simd_units"], f"{where}.simd_units")), bool(raw["int8_dot"]),
+                        tuple(caches), _source(raw, where))
+
+
+def _sail_block(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The SAIL PIM parameters: every entry a {value, source} pair (the cost model reads them by name)."""
+    out = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, Mapping) or "value" not in entry or not entry.get("source"):
+            raise ConfigError(f"{where}.{name}: expected {{value, source}}")
+        out[name] = float(entry["value"])
+    return MappingProxyType(out)
+
+
 _TOP_REQUIRED = {"schema_version", "name", "display_name", "arch", "device_class"}
-_TOP_OPTIONAL = {"year", "compute", "memory", "l2_MB", "links", "power", "price", "cloud", "link", "storage"}
+_TOP_OPTIONAL = {"year", "compute", "memory", "l2_MB", "links", "power", "price", "cloud", "link", "storage", "cpu",
+                 "sail"}
 
 
 def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
@@ -220,6 +278,10 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
     extra: dict[str, Any] = {}
     if "link" in raw:
         links["self"] = _link("self", raw["link"], f"{where}: link")
+    if "cpu" in raw:
+        extra["cpu"] = _cpu_block(raw["cpu"], f"{where}: cpu")
+    if "sail" in raw:
+        extra["sail"] = _sail_block(raw["sail"], f"{where}: sail")
     if "storage" in raw:
         s = raw["storage"]
         _check_keys(s, f"{where}: storage", {"capacity_GB", "read_GBps", "write_GBps", "source"})

@@ -63,6 +63,19 @@ class RooflineCostModel:
 
     arch: ClassVar[str]
 
+    def compute_s(self, ops: OpTable, device: DeviceSpec, p: dict[str, float], peaks: np.ndarray,
+                  compute_eff: float) -> np.ndarray:
+        """Math time per occurrence: FLOPs, GEMM rows padded to the tile, over the achievable peak."""
+        tile = p["gemm_tile_m"]
+        m = ops.m
+        tiled = m > p["gemv_max_rows"]
+        padded = np.where(tiled, np.ceil(m / tile) * tile / np.where(tiled, m, 1.0), 1.0)
+        return ops.flops * padded / (peaks * compute_eff)
+
+    def memory_bw(self, ops: OpTable, device: DeviceSpec) -> float:
+        """Bandwidth of the memory the op's bytes cross: device memory (HBM, GDDR, unified DRAM)."""
+        return device.memory.bw_bytes_per_s
+
     def estimate(self, ops: OpTable, device: DeviceSpec, placement: Placement | None = None) -> CostTable:
         """Price every op of ``ops`` on ``device``; vectorized over the sweep axes."""
         placement = placement or Placement()
@@ -81,17 +94,13 @@ class RooflineCostModel:
             if terms.kv_read_per_query_head:
                 kv_repeat = _per_op(ops.kv_group, nd)
         peaks = _per_op(np.array([device.peak(f) for f in ops.fmt]), nd)
-        tile = p["gemm_tile_m"]
-        m = ops.m
-        tiled = m > p["gemv_max_rows"]
-        padded = np.where(tiled, np.ceil(m / tile) * tile / np.where(tiled, m, 1.0), 1.0)
-        compute_s = ops.flops * padded / (peaks * compute_eff)
+        compute_s = self.compute_s(ops, device, p, peaks, compute_eff)
         mem_bytes = (
             ops.memory_bytes
             if np.isscalar(kv_repeat)
             else ops.memory_bytes + (kv_repeat - 1) * ops.kv_read_bytes
         )
-        bw = device.memory.bw_bytes_per_s
+        bw = self.memory_bw(ops, device)
         memory_s = mem_bytes / (bw * p["memory_efficiency"])
 
         has_link = bool(np.any(ops.link_bytes > 0))
