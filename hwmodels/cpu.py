@@ -46,7 +46,9 @@ def microarch(device: DeviceSpec) -> CpuMicroarch:
     """The ``cpu`` block of a catalog entry, or a clear error."""
     block = device.extra.get("cpu")
     if block is None:
-        raise ConfigError(f"device {device.name!r} ({device.file}) has no 'cpu' block (cores, clock, SIMD, caches)")
+        raise ConfigError(
+            f"device {device.name!r} ({device.file}) has no 'cpu' block (cores, clock, SIMD, caches)"
+        )
     return block
 
 
@@ -74,7 +76,9 @@ def instructions(ops: OpTable, simd_bits: int) -> np.ndarray:
     attention = kind == "attention"
     table = kernel_table()
     per_flop = table["attention_instructions_per_flop"] * table["reference_simd_bits"] / simd_bits
-    return np.where(gemm, macs * instructions_per_mac(bits, simd_bits), np.where(attention, ops.flops * per_flop, 0.0))
+    return np.where(
+        gemm, macs * instructions_per_mac(bits, simd_bits), np.where(attention, ops.flops * per_flop, 0.0)
+    )
 
 
 @register
@@ -83,8 +87,9 @@ class CpuCostModel(RooflineCostModel):
 
     arch: ClassVar[str] = "cpu"
 
-    def compute_s(self, ops: OpTable, device: DeviceSpec, p: dict[str, float], peaks: np.ndarray,
-                  compute_eff: float) -> np.ndarray:
+    def compute_s(
+        self, ops: OpTable, device: DeviceSpec, p: dict[str, float], peaks: np.ndarray, compute_eff: float
+    ) -> np.ndarray:
         cpu = microarch(device)
         issue_per_s = cpu.cores * cpu.simd_units * cpu.freq_hz * compute_eff
         return instructions(ops, cpu.simd_bits) / issue_per_s

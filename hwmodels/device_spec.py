@@ -226,15 +226,26 @@ def _cpu_block(raw: Mapping[str, Any], where: str) -> CpuMicroarch:
     for i, c in enumerate(raw["caches"]):
         w = f"{where}.caches[{i}]"
         _check_keys(c, w, {"name", "size_KB", "per_core", "bw_bytes_per_cycle"}, {"source"})
-        caches.append(CacheLevel(c["name"], _positive(c["size_KB"], f"{w}.size_KB") * 1024.0, bool(c["per_core"]),
-                                 _positive(c["bw_bytes_per_cycle"], f"{w}.bw_bytes_per_cycle"),
-                                 str(c.get("source", raw["source"]))))
+        caches.append(
+            CacheLevel(
+                c["name"],
+                _positive(c["size_KB"], f"{w}.size_KB") * 1024.0,
+                bool(c["per_core"]),
+                _positive(c["bw_bytes_per_cycle"], f"{w}.bw_bytes_per_cycle"),
+                str(c.get("source", raw["source"])),
+            )
+        )
     if not caches:
         raise ConfigError(f"{where}.caches is empty; expected at least the last-level cache")
-    return CpuMicroarch(int(_positive(raw["cores"], f"{where}.cores")), _positive(raw["freq_GHz"], f"{where}.freq_GHz")
-                        * 1e9, int(_positive(raw["simd_bits"], f"{where}.simd_bits")),
-                        int(_positive(raw["simd_units"], f"{where}.simd_units")), bool(raw["int8_dot"]),
-                        tuple(caches), _source(raw, where))
+    return CpuMicroarch(
+        int(_positive(raw["cores"], f"{where}.cores")),
+        _positive(raw["freq_GHz"], f"{where}.freq_GHz") * 1e9,
+        int(_positive(raw["simd_bits"], f"{where}.simd_bits")),
+        int(_positive(raw["simd_units"], f"{where}.simd_units")),
+        bool(raw["int8_dot"]),
+        tuple(caches),
+        _source(raw, where),
+    )
 
 
 def _sail_block(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -248,8 +259,20 @@ def _sail_block(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 _TOP_REQUIRED = {"schema_version", "name", "display_name", "arch", "device_class"}
-_TOP_OPTIONAL = {"year", "compute", "memory", "l2_MB", "links", "power", "price", "cloud", "link", "storage", "cpu",
-                 "sail"}
+_TOP_OPTIONAL = {
+    "year",
+    "compute",
+    "memory",
+    "l2_MB",
+    "links",
+    "power",
+    "price",
+    "cloud",
+    "link",
+    "storage",
+    "cpu",
+    "sail",
+}
 
 
 def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:

@@ -62,9 +62,12 @@ class RooflineCostModel:
     """
 
     arch: ClassVar[str]
+    params_arch: ClassVar[str | None] = None
+    """The calibration file to read (``calibration/<params_arch>.yaml``); default ``arch``."""
 
-    def compute_s(self, ops: OpTable, device: DeviceSpec, p: dict[str, float], peaks: np.ndarray,
-                  compute_eff: float) -> np.ndarray:
+    def compute_s(
+        self, ops: OpTable, device: DeviceSpec, p: dict[str, float], peaks: np.ndarray, compute_eff: float
+    ) -> np.ndarray:
         """Math time per occurrence: FLOPs, GEMM rows padded to the tile, over the achievable peak."""
         tile = p["gemm_tile_m"]
         m = ops.m
@@ -79,7 +82,7 @@ class RooflineCostModel:
     def estimate(self, ops: OpTable, device: DeviceSpec, placement: Placement | None = None) -> CostTable:
         """Price every op of ``ops`` on ``device``; vectorized over the sweep axes."""
         placement = placement or Placement()
-        p = {k: v.value for k, v in params_for(self.arch, device.device_class).items()}
+        p = {k: v.value for k, v in params_for(self.params_arch or self.arch, device.device_class).items()}
         nd = ops.flops.ndim
         kernel_overhead_us = p["kernel_overhead_us"]
         kv_repeat = 1.0

@@ -282,3 +282,28 @@ def tp_scaling_chart(frame: pd.DataFrame, out: Path, title: str = "") -> list[Pa
     bx.set_ylabel("all-reduce share of busy time (%)")
     fig.suptitle(title)
     return _save(fig, out)
+
+
+def tornado_chart(frame: pd.DataFrame, out: Path, title: str = "") -> list[Path]:
+    """For each metric (a panel), the headline at the low and high end of each assumed parameter,
+    as bars around the baseline (``sensitivity`` frames: parameter, end, metric, value, baseline)."""
+    plt = _plt()
+    metrics = list(dict.fromkeys(frame["metric"]))
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(4.2 * len(metrics), 0.6 + 0.45 * frame["parameter"].nunique())
+    )
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        part = frame.loc[frame["metric"] == metric]
+        base = float(part["baseline"].iloc[0])
+        params = list(dict.fromkeys(part["parameter"]))
+        for i, p in enumerate(params):
+            lo = float(part.loc[(part["parameter"] == p) & (part["end"] == "low"), "value"].iloc[0])
+            hi = float(part.loc[(part["parameter"] == p) & (part["end"] == "high"), "value"].iloc[0])
+            ax.barh(i, lo - base, left=base, color="#d62728", alpha=0.7)
+            ax.barh(i, hi - base, left=base, color="#2ca02c", alpha=0.7)
+        ax.axvline(base, color="black", lw=1)
+        ax.set_yticks(range(len(params)), params if ax is np.atleast_1d(axes)[0] else [""] * len(params))
+        ax.set_title(metric, fontsize=9)
+    fig.suptitle(title or "sensitivity: red = low end, green = high end of each assumption")
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return _save(fig, out)

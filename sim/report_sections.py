@@ -87,4 +87,39 @@ def paper_reproductions(out: Path) -> tuple[list[str], list[Path]]:
     return lines, [path]
 
 
-SECTIONS = (tp_scaling, paper_reproductions)
+def sail_study(out: Path) -> tuple[list[str], list[Path]]:
+    """SAIL's speedup by bit width and model, and how each headline moves with each assumption."""
+    from sim.experiments import sail
+
+    grid = sail.grid()
+    best = grid.groupby(["model", "weight_bits"], as_index=False)["speedup_vs_n1"].max()
+    best["bits"] = best["weight_bits"].astype(str) + "-bit"
+    files = plots.grouped_bars(
+        best,
+        "speedup_vs_n1",
+        out / "sail-speedup",
+        "speedup over Neoverse-N1 (best batch)",
+        "SAIL vs the N1 CPU, decode",
+        x="bits",
+        hue="model",
+    )
+    sens = sail.sensitivity()
+    files += plots.tornado_chart(sens, out / "sail-sensitivity")
+    for name, frame in (("sail-grid.csv", grid), ("sail-sensitivity.csv", sens)):
+        frame.to_csv(out / name, index=False)
+        files.append(out / name)
+    lines = [
+        "## SAIL: LUT-GEMV in the last-level cache",
+        "",
+        "![SAIL speedup](sail-speedup.png)",
+        "",
+        "The PIM parameters are stated assumptions (the paper's configuration was not retrievable); each headline "
+        "at the ends of each assumption's range:",
+        "",
+        "![SAIL sensitivity](sail-sensitivity.png)",
+        "",
+    ]
+    return lines, files
+
+
+SECTIONS = (tp_scaling, sail_study, paper_reproductions)

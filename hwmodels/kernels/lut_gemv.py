@@ -53,14 +53,15 @@ def to_bits(x: np.ndarray, bits: int) -> np.ndarray:
 def group_indices(x: np.ndarray, bits: int, group: int) -> np.ndarray:
     """Table indices of every (group, bit plane, token): shape (k/group, bits, batch)."""
     k, batch = x.shape
-    planes = to_bits(x, bits)                                   # (bits, k, batch)
+    planes = to_bits(x, bits)  # (bits, k, batch)
     planes = planes.reshape(bits, k // group, group, batch)
     weights = (1 << np.arange(group)).reshape(1, 1, group, 1)
     return np.transpose((planes * weights).sum(axis=2), (1, 0, 2))
 
 
-def lut_gemv(w: np.ndarray, x: np.ndarray, *, act_bits: int, group: int = 4,
-             pattern_aware: bool = False) -> tuple[np.ndarray, LutCounts]:
+def lut_gemv(
+    w: np.ndarray, x: np.ndarray, *, act_bits: int, group: int = 4, pattern_aware: bool = False
+) -> tuple[np.ndarray, LutCounts]:
     """Integer ``w @ x`` by table lookup.
 
     Parameters
@@ -76,16 +77,16 @@ def lut_gemv(w: np.ndarray, x: np.ndarray, *, act_bits: int, group: int = 4,
     if k % group:
         raise ConfigError(f"group {group} does not divide k = {k}")
     batch = x.shape[1]
-    idx = group_indices(x, act_bits, group)                   # (k/g, bits, batch)
+    idx = group_indices(x, act_bits, group)  # (k/g, bits, batch)
     counts = LutCounts()
     y = np.zeros((m, batch), dtype=np.int64)
-    subsets = (np.arange(2**group)[:, None] >> np.arange(group)[None, :]) & 1    # (2^g, g)
+    subsets = (np.arange(2**group)[:, None] >> np.arange(group)[None, :]) & 1  # (2^g, g)
     sign = np.where(np.arange(act_bits) == act_bits - 1, -1, 1) * (1 << np.arange(act_bits))
     for j in range(k // group):
-        table = w[:, j * group:(j + 1) * group] @ subsets.T       # (m, 2^g): built once, reused by the batch
+        table = w[:, j * group : (j + 1) * group] @ subsets.T  # (m, 2^g): built once, reused by the batch
         counts.tables += m
         counts.table_entries += m * 2**group
-        planes = idx[j]                                           # (bits, batch)
+        planes = idx[j]  # (bits, batch)
         if pattern_aware:
             distinct = np.unique(planes[planes != 0]).size
             counts.lookups += m * distinct
@@ -97,9 +98,17 @@ def lut_gemv(w: np.ndarray, x: np.ndarray, *, act_bits: int, group: int = 4,
     return y, counts
 
 
-def dequantized_lut_gemv(w_int: np.ndarray, w_scale: np.ndarray, x_int: np.ndarray, x_scale: np.ndarray, *,
-                         act_bits: int, quant_group: int, group: int = 4,
-                         pattern_aware: bool = False) -> tuple[np.ndarray, LutCounts]:
+def dequantized_lut_gemv(
+    w_int: np.ndarray,
+    w_scale: np.ndarray,
+    x_int: np.ndarray,
+    x_scale: np.ndarray,
+    *,
+    act_bits: int,
+    quant_group: int,
+    group: int = 4,
+    pattern_aware: bool = False,
+) -> tuple[np.ndarray, LutCounts]:
     """Float GEMV from integer weights with per-group scales and per-token activation scales.
 
     ``w_scale`` has shape (m, k/quant_group); ``x_scale`` (batch,). Each quantization group's
@@ -114,8 +123,10 @@ def dequantized_lut_gemv(w_int: np.ndarray, w_scale: np.ndarray, x_int: np.ndarr
     y = np.zeros((m, x_int.shape[1]))
     for q in range(k // quant_group):
         cols = slice(q * quant_group, (q + 1) * quant_group)
-        part, c = lut_gemv(w_int[:, cols], x_int[cols], act_bits=act_bits, group=group, pattern_aware=pattern_aware)
-        y += w_scale[:, q:q + 1] * part
+        part, c = lut_gemv(
+            w_int[:, cols], x_int[cols], act_bits=act_bits, group=group, pattern_aware=pattern_aware
+        )
+        y += w_scale[:, q : q + 1] * part
         for f in ("tables", "table_entries", "lookups", "shift_adds", "saved_lookups"):
             setattr(total, f, getattr(total, f) + getattr(c, f))
     return y * np.asarray(x_scale)[None, :], total

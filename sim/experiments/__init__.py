@@ -12,9 +12,9 @@ from workloads.errors import unknown_name
 
 def registry() -> dict[str, Callable[[], pd.DataFrame]]:
     """Experiment name -> function (imported lazily: each may take seconds)."""
-    from sim.experiments import flexgen
+    from sim.experiments import flexgen, sail
 
-    return {"flexgen": flexgen.run}
+    return {"flexgen": flexgen.run, "sail": sail.run}
 
 
 def reproduce(names: list[str] | None = None) -> pd.DataFrame:

@@ -1,0 +1,163 @@
+"""The SAIL cost model (``arch: sail``): LUT-GEMV in SRAM arrays of a CPU's last-level cache.
+
+Dataflow (Zhang et al., SAIL, arXiv 2509.25853; ``hwmodels/kernels/lut_gemv.py`` performs it):
+a GEMM's weights stream from DRAM into compute-capable SRAM arrays beside the LLC slices.
+In an array, the ``2**g`` rows of a group's table hold, side by side in the columns, the
+subset sums of ``outputs_per_row`` output rows' weights; building a table takes one row
+write per entry. Activations are processed bit-serially: each bit plane of each token
+selects one row, and that one row read serves every output laid out in it (a shift-add per
+output in the near-array accumulators). A pattern-reuse table skips the read of a
+repeated or all-zero index pattern. Tables are built once per batch, so building and the
+weight stream from DRAM are amortized over the tokens; integer partial sums are scaled in
+the arrays (type conversion) once per quantization group and output.
+
+Per GEMM: ``time = max(weight bytes / DRAM bandwidth, (build + lookup + conversion)
+array-cycles / (arrays x PIM clock))``; other ops (attention, norms) run on the CPU cores
+as the CPU cost model prices them. PIM parameters are in the catalog entry's ``sail`` block,
+each with its stated basis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from hwmodels.cost_table import CostTable
+from hwmodels.cpu import CpuCostModel
+from hwmodels.device_spec import DeviceSpec
+from hwmodels.kernels.lut_gemv import LutCounts, group_indices
+from hwmodels.placement import Placement
+from hwmodels.registry import register
+from workloads.errors import ConfigError
+from workloads.graph import OpTable
+
+SAIL_PARAMS = (
+    "n_arrays",
+    "pim_freq_GHz",
+    "outputs_per_row",
+    "lut_group",
+    "act_bits",
+    "conversion_cycles",
+    "quant_group",
+    "area_overhead",
+    "dram_efficiency",
+)
+
+
+@dataclass(frozen=True)
+class SailParams:
+    """The PIM parameters of a SAIL device (``sail`` block of its catalog entry)."""
+
+    n_arrays: float
+    pim_freq_hz: float
+    outputs_per_row: float
+    lut_group: int
+    act_bits: int
+    conversion_cycles: float
+    quant_group: int
+    area_overhead: float
+    dram_efficiency: float
+
+    @classmethod
+    def of(cls, device: DeviceSpec) -> SailParams:
+        block = device.extra.get("sail")
+        if block is None:
+            raise ConfigError(
+                f"device {device.name!r} has no 'sail' block (PIM arrays, clock, table group...)"
+            )
+        missing = [k for k in SAIL_PARAMS if k not in block]
+        if missing:
+            raise ConfigError(f"{device.file}: sail block is missing {', '.join(missing)}")
+        return cls(
+            block["n_arrays"],
+            block["pim_freq_GHz"] * 1e9,
+            block["outputs_per_row"],
+            int(block["lut_group"]),
+            int(block["act_bits"]),
+            block["conversion_cycles"],
+            int(block["quant_group"]),
+            block["area_overhead"],
+            block["dram_efficiency"],
+        )
+
+
+def lut_counts(m: float, k: float, tokens: float, group: int, act_bits: int) -> LutCounts:
+    """Actions of a LUT-GEMV without pattern reuse, in closed form (the kernel's counts)."""
+    tables = m * (k // group)
+    return LutCounts(
+        tables=int(tables),
+        table_entries=int(tables * 2**group),
+        lookups=int(tables * act_bits * tokens),
+        shift_adds=int(tables * act_bits * tokens),
+    )
+
+
+def saved_lookups(x_int: np.ndarray, m: int, group: int, act_bits: int) -> int:
+    """Lookups a pattern-reuse table saves for activations ``x_int`` (k, tokens): within each
+    group, every repeated index pattern and the all-zero one reuse an earlier result."""
+    idx = group_indices(np.asarray(x_int).reshape(x_int.shape[0], -1), act_bits, group)
+    flat = idx.reshape(idx.shape[0], -1)  # (groups, bits * tokens)
+    ordered = np.sort(flat, axis=1)
+    new = np.ones_like(ordered, dtype=bool)
+    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    distinct_nonzero = (new & (ordered != 0)).sum()
+    return int(m * (flat.size - distinct_nonzero))
+
+
+def array_cycles(
+    m: np.ndarray, k: np.ndarray, tokens: np.ndarray, sp: SailParams, reuse_fraction: float = 0.0
+) -> np.ndarray:
+    """PIM array-cycles of one GEMM: table builds, row reads (after pattern reuse) and scaling."""
+    tiles = np.ceil(m / sp.outputs_per_row) * (k / sp.lut_group)
+    build = tiles * 2**sp.lut_group
+    reads = tiles * sp.act_bits * tokens * (1.0 - reuse_fraction)
+    conversion = np.ceil(m / sp.outputs_per_row) * (k / sp.quant_group) * sp.conversion_cycles * tokens
+    return build + reads + conversion
+
+
+@register
+class SailCostModel(CpuCostModel):
+    """A CPU whose GEMMs run as LUT-GEMV in its last-level-cache SRAM arrays."""
+
+    arch: ClassVar[str] = "sail"
+    params_arch: ClassVar[str | None] = "cpu"
+
+    def estimate(self, ops: OpTable, device: DeviceSpec, placement: Placement | None = None) -> CostTable:
+        cpu = super().estimate(ops, device, placement)
+        sp = SailParams.of(device)
+        gemm = np.isin(ops.kind, ("gemm", "router")).reshape((-1,) + (1,) * (ops.flops.ndim - 1))
+        tokens = ops.flops / np.maximum(2.0 * ops.n * ops.k, 1.0)  # rows through the GEMM (MoE: routed)
+        cycles = array_cycles(
+            ops.n, ops.k, tokens, sp, device.extra["sail"].get("pattern_reuse_fraction", 0.0)
+        )
+        pim_s = cycles / (sp.n_arrays * sp.pim_freq_hz)
+        dram_s = ops.weight_bytes / (device.memory.bw_bytes_per_s * sp.dram_efficiency)
+        compute_s = np.where(gemm, pim_s, cpu.compute_s)
+        memory_s = np.where(gemm, dram_s, cpu.memory_s)
+        count = cpu.count.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
+        pim_energy = count * (cycles * sp_energy(device) + ops.weight_bytes * device.memory.energy_j_per_byte)
+        return CostTable(
+            op=cpu.op,
+            kind=cpu.kind,
+            count=cpu.count,
+            compute_s=compute_s,
+            memory_s=memory_s,
+            link_s=cpu.link_s,
+            overhead_s=cpu.overhead_s,
+            dynamic_energy_j=np.where(gemm, pim_energy, cpu.dynamic_energy_j),
+            roofline_s=np.where(gemm, ops.weight_bytes / device.memory.bw_bytes_per_s, cpu.roofline_s),
+            flops=cpu.flops,
+            bytes_by_level=cpu.bytes_by_level,
+            static_power_w=cpu.static_power_w,
+            power_cap_w=cpu.power_cap_w,
+        )
+
+
+def sp_energy(device: DeviceSpec) -> float:
+    """Energy of one array-cycle (a row read or write with its near-array add), joules."""
+    block = device.extra["sail"]
+    if "row_energy_pJ" not in block:
+        raise ConfigError(f"{device.file}: sail block is missing row_energy_pJ")
+    return block["row_energy_pJ"] * 1e-12
