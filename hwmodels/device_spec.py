@@ -20,7 +20,7 @@ import yaml
 from workloads.errors import ConfigError, unknown_name
 
 SCHEMA_VERSION = 1
-ARCHES_WITH_COMPUTE = ("gpu", "cpu")
+ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer")
 """Arches whose catalog entries carry compute peaks (more arrive with their issues)."""
 
 PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -248,8 +248,9 @@ def _cpu_block(raw: Mapping[str, Any], where: str) -> CpuMicroarch:
     )
 
 
-def _sail_block(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """The SAIL PIM parameters: every entry a {value, source} pair (the cost model reads them by name)."""
+def _param_block(raw: Mapping[str, Any], where: str) -> Mapping[str, float]:
+    """An arch's own parameters (``sail``, ``wafer``): every entry a {value, source} pair; the
+    cost model reads them by name."""
     out = {}
     for name, entry in raw.items():
         if not isinstance(entry, Mapping) or "value" not in entry or not entry.get("source"):
@@ -272,6 +273,7 @@ _TOP_OPTIONAL = {
     "storage",
     "cpu",
     "sail",
+    "wafer",
 }
 
 
@@ -303,8 +305,9 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         links["self"] = _link("self", raw["link"], f"{where}: link")
     if "cpu" in raw:
         extra["cpu"] = _cpu_block(raw["cpu"], f"{where}: cpu")
-    if "sail" in raw:
-        extra["sail"] = _sail_block(raw["sail"], f"{where}: sail")
+    for block in ("sail", "wafer"):
+        if block in raw:
+            extra[block] = _param_block(raw[block], f"{where}: {block}")
     if "storage" in raw:
         s = raw["storage"]
         _check_keys(s, f"{where}: storage", {"capacity_GB", "read_GBps", "write_GBps", "source"})

@@ -307,3 +307,30 @@ def tornado_chart(frame: pd.DataFrame, out: Path, title: str = "") -> list[Path]
     fig.suptitle(title or "sensitivity: red = low end, green = high end of each assumption")
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     return _save(fig, out)
+
+
+def lines_chart(
+    frame: pd.DataFrame,
+    x: str,
+    ys: Sequence[str],
+    group: str,
+    out: Path,
+    xlabel: str,
+    ylabels: Sequence[str],
+    title: str = "",
+) -> list[Path]:
+    """One panel per column of ``ys`` against ``x`` (log-log), one line per ``group``."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(ys), figsize=(5 * len(ys), 3.8))
+    for ax, y, label in zip(np.atleast_1d(axes), ys, ylabels, strict=True):
+        for name, g in frame.groupby(group, sort=False):
+            g = g.sort_values(x)
+            ax.plot(g[x], g[y], marker="o", ms=3, label=str(name))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _save(fig, out)

@@ -261,6 +261,13 @@ class _Rows:
         )
 
 
+def gemm_table(m: Any, n: float, k: float, quant: Quant, name: str = "gemm") -> OpTable:
+    """An ``OpTable`` of one GEMM: ``m`` token rows through a ``k x n`` weight (for kernel studies)."""
+    r = _Rows(quant)
+    r.gemm(name, 1, m, n, k, quant)
+    return r.table("kernel")
+
+
 def _as_positive(value: Any, field: str, allow_zero: bool = False) -> np.ndarray:
     arr = np.asarray(value, dtype=float)
     bad = (arr < 0) if allow_zero else (arr <= 0)

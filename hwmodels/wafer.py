@@ -1,0 +1,252 @@
+"""The wafer-scale cost model (``arch: wafer``): MeshGEMV and MeshGEMM priced by the PLMR model.
+
+WaferLLM (He et al., OSDI 2025) reads a wafer as PLMR: massive Parallelism, non-uniform
+Latency (a hop per mesh step), constrained per-core Memory, limited Routing. Here a GEMM
+of ``m`` tokens by a ``k x n`` weight runs on a ``p_r x p_c`` mesh:
+
+- decode (``m <= GEMV_MAX_ROWS``): MeshGEMV. Core (r, c) holds a ``k/p_r x n/p_c`` tile and
+  computes its partial products; columns reduce them with a two-level tree (groups of about
+  ``sqrt(p_r)`` cores), and multicast the result back. Time = per-core compute or SRAM read
+  (the larger) + critical path of the reduction: stations x (receive-add-forward cycles) +
+  hops x hop cycles + the message's bytes over a link;
+- prefill: MeshGEMM, Cannon's algorithm on the interleaved ring (every shift <= 2 hops):
+  ``p`` steps of max(tile compute, tile shift), plus the skew.
+
+``naive=True`` prices the layouts WaferLLM improves on (a chain reduction for GEMV, the
+physical-order ring whose wrap-around spans the mesh for GEMM): they stop scaling as the
+mesh grows. The closed-form counts (``gemv_counts``, ``gemm_counts``) equal those of the
+reference kernels in ``hwmodels/kernels/mesh.py``. Other ops (attention over the
+distributed KV cache, norms) are spread over all cores and end with a tree reduction.
+Parameters: the ``wafer`` block of the catalog entry, each with its basis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from hwmodels.cost_table import CostTable
+from hwmodels.device_spec import DeviceSpec
+from hwmodels.kernels.mesh import MeshCounts, interleaved_order
+from hwmodels.placement import Placement
+from hwmodels.registry import register
+from workloads.errors import ConfigError
+from workloads.graph import OpTable
+
+GEMV_MAX_ROWS = 8
+"""Token rows up to which a GEMM runs as MeshGEMV (WaferLLM's decode path)."""
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """The wafer's PLMR parameters, in cycles and bytes per cycle."""
+
+    rows: int
+    cols: int
+    clock_hz: float
+    sram_bytes: float
+    flop_per_cycle: float
+    sram_bytes_per_cycle: float
+    link_bytes_per_cycle: float
+    hop_cycles: float
+    station_cycles: float
+    routes: float
+    reserved_bytes: float
+    e_sram: float
+    e_flop: float
+    e_hop: float
+
+    @classmethod
+    def of(cls, device: DeviceSpec, rows: int | None = None, cols: int | None = None) -> Mesh:
+        w = device.extra.get("wafer")
+        if w is None:
+            raise ConfigError(
+                f"device {device.name!r} has no 'wafer' block (mesh, clock, per-core SRAM, hops)"
+            )
+        return cls(
+            int(rows or w["mesh_height"]),
+            int(cols or w["mesh_width"]),
+            w["clock_GHz"] * 1e9,
+            w["sram_KB"] * 1024.0,
+            w["flop_per_cycle"],
+            w["sram_bytes_per_cycle"],
+            w["link_bytes_per_cycle"],
+            w["hop_cycles"],
+            w["station_cycles"],
+            w["routes_per_core"],
+            w["reserved_KB"] * 1024.0,
+            w["sram_energy_pJ_per_byte"] * 1e-12,
+            w["flop_energy_pJ"] * 1e-12,
+            w["hop_energy_pJ_per_byte"] * 1e-12,
+        )
+
+    @property
+    def cores(self) -> int:
+        return self.rows * self.cols
+
+
+def tree_group(p: int) -> int:
+    """Group size of the two-level reduction: the divisor of ``p`` nearest ``sqrt(p)``."""
+    divisors = [g for g in range(1, p + 1) if p % g == 0]
+    return min(divisors, key=lambda g: abs(g - np.sqrt(p)))
+
+
+def reduce_path(p, naive: bool = False, group=None):
+    """(stations, hops) on the critical path of reducing a column of ``p`` cores, broadcast back
+    included. Vectorized over ``p`` for the tree with ``group`` ~ sqrt(p)."""
+    p = np.asarray(p, dtype=float)
+    if naive:
+        return p - 1.0, (p - 1.0) + (p - 1.0)
+    g = np.asarray(group, dtype=float) if group is not None else np.maximum(np.round(np.sqrt(p)), 1.0)
+    n_groups = np.ceil(p / g)
+    root_in = np.floor(g / 2)
+    mid = np.floor(n_groups / 2)
+    first = np.maximum(root_in, g - 1 - root_in)
+    second = np.maximum(mid, n_groups - 1 - mid)
+    root = mid * g + root_in
+    return first + second, first + second * g + np.maximum(root, p - 1 - root)
+
+
+def gemv_counts(
+    n: int, k: int, p: int, batch: int = 1, naive: bool = False, group: int | None = None
+) -> MeshCounts:
+    """The actions of ``mesh_gemv`` on a ``p x p`` mesh, in closed form (``hops`` holds the total)."""
+    nt, kt = n // p, k // p
+    if naive:
+        per_col_hops, root = p - 1, p - 1
+        stations, crit = p - 1, p - 1
+    else:
+        g = group or max(1, int(round(np.sqrt(p))))
+        n_groups = p // g
+        per_col_hops = n_groups * (g - 1) + (n_groups - 1) * g
+        root = (n_groups // 2) * g + g // 2
+        stations = max(g // 2, g - 1 - g // 2) + max(n_groups // 2, n_groups - 1 - n_groups // 2)
+        crit = max(g // 2, g - 1 - g // 2) + max(n_groups // 2, n_groups - 1 - n_groups // 2) * g
+    extents = [e for e in (root, p - 1 - root) if e]
+    return MeshCounts(
+        messages=p * (p - 1 + len(extents)),
+        hops=[p * (per_col_hops + sum(extents))],
+        macs_per_core=nt * kt * batch,
+        peak_bytes_per_core=(nt * kt + kt * batch + 2 * nt * batch) * 2,
+        critical_stations=stations,
+        critical_hops=crit + max(root, p - 1 - root),
+    )
+
+
+def gemm_counts(m: int, k: int, n: int, p: int, naive: bool = False) -> MeshCounts:
+    """The actions of ``mesh_gemm`` on a ``p x p`` mesh, in closed form (``hops`` holds the total)."""
+    mt, kt, nt = m // p, k // p, n // p
+    pos = np.arange(p) if naive else interleaved_order(p)
+    j = np.arange(p)
+    shift = np.abs(pos - np.roll(pos, 1))
+    skew = sum(int(np.abs(pos[j] - pos[(j - i) % p]).sum()) for i in range(1, p))
+    total = 2 * skew + p * 2 * p * int(shift.sum())
+    return MeshCounts(
+        messages=2 * p * (p - 1) + 2 * p * p * p,
+        hops=[total],
+        macs_per_core=p * mt * kt * nt,
+        peak_bytes_per_core=2 * (mt * kt + kt * nt + mt * nt) * 2,
+        critical_stations=p,
+        critical_hops=p * int(shift.max()),
+    )
+
+
+def gemv_time_s(n, k, batch, mesh: Mesh, elem_bytes: float = 2.0, naive: bool = False):
+    """MeshGEMV time (s), vectorized: max(compute, SRAM read) per core + the reduction's critical path."""
+    nt, kt = n / mesh.cols, k / mesh.rows
+    compute = 2.0 * nt * kt * batch / mesh.flop_per_cycle
+    sram = nt * kt * elem_bytes / mesh.sram_bytes_per_cycle
+    stations, hops = reduce_path(mesh.rows, naive)
+    message = nt * batch * elem_bytes / mesh.link_bytes_per_cycle
+    comm = stations * mesh.station_cycles + hops * mesh.hop_cycles + message
+    return (np.maximum(compute, sram) + comm) / mesh.clock_hz
+
+
+def gemm_time_s(m, k, n, mesh: Mesh, elem_bytes: float = 2.0, naive: bool = False):
+    """MeshGEMM time (s), vectorized: Cannon's p steps of max(tile compute, tile shift) plus the skew."""
+    p = min(mesh.rows, mesh.cols)
+    mt, kt, nt = m / p, k / p, n / p
+    compute = 2.0 * mt * kt * nt / mesh.flop_per_cycle
+    shift_hops = (p - 1) if naive else 2
+    shift = (
+        np.maximum(mt * kt, kt * nt) * elem_bytes / mesh.link_bytes_per_cycle
+        + shift_hops * mesh.hop_cycles
+        + mesh.station_cycles
+    )
+    skew = (p / 2.0) * shift
+    return (p * np.maximum(compute, shift) + skew) / mesh.clock_hz
+
+
+@register
+class WaferCostModel:
+    """Ops of a decode step or a prefill on a wafer-scale mesh, by PLMR terms."""
+
+    arch: ClassVar[str] = "wafer"
+
+    def estimate(self, ops: OpTable, device: DeviceSpec, placement: Placement | None = None) -> CostTable:
+        mesh = Mesh.of(device)
+        nd = ops.flops.ndim
+        shape = np.broadcast_shapes(ops.flops.shape, ops.m.shape, ops.n.shape, ops.k.shape)
+        kind = ops.kind.reshape((-1,) + (1,) * (nd - 1))
+        gemm = np.isin(kind, ("gemm", "router"))
+        elem = 2.0
+        tokens = np.broadcast_to(np.where(ops.m > 0, ops.m, 1.0), shape)
+        n = np.broadcast_to(np.maximum(ops.n, 1.0), shape)
+        k = np.broadcast_to(np.maximum(ops.k, 1.0), shape)
+        gemv_t = gemv_time_s(n, k, tokens, mesh, elem)
+        gemm_t = gemm_time_s(tokens, k, n, mesh, elem)
+        matmul_s = np.where(tokens <= GEMV_MAX_ROWS, gemv_t, gemm_t)
+        # everything else spreads over every core and ends with one tree reduction
+        stations, hops = reduce_path(mesh.rows)
+        spread_compute = ops.flops / (mesh.cores * mesh.flop_per_cycle * mesh.clock_hz)
+        spread_memory = ops.memory_bytes / (mesh.cores * mesh.sram_bytes_per_cycle * mesh.clock_hz)
+        reduce_s = (stations * mesh.station_cycles + hops * mesh.hop_cycles) / mesh.clock_hz
+        other_link = np.where(ops.flops + ops.memory_bytes > 0, reduce_s, 0.0)
+        compute_s = np.where(gemm, matmul_s, np.broadcast_to(spread_compute, shape))
+        memory_s = np.where(gemm, 0.0, np.broadcast_to(spread_memory, shape))
+        link_s = np.where(gemm, 0.0, np.broadcast_to(other_link, shape))
+        count = ops.count.reshape((-1,) + (1,) * (nd - 1))
+        hop_bytes = np.where(gemm, n * tokens * elem * hops, 0.0)
+        dynamic = count * (ops.flops * mesh.e_flop + ops.memory_bytes * mesh.e_sram + hop_bytes * mesh.e_hop)
+        tdp = device.tdp_w
+        roofline = np.maximum(
+            ops.flops / (mesh.cores * mesh.flop_per_cycle * mesh.clock_hz),
+            ops.memory_bytes / (mesh.cores * mesh.sram_bytes_per_cycle * mesh.clock_hz),
+        )
+        return CostTable(
+            op=ops.name,
+            kind=ops.kind,
+            count=ops.count,
+            compute_s=compute_s,
+            memory_s=memory_s,
+            link_s=link_s,
+            overhead_s=np.zeros(shape),
+            dynamic_energy_j=dynamic,
+            roofline_s=np.broadcast_to(roofline, shape),
+            flops=ops.per_step("flops"),
+            bytes_by_level={"sram": count * ops.memory_bytes, "fabric": count * hop_bytes},
+            static_power_w=device.extra["wafer"]["static_power_fraction"] * tdp,
+            power_cap_w=tdp,
+        )
+
+
+def check_fit(
+    spec_weight_bytes: float, kv_bytes: float, device: DeviceSpec, cores: int | None = None
+) -> float:
+    """Bytes per core the placement needs (weights and KV cache spread evenly, plus the reserve);
+    raises ``DoesNotFitError`` with the per-core and total shortfall when it exceeds the core's SRAM."""
+    from workloads.errors import DoesNotFitError
+
+    mesh = Mesh.of(device)
+    n = cores or mesh.cores
+    need = (spec_weight_bytes + kv_bytes) / n + mesh.reserved_bytes
+    if need > mesh.sram_bytes:
+        short = need - mesh.sram_bytes
+        raise DoesNotFitError(
+            f"{device.name}: needs {need / 1024:.1f} KB per core on {n:,} cores, has "
+            f"{mesh.sram_bytes / 1024:.0f} KB (short by {short / 1024:.1f} KB per core, "
+            f"{short * n / 1e9:.1f} GB in all)"
+        )
+    return need

@@ -1,0 +1,186 @@
+"""WaferLLM (He et al., OSDI 2025): GEMV and decode on a Cerebras WSE-2 against A100s.
+
+Mesh parameters are the catalog's (``hwmodels/catalog/wse-2.yaml``), fixed once, each with
+its basis; the paper's evaluation tables were not retrievable (shared/papers.md section 2),
+so its GEMV sizes are not known: hwsim reports the largest of the sizes below. ``scaling``
+shows the PLMR argument (naive layouts stop scaling), ``sensitivity`` how each headline
+moves with each assumed mesh parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from hwmodels import registry
+from hwmodels.device_spec import load_device
+from hwmodels.wafer import Mesh, check_fit, gemm_time_s, gemv_time_s
+from roofline.estimate import estimate
+from workloads.graph import gemm_table, weight_bytes
+from workloads.model_spec import load_model
+from workloads.quant import Quant
+
+SOURCE = "WaferLLM, arXiv 2502.04563 v3 abstract; decode tokens/s from the v2 abstract and the authors' post (shared/papers.md section 2c)"
+GEMV_SIZES = (4096, 8192, 16384, 32768)
+WAFER, GPU = "wse-2", "a100-sxm-80gb"
+DECODE_MODEL = "llama-3-8b"
+
+
+def gemv_compare(wafer=WAFER) -> pd.DataFrame:
+    """GEMV time and energy on the whole wafer and on one A100 (its cost model), per size."""
+    q = Quant.from_name("fp16")
+    wdev, gdev = load_device(wafer), load_device(GPU)
+    rows = []
+    for n in GEMV_SIZES:
+        ops = gemm_table(1.0, float(n), float(n), q)
+        w = registry.get(wdev.arch).estimate(ops, wdev)
+        g = registry.get(gdev.arch).estimate(ops, gdev)
+        rows.append(
+            {
+                "size": n,
+                "wafer_s": float(w.total_time_s()),
+                "gpu_s": float(g.total_time_s()),
+                "wafer_j": float(w.total_energy_j()),
+                "gpu_j": float(g.total_energy_j()),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["speedup"] = frame["gpu_s"] / frame["wafer_s"]
+    frame["energy_efficiency"] = frame["gpu_j"] / frame["wafer_j"]
+    return frame
+
+
+def decode_compare(wafer=WAFER) -> dict[str, float]:
+    """Llama-3-8B decode (batch 1) on the wafer against 8 A100s with TP 8 under vLLM."""
+    spec, q = load_model(DECODE_MODEL), Quant.from_name("fp16")
+    dev = load_device(wafer)
+    check_fit(weight_bytes(spec, q), 0.0, dev)
+    w = estimate(spec, dev, batch=1, input_len=512, output_len=128)
+    cluster = estimate(spec, GPU, batch=1, input_len=512, output_len=128, tp=8, framework="vllm")
+    return {
+        "wafer_tokens_per_s": float(w.decode_tokens_per_s),
+        "cluster_tokens_per_s": float(cluster.decode_tokens_per_s),
+    }
+
+
+def run() -> pd.DataFrame:
+    g = gemv_compare()
+    best = g.loc[g["size"].idxmax()]
+    d = decode_compare()
+    rows = [
+        (
+            "gemv_speedup_vs_a100",
+            f"{int(best['size'])}x{int(best['size'])} fp16 GEMV, whole WSE-2 vs one A100",
+            606.0,
+            float(best["speedup"]),
+        ),
+        (
+            "gemv_energy_efficiency_vs_a100",
+            "same GEMV, energy per GEMV of the A100 over the wafer's",
+            16.0,
+            float(best["energy_efficiency"]),
+        ),
+        (
+            "decode_tokens_per_s",
+            f"{DECODE_MODEL} fp16, batch 1, whole WSE-2",
+            2700.0,
+            d["wafer_tokens_per_s"],
+        ),
+        (
+            "decode_speedup_vs_8xa100",
+            f"{DECODE_MODEL} batch 1: WSE-2 vs 8x A100 TP8 under vLLM (paper: 10-20x, midpoint shown)",
+            15.0,
+            d["wafer_tokens_per_s"] / d["cluster_tokens_per_s"],
+        ),
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "experiment": "waferllm",
+                "metric": m,
+                "condition": c,
+                "paper_value": p,
+                "hwsim_value": v,
+                "ratio": v / p,
+                "source": SOURCE,
+            }
+            for m, c, p, v in rows
+        ]
+    )
+
+
+def scaling(size: int = 16384, sides=(60, 120, 240, 360, 480, 600, 720)) -> pd.DataFrame:
+    """Time of a GEMV (decode) and a GEMM (prefill, 4096 tokens) on square meshes of growing side,
+    WaferLLM's layouts against the naive ones; utilization = ideal compute time / time."""
+    dev = load_device(WAFER)
+    rows = []
+    for p in sides:
+        mesh = Mesh.of(dev, p, p)
+        peak = mesh.cores * mesh.flop_per_cycle * mesh.clock_hz
+        for kernel, naive in (("MeshGEMV", False), ("chain-reduce GEMV", True)):
+            t = float(gemv_time_s(size, size, 1, mesh, naive=naive))
+            rows.append(
+                {
+                    "kernel": kernel,
+                    "side": p,
+                    "cores": p * p,
+                    "time_s": t,
+                    "utilization": 2 * size**2 / peak / t,
+                }
+            )
+        for kernel, naive in (("MeshGEMM", False), ("naive-ring GEMM", True)):
+            t = float(gemm_time_s(4096, size, size, mesh, naive=naive))
+            rows.append(
+                {
+                    "kernel": kernel,
+                    "side": p,
+                    "cores": p * p,
+                    "time_s": t,
+                    "utilization": 2 * 4096 * size**2 / peak / t,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+SENSITIVITY = {
+    "station_cycles": (0.5, 2.0),
+    "hop_cycles": (0.5, 2.0),
+    "clock_GHz": (0.8, 1.2),
+    "link_bytes_per_cycle": (0.5, 2.0),
+    "flop_per_cycle": (0.5, 2.0),
+}
+
+
+def sensitivity() -> pd.DataFrame:
+    """GEMV speedup and decode speed at the ends of each assumed mesh parameter."""
+    base = load_device(WAFER)
+    ref_g = float(gemv_compare(base)["speedup"].max())
+    ref_d = decode_compare(base)["wafer_tokens_per_s"]
+    rows = []
+    for param, (lo, hi) in SENSITIVITY.items():
+        for end, mult in (("low", lo), ("high", hi)):
+            block = dict(base.extra["wafer"])
+            block[param] *= mult
+            dev = replace(base, extra={**base.extra, "wafer": block})
+            rows.append(
+                {
+                    "parameter": param,
+                    "end": end,
+                    "multiplier": mult,
+                    "metric": "gemv_speedup_vs_a100",
+                    "value": float(gemv_compare(dev)["speedup"].max()),
+                    "baseline": ref_g,
+                }
+            )
+            rows.append(
+                {
+                    "parameter": param,
+                    "end": end,
+                    "multiplier": mult,
+                    "metric": "decode_tokens_per_s",
+                    "value": decode_compare(dev)["wafer_tokens_per_s"],
+                    "baseline": ref_d,
+                }
+            )
+    return pd.DataFrame(rows)

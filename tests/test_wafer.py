@@ -1,0 +1,111 @@
+"""Wafer-scale meshes: reference kernels against NumPy and the cost model's counts; the PLMR orderings."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwmodels.device_spec import load_device
+from hwmodels.kernels.mesh import mesh_gemm, mesh_gemv
+from hwmodels.wafer import Mesh, check_fit, gemm_counts, gemm_time_s, gemv_counts, gemv_time_s, reduce_path
+from workloads.errors import DoesNotFitError
+from workloads.graph import weight_bytes
+from workloads.model_spec import load_model
+from workloads.quant import Quant
+
+KEYS = (
+    "messages",
+    "total_hops",
+    "macs_per_core",
+    "peak_bytes_per_core",
+    "critical_stations",
+    "critical_hops",
+)
+
+
+def _tuple(c):
+    return tuple(getattr(c, k) for k in KEYS)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    p_g=st.sampled_from([(2, 1), (2, 2), (4, 2), (6, 2), (6, 3), (8, 4), (9, 3)]),
+    nt=st.integers(1, 3),
+    kt=st.integers(1, 3),
+    batch=st.integers(1, 3),
+    naive=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_mesh_gemv_matches_numpy_and_model(p_g, nt, kt, batch, naive, seed):
+    p, g = p_g
+    rng = np.random.default_rng(seed)
+    w, x = rng.normal(size=(p * nt, p * kt)), rng.normal(size=(p * kt, batch))
+    y, counts = mesh_gemv(w, x, p, reduce="ring" if naive else "tree", group=g)
+    np.testing.assert_allclose(y, w @ x, rtol=1e-6, atol=1e-9)
+    assert _tuple(counts) == _tuple(gemv_counts(p * nt, p * kt, p, batch, naive, g))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    p=st.integers(2, 6),
+    mt=st.integers(1, 2),
+    kt=st.integers(1, 2),
+    nt=st.integers(1, 2),
+    naive=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_mesh_gemm_matches_numpy_and_model(p, mt, kt, nt, naive, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(p * mt, p * kt)), rng.normal(size=(p * kt, p * nt))
+    c, counts = mesh_gemm(a, b, p, layout="naive" if naive else "interleaved")
+    np.testing.assert_allclose(c, a @ b, rtol=1e-6, atol=1e-9)
+    closed = gemm_counts(p * mt, p * kt, p * nt, p, naive)
+    assert (counts.messages, counts.total_hops, counts.macs_per_core, counts.critical_hops) == (
+        closed.messages,
+        closed.total_hops,
+        closed.macs_per_core,
+        closed.critical_hops,
+    )
+    if not naive:
+        assert counts.critical_hops <= 2 * p  # interleaved ring: every compute-step shift at most 2 hops
+
+
+@pytest.mark.parametrize("p", [4, 9, 16, 36, 100])
+def test_timing_path_equals_kernel_critical_path(p):
+    g = int(round(np.sqrt(p)))
+    counts = gemv_counts(p, p, p, 1, False, g)
+    stations, hops = reduce_path(p)
+    assert (stations, hops) == (counts.critical_stations, counts.critical_hops)
+
+
+def test_plmr_scaling_orderings():
+    """Naive layouts stop scaling (hop latency), WaferLLM's keep scaling (or stay flat at the latency floor)."""
+    dev = load_device("wse-2")
+    t = {p: Mesh.of(dev, p, p) for p in (120, 240, 480, 720)}
+    chain = {p: float(gemv_time_s(16384, 16384, 1, m, naive=True)) for p, m in t.items()}
+    tree = {p: float(gemv_time_s(16384, 16384, 1, m)) for p, m in t.items()}
+    assert chain[720] > chain[240] and tree[720] < chain[720] / 5
+    cannon = [float(gemm_time_s(4096, 16384, 16384, t[p])) for p in sorted(t)]
+    naive = [float(gemm_time_s(4096, 16384, 16384, t[p], naive=True)) for p in sorted(t)]
+    assert all(a > b for a, b in zip(cannon, cannon[1:], strict=False))
+    assert naive[-1] / naive[-2] > cannon[-1] / cannon[-2] and naive[-1] > 1.5 * cannon[-1]
+
+
+def test_model_that_does_not_fit_the_cores_says_by_how_much():
+    spec, q = load_model("llama-2-70b"), Quant.from_name("fp16")
+    with pytest.raises(DoesNotFitError, match="short by .* KB per core"):
+        check_fit(weight_bytes(spec, q), 0.0, load_device("wse-2"))
+    assert check_fit(weight_bytes(load_model("llama-3-8b"), q), 0.0, load_device("wse-2")) <= 48 * 1024
+
+
+def test_waferllm_rows():
+    from sim.experiments import waferllm
+
+    frame = waferllm.run()
+    assert list(frame["metric"]) == [
+        "gemv_speedup_vs_a100",
+        "gemv_energy_efficiency_vs_a100",
+        "decode_tokens_per_s",
+        "decode_speedup_vs_8xa100",
+    ]
+    assert (frame["hwsim_value"] > 0).all()
