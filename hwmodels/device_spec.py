@@ -20,7 +20,7 @@ import yaml
 from workloads.errors import ConfigError, unknown_name
 
 SCHEMA_VERSION = 1
-ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer")
+ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer", "csd")
 """Arches whose catalog entries carry compute peaks (more arrive with their issues)."""
 
 PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -274,6 +274,7 @@ _TOP_OPTIONAL = {
     "cpu",
     "sail",
     "wafer",
+    "csd",
 }
 
 
@@ -305,7 +306,7 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         links["self"] = _link("self", raw["link"], f"{where}: link")
     if "cpu" in raw:
         extra["cpu"] = _cpu_block(raw["cpu"], f"{where}: cpu")
-    for block in ("sail", "wafer"):
+    for block in ("sail", "wafer", "csd"):
         if block in raw:
             extra[block] = _param_block(raw[block], f"{where}: {block}")
     if "storage" in raw:

@@ -162,4 +162,48 @@ def wafer_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
-SECTIONS = (tp_scaling, sail_study, wafer_study, paper_reproductions)
+def instinfer_study(out: Path) -> tuple[list[str], list[Path]]:
+    """InstInfer vs FlexGen-SSD: throughput against context, flash bandwidth and PCIe generation."""
+    from sim.experiments import instinfer
+
+    curves = instinfer.curves()
+    sens = instinfer.sensitivity()
+    files = plots.lines_chart(
+        curves,
+        "context",
+        ["tokens_per_s"],
+        "design",
+        out / "instinfer-context",
+        "context (tokens)",
+        ["decode tokens/s"],
+        f"{instinfer.MODEL} on an A6000, KV cache on a computational SSD",
+    )
+    for sweep, part in sens.groupby("sweep"):
+        slug = "flash" if "flash" in sweep else "pcie"
+        files += plots.lines_chart(
+            part,
+            "x",
+            ["tokens_per_s"],
+            "design",
+            out / f"instinfer-{slug}",
+            sweep,
+            ["decode tokens/s"],
+            f"{sweep}: where in-storage attention stops paying off",
+        )
+    for name, frame in (("instinfer-context.csv", curves), ("instinfer-sensitivity.csv", sens)):
+        frame.to_csv(out / name, index=False)
+        files.append(out / name)
+    lines = [
+        "## Computational storage: attention in the drive vs SSD offload",
+        "",
+        "![InstInfer context](instinfer-context.png)",
+        "",
+        "![flash bandwidth](instinfer-flash.png)",
+        "",
+        "![PCIe generation](instinfer-pcie.png)",
+        "",
+    ]
+    return lines, files
+
+
+SECTIONS = (tp_scaling, sail_study, wafer_study, instinfer_study, paper_reproductions)

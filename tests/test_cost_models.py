@@ -14,7 +14,13 @@ from workloads.graph import build_ops
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 
-ARCH_DEVICE = {"gpu": "a100-sxm-80gb", "cpu": "graviton3", "sail": "sail-n1", "wafer": "wse-2"}
+ARCH_DEVICE = {
+    "gpu": "a100-sxm-80gb",
+    "cpu": "graviton3",
+    "sail": "sail-n1",
+    "wafer": "wse-2",
+    "csd": "smartssd",
+}
 SPEC = load_model("llama-3.1-8b")
 FP16 = Quant.from_name("fp16")
 
