@@ -20,7 +20,7 @@ import yaml
 from workloads.errors import ConfigError, unknown_name
 
 SCHEMA_VERSION = 1
-ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer", "csd")
+ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer", "csd", "npu")
 """Arches whose catalog entries carry compute peaks (more arrive with their issues)."""
 
 PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -275,6 +275,7 @@ _TOP_OPTIONAL = {
     "sail",
     "wafer",
     "csd",
+    "npu",
 }
 
 
@@ -306,7 +307,7 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         links["self"] = _link("self", raw["link"], f"{where}: link")
     if "cpu" in raw:
         extra["cpu"] = _cpu_block(raw["cpu"], f"{where}: cpu")
-    for block in ("sail", "wafer", "csd"):
+    for block in ("sail", "wafer", "csd", "npu"):
         if block in raw:
             extra[block] = _param_block(raw[block], f"{where}: {block}")
     if "storage" in raw:
