@@ -34,16 +34,19 @@ def linear_shapes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
     return {"qkv_proj": (h, qkv), "o_proj": (spec.n_heads * d, h), "ffn_up": (h, 2 * f), "ffn_down": (f, h)}
 
 
-def prefill_counts(spec: ModelSpec, n_tokens: int, chunk: int, outliers: Mapping[tuple[int, str], int]) -> NpuCounts:
+def prefill_counts(
+    spec: ModelSpec, n_tokens: int, chunk: int, outliers: Mapping[tuple[int, str], int]
+) -> NpuCounts:
     """Actions of a chunked prefill of ``n_tokens`` with ``outliers[(layer, linear)]`` outlier channels."""
     chunks = -(-n_tokens // chunk)
     shapes = linear_shapes(spec)
     per_layer_weights = sum(k * n for k, n in shapes.values())
     return NpuCounts(
-        chunks=chunks, padded_tokens=chunks * chunk - n_tokens,
+        chunks=chunks,
+        padded_tokens=chunks * chunk - n_tokens,
         npu_launches=chunks * spec.n_layers * len(LINEARS),
-        outlier_macs=n_tokens * sum(outliers.get((i, lin), 0) * shapes[lin][1]
-                                    for i in range(spec.n_layers) for lin in LINEARS),
+        outlier_macs=n_tokens
+        * sum(outliers.get((i, lin), 0) * shapes[lin][1] for i in range(spec.n_layers) for lin in LINEARS),
         npu_weight_bytes=chunks * spec.n_layers * per_layer_weights,
         npu_macs=chunks * chunk * spec.n_layers * per_layer_weights,
     )

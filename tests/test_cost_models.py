@@ -20,6 +20,7 @@ ARCH_DEVICE = {
     "sail": "sail-n1",
     "wafer": "wse-2",
     "csd": "smartssd",
+    "npu": "sd8g3-npu",
 }
 SPEC = load_model("llama-3.1-8b")
 FP16 = Quant.from_name("fp16")

@@ -12,9 +12,15 @@ from workloads.errors import unknown_name
 
 def registry() -> dict[str, Callable[[], pd.DataFrame]]:
     """Experiment name -> function (imported lazily: each may take seconds)."""
-    from sim.experiments import flexgen, instinfer, sail, waferllm
+    from sim.experiments import flexgen, instinfer, mllm_npu, sail, waferllm
 
-    return {"flexgen": flexgen.run, "instinfer": instinfer.run, "sail": sail.run, "waferllm": waferllm.run}
+    return {
+        "flexgen": flexgen.run,
+        "instinfer": instinfer.run,
+        "mllm-npu": mllm_npu.run,
+        "sail": sail.run,
+        "waferllm": waferllm.run,
+    }
 
 
 def reproduce(names: list[str] | None = None) -> pd.DataFrame:

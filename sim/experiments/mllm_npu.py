@@ -31,7 +31,8 @@ from hwmodels.calibration.params import params_for
 from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.npu import linear_shapes
 from roofline.estimate import estimate
-from sim.engine import TaskGraph, run
+from sim import engine
+from sim.engine import TaskGraph
 from workloads.graph import build_ops, gemm_table
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -72,11 +73,20 @@ def prefill(model: str, prompt: int, mech: Mechanisms = Mechanisms()) -> dict[st
     linear_cost = {}
     for name, (k, n) in shapes.items():
         if mech.shadow_outliers:
-            linear_cost[name] = ("npu", _op_cost(npu, gemm_table(float(chunk), float(n), float(k), int8, name)))
+            linear_cost[name] = (
+                "npu",
+                _op_cost(npu, gemm_table(float(chunk), float(n), float(k), int8, name)),
+            )
         else:
-            linear_cost[name] = ("gpu", _op_cost(gpu, gemm_table(float(chunk), float(n), float(k), fp16, name)))
+            linear_cost[name] = (
+                "gpu",
+                _op_cost(gpu, gemm_table(float(chunk), float(n), float(k), fp16, name)),
+            )
         outlier_k = max(1.0, round(OUTLIER_SHARE * k))
-        linear_cost[name + "/outliers"] = ("cpu", _op_cost(cpu, gemm_table(float(chunk), float(n), outlier_k, fp32)))
+        linear_cost[name + "/outliers"] = (
+            "cpu",
+            _op_cost(cpu, gemm_table(float(chunk), float(n), outlier_k, fp32)),
+        )
     g = TaskGraph()
     energy = 0.0
     build = 0.0
@@ -115,7 +125,9 @@ def prefill(model: str, prompt: int, mech: Mechanisms = Mechanisms()) -> dict[st
                 unit, cost = linear_cost[name]
                 outs.append(op(f"c{c}/L{layer}/{name}", unit, cost, deps))
                 if mech.shadow_outliers:
-                    outs.append(op(f"c{c}/L{layer}/{name}/outliers", "cpu", linear_cost[name + "/outliers"][1], deps))
+                    outs.append(
+                        op(f"c{c}/L{layer}/{name}/outliers", "cpu", linear_cost[name + "/outliers"][1], deps)
+                    )
             kv_ready.setdefault(layer, []).append(outs[0])
             att = op(f"c{c}/L{layer}/attention", "gpu", per_layer_rest, outs + kv_ready[layer][:-1])
             nxt = [att]
@@ -123,21 +135,34 @@ def prefill(model: str, prompt: int, mech: Mechanisms = Mechanisms()) -> dict[st
                 unit, cost = linear_cost[name]
                 outs = [op(f"c{c}/L{layer}/{name}", unit, cost, nxt)]
                 if mech.shadow_outliers:
-                    outs.append(op(f"c{c}/L{layer}/{name}/outliers", "cpu", linear_cost[name + "/outliers"][1], nxt))
+                    outs.append(
+                        op(f"c{c}/L{layer}/{name}/outliers", "cpu", linear_cost[name + "/outliers"][1], nxt)
+                    )
                 nxt = outs
             layer_out[layer] = g.add(f"c{c}/L{layer}/out", "join", 0.0, nxt)
-    timeline = run(g)
+    timeline = engine.run(g)
     t = timeline.makespan_s
-    static = sum(d.tdp_w * params_for(d.arch, d.device_class)["static_power_fraction"].value for d in (npu, cpu, gpu))
-    return {"seconds": t, "tokens_per_s": prompt / t, "joules": energy + static * t, "graph_build_s": build,
-            "utilization": timeline.utilization()}
+    static = sum(
+        d.tdp_w * params_for(d.arch, d.device_class)["static_power_fraction"].value for d in (npu, cpu, gpu)
+    )
+    return {
+        "seconds": t,
+        "tokens_per_s": prompt / t,
+        "joules": energy + static * t,
+        "graph_build_s": build,
+        "utilization": timeline.utilization(),
+        "timeline": timeline,
+    }
 
 
 def baseline(model: str, prompt: int, device: str, precision: str) -> dict[str, float]:
     """CPU-only or GPU-only prefill (the estimate's code path): seconds and joules."""
     e = estimate(model, device, batch=1, input_len=prompt, output_len=1, precision=precision)
-    return {"seconds": float(e.ttft_s), "tokens_per_s": float(e.prefill_tokens_per_s),
-            "joules": float(e.energy_j_per_token)}
+    return {
+        "seconds": float(e.ttft_s),
+        "tokens_per_s": float(e.prefill_tokens_per_s),
+        "joules": float(e.energy_j_per_token),
+    }
 
 
 def grid() -> pd.DataFrame:
@@ -149,24 +174,67 @@ def grid() -> pd.DataFrame:
             gpu = baseline(model, prompt, GPU, "fp16")
             best = max(cpu["tokens_per_s"], gpu["tokens_per_s"])
             best_j = cpu["joules"] if cpu["tokens_per_s"] >= gpu["tokens_per_s"] else gpu["joules"]
-            rows.append({"model": model, "prompt": prompt, "npu_tokens_per_s": ours["tokens_per_s"],
-                         "cpu_tokens_per_s": cpu["tokens_per_s"], "gpu_tokens_per_s": gpu["tokens_per_s"],
-                         "speedup": ours["tokens_per_s"] / best, "energy_saving": best_j / ours["joules"]})
+            rows.append(
+                {
+                    "model": model,
+                    "prompt": prompt,
+                    "npu_tokens_per_s": ours["tokens_per_s"],
+                    "cpu_tokens_per_s": cpu["tokens_per_s"],
+                    "gpu_tokens_per_s": gpu["tokens_per_s"],
+                    "speedup": ours["tokens_per_s"] / best,
+                    "energy_saving": best_j / ours["joules"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def ablation(model: str = "qwen1.5-1.8b", prompt: int = 1024) -> pd.DataFrame:
-    cases = {"all three": Mechanisms(), "no out-of-order": Mechanisms(out_of_order=False),
-             "no shadow outliers": Mechanisms(shadow_outliers=False), "no chunking": Mechanisms(chunking=False)}
-    return pd.DataFrame([{"case": k, "tokens_per_s": prefill(model, prompt, m)["tokens_per_s"]} for k, m in cases.items()])
+    cases = {
+        "all three": Mechanisms(),
+        "no out-of-order": Mechanisms(out_of_order=False),
+        "no shadow outliers": Mechanisms(shadow_outliers=False),
+        "no chunking": Mechanisms(chunking=False),
+    }
+    return pd.DataFrame(
+        [{"case": k, "tokens_per_s": prefill(model, prompt, m)["tokens_per_s"]} for k, m in cases.items()]
+    )
 
 
-def run_rows() -> pd.DataFrame:
+def run() -> pd.DataFrame:
+    """The headlines beside the paper's."""
     g = grid()
     qwen = float(g.loc[(g["model"] == "qwen1.5-1.8b") & (g["prompt"] == 1024), "npu_tokens_per_s"].iloc[0])
-    rows = [("qwen1.5-1.8b_prefill_tokens_per_s", "Qwen1.5-1.8B, 1024-token prompt, Snapdragon 8 Gen 3", 1000.0, qwen),
-            ("prefill_speedup_vs_best_baseline", f"mean over {MODELS} x prompts {PROMPTS}", 22.4,
-             float(g["speedup"].mean())),
-            ("energy_saving_vs_best_baseline", "same grid, joules per prompt", 30.7, float(g["energy_saving"].mean()))]
-    return pd.DataFrame([{"experiment": "mllm-npu", "metric": m, "condition": c, "paper_value": p, "hwsim_value": v,
-                          "ratio": v / p, "source": SOURCE} for m, c, p, v in rows])
+    rows = [
+        (
+            "qwen1.5-1.8b_prefill_tokens_per_s",
+            "Qwen1.5-1.8B, 1024-token prompt, Snapdragon 8 Gen 3",
+            1000.0,
+            qwen,
+        ),
+        (
+            "prefill_speedup_vs_best_baseline",
+            f"mean over {MODELS} x prompts {PROMPTS}",
+            22.4,
+            float(g["speedup"].mean()),
+        ),
+        (
+            "energy_saving_vs_best_baseline",
+            "same grid, joules per prompt",
+            30.7,
+            float(g["energy_saving"].mean()),
+        ),
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "experiment": "mllm-npu",
+                "metric": m,
+                "condition": c,
+                "paper_value": p,
+                "hwsim_value": v,
+                "ratio": v / p,
+                "source": SOURCE,
+            }
+            for m, c, p, v in rows
+        ]
+    )
