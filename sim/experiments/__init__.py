@@ -9,6 +9,27 @@ import pandas as pd
 
 from workloads.errors import unknown_name
 
+COLUMNS = ["experiment", "metric", "condition", "paper_value", "hwsim_value", "ratio", "source"]
+
+
+def comparison(experiment: str, rows: list[tuple[str, str, float, float]], source: str) -> pd.DataFrame:
+    """The reproduce rows of an experiment from (metric, condition, paper value, hwsim value) tuples."""
+    return pd.DataFrame(
+        [
+            {
+                "experiment": experiment,
+                "metric": m,
+                "condition": c,
+                "paper_value": p,
+                "hwsim_value": v,
+                "ratio": v / p,
+                "source": source,
+            }
+            for m, c, p, v in rows
+        ],
+        columns=COLUMNS,
+    )
+
 
 def registry() -> dict[str, Callable[[], pd.DataFrame]]:
     """Experiment name -> function (imported lazily: each may take seconds)."""

@@ -30,6 +30,7 @@ from hwmodels.csd import Flash, check_capacity, flash_read_s
 from hwmodels.device_spec import DeviceSpec, load_device
 from sim import engine
 from sim.engine import TaskGraph
+from sim.experiments import comparison
 from workloads.graph import build_ops, kv_cache_bytes
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -149,20 +150,7 @@ def run() -> pd.DataFrame:
             float(dense.max()),
         ),
     ]
-    return pd.DataFrame(
-        [
-            {
-                "experiment": "instinfer",
-                "metric": m,
-                "condition": c,
-                "paper_value": p,
-                "hwsim_value": v,
-                "ratio": v / p,
-                "source": SOURCE,
-            }
-            for m, c, p, v in rows
-        ]
-    )
+    return comparison("instinfer", rows, SOURCE)
 
 
 def sensitivity(ctx: int = 8192) -> pd.DataFrame:

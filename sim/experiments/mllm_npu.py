@@ -33,6 +33,7 @@ from hwmodels.npu import linear_shapes
 from roofline.estimate import estimate
 from sim import engine
 from sim.engine import TaskGraph
+from sim.experiments import comparison
 from workloads.graph import build_ops, gemm_table
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -224,17 +225,4 @@ def run() -> pd.DataFrame:
             float(g["energy_saving"].mean()),
         ),
     ]
-    return pd.DataFrame(
-        [
-            {
-                "experiment": "mllm-npu",
-                "metric": m,
-                "condition": c,
-                "paper_value": p,
-                "hwsim_value": v,
-                "ratio": v / p,
-                "source": SOURCE,
-            }
-            for m, c, p, v in rows
-        ]
-    )
+    return comparison("mllm-npu", rows, SOURCE)

@@ -17,6 +17,7 @@ from hwmodels import registry
 from hwmodels.device_spec import load_device
 from hwmodels.wafer import Mesh, check_fit, gemm_time_s, gemv_time_s
 from roofline.estimate import estimate
+from sim.experiments import comparison
 from workloads.graph import gemm_table, weight_bytes
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -94,20 +95,7 @@ def run() -> pd.DataFrame:
             d["wafer_tokens_per_s"] / d["cluster_tokens_per_s"],
         ),
     ]
-    return pd.DataFrame(
-        [
-            {
-                "experiment": "waferllm",
-                "metric": m,
-                "condition": c,
-                "paper_value": p,
-                "hwsim_value": v,
-                "ratio": v / p,
-                "source": SOURCE,
-            }
-            for m, c, p, v in rows
-        ]
-    )
+    return comparison("waferllm", rows, SOURCE)
 
 
 def scaling(size: int = 16384, sides=(60, 120, 240, 360, 480, 600, 720)) -> pd.DataFrame:
