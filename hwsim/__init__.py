@@ -16,6 +16,24 @@ from workloads.quant import Quant
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """The event path, imported on first use (it brings SimPy and pandas)."""
+    if name == "simulate":
+        from sim.simulate import simulate
+
+        return simulate
+    if name == "load_system":
+        from sim.system import load_system
+
+        return load_system
+    if name == "reproduce":
+        from sim.experiments import reproduce
+
+        return reproduce
+    raise AttributeError(f"module 'hwsim' has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
     "DeviceSpec",
@@ -29,5 +47,8 @@ __all__ = [
     "estimate",
     "load_device",
     "load_model",
+    "load_system",
+    "reproduce",
+    "simulate",
     "__version__",
 ]
