@@ -68,16 +68,15 @@ def paper_reproductions(out: Path) -> tuple[list[str], list[Path]]:
     frame = reproduce()
     path = out / "reproduce.csv"
     frame.to_csv(path, index=False)
-    shown = frame[["experiment", "condition", "paper_value", "hwsim_value", "ratio"]].copy()
     lines = [
         "## Papers reproduced (`hwsim reproduce`)",
         "",
-        "| experiment | condition | paper | hwsim | ratio |",
-        "|---|---|---|---|---|",
+        "| experiment | metric | condition | paper | hwsim | ratio |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.experiment} | {r.condition} | {r.paper_value:.4g} | {r.hwsim_value:.4g} | {r.ratio:.2f} |"
-        for r in shown.itertuples()
+        f"| {r.experiment} | {r.metric} | {r.condition} | {r.paper_value:.4g} | {r.hwsim_value:.4g} | {r.ratio:.2f} |"
+        for r in frame.itertuples()
     ]
     lines += [
         "",
