@@ -26,7 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 import yaml
 
+from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import CpuMicroarch, DeviceSpec
+from hwmodels.placement import Placement
 from hwmodels.registry import register
 from hwmodels.roofline_model import RooflineCostModel
 from workloads.errors import ConfigError
@@ -65,8 +67,14 @@ def instructions_per_mac(bits_per_weight: np.ndarray, simd_bits: int) -> np.ndar
     return out * table["reference_simd_bits"] / simd_bits
 
 
-def instructions(ops: OpTable, simd_bits: int) -> np.ndarray:
-    """Vector instructions per occurrence of each op."""
+def instructions(ops: OpTable, simd_bits: int, tiled_gemm: bool = False) -> np.ndarray:
+    """Vector instructions per occurrence of each op.
+
+    With ``tiled_gemm`` (a framework with register-tiled GEMM micro-kernels), GEMMs of more
+    than one token row unpack each weight once per tile and issue one int8 dot product per
+    ``simd_bits / 8`` multiply-adds (``simd_bits / 16`` for 16-bit weights, ``/ 32`` for fp32),
+    instead of re-running the per-token dot kernel.
+    """
     weights = ops.n * ops.k
     with np.errstate(divide="ignore", invalid="ignore"):
         bits = np.where(weights > 0, ops.weight_bytes * 8.0 / np.where(weights > 0, weights, 1.0), 16.0)
@@ -76,9 +84,11 @@ def instructions(ops: OpTable, simd_bits: int) -> np.ndarray:
     attention = kind == "attention"
     table = kernel_table()
     per_flop = table["attention_instructions_per_flop"] * table["reference_simd_bits"] / simd_bits
-    return np.where(
-        gemm, macs * instructions_per_mac(bits, simd_bits), np.where(attention, ops.flops * per_flop, 0.0)
-    )
+    per_mac = instructions_per_mac(bits, simd_bits)
+    if tiled_gemm:  # one dot-product lane group per MAC: int8 (<= 8.6 bits/weight), 16-bit, or fp32 math
+        math_bits = np.where(bits <= 8.6, 8.0, np.where(bits <= 16.0, 16.0, 32.0))
+        per_mac = np.where(ops.m > 1, math_bits / simd_bits, per_mac)
+    return np.where(gemm, macs * per_mac, np.where(attention, ops.flops * per_flop, 0.0))
 
 
 @register
@@ -88,11 +98,18 @@ class CpuCostModel(RooflineCostModel):
     arch: ClassVar[str] = "cpu"
 
     def compute_s(
-        self, ops: OpTable, device: DeviceSpec, p: dict[str, float], peaks: np.ndarray, compute_eff: float
+        self,
+        ops: OpTable,
+        device: DeviceSpec,
+        p: dict[str, float],
+        peaks: np.ndarray,
+        compute_eff: float,
+        placement: Placement,
     ) -> np.ndarray:
         cpu = microarch(device)
         issue_per_s = cpu.cores * cpu.simd_units * cpu.freq_hz * compute_eff
-        return instructions(ops, cpu.simd_bits) / issue_per_s
+        tiled = bool(placement.framework) and framework_terms(placement.framework).cpu_tiled_gemm
+        return instructions(ops, cpu.simd_bits, tiled) / issue_per_s
 
     def memory_bw(self, ops: OpTable, device: DeviceSpec) -> float:
         """DRAM bandwidth, or the last-level cache's when the step's weights fit in it."""

@@ -31,6 +31,7 @@ PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "bf16": ("bf16", "fp16"),
         "fp8": ("fp8", "fp16", "bf16", "fp32"),
         "int8": ("int8", "fp8", "fp16", "fp32"),
+        "int16": ("int16", "fp16", "bf16", "fp32"),
         "int4": ("int4", "int8", "fp16", "fp32"),
         "fp4": ("fp4", "fp8", "fp16", "fp32"),
     }

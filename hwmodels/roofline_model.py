@@ -66,7 +66,13 @@ class RooflineCostModel:
     """The calibration file to read (``calibration/<params_arch>.yaml``); default ``arch``."""
 
     def compute_s(
-        self, ops: OpTable, device: DeviceSpec, p: dict[str, float], peaks: np.ndarray, compute_eff: float
+        self,
+        ops: OpTable,
+        device: DeviceSpec,
+        p: dict[str, float],
+        peaks: np.ndarray,
+        compute_eff: float,
+        placement: Placement,
     ) -> np.ndarray:
         """Math time per occurrence: FLOPs, GEMM rows padded to the tile, over the achievable peak."""
         tile = p["gemm_tile_m"]
@@ -97,7 +103,7 @@ class RooflineCostModel:
             if terms.kv_read_per_query_head:
                 kv_repeat = _per_op(ops.kv_group, nd)
         peaks = _per_op(np.array([device.peak(f) for f in ops.fmt]), nd)
-        compute_s = self.compute_s(ops, device, p, peaks, compute_eff)
+        compute_s = self.compute_s(ops, device, p, peaks, compute_eff, placement)
         mem_bytes = (
             ops.memory_bytes
             if np.isscalar(kv_repeat)

@@ -47,7 +47,7 @@ from roofline.validation import (
 )
 from workloads.errors import HwsimError
 
-ARCHES = ("gpu", "cpu")
+ARCHES = ("gpu", "cpu", "npu")
 ROWS_PER_PARAM = 4
 BOUNDS = {
     "memory_efficiency": (0.05, 1.0),
@@ -122,13 +122,15 @@ def _predict_all(conds: list[Condition]) -> np.ndarray:
 
 def identifiable(group: pd.DataFrame) -> tuple[str, ...]:
     """The parameters a class's rows can pin down: memory efficiency with ``ROWS_PER_PARAM``
-    rows; compute efficiency only with that many rows outside pure decode (prefill, kernels,
-    batched runs), since batch-1 decode hardly depends on it; kernel overhead with
+    rows outside prefill (prefill is compute-bound); compute efficiency with that many rows
+    outside pure decode (batch-1 decode hardly depends on it); kernel overhead with
     ``3 * ROWS_PER_PARAM`` rows."""
     n = len(group)
-    not_decode = int((group["cond"].map(lambda c: c.phase) != "decode").sum())
+    phases = group["cond"].map(lambda c: c.phase)
+    not_decode = int((phases != "decode").sum())
+    not_prefill = int((phases != "prefill").sum())
     names = []
-    if n >= ROWS_PER_PARAM:
+    if not_prefill >= ROWS_PER_PARAM:
         names.append("memory_efficiency")
     if not_decode >= ROWS_PER_PARAM:
         names.append("compute_efficiency")
@@ -195,7 +197,7 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
             loso[held_out.index] = apes(held_out, fit(rows.drop(held_out.index), start=values))
     fitted_on = (
         f"{len(rows)} rows of hwmodels/validation/measured.csv from {n_sources} sources; least squares on "
-        f"log(predicted/measured) per device class: memory_efficiency with {ROWS_PER_PARAM}+ rows, "
+        f"log(predicted/measured) per device class: memory_efficiency with {ROWS_PER_PARAM}+ rows outside prefill, "
         f"compute_efficiency with {ROWS_PER_PARAM}+ rows outside batch-1 decode, kernel_overhead_us with "
         f"{3 * ROWS_PER_PARAM}+ rows; other parameters keep their defaults. Not fitted on: "
         + "; ".join(NOT_FITTED.values())

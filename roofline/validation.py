@@ -146,6 +146,9 @@ def resolve(row: pd.Series) -> Condition | str:
     if model not in preset_index():
         return f"model {name!r} has no preset"
     precision = str(row["precision"]).strip().lower()
+    precision = (
+        al.get("precision", {}).get(str(row["framework"]).strip().lower(), {}).get(precision, precision)
+    )
     try:
         Quant.from_name(precision)
     except ConfigError:

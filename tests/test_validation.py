@@ -154,5 +154,5 @@ def test_summarize_hand_case():
 
 
 def test_fitted_files_are_valid_yaml():
-    for arch in ("gpu", "cpu", "validation"):
+    for arch in ("gpu", "cpu", "npu", "validation"):
         assert yaml.safe_load(fitted_path(arch).read_text())["schema_version"] == 1

@@ -20,7 +20,7 @@ import yaml
 from workloads.errors import ConfigError
 
 FORMAT_BITS: Mapping[str, int] = MappingProxyType(
-    {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
+    {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "int16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
 )
 """Bits per element of the named formats."""
 
@@ -131,7 +131,12 @@ class Quant:
         key = name.strip().lower()
         if key in named_formats():
             f = named_formats()[key]
-            q = cls.make(f["weight_bits"], f["act_bits"], f["kv_bits"], group_size=f.get("group_size", 0))
+            q = cls.make(
+                f["weight_bits"],
+                f.get("act_format", f["act_bits"]),
+                f["kv_bits"],
+                group_size=f.get("group_size", 0),
+            )
             extra = f["bits_per_weight"] - f["weight_bits"] if "bits_per_weight" in f else None
             return replace(q, label=key, extra_bits=extra)
         if key in ("fp32", "fp16", "bf16"):

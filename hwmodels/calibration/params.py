@@ -135,7 +135,8 @@ class FrameworkTerms:
     its decode attention kernel reads a shared KV head once per query head (no GQA/MQA
     sharing); ``kernels`` names the framework whose kernels it runs (Ollama runs llama.cpp's); ``fuses_elementwise``:
     norms, RoPE and activations are fused into neighbouring kernels (no launch of their own);
-    ``cpu_attention_flop_per_s``: the rate of its CPU attention kernel where it runs one."""
+    ``cpu_attention_flop_per_s``: the rate of its CPU attention kernel where it runs one;
+    ``cpu_tiled_gemm``: its CPU GEMMs of several token rows use register-tiled micro-kernels."""
 
     name: str
     kernel_overhead_us: float | None
@@ -145,6 +146,7 @@ class FrameworkTerms:
     kernels: str
     fuses_elementwise: bool
     cpu_attention_flop_per_s: float | None
+    cpu_tiled_gemm: bool
     source: str
 
 
@@ -165,18 +167,18 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             raise ConfigError(
                 f"{where}: frameworks.{name}.memory_fraction is {fraction}; expected 0 < f <= 1"
             )
+        rate = entry.get("cpu_attention_tflops")
         out[name] = FrameworkTerms(
-            name,
-            None if k is None else float(k),
-            float(entry.get("step_overhead_us", 0.0)) * 1e-6,
-            fraction,
-            bool(entry.get("kv_read_per_query_head", False)),
-            kernels,
-            bool(entry.get("fuses_elementwise", False)),
-            None
-            if entry.get("cpu_attention_tflops") is None
-            else float(entry["cpu_attention_tflops"]) * 1e12,
-            str(entry["source"]),
+            name=name,
+            kernel_overhead_us=None if k is None else float(k),
+            step_overhead_s=float(entry.get("step_overhead_us", 0.0)) * 1e-6,
+            memory_fraction=fraction,
+            kv_read_per_query_head=bool(entry.get("kv_read_per_query_head", False)),
+            kernels=kernels,
+            fuses_elementwise=bool(entry.get("fuses_elementwise", False)),
+            cpu_attention_flop_per_s=None if rate is None else float(rate) * 1e12,
+            cpu_tiled_gemm=bool(entry.get("cpu_tiled_gemm", False)),
+            source=str(entry["source"]),
         )
     return out
 
