@@ -189,7 +189,12 @@ CLASS_COLORS = {
     "server-cpu": "#d62728",
     "desktop-cpu": "#8c564b",
     "embedded-cpu": "#7f7f7f",
+    "mobile-cpu": "#e377c2",
+    "mobile-npu": "#17becf",
+    "wafer": "#393b79",
+    "csd": "#637939",
 }
+"""One colour per device class of the catalog (tab10/tab20), so a class never falls back to black."""
 
 
 def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> list[Path]:

@@ -156,3 +156,16 @@ def test_summarize_hand_case():
 def test_fitted_files_are_valid_yaml():
     for arch in ("gpu", "cpu", "npu", "validation"):
         assert yaml.safe_load(fitted_path(arch).read_text())["schema_version"] == 1
+
+
+def test_every_class_of_a_validated_device_has_its_own_colour(report):
+    """The predicted-vs-measured chart tells classes apart: no class falls back to a shared colour."""
+    from roofline.plots import CLASS_COLORS
+
+    classes = {
+        catalog()[resolve(r).device].device_class
+        for _, r in load_measured().iterrows()
+        if not isinstance(resolve(r), str)
+    }
+    assert classes <= set(CLASS_COLORS), sorted(classes - set(CLASS_COLORS))
+    assert len(set(CLASS_COLORS.values())) == len(CLASS_COLORS)
