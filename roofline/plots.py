@@ -181,6 +181,51 @@ def grouped_bars(
     return _save(fig, out)
 
 
+def heatmap(
+    frame: pd.DataFrame,
+    metric: str,
+    out: Path,
+    label: str,
+    title: str = "",
+    row: str = "device",
+    col: str = "model",
+    scale: float = 1.0,
+    note: str | None = None,
+) -> list[Path]:
+    """``metric * scale`` per (``row``, ``col``) as a log-coloured grid with each value written in
+    its cell (followed by the ``note`` column's text where it is not empty); rows sorted by their
+    median, missing cells (a model that does not fit) left white. Readable for dozens of devices
+    where grouped bars are not."""
+    from matplotlib.colors import LogNorm
+
+    plt = _plt()
+    grid = frame.pivot_table(index=row, columns=col, values=metric, aggfunc="first", sort=False) * scale
+    grid = grid.loc[grid.median(axis=1).sort_values().index]
+    values = grid.to_numpy(dtype=float)
+    notes = (
+        frame.pivot_table(index=row, columns=col, values=note, aggfunc="first", sort=False).reindex_like(grid)
+        if note
+        else None
+    )
+    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * grid.shape[1], 1.0 + 0.24 * grid.shape[0]))
+    finite = values[np.isfinite(values) & (values > 0)]
+    norm = LogNorm(finite.min(), finite.max()) if finite.size else None
+    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="viridis_r", norm=norm)
+    ax.grid(False)
+    ax.set_xticks(np.arange(grid.shape[1]), grid.columns, rotation=30, ha="right")
+    ax.set_yticks(np.arange(grid.shape[0]), grid.index)
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            dark = norm is not None and norm(v) < 0.5
+            text = f"{v:.3g}" + (f" {notes.iat[i, j]}" if notes is not None and notes.iat[i, j] else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="black" if dark else "white")
+    fig.colorbar(image, ax=ax, label=label, fraction=0.04, pad=0.02)
+    ax.set_title(title, pad=28)
+    return _save(fig, out)
+
+
 CLASS_COLORS = {
     "datacenter-gpu": "#1f77b4",
     "workstation-gpu": "#9467bd",

@@ -152,9 +152,18 @@ def build_report(
             "output tokens per J",
             f"{FOCUS_MODEL}: tokens per joule",
         )
-        b1 = est.loc[est["batch"] == 1]
-        written += plots.grouped_bars(
-            b1, "tpot_s", out / "tpot-batch1", "TPOT (s)", "time per output token, batch 1", order=devices
+        b1 = est.loc[est["batch"] == 1].assign(
+            tp_note=lambda f: np.where(f["tp"] > 1, "TP" + f["tp"].astype(str), "")
+        )
+        written += plots.heatmap(
+            b1,
+            "tpot_s",
+            out / "tpot-batch1",
+            "TPOT (ms)",
+            "time per output token at batch 1, ms, on the fewest devices that hold the model "
+            "(TPn: n-way tensor parallel; blank: needs more than 8)",
+            scale=1e3,
+            note="tp_note",
         )
         done("efficiency")
         points = validate_frame(load_measured())

@@ -83,7 +83,7 @@ def test_report_quick(tmp_path):
     assert r.returncode == 0, r.stderr
     files = json.loads(r.stdout)["files"]
     names = {p.rsplit("/", 1)[-1] for p in files}
-    assert {"index.md", "estimates.csv", "roofline-h100.png", "roofline-h100.svg"} <= names
+    assert {"index.md", "estimates.csv", "roofline-h100.png", "roofline-h100.svg", "tpot-batch1.png"} <= names
     index = (tmp_path / "res" / "index.md").read_text()
     assert "roofline-h100.png" in index and "| model |" in index
 
