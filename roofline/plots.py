@@ -329,7 +329,7 @@ def tp_scaling_chart(frame: pd.DataFrame, out: Path, title: str = "") -> list[Pa
         a.set_xlabel("tensor-parallel degree")
         a.legend(fontsize=8)
     ax.set_ylabel("time per output token (ms)")
-    bx.set_ylabel("all-reduce share of busy time (%)")
+    bx.set_ylabel("all-reduce share of decode busy time (%)")
     fig.suptitle(title)
     return _save(fig, out)
 
