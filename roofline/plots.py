@@ -87,12 +87,12 @@ def roofline_chart(
                 label=f"{phase}: {kind}",
             )
         top = pts.nlargest(3, "share_of_step")
-        for _, row in top.iterrows():
+        for k, (_, row) in enumerate(top.iterrows()):
             ax.annotate(
                 f"{row['op']}",
                 (row["intensity_flop_per_byte"], row["achieved_flop_per_s"]),
                 textcoords="offset points",
-                xytext=(5, 3),
+                xytext=(8, 10 - 9 * k),  # stacked: the heaviest ops often share a point
                 fontsize=7,
             )
     ax.set_xscale("log")
