@@ -44,12 +44,15 @@ def test_unknown_arch_lists_closest():
     phase=st.sampled_from(["decode", "prefill"]),
     scale=st.floats(1.01, 8.0),
     tp=st.sampled_from([1, 2, 4]),
+    precision=st.sampled_from(["fp16", "int8", "q4_0", "int4"]),
 )
-def test_cost_model_invariants(arch, batch, ctx, tokens, phase, scale, tp):
+def test_cost_model_invariants(arch, batch, ctx, tokens, phase, scale, tp, precision):
     dev = load_device(ARCH_DEVICE[arch])
     tp = tp if arch == "gpu" else 1  # collectives are modeled between GPUs only
     model = registry.get(arch)
-    ops = build_ops(SPEC, FP16, phase=phase, batch=batch, tokens=tokens, context=ctx, tp=tp)
+    ops = build_ops(
+        SPEC, Quant.from_name(precision), phase=phase, batch=batch, tokens=tokens, context=ctx, tp=tp
+    )
     place = Placement(tp=tp)
     base = model.estimate(ops, dev, place)
     t = base.time_s
