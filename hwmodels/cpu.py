@@ -67,13 +67,16 @@ def instructions_per_mac(bits_per_weight: np.ndarray, simd_bits: int) -> np.ndar
     return out * table["reference_simd_bits"] / simd_bits
 
 
-def instructions(ops: OpTable, simd_bits: int, tiled_gemm: bool = False) -> np.ndarray:
+def instructions(
+    ops: OpTable, simd_bits: int, tiled_gemm: bool = False, untiled_formats: tuple[str, ...] = ()
+) -> np.ndarray:
     """Vector instructions per occurrence of each op.
 
     With ``tiled_gemm`` (a framework with register-tiled GEMM micro-kernels), GEMMs of more
     than one token row unpack each weight once per tile and issue one int8 dot product per
     ``simd_bits / 8`` multiply-adds (``simd_bits / 16`` for 16-bit weights, ``/ 32`` for fp32),
-    instead of re-running the per-token dot kernel.
+    instead of re-running the per-token dot kernel; ops whose math format is in
+    ``untiled_formats`` (not covered by those micro-kernels) keep the per-token kernel.
     """
     weights = ops.n * ops.k
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -87,7 +90,8 @@ def instructions(ops: OpTable, simd_bits: int, tiled_gemm: bool = False) -> np.n
     per_mac = instructions_per_mac(bits, simd_bits)
     if tiled_gemm:  # one dot-product lane group per MAC: int8 (<= 8.6 bits/weight), 16-bit, or fp32 math
         math_bits = np.where(bits <= 8.6, 8.0, np.where(bits <= 16.0, 16.0, 32.0))
-        per_mac = np.where(ops.m > 1, math_bits / simd_bits, per_mac)
+        covered = ~np.isin(ops.fmt, untiled_formats).reshape(kind.shape)
+        per_mac = np.where((ops.m > 1) & covered, math_bits / simd_bits, per_mac)
     return np.where(gemm, macs * per_mac, np.where(attention, ops.flops * per_flop, 0.0))
 
 
@@ -108,8 +112,10 @@ class CpuCostModel(RooflineCostModel):
     ) -> np.ndarray:
         cpu = microarch(device)
         issue_per_s = cpu.cores * cpu.simd_units * cpu.freq_hz * compute_eff
-        tiled = bool(placement.framework) and framework_terms(placement.framework).cpu_tiled_gemm
-        return instructions(ops, cpu.simd_bits, tiled) / issue_per_s
+        if not placement.framework:
+            return instructions(ops, cpu.simd_bits) / issue_per_s
+        terms = framework_terms(placement.framework)
+        return instructions(ops, cpu.simd_bits, terms.cpu_tiled_gemm, terms.cpu_untiled_formats) / issue_per_s
 
     def memory_bw(self, ops: OpTable, device: DeviceSpec) -> float:
         """DRAM bandwidth, or the last-level cache's when the step's weights fit in it."""

@@ -46,3 +46,27 @@ def test_more_pim_arrays_or_clock_never_slower(param):
     a = estimate("llama-2-7b", dev, batch=16, input_len=64, output_len=16, precision="w4a8g128")
     b = estimate("llama-2-7b", faster, batch=16, input_len=64, output_len=16, precision="w4a8g128")
     assert b.tpot_s <= a.tpot_s
+
+
+def test_cpu_tiled_gemm_skips_formats_the_framework_does_not_tile():
+    """Hand case, 128-bit SIMD, 64-token prefill GEMM: a tiled 16-bit GEMM issues one dot
+    instruction per 8 MACs; an untiled format keeps ggml's fp16 dot kernel, 12 instructions
+    per 32-weight block (cpu_kernels.yaml), so 3x as many."""
+    from hwmodels.cpu import instructions
+    from workloads.graph import build_ops
+    from workloads.model_spec import load_model
+    from workloads.quant import Quant
+
+    ops = build_ops(load_model("llama-3.2-3b"), Quant.from_name("bf16"), phase="prefill", batch=1, tokens=64)
+    gemm = (ops.kind == "gemm") & (ops.m > 1)  # lm_head runs on the last token only
+    macs = ops.flops[gemm] / 2
+    tiled = instructions(ops, 128, tiled_gemm=True)[gemm]
+    untiled = instructions(ops, 128, tiled_gemm=True, untiled_formats=("bf16",))[gemm]
+    assert tiled == pytest.approx(macs / 8)
+    assert untiled == pytest.approx(macs * 12 / 32)
+
+
+def test_executorch_bf16_prefill_runs_undelegated():
+    """ExecuTorch's bf16 prefill (q001) within 25% once its linears run outside XNNPACK."""
+    points = {p["id"]: p for p in validate()["points"]}
+    assert points["q001"]["covered"] and points["q001"]["ape"] <= 0.25, points["q001"]

@@ -136,7 +136,8 @@ class FrameworkTerms:
     sharing); ``kernels`` names the framework whose kernels it runs (Ollama runs llama.cpp's); ``fuses_elementwise``:
     norms, RoPE and activations are fused into neighbouring kernels (no launch of their own);
     ``cpu_attention_flop_per_s``: the rate of its CPU attention kernel where it runs one;
-    ``cpu_tiled_gemm``: its CPU GEMMs of several token rows use register-tiled micro-kernels."""
+    ``cpu_tiled_gemm``: its CPU GEMMs of several token rows use register-tiled micro-kernels,
+    except in the math formats of ``cpu_untiled_formats``, which fall back to per-token dot kernels."""
 
     name: str
     kernel_overhead_us: float | None
@@ -147,6 +148,7 @@ class FrameworkTerms:
     fuses_elementwise: bool
     cpu_attention_flop_per_s: float | None
     cpu_tiled_gemm: bool
+    cpu_untiled_formats: tuple[str, ...]
     source: str
 
 
@@ -178,6 +180,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             fuses_elementwise=bool(entry.get("fuses_elementwise", False)),
             cpu_attention_flop_per_s=None if rate is None else float(rate) * 1e12,
             cpu_tiled_gemm=bool(entry.get("cpu_tiled_gemm", False)),
+            cpu_untiled_formats=tuple(entry.get("cpu_untiled_formats", ())),
             source=str(entry["source"]),
         )
     return out
