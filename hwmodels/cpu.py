@@ -78,9 +78,7 @@ def instructions(
     instead of re-running the per-token dot kernel; ops whose math format is in
     ``untiled_formats`` (not covered by those micro-kernels) keep the per-token kernel.
     """
-    weights = ops.n * ops.k
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bits = np.where(weights > 0, ops.weight_bytes * 8.0 / np.where(weights > 0, weights, 1.0), 16.0)
+    bits = ops.bits_per_weight
     kind = ops.kind.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
     macs = ops.flops / 2.0
     gemm = np.isin(kind, ("gemm", "router"))

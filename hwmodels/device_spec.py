@@ -109,10 +109,14 @@ class DeviceSpec:
         return fmt
 
     def scaled(self, *, bw: float = 1.0, compute: float = 1.0) -> DeviceSpec:
-        """A copy with memory bandwidth and compute peaks multiplied (for what-if sweeps)."""
+        """A copy with memory bandwidth and compute peaks (and a GPU's SM clock) multiplied (for what-if sweeps)."""
         mem = replace(self.memory, bw_bytes_per_s=self.memory.bw_bytes_per_s * bw) if self.memory else None
         peaks = MappingProxyType({k: v * compute for k, v in self.peak_flop_per_s.items()})
-        return replace(self, memory=mem, peak_flop_per_s=peaks)
+        extra = dict(self.extra)
+        if "gpu" in extra:
+            gpu = extra["gpu"]
+            extra["gpu"] = MappingProxyType({**gpu, "boost_clock_GHz": gpu["boost_clock_GHz"] * compute})
+        return replace(self, memory=mem, peak_flop_per_s=peaks, extra=MappingProxyType(extra))
 
 
 # ----- validation helpers -------------------------------------------------------------
@@ -277,6 +281,7 @@ _TOP_OPTIONAL = {
     "wafer",
     "csd",
     "npu",
+    "gpu",
 }
 
 
@@ -308,9 +313,11 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         links["self"] = _link("self", raw["link"], f"{where}: link")
     if "cpu" in raw:
         extra["cpu"] = _cpu_block(raw["cpu"], f"{where}: cpu")
-    for block in ("sail", "wafer", "csd", "npu"):
+    for block in ("sail", "wafer", "csd", "npu", "gpu"):
         if block in raw:
             extra[block] = _param_block(raw[block], f"{where}: {block}")
+    if "gpu" in raw:
+        _check_keys(raw["gpu"], f"{where}: gpu", {"sm_count", "boost_clock_GHz"})
     if "storage" in raw:
         s = raw["storage"]
         _check_keys(s, f"{where}: storage", {"capacity_GB", "read_GBps", "write_GBps", "source"})

@@ -4,7 +4,7 @@ What is fitted, on what:
 
 - per arch and device class, the parameters in ``FITTABLE`` that the class's rows can pin
   down (``identifiable``); the others keep their stated defaults;
-- on every covered row of the shipped measured set except those in ``NOT_FITTED``, by
+- on every covered row of the shipped measured set, by
   scipy's bounded least squares on ``log(predicted / measured)``, class by class. Offline
   rows keep the operating point (batch) chosen with the default parameters.
 
@@ -53,32 +53,22 @@ BOUNDS = {
     "memory_efficiency": (0.05, 1.0),
     "compute_efficiency": (0.05, 1.0),
     "kernel_overhead_us": (0.0, 50.0),
+    "issue_bound_gemm_macs_per_sm_cycle": (16.0, 4096.0),
 }
-"""Physical ranges: an achievable fraction lies in [0.05, 1]; a launch overhead in [0, 50] us."""
-
-NOT_FITTED = {
-    ("llama.cpp", "prefill"): (
-        "llama.cpp prefill rows are validated but not fitted on: ggml's quantized GEMM kernels (MMQ) reach "
-        "7-25% of the int8 tensor peak on A100/H100/T4/RTX and ~40% of the DP4A peak on V100 in the measured "
-        "set; that per-architecture kernel efficiency is a mechanism hwsim does not model"
-    )
-}
-"""(framework kernels, phase) pairs left out of the fit, with the reason."""
+"""Physical ranges: an achievable fraction lies in [0.05, 1]; a launch overhead in [0, 50] us;
+an SM sustains 16 to 4096 multiply-adds per cycle (a Blackwell SM's dense int8 tensor width)."""
 
 Values = dict[tuple[str, str], dict[str, float]]
 """``{(arch, class): {param: value}}``."""
 
 
 def covered_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Fit rows: those that resolve and predict, minus ``NOT_FITTED``, with arch, class and
+    """Fit rows: those that resolve and predict, with arch, class and
     source; offline rows get the batch chosen with the default parameters."""
     out = []
     for _, row in frame.iterrows():
         cond = resolve(row)
         if isinstance(cond, str) or not row["value"] > 0:
-            continue
-        family = framework_terms(cond.framework).kernels if cond.framework else ""
-        if (family, cond.phase) in NOT_FITTED:
             continue
         if cond.batch is None and cond.phase == "offline":
             try:
@@ -123,12 +113,16 @@ def _predict_all(conds: list[Condition]) -> np.ndarray:
 def identifiable(group: pd.DataFrame) -> tuple[str, ...]:
     """The parameters a class's rows can pin down: memory efficiency with ``ROWS_PER_PARAM``
     rows outside prefill (prefill is compute-bound); compute efficiency with that many rows
-    outside pure decode (batch-1 decode hardly depends on it); kernel overhead with
-    ``3 * ROWS_PER_PARAM`` rows."""
+    outside pure decode (batch-1 decode hardly depends on it) that are not issue-bound; kernel overhead with
+    ``3 * ROWS_PER_PARAM`` rows; the issue-bound GEMM rate with that many quantized prefill rows
+    of an issue-bound framework on GPUs whose SM count and clock are known."""
     n = len(group)
     phases = group["cond"].map(lambda c: c.phase)
-    not_decode = int((phases != "decode").sum())
     not_prefill = int((phases != "prefill").sum())
+    issue_bound_rows = group["cond"].map(_issue_bound_gemm_row)
+    issue_bound = int(issue_bound_rows.sum())
+    # issue-bound rows time their GEMMs by the issue rate, so they cannot pin compute efficiency
+    not_decode = int(((phases != "decode") & ~issue_bound_rows).sum())
     names = []
     if not_prefill >= ROWS_PER_PARAM:
         names.append("memory_efficiency")
@@ -136,7 +130,18 @@ def identifiable(group: pd.DataFrame) -> tuple[str, ...]:
         names.append("compute_efficiency")
     if n >= 3 * ROWS_PER_PARAM:
         names.append("kernel_overhead_us")
+    if issue_bound >= ROWS_PER_PARAM:
+        names.append("issue_bound_gemm_macs_per_sm_cycle")
     return tuple(names)
+
+
+def _issue_bound_gemm_row(cond: Condition) -> bool:
+    """A quantized prefill row of a framework with issue-bound GEMMs on a GPU with SM data."""
+    if cond.phase == "decode" or not cond.framework:
+        return False
+    kernels = framework_terms(framework_terms(cond.framework).kernels)
+    device = catalog()[cond.device]
+    return kernels.issue_bound_quantized_gemm and "gpu" in device.extra and cond.precision.startswith("q")
 
 
 def fit(rows: pd.DataFrame, start: Values | None = None) -> Values:
@@ -199,8 +204,8 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         f"{len(rows)} rows of hwmodels/validation/measured.csv from {n_sources} sources; least squares on "
         f"log(predicted/measured) per device class: memory_efficiency with {ROWS_PER_PARAM}+ rows outside prefill, "
         f"compute_efficiency with {ROWS_PER_PARAM}+ rows outside batch-1 decode, kernel_overhead_us with "
-        f"{3 * ROWS_PER_PARAM}+ rows; other parameters keep their defaults. Not fitted on: "
-        + "; ".join(NOT_FITTED.values())
+        f"{3 * ROWS_PER_PARAM}+ rows, issue_bound_gemm_macs_per_sm_cycle with {ROWS_PER_PARAM}+ quantized prefill "
+        "rows of llama.cpp on GPUs with known SM count and clock; other parameters keep their defaults"
     )
     today = datetime.date.today().isoformat()
     by_class = {

@@ -83,6 +83,13 @@ def test_missing_source_is_refused():
         parse_device(raw, "a10.yaml")
 
 
+def test_gpu_block_needs_sm_count_and_clock():
+    raw = copy.deepcopy(_raw("a10"))
+    del raw["gpu"]["boost_clock_GHz"]
+    with pytest.raises(ConfigError, match="boost_clock_GHz"):
+        parse_device(raw, "a10.yaml")
+
+
 def test_non_positive_number_names_field_and_value():
     raw = copy.deepcopy(_raw("a10"))
     raw["memory"]["bw_GBps"] = -5

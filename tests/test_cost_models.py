@@ -1,5 +1,7 @@
 """Contracts every registered cost model keeps, and the GPU model's hand cases."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -102,6 +104,30 @@ def test_gpu_hand_case_compute_bound_gemm(a100):
     expected = 2 * 4096 * 4096 * 14336 / (312e12 * p["compute_efficiency"]) + p["kernel_overhead_us"] * 1e-6
     assert cost.time_s[i] / 32 == pytest.approx(expected, rel=1e-12)
     assert cost.bound[i] == "compute"
+
+
+def test_llama_cpp_quantized_gemm_is_issue_bound(a100):
+    """Hand case: a 512-token Q4_0 prefill under llama.cpp on an A100 (108 SMs at 1.41 GHz):
+    ffn_down's 512*4096*14336 multiply-adds take at least that over 108 * 1.41e9 * rate;
+    the same GEMM in fp16, or without a framework, keeps the tensor-peak time."""
+    p = {k: v.value for k, v in params_for("gpu", "datacenter-gpu").items()}
+    q4 = build_ops(SPEC, Quant.from_name("q4_0"), phase="prefill", batch=1, tokens=512)
+    i = int(np.flatnonzero(q4.name == "ffn_down")[0])
+    gpu = registry.get("gpu")
+    issue_s = 512 * 4096 * 14336 / (108 * 1.41e9 * p["issue_bound_gemm_macs_per_sm_cycle"])
+    llama = gpu.estimate(q4, a100, Placement(framework="llama.cpp"))
+    assert llama.compute_s[i] == pytest.approx(issue_s, rel=1e-12)
+    assert gpu.estimate(q4, a100, Placement(framework="ollama")).compute_s[i] == pytest.approx(
+        issue_s, rel=1e-12
+    )
+    tensor_s = gpu.estimate(q4, a100).compute_s[i]
+    assert tensor_s < issue_s
+    fp16 = build_ops(SPEC, FP16, phase="prefill", batch=1, tokens=512)
+    plain = gpu.estimate(fp16, a100).compute_s[i]
+    assert gpu.estimate(fp16, a100, Placement(framework="llama.cpp")).compute_s[i] == pytest.approx(plain)
+    # a device without SM data keeps the tensor-peak time
+    bare = replace(a100, extra={})
+    assert gpu.estimate(q4, bare, Placement(framework="llama.cpp")).compute_s[i] == pytest.approx(tensor_s)
 
 
 def test_tile_padding_makes_skinny_gemms_no_faster_per_flop(a100):

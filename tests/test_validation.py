@@ -59,15 +59,15 @@ def test_median_error_not_above_recorded(report):
 
 
 def test_fitted_parameters_stay_physical():
+    from roofline.calibrate import BOUNDS
+
     for arch in ("gpu", "cpu"):
         record = fitted(arch)
         assert record["fitted_on"] and record["errors"]["leave_one_source_out"]["covered"] > 0
         for cls, values in record["classes"].items():
             for name, value in values.items():
-                if name.endswith("efficiency"):
-                    assert 0.05 <= value <= 1.0, (arch, cls, name, value)
-                else:
-                    assert 0.0 <= value <= 50.0, (arch, cls, name, value)
+                lo, hi = BOUNDS[name]
+                assert lo <= value <= hi, (arch, cls, name, value)
             resolved = params_for(arch, cls)
             assert all(resolved[n].value == pytest.approx(v) for n, v in values.items())
             assert set(resolved) == set(class_params(arch)[cls])
@@ -169,3 +169,16 @@ def test_every_class_of_a_validated_device_has_its_own_colour(report):
     }
     assert classes <= set(CLASS_COLORS), sorted(classes - set(CLASS_COLORS))
     assert len(set(CLASS_COLORS.values())) == len(CLASS_COLORS)
+
+
+def test_issue_bound_gemm_rate_is_below_every_tensor_width():
+    """An issue-bound GEMM cannot multiply-add faster than the SM's int8 units: the fitted rate
+    per SM and cycle stays below each device's dense int8 peak per SM and cycle."""
+    from hwmodels.gpu import sm_cycles_per_s
+
+    for dev in catalog().values():
+        sm_rate = sm_cycles_per_s(dev)
+        if sm_rate is None or "int8" not in dev.peak_flop_per_s:
+            continue
+        rate = params_for("gpu", dev.device_class)["issue_bound_gemm_macs_per_sm_cycle"].value
+        assert rate <= dev.peak("int8") / 2 / sm_rate, (dev.name, rate)

@@ -127,6 +127,13 @@ class OpTable:
             total = total + getattr(self, c)
         return total
 
+    @property
+    def bits_per_weight(self) -> np.ndarray:
+        """Stored bits per weight of each op, scales included (16 for ops without weights)."""
+        weights = self.n * self.k
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(weights > 0, self.weight_bytes * 8.0 / np.where(weights > 0, weights, 1.0), 16.0)
+
     def select(self, mask: np.ndarray) -> OpTable:
         """The rows where ``mask`` (shape (n_ops,)) is true."""
         return OpTable(

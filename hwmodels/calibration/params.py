@@ -49,7 +49,12 @@ def class_params(arch: str) -> Mapping[str, Mapping[str, Param]]:
     return out
 
 
-FITTABLE = ("memory_efficiency", "compute_efficiency", "kernel_overhead_us")
+FITTABLE = (
+    "memory_efficiency",
+    "compute_efficiency",
+    "kernel_overhead_us",
+    "issue_bound_gemm_macs_per_sm_cycle",
+)
 """Parameters a fit may set, in the order they are added as a class's rows allow."""
 
 _OVERRIDES: dict[tuple[str, str], dict[str, float]] = {}
@@ -137,7 +142,9 @@ class FrameworkTerms:
     norms, RoPE and activations are fused into neighbouring kernels (no launch of their own);
     ``cpu_attention_flop_per_s``: the rate of its CPU attention kernel where it runs one;
     ``cpu_tiled_gemm``: its CPU GEMMs of several token rows use register-tiled micro-kernels,
-    except in the math formats of ``cpu_untiled_formats``, which fall back to per-token dot kernels."""
+    except in the math formats of ``cpu_untiled_formats``, which fall back to per-token dot kernels;
+    ``issue_bound_quantized_gemm``: its quantized GPU GEMMs are bound by the SMs' instruction
+    issue (``issue_bound_gemm_macs_per_sm_cycle``) as well as by the tensor peak."""
 
     name: str
     kernel_overhead_us: float | None
@@ -149,6 +156,7 @@ class FrameworkTerms:
     cpu_attention_flop_per_s: float | None
     cpu_tiled_gemm: bool
     cpu_untiled_formats: tuple[str, ...]
+    issue_bound_quantized_gemm: bool
     source: str
 
 
@@ -181,6 +189,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             cpu_attention_flop_per_s=None if rate is None else float(rate) * 1e12,
             cpu_tiled_gemm=bool(entry.get("cpu_tiled_gemm", False)),
             cpu_untiled_formats=tuple(entry.get("cpu_untiled_formats", ())),
+            issue_bound_quantized_gemm=bool(entry.get("issue_bound_quantized_gemm", False)),
             source=str(entry["source"]),
         )
     return out
