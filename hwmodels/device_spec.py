@@ -317,7 +317,7 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         if block in raw:
             extra[block] = _param_block(raw[block], f"{where}: {block}")
     if "gpu" in raw:
-        _check_keys(raw["gpu"], f"{where}: gpu", {"sm_count", "boost_clock_GHz"})
+        _check_keys(raw["gpu"], f"{where}: gpu", {"sm_count", "issue_lanes_per_sm", "boost_clock_GHz"})
     if "storage" in raw:
         s = raw["storage"]
         _check_keys(s, f"{where}: storage", {"capacity_GB", "read_GBps", "write_GBps", "source"})

@@ -6,8 +6,10 @@ NCCL's collective latencies and CUDA launch overhead; parameters per device clas
 
 A framework whose quantized GEMM kernels are bound by instruction issue rather than by
 tensor-core width (``issue_bound_quantized_gemm`` in ``calibration/frameworks.yaml``:
-llama.cpp's MMQ) is also held to ``issue_bound_gemm_macs_per_sm_cycle`` multiply-adds per
-SM per clock on devices whose catalog entry gives SM count and boost clock (``gpu`` block).
+llama.cpp's MMQ) is also held to ``issue_bound_gemm_macs_per_lane_cycle`` multiply-adds per
+issued instruction lane and clock (an NVIDIA SM issues 4 warps x 32 lanes per cycle, an AMD
+CU 64 lanes) on devices whose catalog entry gives SM (CU) count, issue lanes and boost clock
+(``gpu`` block).
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ QUANTIZED_MAX_BITS = 8.6
 """Weights of at most this many bits per weight (scales included) run quantized kernels."""
 
 
-def sm_cycles_per_s(device: DeviceSpec) -> float | None:
-    """SM count times boost clock (SM-cycles per second), or None without a ``gpu`` block."""
+def issue_lane_cycles_per_s(device: DeviceSpec) -> float | None:
+    """Instruction lanes the device issues per second: SMs (or CUs) x lanes each issues per
+    cycle x boost clock; None without a ``gpu`` block."""
     block = device.extra.get("gpu")
     if block is None:
         return None
-    return block["sm_count"] * block["boost_clock_GHz"] * 1e9
+    return block["sm_count"] * block["issue_lanes_per_sm"] * block["boost_clock_GHz"] * 1e9
 
 
 def issue_bound_gemm_s(ops: OpTable, rate_macs_per_s: float, gemv_max_rows: float) -> np.ndarray:
@@ -61,11 +64,11 @@ class GpuCostModel(RooflineCostModel):
     ) -> np.ndarray:
         """The roofline math time, or the issue-bound time of a framework's quantized GEMMs where longer."""
         tensor_s = super().compute_s(ops, device, p, peaks, compute_eff, placement)
-        sm_rate = sm_cycles_per_s(device)
-        if not placement.framework or sm_rate is None:
+        lane_rate = issue_lane_cycles_per_s(device)
+        if not placement.framework or lane_rate is None:
             return tensor_s
         kernels = framework_terms(framework_terms(placement.framework).kernels)
         if not kernels.issue_bound_quantized_gemm:
             return tensor_s
-        rate = sm_rate * p["issue_bound_gemm_macs_per_sm_cycle"]
+        rate = lane_rate * p["issue_bound_gemm_macs_per_lane_cycle"]
         return np.maximum(tensor_s, issue_bound_gemm_s(ops, rate, p["gemv_max_rows"]))

@@ -53,10 +53,11 @@ BOUNDS = {
     "memory_efficiency": (0.05, 1.0),
     "compute_efficiency": (0.05, 1.0),
     "kernel_overhead_us": (0.0, 50.0),
-    "issue_bound_gemm_macs_per_sm_cycle": (16.0, 4096.0),
+    "issue_bound_gemm_macs_per_lane_cycle": (0.1, 32.0),
 }
 """Physical ranges: an achievable fraction lies in [0.05, 1]; a launch overhead in [0, 50] us;
-an SM sustains 16 to 4096 multiply-adds per cycle (a Blackwell SM's dense int8 tensor width)."""
+an issued instruction lane carries 0.1 to 32 multiply-adds per cycle (32: an int8 tensor
+instruction's share at 4096 MACs per 128-lane SM-cycle)."""
 
 Values = dict[tuple[str, str], dict[str, float]]
 """``{(arch, class): {param: value}}``."""
@@ -131,7 +132,7 @@ def identifiable(group: pd.DataFrame) -> tuple[str, ...]:
     if n >= 3 * ROWS_PER_PARAM:
         names.append("kernel_overhead_us")
     if issue_bound >= ROWS_PER_PARAM:
-        names.append("issue_bound_gemm_macs_per_sm_cycle")
+        names.append("issue_bound_gemm_macs_per_lane_cycle")
     return tuple(names)
 
 
@@ -204,8 +205,8 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         f"{len(rows)} rows of hwmodels/validation/measured.csv from {n_sources} sources; least squares on "
         f"log(predicted/measured) per device class: memory_efficiency with {ROWS_PER_PARAM}+ rows outside prefill, "
         f"compute_efficiency with {ROWS_PER_PARAM}+ rows outside batch-1 decode, kernel_overhead_us with "
-        f"{3 * ROWS_PER_PARAM}+ rows, issue_bound_gemm_macs_per_sm_cycle with {ROWS_PER_PARAM}+ quantized prefill "
-        "rows of llama.cpp on GPUs with known SM count and clock; other parameters keep their defaults"
+        f"{3 * ROWS_PER_PARAM}+ rows, issue_bound_gemm_macs_per_lane_cycle with {ROWS_PER_PARAM}+ quantized prefill "
+        "rows of llama.cpp on GPUs with known SM (CU) count, issue lanes and clock; other parameters keep their defaults"
     )
     today = datetime.date.today().isoformat()
     by_class = {

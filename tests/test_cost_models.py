@@ -107,14 +107,15 @@ def test_gpu_hand_case_compute_bound_gemm(a100):
 
 
 def test_llama_cpp_quantized_gemm_is_issue_bound(a100):
-    """Hand case: a 512-token Q4_0 prefill under llama.cpp on an A100 (108 SMs at 1.41 GHz):
-    ffn_down's 512*4096*14336 multiply-adds take at least that over 108 * 1.41e9 * rate;
+    """Hand case: a 512-token Q4_0 prefill under llama.cpp on an A100 (108 SMs of 128 issue
+    lanes at 1.41 GHz): ffn_down's 512*4096*14336 multiply-adds take at least that over
+    108 * 128 * 1.41e9 * rate;
     the same GEMM in fp16, or without a framework, keeps the tensor-peak time."""
     p = {k: v.value for k, v in params_for("gpu", "datacenter-gpu").items()}
     q4 = build_ops(SPEC, Quant.from_name("q4_0"), phase="prefill", batch=1, tokens=512)
     i = int(np.flatnonzero(q4.name == "ffn_down")[0])
     gpu = registry.get("gpu")
-    issue_s = 512 * 4096 * 14336 / (108 * 1.41e9 * p["issue_bound_gemm_macs_per_sm_cycle"])
+    issue_s = 512 * 4096 * 14336 / (108 * 128 * 1.41e9 * p["issue_bound_gemm_macs_per_lane_cycle"])
     llama = gpu.estimate(q4, a100, Placement(framework="llama.cpp"))
     assert llama.compute_s[i] == pytest.approx(issue_s, rel=1e-12)
     assert gpu.estimate(q4, a100, Placement(framework="ollama")).compute_s[i] == pytest.approx(

@@ -173,12 +173,12 @@ def test_every_class_of_a_validated_device_has_its_own_colour(report):
 
 def test_issue_bound_gemm_rate_is_below_every_tensor_width():
     """An issue-bound GEMM cannot multiply-add faster than the SM's int8 units: the fitted rate
-    per SM and cycle stays below each device's dense int8 peak per SM and cycle."""
-    from hwmodels.gpu import sm_cycles_per_s
+    per issue lane and cycle stays below each device's dense int8 peak per lane and cycle."""
+    from hwmodels.gpu import issue_lane_cycles_per_s
 
     for dev in catalog().values():
-        sm_rate = sm_cycles_per_s(dev)
+        sm_rate = issue_lane_cycles_per_s(dev)
         if sm_rate is None or "int8" not in dev.peak_flop_per_s:
             continue
-        rate = params_for("gpu", dev.device_class)["issue_bound_gemm_macs_per_sm_cycle"].value
+        rate = params_for("gpu", dev.device_class)["issue_bound_gemm_macs_per_lane_cycle"].value
         assert rate <= dev.peak("int8") / 2 / sm_rate, (dev.name, rate)

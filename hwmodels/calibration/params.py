@@ -53,7 +53,7 @@ FITTABLE = (
     "memory_efficiency",
     "compute_efficiency",
     "kernel_overhead_us",
-    "issue_bound_gemm_macs_per_sm_cycle",
+    "issue_bound_gemm_macs_per_lane_cycle",
 )
 """Parameters a fit may set, in the order they are added as a class's rows allow."""
 
@@ -144,7 +144,7 @@ class FrameworkTerms:
     ``cpu_tiled_gemm``: its CPU GEMMs of several token rows use register-tiled micro-kernels,
     except in the math formats of ``cpu_untiled_formats``, which fall back to per-token dot kernels;
     ``issue_bound_quantized_gemm``: its quantized GPU GEMMs are bound by the SMs' instruction
-    issue (``issue_bound_gemm_macs_per_sm_cycle``) as well as by the tensor peak."""
+    issue (``issue_bound_gemm_macs_per_lane_cycle``) as well as by the tensor peak."""
 
     name: str
     kernel_overhead_us: float | None
