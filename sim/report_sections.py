@@ -21,6 +21,15 @@ TP_MODEL, TP_SYSTEMS = (
 )
 
 
+def _write_csvs(out: Path, frames: dict[str, pd.DataFrame]) -> list[Path]:
+    """Each frame to ``out/<name>`` without its index; the paths written."""
+    paths = []
+    for name, frame in frames.items():
+        frame.to_csv(out / name, index=False)
+        paths.append(out / name)
+    return paths
+
+
 def tp_scaling(out: Path) -> tuple[list[str], list[Path]]:
     """Llama-2-70B decode on 1-8 H100s over NVLink and over PCIe, on the event engine."""
     rows = []
@@ -41,12 +50,8 @@ def tp_scaling(out: Path) -> tuple[list[str], list[Path]]:
                 }
             )
     frame = pd.DataFrame(rows)
-    path = out / "tp-scaling.csv"
-    frame.to_csv(path, index=False)
-    files = [
-        path,
-        *plots.tp_scaling_chart(frame, out / "tp-scaling", f"{TP_MODEL} decode, batch 1 (event engine)"),
-    ]
+    files = _write_csvs(out, {"tp-scaling.csv": frame})
+    files += plots.tp_scaling_chart(frame, out / "tp-scaling", f"{TP_MODEL} decode, batch 1 (event engine)")
     timeline = simulate("2x8xh100-ib", TP_MODEL, batch=8, input_len=256, output_len=3)
     files += plots.timeline_chart(
         timeline.timeline.intervals,
@@ -70,8 +75,7 @@ def tp_scaling(out: Path) -> tuple[list[str], list[Path]]:
 def paper_reproductions(out: Path) -> tuple[list[str], list[Path]]:
     """The paper experiments (``hwsim reproduce``) as a table."""
     frame = reproduce()
-    path = out / "reproduce.csv"
-    frame.to_csv(path, index=False)
+    files = _write_csvs(out, {"reproduce.csv": frame})
     lines = [
         "## Papers reproduced (`hwsim reproduce`)",
         "",
@@ -87,7 +91,7 @@ def paper_reproductions(out: Path) -> tuple[list[str], list[Path]]:
         "Sources and gaps: see `reproduce.csv` and the experiment modules in `sim/experiments/`.",
         "",
     ]
-    return lines, [path]
+    return lines, files
 
 
 def sail_study(out: Path) -> tuple[list[str], list[Path]]:
@@ -108,9 +112,7 @@ def sail_study(out: Path) -> tuple[list[str], list[Path]]:
     )
     sens = sail.sensitivity()
     files += plots.tornado_chart(sens, out / "sail-sensitivity")
-    for name, frame in (("sail-grid.csv", grid), ("sail-sensitivity.csv", sens)):
-        frame.to_csv(out / name, index=False)
-        files.append(out / name)
+    files += _write_csvs(out, {"sail-grid.csv": grid, "sail-sensitivity.csv": sens})
     lines = [
         "## SAIL: LUT-GEMV in the last-level cache",
         "",
@@ -143,13 +145,9 @@ def wafer_study(out: Path) -> tuple[list[str], list[Path]]:
     sens = waferllm.sensitivity()
     files += plots.tornado_chart(sens, out / "wafer-sensitivity")
     gemv = waferllm.gemv_compare()
-    for name, frame in (
-        ("wafer-scaling.csv", scaling),
-        ("wafer-sensitivity.csv", sens),
-        ("wafer-gemv.csv", gemv),
-    ):
-        frame.to_csv(out / name, index=False)
-        files.append(out / name)
+    files += _write_csvs(
+        out, {"wafer-scaling.csv": scaling, "wafer-sensitivity.csv": sens, "wafer-gemv.csv": gemv}
+    )
     lines = [
         "## Wafer-scale: MeshGEMV and MeshGEMM against naive layouts",
         "",
@@ -193,9 +191,7 @@ def instinfer_study(out: Path) -> tuple[list[str], list[Path]]:
             ["decode tokens/s"],
             f"{sweep}: where in-storage attention stops paying off",
         )
-    for name, frame in (("instinfer-context.csv", curves), ("instinfer-sensitivity.csv", sens)):
-        frame.to_csv(out / name, index=False)
-        files.append(out / name)
+    files += _write_csvs(out, {"instinfer-context.csv": curves, "instinfer-sensitivity.csv": sens})
     lines = [
         "## Computational storage: attention in the drive vs SSD offload",
         "",
@@ -241,9 +237,7 @@ def npu_study(out: Path) -> tuple[list[str], list[Path]]:
         "prefill speed: mllm-NPU schedule vs CPU-only and GPU-only",
     )
     ablation = mllm_npu.ablation()
-    for name, frame in (("npu-grid.csv", grid), ("npu-ablation.csv", ablation)):
-        frame.to_csv(out / name, index=False)
-        files.append(out / name)
+    files += _write_csvs(out, {"npu-grid.csv": grid, "npu-ablation.csv": ablation})
     lines = [
         "## Phone NPU: chunked INT8 prefill with shadow outliers and out-of-order scheduling",
         "",
