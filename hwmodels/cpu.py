@@ -32,7 +32,7 @@ from hwmodels.placement import Placement
 from hwmodels.registry import register
 from hwmodels.roofline_model import RooflineCostModel
 from workloads.errors import ConfigError
-from workloads.graph import OpTable
+from workloads.graph import INT8_MAX_BITS_PER_WEIGHT, OpTable
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +87,7 @@ def instructions(
     per_flop = table["attention_instructions_per_flop"] * table["reference_simd_bits"] / simd_bits
     per_mac = instructions_per_mac(bits, simd_bits)
     if tiled_gemm:  # one dot-product lane group per MAC: int8 (<= 8.6 bits/weight), 16-bit, or fp32 math
-        math_bits = np.where(bits <= 8.6, 8.0, np.where(bits <= 16.0, 16.0, 32.0))
+        math_bits = np.where(bits <= INT8_MAX_BITS_PER_WEIGHT, 8.0, np.where(bits <= 16.0, 16.0, 32.0))
         covered = ~np.isin(ops.fmt, untiled_formats).reshape(kind.shape)
         per_mac = np.where((ops.m > 1) & covered, math_bits / simd_bits, per_mac)
     return np.where(gemm, macs * per_mac, np.where(attention, ops.flops * per_flop, 0.0))

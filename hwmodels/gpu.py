@@ -23,10 +23,7 @@ from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
 from hwmodels.registry import register
 from hwmodels.roofline_model import RooflineCostModel
-from workloads.graph import OpTable
-
-QUANTIZED_MAX_BITS = 8.6
-"""Weights of at most this many bits per weight (scales included) run quantized kernels."""
+from workloads.graph import INT8_MAX_BITS_PER_WEIGHT, OpTable
 
 
 def issue_lane_cycles_per_s(device: DeviceSpec) -> float | None:
@@ -42,7 +39,7 @@ def issue_bound_gemm_s(ops: OpTable, rate_macs_per_s: float, gemv_max_rows: floa
     """Time per occurrence of the quantized GEMMs (more than ``gemv_max_rows`` rows) at an
     issue-bound rate of multiply-adds per second; 0 for every other op."""
     kind = ops.kind.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
-    quantized = ops.bits_per_weight <= QUANTIZED_MAX_BITS
+    quantized = ops.bits_per_weight <= INT8_MAX_BITS_PER_WEIGHT
     hit = np.isin(kind, ("gemm", "router")) & quantized & (ops.m > gemv_max_rows)
     return np.where(hit, ops.flops / 2.0 / rate_macs_per_s, 0.0)
 

@@ -40,6 +40,10 @@ OP_KINDS = ("embedding", "norm", "gemm", "attention", "elementwise", "router", "
 BYTE_CLASSES = ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
 """Tensor classes whose bytes cross the device's memory."""
 
+INT8_MAX_BITS_PER_WEIGHT = 8.6
+"""Stored bits per weight up to which weights are 8-bit or narrower integers (Q8_0 stores
+8.5 with its block scales) and run through integer kernels."""
+
 _NUMERIC = ("m", "n", "k", "flops", *BYTE_CLASSES, "link_bytes", "link_steps")
 
 
