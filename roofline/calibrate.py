@@ -46,6 +46,7 @@ from roofline.validation import (
     validate,
 )
 from workloads.errors import HwsimError
+from workloads.quant import Quant
 
 ARCHES = ("gpu", "cpu", "npu")
 ROWS_PER_PARAM = 4
@@ -142,7 +143,8 @@ def _issue_bound_gemm_row(cond: Condition) -> bool:
         return False
     kernels = framework_terms(framework_terms(cond.framework).kernels)
     device = catalog()[cond.device]
-    return kernels.issue_bound_quantized_gemm and "gpu" in device.extra and cond.precision.startswith("q")
+    integer_weights = Quant.from_name(cond.precision).weight_bits <= 8
+    return kernels.issue_bound_quantized_gemm and "gpu" in device.extra and integer_weights
 
 
 def fit(rows: pd.DataFrame, start: Values | None = None) -> Values:
