@@ -39,8 +39,6 @@ SOURCE = "InstInfer, arXiv 2409.04992 abstract (shared/papers.md section 3c)"
 MODEL, GPU, DRIVE, HOST = "opt-13b", "a6000", "smartssd", "host-ddr5"
 BATCH, OUTPUT_LEN = 16, 64
 CONTEXTS = (1024, 2048, 4096, 8192, 16384)
-HOST_LINK_BPS = 31.5e9
-"""A6000's PCIe Gen4 x16 host link, per direction (hardware.md conventions)."""
 SPARSE_READ_FRACTION = 0.125
 """(est.) Share of KV bytes read with sparse attention: SparQ (Ribar et al., 2023) reports up to
 8x fewer attention data transfers; InstInfer's flash-aware variant reads at page granularity."""
@@ -68,7 +66,7 @@ def _layer_times(ctx: float, drive: DeviceSpec, sparse: bool, batch: int = BATCH
         "gpu_after_attention_s": float(per_layer[layer_rows & ~is_att & ~before].sum()),
         "gpu_attention_s": float(per_layer[is_att].sum()),
         "ssd_read_s": kv_layer / min(drive.extra["storage"]["read_bytes_per_s"], drive_link),
-        "host_to_gpu_s": kv_layer / HOST_LINK_BPS,
+        "host_to_gpu_s": kv_layer / gpu.links["pcie"].bw_bytes_per_s,
         "csd_attention_s": csd_s,
         "p2p_s": q_out / drive_link,
         "outside_layers_s": float(cost.time_s[~layer_rows].sum()),
@@ -171,9 +169,10 @@ def sensitivity(ctx: int = 8192) -> pd.DataFrame:
                     "tokens_per_s": throughput(design, ctx, dev),
                 }
             )
-    for gen, gbps in ((3, 3.5), (4, 7.0), (5, 14.0)):
-        link = replace(base.links["pcie"], bw_bytes_per_s=gbps * 1e9)
-        storage = {**base.extra["storage"], "read_bytes_per_s": gbps * 1e9}
+    for gen in (3, 4, 5):  # a drive as fast as its x4 link: a quarter of the catalog's x16 link
+        bps = load_device(f"pcie-gen{gen}-x16").links["self"].bw_bytes_per_s / 4
+        link = replace(base.links["pcie"], bw_bytes_per_s=bps)
+        storage = {**base.extra["storage"], "read_bytes_per_s": bps}
         dev = replace(base, links={**base.links, "pcie": link}, extra={**base.extra, "storage": storage})
         for design in ("flexgen-ssd", "instinfer-dense", "instinfer"):
             rows.append(
