@@ -35,10 +35,6 @@ from workloads.graph import build_ops, kv_cache_bytes, weight_bytes
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
 
-GPU_MEMORY_FRACTION = 0.9
-"""Share of GPU memory a policy may use (FlexGen's LP caps the T4's 16 GB at 15 GB; the
-framework reserve of TensorRT-LLM and vLLM is 0.9)."""
-
 GPU_BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256)
 BLOCK_SIZES = (1, 2, 3, 4, 6, 8, 12, 16)
 WEIGHT_GPU = tuple(np.round(np.arange(0, 1.01, 0.1), 2))
@@ -129,9 +125,16 @@ def layer_costs(
 
 
 def _memory_ok(
-    spec: ModelSpec, quant: Quant, system: System, p: Policy, input_len: int, output_len: int, lc: LayerCosts
+    spec: ModelSpec,
+    quant: Quant,
+    system: System,
+    p: Policy,
+    input_len: int,
+    output_len: int,
+    lc: LayerCosts,
+    framework: str | None,
 ) -> tuple[bool, str]:
-    """Whether a policy fits GPU, host and disk; the reason when not."""
+    """Whether a policy fits GPU (the framework's share of it), host and disk; the reason when not."""
     gpu, host = system.gpu, system.devices.get("host", (None, 0))[0]
     disk = system.devices.get("disk", (None, 0))[0]
     w_total = weight_bytes(spec, quant)
@@ -139,8 +142,9 @@ def _memory_ok(
     act = p.gpu_batch * input_len * (2 * spec.hidden_size + 2 * spec.ffn_size) * quant.act_bytes
     streamed = 2 * lc.weight_bytes if p.weight_frac("gpu") < 1 else 0.0
     need_gpu = p.weight_frac("gpu") * w_total + streamed + act + (kv_total if p.kv == "gpu" else 0.0)
-    if need_gpu > GPU_MEMORY_FRACTION * gpu.memory.capacity_bytes:
-        return False, f"GPU short by {need_gpu - GPU_MEMORY_FRACTION * gpu.memory.capacity_bytes:.3g} B"
+    usable = (framework_terms(framework).memory_fraction if framework else 1.0) * gpu.memory.capacity_bytes
+    if need_gpu > usable:
+        return False, f"GPU short by {need_gpu - usable:.3g} B"
     need_host = p.weight_frac("host") * w_total + (kv_total if p.kv == "host" else 0.0)
     if need_host and (host is None or need_host > host.memory.capacity_bytes):
         return False, "host memory short"
@@ -196,7 +200,7 @@ def candidates(
         if key not in cache:
             cache[key] = layer_costs(spec, quant, system, gbs, input_len, output_len, kv == "host", framework)
         lc = cache[key]
-        ok, _ = _memory_ok(spec, quant, system, p, input_len, output_len, lc)
+        ok, _ = _memory_ok(spec, quant, system, p, input_len, output_len, lc, framework)
         if ok:
             yield p, lc, policy_time_s(system, p, lc, spec.n_layers, output_len)
 
@@ -320,7 +324,7 @@ def simulate_offload(
     kv = "host" if system.kv.get("host", 0.0) >= 1.0 else "gpu"
     p = Policy(min(gbs, batch), k, tuple(sorted(system.weights.items())), kv)
     lc = layer_costs(spec, quant, system, p.gpu_batch, input_len, output_len, kv == "host", framework)
-    ok, why = _memory_ok(spec, quant, system, p, input_len, output_len, lc)
+    ok, why = _memory_ok(spec, quant, system, p, input_len, output_len, lc, framework)
     if not ok:
         raise DoesNotFitError(f"{spec.name} with batch {batch} on {system.name}: {why}")
     timeline = run(build_offload_graph(system, spec, p, lc, output_len), record=True)
