@@ -40,7 +40,7 @@ instance and a GPU instance is usually made (the paper's price basis was not ret
 
 def grid(sail_device=SAIL_DEVICE) -> pd.DataFrame:
     """Decode tokens/s and tokens per $ of SAIL, the N1 CPU and the V100 over models, bits and batches."""
-    rows = []
+    frames = []
     for model in MODELS:
         for bits in WEIGHT_BITS:
             q_cpu = f"w{bits}a8g128"
@@ -49,21 +49,22 @@ def grid(sail_device=SAIL_DEVICE) -> pd.DataFrame:
             sail = estimate(model, sail_device, precision=q_cpu, **kw)
             cpu = estimate(model, BASELINE_CPU, precision=q_cpu, **kw)
             gpu = estimate(model, GPU, precision=q_gpu, **kw)
-            for i, b in enumerate(BATCHES):
-                rows.append(
+            frames.append(
+                pd.DataFrame(
                     {
                         "model": model,
                         "weight_bits": bits,
-                        "batch": int(b),
-                        "sail_tokens_per_s": float(sail.decode_tokens_per_s[i]),
-                        "cpu_tokens_per_s": float(cpu.decode_tokens_per_s[i]),
-                        "gpu_tokens_per_s": float(gpu.decode_tokens_per_s[i]),
-                        "sail_tokens_per_usd": float(sail.tokens_per_usd[i]),
-                        "cpu_tokens_per_usd": float(cpu.tokens_per_usd[i]),
-                        "gpu_tokens_per_usd": float(gpu.tokens_per_usd[i]),
+                        "batch": np.asarray(BATCHES, dtype=int),
+                        "sail_tokens_per_s": sail.decode_tokens_per_s,
+                        "cpu_tokens_per_s": cpu.decode_tokens_per_s,
+                        "gpu_tokens_per_s": gpu.decode_tokens_per_s,
+                        "sail_tokens_per_usd": sail.tokens_per_usd,
+                        "cpu_tokens_per_usd": cpu.tokens_per_usd,
+                        "gpu_tokens_per_usd": gpu.tokens_per_usd,
                     }
                 )
-    frame = pd.DataFrame(rows)
+            )
+    frame = pd.concat(frames, ignore_index=True)
     frame["speedup_vs_n1"] = frame["sail_tokens_per_s"] / frame["cpu_tokens_per_s"]
     frame["tokens_per_usd_vs_n1"] = frame["sail_tokens_per_usd"] / frame["cpu_tokens_per_usd"]
     frame["cost_efficiency_vs_v100"] = frame["sail_tokens_per_usd"] / frame["gpu_tokens_per_usd"]
