@@ -156,5 +156,12 @@ def test_calibration_parameters_are_physical():
 
 
 def test_every_gpu_has_class_parameters():
+    """Every GPU's class resolves to a full parameter set (an unknown class raises)."""
+    needed = {
+        "compute_efficiency",
+        "memory_efficiency",
+        "kernel_overhead_us",
+        "issue_bound_gemm_macs_per_lane_cycle",
+    }
     for name in device_names("gpu"):
-        params_for("gpu", load_device(name).device_class)
+        assert needed <= set(params_for("gpu", load_device(name).device_class)), name
