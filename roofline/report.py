@@ -99,9 +99,7 @@ def build_report(
         written += _catalog_tables(out, gpus)
         done("tables")
         est = _estimate_table(models, devices, batches)
-        path = out / "estimates.csv"
-        est.to_csv(path, index=False)
-        written.append(path)
+        written += write_csvs(out, {"estimates.csv": est})
         done("estimates")
         focus_dev = compute_device("h100-sxm")
         spec = load_model(FOCUS_MODEL)
@@ -124,10 +122,9 @@ def build_report(
         written += plots.breakdown_chart(
             tables, out / "breakdown-h100", title=f"{FOCUS_MODEL} on h100-sxm: where the step time goes"
         )
-        for name, t in tables.items():
-            path = out / f"ops-h100-{name.replace(' ', '-').replace('=', '')}.csv"
-            t.to_csv(path, index=False)
-            written.append(path)
+        written += write_csvs(
+            out, {f"ops-h100-{name.replace(' ', '-').replace('=', '')}.csv": t for name, t in tables.items()}
+        )
         done("breakdown")
         focus = est.loc[(est["model"] == FOCUS_MODEL) & est["device"].isin(FOCUS_DEVICES)]
         written += plots.metric_vs_batch(
@@ -167,9 +164,7 @@ def build_report(
         )
         done("efficiency")
         points = validate_frame(load_measured())
-        path = out / "validation.csv"
-        points.to_csv(path, index=False)
-        written.append(path)
+        written += write_csvs(out, {"validation.csv": points})
         written += plots.predicted_vs_measured(points, out / "predicted-vs-measured")
         done("validation")
         extra: list[str] = []
@@ -181,6 +176,15 @@ def build_report(
         written += _index(out, est, devices, quick, points, extra)
         done("index")
     return written
+
+
+def write_csvs(out: Path, frames: dict[str, pd.DataFrame]) -> list[Path]:
+    """Each frame to ``out/<name>`` without its index; the paths written."""
+    paths = []
+    for name, frame in frames.items():
+        frame.to_csv(out / name, index=False)
+        paths.append(out / name)
+    return paths
 
 
 def _estimate_table(models: tuple[str, ...], devices: list[str], batches: np.ndarray) -> pd.DataFrame:
@@ -233,10 +237,7 @@ def _catalog_tables(out: Path, gpus: list[str]) -> list[Path]:
                 "source": entry["source"],
             }
         )
-    paths = [out / "devices.csv", out / "models.csv"]
-    pd.DataFrame(rows).to_csv(paths[0], index=False)
-    pd.DataFrame(models).to_csv(paths[1], index=False)
-    return paths
+    return write_csvs(out, {"devices.csv": pd.DataFrame(rows), "models.csv": pd.DataFrame(models)})
 
 
 def _md_table(frame: pd.DataFrame) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from roofline import plots
+from roofline.report import write_csvs
 from sim.experiments import reproduce
 from sim.simulate import simulate
 
@@ -19,15 +20,6 @@ TP_MODEL, TP_SYSTEMS = (
     "llama-2-70b",
     {"NVLink (8xh100-nvlink)": "8xh100-nvlink", "PCIe Gen5 (8xh100-pcie)": "8xh100-pcie"},
 )
-
-
-def _write_csvs(out: Path, frames: dict[str, pd.DataFrame]) -> list[Path]:
-    """Each frame to ``out/<name>`` without its index; the paths written."""
-    paths = []
-    for name, frame in frames.items():
-        frame.to_csv(out / name, index=False)
-        paths.append(out / name)
-    return paths
 
 
 def tp_scaling(out: Path) -> tuple[list[str], list[Path]]:
@@ -50,7 +42,7 @@ def tp_scaling(out: Path) -> tuple[list[str], list[Path]]:
                 }
             )
     frame = pd.DataFrame(rows)
-    files = _write_csvs(out, {"tp-scaling.csv": frame})
+    files = write_csvs(out, {"tp-scaling.csv": frame})
     files += plots.tp_scaling_chart(frame, out / "tp-scaling", f"{TP_MODEL} decode, batch 1 (event engine)")
     timeline = simulate("2x8xh100-ib", TP_MODEL, batch=8, input_len=256, output_len=3)
     files += plots.timeline_chart(
@@ -75,7 +67,7 @@ def tp_scaling(out: Path) -> tuple[list[str], list[Path]]:
 def paper_reproductions(out: Path) -> tuple[list[str], list[Path]]:
     """The paper experiments (``hwsim reproduce``) as a table."""
     frame = reproduce()
-    files = _write_csvs(out, {"reproduce.csv": frame})
+    files = write_csvs(out, {"reproduce.csv": frame})
     lines = [
         "## Papers reproduced (`hwsim reproduce`)",
         "",
@@ -112,7 +104,7 @@ def sail_study(out: Path) -> tuple[list[str], list[Path]]:
     )
     sens = sail.sensitivity()
     files += plots.tornado_chart(sens, out / "sail-sensitivity")
-    files += _write_csvs(out, {"sail-grid.csv": grid, "sail-sensitivity.csv": sens})
+    files += write_csvs(out, {"sail-grid.csv": grid, "sail-sensitivity.csv": sens})
     lines = [
         "## SAIL: LUT-GEMV in the last-level cache",
         "",
@@ -145,7 +137,7 @@ def wafer_study(out: Path) -> tuple[list[str], list[Path]]:
     sens = waferllm.sensitivity()
     files += plots.tornado_chart(sens, out / "wafer-sensitivity")
     gemv = waferllm.gemv_compare()
-    files += _write_csvs(
+    files += write_csvs(
         out, {"wafer-scaling.csv": scaling, "wafer-sensitivity.csv": sens, "wafer-gemv.csv": gemv}
     )
     lines = [
@@ -191,7 +183,7 @@ def instinfer_study(out: Path) -> tuple[list[str], list[Path]]:
             ["decode tokens/s"],
             f"{sweep}: where in-storage attention stops paying off",
         )
-    files += _write_csvs(out, {"instinfer-context.csv": curves, "instinfer-sensitivity.csv": sens})
+    files += write_csvs(out, {"instinfer-context.csv": curves, "instinfer-sensitivity.csv": sens})
     lines = [
         "## Computational storage: attention in the drive vs SSD offload",
         "",
@@ -237,7 +229,7 @@ def npu_study(out: Path) -> tuple[list[str], list[Path]]:
         "prefill speed: mllm-NPU schedule vs CPU-only and GPU-only",
     )
     ablation = mllm_npu.ablation()
-    files += _write_csvs(out, {"npu-grid.csv": grid, "npu-ablation.csv": ablation})
+    files += write_csvs(out, {"npu-grid.csv": grid, "npu-ablation.csv": ablation})
     lines = [
         "## Phone NPU: chunked INT8 prefill with shadow outliers and out-of-order scheduling",
         "",
