@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import pandas as pd
 
+from hwmodels.device_spec import DeviceSpec
 from workloads.errors import unknown_name
 
 COLUMNS = ["experiment", "metric", "condition", "paper_value", "hwsim_value", "ratio", "source"]
@@ -29,6 +31,37 @@ def comparison(experiment: str, rows: list[tuple[str, str, float, float]], sourc
         ],
         columns=COLUMNS,
     )
+
+
+def tornado(
+    base: DeviceSpec,
+    block: str,
+    ranges: Mapping[str, tuple[float, float]],
+    headlines: Callable[[DeviceSpec], Mapping[str, float]],
+    caps: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """Each headline at the low and high end of each assumed parameter of the device's ``block``
+    (a multiplier per end, a parameter capped at ``caps`` where given), beside its baseline:
+    rows ``[parameter, end, multiplier, metric, value, baseline]`` for a tornado chart."""
+    reference = headlines(base)
+    rows = []
+    for param, ends in ranges.items():
+        for end, mult in zip(("low", "high"), ends, strict=True):
+            values = dict(base.extra[block])
+            values[param] = min(values[param] * mult, (caps or {}).get(param, float("inf")))
+            varied = headlines(replace(base, extra={**base.extra, block: values}))
+            rows += [
+                {
+                    "parameter": param,
+                    "end": end,
+                    "multiplier": mult,
+                    "metric": metric,
+                    "value": value,
+                    "baseline": reference[metric],
+                }
+                for metric, value in varied.items()
+            ]
+    return pd.DataFrame(rows)
 
 
 def registry() -> dict[str, Callable[[], pd.DataFrame]]:

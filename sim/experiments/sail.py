@@ -10,16 +10,15 @@ maximum over that grid, as the abstract states them.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
-from hwmodels.device_spec import load_device
+from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.kernels.lut_gemv import lut_gemv
 from hwmodels.sail import SailParams, array_cycles
 from roofline.economics import Economics
 from roofline.estimate import estimate
+from sim.experiments import tornado
 
 SOURCE = "SAIL, arXiv 2509.25853 abstract (shared/papers.md section 1c)"
 PAPER = {
@@ -143,26 +142,12 @@ SENSITIVITY = {
 
 def sensitivity() -> pd.DataFrame:
     """Each headline at the low and high end of each assumed PIM parameter (a tornado)."""
-    base_dev = load_device(SAIL_DEVICE)
-    base = grid(base_dev)
-    rows = []
-    for param, (lo, hi) in SENSITIVITY.items():
-        for label, mult in (("low", lo), ("high", hi)):
-            block = dict(base_dev.extra["sail"])
-            block[param] = (
-                min(block[param] * mult, 1.0) if param == "dram_efficiency" else block[param] * mult
-            )
-            dev = replace(base_dev, extra={**base_dev.extra, "sail": block})
-            frame = grid(dev)
-            for metric in ("speedup_vs_n1", "tokens_per_usd_vs_n1", "cost_efficiency_vs_v100"):
-                rows.append(
-                    {
-                        "parameter": param,
-                        "end": label,
-                        "multiplier": mult,
-                        "metric": metric,
-                        "value": float(frame[metric].max()),
-                        "baseline": float(base[metric].max()),
-                    }
-                )
-    return pd.DataFrame(rows)
+
+    def headlines(dev: DeviceSpec) -> dict[str, float]:
+        frame = grid(dev)
+        return {
+            m: float(frame[m].max())
+            for m in ("speedup_vs_n1", "tokens_per_usd_vs_n1", "cost_efficiency_vs_v100")
+        }
+
+    return tornado(load_device(SAIL_DEVICE), "sail", SENSITIVITY, headlines, caps={"dram_efficiency": 1.0})

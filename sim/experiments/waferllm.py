@@ -9,15 +9,13 @@ moves with each assumed mesh parameter.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 
 from hwmodels import registry
-from hwmodels.device_spec import load_device
+from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.wafer import Mesh, check_fit, gemm_time_s, gemv_time_s
 from roofline.estimate import estimate
-from sim.experiments import comparison
+from sim.experiments import comparison, tornado
 from workloads.graph import gemm_table, weight_bytes
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -142,33 +140,11 @@ SENSITIVITY = {
 
 def sensitivity() -> pd.DataFrame:
     """GEMV speedup and decode speed at the ends of each assumed mesh parameter."""
-    base = load_device(WAFER)
-    ref_g = float(gemv_compare(base)["speedup"].max())
-    ref_d = decode_compare(base)["wafer_tokens_per_s"]
-    rows = []
-    for param, (lo, hi) in SENSITIVITY.items():
-        for end, mult in (("low", lo), ("high", hi)):
-            block = dict(base.extra["wafer"])
-            block[param] *= mult
-            dev = replace(base, extra={**base.extra, "wafer": block})
-            rows.append(
-                {
-                    "parameter": param,
-                    "end": end,
-                    "multiplier": mult,
-                    "metric": "gemv_speedup_vs_a100",
-                    "value": float(gemv_compare(dev)["speedup"].max()),
-                    "baseline": ref_g,
-                }
-            )
-            rows.append(
-                {
-                    "parameter": param,
-                    "end": end,
-                    "multiplier": mult,
-                    "metric": "decode_tokens_per_s",
-                    "value": decode_compare(dev)["wafer_tokens_per_s"],
-                    "baseline": ref_d,
-                }
-            )
-    return pd.DataFrame(rows)
+
+    def headlines(dev: DeviceSpec) -> dict[str, float]:
+        return {
+            "gemv_speedup_vs_a100": float(gemv_compare(dev)["speedup"].max()),
+            "decode_tokens_per_s": float(decode_compare(dev)["wafer_tokens_per_s"]),
+        }
+
+    return tornado(load_device(WAFER), "wafer", SENSITIVITY, headlines)
