@@ -109,3 +109,16 @@ def test_waferllm_rows():
         "decode_speedup_vs_8xa100",
     ]
     assert (frame["hwsim_value"] > 0).all()
+
+
+def test_tornado_moves_headlines_the_right_way():
+    """More hop latency on the mesh slows decode and the GEMV; a faster clock speeds both; the
+    tornado reports each end beside the unchanged baseline."""
+    from sim.experiments import waferllm
+
+    t = waferllm.sensitivity().set_index(["parameter", "end", "metric"])
+    decode, gemv = "decode_tokens_per_s", "gemv_speedup_vs_a100"
+    for metric in (decode, gemv):
+        assert t.loc[("hop_cycles", "high", metric), "value"] < t.loc[("hop_cycles", "low", metric), "value"]
+        assert t.loc[("clock_GHz", "high", metric), "value"] > t.loc[("clock_GHz", "low", metric), "value"]
+    assert t["baseline"].groupby(level="metric").nunique().eq(1).all()
