@@ -34,7 +34,7 @@ from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
 from roofline.economics import Economics, usd_per_s
 from workloads.errors import ConfigError
-from workloads.graph import build_ops, check_parallelism, kv_cache_bytes, weight_bytes
+from workloads.graph import activation_peak_bytes, build_ops, check_parallelism, kv_cache_bytes, weight_bytes
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
 
@@ -148,10 +148,8 @@ def memory_per_device(
     """Bytes each device holds: weights, KV cache at the final context, prefill workspace."""
     weights = weight_bytes(spec, quant, tp, pp, ep)
     kv = kv_cache_bytes(spec, quant, batch, np.asarray(input_len) + np.asarray(output_len), tp, pp)
-    up = (2 if spec.ffn_gated else 1) * max(spec.ffn_size, spec.moe.expert_ffn_size if spec.moe else 0) / tp
-    workspace = np.asarray(batch) * np.asarray(input_len) * (2 * spec.hidden_size + up) * quant.act_bytes
-    logits = np.asarray(batch) * spec.vocab_size / tp * 4.0  # fp32 logits of the last position
-    return weights + kv + workspace + logits
+    B = np.asarray(batch)
+    return weights + kv + activation_peak_bytes(spec, quant, B * np.asarray(input_len), B, tp)
 
 
 def _ops(
@@ -232,7 +230,7 @@ def estimate(
     L_out = _positive_ints(output_len, "output_len")
     model_cost = registry.get(dev.arch)
     place = Placement(tp=tp, pp=pp, ep=ep, link=link, framework=framework)
-    step_overhead_s = framework_terms(framework).step_overhead_s if framework else 0.0
+    step_overhead_s = framework_terms(framework).host_step_s(B) if framework else 0.0
 
     prefill = model_cost.estimate(_ops(spec, quant, "prefill", B, L_in, 0.0, tp, pp, ep), dev, place)
     n_steps = np.maximum(L_out - 1.0, 1.0)

@@ -177,7 +177,7 @@ def simulate(
     graph = TaskGraph()
     pre_ops = build_ops(spec, quant, phase="prefill", batch=micro, tokens=input_len, **kw)
     pre_cost = model_cost.estimate(pre_ops, dev, place)
-    step_over = framework_terms(framework).step_overhead_s if framework else 0.0
+    step_over = framework_terms(framework).host_step_s(micro) if framework else 0.0
     pre_plan = plan_step(pre_ops, pre_cost, spec, system)
     pre_plan = replace(pre_plan, pre_s=pre_plan.pre_s + step_over)
     last = add_step(graph, [pre_plan] * n_micro, system, spec.n_layers, [], "prefill")

@@ -600,6 +600,15 @@ def kv_cache_bytes(
     )
 
 
+def activation_peak_bytes(spec: ModelSpec, quant: Quant, tokens: Any, seqs: Any, tp: int = 1) -> Any:
+    """Bytes of a forward pass's activation workspace per device: ``tokens`` token rows
+    through the widest layer (its input, its output and the FFN's up projection) plus the
+    fp32 logits of ``seqs`` sequences' last positions."""
+    up = (2 if spec.ffn_gated else 1) * max(spec.ffn_size, spec.moe.expert_ffn_size if spec.moe else 0) / tp
+    logits = np.asarray(seqs) * spec.vocab_size / tp * 4.0
+    return np.asarray(tokens) * (2 * spec.hidden_size + up) * quant.act_bytes + logits
+
+
 def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: int = 1) -> float:
     """Weight bytes stored per device: experts split by ``ep``, the rest by ``tp * pp``.
 

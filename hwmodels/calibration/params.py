@@ -135,7 +135,8 @@ def fitted_on(arch: str) -> str:
 @dataclass(frozen=True, slots=True)
 class FrameworkTerms:
     """A serving framework's overheads: per kernel launch (None keeps the device class's)
-    and per model step (scheduling, sampling, Python), in seconds, and the share of device
+    and per model step (scheduling, sampling, Python), plus per sequence in a step (input
+    preparation, sampling and detokenization of each sequence), in seconds, and the share of device
     memory it lets weights and KV cache use, with their basis. ``kv_read_per_query_head``:
     its decode attention kernel reads a shared KV head once per query head (no GQA/MQA
     sharing); ``kernels`` names the framework whose kernels it runs (Ollama runs llama.cpp's); ``fuses_elementwise``:
@@ -149,6 +150,7 @@ class FrameworkTerms:
     name: str
     kernel_overhead_us: float | None
     step_overhead_s: float
+    seq_overhead_s: float
     memory_fraction: float
     kv_read_per_query_head: bool
     kernels: str
@@ -158,6 +160,10 @@ class FrameworkTerms:
     cpu_untiled_formats: tuple[str, ...]
     issue_bound_quantized_gemm: bool
     source: str
+
+    def host_step_s(self, n_seqs: Any) -> Any:
+        """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
+        return self.step_overhead_s + self.seq_overhead_s * n_seqs
 
 
 @lru_cache(maxsize=1)
@@ -182,6 +188,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             name=name,
             kernel_overhead_us=None if k is None else float(k),
             step_overhead_s=float(entry.get("step_overhead_us", 0.0)) * 1e-6,
+            seq_overhead_s=float(entry.get("seq_overhead_us", 0.0)) * 1e-6,
             memory_fraction=fraction,
             kv_read_per_query_head=bool(entry.get("kv_read_per_query_head", False)),
             kernels=kernels,

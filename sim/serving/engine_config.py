@@ -1,0 +1,191 @@
+"""An engine's batching limits and the KV-cache capacity it really gets.
+
+``sim/serving/engines.yaml`` holds each serving engine's defaults with their source.
+``kv_capacity`` resolves the KV pool per device the way the engine does: from the
+device's memory, the engine's memory fraction, the weights on the device, the activation
+peak of its profiling pass at the token budget, and its runtime reserve. Most serving
+simulators' largest errors came from getting this number wrong, so it is reported with
+every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+import yaml
+
+from hwmodels.device_spec import DeviceSpec
+from workloads.errors import ConfigError, DoesNotFitError, unknown_name
+from workloads.graph import activation_peak_bytes, kv_cache_bytes, weight_bytes
+from workloads.model_spec import ModelSpec
+from workloads.quant import Quant
+
+KV_RULES = ("utilization", "free_fraction", "static_fraction", "whole")
+SCHEDULERS = ("static", "vllm", "vllm-v0", "tensorrt-llm", "sglang")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Batching limits and memory rule of one engine (defaults from ``engines.yaml``)."""
+
+    name: str
+    scheduler: str
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    block_size: int
+    kv_rule: str
+    kv_fraction: float
+    runtime_reserve_bytes: float
+    source: str
+    preemption: str = "recompute"
+
+    def with_limits(
+        self,
+        max_num_seqs: int | None = None,
+        max_num_batched_tokens: int | None = None,
+        preemption: str | None = None,
+    ) -> EngineConfig:
+        """A copy with the run's own limits (``--max-batch``, ``--max-batched-tokens``)."""
+        for label, value in (("max_batch", max_num_seqs), ("max_batched_tokens", max_num_batched_tokens)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{label} is {value!r}; expected a positive integer")
+        if preemption is not None and preemption not in ("recompute", "swap"):
+            raise ConfigError(f"preemption is {preemption!r}; expected 'recompute' or 'swap'")
+        return replace(
+            self,
+            max_num_seqs=max_num_seqs or self.max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens or self.max_num_batched_tokens,
+            preemption=preemption or self.preemption,
+        )
+
+
+@lru_cache(maxsize=1)
+def _engines() -> dict[str, EngineConfig]:
+    where = "sim/serving/engines.yaml"
+    raw = yaml.safe_load(files("sim.serving").joinpath("engines.yaml").read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
+    out = {}
+    for name, e in raw["engines"].items():
+        mem = e["kv_memory"]
+        if e["scheduler"] not in SCHEDULERS or mem["rule"] not in KV_RULES or not e.get("source"):
+            raise ConfigError(f"{where}: engines.{name} needs a known scheduler, kv rule and a source")
+        out[name] = EngineConfig(
+            name=name,
+            scheduler=e["scheduler"],
+            max_num_seqs=int(e["max_num_seqs"]),
+            max_num_batched_tokens=int(e["max_num_batched_tokens"]),
+            block_size=int(e["block_size"]),
+            kv_rule=mem["rule"],
+            kv_fraction=float(mem["fraction"]),
+            runtime_reserve_bytes=float(mem["runtime_reserve_GB"]) * 1e9,
+            source=str(e["source"]).strip(),
+        )
+    return out
+
+
+def engine_names() -> list[str]:
+    return sorted(_engines())
+
+
+def engine_for(framework: str | None) -> EngineConfig:
+    """The engine defaults of ``framework`` (None: vLLM). A framework without a batching
+    engine of its own (llama.cpp, HF Transformers, FlexGen) serves static batches within its
+    ``memory_fraction``."""
+    from hwmodels.calibration.params import framework_names, framework_terms
+
+    table = _engines()
+    name = framework or "vllm"
+    if name in table:
+        return table[name]
+    if name not in framework_names():
+        raise unknown_name("framework", name, sorted(set(framework_names()) | set(table)))
+    static = table["static"]
+    return replace(static, name=name, kv_fraction=framework_terms(name).memory_fraction)
+
+
+@dataclass(frozen=True)
+class KvCapacity:
+    """The KV pool of one replica, per device, and how it was resolved (bytes)."""
+
+    tokens: int
+    blocks: int
+    block_size: int
+    bytes_per_token: float
+    device_bytes: float
+    weight_bytes: float
+    activation_bytes: float
+    reserve_bytes: float
+    kv_bytes: float
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kv_capacity_tokens": self.tokens,
+            "kv_blocks": self.blocks,
+            "kv_block_size": self.block_size,
+            "kv_bytes_per_device": self.kv_bytes,
+            "weight_bytes_per_device": self.weight_bytes,
+            "activation_peak_bytes": self.activation_bytes,
+            "runtime_reserve_bytes": self.reserve_bytes,
+            "device_memory_bytes": self.device_bytes,
+            "kv_rule": self.rule,
+        }
+
+
+def kv_capacity(
+    spec: ModelSpec,
+    quant: Quant,
+    device: DeviceSpec,
+    engine: EngineConfig,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+) -> KvCapacity:
+    """Resolve the KV pool as ``engine`` does; ``DoesNotFitError`` says how much memory is short."""
+    total = device.memory.capacity_bytes
+    weights = weight_bytes(spec, quant, tp, pp, ep)
+    act = float(
+        activation_peak_bytes(spec, quant, engine.max_num_batched_tokens, engine.max_num_seqs, tp)
+        if engine.kv_rule != "static_fraction"
+        else 0.0
+    )
+    reserve = engine.runtime_reserve_bytes
+    f = engine.kv_fraction
+    rule = engine.kv_rule
+    if rule == "utilization":
+        kv = f * total - weights - act - reserve
+    elif rule == "free_fraction":
+        kv = f * (total - weights - act - reserve)
+    else:  # static_fraction, whole
+        kv = f * total - weights
+    per_token = float(kv_cache_bytes(spec, quant, 1, 1, tp, pp))
+    block_bytes = per_token * engine.block_size
+    blocks = int(kv // block_bytes) if kv > 0 else 0
+    if blocks < 1:
+        short = block_bytes - kv
+        raise DoesNotFitError(
+            f"{spec.name} leaves no KV cache on {device.name} under {engine.name}: "
+            f"{total / 1e9:.1f} GB x {f:g} holds {weights / 1e9:.1f} GB of weights per device"
+            + (
+                f", {act / 1e9:.2f} GB of activations and {reserve / 1e9:.1f} GB reserve"
+                if act or reserve
+                else ""
+            )
+            + f"; short by {short / 1e9:.2f} GB for one KV block (add devices with --tp/--pp or lower --precision)"
+        )
+    return KvCapacity(
+        tokens=blocks * engine.block_size,
+        blocks=blocks,
+        block_size=engine.block_size,
+        bytes_per_token=per_token,
+        device_bytes=total,
+        weight_bytes=weights,
+        activation_bytes=act,
+        reserve_bytes=reserve,
+        kv_bytes=blocks * block_bytes,
+        rule=rule,
+    )

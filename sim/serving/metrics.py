@@ -1,0 +1,88 @@
+"""Per-request and aggregate metrics of a serving run, as benchmark clients report them.
+
+- TTFT: first token time minus arrival (the submit time for a closed-loop client);
+- TPOT: (finish - first token) / (output tokens - 1), over requests with more than one
+  output token (``vllm bench serve`` and ``genai-perf`` exclude one-token outputs);
+- inter-token latency: the gap between a request's consecutive tokens, i.e. the step
+  times weighted by the decode tokens each step produced;
+- end-to-end latency: finish minus arrival;
+- throughput over the run's duration (first arrival to last finish): requests/s and
+  output tokens/s (per device too);
+- SLO attainment: the share of requests meeting both the TTFT and the TPOT limit (a limit
+  not given always holds); goodput: those requests per second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sim.serving.requests import Requests
+
+
+def _stats(values: np.ndarray, prefix: str, unit: str = "s") -> dict[str, float]:
+    if values.size == 0:
+        nan = float("nan")
+        return {f"{prefix}_{unit}_{k}": nan for k in ("mean", "p50", "p90", "p99")}
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {
+        f"{prefix}_{unit}_mean": float(values.mean()),
+        f"{prefix}_{unit}_p50": float(p50),
+        f"{prefix}_{unit}_p90": float(p90),
+        f"{prefix}_{unit}_p99": float(p99),
+    }
+
+
+def weighted_percentiles(values: np.ndarray, weights: np.ndarray, q: list[float]) -> list[float]:
+    """Percentiles ``q`` (0-100) of ``values`` where each counts ``weights`` times."""
+    keep = weights > 0
+    if not keep.any():
+        return [float("nan")] * len(q)
+    v, w = values[keep], weights[keep]
+    order = np.argsort(v, kind="stable")
+    v, cum = v[order], np.cumsum(w[order])
+    return [float(v[min(np.searchsorted(cum, p / 100.0 * cum[-1]), len(v) - 1)]) for p in q]
+
+
+def request_metrics(
+    req: Requests,
+    n_devices: int,
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
+) -> dict[str, Any]:
+    """The aggregate latency and throughput figures of a finished run."""
+    done = req.completed
+    arrival, first, finish = req.arrival_s[done], req.first_token_s[done], req.finish_s[done]
+    out = req.output_len[done]
+    ttft = first - arrival
+    e2e = finish - arrival
+    multi = out > 1
+    tpot = (finish[multi] - first[multi]) / (out[multi] - 1)
+    duration = float(finish.max() - np.nanmin(req.arrival_s)) if done.any() else float("nan")
+    tokens = float(out.sum())
+    ok = np.ones(done.sum(), dtype=bool)
+    if slo_ttft_s is not None:
+        ok &= ttft <= slo_ttft_s
+    if slo_tpot_s is not None:
+        tpot_all = np.where(multi, (finish - first) / np.maximum(out - 1, 1), 0.0)
+        ok &= tpot_all <= slo_tpot_s
+    metrics: dict[str, Any] = {}
+    metrics.update(_stats(ttft, "ttft"))
+    metrics.update(_stats(tpot, "tpot"))
+    e2e_stats = _stats(e2e, "e2e")
+    metrics.update({k: e2e_stats[k] for k in ("e2e_s_mean", "e2e_s_p50", "e2e_s_p90", "e2e_s_p99")})
+    metrics.update(
+        {
+            "requests_per_s": float(done.sum()) / duration if duration > 0 else float("nan"),
+            "output_tokens_per_s": tokens / duration if duration > 0 else float("nan"),
+            "output_tokens_per_s_per_device": tokens / duration / n_devices if duration > 0 else float("nan"),
+            "completed": int(done.sum()),
+            "preempted": int(req.preemptions.sum()),
+            "slo_attainment": float(ok.mean()) if ok.size else float("nan"),
+            "goodput_requests_per_s": float(ok.sum()) / duration if duration > 0 else float("nan"),
+            "duration_s": duration,
+            "output_tokens": tokens,
+        }
+    )
+    return metrics

@@ -1,0 +1,369 @@
+"""One model replica serving requests step by step on the SimPy engine.
+
+A replica holds a waiting queue and the running requests (compact NumPy arrays: request
+id, tokens in the KV cache, prompt tokens still to prefill, admission order, KV blocks
+held). Each engine step is one SimPy timeout: the policy (``schedulers.py``) forms the
+batch, ``StepPricer`` prices it, and when the step ends the tokens it produced are
+credited. Events are per step and per arrival, never per token.
+
+Roles: ``both`` (aggregated serving), ``prefill`` (hands each request to ``on_prefilled``
+once its first token exists, keeping its KV blocks until ``release`` is called) and
+``decode`` (admits requests whose KV cache arrived, ``prefilled=True``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from sim.serving.engine_config import EngineConfig, KvCapacity
+from sim.serving.requests import Requests
+from sim.serving.schedulers import Policy
+from sim.serving.step_cost import StepPricer
+
+
+@dataclass
+class StepRecord:
+    """What the replica did in each step (lists, one entry per step), for timelines and checks."""
+
+    start_s: list[float]
+    time_s: list[float]
+    n_decode: list[int]
+    prefill_tokens: list[int]
+    kv_tokens: list[int]
+    n_running: list[int]
+    n_waiting: list[int]
+
+    @classmethod
+    def empty(cls) -> StepRecord:
+        return cls([], [], [], [], [], [], [])
+
+
+class Replica:
+    """A replica of the model (``tp * pp * ep`` devices) with one engine's scheduler and KV pool.
+
+    Parameters
+    ----------
+    env : the SimPy environment.
+    name : for timelines.
+    pricer : prices this replica's steps.
+    engine, kv : batching limits and the KV pool (per device of the replica).
+    requests : the run's request arrays.
+    policy : the scheduling policy.
+    on_finish : called with a request id when it completes.
+    role : ``both``, ``prefill`` or ``decode``.
+    on_prefilled : (prefill role) called with a request id and the KV blocks it holds when its
+        first token exists; the caller moves the KV cache and then calls ``release``.
+    swap_s_per_token : seconds to move one token's KV cache to or from host memory (swap
+        preemption), from the host link's bandwidth.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        name: str,
+        pricer: StepPricer,
+        engine: EngineConfig,
+        kv: KvCapacity,
+        requests: Requests,
+        policy: Policy,
+        on_finish: Callable[[int], None],
+        role: str = "both",
+        on_prefilled: Callable[[int, int], None] | None = None,
+        swap_s_per_token: float = 0.0,
+        record: bool = True,
+    ) -> None:
+        self.env, self.name, self.pricer = env, name, pricer
+        self.engine, self.kv, self.req, self.policy = engine, kv, requests, policy
+        self.on_finish, self.on_prefilled, self.role = on_finish, on_prefilled, role
+        self.swap_s_per_token = swap_s_per_token
+        self.bs = engine.block_size
+        self.free_blocks = kv.blocks
+        self.waiting: deque[int] = deque()
+        self.prefilled_arrivals: set[int] = set()
+        self.rid = np.zeros(0, dtype=np.int64)
+        self.ctx = np.zeros(0, dtype=np.int64)
+        self.pre_left = np.zeros(0, dtype=np.int64)
+        self.order = np.zeros(0, dtype=np.int64)
+        self.blocks = np.zeros(0, dtype=np.int64)
+        self._admitted = 0
+        self.busy_s = 0.0
+        self.dynamic_energy_j = 0.0
+        self.preempted = 0
+        self.steps = StepRecord.empty() if record else None
+        self._wake: simpy.Event | None = None
+        self.process = env.process(self._run())
+
+    # ---- queue ---------------------------------------------------------------------------
+    @property
+    def outstanding(self) -> int:
+        """Requests waiting or running here (for least-outstanding routing)."""
+        return len(self.waiting) + len(self.rid)
+
+    def submit(self, rid: int, prefilled: bool = False) -> None:
+        """A request arrives (with its KV cache already computed when ``prefilled``)."""
+        if prefilled:
+            self.prefilled_arrivals.add(rid)
+        self.waiting.append(rid)
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def release(self, n_blocks: int) -> None:
+        """Blocks held for a finished transfer return to the pool."""
+        self.free_blocks += n_blocks
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    # ---- the loop ----------------------------------------------------------------------
+    def _run(self):
+        env = self.env
+        while True:
+            plan = self._plan() if (len(self.rid) or self.waiting) else None
+            if plan is None and len(self.rid) > 1:
+                # running prefills hold every block and none can grow: evict the newest, as vLLM does
+                self._preempt(int(np.argmax(self.order)))
+                continue
+            if plan is None:
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                continue
+            dec_idx, chunks, extra_s = plan
+            n_dec = len(dec_idx)
+            n_logits = n_dec + sum(1 for i, t, _ in chunks if t == self.pre_left[i])
+            dec_ctx = float(self.ctx[dec_idx].sum()) if n_dec else 0.0
+            cost = self.pricer.step(n_dec, dec_ctx, [(t, c) for _, t, c in chunks], n_logits)
+            dt = cost.time_s + extra_s
+            if self.steps is not None:
+                s = self.steps
+                s.start_s.append(env.now)
+                s.time_s.append(dt)
+                s.n_decode.append(n_dec)
+                s.prefill_tokens.append(sum(t for _, t, _ in chunks))
+                s.kv_tokens.append(int(self.ctx.sum()))
+                s.n_running.append(len(self.rid))
+                s.n_waiting.append(len(self.waiting))
+            self.busy_s += dt
+            self.dynamic_energy_j += cost.energy_j
+            yield env.timeout(dt)
+            self._apply(dec_idx, chunks)
+
+    def _blocks_for(self, tokens):
+        return -(-tokens // self.bs)
+
+    # ---- forming a step -------------------------------------------------------------------
+    def _plan(self):
+        """(decode slots, [(slot, tokens, cached)], extra seconds) of the next step, or None."""
+        if self.policy.static:
+            return self._plan_static()
+        pol, eng = self.policy, self.engine
+        budget = eng.max_num_batched_tokens
+        extra_s = 0.0
+        partial = self.pre_left > 0
+        prefill_step = not pol.mixed and (bool(partial.any()) or self._admissible())
+        if prefill_step:
+            dec_idx = np.zeros(0, dtype=np.int64)
+        else:
+            if pol.admission != "reserve_full":
+                extra_s += self._make_room_for_decodes()
+            dec_idx = np.flatnonzero(self.pre_left == 0)
+            if pol.admission != "reserve_full" and len(dec_idx):
+                grow = dec_idx[self.ctx[dec_idx] % self.bs == 0]
+                self.blocks[grow] += 1
+                self.free_blocks -= len(grow)
+            budget -= len(dec_idx)
+        chunks: list[tuple[int, int, int]] = []
+        if pol.mixed or prefill_step:
+            for i in np.flatnonzero(self.pre_left > 0)[np.argsort(self.order[self.pre_left > 0])]:
+                if budget <= 0:
+                    break
+                t = self._chunk(int(self.pre_left[i]), budget)
+                if t == 0 or not self._grow(i, t):
+                    break
+                chunks.append((int(i), t, int(self.ctx[i])))
+                budget -= t
+            extra_s += self._admit(budget, chunks)
+        if not len(dec_idx) and not chunks:
+            return None
+        return dec_idx, chunks, extra_s
+
+    def _chunk(self, left: int, budget: int) -> int:
+        """Prompt tokens of one request that go into this step."""
+        if self.policy.chunked or left <= budget:
+            return min(left, budget)
+        # an unchunked engine splits only a prompt longer than its whole budget
+        return budget if budget == self.engine.max_num_batched_tokens else 0
+
+    def _grow(self, i: int, tokens: int) -> bool:
+        """Allocate the blocks slot ``i`` needs for ``tokens`` more (on-demand policies)."""
+        if self.policy.admission == "reserve_full":
+            return True
+        need = int(self._blocks_for(self.ctx[i] + tokens)) - int(self.blocks[i])
+        if need > self.free_blocks:
+            return False
+        self.blocks[i] += need
+        self.free_blocks -= need
+        return True
+
+    def _admissible(self) -> bool:
+        """Whether the head of the queue could be admitted now (prefill-first policies)."""
+        if not self.waiting or len(self.rid) >= self.engine.max_num_seqs:
+            return False
+        return self._fits_admission(self.waiting[0], self.engine.max_num_batched_tokens)
+
+    def _prompt_tokens(self, rid: int) -> int:
+        """Tokens to prefill on admission: the prompt plus what a recompute must redo."""
+        if rid in self.prefilled_arrivals or self.req.swapped_tokens[rid]:
+            return 0
+        return int(self.req.input_len[rid] + self.req.generated[rid])
+
+    def _fits_admission(self, rid: int, budget: int) -> bool:
+        req, pol = self.req, self.policy
+        prompt = self._prompt_tokens(rid)
+        held = int(self.req.swapped_tokens[rid]) or (
+            int(req.input_len[rid]) + 1 if rid in self.prefilled_arrivals else 0
+        )
+        if pol.admission == "reserve_full":
+            total = int(req.input_len[rid] + req.output_len[rid])
+            return int(self._blocks_for(total)) <= self.free_blocks
+        first = held + min(prompt, budget) if pol.chunked else held + prompt
+        need = int(self._blocks_for(max(first, 1)))
+        if pol.admission == "reserve_ratio":
+            future = pol.new_token_ratio * float(
+                (req.output_len[self.rid] - req.generated[self.rid]).sum() + req.remaining(rid)
+            )
+            return need + future / self.bs <= self.free_blocks
+        return need <= self.free_blocks
+
+    def _admit(self, budget: int, chunks: list) -> float:
+        """Admit waiting requests in arrival order while slots, budget and blocks allow; returns
+        the seconds of swap-in transfers it adds to the step."""
+        extra_s = 0.0
+        req = self.req
+        while self.waiting and len(self.rid) < self.engine.max_num_seqs:
+            rid = self.waiting[0]
+            prompt = self._prompt_tokens(rid)
+            if prompt and budget <= 0:
+                break
+            if not self._fits_admission(rid, budget):
+                break
+            self.waiting.popleft()
+            swapped = int(req.swapped_tokens[rid])
+            if rid in self.prefilled_arrivals:
+                self.prefilled_arrivals.discard(rid)
+                ctx = int(req.input_len[rid]) + int(req.generated[rid]) - 1
+            else:
+                ctx = swapped
+            if swapped:
+                extra_s += swapped * self.swap_s_per_token
+                req.swapped_tokens[rid] = 0
+            if self.policy.admission == "reserve_full":
+                n_blocks = int(self._blocks_for(req.input_len[rid] + req.output_len[rid]))
+            else:
+                n_blocks = int(self._blocks_for(ctx))
+            self.free_blocks -= n_blocks
+            i = self._add_slot(rid, ctx, prompt, n_blocks)
+            if prompt:
+                t = self._chunk(prompt, budget)
+                if t == 0 or not self._grow(i, t):
+                    break
+                chunks.append((i, t, ctx))
+                budget -= t
+        return extra_s
+
+    def _add_slot(self, rid: int, ctx: int, prompt: int, n_blocks: int) -> int:
+        self.rid = np.append(self.rid, rid)
+        self.ctx = np.append(self.ctx, ctx)
+        self.pre_left = np.append(self.pre_left, prompt)
+        self.order = np.append(self.order, self._admitted)
+        self.blocks = np.append(self.blocks, n_blocks)
+        self._admitted += 1
+        return len(self.rid) - 1
+
+    def _make_room_for_decodes(self) -> float:
+        """Preempt the most recently admitted requests until every decode gets its next block;
+        returns the seconds of swap-out transfers."""
+        extra_s = 0.0
+        while True:
+            dec = self.pre_left == 0
+            need = int((dec & (self.ctx % self.bs == 0)).sum())
+            if need <= self.free_blocks or len(self.rid) <= 1:
+                return extra_s
+            extra_s += self._preempt(int(np.argmax(self.order)))
+
+    def _preempt(self, i: int) -> float:
+        """Evict slot ``i``: free its blocks and queue it first (recompute) or swap its KV out."""
+        rid = int(self.rid[i])
+        self.req.preemptions[rid] += 1
+        self.preempted += 1
+        self.free_blocks += int(self.blocks[i])
+        extra_s = 0.0
+        if self.engine.preemption == "swap" and self.pre_left[i] == 0:
+            self.req.swapped_tokens[rid] = int(self.ctx[i])
+            extra_s = int(self.ctx[i]) * self.swap_s_per_token
+        self.waiting.appendleft(rid)
+        self._remove(np.arange(len(self.rid)) == i)
+        return extra_s
+
+    def _remove(self, mask: np.ndarray) -> None:
+        keep = ~mask
+        self.rid, self.ctx, self.pre_left = self.rid[keep], self.ctx[keep], self.pre_left[keep]
+        self.order, self.blocks = self.order[keep], self.blocks[keep]
+
+    # ---- static batches ---------------------------------------------------------------------
+    def _plan_static(self):
+        if len(self.rid):  # the running batch decodes, finished sequences as padding
+            return np.arange(len(self.rid)), [], 0.0
+        chunks = []
+        while self.waiting and len(self.rid) < self.engine.max_num_seqs:
+            rid = self.waiting[0]
+            if not self._fits_admission(rid, 0):
+                break
+            self.waiting.popleft()
+            n_blocks = int(self._blocks_for(self.req.input_len[rid] + self.req.output_len[rid]))
+            self.free_blocks -= n_blocks
+            prompt = int(self.req.input_len[rid])
+            chunks.append((self._add_slot(rid, 0, prompt, n_blocks), prompt, 0))
+        return (np.zeros(0, dtype=np.int64), chunks, 0.0) if chunks else None
+
+    # ---- crediting a finished step ------------------------------------------------------------
+    def _apply(self, dec_idx: np.ndarray, chunks: list[tuple[int, int, int]]) -> None:
+        now, req = self.env.now, self.req
+        emitted = []
+        if len(dec_idx):
+            self.ctx[dec_idx] += 1
+            rids = self.rid[dec_idx]
+            live = req.generated[rids] < req.output_len[rids]  # static padding rows emit nothing
+            req.generated[rids[live]] += 1
+        for i, t, _ in chunks:
+            self.ctx[i] += t
+            self.pre_left[i] -= t
+            if self.pre_left[i] == 0:
+                emitted.append(i)
+        handed = np.zeros(len(self.rid), dtype=bool)
+        for i in emitted:
+            rid = int(self.rid[i])
+            req.generated[rid] += 1
+            if np.isnan(req.first_token_s[rid]):
+                req.first_token_s[rid] = now
+            if self.role == "prefill" and req.generated[rid] < req.output_len[rid]:
+                handed[i] = True
+        done = req.generated[self.rid] >= req.output_len[self.rid]
+        if self.policy.static:
+            if not done.all():
+                return
+            done[:] = True
+        finished = done & ~handed
+        for i in np.flatnonzero(finished):
+            rid = int(self.rid[i])
+            req.finish_s[rid] = now
+            self.on_finish(rid)
+        self.free_blocks += int(self.blocks[finished].sum())
+        for i in np.flatnonzero(handed):
+            self.on_prefilled(int(self.rid[i]), int(self.blocks[i]))
+        if finished.any() or handed.any():
+            self._remove(finished | handed)

@@ -1,0 +1,35 @@
+"""Per-request state and timestamps of a serving run, as arrays over request ids."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workloads.traces import Trace
+
+
+class Requests:
+    """Everything known about each request of a run, indexed by request id (trace order).
+
+    Times are seconds of simulated time; NaN until the event happens.
+    """
+
+    def __init__(self, trace: Trace) -> None:
+        n = trace.n_requests
+        self.n = n
+        self.input_len = trace.input_len.astype(np.int64)
+        self.output_len = trace.output_len.astype(np.int64)
+        self.arrival_s = np.full(n, np.nan)
+        self.first_token_s = np.full(n, np.nan)
+        self.finish_s = np.full(n, np.nan)
+        self.generated = np.zeros(n, dtype=np.int64)
+        self.preemptions = np.zeros(n, dtype=np.int64)
+        self.swapped_tokens = np.zeros(n, dtype=np.int64)
+        """KV tokens of a request swapped out to host memory (0 when none)."""
+
+    def remaining(self, rid: int) -> int:
+        """Tokens the request has still to generate."""
+        return int(self.output_len[rid] - self.generated[rid])
+
+    @property
+    def completed(self) -> np.ndarray:
+        return ~np.isnan(self.finish_s)

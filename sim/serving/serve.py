@@ -1,0 +1,408 @@
+"""``serve``: a request stream through replicas of a model on the SimPy engine.
+
+Aggregated mode: ``replicas`` copies of the model (``tp * pp * ep`` devices each, ``dp`` of
+them or ``n_devices / (tp * pp * ep)``) behind a router; each replica runs its engine's
+scheduler over its own KV pool. A replica with ``pp > 1`` runs ``pp`` micro-batches in
+flight (virtual engines, as vLLM's pipeline parallelism does), each with ``1/pp`` of the
+KV pool and a step as long as the whole pipeline.
+
+Disaggregated mode: ``prefill_workers`` replicas of ``prefill_tp`` devices prefill each
+prompt and emit its first token; its KV cache then moves over the link between the pools
+(a SimPy resource per prefill worker, so transfers queue) to one of ``decode_workers``
+replicas of ``decode_tp`` devices, which decode the rest.
+
+Energy: each step's dynamic energy (from the cost model's action counts) on every tensor-
+and expert-parallel shard, plus every device's static power over the run, never above the
+power cap. Cost: the devices' price per second (``roofline.economics``) over the run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from hwmodels.calibration.params import framework_terms
+from hwmodels.device_spec import DeviceSpec
+from hwmodels.placement import Placement
+from roofline.economics import Economics, pricing_basis, usd_per_s
+from roofline.estimate import compute_device
+from sim.serving.engine_config import EngineConfig, KvCapacity, engine_for, kv_capacity
+from sim.serving.metrics import request_metrics, weighted_percentiles
+from sim.serving.replica import Replica
+from sim.serving.requests import Requests
+from sim.serving.schedulers import policy
+from sim.serving.step_cost import StepPricer
+from workloads.errors import ConfigError
+from workloads.graph import check_parallelism, kv_cache_bytes
+from workloads.model_spec import ModelSpec, load_model
+from workloads.quant import Quant
+from workloads.traces import Trace
+
+ROUTERS = ("least-outstanding", "round-robin")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Replicas of one shape: ``workers`` x (``tp * pp * ep``) devices."""
+
+    workers: int
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+
+    @property
+    def devices(self) -> int:
+        return self.workers * self.tp * self.pp * self.ep
+
+
+@dataclass
+class ServeResult:
+    """Metrics of a run (the flat JSON of ``hwsim serve --json``) and what produced them."""
+
+    metrics: dict[str, Any]
+    requests: Requests
+    replicas: list[Replica]
+    kv: dict[str, KvCapacity]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.metrics)
+        for k, v in out.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                out[k] = None
+        return out
+
+
+def _positive_int(value: Any, field_name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{field_name} is {value!r}; expected a positive integer")
+    return int(value)
+
+
+def _slo(value: float | None, field_name: str) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"{field_name} is {value!r}; expected a positive number of seconds")
+    return float(value)
+
+
+class _Router:
+    def __init__(self, replicas: list[Replica], rule: str) -> None:
+        if rule not in ROUTERS:
+            raise ConfigError(f"router is {rule!r}; expected one of {', '.join(ROUTERS)}")
+        self.replicas, self.rule, self._next = replicas, rule, 0
+
+    def pick(self) -> Replica:
+        if self.rule == "round-robin" or len(self.replicas) == 1:
+            r = self.replicas[self._next % len(self.replicas)]
+            self._next += 1
+            return r
+        return min(self.replicas, key=lambda r: r.outstanding)
+
+
+def _check_lengths(trace: Trace, kv_tokens: int, where: str) -> None:
+    need = trace.input_len + trace.output_len
+    worst = int(np.argmax(need))
+    if need[worst] > kv_tokens:
+        raise ConfigError(
+            f"request {worst} needs {int(need[worst]):,} tokens of KV cache; the {where} pool holds "
+            f"{kv_tokens:,} per engine (shorten the request, add devices or lower the KV precision)"
+        )
+
+
+def serve(
+    model: str | ModelSpec,
+    device: str | DeviceSpec,
+    trace: Trace,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    dp: int | None = None,
+    n_devices: int | None = None,
+    precision: str | Quant = "fp16",
+    framework: str | None = None,
+    max_batch: int | None = None,
+    max_batched_tokens: int | None = None,
+    preemption: str | None = None,
+    mode: str = "agg",
+    prefill_workers: int = 1,
+    prefill_tp: int = 1,
+    decode_workers: int = 1,
+    decode_tp: int = 1,
+    kv_link_GBps: float | None = None,
+    router: str = "least-outstanding",
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
+    economics: Economics | None = None,
+    record: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> ServeResult:
+    """Simulate serving ``trace``; see the module docstring for the modes.
+
+    Parameters
+    ----------
+    model, device, precision : as for ``roofline.estimate``.
+    trace : the request stream (``workloads.traces.make_trace``).
+    tp, pp, ep, dp, n_devices : parallelism of each replica and the replica count
+        (aggregated mode).
+    framework : the serving engine (``vllm``, ``vllm-v0``, ``tensorrt-llm``, ``sglang``, or a
+        framework of ``frameworks.yaml``, which serves static batches); default vLLM.
+    max_batch, max_batched_tokens : the engine's ``max_num_seqs`` and token budget per step.
+    preemption : ``recompute`` (default) or ``swap`` (KV to host memory over the host link).
+    mode : ``agg`` or ``disagg`` (prefill and decode pools).
+    kv_link_GBps : bandwidth per GPU of the link that moves KV caches between the pools
+        (default: the device's PCIe link, which a GPUDirect RDMA NIC sits behind).
+    router : ``least-outstanding`` or ``round-robin`` between replicas.
+    slo_ttft_s, slo_tpot_s : latency limits for SLO attainment and goodput, seconds.
+    """
+    wall0 = time.perf_counter()
+    spec = load_model(model)
+    dev = compute_device(device)
+    quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
+    slo_ttft_s, slo_tpot_s = _slo(slo_ttft_s, "slo_ttft"), _slo(slo_tpot_s, "slo_tpot")
+    engine = engine_for(framework).with_limits(max_batch, max_batched_tokens, preemption)
+    pol = policy(engine.scheduler)
+    if mode == "agg":
+        for label, v in (("tp", tp), ("pp", pp), ("ep", ep)):
+            _positive_int(v, label)
+        per_replica = tp * pp * ep
+        if dp is not None:
+            _positive_int(dp, "dp")
+        if n_devices is not None:
+            _positive_int(n_devices, "n_devices")
+            if n_devices % per_replica:
+                raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}")
+            if dp is not None and dp * per_replica != n_devices:
+                raise ConfigError(
+                    f"dp {dp} x tp*pp*ep {per_replica} = {dp * per_replica} != n_devices {n_devices}"
+                )
+        workers = dp or (n_devices // per_replica if n_devices else 1)
+        pools = {"agg": Pool(workers, tp, pp, ep)}
+    elif mode == "disagg":
+        pools = {
+            "prefill": Pool(
+                _positive_int(prefill_workers, "prefill_workers"), _positive_int(prefill_tp, "prefill_tp")
+            ),
+            "decode": Pool(
+                _positive_int(decode_workers, "decode_workers"), _positive_int(decode_tp, "decode_tp")
+            ),
+        }
+        need = sum(p.devices for p in pools.values())
+        if n_devices is not None and need > _positive_int(n_devices, "n_devices"):
+            raise ConfigError(
+                f"the disaggregated split needs {need} devices ({prefill_workers} x TP{prefill_tp} prefill + "
+                f"{decode_workers} x TP{decode_tp} decode); n_devices gives {n_devices}"
+            )
+    else:
+        raise ConfigError(f"mode is {mode!r}; expected 'agg' or 'disagg'")
+    total_devices = sum(p.devices for p in pools.values())
+
+    env = simpy.Environment()
+    req = Requests(trace)
+    terms = framework_terms(framework) if framework in _framework_names() else None
+    max_ctx = int((trace.input_len + trace.output_len).max())
+    done_count = [0]
+    finished_hook: list[Callable[[int], None]] = []
+
+    def on_finish(rid: int) -> None:
+        done_count[0] += 1
+        if progress and (done_count[0] % max(1, req.n // 200) == 0 or done_count[0] == req.n):
+            progress(done_count[0], req.n)
+        for hook in finished_hook:
+            hook(rid)
+
+    replicas: dict[str, list[Replica]] = {}
+    kvs: dict[str, KvCapacity] = {}
+    pricers: dict[str, StepPricer] = {}
+    for role, pool in pools.items():
+        check_parallelism(spec, pool.tp, pool.pp, pool.ep)
+        kv = kv_capacity(spec, quant, dev, engine, pool.tp, pool.pp, pool.ep)
+        kvs[role] = kv
+        per_engine = _virtual_engine_kv(kv, pool.pp)
+        _check_lengths(trace, per_engine.tokens, role)
+        place = Placement(tp=pool.tp, pp=pool.pp, ep=pool.ep, framework=framework)
+        pricer = StepPricer(
+            spec,
+            quant,
+            dev,
+            place,
+            max_tokens=min(engine.max_num_batched_tokens, engine.max_num_seqs * max_ctx),
+            max_seqs=engine.max_num_seqs,
+            max_context=max_ctx,
+            host_step_s=terms.host_step_s if terms else None,
+        )
+        pricers[role] = pricer
+        host_bw = dev.links["pcie"].bw_bytes_per_s if "pcie" in dev.links else None
+        swap_s = kv.bytes_per_token / host_bw if host_bw else 0.0
+        if engine.preemption == "swap" and not host_bw:
+            raise ConfigError(f"swap preemption needs a host link; {dev.name} has no 'pcie' link")
+        replicas[role] = []
+        for w in range(pool.workers):
+            for v in range(pool.pp):
+                replicas[role].append(
+                    Replica(
+                        env,
+                        f"{role}{w}" + (f".v{v}" if pool.pp > 1 else ""),
+                        pricer,
+                        engine,
+                        per_engine,
+                        req,
+                        pol,
+                        on_finish,
+                        role={"agg": "both"}.get(role, role),
+                        swap_s_per_token=swap_s,
+                        record=record,
+                    )
+                )
+
+    entry = _Router(replicas.get("agg") or replicas["prefill"], router)
+    if mode == "disagg":
+        decode_router = _Router(replicas["decode"], router)
+        link_bw = (kv_link_GBps * 1e9 if kv_link_GBps else _default_kv_link_bw(dev)) * pools["prefill"].tp
+        if not link_bw > 0:
+            raise ConfigError(f"kv_link_GBps is {kv_link_GBps!r}; expected a positive number")
+        links = {id(r): simpy.Resource(env, capacity=1) for r in replicas["prefill"]}
+        full_kv_bytes_per_token = float(kv_cache_bytes(spec, quant, 1, 1))
+
+        def move_kv(src: Replica, rid: int, n_blocks: int):
+            with links[id(src)].request() as slot:
+                yield slot
+                yield env.timeout(int(req.input_len[rid]) * full_kv_bytes_per_token / link_bw)
+            src.release(n_blocks)
+            decode_router.pick().submit(rid, prefilled=True)
+
+        for r in replicas["prefill"]:
+            r.on_prefilled = lambda rid, n_blocks, src=r: env.process(move_kv(src, rid, n_blocks))
+
+    def submit(rid: int) -> None:
+        req.arrival_s[rid] = env.now
+        entry.pick().submit(rid)
+
+    if trace.concurrency is not None:
+        next_rid = [min(trace.concurrency, req.n)]
+        for rid in range(next_rid[0]):
+            submit(rid)
+
+        def closed_loop(_rid: int) -> None:
+            if next_rid[0] < req.n:
+                submit(next_rid[0])
+                next_rid[0] += 1
+
+        finished_hook.append(closed_loop)
+    else:
+        arrivals = trace.arrival_s
+
+        def open_loop():
+            for rid in range(req.n):
+                gap = arrivals[rid] - env.now
+                if gap > 0:
+                    yield env.timeout(gap)
+                submit(rid)
+
+        env.process(open_loop())
+
+    env.run()
+    all_replicas = [r for rs in replicas.values() for r in rs]
+    if not req.completed.all():
+        lost = int((~req.completed).sum())
+        raise RuntimeError(f"serving simulation ended with {lost} requests unfinished (a scheduler bug)")
+    metrics = request_metrics(req, total_devices, slo_ttft_s, slo_tpot_s)
+    metrics.update(_itl(all_replicas))
+    metrics.update(_energy_and_cost(all_replicas, pools, pricers, dev, metrics, economics))
+    metrics["kv_capacity_tokens"] = int(sum(kv.tokens * pools[role].workers for role, kv in kvs.items()))
+    metrics["n_devices"] = total_devices
+    metrics["sim_wall_s"] = time.perf_counter() - wall0
+    config = {
+        "model": spec.name,
+        "device": dev.name,
+        "precision": quant.name,
+        "framework": framework or "vllm",
+        "scheduler": engine.scheduler,
+        "max_num_seqs": engine.max_num_seqs,
+        "max_num_batched_tokens": engine.max_num_batched_tokens,
+        "mode": mode,
+        "pools": {role: vars(p) for role, p in pools.items()},
+        "trace": trace.description,
+        "kv": {role: kv.to_dict() for role, kv in kvs.items()},
+        "engine_source": engine.source,
+    }
+    return ServeResult(metrics, req, all_replicas, kvs, config)
+
+
+def _framework_names() -> list[str]:
+    from hwmodels.calibration.params import framework_names
+
+    return framework_names()
+
+
+def _virtual_engine_kv(kv: KvCapacity, pp: int) -> KvCapacity:
+    """Each of ``pp`` virtual engines gets an equal share of the replica's blocks."""
+    if pp == 1:
+        return kv
+    from dataclasses import replace
+
+    blocks = kv.blocks // pp
+    return replace(kv, blocks=blocks, tokens=blocks * kv.block_size, kv_bytes=kv.kv_bytes / pp)
+
+
+def _default_kv_link_bw(dev: DeviceSpec) -> float:
+    """Bytes/s per GPU for KV transfers between pools: the device's PCIe link (where its
+    RDMA NIC sits), else its first link."""
+    if "pcie" in dev.links:
+        return dev.links["pcie"].bw_bytes_per_s
+    if dev.links:
+        return next(iter(dev.links.values())).bw_bytes_per_s
+    raise ConfigError(f"{dev.name} has no link to move KV caches over; give kv_link_GBps")
+
+
+def _itl(replicas: list[Replica]) -> dict[str, float]:
+    """Inter-token latency percentiles: step times weighted by the decode tokens they produced."""
+    times, weights = [], []
+    for r in replicas:
+        if r.steps is not None:
+            times += r.steps.time_s
+            weights += r.steps.n_decode
+    if not times:
+        return {}
+    t, w = np.asarray(times), np.asarray(weights, dtype=float)
+    mean = float((t * w).sum() / w.sum()) if w.sum() else float("nan")
+    p50, p90, p99 = weighted_percentiles(t, w, [50, 90, 99])
+    return {"itl_s_mean": mean, "itl_s_p50": p50, "itl_s_p90": p90, "itl_s_p99": p99}
+
+
+def _energy_and_cost(replicas, pools, pricers, dev, metrics, economics) -> dict[str, float]:
+    duration = metrics["duration_s"]
+    dynamic, static_w, cap_w = 0.0, 0.0, 0.0
+    for role, pool in pools.items():
+        p = pricers[role]
+        shards = pool.tp * pool.ep
+        dynamic += shards * sum(r.dynamic_energy_j for r in replicas if r in _of(replicas, role))
+        static_w += p.static_power_w * pool.devices
+        cap_w += p.power_cap_w * pool.devices
+    energy = min(dynamic + static_w * duration, cap_w * duration)
+    tokens = metrics["output_tokens"]
+    n_dev = sum(p.devices for p in pools.values())
+    usd = float(usd_per_s(dev, n_dev, energy / duration, economics)) * duration
+    return {
+        "j_per_token": energy / tokens,
+        "usd_per_million_tokens": usd / tokens * 1e6,
+        "pricing_basis": pricing_basis(dev, (economics or Economics()).resolved()),
+        "energy_j": energy,
+    }
+
+
+def _of(replicas: list[Replica], role: str) -> list[Replica]:
+    return [r for r in replicas if r.name.startswith(role)]

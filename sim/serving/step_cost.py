@@ -1,0 +1,221 @@
+"""Price one engine step of a mixed batch from precomputed grids of the cost model.
+
+An engine step runs some sequences' decode tokens (one each, at their own context) and
+some prefill chunks (``T`` new tokens after ``L`` cached), all in one forward pass. Its
+op table splits into parts that depend on different quantities:
+
+- **dense**: every op whose shape depends only on the token rows ``m`` of the step
+  (projections, FFN or experts, norms, RoPE, embedding, collectives): priced at ``m`` =
+  decode tokens + prefill tokens;
+- **decode attention**: attention of ``B`` decoding sequences with summed context ``S``
+  (and, for MLA, the absorbed projections that only decode runs): priced at ``B`` and the
+  mean context ``S / B``;
+- **prefill attention**: attention of each chunk (``T``, ``L``) (MLA: its ``kv_up``);
+- **head**: final norm and LM head for the sequences that emit a token this step.
+
+Each part is evaluated by the architecture's own cost model (``hwmodels.registry``) once,
+vectorized over a grid: exact integers for small token and sequence counts, then
+geometric points with linear interpolation. A step is then a few interpolations, never a
+cost-model call. On one sequence the parts add up to ``roofline.estimate``'s prefill and
+decode steps exactly (a test keeps it, to interpolation error).
+
+One attention kernel runs per layer for the whole mixed batch (vLLM V1's unified
+FlashAttention varlen call, TensorRT-LLM's attention plugin, FlashInfer in SGLang), so a
+step with several attention groups pays the attention launches once: the launch overhead
+of the extra groups is taken off.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwmodels import registry
+from hwmodels.cost_table import CostTable
+from hwmodels.device_spec import DeviceSpec
+from hwmodels.placement import Placement
+from workloads.graph import OpTable, build_ops
+from workloads.model_spec import ModelSpec
+from workloads.quant import Quant
+
+HEAD_OPS = ("final_norm", "lm_head")
+EXACT_UP_TO = 1024
+"""Token and sequence counts up to this are priced exactly (tile padding, GEMV thresholds)."""
+
+
+def count_grid(max_value: float, exact_up_to: int = EXACT_UP_TO, n_geometric: int = 96) -> np.ndarray:
+    """Integers 1..min(max, exact_up_to), then geometric points up to ``max_value``."""
+    top = max(int(np.ceil(max_value)), 1)
+    exact = np.arange(1, min(top, exact_up_to) + 1, dtype=float)
+    if top <= exact_up_to:
+        return exact
+    geo = np.unique(np.round(np.geomspace(exact_up_to, top, n_geometric)))
+    return np.unique(np.concatenate([exact, geo]))
+
+
+def context_grid(max_context: float, n: int = 48) -> np.ndarray:
+    """0, then geometric points from 1 to ``max_context`` tokens."""
+    top = max(float(max_context), 2.0)
+    return np.unique(np.concatenate([[0.0], np.round(np.geomspace(1.0, top, n))]))
+
+
+class _Curve:
+    """Piecewise-linear y(x) on sorted knots, evaluated one scalar at a time (bisect, no NumPy)."""
+
+    __slots__ = ("x", "y")
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x = [float(v) for v in x]
+        self.y = [float(v) for v in y]
+
+    def __call__(self, v: float) -> float:
+        x, y = self.x, self.y
+        i = bisect_right(x, v) - 1
+        if i < 0:
+            return y[0]
+        if i >= len(x) - 1:
+            if len(x) == 1:
+                return y[0]
+            i = len(x) - 2  # extrapolate linearly past the last knot
+        x0, x1 = x[i], x[i + 1]
+        return y[i] + (y[i + 1] - y[i]) * (v - x0) / (x1 - x0)
+
+
+class _Surface:
+    """Bilinear z(u, v) on a grid: a ``_Curve`` over ``v`` for every knot of ``u``."""
+
+    __slots__ = ("u", "rows")
+
+    def __init__(self, u: np.ndarray, v: np.ndarray, z: np.ndarray) -> None:
+        self.u = [float(x) for x in u]
+        self.rows = [_Curve(v, z[i]) for i in range(len(u))]
+
+    def __call__(self, a: float, b: float) -> float:
+        u = self.u
+        i = bisect_right(u, a) - 1
+        if i < 0:
+            return self.rows[0](b)
+        if u[i] == a or i >= len(u) - 1:
+            return self.rows[min(i, len(u) - 1)](b)
+        w = (a - u[i]) / (u[i + 1] - u[i])
+        return (1.0 - w) * self.rows[i](b) + w * self.rows[i + 1](b)
+
+
+@dataclass(frozen=True)
+class StepParts:
+    """Time (s) and dynamic energy (J) of one step, split by part."""
+
+    time_s: float
+    energy_j: float
+
+
+def _time_energy(cost: CostTable, rows: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Summed time and dynamic energy of the selected op rows, broadcast to the sweep ``shape``."""
+    per_occ = np.maximum(cost.compute_s, cost.memory_s) + cost.link_s + cost.overhead_s
+    count = cost.count.reshape((-1,) + (1,) * (per_occ.ndim - 1))
+    t = (per_occ * count)[rows].sum(axis=0)
+    e = cost.dynamic_energy_j[rows].sum(axis=0)
+    return np.broadcast_to(t, shape), np.broadcast_to(e, shape)
+
+
+class StepPricer:
+    """Prices engine steps of one model replica (``tp * pp * ep`` devices) on one device type.
+
+    Parameters
+    ----------
+    spec, quant, device, placement : what runs, on what, how it is split.
+    max_tokens : most token rows in one step (the scheduler's token budget), >= 1.
+    max_seqs : most sequences in one step, >= 1.
+    max_context : longest context a sequence reaches, tokens.
+    host_step_s : host time of a step over n sequences that does not overlap the device
+        (``FrameworkTerms.host_step_s``), or None for none.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        quant: Quant,
+        device: DeviceSpec,
+        placement: Placement,
+        *,
+        max_tokens: int,
+        max_seqs: int,
+        max_context: int,
+        host_step_s: Callable[[int], float] | None = None,
+    ) -> None:
+        self.host_step_s = host_step_s or (lambda _n: 0.0)
+        model = registry.get(device.arch)
+        kw = dict(tp=placement.tp, pp=placement.pp, ep=placement.ep)
+
+        def price(ops: OpTable) -> CostTable:
+            return model.estimate(ops, device, placement)
+
+        m = count_grid(max(max_tokens, max_seqs))
+        pre = build_ops(spec, quant, phase="prefill", batch=1, tokens=m, context=0.0, **kw)
+        one_dec = build_ops(spec, quant, phase="decode", batch=1, context=1.0, **kw)
+        shared = set(pre.name) & set(one_dec.name)
+        dense_rows = np.array([n in shared and n != "attention" and n not in HEAD_OPS for n in pre.name])
+        pre_cost = price(pre)
+        self.static_power_w, self.power_cap_w = pre_cost.static_power_w, pre_cost.power_cap_w
+        t, e = _time_energy(pre_cost, dense_rows, m.shape)
+        self._dense_t, self._dense_e = _Curve(m, t), _Curve(m, e)
+
+        seqs = count_grid(max_seqs)
+        ctx = context_grid(max_context)
+        dec = build_ops(spec, quant, phase="decode", batch=seqs[:, None], context=ctx[None, :], **kw)
+        dec_cost = price(dec)
+        dec_rows = np.array([n == "attention" or n not in shared for n in dec.name])
+        t, e = _time_energy(dec_cost, dec_rows, (len(seqs), len(ctx)))
+        self._dec_t, self._dec_e = _Surface(seqs, ctx, t), _Surface(seqs, ctx, e)
+        head_rows = np.isin(dec.name, HEAD_OPS)
+        t, e = _time_energy(dec_cost, head_rows, (len(seqs), len(ctx)))
+        self._head_t, self._head_e = _Curve(seqs, t[:, 0]), _Curve(seqs, e[:, 0])
+        attn = dec.name == "attention"
+        self.attention_launch_s = float(
+            (
+                np.broadcast_to(dec_cost.overhead_s, dec_cost.compute_s.shape)[attn].reshape(
+                    int(attn.sum()), -1
+                )[:, 0]
+                * dec_cost.count[attn]
+            ).sum()
+        )
+
+        chunk = count_grid(max_tokens, exact_up_to=64, n_geometric=48)
+        pre2 = build_ops(
+            spec, quant, phase="prefill", batch=1, tokens=chunk[:, None], context=ctx[None, :], **kw
+        )
+        pre_rows = np.array([n == "attention" or n not in shared for n in pre2.name])
+        t, e = _time_energy(price(pre2), pre_rows, (len(chunk), len(ctx)))
+        self._pre_t, self._pre_e = _Surface(chunk, ctx, t), _Surface(chunk, ctx, e)
+
+    def step(
+        self,
+        n_decode: int,
+        decode_context: float,
+        chunks: list[tuple[int, int]],
+        n_logits: int,
+    ) -> StepParts:
+        """One step: ``n_decode`` decoding sequences with summed context ``decode_context``
+        (tokens), prefill ``chunks`` of (new tokens, cached tokens), ``n_logits`` sequences
+        emitting a token."""
+        m = n_decode + sum(c[0] for c in chunks)
+        t = self._dense_t(m)
+        e = self._dense_e(m)
+        groups = len(chunks)
+        if n_decode:
+            mean_ctx = decode_context / n_decode
+            t += self._dec_t(n_decode, mean_ctx)
+            e += self._dec_e(n_decode, mean_ctx)
+            groups += 1
+        for tokens, cached in chunks:
+            t += self._pre_t(tokens, cached)
+            e += self._pre_e(tokens, cached)
+        if n_logits:
+            t += self._head_t(n_logits)
+            e += self._head_e(n_logits)
+        t -= max(groups - 1, 0) * self.attention_launch_s
+        t += self.host_step_s(n_decode + len(chunks))
+        return StepParts(t, e)

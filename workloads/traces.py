@@ -1,0 +1,297 @@
+"""Request streams: when requests arrive and how long their prompts and outputs are.
+
+Every draw takes a seed (a ``np.random.Generator`` built from it); the same arguments give
+the same trace.
+
+Arrivals
+- ``poisson(rate)``: exponential gaps, mean ``1 / rate`` seconds;
+- ``gamma(rate, cv)``: gamma gaps with the same mean and coefficient of variation ``cv``
+  (``cv = 1`` is Poisson, ``cv > 1`` bursty);
+- closed loop (``Trace.concurrency``): no arrival times; a client keeps ``concurrency``
+  requests in flight and sends the next when one ends, as a benchmark client at a fixed
+  concurrency does (``vllm bench serve --max-concurrency``, ``trtllm-bench``'s concurrency);
+- ``read_trace_csv(path)``: replay of a CSV with ``arrival_s, input_len, output_len``.
+
+Lengths
+- ``fixed``: every request the same;
+- ``lognormal(mean, cv)``: lognormal with that mean and coefficient of variation;
+- ``empirical(name)``: a joint histogram of (input, output) tokens shipped in
+  ``workloads/lengths/`` with its source (``lengths_index()``); a draw picks a cell by its
+  weight, then an integer uniformly inside the cell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workloads.errors import ConfigError, unknown_name
+
+MAX_TOKENS = 10_000_000
+"""Largest prompt or output length a trace accepts (tokens): far beyond any model's context,
+small enough that token arithmetic stays exact in float64."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A request stream. Arrays have one entry per request, in arrival order.
+
+    Attributes
+    ----------
+    input_len, output_len : np.ndarray of int, tokens per request (>= 1).
+    arrival_s : np.ndarray of float or None; seconds from the start, non-decreasing; None
+        for a closed loop.
+    concurrency : requests kept in flight by a closed-loop client; None for open loop.
+    description : how it was made (for the run's provenance).
+    """
+
+    input_len: np.ndarray
+    output_len: np.ndarray
+    arrival_s: np.ndarray | None = None
+    concurrency: int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.input_len)
+        if n == 0:
+            raise ConfigError("trace has no requests; expected at least one")
+        if len(self.output_len) != n or (self.arrival_s is not None and len(self.arrival_s) != n):
+            raise ConfigError("trace columns differ in length")
+        if (self.arrival_s is None) == (self.concurrency is None):
+            raise ConfigError("a trace has either arrival times (open loop) or a concurrency (closed loop)")
+
+    @property
+    def n_requests(self) -> int:
+        return len(self.input_len)
+
+
+def _positive(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{field} is {value!r}; expected a positive number")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{field} is {value!r}; expected a positive number")
+    return float(value)
+
+
+def _count(value: Any, field: str, limit: int = MAX_TOKENS) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= limit:
+        raise ConfigError(f"{field} is {value!r}; expected an integer from 1 to {limit:,}")
+    return int(value)
+
+
+# ---- arrivals ------------------------------------------------------------------------------
+def poisson_arrivals(rate_per_s: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Arrival times (s) of ``n`` requests of a Poisson process at ``rate_per_s``; the first at 0."""
+    rate = _positive(rate_per_s, "rate")
+    gaps = rng.exponential(1.0 / rate, size=n)
+    return np.concatenate([[0.0], np.cumsum(gaps[1:])])
+
+
+def gamma_arrivals(rate_per_s: float, cv: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Arrival times (s) with gamma-distributed gaps: mean ``1 / rate``, coefficient of variation ``cv``.
+
+    A gamma of shape ``1 / cv^2`` and scale ``cv^2 / rate`` has that mean and CV.
+    """
+    rate, cv = _positive(rate_per_s, "rate"), _positive(cv, "cv")
+    shape = 1.0 / cv**2
+    gaps = rng.gamma(shape, 1.0 / (rate * shape), size=n)
+    return np.concatenate([[0.0], np.cumsum(gaps[1:])])
+
+
+# ---- lengths --------------------------------------------------------------------------------
+def lognormal_lengths(mean: float, cv: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` integer lengths >= 1 from a lognormal of the given mean and coefficient of variation."""
+    mean, cv = _positive(mean, "mean length"), _positive(cv, "length cv")
+    sigma2 = math.log1p(cv**2)
+    mu = math.log(mean) - sigma2 / 2.0
+    return np.clip(np.rint(rng.lognormal(mu, math.sqrt(sigma2), size=n)), 1, MAX_TOKENS).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LengthHistogram:
+    """A joint histogram of (input, output) tokens: cell bounds ``[lo, hi)`` and weights summing to 1."""
+
+    name: str
+    input_lo: np.ndarray
+    input_hi: np.ndarray
+    output_lo: np.ndarray
+    output_hi: np.ndarray
+    weight: np.ndarray
+    source: str
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` (input, output) pairs: a cell by weight, then integers uniform inside it."""
+        cell = rng.choice(len(self.weight), size=n, p=self.weight)
+        lin = rng.integers(self.input_lo[cell], self.input_hi[cell])
+        lout = rng.integers(self.output_lo[cell], self.output_hi[cell])
+        return lin.astype(np.int64), lout.astype(np.int64)
+
+    def mean(self) -> tuple[float, float]:
+        """Mean (input, output) tokens of the histogram (integers uniform inside each cell)."""
+        mid_in = (self.input_lo + self.input_hi - 1) / 2.0
+        mid_out = (self.output_lo + self.output_hi - 1) / 2.0
+        return float(self.weight @ mid_in), float(self.weight @ mid_out)
+
+
+@lru_cache(maxsize=1)
+def lengths_index() -> dict[str, dict[str, str]]:
+    """The shipped length histograms: ``{name: {file, source, ...}}`` from ``workloads/lengths/index.yaml``."""
+    import yaml
+
+    raw = yaml.safe_load(files("workloads.lengths").joinpath("index.yaml").read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError("workloads/lengths/index.yaml: schema_version must be 1")
+    for name, entry in raw["datasets"].items():
+        if not entry.get("source") or not entry.get("file"):
+            raise ConfigError(f"workloads/lengths/index.yaml: datasets.{name} needs a file and a source")
+    return raw["datasets"]
+
+
+@lru_cache(maxsize=8)
+def load_lengths(name: str) -> LengthHistogram:
+    """A shipped histogram by dataset name (``sharegpt``, ``openorca``, ``cnn-dailymail``, ...)."""
+    import pandas as pd
+
+    index = lengths_index()
+    key = name.strip().lower()
+    if key not in index:
+        raise unknown_name("length distribution", name, index)
+    entry = index[key]
+    path = files("workloads.lengths").joinpath(entry["file"])
+    frame = pd.read_csv(str(path))
+    return _histogram(frame, key, str(entry["source"]), f"workloads/lengths/{entry['file']}")
+
+
+def _histogram(frame, name: str, source: str, where: str) -> LengthHistogram:
+    cols = ["input_lo", "input_hi", "output_lo", "output_hi", "weight"]
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{where}: missing column(s) {', '.join(missing)}; expected {', '.join(cols)}")
+    arr = {c: frame[c].to_numpy(dtype=float) for c in cols}
+    if not np.all(np.isfinite(np.stack(list(arr.values())))):
+        raise ConfigError(f"{where}: a value is not a finite number")
+    for lo, hi in (("input_lo", "input_hi"), ("output_lo", "output_hi")):
+        if np.any(arr[lo] < 1) or np.any(arr[hi] <= arr[lo]):
+            raise ConfigError(f"{where}: {lo} must be >= 1 and below {hi} in every row")
+    w = arr["weight"]
+    if np.any(w < 0) or w.sum() <= 0:
+        raise ConfigError(f"{where}: weights must be non-negative with a positive sum")
+    return LengthHistogram(
+        name,
+        arr["input_lo"].astype(np.int64),
+        arr["input_hi"].astype(np.int64),
+        arr["output_lo"].astype(np.int64),
+        arr["output_hi"].astype(np.int64),
+        w / w.sum(),
+        source,
+    )
+
+
+# ---- whole traces -----------------------------------------------------------------------------
+def read_trace_csv(path: str | Path) -> Trace:
+    """Replay a CSV with columns ``arrival_s, input_len, output_len`` (one row per request)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"trace file {str(path)!r} does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"trace file {str(path)!r} is not a readable CSV ({exc})") from None
+    cols = ["arrival_s", "input_len", "output_len"]
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(cols)}")
+    if frame.empty:
+        raise ConfigError(f"{path}: no requests")
+    values = {}
+    for c in cols:
+        v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(v) | (v < 0 if c == "arrival_s" else v < 1) | (v > MAX_TOKENS)
+        if c != "arrival_s":
+            bad |= v != np.round(v)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            need = "a time >= 0 in seconds" if c == "arrival_s" else "an integer >= 1"
+            raise ConfigError(f"{path}: row {row + 1}: {c} is {frame[c].iloc[row]!r}; expected {need}")
+        values[c] = v
+    order = np.argsort(values["arrival_s"], kind="stable")
+    return Trace(
+        values["input_len"][order].astype(np.int64),
+        values["output_len"][order].astype(np.int64),
+        arrival_s=values["arrival_s"][order],
+        description=f"replay of {path.name}",
+    )
+
+
+def make_trace(
+    *,
+    n_requests: int,
+    seed: int = 0,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    arrival: str = "poisson",
+    cv: float = 1.0,
+    input_len: int | None = None,
+    output_len: int | None = None,
+    lengths: str | None = None,
+    length_cv: float | None = None,
+) -> Trace:
+    """A seeded request stream.
+
+    Exactly one of ``rate`` (open loop, requests/s; ``arrival`` ``poisson`` or ``gamma``
+    with ``cv``) and ``concurrency`` (closed loop). Lengths: fixed ``input_len`` and
+    ``output_len``; or those as means of lognormals with ``length_cv``; or ``lengths``, a
+    shipped dataset name or a CSV of requests whose ``input_len, output_len`` columns are
+    resampled.
+    """
+    n = _count(n_requests, "num_requests", 100_000_000)
+    rng = np.random.default_rng(seed)
+    if (rate is None) == (concurrency is None):
+        raise ConfigError("give exactly one of a rate (open loop) and a concurrency (closed loop)")
+    if lengths is not None:
+        if input_len is not None or output_len is not None:
+            raise ConfigError("give either lengths or input_len/output_len, not both")
+        lin, lout, what = _dataset_lengths(lengths, n, rng)
+    else:
+        if input_len is None or output_len is None:
+            raise ConfigError("give input_len and output_len, or a lengths distribution")
+        _count(input_len, "input_len")
+        _count(output_len, "output_len")
+        if length_cv:
+            lin = lognormal_lengths(input_len, length_cv, n, rng)
+            lout = lognormal_lengths(output_len, length_cv, n, rng)
+            what = f"lognormal lengths, means {input_len}/{output_len}, cv {length_cv:g}"
+        else:
+            lin = np.full(n, input_len, dtype=np.int64)
+            lout = np.full(n, output_len, dtype=np.int64)
+            what = f"fixed lengths {input_len}/{output_len}"
+    if concurrency is not None:
+        c = _count(concurrency, "concurrency", 10_000_000)
+        return Trace(
+            lin, lout, concurrency=c, description=f"closed loop, concurrency {c}, {what}, seed {seed}"
+        )
+    if arrival == "poisson":
+        times = poisson_arrivals(rate, n, rng)
+    elif arrival == "gamma":
+        times = gamma_arrivals(rate, cv, n, rng)
+    else:
+        raise ConfigError(f"arrival is {arrival!r}; expected 'poisson' or 'gamma'")
+    return Trace(lin, lout, arrival_s=times, description=f"{arrival} at {rate:g} req/s, {what}, seed {seed}")
+
+
+def _dataset_lengths(name: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    if name.endswith(".csv"):
+        trace = read_trace_csv(name)
+        pick = rng.integers(0, trace.n_requests, size=n)
+        return trace.input_len[pick], trace.output_len[pick], f"lengths resampled from {Path(name).name}"
+    hist = load_lengths(name)
+    lin, lout = hist.sample(n, rng)
+    return lin, lout, f"{hist.name} lengths"
