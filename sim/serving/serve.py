@@ -32,7 +32,7 @@ from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
 from roofline.economics import Economics, pricing_basis, usd_per_s
 from roofline.estimate import compute_device
-from sim.serving.engine_config import EngineConfig, KvCapacity, engine_for, kv_capacity
+from sim.serving.engine_config import KvCapacity, engine_for, kv_capacity
 from sim.serving.metrics import request_metrics, weighted_percentiles
 from sim.serving.replica import Replica
 from sim.serving.requests import Requests
