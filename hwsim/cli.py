@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hwsim import cli_sim
+from hwsim import cli_serve, cli_sim
 from hwsim.output import emit, fmt, pct, table
 from workloads.errors import HwsimError
 
@@ -155,6 +155,11 @@ def _workload_options(f):
             click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel degree."),
             click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree."),
             click.option("--n-devices", type=int, default=None, help="Devices in all (default tp*pp*ep)."),
+            click.option(
+                "--framework",
+                default=None,
+                help="Serving framework whose overheads apply (vllm, tensorrt-llm, sglang, llama.cpp, ...).",
+            ),
         ]
     ):
         f = opt(f)
@@ -171,7 +176,9 @@ def _workload_options(f):
     help="Price devices by purchase (capex + energy) or by the cloud hour.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def estimate(model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, pricing, as_json):
+def estimate(
+    model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, framework, pricing, as_json
+):
     """Analytic estimate: TTFT, TPOT, throughput, tokens per J and per $ for one batch."""
     from roofline.economics import Economics
     from roofline.estimate import estimate as run
@@ -188,6 +195,7 @@ def estimate(model, device, batch, input_len, output_len, precision, tp, pp, ep,
         ep=ep,
         precision=precision,
         economics=Economics(basis=pricing),
+        framework=framework,
     )
     d = est.to_dict()
     if not d["fits"]:
@@ -214,7 +222,9 @@ def estimate(model, device, batch, input_len, output_len, precision, tp, pp, ep,
     help="Chart path (.png; an .svg is written beside it). Default results/roofline-<model>-<device>.png.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def roofline(model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, out, as_json):
+def roofline(
+    model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, framework, out, as_json
+):
     """Roofline chart of a decode step's and a prefill's ops on a device's roof."""
     from hwmodels.placement import Placement
     from roofline.estimate import compute_device, resolve_parallelism
@@ -226,7 +236,7 @@ def roofline(model, device, batch, input_len, output_len, precision, tp, pp, ep,
 
     spec, dev, quant = load_model(model), compute_device(device), Quant.from_name(precision)
     resolve_parallelism(spec, n_devices, tp, pp, ep)
-    place = Placement(tp=tp, pp=pp, ep=ep)
+    place = Placement(tp=tp, pp=pp, ep=ep, framework=framework)
     for value, field in ((batch, "batch"), (input_len, "input_len"), (output_len, "output_len")):
         if value < 1:
             raise HwsimError(f"{field} is {value}; expected a positive integer")
@@ -348,7 +358,7 @@ def report(out, quick, as_json):
     )
 
 
-for _command in (cli_sim.systems, cli_sim.simulate, cli_sim.reproduce):
+for _command in (cli_sim.systems, cli_sim.simulate, cli_sim.reproduce, cli_serve.serve):
     cli.add_command(_command)
 
 

@@ -45,6 +45,7 @@ def systems(as_json):
 @click.option("--input-len", type=int, default=512, show_default=True, help="Prompt tokens per sequence.")
 @click.option("--output-len", type=int, default=32, show_default=True, help="Generated tokens per sequence.")
 @click.option("--precision", "-p", default="fp16", show_default=True, help="As for estimate.")
+@click.option("--framework", default=None, help="Serving framework whose overheads apply (as for estimate).")
 @click.option("--tp", type=int, default=None, help="Override the file's tensor-parallel degree.")
 @click.option("--pp", type=int, default=None, help="Override the file's pipeline-parallel degree.")
 @click.option(
@@ -54,7 +55,9 @@ def systems(as_json):
     help="Write a Gantt chart of the busy intervals (.png and .svg).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def simulate(system_name, model, batch, input_len, output_len, precision, tp, pp, timeline, as_json):
+def simulate(
+    system_name, model, batch, input_len, output_len, precision, framework, tp, pp, timeline, as_json
+):
     """Event-driven simulation on a system: overlap, contention, pipelines, offload."""
     from sim.simulate import simulate as run
 
@@ -65,6 +68,7 @@ def simulate(system_name, model, batch, input_len, output_len, precision, tp, pp
         input_len=input_len,
         output_len=output_len,
         precision=precision,
+        framework=framework,
         tp=tp,
         pp=pp,
     )

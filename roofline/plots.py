@@ -384,3 +384,92 @@ def lines_chart(
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(fig, out)
+
+
+SERIES_STYLES = {"simulation": ("#0072B2", "-", "o"), "analytic": ("#D55E00", "--", "s")}
+"""Colour-blind-safe (Okabe-Ito) colour, line style and marker per source of a serving curve."""
+
+
+def serving_timeline_chart(frame: pd.DataFrame, out: Path, title: str = "") -> list[Path]:
+    """Batch size, waiting requests and KV-pool occupancy of each replica over time.
+
+    ``frame``: one row per engine step with ``replica, start_s, n_running, n_waiting,
+    kv_fraction`` (share of the KV pool in use, 0-1).
+    """
+    plt = _plt()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    for name, g in frame.groupby("replica", sort=False):
+        top.step(g["start_s"], g["n_running"], where="post", lw=1, label=f"{name}: running")
+        top.step(g["start_s"], g["n_waiting"], where="post", lw=1, ls="--", label=f"{name}: waiting")
+        bottom.step(g["start_s"], 100 * g["kv_fraction"], where="post", lw=1, label=str(name))
+    top.set_ylabel("requests")
+    top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    bottom.set_ylabel("KV pool in use (%)")
+    bottom.set_xlabel("simulated time (s)")
+    bottom.set_ylim(0, 105)
+    bottom.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def latency_vs_rate_chart(
+    frame: pd.DataFrame,
+    out: Path,
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
+    title: str = "",
+) -> list[Path]:
+    """TTFT and TPOT (mean, and p99 where simulated) against the request rate, simulation and
+    analytic approximation, with the SLO limits and the knee (the highest rate meeting them).
+
+    ``frame``: ``rate, source, ttft_s_mean, tpot_s_mean`` and, for the simulation,
+    ``ttft_s_p99, tpot_s_p99, output_tokens_per_s``.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    panels = (("ttft_s", "TTFT (s)", slo_ttft_s), ("tpot_s", "TPOT (s)", slo_tpot_s))
+    for ax, (key, label, slo) in zip(axes[:2], panels, strict=True):
+        for source, g in frame.groupby("source", sort=False):
+            color, ls, marker = SERIES_STYLES.get(source, ("#000000", "-", "o"))
+            g = g.sort_values("rate")
+            ax.plot(
+                g["rate"], g[f"{key}_mean"], color=color, ls=ls, marker=marker, ms=3, label=f"{source}, mean"
+            )
+            if f"{key}_p99" in g and g[f"{key}_p99"].notna().any():
+                ax.plot(
+                    g["rate"],
+                    g[f"{key}_p99"],
+                    color=color,
+                    ls=":",
+                    marker=marker,
+                    ms=3,
+                    label=f"{source}, p99",
+                )
+        if slo:
+            ax.axhline(slo, color="#009E73", lw=1, label=f"SLO {slo:g} s")
+        ax.set_yscale("log")
+        ax.set_xlabel("request rate (requests/s)")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    sim = frame[frame["source"] == "simulation"].sort_values("rate")
+    ax.plot(sim["rate"], sim["output_tokens_per_s"], color=SERIES_STYLES["simulation"][0], marker="o", ms=3)
+    ax.plot(
+        sim["rate"],
+        sim["rate"] * sim["mean_output_len"],
+        color="#999999",
+        ls="--",
+        lw=1,
+        label="offered load",
+    )
+    if "knee_rate" in frame and frame["knee_rate"].notna().any():
+        knee = float(frame["knee_rate"].dropna().iloc[0])
+        for a in axes:
+            a.axvline(knee, color="#CC79A7", lw=1, ls="-.", label=f"SLO knee {knee:.3g} req/s")
+    ax.set_xlabel("request rate (requests/s)")
+    ax.set_ylabel("output tokens/s")
+    ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    return _save(fig, out)

@@ -32,7 +32,7 @@ from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
 from roofline.economics import Economics, pricing_basis, usd_per_s
 from roofline.estimate import compute_device
-from sim.serving.engine_config import KvCapacity, engine_for, kv_capacity
+from sim.serving.engine_config import EngineConfig, KvCapacity, engine_for, kv_capacity
 from sim.serving.metrics import request_metrics, weighted_percentiles
 from sim.serving.replica import Replica
 from sim.serving.requests import Requests
@@ -122,11 +122,31 @@ def _check_lengths(trace: Trace, kv_tokens: int, where: str) -> None:
         )
 
 
-def serve(
+@dataclass
+class Setup:
+    """Everything a run resolves before the first event: model, device, engine, pools, KV pools
+    and step pricers (one per pool)."""
+
+    spec: ModelSpec
+    quant: Quant
+    dev: DeviceSpec
+    engine: EngineConfig
+    pools: dict[str, Pool]
+    kvs: dict[str, KvCapacity]
+    engine_kv: dict[str, KvCapacity]
+    pricers: dict[str, StepPricer]
+    framework: str | None
+
+    @property
+    def n_devices(self) -> int:
+        return sum(p.devices for p in self.pools.values())
+
+
+def prepare(
     model: str | ModelSpec,
     device: str | DeviceSpec,
-    trace: Trace,
     *,
+    max_context: int,
     tp: int = 1,
     pp: int = 1,
     ep: int = 1,
@@ -142,39 +162,12 @@ def serve(
     prefill_tp: int = 1,
     decode_workers: int = 1,
     decode_tp: int = 1,
-    kv_link_GBps: float | None = None,
-    router: str = "least-outstanding",
-    slo_ttft_s: float | None = None,
-    slo_tpot_s: float | None = None,
-    economics: Economics | None = None,
-    record: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-) -> ServeResult:
-    """Simulate serving ``trace``; see the module docstring for the modes.
-
-    Parameters
-    ----------
-    model, device, precision : as for ``roofline.estimate``.
-    trace : the request stream (``workloads.traces.make_trace``).
-    tp, pp, ep, dp, n_devices : parallelism of each replica and the replica count
-        (aggregated mode).
-    framework : the serving engine (``vllm``, ``vllm-v0``, ``tensorrt-llm``, ``sglang``, or a
-        framework of ``frameworks.yaml``, which serves static batches); default vLLM.
-    max_batch, max_batched_tokens : the engine's ``max_num_seqs`` and token budget per step.
-    preemption : ``recompute`` (default) or ``swap`` (KV to host memory over the host link).
-    mode : ``agg`` or ``disagg`` (prefill and decode pools).
-    kv_link_GBps : bandwidth per GPU of the link that moves KV caches between the pools
-        (default: the device's PCIe link, which a GPUDirect RDMA NIC sits behind).
-    router : ``least-outstanding`` or ``round-robin`` between replicas.
-    slo_ttft_s, slo_tpot_s : latency limits for SLO attainment and goodput, seconds.
-    """
-    wall0 = time.perf_counter()
+) -> Setup:
+    """Resolve a serving configuration (see ``serve`` for the arguments)."""
     spec = load_model(model)
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
-    slo_ttft_s, slo_tpot_s = _slo(slo_ttft_s, "slo_ttft"), _slo(slo_tpot_s, "slo_tpot")
     engine = engine_for(framework).with_limits(max_batch, max_batched_tokens, preemption)
-    pol = policy(engine.scheduler)
     if mode == "agg":
         for label, v in (("tp", tp), ("pp", pp), ("ep", ep)):
             _positive_int(v, label)
@@ -208,12 +201,69 @@ def serve(
             )
     else:
         raise ConfigError(f"mode is {mode!r}; expected 'agg' or 'disagg'")
-    total_devices = sum(p.devices for p in pools.values())
+    terms = framework_terms(framework) if framework in _framework_names() else None
+    kvs, engine_kv, pricers = {}, {}, {}
+    for role, pool in pools.items():
+        check_parallelism(spec, pool.tp, pool.pp, pool.ep)
+        kvs[role] = kv_capacity(spec, quant, dev, engine, pool.tp, pool.pp, pool.ep)
+        engine_kv[role] = _virtual_engine_kv(kvs[role], pool.pp)
+        pricers[role] = StepPricer(
+            spec,
+            quant,
+            dev,
+            Placement(tp=pool.tp, pp=pool.pp, ep=pool.ep, framework=framework),
+            max_tokens=min(engine.max_num_batched_tokens, engine.max_num_seqs * max_context),
+            max_seqs=engine.max_num_seqs,
+            max_context=max_context,
+            host_step_s=terms.host_step_s if terms else None,
+        )
+    return Setup(spec, quant, dev, engine, pools, kvs, engine_kv, pricers, framework)
 
+
+def serve(
+    model: str | ModelSpec,
+    device: str | DeviceSpec,
+    trace: Trace,
+    *,
+    kv_link_GBps: float | None = None,
+    router: str = "least-outstanding",
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
+    economics: Economics | None = None,
+    record: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    **config: Any,
+) -> ServeResult:
+    """Simulate serving ``trace``; see the module docstring for the modes.
+
+    Parameters
+    ----------
+    model, device : as for ``roofline.estimate``.
+    trace : the request stream (``workloads.traces.make_trace``).
+    kv_link_GBps : bandwidth per GPU of the link that moves KV caches between the pools
+        (default: the device's PCIe link, which a GPUDirect RDMA NIC sits behind).
+    router : ``least-outstanding`` or ``round-robin`` between replicas.
+    slo_ttft_s, slo_tpot_s : latency limits for SLO attainment and goodput, seconds.
+    config : the configuration ``prepare`` resolves:
+        ``tp, pp, ep, dp, n_devices`` (parallelism of each replica and the replica count,
+        aggregated mode); ``precision``; ``framework`` (``vllm`` by default, ``vllm-v0``,
+        ``tensorrt-llm``, ``sglang``, or a framework of ``frameworks.yaml``, which serves
+        static batches); ``max_batch`` and ``max_batched_tokens`` (the engine's
+        ``max_num_seqs`` and token budget per step); ``preemption`` (``recompute`` or
+        ``swap``, KV to host memory over the PCIe link); ``mode`` (``agg`` or ``disagg``)
+        with ``prefill_workers, prefill_tp, decode_workers, decode_tp``.
+    """
+    wall0 = time.perf_counter()
+    slo_ttft_s, slo_tpot_s = _slo(slo_ttft_s, "slo_ttft"), _slo(slo_tpot_s, "slo_tpot")
+    max_ctx = int((trace.input_len + trace.output_len).max())
+    setup = prepare(model, device, max_context=max_ctx, **config)
+    spec, quant, dev, engine = setup.spec, setup.quant, setup.dev, setup.engine
+    pools, kvs, pricers = setup.pools, setup.kvs, setup.pricers
+    pol = policy(engine.scheduler)
+    mode = "disagg" if "prefill" in pools else "agg"
+    total_devices = setup.n_devices
     env = simpy.Environment()
     req = Requests(trace)
-    terms = framework_terms(framework) if framework in _framework_names() else None
-    max_ctx = int((trace.input_len + trace.output_len).max())
     done_count = [0]
     finished_hook: list[Callable[[int], None]] = []
 
@@ -225,55 +275,37 @@ def serve(
             hook(rid)
 
     replicas: dict[str, list[Replica]] = {}
-    kvs: dict[str, KvCapacity] = {}
-    pricers: dict[str, StepPricer] = {}
     for role, pool in pools.items():
-        check_parallelism(spec, pool.tp, pool.pp, pool.ep)
-        kv = kv_capacity(spec, quant, dev, engine, pool.tp, pool.pp, pool.ep)
-        kvs[role] = kv
-        per_engine = _virtual_engine_kv(kv, pool.pp)
+        kv, per_engine = kvs[role], setup.engine_kv[role]
         _check_lengths(trace, per_engine.tokens, role)
-        place = Placement(tp=pool.tp, pp=pool.pp, ep=pool.ep, framework=framework)
-        pricer = StepPricer(
-            spec,
-            quant,
-            dev,
-            place,
-            max_tokens=min(engine.max_num_batched_tokens, engine.max_num_seqs * max_ctx),
-            max_seqs=engine.max_num_seqs,
-            max_context=max_ctx,
-            host_step_s=terms.host_step_s if terms else None,
-        )
-        pricers[role] = pricer
         host_bw = dev.links["pcie"].bw_bytes_per_s if "pcie" in dev.links else None
-        swap_s = kv.bytes_per_token / host_bw if host_bw else 0.0
         if engine.preemption == "swap" and not host_bw:
             raise ConfigError(f"swap preemption needs a host link; {dev.name} has no 'pcie' link")
-        replicas[role] = []
-        for w in range(pool.workers):
-            for v in range(pool.pp):
-                replicas[role].append(
-                    Replica(
-                        env,
-                        f"{role}{w}" + (f".v{v}" if pool.pp > 1 else ""),
-                        pricer,
-                        engine,
-                        per_engine,
-                        req,
-                        pol,
-                        on_finish,
-                        role={"agg": "both"}.get(role, role),
-                        swap_s_per_token=swap_s,
-                        record=record,
-                    )
-                )
+        swap_s = kv.bytes_per_token / host_bw if host_bw else 0.0
+        replicas[role] = [
+            Replica(
+                env,
+                f"{role}{w}" + (f".v{v}" if pool.pp > 1 else ""),
+                pricers[role],
+                engine,
+                per_engine,
+                req,
+                pol,
+                on_finish,
+                role={"agg": "both"}.get(role, role),
+                swap_s_per_token=swap_s,
+                record=record,
+            )
+            for w in range(pool.workers)
+            for v in range(pool.pp)
+        ]
 
     entry = _Router(replicas.get("agg") or replicas["prefill"], router)
     if mode == "disagg":
         decode_router = _Router(replicas["decode"], router)
-        link_bw = (kv_link_GBps * 1e9 if kv_link_GBps else _default_kv_link_bw(dev)) * pools["prefill"].tp
-        if not link_bw > 0:
+        if kv_link_GBps is not None and not (isinstance(kv_link_GBps, (int, float)) and kv_link_GBps > 0):
             raise ConfigError(f"kv_link_GBps is {kv_link_GBps!r}; expected a positive number")
+        link_bw = (kv_link_GBps * 1e9 if kv_link_GBps else _default_kv_link_bw(dev)) * pools["prefill"].tp
         links = {id(r): simpy.Resource(env, capacity=1) for r in replicas["prefill"]}
         full_kv_bytes_per_token = float(kv_cache_bytes(spec, quant, 1, 1))
 
@@ -329,7 +361,7 @@ def serve(
         "model": spec.name,
         "device": dev.name,
         "precision": quant.name,
-        "framework": framework or "vllm",
+        "framework": setup.framework or "vllm",
         "scheduler": engine.scheduler,
         "max_num_seqs": engine.max_num_seqs,
         "max_num_batched_tokens": engine.max_num_batched_tokens,

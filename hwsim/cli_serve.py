@@ -1,0 +1,201 @@
+"""``hwsim serve``: a request stream on an engine's scheduler, with latency percentiles,
+throughput, SLO attainment, cost and energy."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from hwsim.output import emit, fmt
+from workloads.errors import ConfigError
+
+TEXT_KEYS = (
+    "ttft_s_mean",
+    "ttft_s_p50",
+    "ttft_s_p99",
+    "tpot_s_mean",
+    "tpot_s_p50",
+    "tpot_s_p99",
+    "e2e_s_mean",
+    "e2e_s_p99",
+    "requests_per_s",
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_device",
+    "completed",
+    "preempted",
+    "kv_capacity_tokens",
+    "slo_attainment",
+    "usd_per_million_tokens",
+    "j_per_token",
+    "capacity_requests_per_s",
+    "sim_wall_s",
+)
+
+
+class _LazyBar:
+    """A progress bar on stderr that appears only once a run has lasted a second."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label, self.enabled, self.t0 = label, enabled, time.perf_counter()
+        self.bar = None
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.t0 < 1.0:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@click.command()
+@click.option("--model", "-m", required=True, help="Preset name or path to a config.json.")
+@click.option("--device", "-d", required=True, help="Catalog device name.")
+@click.option("--n-devices", type=int, default=None, help="Devices in all (default tp*pp*ep*dp).")
+@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree of a replica.")
+@click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel degree of a replica.")
+@click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree of a replica.")
+@click.option("--dp", type=int, default=None, help="Replicas behind the router (data parallel).")
+@click.option("--precision", "-p", default="fp16", show_default=True, help="As for estimate.")
+@click.option(
+    "--framework", default="vllm", show_default=True, help="vllm, vllm-v0, tensorrt-llm, sglang, ..."
+)
+@click.option("--concurrency", type=int, default=None, help="Closed loop: requests kept in flight.")
+@click.option("--rate", type=float, default=None, help="Open loop: requests per second.")
+@click.option("--arrival", type=click.Choice(["poisson", "gamma"]), default="poisson", show_default=True)
+@click.option(
+    "--cv", type=float, default=1.0, show_default=True, help="Coefficient of variation of gamma gaps."
+)
+@click.option("--input-len", type=int, default=None, help="Prompt tokens (fixed).")
+@click.option("--output-len", type=int, default=None, help="Output tokens (fixed).")
+@click.option(
+    "--lengths", default=None, help="sharegpt, openorca, cnn-dailymail, arxiv-summarization or FILE.csv."
+)
+@click.option("--trace", "trace_csv", default=None, help="Replay a CSV of arrival_s, input_len, output_len.")
+@click.option("--num-requests", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-batch", type=int, default=None, help="The engine's max_num_seqs (default: engine's).")
+@click.option(
+    "--max-batched-tokens", type=int, default=None, help="Token budget per step (default: engine's)."
+)
+@click.option("--preemption", type=click.Choice(["recompute", "swap"]), default=None)
+@click.option("--mode", type=click.Choice(["agg", "disagg"]), default="agg", show_default=True)
+@click.option("--prefill-workers", type=int, default=1, show_default=True)
+@click.option("--prefill-tp", type=int, default=1, show_default=True)
+@click.option("--decode-workers", type=int, default=1, show_default=True)
+@click.option("--decode-tp", type=int, default=1, show_default=True)
+@click.option("--kv-link-gbps", type=float, default=None, help="GB/s per GPU between the pools (disagg).")
+@click.option(
+    "--router", type=click.Choice(["least-outstanding", "round-robin"]), default="least-outstanding"
+)
+@click.option("--slo-ttft", type=float, default=None, help="TTFT limit, seconds.")
+@click.option("--slo-tpot", type=float, default=None, help="TPOT limit, seconds.")
+@click.option("--find-capacity", is_flag=True, help="Also find the highest Poisson rate meeting the SLOs.")
+@click.option(
+    "--timeline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write batch size and KV occupancy over time (.png and .svg).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one flat JSON object.")
+def serve(**o):
+    """Serve a request stream: continuous batching, KV capacity, preemption, disaggregation."""
+    from sim.serving.capacity import find_capacity
+    from sim.serving.serve import serve as run
+    from workloads.traces import make_trace, read_trace_csv
+
+    if o["slo_ttft"] is not None and not o["slo_ttft"] > 0:
+        raise ConfigError(f"slo-ttft is {o['slo_ttft']!r}; expected a positive number of seconds")
+    if o["slo_tpot"] is not None and not o["slo_tpot"] > 0:
+        raise ConfigError(f"slo-tpot is {o['slo_tpot']!r}; expected a positive number of seconds")
+    trace_args = dict(
+        n_requests=o["num_requests"],
+        seed=o["seed"],
+        input_len=o["input_len"],
+        output_len=o["output_len"],
+        lengths=o["lengths"],
+    )
+    if o["rate"] is not None and not o["rate"] > 0:
+        raise ConfigError(f"rate is {o['rate']!r}; expected a positive number of requests per second")
+    if o["trace_csv"]:
+        trace = read_trace_csv(o["trace_csv"])
+    else:
+        trace = make_trace(
+            rate=o["rate"], concurrency=o["concurrency"], arrival=o["arrival"], cv=o["cv"], **trace_args
+        )
+    config = dict(
+        tp=o["tp"],
+        pp=o["pp"],
+        ep=o["ep"],
+        dp=o["dp"],
+        n_devices=o["n_devices"],
+        precision=o["precision"],
+        framework=o["framework"],
+        max_batch=o["max_batch"],
+        max_batched_tokens=o["max_batched_tokens"],
+        preemption=o["preemption"],
+        mode=o["mode"],
+        prefill_workers=o["prefill_workers"],
+        prefill_tp=o["prefill_tp"],
+        decode_workers=o["decode_workers"],
+        decode_tp=o["decode_tp"],
+    )
+    bar = _LazyBar("requests", enabled=True)
+    try:
+        result = run(
+            o["model"],
+            o["device"],
+            trace,
+            kv_link_GBps=o["kv_link_gbps"],
+            router=o["router"],
+            slo_ttft_s=o["slo_ttft"],
+            slo_tpot_s=o["slo_tpot"],
+            record=bool(o["timeline"]),
+            progress=bar,
+            **config,
+        )
+    finally:
+        bar.close()
+    d = result.to_dict()
+    if o["find_capacity"]:
+        cap_bar = _LazyBar("capacity search", enabled=True)
+        try:
+            d["capacity_requests_per_s"] = find_capacity(
+                o["model"],
+                o["device"],
+                slo_ttft_s=o["slo_ttft"],
+                slo_tpot_s=o["slo_tpot"],
+                trace_args=trace_args,
+                progress=cap_bar,
+                **config,
+            )
+        finally:
+            cap_bar.close()
+    if o["timeline"]:
+        from sim.serving.plots import serving_timeline
+
+        serving_timeline(
+            result, o["timeline"], title=f"{result.config['model']} on {result.config['device']}"
+        )
+    text = "\n".join(f"{k:>32}: {fmt(d[k])}" for k in TEXT_KEYS if k in d)
+    kv = result.config["kv"]
+    text += "\n" + "\n".join(
+        f"{'KV pool (' + role + ')':>32}: {v['kv_capacity_tokens']:,} tokens per engine = {v['kv_bytes_per_device'] / 1e9:.1f} GB "
+        f"per device ({v['kv_rule']}: {v['device_memory_bytes'] / 1e9:.1f} GB, weights {v['weight_bytes_per_device'] / 1e9:.1f} GB, "
+        f"activations {v['activation_peak_bytes'] / 1e9:.2f} GB, reserve {v['runtime_reserve_bytes'] / 1e9:.1f} GB)"
+        for role, v in kv.items()
+    )
+    emit(o["as_json"], d, text)

@@ -1,0 +1,108 @@
+"""Capacity under latency limits: the analytic approximation for a configuration, and the
+highest Poisson rate whose simulated SLO attainment stays at or above a target (bisection)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sim.serving.queueing import QueueEstimate, ServingQueue
+from sim.serving.serve import prepare, serve
+from workloads.errors import ConfigError
+from workloads.traces import make_trace
+
+ATTAINMENT_TARGET = 0.9
+"""SLO attainment a rate must reach to count as served (``--find-capacity``)."""
+
+
+def approximate(
+    model: str,
+    device: str,
+    *,
+    input_len: float,
+    output_len: float,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    **config: Any,
+) -> QueueEstimate:
+    """The analytic approximation (``queueing.ServingQueue``) of an aggregated configuration with
+    mean lengths; ``rate`` (open loop, requests/s) or ``concurrency`` (closed loop) is shared
+    evenly by the engines (replicas times pipeline stages)."""
+    if (rate is None) == (concurrency is None):
+        raise ConfigError("give exactly one of rate and concurrency")
+    setup = prepare(model, device, max_context=int(input_len + output_len), **config)
+    pool = setup.pools["agg"]
+    engines = pool.workers * pool.pp
+    kv = setup.engine_kv["agg"]
+    per_seq = input_len + (
+        output_len if setup.engine.scheduler in ("tensorrt-llm", "static") else output_len / 2
+    )
+    n_max = min(setup.engine.max_num_seqs, int(kv.tokens // per_seq))
+    queue = ServingQueue(
+        setup.pricers["agg"], input_len, output_len, setup.engine.max_num_batched_tokens, n_max
+    )
+    est = (
+        queue.open(rate / engines) if rate is not None else queue.closed(max(1, round(concurrency / engines)))
+    )
+    return QueueEstimate(
+        est.ttft_s,
+        est.tpot_s,
+        est.e2e_s,
+        est.requests_per_s * engines,
+        est.running * engines,
+        est.capacity_requests_per_s * engines,
+        est.stable,
+    )
+
+
+def find_capacity(
+    model: str,
+    device: str,
+    *,
+    slo_ttft_s: float | None,
+    slo_tpot_s: float | None,
+    trace_args: dict[str, Any],
+    iterations: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+    **config: Any,
+) -> float:
+    """The highest Poisson rate (requests/s) whose simulated SLO attainment is at least 0.9.
+
+    Bisection between 0 and 1.5x the analytic capacity at the trace's mean lengths; each probe
+    simulates the same seeded trace shape at the probed rate.
+    """
+    if slo_ttft_s is None and slo_tpot_s is None:
+        raise ConfigError("find-capacity needs --slo-ttft or --slo-tpot")
+    probe = make_trace(rate=1.0, **trace_args)
+    mean_in, mean_out = float(probe.input_len.mean()), float(probe.output_len.mean())
+    hi = (
+        1.5
+        * approximate(
+            model, device, input_len=mean_in, output_len=mean_out, rate=1e-6, **config
+        ).capacity_requests_per_s
+    )
+    lo = 0.0
+
+    def attained(rate: float) -> bool:
+        result = serve(
+            model,
+            device,
+            make_trace(rate=rate, **trace_args),
+            slo_ttft_s=slo_ttft_s,
+            slo_tpot_s=slo_tpot_s,
+            record=False,
+            **config,
+        )
+        return result.metrics["slo_attainment"] >= ATTAINMENT_TARGET
+
+    if attained(hi):
+        return hi
+    for k in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if attained(mid):
+            lo = mid
+        else:
+            hi = mid
+        if progress:
+            progress(k + 1, iterations)
+    return lo
