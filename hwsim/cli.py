@@ -291,8 +291,9 @@ def roofline(
 def validate(data, plot, as_json):
     """Predict every measured row and report the error, overall and per device class."""
     from roofline.validation import load_measured, summarize, validate_frame
+    from sim.serving.validation import predict_serving
 
-    points = validate_frame(load_measured(data))
+    points = validate_frame(load_measured(data), serving=predict_serving)
     report = summarize(points)
     if plot:
         from roofline.plots import predicted_vs_measured
@@ -309,6 +310,12 @@ def validate(data, plot, as_json):
         f"p90 {pct(v['p90_ape'])}"
         for cls, v in report["by_class"].items()
     ]
+    if report["by_phase_mode"]:
+        lines += ["", "serving and offline rows (phase/mode/metric):"] + [
+            f"{key:>40}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {pct(v['median_ape'])}, "
+            f"p90 {pct(v['p90_ape'])}"
+            for key, v in report["by_phase_mode"].items()
+        ]
     uncovered = [p for p in report["points"] if not p["covered"]]
     if uncovered:
         lines += ["", "not covered:"] + [

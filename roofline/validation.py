@@ -25,6 +25,7 @@ tokens per second / output_len; ``j_per_token`` = energy per output token.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -44,6 +45,7 @@ from workloads.errors import ConfigError, HwsimError
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, preset_index
 from workloads.quant import Quant
+from workloads.traces import load_lengths
 
 COLUMNS = [
     "id",
@@ -65,6 +67,26 @@ COLUMNS = [
     "source",
     "notes",
 ]
+SERVING_COLUMNS = [
+    "framework_version",
+    "dataset",
+    "concurrency",
+    "request_rate",
+    "mode",
+    "dp",
+    "ep",
+    "prefill_workers",
+    "prefill_tp",
+    "prefill_dp",
+    "prefill_ep",
+    "prefill_batch",
+    "decode_workers",
+    "decode_tp",
+    "decode_dp",
+    "decode_ep",
+    "decode_batch",
+]
+"""Optional columns of serving measurements (absent columns read as empty)."""
 METRICS = (
     "output_tokens_per_s",
     "output_tokens_per_s_per_device",
@@ -106,6 +128,9 @@ def load_measured(path: str | Path | None = None) -> pd.DataFrame:
         raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
     if frame.empty:
         raise ConfigError(f"{path}: no rows")
+    for c in SERVING_COLUMNS:
+        if c not in frame.columns:
+            frame[c] = np.nan
     return frame
 
 
@@ -126,6 +151,11 @@ class Condition:
     pp: int
     n_devices: int
     kernel_op: str | None = None
+    lengths: str | None = None
+    """A length distribution of ``workloads/lengths`` (the row's dataset), or None for fixed lengths."""
+    serving: dict[str, Any] | None = None
+    """For a ``server`` row: the serving run's settings (``concurrency`` or ``request_rate``,
+    ``dp``, ``ep``, ``mode`` and the disaggregated pools, ``max_batched_tokens``)."""
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -155,8 +185,6 @@ def resolve(row: pd.Series) -> Condition | str:
         return f"precision {precision!r} is not modeled"
     framework = _framework(str(row["framework"]).strip().lower(), str(row["notes"]))
     phase, metric = str(row["phase"]), str(row["metric"])
-    if phase == "server":
-        return "server rows need the serving simulator (request arrivals under latency limits)"
     if metric not in METRICS:
         return f"metric {metric!r} is not predicted"
     tp, pp = _int_or_none(row["tp"]) or 1, _int_or_none(row["pp"]) or 1
@@ -165,6 +193,16 @@ def resolve(row: pd.Series) -> Condition | str:
         return f"n_devices {n_devices} is not a multiple of tp*pp = {tp * pp}"
     zero = al["phase_defaults"]["zero_length"]["value"]
     lin, lout = _int_or_none(row["input_len"]), _int_or_none(row["output_len"])
+    lengths = _dataset_lengths(row.get("dataset"))
+    serving = None
+    if phase == "server":
+        serving = _serving_settings(row, n_devices, tp, pp)
+        if isinstance(serving, str):
+            return serving
+    if lengths and (lin is None or lout is None) and phase in ("offline", "server"):
+        mean_in, mean_out = load_lengths(lengths).mean()
+        lin = round(mean_in) if lin is None else lin
+        lout = round(mean_out) if lout is None else lout
     if phase == "decode" and (lin is None or lout is None):
         d = al["phase_defaults"]["decode"]
         lin = d["input_len"] if lin is None else lin
@@ -192,7 +230,53 @@ def resolve(row: pd.Series) -> Condition | str:
         pp,
         n_devices,
         kernel_op,
+        lengths,
+        serving,
     )
+
+
+def _dataset_lengths(dataset: Any) -> str | None:
+    """The shipped length distribution a row's ``dataset`` names (alias rules), or None."""
+    import re
+
+    if dataset is None or (isinstance(dataset, float) and math.isnan(dataset)):
+        return None
+    for rule in aliases().get("dataset", []):
+        if re.search(rule["match"], str(dataset)):
+            return rule["lengths"]
+    return None
+
+
+def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[str, Any] | str:
+    """The serving run a ``server`` row describes, or why it is not covered."""
+    concurrency = _int_or_none(row.get("concurrency"))
+    rate = row.get("request_rate")
+    rate = None if rate is None or (isinstance(rate, float) and math.isnan(rate)) else float(rate)
+    if concurrency is None and (rate is None or not math.isfinite(rate)):
+        return "server row states neither a concurrency nor a finite request_rate"
+    mode = str(row.get("mode") or "agg").strip().lower()
+    mode = "agg" if mode in ("nan", "") else mode
+    ep = _int_or_none(row.get("ep")) or 1
+    settings: dict[str, Any] = {"concurrency": concurrency, "rate": None if concurrency else rate, "mode": mode}
+    budget = _note_field(row["notes"], "max_num_batched_tokens")
+    if budget:
+        settings["max_batched_tokens"] = int(budget)
+    if mode == "disagg":
+        pools = {}
+        for key in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp"):
+            value = _int_or_none(row.get(key))
+            if value is None:
+                return f"disaggregated row without {key}"
+            pools[key] = value
+        settings.update(pools)
+        return settings
+    if tp * pp * ep > n_devices:
+        return (
+            f"tp {tp} x ep {ep} exceeds the row's {n_devices} devices: attention data parallelism with "
+            "expert parallelism over the same devices is not modelled yet"
+        )
+    settings["ep"] = ep
+    return settings
 
 
 def _framework(name: str, notes: str) -> str | None:
@@ -265,8 +349,17 @@ def offline_batch(c: Condition) -> int:
     return int(e.batch[int(np.argmax(rate))])
 
 
-def predict(c: Condition) -> tuple[float | None, str]:
+ServingPredictor = Callable[[Condition], tuple[float | None, str]]
+"""Predicts a ``server`` row by simulating its request stream (``sim.serving.validation``, a
+layer above this one, passes it in)."""
+
+
+def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[float | None, str]:
     """The predicted value of a resolved row, or None and the reason it is not covered."""
+    if c.serving is not None:
+        if serving is None:
+            return None, "server rows are predicted by the serving simulation (hwsim validate runs it)"
+        return serving(c)
     if c.kernel_op:
         return _kernel_time_s(c), ""
     batch = c.batch
@@ -300,8 +393,9 @@ def predict(c: Condition) -> tuple[float | None, str]:
     return value, ""
 
 
-def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per measurement: prediction, measurement, signed error, APE, covered, reason."""
+def validate_frame(frame: pd.DataFrame, serving: ServingPredictor | None = None) -> pd.DataFrame:
+    """One row per measurement: prediction, measurement, signed error, APE, covered, reason.
+    ``serving`` predicts ``server`` rows (without it they are reported as not covered)."""
     out = []
     for _, row in frame.iterrows():
         cond = resolve(row)
@@ -311,7 +405,7 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             device_class = catalog()[cond.device].device_class
             try:
-                predicted, reason = predict(cond)
+                predicted, reason = predict(cond, serving)
             except HwsimError as exc:
                 predicted, reason = None, str(exc)
         measured = float(row["value"])
@@ -330,6 +424,8 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
                 "reason": reason,
                 "device_class": device_class,
                 "source": source_key(row["source"]),
+                "phase": row["phase"],
+                "mode": "disagg" if str(row.get("mode")).strip().lower() == "disagg" else "agg",
             }
         )
     return pd.DataFrame(out)
@@ -343,7 +439,8 @@ def source_key(source: str) -> str:
 
 def summarize(points: pd.DataFrame) -> dict[str, Any]:
     """The report of ``hwsim validate --json``: keys rows, covered, median_ape, p90_ape,
-    within_10pct, within_25pct, by_class, points."""
+    within_10pct, within_25pct, by_class, by_phase_mode (serving and offline rows per phase,
+    mode and metric), points."""
     cov = points.loc[points["covered"]]
 
     def stats(ape: pd.Series) -> dict[str, Any]:
@@ -368,6 +465,11 @@ def summarize(points: pd.DataFrame) -> dict[str, Any]:
         if cls:
             by_class[cls] = {"rows": int(len(group)), **stats(group.loc[group["covered"], "ape"])}
     overall = stats(cov["ape"])
+    by_phase_mode = {}
+    for (phase, mode, metric), group in points.groupby(["phase", "mode", "metric"]):
+        if phase in ("server", "offline"):
+            key = f"{phase}/{mode}/{metric}"
+            by_phase_mode[key] = {"rows": int(len(group)), **stats(group.loc[group["covered"], "ape"])}
     records = points[
         ["id", "hardware", "model", "metric", "measured", "predicted", "ape", "covered", "reason"]
     ]
@@ -379,6 +481,7 @@ def summarize(points: pd.DataFrame) -> dict[str, Any]:
         "within_10pct": overall["within_10pct"],
         "within_25pct": overall["within_25pct"],
         "by_class": by_class,
+        "by_phase_mode": by_phase_mode,
         "points": [
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in records.to_dict(orient="records")
@@ -386,6 +489,6 @@ def summarize(points: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def validate(path: str | Path | None = None) -> dict[str, Any]:
+def validate(path: str | Path | None = None, serving: ServingPredictor | None = None) -> dict[str, Any]:
     """Predict every row of a measured file and summarize the error."""
-    return summarize(validate_frame(load_measured(path)))
+    return summarize(validate_frame(load_measured(path), serving))

@@ -1,0 +1,128 @@
+"""Predict measured ``server`` rows by simulating their request streams.
+
+A row's conditions become a serving run: its framework's engine with the row's maximum
+batch (``batch``) and token budget (``max_num_batched_tokens=`` in its notes), its
+parallelism (``tp``, ``dp`` or ``n_devices / tp``, ``ep``; disaggregated pools), and a
+seeded trace: Poisson arrivals at ``request_rate`` or a closed loop at ``concurrency``;
+fixed lengths where the row states both, else lengths drawn from the row's dataset with
+their means rescaled to the stated ones. Metrics compare means: ``ttft_s``, ``tpot_s``,
+``e2e_s``, ``output_tokens_per_s`` (whole system), ``requests_per_s``.
+
+The number of requests is enough for a steady state well past the ramp-up: a closed loop runs
+``max(8 x concurrency, 400)`` requests, an open loop ``rate x 300 s`` of arrivals between 1,000
+and 6,000 requests (benchmarks measure stages of 10 to 20 minutes; the cap keeps a run near a
+second). One simulation serves every metric of a condition (cached).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodels.calibration.params import framework_terms, params_for
+from hwmodels.device_spec import catalog
+from roofline.validation import Condition
+from sim.serving.serve import serve
+from workloads.errors import HwsimError
+from workloads.traces import Trace, load_lengths
+
+VALIDATION_SEED = 0
+METRIC_KEYS = {
+    "ttft_s": "ttft_s_mean",
+    "tpot_s": "tpot_s_mean",
+    "e2e_s": "e2e_s_mean",
+    "output_tokens_per_s": "output_tokens_per_s",
+    "output_tokens_per_s_per_device": "output_tokens_per_s_per_device",
+    "requests_per_s": "requests_per_s",
+}
+
+
+def n_requests(concurrency: int | None, rate: float | None) -> int:
+    """Requests simulated for a validation row (see the module docstring)."""
+    if concurrency:
+        return max(8 * concurrency, 400)
+    return int(np.clip(rate * 300.0, 1000, 6000))
+
+
+def row_trace(c: Condition) -> Trace:
+    """The seeded request stream of a server row."""
+    s = c.serving
+    n = n_requests(s["concurrency"], s["rate"])
+    rng = np.random.default_rng(VALIDATION_SEED)
+    if c.lengths:
+        hist = load_lengths(c.lengths)
+        lin, lout = hist.sample(n, rng)
+        mean_in, mean_out = hist.mean()
+        lin = np.maximum(np.rint(lin * c.input_len / mean_in), 1).astype(np.int64)
+        lout = np.maximum(np.rint(lout * c.output_len / mean_out), 1).astype(np.int64)
+    else:
+        lin = np.full(n, c.input_len, dtype=np.int64)
+        lout = np.full(n, c.output_len, dtype=np.int64)
+    if s["concurrency"]:
+        return Trace(lin, lout, concurrency=s["concurrency"], description="validation closed loop")
+    gaps = rng.exponential(1.0 / s["rate"], size=n)
+    arrival = np.concatenate([[0.0], np.cumsum(gaps[1:])])
+    return Trace(lin, lout, arrival_s=arrival, description="validation Poisson")
+
+
+def _key(c: Condition) -> tuple:
+    return (
+        c.model,
+        c.device,
+        c.precision,
+        c.framework,
+        c.batch,
+        c.input_len,
+        c.output_len,
+        c.tp,
+        c.pp,
+        c.n_devices,
+        c.lengths,
+        tuple(sorted(c.serving.items())),
+    )
+
+
+def _parameters(c: Condition) -> tuple:
+    """The calibration values a run depends on (so a fit that changes them misses the cache)."""
+    device = catalog()[c.device]
+    terms = framework_terms(c.framework) if c.framework else None
+    return (terms, tuple(sorted(params_for(device.arch, device.device_class).items())))
+
+
+_RUNS: dict[tuple, dict | str] = {}
+
+
+def _run(key: tuple, c: Condition) -> dict | str:
+    if key not in _RUNS:
+        _RUNS[key] = _simulate(c)
+    return _RUNS[key]
+
+
+def _simulate(c: Condition) -> dict | str:
+    s = c.serving
+    config = dict(precision=c.precision, framework=c.framework, max_batch=c.batch)
+    if s.get("max_batched_tokens"):
+        config["max_batched_tokens"] = s["max_batched_tokens"]
+    if s["mode"] == "disagg":
+        config.update(
+            mode="disagg",
+            prefill_workers=s["prefill_workers"],
+            prefill_tp=s["prefill_tp"],
+            decode_workers=s["decode_workers"],
+            decode_tp=s["decode_tp"],
+        )
+    else:
+        config.update(tp=c.tp, pp=c.pp, ep=s.get("ep", 1), n_devices=c.n_devices)
+    try:
+        return serve(c.model, c.device, row_trace(c), record=False, **config).metrics
+    except HwsimError as exc:
+        return str(exc)
+
+
+def predict_serving(c: Condition) -> tuple[float | None, str]:
+    """The simulated value of a server row's metric, or None and why it is not covered."""
+    if c.metric not in METRIC_KEYS:
+        return None, f"metric {c.metric!r} is not predicted for server rows"
+    result = _run(_key(c) + _parameters(c), c)
+    if isinstance(result, str):
+        return None, result
+    return float(result[METRIC_KEYS[c.metric]]), ""
