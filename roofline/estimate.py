@@ -219,7 +219,8 @@ def estimate(
     economics : pricing basis and ownership assumptions (defaults in ``roofline/economics.yaml``).
     link : the device link collectives use (default NVLink if present, else PCIe).
     framework : a serving framework of ``hwmodels/calibration/frameworks.yaml`` whose launch
-        and per-step host overheads apply (default: the device class's launch overhead only).
+        and per-step host overheads apply, and whose output lag delays the tokens a streaming
+        client sees (default: the device class's launch overhead only).
     """
     spec = load_model(model)
     dev = compute_device(device)
@@ -230,7 +231,8 @@ def estimate(
     L_out = _positive_ints(output_len, "output_len")
     model_cost = registry.get(dev.arch)
     place = Placement(tp=tp, pp=pp, ep=ep, link=link, framework=framework)
-    step_overhead_s = framework_terms(framework).host_step_s(B) if framework else 0.0
+    terms = framework_terms(framework) if framework else None
+    step_overhead_s = terms.host_step_s(B) if terms else 0.0
 
     prefill = model_cost.estimate(_ops(spec, quant, "prefill", B, L_in, 0.0, tp, pp, ep), dev, place)
     n_steps = np.maximum(L_out - 1.0, 1.0)
@@ -243,6 +245,8 @@ def estimate(
     ttft = prefill.total_time_s() + step_overhead_s
     tpot, decode_dynamic = mean_step(first, last, n_steps)
     tpot = tpot + step_overhead_s
+    if terms and terms.output_lag_steps:  # a streaming client sees every token that many steps late
+        ttft = ttft + terms.output_lag_steps * tpot
     e2e = ttft + (L_out - 1.0) * tpot
 
     # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device

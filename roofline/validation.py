@@ -257,10 +257,15 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
     mode = str(row.get("mode") or "agg").strip().lower()
     mode = "agg" if mode in ("nan", "") else mode
     ep = _int_or_none(row.get("ep")) or 1
-    settings: dict[str, Any] = {"concurrency": concurrency, "rate": None if concurrency else rate, "mode": mode}
-    budget = _note_field(row["notes"], "max_num_batched_tokens")
-    if budget:
-        settings["max_batched_tokens"] = int(budget)
+    settings: dict[str, Any] = {
+        "concurrency": concurrency,
+        "rate": None if concurrency else rate,
+        "mode": mode,
+    }
+    for key in ("max_num_batched_tokens", "prefix_groups"):
+        value = _note_field(row["notes"], key)
+        if value:
+            settings[key] = int(value)
     if mode == "disagg":
         pools = {}
         for key in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp"):

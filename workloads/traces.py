@@ -49,6 +49,9 @@ class Trace:
         for a closed loop.
     concurrency : requests kept in flight by a closed-loop client; None for open loop.
     description : how it was made (for the run's provenance).
+    prefix_id, prefix_len : requests with the same ``prefix_id`` (>= 0) share their first
+        ``prefix_len`` prompt tokens (a system prompt, or a whole prompt sent again), which an
+        engine with prefix caching need not prefill twice; -1 and 0 for none. None: no sharing.
     """
 
     input_len: np.ndarray
@@ -56,6 +59,8 @@ class Trace:
     arrival_s: np.ndarray | None = None
     concurrency: int | None = None
     description: str = ""
+    prefix_id: np.ndarray | None = None
+    prefix_len: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.input_len)
@@ -65,6 +70,30 @@ class Trace:
             raise ConfigError("trace columns differ in length")
         if (self.arrival_s is None) == (self.concurrency is None):
             raise ConfigError("a trace has either arrival times (open loop) or a concurrency (closed loop)")
+        if (self.prefix_id is None) != (self.prefix_len is None):
+            raise ConfigError("a trace gives both prefix_id and prefix_len, or neither")
+        if self.prefix_len is not None and np.any(self.prefix_len > self.input_len):
+            raise ConfigError("a shared prefix is longer than its request's prompt")
+
+    def with_prefixes(self, groups: int, prefix_len: int | None = None) -> Trace:
+        """Request ``i`` shares its first ``prefix_len`` prompt tokens (default: the whole prompt)
+        with every request of group ``i % groups``: a client cycling through ``groups`` distinct
+        prompts or system prompts."""
+        from dataclasses import replace
+
+        groups = _count(groups, "prefix groups", 10_000_000)
+        n = self.n_requests
+        shared = (
+            self.input_len
+            if prefix_len is None
+            else np.minimum(_count(prefix_len, "prefix_len"), self.input_len)
+        )
+        return replace(
+            self,
+            prefix_id=np.arange(n, dtype=np.int64) % groups,
+            prefix_len=np.asarray(shared, dtype=np.int64) * np.ones(n, dtype=np.int64),
+            description=self.description + f", {groups} shared prefixes",
+        )
 
     @property
     def n_requests(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -145,7 +145,10 @@ class FrameworkTerms:
     ``cpu_tiled_gemm``: its CPU GEMMs of several token rows use register-tiled micro-kernels,
     except in the math formats of ``cpu_untiled_formats``, which fall back to per-token dot kernels;
     ``issue_bound_quantized_gemm``: its quantized GPU GEMMs are bound by the SMs' instruction
-    issue (``issue_bound_gemm_macs_per_lane_cycle``) as well as by the tensor peak."""
+    issue (``issue_bound_gemm_macs_per_lane_cycle``) as well as by the tensor peak;
+    ``output_lag_steps``: engine steps between a token leaving the engine and reaching a
+    streaming client (request intake and output processing pipelined behind the engine's
+    steps), which delays the first and last token a client sees."""
 
     name: str
     kernel_overhead_us: float | None
@@ -160,6 +163,7 @@ class FrameworkTerms:
     cpu_untiled_formats: tuple[str, ...]
     issue_bound_quantized_gemm: bool
     source: str
+    output_lag_steps: float = 0.0
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
@@ -198,8 +202,57 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             cpu_untiled_formats=tuple(entry.get("cpu_untiled_formats", ())),
             issue_bound_quantized_gemm=bool(entry.get("issue_bound_quantized_gemm", False)),
             source=str(entry["source"]),
+            output_lag_steps=float(entry.get("output_lag_steps", 0.0)),
         )
+    for name, values in _serving_fitted().get("frameworks", {}).items():
+        if name in out:
+            unknown = set(values) - set(SERVING_FITTABLE)
+            if unknown:
+                raise ConfigError(f"{SERVING_FITTED}: frameworks.{name}: {sorted(unknown)} are not fittable")
+            out[name] = _with_terms(out[name], values)
     return out
+
+
+def _with_terms(terms: FrameworkTerms, values: Mapping[str, float]) -> FrameworkTerms:
+    """``terms`` with fitted serving values (``step_overhead_us`` in microseconds)."""
+    fields = {"step_overhead_s" if k == "step_overhead_us" else k: float(v) for k, v in values.items()}
+    if "step_overhead_s" in fields:
+        fields["step_overhead_s"] *= 1e-6
+    return replace(terms, **fields)
+
+
+SERVING_FITTABLE = ("step_overhead_us", "output_lag_steps")
+"""Framework terms a serving fit may set (``hwsim calibrate``, ``sim/serving/calibrate.py``)."""
+SERVING_FITTED = "serving_fitted.yaml"
+
+
+def serving_fitted_path() -> Path:
+    """Where the serving fit of framework terms is stored (in the source tree)."""
+    return Path(str(files("hwmodels.calibration").joinpath(SERVING_FITTED)))
+
+
+@lru_cache(maxsize=1)
+def _serving_fitted() -> Mapping[str, Any]:
+    """The serving fit record (``frameworks``, ``fitted_on``, ``errors``); empty when never fitted."""
+    path = serving_fitted_path()
+    if not path.is_file():
+        return {}
+    raw = yaml.safe_load(path.read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(f"{SERVING_FITTED}: schema_version {raw.get('schema_version')!r}; expected 1")
+    return raw
+
+
+@contextlib.contextmanager
+def framework_overridden(name: str, values: Mapping[str, float]) -> Iterator[None]:
+    """Use other values of framework ``name``'s fittable serving terms inside the block."""
+    table = _frameworks()
+    previous = table[name]
+    table[name] = _with_terms(previous, values)
+    try:
+        yield
+    finally:
+        table[name] = previous
 
 
 def framework_terms(name: str) -> FrameworkTerms:

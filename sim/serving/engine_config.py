@@ -41,12 +41,14 @@ class EngineConfig:
     runtime_reserve_bytes: float
     source: str
     preemption: str = "recompute"
+    prefix_caching: bool = False
 
     def with_limits(
         self,
         max_num_seqs: int | None = None,
         max_num_batched_tokens: int | None = None,
         preemption: str | None = None,
+        prefix_caching: bool | None = None,
     ) -> EngineConfig:
         """A copy with the run's own limits (``--max-batch``, ``--max-batched-tokens``)."""
         for label, value in (("max_batch", max_num_seqs), ("max_batched_tokens", max_num_batched_tokens)):
@@ -59,6 +61,7 @@ class EngineConfig:
             max_num_seqs=max_num_seqs or self.max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens or self.max_num_batched_tokens,
             preemption=preemption or self.preemption,
+            prefix_caching=self.prefix_caching if prefix_caching is None else bool(prefix_caching),
         )
 
 
@@ -83,6 +86,7 @@ def _engines() -> dict[str, EngineConfig]:
             kv_fraction=float(mem["fraction"]),
             runtime_reserve_bytes=float(mem["runtime_reserve_GB"]) * 1e9,
             source=str(e["source"]).strip(),
+            prefix_caching=bool(e.get("prefix_caching", False)),
         )
     return out
 

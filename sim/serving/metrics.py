@@ -8,6 +8,8 @@
 - end-to-end latency: finish minus arrival;
 - throughput over the run's duration (first arrival to last finish): requests/s and
   output tokens/s (per device too);
+- steady-state throughput (open loop): requests finishing inside the arrival span after its
+  first 10%, over that window, which a short run's ramp-up and drain do not bias;
 - SLO attainment: the share of requests meeting both the TTFT and the TPOT limit (a limit
   not given always holds); goodput: those requests per second.
 """
@@ -50,10 +52,14 @@ def request_metrics(
     n_devices: int,
     slo_ttft_s: float | None = None,
     slo_tpot_s: float | None = None,
+    output_lag_steps: float = 0.0,
 ) -> dict[str, Any]:
-    """The aggregate latency and throughput figures of a finished run."""
+    """The aggregate latency and throughput figures of a finished run, as a streaming client
+    sees them: ``output_lag_steps`` engine steps after the engine produced each token."""
     done = req.completed
-    arrival, first, finish = req.arrival_s[done], req.first_token_s[done], req.finish_s[done]
+    arrival = req.arrival_s[done]
+    first = req.first_token_s[done] + output_lag_steps * req.first_step_s[done]
+    finish = req.finish_s[done] + output_lag_steps * req.last_step_s[done]
     out = req.output_len[done]
     ttft = first - arrival
     e2e = finish - arrival
@@ -85,4 +91,27 @@ def request_metrics(
             "output_tokens": tokens,
         }
     )
+    metrics.update(_steady(req, n_devices))
     return metrics
+
+
+def _steady(req: Requests, n_devices: int) -> dict[str, float]:
+    """Throughput at steady state: requests (and their output tokens) finishing between the
+    first 10% and the end of the arrival span, over that window. Open loop only; a closed loop
+    has no arrival span, so its whole-run figures stand."""
+    done = req.completed
+    arrival = req.arrival_s
+    t0, t1 = float(np.nanmin(arrival)), float(np.nanmax(arrival))
+    lo = t0 + 0.1 * (t1 - t0)
+    finish = req.finish_s[done]
+    inside = (finish >= lo) & (finish <= t1)
+    span = t1 - lo
+    if span <= 0 or inside.sum() < 10:
+        return {}
+    rate = float(inside.sum()) / span
+    tokens = float(req.output_len[done][inside].sum()) / span
+    return {
+        "steady_requests_per_s": rate,
+        "steady_output_tokens_per_s": tokens,
+        "steady_output_tokens_per_s_per_device": tokens / n_devices,
+    }

@@ -13,7 +13,7 @@ once its first token exists, keeping its KV blocks until ``release`` is called) 
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,7 +90,15 @@ class Replica:
         self.pre_left = np.zeros(0, dtype=np.int64)
         self.order = np.zeros(0, dtype=np.int64)
         self.blocks = np.zeros(0, dtype=np.int64)
+        self.shared = np.zeros(0, dtype=np.int64)
+        """Leading tokens of each running request whose KV blocks belong to the prefix cache."""
+        self.ref = np.zeros(0, dtype=bool)
+        """Whether each running request holds a reference to its cached prefix."""
+        self.prefix_cache: OrderedDict[int, int] = OrderedDict()
+        """Prefix id -> KV blocks it holds, least recently used first (prefix caching)."""
+        self.prefix_users: dict[int, int] = {}
         self._admitted = 0
+        self._lagging: list[tuple[int, bool]] = []
         self.busy_s = 0.0
         self.dynamic_energy_j = 0.0
         self.preempted = 0
@@ -138,6 +146,9 @@ class Replica:
             dec_ctx = float(self.ctx[dec_idx].sum()) if n_dec else 0.0
             cost = self.pricer.step(n_dec, dec_ctx, [(t, c) for _, t, c in chunks], n_logits)
             dt = cost.time_s + extra_s
+            for rid, first in self._lagging:  # tokens of the last step reach clients during this one
+                (self.req.first_step_s if first else self.req.last_step_s)[rid] = dt
+            self._lagging.clear()
             if self.steps is not None:
                 s = self.steps
                 s.start_s.append(env.now)
@@ -150,7 +161,7 @@ class Replica:
             self.busy_s += dt
             self.dynamic_energy_j += cost.energy_j
             yield env.timeout(dt)
-            self._apply(dec_idx, chunks)
+            self._apply(dec_idx, chunks, dt)
 
     def _blocks_for(self, tokens):
         return -(-tokens // self.bs)
@@ -202,8 +213,8 @@ class Replica:
         """Allocate the blocks slot ``i`` needs for ``tokens`` more (on-demand policies)."""
         if self.policy.admission == "reserve_full":
             return True
-        need = int(self._blocks_for(self.ctx[i] + tokens)) - int(self.blocks[i])
-        if need > self.free_blocks:
+        need = int(self._blocks_for(self.ctx[i] - self.shared[i] + tokens)) - int(self.blocks[i])
+        if need > self.free_blocks and not self._reclaim(need):
             return False
         self.blocks[i] += need
         self.free_blocks -= need
@@ -216,10 +227,50 @@ class Replica:
         return self._fits_admission(self.waiting[0], self.engine.max_num_batched_tokens)
 
     def _prompt_tokens(self, rid: int) -> int:
-        """Tokens to prefill on admission: the prompt plus what a recompute must redo."""
+        """Tokens to prefill on admission: the prompt plus what a recompute must redo, less the
+        prefix already cached."""
         if rid in self.prefilled_arrivals or self.req.swapped_tokens[rid]:
             return 0
-        return int(self.req.input_len[rid] + self.req.generated[rid])
+        return int(self.req.input_len[rid] + self.req.generated[rid]) - self._cache_hit(rid)
+
+    def _cache_hit(self, rid: int) -> int:
+        """Prompt tokens of ``rid`` whose KV blocks the prefix cache holds (whole blocks; the
+        last prompt token is always computed, as vLLM does to produce logits)."""
+        p = int(self.req.prefix_id[rid])
+        if not self.engine.prefix_caching or p < 0 or p not in self.prefix_cache:
+            return 0
+        usable = min(int(self.req.prefix_len[rid]), int(self.req.input_len[rid]) - 1)
+        return min(self.prefix_cache[p] * self.bs, usable // self.bs * self.bs)
+
+    def _reclaim(self, need: int) -> bool:
+        """Evict cached prefixes no running request uses (least recently used first) until
+        ``need`` blocks are free; whether that succeeded."""
+        for p in list(self.prefix_cache):
+            if self.free_blocks >= need:
+                break
+            if self.prefix_users.get(p, 0) == 0:
+                self.free_blocks += self.prefix_cache.pop(p)
+        return self.free_blocks >= need
+
+    def _cache_prefix(self, i: int) -> None:
+        """Slot ``i`` finished its prompt: hand its prefix's whole blocks to the cache."""
+        rid = int(self.rid[i])
+        p = int(self.req.prefix_id[rid])
+        if not self.engine.prefix_caching or p < 0 or self.policy.admission == "reserve_full":
+            return
+        if p in self.prefix_cache:
+            self.prefix_cache.move_to_end(p)
+            return
+        k = int(self.req.prefix_len[rid]) // self.bs - int(self.shared[i]) // self.bs
+        k = min(k, int(self.blocks[i]))
+        if k <= 0:
+            return
+        self.prefix_cache[p] = k + int(self.shared[i]) // self.bs
+        self.blocks[i] -= k
+        self.shared[i] += k * self.bs
+        if not self.ref[i]:
+            self.prefix_users[p] = self.prefix_users.get(p, 0) + 1
+            self.ref[i] = True
 
     def _fits_admission(self, rid: int, budget: int) -> bool:
         req, pol = self.req, self.policy
@@ -228,10 +279,12 @@ class Replica:
             int(req.input_len[rid]) + 1 if rid in self.prefilled_arrivals else 0
         )
         if pol.admission == "reserve_full":
-            total = int(req.input_len[rid] + req.output_len[rid])
-            return int(self._blocks_for(total)) <= self.free_blocks
+            need = int(self._blocks_for(int(req.input_len[rid] + req.output_len[rid])))
+            return need <= self.free_blocks or self._reclaim(need)
         first = held + min(prompt, budget) if pol.chunked else held + prompt
         need = int(self._blocks_for(max(first, 1)))
+        if need > self.free_blocks:
+            self._reclaim(need)
         if pol.admission == "reserve_ratio":
             future = pol.new_token_ratio * float(
                 (req.output_len[self.rid] - req.generated[self.rid]).sum() + req.remaining(rid)
@@ -253,20 +306,29 @@ class Replica:
                 break
             self.waiting.popleft()
             swapped = int(req.swapped_tokens[rid])
+            hit = 0
             if rid in self.prefilled_arrivals:
                 self.prefilled_arrivals.discard(rid)
                 ctx = int(req.input_len[rid]) + int(req.generated[rid]) - 1
-            else:
+            elif swapped:
                 ctx = swapped
+            else:
+                hit = self._cache_hit(rid)
+                ctx = hit
+                if hit:
+                    p = int(req.prefix_id[rid])
+                    self.prefix_cache.move_to_end(p)
+                    self.prefix_users[p] = self.prefix_users.get(p, 0) + 1
+                req.cached_tokens[rid] = hit
             if swapped:
                 extra_s += swapped * self.swap_s_per_token
                 req.swapped_tokens[rid] = 0
             if self.policy.admission == "reserve_full":
                 n_blocks = int(self._blocks_for(req.input_len[rid] + req.output_len[rid]))
             else:
-                n_blocks = int(self._blocks_for(ctx))
+                n_blocks = int(self._blocks_for(ctx - hit))
             self.free_blocks -= n_blocks
-            i = self._add_slot(rid, ctx, prompt, n_blocks)
+            i = self._add_slot(rid, ctx, prompt, n_blocks, hit)
             if prompt:
                 t = self._chunk(prompt, budget)
                 if t == 0 or not self._grow(i, t):
@@ -275,7 +337,9 @@ class Replica:
                 budget -= t
         return extra_s
 
-    def _add_slot(self, rid: int, ctx: int, prompt: int, n_blocks: int) -> int:
+    def _add_slot(self, rid: int, ctx: int, prompt: int, n_blocks: int, shared: int = 0) -> int:
+        self.shared = np.append(self.shared, shared)
+        self.ref = np.append(self.ref, shared > 0)
         self.rid = np.append(self.rid, rid)
         self.ctx = np.append(self.ctx, ctx)
         self.pre_left = np.append(self.pre_left, prompt)
@@ -310,9 +374,12 @@ class Replica:
         return extra_s
 
     def _remove(self, mask: np.ndarray) -> None:
+        for i in np.flatnonzero(mask & self.ref):
+            self.prefix_users[int(self.req.prefix_id[self.rid[i]])] -= 1
         keep = ~mask
         self.rid, self.ctx, self.pre_left = self.rid[keep], self.ctx[keep], self.pre_left[keep]
-        self.order, self.blocks = self.order[keep], self.blocks[keep]
+        self.order, self.blocks, self.shared = self.order[keep], self.blocks[keep], self.shared[keep]
+        self.ref = self.ref[keep]
 
     # ---- static batches ---------------------------------------------------------------------
     def _plan_static(self):
@@ -331,7 +398,7 @@ class Replica:
         return (np.zeros(0, dtype=np.int64), chunks, 0.0) if chunks else None
 
     # ---- crediting a finished step ------------------------------------------------------------
-    def _apply(self, dec_idx: np.ndarray, chunks: list[tuple[int, int, int]]) -> None:
+    def _apply(self, dec_idx: np.ndarray, chunks: list[tuple[int, int, int]], dt: float) -> None:
         now, req = self.env.now, self.req
         emitted = []
         if len(dec_idx):
@@ -346,10 +413,13 @@ class Replica:
                 emitted.append(i)
         handed = np.zeros(len(self.rid), dtype=bool)
         for i in emitted:
+            self._cache_prefix(i)
             rid = int(self.rid[i])
             req.generated[rid] += 1
             if np.isnan(req.first_token_s[rid]):
                 req.first_token_s[rid] = now
+                req.first_step_s[rid] = dt
+                self._lagging.append((rid, True))
             if self.role == "prefill" and req.generated[rid] < req.output_len[rid]:
                 handed[i] = True
         done = req.generated[self.rid] >= req.output_len[self.rid]
@@ -361,6 +431,8 @@ class Replica:
         for i in np.flatnonzero(finished):
             rid = int(self.rid[i])
             req.finish_s[rid] = now
+            req.last_step_s[rid] = dt
+            self._lagging.append((rid, False))
             self.on_finish(rid)
         self.free_blocks += int(self.blocks[finished].sum())
         for i in np.flatnonzero(handed):

@@ -25,6 +25,16 @@ class Requests:
         self.preemptions = np.zeros(n, dtype=np.int64)
         self.swapped_tokens = np.zeros(n, dtype=np.int64)
         """KV tokens of a request swapped out to host memory (0 when none)."""
+        shared = trace.prefix_id is not None
+        self.prefix_id = trace.prefix_id.astype(np.int64) if shared else np.full(n, -1, dtype=np.int64)
+        self.prefix_len = trace.prefix_len.astype(np.int64) if shared else np.zeros(n, dtype=np.int64)
+        self.first_step_s = np.zeros(n)
+        """Duration of the engine step after the one that produced the request's first token (the
+        producing step's when the engine then idles), s: the unit of the client-side output lag."""
+        self.last_step_s = np.zeros(n)
+        """The same for its last token, s."""
+        self.cached_tokens = np.zeros(n, dtype=np.int64)
+        """Prompt tokens served from the prefix cache at the request's (last) admission."""
 
     def remaining(self, rid: int) -> int:
         """Tokens the request has still to generate."""

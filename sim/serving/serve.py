@@ -157,6 +157,7 @@ def prepare(
     max_batch: int | None = None,
     max_batched_tokens: int | None = None,
     preemption: str | None = None,
+    prefix_caching: bool | None = None,
     mode: str = "agg",
     prefill_workers: int = 1,
     prefill_tp: int = 1,
@@ -167,7 +168,7 @@ def prepare(
     spec = load_model(model)
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
-    engine = engine_for(framework).with_limits(max_batch, max_batched_tokens, preemption)
+    engine = engine_for(framework).with_limits(max_batch, max_batched_tokens, preemption, prefix_caching)
     if mode == "agg":
         for label, v in (("tp", tp), ("pp", pp), ("ep", ep)):
             _positive_int(v, label)
@@ -250,7 +251,8 @@ def serve(
         ``tensorrt-llm``, ``sglang``, or a framework of ``frameworks.yaml``, which serves
         static batches); ``max_batch`` and ``max_batched_tokens`` (the engine's
         ``max_num_seqs`` and token budget per step); ``preemption`` (``recompute`` or
-        ``swap``, KV to host memory over the PCIe link); ``mode`` (``agg`` or ``disagg``)
+        ``swap``, KV to host memory over the PCIe link); ``prefix_caching`` (default: the
+        engine's; needs a trace with shared prefixes); ``mode`` (``agg`` or ``disagg``)
         with ``prefill_workers, prefill_tp, decode_workers, decode_tp``.
     """
     wall0 = time.perf_counter()
@@ -351,7 +353,10 @@ def serve(
     if not req.completed.all():
         lost = int((~req.completed).sum())
         raise RuntimeError(f"serving simulation ended with {lost} requests unfinished (a scheduler bug)")
-    metrics = request_metrics(req, total_devices, slo_ttft_s, slo_tpot_s)
+    terms = framework_terms(setup.framework) if setup.framework in _framework_names() else None
+    metrics = request_metrics(
+        req, total_devices, slo_ttft_s, slo_tpot_s, terms.output_lag_steps if terms else 0.0
+    )
     metrics.update(_itl(all_replicas))
     metrics.update(_energy_and_cost(all_replicas, pools, pricers, dev, metrics, economics))
     metrics["kv_capacity_tokens"] = int(sum(kv.tokens * pools[role].workers for role, kv in kvs.items()))
