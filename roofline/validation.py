@@ -183,7 +183,9 @@ def resolve(row: pd.Series) -> Condition | str:
         Quant.from_name(precision)
     except ConfigError:
         return f"precision {precision!r} is not modeled"
-    framework = _framework(str(row["framework"]).strip().lower(), str(row["notes"]))
+    version = row.get("framework_version")
+    version = "" if version is None or (isinstance(version, float) and math.isnan(version)) else str(version)
+    framework = _framework(str(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
     phase, metric = str(row["phase"]), str(row["metric"])
     if metric not in METRICS:
         return f"metric {metric!r} is not predicted"

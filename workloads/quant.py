@@ -124,6 +124,8 @@ class Quant:
 
         ``fp32``, ``fp16``, ``bf16``: everything in that format. ``fp8``: FP8 weights,
         activations and KV cache (TensorRT-LLM's FP8 recipe, ``--enable_fp8 --fp8_kv_cache``).
+        ``fp8-kv16``: FP8 weights and activations with a 16-bit KV cache (vLLM and SGLang serve
+        FP8 checkpoints so unless told ``--kv-cache-dtype fp8``).
         ``fp4``: FP4 weights and activations with an FP8 KV cache (the usual NVFP4 recipe). ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
         ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
         e.g. ``w3a16g64``, ``w4a8kv8``.
@@ -143,6 +145,8 @@ class Quant:
             return cls.make(key, key, key)
         if key == "fp8":
             return cls.make("fp8", "fp8", "fp8")
+        if key == "fp8-kv16":  # FP8 checkpoint served with the model's 16-bit KV cache
+            return replace(cls.make("fp8", "fp8", "fp16"), label="fp8-kv16")
         if key == "fp4":  # NVFP4: E2M1 values, one FP8 scale per 16 (NVIDIA Blackwell docs): 4.5 bits
             return replace(cls.make("fp4", "fp4", "fp8"), extra_bits=0.5, label="fp4")
         if key == "int8":
@@ -154,7 +158,7 @@ class Quant:
             w, a, kv, g = m.groups()
             return cls.make(int(w), int(a), int(kv) if kv else int(a), group_size=int(g) if g else 0)
         raise ConfigError(
-            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, int8, int4, "
+            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, fp8-kv16, int8, int4, "
             f"{', '.join(named_formats())} or a pattern like w4a16, w4a8kv8, w3a16g64"
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hwmodels.calibration.params import framework_names, framework_terms
 from sim.serving.queueing import QueueEstimate, ServingQueue
 from sim.serving.serve import prepare, serve
 from workloads.errors import ConfigError
@@ -38,8 +39,9 @@ def approximate(
         output_len if setup.engine.scheduler in ("tensorrt-llm", "static") else output_len / 2
     )
     n_max = min(setup.engine.max_num_seqs, int(kv.tokens // per_seq))
+    lag = framework_terms(setup.framework).output_lag_steps if setup.framework in framework_names() else 0.0
     queue = ServingQueue(
-        setup.pricers["agg"], input_len, output_len, setup.engine.max_num_batched_tokens, n_max
+        setup.pricers["agg"], input_len, output_len, setup.engine.max_num_batched_tokens, n_max, lag
     )
     est = (
         queue.open(rate / engines) if rate is not None else queue.closed(max(1, round(concurrency / engines)))

@@ -9,7 +9,8 @@ Steady state of one replica with mean prompt ``I`` and output ``O`` tokens:
 - a share of the steps carries a prompt chunk (``X`` requests/s times ``ceil(I / budget)``
   chunks each, per step time): the mean step ``tau`` mixes steps with and without a chunk;
 - a request waits half a step, is prefilled in ``ceil(I / budget)`` steps that carry its
-  chunks, then decodes for ``O - 1`` steps of ``tau``;
+  chunks, then decodes for ``O - 1`` steps of ``tau``; its client sees every token the
+  framework's ``output_lag_steps`` steps later;
 - closed loop at concurrency ``C``: ``n = min(C, n_max)``, ``X = n / S``, and the ``C - n``
   clients beyond the engine's limit wait ``(C - n) / X`` (Little's law);
 - open loop at rate ``lambda``: ``n = lambda * S`` while below ``n_max``; admission queueing as
@@ -61,9 +62,16 @@ class ServingQueue:
     """The approximation for one replica: ``pricer`` prices its steps, ``n_max`` bounds its batch."""
 
     def __init__(
-        self, pricer: StepPricer, input_len: float, output_len: float, budget: int, n_max: int
+        self,
+        pricer: StepPricer,
+        input_len: float,
+        output_len: float,
+        budget: int,
+        n_max: int,
+        output_lag_steps: float = 0.0,
     ) -> None:
         self.pricer, self.I, self.O = pricer, float(input_len), float(output_len)
+        self.lag = float(output_lag_steps)
         self.budget, self.n_max = budget, max(int(n_max), 1)
         self.prefill_steps = math.ceil(self.I / budget)
 
@@ -91,7 +99,7 @@ class ServingQueue:
         """(service time, mean step time, prefill time) at ``n`` running and ``throughput``
         requests/s: half a step of wait, the prompt's steps, then ``O - 1`` decode steps."""
         tau, loaded = self.step_s(n, throughput)
-        prefill = 0.5 * tau + self.prefill_steps * loaded
+        prefill = (0.5 + self.lag) * tau + self.prefill_steps * loaded
         return prefill + max(self.O - 1.0, 0.0) * tau, tau, prefill
 
     def capacity(self) -> float:

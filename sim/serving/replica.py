@@ -13,6 +13,7 @@ once its first token exists, keeping its KV blocks until ``release`` is called) 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,36 +172,44 @@ class Replica:
         """(decode slots, [(slot, tokens, cached)], extra seconds) of the next step, or None."""
         if self.policy.static:
             return self._plan_static()
-        pol, eng = self.policy, self.engine
-        budget = eng.max_num_batched_tokens
         extra_s = 0.0
-        partial = self.pre_left > 0
-        prefill_step = not pol.mixed and (bool(partial.any()) or self._admissible())
-        if prefill_step:
-            dec_idx = np.zeros(0, dtype=np.int64)
-        else:
-            if pol.admission != "reserve_full":
-                extra_s += self._make_room_for_decodes()
-            dec_idx = np.flatnonzero(self.pre_left == 0)
-            if pol.admission != "reserve_full" and len(dec_idx):
-                grow = dec_idx[self.ctx[dec_idx] % self.bs == 0]
-                self.blocks[grow] += 1
-                self.free_blocks -= len(grow)
-            budget -= len(dec_idx)
-        chunks: list[tuple[int, int, int]] = []
-        if pol.mixed or prefill_step:
-            for i in np.flatnonzero(self.pre_left > 0)[np.argsort(self.order[self.pre_left > 0])]:
-                if budget <= 0:
-                    break
-                t = self._chunk(int(self.pre_left[i]), budget)
-                if t == 0 or not self._grow(i, t):
-                    break
-                chunks.append((int(i), t, int(self.ctx[i])))
-                budget -= t
-            extra_s += self._admit(budget, chunks)
+        if not self.policy.mixed and (bool((self.pre_left > 0).any()) or self._admissible()):
+            chunks, extra_s = self._plan_prefill(self.engine.max_num_batched_tokens)
+            if chunks:  # a prefill-first engine runs prompts while any can go
+                return np.zeros(0, dtype=np.int64), chunks, extra_s
+        if self.policy.admission != "reserve_full":
+            extra_s += self._make_room_for_decodes()
+        dec_idx = np.flatnonzero(self.pre_left == 0)
+        if self.policy.admission != "reserve_full" and len(dec_idx):
+            grow = dec_idx[self.ctx[dec_idx] % self.bs == 0]
+            self.blocks[grow] += 1
+            self.free_blocks -= len(grow)
+        chunks = []
+        if self.policy.mixed:
+            running = len(self.rid)
+            chunks, more_s = self._plan_prefill(self.engine.max_num_batched_tokens - len(dec_idx))
+            extra_s += more_s
+            if not len(dec_idx) and not chunks and len(self.rid) > running:
+                return self._plan()  # only swapped-in or transferred requests joined: they decode next
         if not len(dec_idx) and not chunks:
             return None
         return dec_idx, chunks, extra_s
+
+    def _plan_prefill(self, budget: int) -> tuple[list[tuple[int, int, int]], float]:
+        """Prompt chunks within ``budget`` tokens: running partial prefills in admission order,
+        then admissions; and the seconds of swap-in transfers the admissions add."""
+        chunks: list[tuple[int, int, int]] = []
+        partial = self.pre_left > 0
+        for i in np.flatnonzero(partial)[np.argsort(self.order[partial])]:
+            if budget <= 0:
+                break
+            t = self._chunk(int(self.pre_left[i]), budget)
+            if t == 0 or not self._grow(i, t):
+                break
+            chunks.append((int(i), t, int(self.ctx[i])))
+            budget -= t
+        extra_s = self._admit(budget, chunks)
+        return chunks, extra_s
 
     def _chunk(self, left: int, budget: int) -> int:
         """Prompt tokens of one request that go into this step."""
@@ -282,15 +291,13 @@ class Replica:
             need = int(self._blocks_for(int(req.input_len[rid] + req.output_len[rid])))
             return need <= self.free_blocks or self._reclaim(need)
         first = held + min(prompt, budget) if pol.chunked else held + prompt
-        need = int(self._blocks_for(max(first, 1)))
-        if need > self.free_blocks:
-            self._reclaim(need)
+        need = float(self._blocks_for(max(first, 1)))
         if pol.admission == "reserve_ratio":
             future = pol.new_token_ratio * float(
                 (req.output_len[self.rid] - req.generated[self.rid]).sum() + req.remaining(rid)
             )
-            return need + future / self.bs <= self.free_blocks
-        return need <= self.free_blocks
+            need += future / self.bs
+        return need <= self.free_blocks or self._reclaim(math.ceil(need))
 
     def _admit(self, budget: int, chunks: list) -> float:
         """Admit waiting requests in arrival order while slots, budget and blocks allow; returns

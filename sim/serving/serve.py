@@ -158,6 +158,7 @@ def prepare(
     max_batched_tokens: int | None = None,
     preemption: str | None = None,
     prefix_caching: bool | None = None,
+    max_kv_tokens: int | None = None,
     mode: str = "agg",
     prefill_workers: int = 1,
     prefill_tp: int = 1,
@@ -207,6 +208,8 @@ def prepare(
     for role, pool in pools.items():
         check_parallelism(spec, pool.tp, pool.pp, pool.ep)
         kvs[role] = kv_capacity(spec, quant, dev, engine, pool.tp, pool.pp, pool.ep)
+        if max_kv_tokens is not None:
+            kvs[role] = _capped(kvs[role], _positive_int(max_kv_tokens, "max_kv_tokens"))
         engine_kv[role] = _virtual_engine_kv(kvs[role], pool.pp)
         pricers[role] = StepPricer(
             spec,
@@ -252,7 +255,8 @@ def serve(
         static batches); ``max_batch`` and ``max_batched_tokens`` (the engine's
         ``max_num_seqs`` and token budget per step); ``preemption`` (``recompute`` or
         ``swap``, KV to host memory over the PCIe link); ``prefix_caching`` (default: the
-        engine's; needs a trace with shared prefixes); ``mode`` (``agg`` or ``disagg``)
+        engine's; needs a trace with shared prefixes); ``max_kv_tokens`` (a smaller KV pool than
+        the engine would get, for studies of memory pressure); ``mode`` (``agg`` or ``disagg``)
         with ``prefill_workers, prefill_tp, decode_workers, decode_tp``.
     """
     wall0 = time.perf_counter()
@@ -383,6 +387,16 @@ def _framework_names() -> list[str]:
     from hwmodels.calibration.params import framework_names
 
     return framework_names()
+
+
+def _capped(kv: KvCapacity, tokens: int) -> KvCapacity:
+    """The pool limited to ``tokens`` (whole blocks; at least one)."""
+    from dataclasses import replace
+
+    blocks = max(min(kv.blocks, tokens // kv.block_size), 1)
+    return replace(
+        kv, blocks=blocks, tokens=blocks * kv.block_size, kv_bytes=blocks * kv.block_size * kv.bytes_per_token
+    )
 
 
 def _virtual_engine_kv(kv: KvCapacity, pp: int) -> KvCapacity:

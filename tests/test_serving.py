@@ -1,0 +1,227 @@
+"""Serving on the event engine: schedulers, KV capacity, preemption, metrics, disaggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from roofline.estimate import estimate
+from sim.serving.capacity import approximate
+from sim.serving.engine_config import engine_for, kv_capacity
+from sim.serving.plots import step_frame
+from sim.serving.serve import serve
+from workloads.errors import ConfigError, DoesNotFitError
+from workloads.model_spec import load_model
+from workloads.quant import Quant
+from workloads.traces import Trace, make_trace
+
+MODEL, DEVICE = "llama-3.1-8b", "h100-sxm"
+
+
+@pytest.mark.parametrize("framework", ["vllm", "tensorrt-llm", "sglang", "vllm-v0", "hf-accelerate"])
+def test_concurrency_one_matches_the_estimate(framework):
+    """One request at a time is the estimate's batch-1 run: same TTFT and TPOT (10%)."""
+    trace = make_trace(n_requests=3, concurrency=1, input_len=1024, output_len=128)
+    r = serve(MODEL, DEVICE, trace, precision="bf16", framework=framework).metrics
+    e = estimate(
+        MODEL, DEVICE, batch=1, input_len=1024, output_len=128, precision="bf16", framework=framework
+    )
+    assert r["ttft_s_mean"] == pytest.approx(float(e.ttft_s), rel=0.10)
+    assert r["tpot_s_mean"] == pytest.approx(float(e.tpot_s), rel=0.10)
+
+
+def test_littles_law_on_the_engine_queue():
+    """Time-averaged requests in the system, read from the engine's own step records (waiting
+    plus running at each step, weighted by its duration), equal throughput x mean latency (2%)."""
+    trace = make_trace(n_requests=3000, rate=8.0, input_len=512, output_len=128, length_cv=0.5, seed=3)
+    result = serve(MODEL, DEVICE, trace, precision="bf16", framework="vllm")
+    steps = step_frame(result)
+    req = result.requests
+    horizon = float(np.nanmax(req.finish_s) - np.nanmin(req.arrival_s))
+    in_system = float(((steps["n_waiting"] + steps["n_running"]) * steps["time_s"]).sum()) / horizon
+    throughput = req.n / horizon
+    latency = float(np.mean(req.finish_s - req.arrival_s))
+    assert in_system == pytest.approx(throughput * latency, rel=0.02)
+
+
+def test_same_seed_same_output():
+    kw = dict(n_requests=300, rate=20.0, lengths="sharegpt", seed=7)
+    a = serve(MODEL, DEVICE, make_trace(**kw), precision="bf16").to_dict()
+    b = serve(MODEL, DEVICE, make_trace(**kw), precision="bf16").to_dict()
+    a.pop("sim_wall_s"), b.pop("sim_wall_s")
+    assert a == b
+
+
+@st.composite
+def _traces(draw):
+    n = draw(st.integers(1, 40))
+    lin = draw(st.lists(st.integers(1, 700), min_size=n, max_size=n))
+    lout = draw(st.lists(st.integers(1, 300), min_size=n, max_size=n))
+    if draw(st.booleans()):
+        gaps = draw(st.lists(st.floats(0.0, 0.5), min_size=n, max_size=n))
+        times = np.cumsum([0.0] + gaps[1:])
+        trace = Trace(np.array(lin), np.array(lout), arrival_s=times)
+    else:
+        trace = Trace(np.array(lin), np.array(lout), concurrency=draw(st.integers(1, 16)))
+    if draw(st.booleans()):
+        trace = trace.with_prefixes(draw(st.integers(1, 5)))
+    return trace
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    trace=_traces(),
+    framework=st.sampled_from(["vllm", "vllm-v0", "sglang", "tensorrt-llm", "hf-accelerate"]),
+    kv_tokens=st.integers(1100, 6000),
+    max_batch=st.integers(1, 32),
+    budget=st.sampled_from([256, 512, 2048]),
+    preemption=st.sampled_from(["recompute", "swap"]),
+)
+def test_preemption_never_loses_a_request(trace, framework, kv_tokens, max_batch, budget, preemption):
+    """Every admitted request completes with exactly the tokens it asked for, under tight KV
+    pools, small batches and token budgets, with prefix caching and either preemption mode;
+    the pool's blocks are all back at the end."""
+    result = serve(
+        "llama-2-7b",
+        DEVICE,
+        trace,
+        precision="fp16",
+        framework=framework,
+        max_batch=max_batch,
+        max_batched_tokens=budget,
+        max_kv_tokens=kv_tokens,
+        preemption=preemption,
+        record=False,
+    )
+    req = result.requests
+    assert np.array_equal(req.generated, trace.output_len)
+    assert req.completed.all()
+    assert np.all(req.arrival_s <= req.first_token_s) and np.all(req.first_token_s <= req.finish_s)
+    for r in result.replicas:
+        cached = sum(r.prefix_cache.values())
+        assert r.free_blocks + cached == r.kv.blocks
+        assert len(r.rid) == 0 and not r.waiting
+
+
+def test_tight_kv_pool_preempts_and_a_bigger_pool_does_not():
+    trace = make_trace(n_requests=60, concurrency=30, input_len=200, output_len=400, seed=1)
+    tight = serve("llama-2-7b", DEVICE, trace, precision="fp16", max_kv_tokens=4000, record=False).metrics
+    roomy = serve("llama-2-7b", DEVICE, trace, precision="fp16", record=False).metrics
+    assert tight["preempted"] > 0 and roomy["preempted"] == 0
+    assert tight["e2e_s_mean"] > roomy["e2e_s_mean"]
+
+
+def test_vllm_kv_capacity_by_hand():
+    """vLLM: 0.9 x memory - weights - activation peak - reserve, in 16-token blocks.
+
+    Llama-3.1-8B bf16 on an H100 SXM (80 GiB = 85.899 GB): weights 16.06 GB; activations of
+    8192 tokens x (2 x 4096 + 2 x 14336) x 2 B = 0.604 GB plus fp32 logits of 256 x 128256 x 4 B
+    = 0.131 GB; reserve 1.5 GB; KV per token 32 layers x 8 heads x 128 x 2 x 2 B = 131,072 B.
+    """
+    spec, q = load_model(MODEL), Quant.from_name("bf16")
+    kv = kv_capacity(
+        spec, q, __import__("hwmodels.device_spec").device_spec.load_device(DEVICE), engine_for("vllm")
+    )
+    mem = 80 * 2**30
+    weights = spec.n_params() * 2
+    act = 8192 * (2 * 4096 + 2 * 14336) * 2 + 256 * 128256 * 4
+    expect_blocks = int((0.9 * mem - weights - act - 1.5e9) // (131072 * 16))
+    assert kv.bytes_per_token == 131072
+    assert kv.blocks == expect_blocks
+    assert kv.tokens == expect_blocks * 16
+
+
+def test_kv_rules_differ_as_the_engines_do():
+    spec, q = load_model(MODEL), Quant.from_name("bf16")
+    dev = __import__("hwmodels.device_spec").device_spec.load_device(DEVICE)
+    vllm, trt, sgl = (kv_capacity(spec, q, dev, engine_for(f)) for f in ("vllm", "tensorrt-llm", "sglang"))
+    free = dev.memory.capacity_bytes - vllm.weight_bytes
+    assert trt.kv_bytes == pytest.approx(0.9 * (free - trt.activation_bytes - trt.reserve_bytes), rel=1e-4)
+    assert sgl.kv_bytes == pytest.approx(0.88 * dev.memory.capacity_bytes - sgl.weight_bytes, rel=1e-4)
+
+
+def test_a_model_that_leaves_no_kv_says_by_how_much():
+    with pytest.raises(DoesNotFitError, match="short by"):
+        serve("llama-2-70b", "rtx-3090", make_trace(n_requests=2, concurrency=1, input_len=8, output_len=8))
+
+
+def test_queueing_approximation_agrees_at_moderate_load():
+    kw = dict(input_len=1024, output_len=256, precision="bf16", framework="vllm")
+    cap = approximate(MODEL, DEVICE, rate=1e-3, **kw).capacity_requests_per_s
+    rate = 0.5 * cap
+    a = approximate(MODEL, DEVICE, rate=rate, **kw)
+    trace = make_trace(n_requests=3000, rate=rate, input_len=1024, output_len=256, seed=2)
+    s = serve(MODEL, DEVICE, trace, precision="bf16", framework="vllm", record=False).metrics
+    assert a.tpot_s == pytest.approx(s["tpot_s_mean"], rel=0.10)
+    assert a.e2e_s == pytest.approx(s["e2e_s_mean"], rel=0.10)
+    assert a.ttft_s == pytest.approx(s["ttft_s_mean"], rel=0.35)
+
+
+def test_prefix_caching_serves_repeated_prompts_from_the_cache():
+    trace = make_trace(n_requests=400, rate=15.0, input_len=600, output_len=64, seed=4).with_prefixes(10)
+    on = serve("llama-2-7b", DEVICE, trace, precision="fp16", prefix_caching=True)
+    off = serve("llama-2-7b", DEVICE, trace, precision="fp16", prefix_caching=False)
+    assert on.requests.cached_tokens.sum() > 0 and off.requests.cached_tokens.sum() == 0
+    assert on.metrics["ttft_s_mean"] < off.metrics["ttft_s_mean"]
+    # 10 distinct prompts: all but the first 10 requests hit, 592 of 600 tokens (37 whole blocks)
+    assert int((on.requests.cached_tokens == 592).sum()) >= 380
+
+
+def test_static_batches_finish_together():
+    trace = Trace(np.array([100, 100, 100]), np.array([10, 50, 90]), concurrency=3)
+    result = serve("llama-2-7b", DEVICE, trace, precision="fp16", framework="hf-accelerate", max_batch=3)
+    req = result.requests
+    assert np.ptp(req.finish_s) == 0 and np.ptp(req.first_token_s) == 0
+
+
+def test_disaggregation_moves_kv_over_the_link():
+    """TTFT comes from the prefill pool and does not depend on the link; a slower link only
+    delays decoding."""
+    trace = make_trace(n_requests=200, rate=5.0, input_len=2048, output_len=64, seed=5)
+    kw = dict(mode="disagg", prefill_workers=1, decode_workers=1, precision="bf16", record=False)
+    fast = serve(MODEL, DEVICE, trace, kv_link_GBps=50, **kw).metrics
+    slow = serve(MODEL, DEVICE, trace, kv_link_GBps=0.5, **kw).metrics
+    assert fast["n_devices"] == 2
+    assert slow["ttft_s_mean"] == pytest.approx(fast["ttft_s_mean"], rel=1e-9)
+    # 2048 tokens x 131,072 B = 0.27 GB: 5.4 ms at 50 GB/s, 537 ms at 0.5 GB/s
+    assert slow["e2e_s_mean"] - fast["e2e_s_mean"] > 0.4
+
+
+def test_disaggregated_split_needs_its_devices():
+    with pytest.raises(ConfigError, match="needs 4 devices"):
+        serve(
+            MODEL,
+            DEVICE,
+            make_trace(n_requests=2, concurrency=1, input_len=8, output_len=8),
+            mode="disagg",
+            prefill_workers=2,
+            decode_workers=2,
+            n_devices=3,
+        )
+
+
+def test_data_parallel_replicas_share_the_load():
+    trace = make_trace(n_requests=2000, rate=30.0, input_len=1024, output_len=256, seed=6)
+    one = serve(MODEL, DEVICE, trace, precision="bf16", record=False).metrics
+    two = serve(MODEL, DEVICE, trace, precision="bf16", dp=2, record=False).metrics
+    assert two["n_devices"] == 2
+    assert two["tpot_s_mean"] < one["tpot_s_mean"]
+
+
+def test_energy_and_cost_are_positive_and_below_the_power_cap():
+    r = serve(
+        MODEL, DEVICE, make_trace(n_requests=300, rate=10.0, input_len=512, output_len=128), precision="bf16"
+    )
+    m = r.metrics
+    assert m["j_per_token"] > 0 and m["usd_per_million_tokens"] > 0
+    tdp = __import__("hwmodels.device_spec").device_spec.load_device(DEVICE).tdp_w
+    assert m["energy_j"] <= tdp * m["duration_s"] * (1 + 1e-9)
+
+
+def test_slo_attainment_counts_requests_meeting_both_limits():
+    trace = make_trace(n_requests=500, rate=12.0, input_len=1024, output_len=128, seed=8)
+    loose = serve(MODEL, DEVICE, trace, precision="bf16", slo_ttft_s=10.0, slo_tpot_s=1.0).metrics
+    tight = serve(MODEL, DEVICE, trace, precision="bf16", slo_ttft_s=1e-4, slo_tpot_s=1.0).metrics
+    assert loose["slo_attainment"] == 1.0 and tight["slo_attainment"] == 0.0
