@@ -325,20 +325,54 @@ def validate(data, plot, as_json):
 
 
 @cli.command()
+@click.option(
+    "--part",
+    type=click.Choice(["all", "devices", "serving"]),
+    default="all",
+    show_default=True,
+    help="devices: per-class efficiencies on the analytic rows; serving: framework terms on the server rows.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def calibrate(as_json):
-    """Refit the efficiency parameters per device class on the shipped measured set and
-    write them, with in-sample and leave-one-source-out errors, to hwmodels/calibration/."""
-    from roofline.calibrate import calibrate as run
+def calibrate(part, as_json):
+    """Refit the efficiency parameters per device class on the shipped measured set, and the
+    serving frameworks' step overhead and output lag on its server rows; write them, with
+    in-sample and leave-one-source-out errors, to hwmodels/calibration/."""
+    say = None if as_json else (lambda msg: click.echo(msg, err=True))
+    record, lines = {}, []
+    if part in ("all", "devices"):
+        from roofline.calibrate import calibrate as run
 
-    record = run(progress=None if as_json else lambda msg: click.echo(msg, err=True))
-    e = record["errors"]
-    text = (
-        f"fitted: {record['classes']}\nin-sample median APE {pct(e['in_sample']['median_ape'])}, "
-        f"p90 {pct(e['in_sample']['p90_ape'])}; leave-one-source-out median APE "
-        f"{pct(e['leave_one_source_out']['median_ape'])}, p90 {pct(e['leave_one_source_out']['p90_ape'])}"
-    )
-    emit(as_json, record, text)
+        record["devices"] = run(progress=say)
+        e = record["devices"]["errors"]
+        lines.append(
+            f"fitted: {record['devices']['classes']}\nin-sample median APE {pct(e['in_sample']['median_ape'])}, "
+            f"p90 {pct(e['in_sample']['p90_ape'])}; leave-one-source-out median APE "
+            f"{pct(e['leave_one_source_out']['median_ape'])}, p90 {pct(e['leave_one_source_out']['p90_ape'])}"
+        )
+    if part in ("all", "serving"):
+        from sim.serving.calibrate import calibrate_serving
+
+        record["serving"] = calibrate_serving(progress=say)
+        lines.append("serving (median APE of TTFT / TPOT / end-to-end means):")
+        for framework, err in record["serving"]["errors"].items():
+            if "not_fitted" in err:
+                lines.append(
+                    f"  {framework}: not fitted ({err['not_fitted']}); median APE {pct(err['median_ape'])}"
+                )
+                continue
+            terms = record["serving"]["frameworks"][framework]
+            cells = [
+                f"{label} "
+                + " / ".join(
+                    pct(err[label_key].get(f"{m}_median_ape")) for m in ("ttft_s", "tpot_s", "e2e_s")
+                )
+                for label, label_key in (
+                    ("in-sample", "in_sample"),
+                    ("leave-one-source-out", "leave_one_source_out"),
+                )
+            ]
+            lines.append(f"  {framework} {terms} over {err['sources']} sources: " + "; ".join(cells))
+    emit(as_json, record, "\n".join(lines))
 
 
 @cli.command()

@@ -473,7 +473,8 @@ def summarize(points: pd.DataFrame) -> dict[str, Any]:
             by_class[cls] = {"rows": int(len(group)), **stats(group.loc[group["covered"], "ape"])}
     overall = stats(cov["ape"])
     by_phase_mode = {}
-    for (phase, mode, metric), group in points.groupby(["phase", "mode", "metric"]):
+    keyed = points if {"phase", "mode"} <= set(points.columns) else points.iloc[:0].assign(phase="", mode="")
+    for (phase, mode, metric), group in keyed.groupby(["phase", "mode", "metric"]):
         if phase in ("server", "offline"):
             key = f"{phase}/{mode}/{metric}"
             by_phase_mode[key] = {"rows": int(len(group)), **stats(group.loc[group["covered"], "ape"])}

@@ -14,6 +14,7 @@ import pandas as pd
 from roofline import plots
 from roofline.report import write_csvs
 from sim.experiments import reproduce
+from sim.serving.report import serving_section
 from sim.simulate import simulate
 
 TP_MODEL, TP_SYSTEMS = (
@@ -245,4 +246,12 @@ def npu_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
-SECTIONS = (tp_scaling, sail_study, wafer_study, instinfer_study, npu_study, paper_reproductions)
+SECTIONS = (
+    tp_scaling,
+    serving_section,
+    sail_study,
+    wafer_study,
+    instinfer_study,
+    npu_study,
+    paper_reproductions,
+)

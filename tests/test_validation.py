@@ -10,10 +10,28 @@ import yaml
 
 from hwmodels.calibration.params import class_params, fitted, fitted_path, params_for
 from hwmodels.device_spec import catalog
-from roofline.validation import COLUMNS, load_measured, resolve, summarize, validate, validate_frame
+from roofline.validation import (
+    COLUMNS,
+    SERVING_COLUMNS,
+    load_measured,
+    resolve,
+    summarize,
+    validate,
+    validate_frame,
+)
 from workloads.errors import ConfigError
 
-KEYS = ["rows", "covered", "median_ape", "p90_ape", "within_10pct", "within_25pct", "by_class", "points"]
+KEYS = [
+    "rows",
+    "covered",
+    "median_ape",
+    "p90_ape",
+    "within_10pct",
+    "within_25pct",
+    "by_class",
+    "by_phase_mode",
+    "points",
+]
 POINT_KEYS = ["id", "hardware", "model", "metric", "measured", "predicted", "ape", "covered", "reason"]
 
 
@@ -109,11 +127,13 @@ def test_alias_maps_source_names():
 
 def test_measured_rows_keep_their_sources():
     frame = load_measured()
-    assert list(frame.columns) == COLUMNS and frame["id"].is_unique
+    assert list(frame.columns) == COLUMNS + SERVING_COLUMNS and frame["id"].is_unique
     assert frame["source"].str.len().min() > 10
 
 
-def test_server_rows_are_not_covered_with_reason():
+def test_server_rows_without_the_serving_predictor_say_so():
+    """The analytic layer cannot simulate request streams: without ``sim.serving``'s predictor a
+    server row is reported as not covered, naming the serving simulation."""
     frame = load_measured()
     server = frame.loc[frame["phase"] == "server"].head(2)
     points = validate_frame(server)

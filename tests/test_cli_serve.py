@@ -1,0 +1,137 @@
+"""``hwsim serve``: its flat JSON, its capacity search, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+SERVE_KEYS = [
+    "ttft_s_mean",
+    "ttft_s_p50",
+    "ttft_s_p90",
+    "ttft_s_p99",
+    "tpot_s_mean",
+    "tpot_s_p50",
+    "tpot_s_p90",
+    "tpot_s_p99",
+    "e2e_s_mean",
+    "e2e_s_p99",
+    "requests_per_s",
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_device",
+    "completed",
+    "preempted",
+    "kv_capacity_tokens",
+    "slo_attainment",
+    "usd_per_million_tokens",
+    "j_per_token",
+    "sim_wall_s",
+]
+BASE = ["serve", "-m", "llama-3.1-8b", "-d", "h100-sxm", "-p", "bf16"]
+
+
+def hwsim(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "hwsim", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_serve_json_is_one_flat_object_with_the_contract_keys():
+    r = hwsim(
+        *BASE, "--rate", "5", "--input-len", "512", "--output-len", "64", "--num-requests", "100", "--json"
+    )
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert all(k in d for k in SERVE_KEYS)
+    assert all(not isinstance(v, (dict, list)) for v in d.values())
+    assert d["completed"] == 100 and d["kv_capacity_tokens"] > 100_000
+
+
+def test_find_capacity_is_a_rate_that_meets_the_slo(tmp_path):
+    r = hwsim(
+        *BASE,
+        "--concurrency", "4", "--input-len", "512", "--output-len", "64", "--num-requests", "150",
+        "--slo-tpot", "0.012", "--find-capacity", "--timeline", str(tmp_path / "tl.png"), "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["capacity_requests_per_s"] > 0
+    assert (tmp_path / "tl.png").is_file() and (tmp_path / "tl.svg").is_file()
+
+
+def test_disaggregated_serve_runs_with_its_pools():
+    r = hwsim(
+        *BASE, "--rate", "4", "--input-len", "1024", "--output-len", "32", "--num-requests", "60",
+        "--mode", "disagg", "--prefill-workers", "1", "--decode-workers", "2", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["output_tokens_per_s_per_device"] > 0
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--rate", "0", "--input-len", "8", "--output-len", "8"], ["rate", "0"]),
+        (["--rate", "-2", "--input-len", "8", "--output-len", "8"], ["rate", "-2"]),
+        (["--concurrency", "0", "--input-len", "8", "--output-len", "8"], ["concurrency", "0"]),
+        (["--rate", "1", "--input-len", "8", "--output-len", "8", "--slo-ttft", "-1"], ["slo-ttft", "-1"]),
+        (["--rate", "1", "--input-len", "8", "--output-len", "8", "--slo-tpot", "0"], ["slo-tpot", "0"]),
+        (["--rate", "1"], ["input_len"]),
+        (["--input-len", "8", "--output-len", "8"], ["rate", "concurrency"]),
+        (["--rate", "1", "--lengths", "sharegtp"], ["sharegpt"]),
+        (
+            ["--rate", "1", "--input-len", "8", "--output-len", "8", "--mode", "disagg",
+             "--prefill-workers", "2", "--decode-workers", "2", "--n-devices", "3"],
+            ["needs 4 devices", "3"],
+        ),
+        (["--rate", "1", "--input-len", "8", "--output-len", "8", "--max-batch", "0"], ["max_batch", "0"]),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line(args, words):
+    r = hwsim(*BASE, *args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    line = r.stderr.strip()
+    assert "Traceback" not in r.stderr and len(line.splitlines()) == 1
+    assert all(w in line for w in words), line
+
+
+def test_kv_short_says_by_how_much():
+    r = hwsim(
+        "serve", "-m", "llama-2-70b", "-d", "rtx-3090", "--rate", "1", "--input-len", "8", "--output-len", "8"
+    )
+    assert r.returncode == 2 and "short by" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("arrival_s,input_len\n0,5\n", ["output_len"]),
+        ("arrival_s,input_len,output_len\n0,5,-3\n", ["output_len", "-3"]),
+        ("arrival_s,input_len,output_len\n-1,5,3\n", ["arrival_s"]),
+        ("arrival_s,input_len,output_len\n", ["no requests"]),
+    ],
+)
+def test_bad_trace_csv(tmp_path, content, words):
+    path = tmp_path / "trace.csv"
+    path.write_text(content)
+    r = hwsim(*BASE, "--trace", str(path))
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and all(w in r.stderr for w in words), r.stderr
+
+
+def test_replayed_trace_runs(tmp_path):
+    path = tmp_path / "trace.csv"
+    path.write_text("arrival_s,input_len,output_len\n0,100,10\n0.5,200,20\n1.0,50,5\n")
+    r = hwsim(*BASE, "--trace", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["completed"] == 3
+
+
+def test_estimate_and_simulate_take_a_framework():
+    r = hwsim("estimate", "-m", "llama-3.1-8b", "-d", "h100-sxm", "--framework", "vllm", "--json")
+    assert r.returncode == 0, r.stderr
+    base = hwsim("estimate", "-m", "llama-3.1-8b", "-d", "h100-sxm", "--json")
+    assert json.loads(r.stdout)["tpot_s"] != json.loads(base.stdout)["tpot_s"]
+    r = hwsim("simulate", "-s", "1xa100", "-m", "llama-2-7b", "--framework", "vllm", "--json")
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,60 @@
+"""Server rows of the measured set, predicted by simulating their request streams."""
+
+import numpy as np
+import pytest
+import yaml
+
+from hwmodels.calibration.params import serving_fitted_path
+from roofline.validation import load_measured, resolve, summarize, validate_frame
+from sim.serving.calibrate import serving_rows, serving_source
+from sim.serving.validation import predict_serving, row_trace
+
+
+@pytest.fixture(scope="module")
+def server_points():
+    frame = load_measured()
+    return validate_frame(frame[frame["phase"] == "server"], serving=predict_serving)
+
+
+def test_vllm_server_rows_are_covered_and_uncovered_ones_say_why(server_points):
+    vllm = server_points[server_points["id"].str.match(r"s1\d\d-")]
+    covered = vllm[vllm["covered"]]
+    assert len(covered) >= 40
+    assert (server_points["covered"] | (server_points["reason"].str.len() > 0)).all()
+
+
+def test_serving_error_not_above_recorded(server_points):
+    """TPOT and TTFT median errors of the fitted frameworks' rows stay within 2 points of the
+    in-sample figures recorded by the last ``hwsim calibrate``."""
+    record = yaml.safe_load(serving_fitted_path().read_text())
+    rows = serving_rows()
+    for framework in record["frameworks"]:
+        ids = set(rows.loc[rows["framework"] == framework, "id"])
+        mine = server_points[server_points["id"].isin(ids) & server_points["covered"]]
+        for metric in ("ttft_s", "tpot_s"):
+            ape = mine.loc[mine["metric"] == metric, "ape"]
+            recorded = record["errors"][framework]["in_sample"][f"{metric}_median_ape"]
+            assert ape.median() <= recorded + 0.02, (framework, metric, ape.median(), recorded)
+
+
+def test_summary_reports_server_rows_per_phase_mode_and_metric(server_points):
+    summary = summarize(server_points)
+    assert {"server/agg/tpot_s", "server/agg/ttft_s"} <= set(summary["by_phase_mode"])
+
+
+def test_row_trace_uses_the_dataset_shape_at_the_stated_means():
+    frame = load_measured()
+    row = frame[frame["id"] == "s210"].iloc[0]  # MLPerf OpenOrca, output mean 291 stated
+    cond = resolve(row)
+    trace = row_trace(cond)
+    assert cond.lengths == "openorca" and cond.serving["rate"] == pytest.approx(101.0)
+    assert trace.output_len.mean() == pytest.approx(291, rel=0.05)
+    assert np.ptp(trace.input_len) > 100  # a distribution, not one length
+
+
+def test_sources_group_campaigns_and_mlperf_submitters():
+    assert serving_source("inference-sim/training default_args/x/y.json") == "inference-sim/training"
+    assert (
+        serving_source("mlcommons/inference_results_v5.1 closed/RedHat/results/XE8640/llama3.1-8b")
+        == "mlcommons/inference_results_v5.1 closed/RedHat"
+    )

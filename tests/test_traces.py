@@ -1,0 +1,76 @@
+"""Request streams: arrival processes, length distributions, replay, seeds."""
+
+import numpy as np
+import pytest
+
+from workloads.errors import ConfigError, UnknownNameError
+from workloads.traces import (
+    gamma_arrivals,
+    lengths_index,
+    load_lengths,
+    lognormal_lengths,
+    make_trace,
+    poisson_arrivals,
+    read_trace_csv,
+)
+
+
+def test_poisson_gaps_have_the_rate_and_cv_one():
+    t = poisson_arrivals(4.0, 200_000, np.random.default_rng(0))
+    gaps = np.diff(t)
+    assert gaps.mean() == pytest.approx(0.25, rel=0.01)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, rel=0.02)
+
+
+@pytest.mark.parametrize("cv", [0.5, 2.0, 4.0])
+def test_gamma_gaps_have_the_rate_and_the_cv(cv):
+    gaps = np.diff(gamma_arrivals(10.0, cv, 400_000, np.random.default_rng(1)))
+    assert gaps.mean() == pytest.approx(0.1, rel=0.02)
+    assert gaps.std() / gaps.mean() == pytest.approx(cv, rel=0.05)
+
+
+def test_lognormal_lengths_have_the_mean():
+    x = lognormal_lengths(500, 0.8, 200_000, np.random.default_rng(2))
+    assert x.min() >= 1 and x.mean() == pytest.approx(500, rel=0.02)
+
+
+@pytest.mark.parametrize("name", sorted(lengths_index()))
+def test_shipped_histograms_load_with_a_source_and_sample_their_mean(name):
+    hist = load_lengths(name)
+    assert hist.source and abs(hist.weight.sum() - 1) < 1e-9
+    lin, lout = hist.sample(100_000, np.random.default_rng(3))
+    mean_in, mean_out = hist.mean()
+    assert lin.mean() == pytest.approx(mean_in, rel=0.03) and lout.mean() == pytest.approx(mean_out, rel=0.03)
+
+
+def test_sharegpt_is_short_prompts_long_answers_and_arxiv_the_reverse():
+    """The shipped ShareGPT set (vLLM's sampling) averages ~120 prompt and ~350 output tokens;
+    arXiv summarization ~2,590 and ~290 (Vidur's table)."""
+    assert load_lengths("sharegpt").mean() == pytest.approx((120, 350), rel=0.05)
+    assert load_lengths("arxiv-summarization").mean() == pytest.approx((2588, 291), rel=0.05)
+
+
+def test_same_seed_same_trace_and_another_seed_differs():
+    a = make_trace(n_requests=50, rate=3.0, lengths="sharegpt", seed=1)
+    b = make_trace(n_requests=50, rate=3.0, lengths="sharegpt", seed=1)
+    c = make_trace(n_requests=50, rate=3.0, lengths="sharegpt", seed=2)
+    assert np.array_equal(a.arrival_s, b.arrival_s) and np.array_equal(a.input_len, b.input_len)
+    assert not np.array_equal(a.input_len, c.input_len)
+
+
+def test_replay_sorts_by_arrival(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("arrival_s,input_len,output_len\n2,10,1\n0,20,2\n1,30,3\n")
+    t = read_trace_csv(p)
+    assert list(t.arrival_s) == [0, 1, 2] and list(t.input_len) == [20, 30, 10]
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ConfigError, match="exactly one"):
+        make_trace(n_requests=5, input_len=4, output_len=4)
+    with pytest.raises(ConfigError, match="rate"):
+        make_trace(n_requests=5, rate=float("nan"), input_len=4, output_len=4)
+    with pytest.raises(UnknownNameError, match="sharegpt"):
+        make_trace(n_requests=5, rate=1.0, lengths="sharegtp")
+    with pytest.raises(ConfigError, match="num_requests"):
+        make_trace(n_requests=0, rate=1.0, input_len=4, output_len=4)
