@@ -391,16 +391,20 @@ SERIES_STYLES = {"simulation": ("#0072B2", "-", "o"), "analytic": ("#D55E00", "-
 
 
 def serving_timeline_chart(frame: pd.DataFrame, out: Path, title: str = "") -> list[Path]:
-    """Batch size, waiting requests and KV-pool occupancy of each replica over time.
+    """Batch size, waiting requests, preemptions and KV-pool occupancy of each replica over time.
 
     ``frame``: one row per engine step with ``replica, start_s, n_running, n_waiting,
-    kv_fraction`` (share of the KV pool in use, 0-1).
+    kv_fraction`` (share of the KV pool in use, 0-1) and, optionally, ``preempted`` (cumulative).
     """
     plt = _plt()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     for name, g in frame.groupby("replica", sort=False):
         top.step(g["start_s"], g["n_running"], where="post", lw=1, label=f"{name}: running")
         top.step(g["start_s"], g["n_waiting"], where="post", lw=1, ls="--", label=f"{name}: waiting")
+        if "preempted" in g and g["preempted"].max() > 0:
+            top.step(
+                g["start_s"], g["preempted"], where="post", lw=1, ls=":", label=f"{name}: preempted (total)"
+            )
         bottom.step(g["start_s"], 100 * g["kv_fraction"], where="post", lw=1, label=str(name))
     top.set_ylabel("requests")
     top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

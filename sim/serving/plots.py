@@ -29,6 +29,7 @@ def step_frame(result: ServeResult) -> pd.DataFrame:
                     "n_waiting": s.n_waiting,
                     "kv_tokens": s.kv_tokens,
                     "kv_fraction": [k / r.kv.tokens for k in s.kv_tokens],
+                    "preempted": s.preempted,
                 }
             )
         )

@@ -38,10 +38,12 @@ class StepRecord:
     kv_tokens: list[int]
     n_running: list[int]
     n_waiting: list[int]
+    preempted: list[int]
+    """Preemptions of this replica so far, at each step's start."""
 
     @classmethod
     def empty(cls) -> StepRecord:
-        return cls([], [], [], [], [], [], [])
+        return cls([], [], [], [], [], [], [], [])
 
 
 class Replica:
@@ -159,6 +161,7 @@ class Replica:
                 s.kv_tokens.append(int(self.ctx.sum()))
                 s.n_running.append(len(self.rid))
                 s.n_waiting.append(len(self.waiting))
+                s.preempted.append(self.preempted)
             self.busy_s += dt
             self.dynamic_energy_j += cost.energy_j
             yield env.timeout(dt)
