@@ -82,12 +82,22 @@ def simulate(
     emit(as_json, d, text)
 
 
-@click.command()
+def _experiment_names() -> str:
+    from sim.experiments import EXPERIMENTS
+
+    return ", ".join(EXPERIMENTS)
+
+
+@click.command(
+    help="Reproduce papers' comparisons: each headline with the paper's value, hwsim's, their ratio "
+    f"and a verdict (pass within the tolerance, else miss with its cause). NAMES: any of {_experiment_names()} "
+    "(default: all)."
+)
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def reproduce(names, as_json):
-    """Reproduce papers' comparisons (default: all); rows of paper value, hwsim value and ratio."""
     from sim.experiments import reproduce as run
+    from sim.experiments import verdict_text
 
     frame = run(list(names))
-    emit(as_json, frame.to_dict(orient="records"), frame.to_string(index=False))
+    emit(as_json, frame.to_dict(orient="records"), verdict_text(frame))
