@@ -106,6 +106,11 @@ class CsdCostModel:
     """Attention on a computational storage drive; other ops on its FPGA and DRAM."""
 
     arch: ClassVar[str] = "csd"
+    standalone: ClassVar[str | None] = (
+        "a computational storage drive runs decode attention beside a GPU, not a whole model: "
+        "see `hwsim reproduce instinfer` (sim/experiments/instinfer.py builds the GPU + drive system)"
+    )
+    """Why this arch cannot price a whole model on its own (``estimate`` refuses it)."""
 
     def estimate(self, ops: OpTable, device: DeviceSpec, placement: Placement | None = None) -> CostTable:
         flash = Flash.of(device)

@@ -132,6 +132,9 @@ def compute_device(device: str | DeviceSpec) -> DeviceSpec:
             f"device {dev.name!r} is a {dev.arch} part (no compute); "
             f"estimate needs one of arch {', '.join(registry.names())}"
         )
+    companion = getattr(registry.get(dev.arch), "standalone", None)
+    if companion:
+        raise ConfigError(f"device {dev.name!r}: {companion}")
     return dev
 
 

@@ -144,13 +144,24 @@ def _memory_ok(
     need_gpu = p.weight_frac("gpu") * w_total + streamed + act + (kv_total if p.kv == "gpu" else 0.0)
     usable = (framework_terms(framework).memory_fraction if framework else 1.0) * gpu.memory.capacity_bytes
     if need_gpu > usable:
-        return False, f"GPU short by {need_gpu - usable:.3g} B"
+        hint = (
+            "move more weights to host or disk (placement.weights), the KV cache to host (placement.kv: host)"
+        )
+        return False, (
+            f"GPU memory short by {(need_gpu - usable) / 1e9:.2f} GB (needs {need_gpu / 1e9:.2f} GB of "
+            f"{usable / 1e9:.2f} GB usable); {hint}, or lower the batch"
+        )
     need_host = p.weight_frac("host") * w_total + (kv_total if p.kv == "host" else 0.0)
-    if need_host and (host is None or need_host > host.memory.capacity_bytes):
-        return False, "host memory short"
+    host_cap = host.memory.capacity_bytes if host is not None else 0.0
+    if need_host > host_cap:
+        return False, (
+            f"host memory short by {(need_host - host_cap) / 1e9:.2f} GB (needs {need_host / 1e9:.2f} GB); "
+            "move weights to disk (placement.weights: {disk: ...}) or lower the batch"
+        )
     need_disk = p.weight_frac("disk") * w_total
-    if need_disk and (disk is None or need_disk > disk.extra["storage"]["capacity_bytes"]):
-        return False, "disk short"
+    disk_cap = disk.extra["storage"]["capacity_bytes"] if disk is not None else 0.0
+    if need_disk > disk_cap:
+        return False, f"disk short by {(need_disk - disk_cap) / 1e9:.2f} GB (needs {need_disk / 1e9:.2f} GB)"
     return True, ""
 
 

@@ -27,6 +27,7 @@ from roofline.economics import Economics, usd_per_s
 from roofline.estimate import Estimate, memory_per_device
 from sim.engine import TaskGraph, Timeline, run
 from sim.system import Link, System, load_system
+from workloads.errors import ConfigError
 from workloads.graph import OpTable, build_ops
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
@@ -152,6 +153,12 @@ def simulate(
     system = load_system(system)
     if tp or pp:
         system = system.with_parallelism(tp, pp)
+    if system.gpu.arch == "wafer" and system.pp > 1:
+        raise ConfigError(
+            f"system {system.name!r}: pipeline stages across wafers (pp {system.pp}) are not modelled: "
+            "the inter-wafer links and stage balance are unknown, so it would price one wafer's latency at "
+            f"{system.pp}x the cost; use pp 1"
+        )
     if system.offloaded:
         from sim.offload import simulate_offload
 

@@ -175,3 +175,39 @@ def test_reproduce_flexgen_rows_obey_the_t4_bandwidth_bound():
     assert frame.loc[frame["condition"].str.startswith("opt-6.7b"), "hwsim_value"].item() == pytest.approx(
         rate
     )
+
+
+def test_storage_drive_is_refused_by_estimate_with_a_pointer():
+    from roofline.estimate import estimate
+    from workloads.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="reproduce instinfer"):
+        estimate("llama-2-7b", "smartssd", batch=1, input_len=8, output_len=8)
+
+
+def test_wafer_pipeline_across_wafers_is_refused(tmp_path):
+    import yaml
+
+    from sim.simulate import simulate
+    from workloads.errors import ConfigError
+
+    raw = {
+        "schema_version": 1,
+        "name": "4xwse2",
+        "devices": {"gpu": {"device": "wse-2", "count": 4}},
+        "links": {"fabric": {"between": ["gpu", "gpu"], "bw_GBps": 150, "source": "test"}},
+        "parallelism": {"tp": 1, "pp": 4},
+        "placement": {"weights": "gpu", "kv": "gpu"},
+    }
+    path = tmp_path / "4xwse2.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="across wafers"):
+        simulate(str(path), "llama-3-8b", batch=1, input_len=8, output_len=4)
+
+
+def test_offload_shortfall_names_the_tier_in_gb():
+    from sim.simulate import simulate
+    from workloads.errors import DoesNotFitError
+
+    with pytest.raises(DoesNotFitError, match=r"GPU memory short by \d+\.\d\d GB .*placement"):
+        simulate("a6000-offload", "opt-30b", batch=64, input_len=2048, output_len=8)
