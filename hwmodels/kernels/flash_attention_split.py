@@ -6,7 +6,8 @@ into page-sized chunks (K and V of a token together), and chunk ``j`` lives on c
 ``j mod C``. Each channel computes a partial softmax over its chunks (running max, sum of
 exponentials, exp-weighted sum of values); the partials are merged by the online-softmax
 rule. The kernel returns the attention output and the page reads and bytes per channel and
-the merges; ``hwmodels/csd.py`` predicts the same counts in closed form.
+the merges and multiply-adds; ``hwmodels/csd.action_counts`` predicts the same counts in
+closed form, and the drive's timing is computed from them.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import numpy as np
 
 @dataclass
 class SplitCounts:
-    """Page reads and bytes per channel, and the partial-softmax merges performed."""
+    """Page reads and bytes per channel, the engine's multiply-adds (QK^T and PV), and the
+    partial-softmax merges performed."""
 
     page_reads: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     bytes_read: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     merges: int = 0
+    macs: int = 0
 
 
 def tokens_per_page(page_bytes: int, head_dim: int, kv_bytes: float) -> int:
@@ -55,6 +58,7 @@ def split_attention(
                 counts.page_reads[c] += 1
                 counts.bytes_read[c] += int((hi - lo) * 2 * d * kv_bytes)
                 qs = q[b, kh * group : (kh + 1) * group]  # the query heads sharing this KV head
+                counts.macs += 2 * group * (hi - lo) * d  # scores, then the weighted sum of values
                 s = qs @ k[b, kh, lo:hi].T * scale  # (group, tokens)
                 m = s.max(axis=1)
                 e = np.exp(s - m[:, None])

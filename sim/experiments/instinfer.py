@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels import registry
-from hwmodels.csd import Flash, check_capacity, flash_read_s
+from hwmodels.csd import Flash, action_counts, attention_time_s, check_capacity
 from hwmodels.device_spec import DeviceSpec, load_device
 from sim import engine
 from sim.engine import TaskGraph
@@ -61,9 +61,18 @@ def _layer_times(ctx: float, drive: DeviceSpec, sparse: bool, batch: int = BATCH
     layer_rows = ~np.isin(ops.name, ("embedding", "final_norm", "lm_head"))
     kv_layer = float(kv_cache_bytes(spec, q, batch, ctx)) / spec.n_layers
     flash = Flash.of(drive)
-    read = kv_layer * (SPARSE_READ_FRACTION if sparse else 1.0)
-    att_flops = float(ops.flops[is_att].sum()) * (SPARSE_READ_FRACTION if sparse else 1.0)
-    csd_s = max(float(flash_read_s(np.asarray(read), flash)), att_flops / drive.peak("fp16"))
+    actions = action_counts(
+        batch,
+        spec.n_kv_heads,
+        spec.n_heads,
+        ctx,
+        spec.head_dim,
+        q.kv_bytes,
+        flash.page_bytes,
+        flash.channels,
+        read_fraction=SPARSE_READ_FRACTION if sparse else 1.0,
+    )
+    csd_s = float(attention_time_s(actions, flash, drive))
     drive_link = drive.links["pcie"].bw_bytes_per_s
     q_out = 2 * batch * spec.n_heads * spec.head_dim * q.act_bytes + batch * 2 * spec.hidden_size * q.kv_bytes
     before = np.isin(ops.name, ("attn_norm", "qkv_proj", "rope"))
