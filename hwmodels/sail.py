@@ -84,14 +84,65 @@ class SailParams:
 
 
 def lut_counts(m: float, k: float, tokens: float, group: int, act_bits: int) -> LutCounts:
-    """Actions of a LUT-GEMV without pattern reuse, in closed form (the kernel's counts)."""
+    """Per-output actions of a LUT-GEMV without pattern reuse, in closed form (the kernel's
+    algorithm-level counts, one output per array row)."""
     tables = m * (k // group)
     return LutCounts(
         tables=int(tables),
         table_entries=int(tables * 2**group),
         lookups=int(tables * act_bits * tokens),
         shift_adds=int(tables * act_bits * tokens),
+        row_writes=int(tables * 2**group),
+        row_reads=int(tables * act_bits * tokens),
     )
+
+
+@dataclass(frozen=True)
+class SailActions:
+    """Hardware actions of one GEMM on the PIM arrays (NumPy arrays over the sweep).
+
+    row_writes : array rows written to build tables (``2**g`` per table row group);
+    row_reads : rows read by lookups, after pattern reuse (one read serves a row's outputs);
+    conversions : integer-to-float scalings (per row group of outputs, quantization group, token);
+    dram_bytes : weight bytes streamed from DRAM into the arrays.
+    """
+
+    row_writes: np.ndarray
+    row_reads: np.ndarray
+    conversions: np.ndarray
+    dram_bytes: np.ndarray
+
+
+def action_counts(m, k, tokens, sp: SailParams, weight_bytes, reuse_fraction: float = 0.0) -> SailActions:
+    """Actions of a LUT-GEMV of ``tokens`` rows through a (k x m) weight, in closed form: the
+    reference kernel's row counts (``lut_gemv(..., outputs_per_row=sp.outputs_per_row)``)."""
+    m, k, tokens = (np.asarray(v, dtype=float) for v in (m, k, tokens))
+    rows = np.ceil(m / sp.outputs_per_row)
+    groups = k / sp.lut_group
+    return SailActions(
+        row_writes=rows * groups * 2**sp.lut_group,
+        row_reads=rows * groups * sp.act_bits * tokens * (1.0 - reuse_fraction),
+        conversions=rows * (k / sp.quant_group) * tokens,
+        dram_bytes=np.asarray(weight_bytes, dtype=float),
+    )
+
+
+def array_cycles(a: SailActions, sp: SailParams) -> np.ndarray:
+    """PIM array-cycles: a row write or read is one cycle; a conversion takes ``conversion_cycles``."""
+    return a.row_writes + a.row_reads + a.conversions * sp.conversion_cycles
+
+
+def gemm_time_s(a: SailActions, sp: SailParams, device: DeviceSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(PIM time, DRAM time) of a GEMM: array-cycles over the arrays' clock, and the weight
+    stream at the achievable DRAM bandwidth; they overlap, so the longer bounds the GEMM."""
+    pim_s = array_cycles(a, sp) / (sp.n_arrays * sp.pim_freq_hz)
+    dram_s = a.dram_bytes / (device.memory.bw_bytes_per_s * sp.dram_efficiency)
+    return pim_s, dram_s
+
+
+def gemm_energy_j(a: SailActions, sp: SailParams, device: DeviceSpec) -> np.ndarray:
+    """Array-cycles at the row energy, plus the weight bytes at the DRAM's energy per byte."""
+    return array_cycles(a, sp) * sp_energy(device) + a.dram_bytes * device.memory.energy_j_per_byte
 
 
 def saved_lookups(x_int: np.ndarray, m: int, group: int, act_bits: int) -> int:
@@ -106,17 +157,6 @@ def saved_lookups(x_int: np.ndarray, m: int, group: int, act_bits: int) -> int:
     return int(m * (flat.size - distinct_nonzero))
 
 
-def array_cycles(
-    m: np.ndarray, k: np.ndarray, tokens: np.ndarray, sp: SailParams, reuse_fraction: float = 0.0
-) -> np.ndarray:
-    """PIM array-cycles of one GEMM: table builds, row reads (after pattern reuse) and scaling."""
-    tiles = np.ceil(m / sp.outputs_per_row) * (k / sp.lut_group)
-    build = tiles * 2**sp.lut_group
-    reads = tiles * sp.act_bits * tokens * (1.0 - reuse_fraction)
-    conversion = np.ceil(m / sp.outputs_per_row) * (k / sp.quant_group) * sp.conversion_cycles * tokens
-    return build + reads + conversion
-
-
 @register
 class SailCostModel(CpuCostModel):
     """A CPU whose GEMMs run as LUT-GEMV in its last-level-cache SRAM arrays."""
@@ -129,15 +169,13 @@ class SailCostModel(CpuCostModel):
         sp = SailParams.of(device)
         gemm = np.isin(ops.kind, ("gemm", "router")).reshape((-1,) + (1,) * (ops.flops.ndim - 1))
         tokens = ops.flops / np.maximum(2.0 * ops.n * ops.k, 1.0)  # rows through the GEMM (MoE: routed)
-        cycles = array_cycles(
-            ops.n, ops.k, tokens, sp, device.extra["sail"].get("pattern_reuse_fraction", 0.0)
-        )
-        pim_s = cycles / (sp.n_arrays * sp.pim_freq_hz)
-        dram_s = ops.weight_bytes / (device.memory.bw_bytes_per_s * sp.dram_efficiency)
+        reuse = device.extra["sail"].get("pattern_reuse_fraction", 0.0)
+        actions = action_counts(ops.n, ops.k, tokens, sp, ops.weight_bytes, reuse)
+        pim_s, dram_s = gemm_time_s(actions, sp, device)
         compute_s = np.where(gemm, pim_s, cpu.compute_s)
         memory_s = np.where(gemm, dram_s, cpu.memory_s)
         count = cpu.count.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
-        pim_energy = count * (cycles * sp_energy(device) + ops.weight_bytes * device.memory.energy_j_per_byte)
+        pim_energy = count * gemm_energy_j(actions, sp, device)
         return CostTable(
             op=cpu.op,
             kind=cpu.kind,

@@ -11,8 +11,9 @@ The pattern-aware variant notes that the index depends only on the activations, 
 within a group every repeated index pattern (across bit planes and tokens) and the all-zero
 pattern need no new lookup: an earlier result is reused.
 
-This is the readable reference (a loop over groups and bit planes, NumPy inside); the cost
-model in ``hwmodels/sail.py`` counts the same actions in closed form.
+This is the readable reference (a loop over groups and bit planes, NumPy inside); it counts
+the hardware's actions per array row as well as per output, and ``hwmodels.sail.action_counts``
+gives the same actions in closed form, from which the cost model's time and energy follow.
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ from workloads.errors import ConfigError
 class LutCounts:
     """Hardware actions of one LUT-GEMV.
 
-    tables: tables built (one per output row and weight group); table_entries: entries
-    written (``2**g`` per table, each one add of a smaller entry); lookups: table reads;
-    shift_adds: shift-and-accumulate operations (one per lookup, reused results included);
-    saved_lookups: reads avoided by pattern reuse.
+    Per output (the algorithm's view): tables built (one per output row and weight group);
+    table_entries: entries written (``2**g`` per table, each one add of a smaller entry);
+    lookups: table reads; shift_adds: shift-and-accumulate operations (one per lookup, reused
+    results included); saved_lookups: reads avoided by pattern reuse.
+
+    Per array row (the hardware's view, ``outputs_per_row`` outputs laid side by side in a
+    row): row_writes: rows written while building tables (one per entry, for all the row's
+    outputs at once); row_reads: rows read by lookups (one read serves every output in the
+    row); conversions: integer-to-float scalings of a row's partial sums, one per row,
+    quantization group and token (the dequantized kernel only).
     """
 
     tables: int = 0
@@ -39,6 +46,9 @@ class LutCounts:
     lookups: int = 0
     shift_adds: int = 0
     saved_lookups: int = 0
+    row_writes: int = 0
+    row_reads: int = 0
+    conversions: int = 0
 
 
 def to_bits(x: np.ndarray, bits: int) -> np.ndarray:
@@ -60,7 +70,13 @@ def group_indices(x: np.ndarray, bits: int, group: int) -> np.ndarray:
 
 
 def lut_gemv(
-    w: np.ndarray, x: np.ndarray, *, act_bits: int, group: int = 4, pattern_aware: bool = False
+    w: np.ndarray,
+    x: np.ndarray,
+    *,
+    act_bits: int,
+    group: int = 4,
+    pattern_aware: bool = False,
+    outputs_per_row: int = 1,
 ) -> tuple[np.ndarray, LutCounts]:
     """Integer ``w @ x`` by table lookup.
 
@@ -70,6 +86,7 @@ def lut_gemv(
     x : (k, batch) integer activations, ``act_bits``-bit two's complement, processed bit-serially.
     group : weights per table, ``g`` (tables of ``2**g`` entries); must divide k.
     pattern_aware : reuse the result of a repeated (or all-zero) index pattern.
+    outputs_per_row : outputs whose table entries share an array row (one row read serves them).
     """
     w = np.asarray(w, dtype=np.int64)
     x = np.asarray(x, dtype=np.int64).reshape(w.shape[1], -1)
@@ -77,6 +94,7 @@ def lut_gemv(
     if k % group:
         raise ConfigError(f"group {group} does not divide k = {k}")
     batch = x.shape[1]
+    rows = -(-m // outputs_per_row)  # array rows holding the m outputs' tables
     idx = group_indices(x, act_bits, group)  # (k/g, bits, batch)
     counts = LutCounts()
     y = np.zeros((m, batch), dtype=np.int64)
@@ -86,13 +104,16 @@ def lut_gemv(
         table = w[:, j * group : (j + 1) * group] @ subsets.T  # (m, 2^g): built once, reused by the batch
         counts.tables += m
         counts.table_entries += m * 2**group
+        counts.row_writes += rows * 2**group
         planes = idx[j]  # (bits, batch)
         if pattern_aware:
             distinct = np.unique(planes[planes != 0]).size
             counts.lookups += m * distinct
             counts.saved_lookups += m * (planes.size - distinct)
+            counts.row_reads += rows * distinct
         else:
             counts.lookups += m * planes.size
+            counts.row_reads += rows * planes.size
         counts.shift_adds += m * planes.size
         y += np.einsum("mbt,b->mt", table[:, planes], sign)
     return y, counts
@@ -108,6 +129,7 @@ def dequantized_lut_gemv(
     quant_group: int,
     group: int = 4,
     pattern_aware: bool = False,
+    outputs_per_row: int = 1,
 ) -> tuple[np.ndarray, LutCounts]:
     """Float GEMV from integer weights with per-group scales and per-token activation scales.
 
@@ -124,9 +146,24 @@ def dequantized_lut_gemv(
     for q in range(k // quant_group):
         cols = slice(q * quant_group, (q + 1) * quant_group)
         part, c = lut_gemv(
-            w_int[:, cols], x_int[cols], act_bits=act_bits, group=group, pattern_aware=pattern_aware
+            w_int[:, cols],
+            x_int[cols],
+            act_bits=act_bits,
+            group=group,
+            pattern_aware=pattern_aware,
+            outputs_per_row=outputs_per_row,
         )
-        y += w_scale[:, q : q + 1] * part
-        for f in ("tables", "table_entries", "lookups", "shift_adds", "saved_lookups"):
+        y += w_scale[:, q : q + 1] * part  # scaled in the arrays: one conversion per row and token
+        c.conversions = -(-m // outputs_per_row) * x_int.shape[1]
+        for f in (
+            "tables",
+            "table_entries",
+            "lookups",
+            "shift_adds",
+            "saved_lookups",
+            "row_writes",
+            "row_reads",
+            "conversions",
+        ):
             setattr(total, f, getattr(total, f) + getattr(c, f))
     return y * np.asarray(x_scale)[None, :], total

@@ -15,7 +15,7 @@ import pandas as pd
 
 from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.kernels.lut_gemv import lut_gemv
-from hwmodels.sail import SailParams, array_cycles
+from hwmodels.sail import SailParams, action_counts, array_cycles
 from roofline.economics import Economics
 from roofline.estimate import estimate
 from sim.experiments import tornado
@@ -103,11 +103,14 @@ def pattern_aware_reduction(seed: int = 0, m: int = 64, k: int = 4096, tokens: i
     rng = np.random.default_rng(seed)
     x = llm_like_activations(k, tokens, sp.act_bits, rng)
     w = rng.integers(-8, 8, size=(m, k))
-    _, plain = lut_gemv(w, x, act_bits=sp.act_bits, group=sp.lut_group)
-    _, aware = lut_gemv(w, x, act_bits=sp.act_bits, group=sp.lut_group, pattern_aware=True)
-    fraction = aware.saved_lookups / plain.lookups
-    before = array_cycles(np.array(m), np.array(k), np.array(tokens), sp)
-    after = array_cycles(np.array(m), np.array(k), np.array(tokens), sp, reuse_fraction=fraction)
+    opr = int(sp.outputs_per_row)
+    _, plain = lut_gemv(w, x, act_bits=sp.act_bits, group=sp.lut_group, outputs_per_row=opr)
+    _, aware = lut_gemv(
+        w, x, act_bits=sp.act_bits, group=sp.lut_group, pattern_aware=True, outputs_per_row=opr
+    )
+    fraction = 1.0 - aware.row_reads / plain.row_reads
+    before = array_cycles(action_counts(m, k, tokens, sp, weight_bytes=0.0), sp)
+    after = array_cycles(action_counts(m, k, tokens, sp, weight_bytes=0.0, reuse_fraction=fraction), sp)
     return float(1.0 - after / before)
 
 
