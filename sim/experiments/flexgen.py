@@ -12,7 +12,7 @@ import pandas as pd
 
 from sim.offload import best_policy
 
-SOURCE = "FlexGen README 'Performance Results' = paper Table 2, prompt 512 (FMInference/FlexLLMGen; shared/papers.md 8c)"
+SOURCE = "FlexGen README 'Performance Results' = paper Table 2, prompt 512 (FMInference/FlexLLMGen; arXiv 2303.06865)"
 MISS_CAUSES = {
     "decode_tokens_per_s": (
         "hwsim runs its own best policy, not FlexGen's (paper: OPT-6.7B batch 2 all on GPU; OPT-30B 20% of "

@@ -35,7 +35,7 @@ from workloads.graph import build_ops, kv_cache_bytes
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 
-SOURCE = "InstInfer, arXiv 2409.04992 abstract (shared/papers.md section 3c)"
+SOURCE = "InstInfer, arXiv 2409.04992 abstract"
 MISS_CAUSES = {
     "throughput_vs_flexgen_ssd_dense": (
         "the paper's 11.1x is its flash-aware sparse attention; dense in-storage attention reads every KV page, "

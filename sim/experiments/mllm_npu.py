@@ -38,7 +38,7 @@ from workloads.graph import build_ops, gemm_table
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 
-SOURCE = "mllm-NPU, arXiv 2407.05858 abstract (shared/papers.md section 4c)"
+SOURCE = "mllm-NPU, arXiv 2407.05858 abstract"
 MISS_CAUSES = {
     "qwen1.5-1.8b_prefill_tokens_per_s": (
         "hwsim's NPU runs W8A8 at the INT8 rate calibrated on Qualcomm AI Hub's QNN exports; mllm-NPU's own "

@@ -1,6 +1,6 @@
 """SAIL (Zhang et al., arXiv 2509.25853): LUT-GEMV in LLC SRAM against a Neoverse-N1 CPU and a V100.
 
-The paper's configuration tables were not retrievable (shared/papers.md section 1), so the
+The paper's configuration tables were not retrievable (only the abstract and reviews were found), so the
 PIM parameters of ``hwmodels/catalog/sail-n1.yaml`` are stated assumptions, fixed once for
 every experiment; ``sensitivity`` shows how each headline moves over each assumption's
 plausible range. The models (Llama-2-7B/13B), bit widths (2, 3, 4, 8) and batches (1 to 32)
@@ -20,7 +20,7 @@ from roofline.economics import Economics
 from roofline.estimate import estimate
 from sim.experiments import tornado
 
-SOURCE = "SAIL, arXiv 2509.25853 abstract (shared/papers.md section 1c)"
+SOURCE = "SAIL, arXiv 2509.25853 abstract"
 MISS_CAUSES = {
     "speedup_vs_n1": (
         "the paper's grid (models, bits, batches) is unknown; hwsim reports its maximum over 7B/13B, 2-8 bits, "

@@ -1,7 +1,7 @@
 """WaferLLM (He et al., OSDI 2025): GEMV and decode on a Cerebras WSE-2 against A100s.
 
 Mesh parameters are the catalog's (``hwmodels/catalog/wse-2.yaml``), fixed once, each with
-its basis; the paper's evaluation tables were not retrievable (shared/papers.md section 2),
+its basis; the paper's evaluation tables were not retrievable (only the abstracts and the authors' post were found),
 so its GEMV sizes are not known: hwsim reports the largest of the sizes below. ``scaling``
 shows the PLMR argument (naive layouts stop scaling), ``sensitivity`` how each headline
 moves with each assumed mesh parameter.
@@ -20,7 +20,7 @@ from workloads.graph import gemm_table, weight_bytes
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 
-SOURCE = "WaferLLM, arXiv 2502.04563 v3 abstract; decode tokens/s from the v2 abstract and the authors' post (shared/papers.md section 2c)"
+SOURCE = "WaferLLM, arXiv 2502.04563 v3 abstract; decode tokens/s from the v2 abstract and the authors' post"
 MISS_CAUSES = {
     "decode_speedup_vs_8xa100": (
         "the paper gives 10-20x, compared here at its midpoint; hwsim's 8x A100 TP8 vLLM baseline replays "
