@@ -14,8 +14,11 @@ of ``m`` tokens by a ``k x n`` weight runs on a ``p_r x p_c`` mesh:
 
 ``naive=True`` prices the layouts WaferLLM improves on (a chain reduction for GEMV, the
 physical-order ring whose wrap-around spans the mesh for GEMM): they stop scaling as the
-mesh grows. The closed-form counts (``gemv_counts``, ``gemm_counts``) equal those of the
-reference kernels in ``hwmodels/kernels/mesh.py``. Other ops (attention over the
+mesh grows. ``gemv_actions`` and ``gemm_actions`` give each kernel's actions (multiply-adds
+and SRAM bytes per core, stations, hops and link bytes on the critical path, hop bytes over the
+fabric) in closed form, equal to those the reference kernels in ``hwmodels/kernels/mesh.py``
+count; time and energy are computed from them only (``gemv_time_from``, ``gemm_time_from``,
+``mesh_energy_j``). Other ops (attention over the
 distributed KV cache, norms) are spread over all cores and end with a tree reduction.
 Parameters: the ``wafer`` block of the catalog entry, each with its basis.
 """
@@ -153,30 +156,142 @@ def gemm_counts(m: int, k: int, n: int, p: int, naive: bool = False) -> MeshCoun
     )
 
 
-def gemv_time_s(n, k, batch, mesh: Mesh, elem_bytes: float = 2.0, naive: bool = False):
-    """MeshGEMV time (s), vectorized: max(compute, SRAM read) per core + the reduction's critical path."""
+@dataclass(frozen=True)
+class WaferActions:
+    """Actions of a mesh kernel along its critical path (NumPy arrays over the sweep).
+
+    macs_per_core, sram_bytes_per_core : work of every core (all cores do the same);
+    critical_stations, critical_hops : receive-add-forward stations and router hops on the
+        critical path (GEMM: over all its shift steps);
+    critical_link_bytes : bytes serialized onto a link on the critical path;
+    steps : compute steps on the critical path (GEMV 1; GEMM ``p``, each overlapping its shift);
+    skew_shifts : shift steps of the initial skew (GEMM; 0 for GEMV);
+    fabric_hop_bytes : bytes x hops moved over the whole fabric (for energy);
+    cores : cores at work.
+    """
+
+    macs_per_core: np.ndarray
+    sram_bytes_per_core: np.ndarray
+    critical_stations: np.ndarray
+    critical_hops: np.ndarray
+    critical_link_bytes: np.ndarray
+    steps: np.ndarray
+    skew_shifts: np.ndarray
+    fabric_hop_bytes: np.ndarray
+    cores: np.ndarray
+
+
+def column_hops(p: int, naive: bool = False, group=None) -> float:
+    """Hops of every message of one column's reduction and multicast back (``mesh_gemv``'s)."""
+    if naive:
+        return 2.0 * (p - 1)
+    g = float(group) if group is not None else max(round(np.sqrt(p)), 1.0)
+    n_groups = np.ceil(p / g)
+    root = np.floor(n_groups / 2) * g + np.floor(g / 2)
+    return float(n_groups * (g - 1) + (n_groups - 1) * g + root + (p - 1 - root))
+
+
+def gemv_actions(
+    n, k, batch, mesh: Mesh, elem_bytes: float = 2.0, naive: bool = False, group=None
+) -> WaferActions:
+    """MeshGEMV's actions in closed form (``mesh_gemv``'s counts; vectorized over shapes)."""
+    n, k, batch = (np.asarray(v, dtype=float) for v in (n, k, batch))
     nt, kt = n / mesh.cols, k / mesh.rows
-    compute = 2.0 * nt * kt * batch / mesh.flop_per_cycle
-    sram = nt * kt * elem_bytes / mesh.sram_bytes_per_cycle
-    stations, hops = reduce_path(mesh.rows, naive)
-    message = nt * batch * elem_bytes / mesh.link_bytes_per_cycle
-    comm = stations * mesh.station_cycles + hops * mesh.hop_cycles + message
-    return (np.maximum(compute, sram) + comm) / mesh.clock_hz
+    stations, hops = reduce_path(mesh.rows, naive, group)
+    vector = nt * batch * elem_bytes
+    return WaferActions(
+        macs_per_core=nt * kt * batch,
+        sram_bytes_per_core=nt * kt * elem_bytes,
+        critical_stations=np.asarray(stations, dtype=float),
+        critical_hops=np.asarray(hops, dtype=float),
+        critical_link_bytes=vector,
+        steps=np.asarray(1.0),
+        skew_shifts=np.asarray(0.0),
+        fabric_hop_bytes=mesh.cols * column_hops(mesh.rows, naive, group) * vector,
+        cores=np.asarray(float(mesh.cores)),
+    )
+
+
+def gemm_actions(m, k, n, mesh: Mesh, elem_bytes: float = 2.0, naive: bool = False) -> WaferActions:
+    """MeshGEMM's (Cannon's) actions in closed form on the square ``p x p`` part of the mesh: ``p``
+    steps, each shifting the larger tile over the ring (<= 2 hops interleaved, the wrap-around's
+    ``p - 1`` on the physical ring) through one station; the skew takes about ``p / 2`` shifts."""
+    side = min(mesh.rows, mesh.cols)
+    p = float(side)
+    m, k, n = (np.asarray(v, dtype=float) for v in (m, k, n))
+    mt, kt, nt = m / p, k / p, n / p
+    shift_hops = (p - 1.0) if naive else 2.0
+    tile = np.maximum(mt * kt, kt * nt) * elem_bytes
+    ring_hops, skew_hops = ring_hop_sums(side, naive)
+    return WaferActions(
+        macs_per_core=p * mt * kt * nt,
+        sram_bytes_per_core=p * (mt * kt + kt * nt) * elem_bytes,
+        critical_stations=np.asarray(p),
+        critical_hops=np.asarray(p * shift_hops),
+        critical_link_bytes=p * tile,
+        steps=np.asarray(p),
+        skew_shifts=np.asarray(p / 2.0),
+        fabric_hop_bytes=(p * p * ring_hops + skew_hops) * (mt * kt + kt * nt) * elem_bytes,
+        cores=np.asarray(p * p),
+    )
+
+
+def ring_hop_sums(p: int, naive: bool = False) -> tuple[float, float]:
+    """(hops of one full turn of Cannon's ring, hops of one operand's skew over the mesh) for the
+    interleaved or the physical ring (``mesh_gemm``'s message hops)."""
+    pos = np.arange(p) if naive else interleaved_order(p)
+    j = np.arange(p)
+    ring = float(np.abs(pos - np.roll(pos, 1)).sum())
+    skew = float(sum(np.abs(pos[j] - pos[(j - i) % p]).sum() for i in range(1, p)))
+    return ring, skew
+
+
+def gemv_time_from(a: WaferActions, mesh: Mesh) -> np.ndarray:
+    """MeshGEMV time (s) from its actions: each core's multiply-adds or SRAM reads (the longer),
+    then the reduction's critical path (stations, hops, the message on a link)."""
+    core = np.maximum(
+        2.0 * a.macs_per_core / mesh.flop_per_cycle, a.sram_bytes_per_core / mesh.sram_bytes_per_cycle
+    )
+    comm = (
+        a.critical_stations * mesh.station_cycles
+        + a.critical_hops * mesh.hop_cycles
+        + a.critical_link_bytes / mesh.link_bytes_per_cycle
+    )
+    return (core + comm) / mesh.clock_hz
+
+
+def gemm_time_from(a: WaferActions, mesh: Mesh) -> np.ndarray:
+    """MeshGEMM time (s) from its actions: ``steps`` of the longer of a step's compute (or SRAM
+    reads) and its shift, plus the skew's shifts."""
+    compute = (
+        np.maximum(
+            2.0 * a.macs_per_core / mesh.flop_per_cycle, a.sram_bytes_per_core / mesh.sram_bytes_per_cycle
+        )
+        / a.steps
+    )
+    shift = (
+        a.critical_link_bytes / mesh.link_bytes_per_cycle
+        + a.critical_hops * mesh.hop_cycles
+        + a.critical_stations * mesh.station_cycles
+    ) / a.steps
+    return (a.steps * np.maximum(compute, shift) + a.skew_shifts * shift) / mesh.clock_hz
+
+
+def mesh_energy_j(a: WaferActions, mesh: Mesh) -> np.ndarray:
+    """Dynamic energy (J): FLOPs, SRAM bytes and hop bytes of every core at their energies."""
+    return a.cores * (2.0 * a.macs_per_core * mesh.e_flop + a.sram_bytes_per_core * mesh.e_sram) + (
+        a.fabric_hop_bytes * mesh.e_hop
+    )
+
+
+def gemv_time_s(n, k, batch, mesh: Mesh, elem_bytes: float = 2.0, naive: bool = False):
+    """MeshGEMV time (s), vectorized (``gemv_time_from`` of ``gemv_actions``)."""
+    return gemv_time_from(gemv_actions(n, k, batch, mesh, elem_bytes, naive), mesh)
 
 
 def gemm_time_s(m, k, n, mesh: Mesh, elem_bytes: float = 2.0, naive: bool = False):
-    """MeshGEMM time (s), vectorized: Cannon's p steps of max(tile compute, tile shift) plus the skew."""
-    p = min(mesh.rows, mesh.cols)
-    mt, kt, nt = m / p, k / p, n / p
-    compute = 2.0 * mt * kt * nt / mesh.flop_per_cycle
-    shift_hops = (p - 1) if naive else 2
-    shift = (
-        np.maximum(mt * kt, kt * nt) * elem_bytes / mesh.link_bytes_per_cycle
-        + shift_hops * mesh.hop_cycles
-        + mesh.station_cycles
-    )
-    skew = (p / 2.0) * shift
-    return (p * np.maximum(compute, shift) + skew) / mesh.clock_hz
+    """MeshGEMM time (s), vectorized (``gemm_time_from`` of ``gemm_actions``)."""
+    return gemm_time_from(gemm_actions(m, k, n, mesh, elem_bytes, naive), mesh)
 
 
 @register
@@ -195,9 +310,10 @@ class WaferCostModel:
         tokens = np.broadcast_to(np.where(ops.m > 0, ops.m, 1.0), shape)
         n = np.broadcast_to(np.maximum(ops.n, 1.0), shape)
         k = np.broadcast_to(np.maximum(ops.k, 1.0), shape)
-        gemv_t = gemv_time_s(n, k, tokens, mesh, elem)
-        gemm_t = gemm_time_s(tokens, k, n, mesh, elem)
-        matmul_s = np.where(tokens <= GEMV_MAX_ROWS, gemv_t, gemm_t)
+        gemv_a, gemm_a = gemv_actions(n, k, tokens, mesh, elem), gemm_actions(tokens, k, n, mesh, elem)
+        is_gemv = tokens <= GEMV_MAX_ROWS
+        matmul_s = np.where(is_gemv, gemv_time_from(gemv_a, mesh), gemm_time_from(gemm_a, mesh))
+        matmul_j = np.where(is_gemv, mesh_energy_j(gemv_a, mesh), mesh_energy_j(gemm_a, mesh))
         # everything else spreads over every core and ends with one tree reduction
         stations, hops = reduce_path(mesh.rows)
         spread_compute = ops.flops / (mesh.cores * mesh.flop_per_cycle * mesh.clock_hz)
@@ -208,8 +324,9 @@ class WaferCostModel:
         memory_s = np.where(gemm, 0.0, np.broadcast_to(spread_memory, shape))
         link_s = np.where(gemm, 0.0, np.broadcast_to(other_link, shape))
         count = ops.count.reshape((-1,) + (1,) * (nd - 1))
-        hop_bytes = np.where(gemm, n * tokens * elem * hops, 0.0)
-        dynamic = count * (ops.flops * mesh.e_flop + ops.memory_bytes * mesh.e_sram + hop_bytes * mesh.e_hop)
+        hop_bytes = np.where(gemm, np.where(is_gemv, gemv_a.fabric_hop_bytes, gemm_a.fabric_hop_bytes), 0.0)
+        other_j = ops.flops * mesh.e_flop + ops.memory_bytes * mesh.e_sram
+        dynamic = count * np.where(gemm, matmul_j, other_j)
         tdp = device.tdp_w
         roofline = np.maximum(
             ops.flops / (mesh.cores * mesh.flop_per_cycle * mesh.clock_hz),

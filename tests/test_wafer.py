@@ -128,3 +128,100 @@ def test_tornado_moves_headlines_the_right_way():
         assert t.loc[("hop_cycles", "high", metric), "value"] < t.loc[("hop_cycles", "low", metric), "value"]
         assert t.loc[("clock_GHz", "high", metric), "value"] > t.loc[("clock_GHz", "low", metric), "value"]
     assert t["baseline"].groupby(level="metric").nunique().eq(1).all()
+
+
+def _square(p):
+    return Mesh.of(load_device("wse-2"), p, p)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    p_g=st.sampled_from([(2, 1), (4, 2), (6, 2), (6, 3), (8, 4), (9, 3)]),
+    nt=st.integers(1, 3),
+    kt=st.integers(1, 3),
+    batch=st.integers(1, 3),
+    naive=st.booleans(),
+)
+def test_gemv_actions_are_the_kernels(p_g, nt, kt, batch, naive):
+    """What MeshGEMV's timing and energy are computed from equals what the kernel does: multiply-
+    adds and SRAM bytes per core, the critical path's stations, hops and link bytes, and the
+    bytes x hops of every message."""
+    from hwmodels.wafer import gemv_actions
+
+    p, g = p_g
+    rng = np.random.default_rng(0)
+    w, x = rng.normal(size=(p * nt, p * kt)), rng.normal(size=(p * kt, batch))
+    _, c = mesh_gemv(w, x, p, reduce="ring" if naive else "tree", group=g)
+    a = gemv_actions(p * nt, p * kt, batch, _square(p), naive=naive, group=None if naive else g)
+    assert (a.macs_per_core, a.sram_bytes_per_core, a.critical_link_bytes) == (
+        c.macs_per_core,
+        c.sram_bytes_per_core,
+        c.critical_link_bytes,
+    )
+    assert (a.critical_stations, a.critical_hops, a.fabric_hop_bytes) == (
+        c.critical_stations,
+        c.critical_hops,
+        c.hop_bytes,
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    p=st.integers(3, 6), mt=st.integers(1, 2), kt=st.integers(1, 2), nt=st.integers(1, 2), naive=st.booleans()
+)
+def test_gemm_actions_are_the_kernels(p, mt, kt, nt, naive):
+    from hwmodels.wafer import gemm_actions
+
+    rng = np.random.default_rng(1)
+    a_, b_ = rng.normal(size=(p * mt, p * kt)), rng.normal(size=(p * kt, p * nt))
+    _, c = mesh_gemm(a_, b_, p, layout="naive" if naive else "interleaved")
+    a = gemm_actions(p * mt, p * kt, p * nt, _square(p), naive=naive)
+    assert (a.macs_per_core, a.sram_bytes_per_core, a.critical_link_bytes, a.critical_hops) == (
+        c.macs_per_core,
+        c.sram_bytes_per_core,
+        c.critical_link_bytes,
+        c.critical_hops,
+    )
+    assert a.critical_stations == c.critical_stations and a.fabric_hop_bytes == c.hop_bytes
+
+
+def test_gemv_time_from_actions_by_hand():
+    """A 16k x 16k GEMV on a 128 x 128 patch: 128 x 128 MACs per core -> 2 x 16384 / 8 FLOP/cycle
+    = 4096 cycles (the SRAM read, 32 KB / 21.4 B/cycle ~ 1531, is shorter); then the tree's
+    stations and hops and the 256-byte vector over a 4 B/cycle link."""
+    from hwmodels.wafer import gemv_actions, gemv_time_from
+
+    mesh = _square(128)
+    a = gemv_actions(16384, 16384, 1, mesh)
+    core = max(2 * 128 * 128 / mesh.flop_per_cycle, 128 * 128 * 2 / mesh.sram_bytes_per_cycle)
+    stations, hops = reduce_path(128)
+    comm = stations * mesh.station_cycles + hops * mesh.hop_cycles + 128 * 2 / mesh.link_bytes_per_cycle
+    assert gemv_time_from(a, mesh) == pytest.approx((core + comm) / mesh.clock_hz)
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["macs_per_core", "sram_bytes_per_core", "critical_stations", "critical_hops", "critical_link_bytes"],
+)
+def test_tripling_any_mesh_action_changes_the_gemv_time(field):
+    from dataclasses import replace
+
+    from hwmodels.wafer import gemv_actions, gemv_time_from
+
+    mesh = _square(64)
+    a = gemv_actions(8192, 8192, 1, mesh)
+    if field == "sram_bytes_per_core":  # make the SRAM read the longer per-core term
+        a = replace(a, sram_bytes_per_core=a.sram_bytes_per_core * 100)
+    assert gemv_time_from(replace(a, **{field: 3 * getattr(a, field)}), mesh) > gemv_time_from(a, mesh)
+
+
+@pytest.mark.parametrize("field", ["critical_link_bytes", "critical_hops", "skew_shifts", "macs_per_core"])
+def test_tripling_any_gemm_action_changes_its_time_and_hop_bytes_its_energy(field):
+    from dataclasses import replace
+
+    from hwmodels.wafer import gemm_actions, gemm_time_from, mesh_energy_j
+
+    mesh = _square(64)
+    a = gemm_actions(4096, 4096, 4096, mesh)
+    assert gemm_time_from(replace(a, **{field: 3 * getattr(a, field)}), mesh) > gemm_time_from(a, mesh)
+    assert mesh_energy_j(replace(a, fabric_hop_bytes=3 * a.fabric_hop_bytes), mesh) > mesh_energy_j(a, mesh)

@@ -36,6 +36,13 @@ class MeshCounts:
     peak_bytes_per_core: int = 0
     critical_stations: int = 0
     critical_hops: int = 0
+    sram_bytes_per_core: int = 0
+    """Bytes a core reads from its SRAM for its multiply-adds (weight tiles; GEMM: A and B tiles per step)."""
+    critical_link_bytes: int = 0
+    """Bytes serialized onto a link along the critical path (GEMV: one partial vector, forwarded
+    cut-through; GEMM: the larger tile of every shift step)."""
+    hop_bytes: int = 0
+    """Bytes times hops of every message over the fabric."""
 
     @property
     def total_hops(self) -> int:
@@ -86,6 +93,8 @@ def mesh_gemv(
     counts = MeshCounts(
         macs_per_core=nt * kt * batch,
         peak_bytes_per_core=(nt * kt + kt * batch + 2 * nt * batch) * elem_bytes,
+        sram_bytes_per_core=nt * kt * elem_bytes,
+        critical_link_bytes=nt * batch * elem_bytes,
     )
     partial = np.zeros((p, p, nt, batch))
     for r in range(p):
@@ -101,17 +110,20 @@ def mesh_gemv(
     else:
         raise ConfigError(f"reduce is {reduce!r}; expected 'tree' or 'ring'")
     acc = partial.copy()
+    vector = nt * batch * elem_bytes  # every message carries a partial (or the result) vector
     for c in range(p):  # every column reduces its partials
         for src, dst in msgs:
             acc[dst, c] += acc[src, c]
             counts.messages += 1
             counts.hops.append(abs(dst - src))
+            counts.hop_bytes += abs(dst - src) * vector
     y = np.concatenate([acc[root, c] for c in range(p)], axis=0)
     for _c in range(p):  # multicast back up and down each column
         for extent in (root, p - 1 - root):
             if extent:
                 counts.messages += 1
                 counts.hops.append(extent)
+                counts.hop_bytes += extent * vector
     counts.critical_stations = stations
     counts.critical_hops = crit_hops + max(root, p - 1 - root)
     return (y.reshape(-1) if np.ndim(x) == 1 else y), counts
@@ -132,7 +144,10 @@ def mesh_gemm(
     else:
         raise ConfigError(f"layout is {layout!r}; expected 'interleaved' or 'naive'")
     counts = MeshCounts(
-        macs_per_core=p * mt * kt * nt, peak_bytes_per_core=2 * (mt * kt + kt * nt + mt * nt) * elem_bytes
+        macs_per_core=p * mt * kt * nt,
+        peak_bytes_per_core=2 * (mt * kt + kt * nt + mt * nt) * elem_bytes,
+        sram_bytes_per_core=p * (mt * kt + kt * nt) * elem_bytes,
+        critical_link_bytes=p * max(mt * kt, kt * nt) * elem_bytes,
     )
     # logical core (i, j) starts with A(i, i+j) and B(i+j, j) after the skew
     a_tile = {
@@ -147,10 +162,11 @@ def mesh_gemm(
     }
     for i in range(p):  # skew: A(i, .) moves i steps left, B(., j) j steps up
         for j in range(p):
-            for step_from, step_to in ((j, (j - i) % p), (i, (i - j) % p)):
+            for (step_from, step_to), tile in (((j, (j - i) % p), mt * kt), ((i, (i - j) % p), kt * nt)):
                 if step_from != step_to:
                     counts.messages += 1
                     counts.hops.append(int(abs(pos[step_from] - pos[step_to])))
+                    counts.hop_bytes += counts.hops[-1] * tile * elem_bytes
     c = np.zeros((m, n))
     shift_hops = [int(abs(pos[j] - pos[(j - 1) % p])) for j in range(p)]
     for _step in range(p):
@@ -163,6 +179,7 @@ def mesh_gemm(
             for j in range(p):
                 counts.messages += 2  # one A tile along the row, one B tile along the column
                 counts.hops += [shift_hops[j], shift_hops[j]]
+                counts.hop_bytes += shift_hops[j] * (mt * kt + kt * nt) * elem_bytes
     counts.critical_stations = p
     counts.critical_hops = p * max(shift_hops)
     return c, counts
