@@ -71,3 +71,55 @@ def test_npu_schedule_overlaps_processors():
     u = r["utilization"]
     assert u["npu"] > 0.3 and u["cpu"] > 0.05 and u["gpu"] > 0.01
     assert sum(u[k] for k in ("npu", "cpu", "gpu")) > 1.0  # busy at once
+
+
+@pytest.mark.parametrize("n_tokens,chunk", [(45, 16), (7, 8), (50, 64)])
+def test_graph_actions_sum_to_the_kernels_counts(setup, n_tokens, chunk):
+    """The experiment prices one INT8 graph per chunk, layer and linear from ``linear_actions``;
+    summed over the prompt they are the launches, multiply-adds and weight bytes the reference
+    kernel performs (``prefill_counts``, tested equal to the kernel above)."""
+    from hwmodels.npu import linear_actions, linear_shapes, total_actions
+
+    model, cal, rng = setup
+    spec = model.spec
+    chunks = -(-n_tokens // chunk)
+    total = total_actions(
+        [
+            linear_actions(chunk, k, n)
+            for _ in range(chunks * spec.n_layers)
+            for k, n in linear_shapes(spec).values()
+        ]
+    )
+    counts = prefill_counts(spec, n_tokens, chunk, {})
+    assert (total.launches, total.int8_macs, total.weight_bytes) == (
+        counts.npu_launches,
+        counts.npu_macs,
+        counts.npu_weight_bytes,
+    )
+
+
+def test_graph_time_from_actions_by_hand():
+    """A 256-row chunk through a 2048 x 5632 INT8 linear on the Snapdragon 8 Gen 3 NPU: one launch
+    at 200 us plus 2 x 256 x 2048 x 5632 FLOPs at the class's INT8 efficiency (fitted on AI Hub
+    rows); 11.5 MB of weights and 1.97 MB of activations at 0.7 x the LPDDR5X bandwidth."""
+    from hwmodels.calibration.params import params_for
+    from hwmodels.device_spec import load_device
+    from hwmodels.npu import graph_time_s, linear_actions
+
+    npu = load_device("sd8g3-npu")
+    eff = params_for("npu", "mobile-npu")["compute_efficiency"].value
+    busy, memory = graph_time_s(linear_actions(256, 2048, 5632), npu)
+    assert busy == pytest.approx(200e-6 + 2 * 256 * 2048 * 5632 / (npu.peak("int8") * eff))
+    assert memory == pytest.approx((2048 * 5632 + 256 * (2048 + 5632)) / (npu.memory.bw_bytes_per_s * 0.7))
+
+
+@pytest.mark.parametrize("field", ["launches", "int8_macs", "weight_bytes", "act_bytes"])
+def test_tripling_any_npu_action_changes_the_graph_time(field):
+    from dataclasses import replace
+
+    from hwmodels.device_spec import load_device
+    from hwmodels.npu import graph_time_s, linear_actions
+
+    npu = load_device("sd8g3-npu")
+    a = linear_actions(256, 2048, 5632)
+    assert graph_time_s(replace(a, **{field: 3 * getattr(a, field)}), npu) != graph_time_s(a, npu)

@@ -29,7 +29,7 @@ import pandas as pd
 from hwmodels import registry
 from hwmodels.calibration.params import params_for
 from hwmodels.device_spec import DeviceSpec, load_device
-from hwmodels.npu import linear_shapes
+from hwmodels.npu import graph_energy_j, graph_time_s, linear_actions, linear_shapes
 from roofline.estimate import estimate
 from sim import engine
 from sim.engine import TaskGraph
@@ -80,17 +80,15 @@ def prefill(model: str, prompt: int, mech: Mechanisms = Mechanisms()) -> dict[st
     """mllm-NPU prefill of one prompt on the event engine: seconds and joules."""
     spec = load_model(model)
     npu, cpu, gpu = load_device(NPU), load_device(CPU), load_device(GPU)
-    int8, fp16, fp32 = Quant.from_name("int8"), Quant.from_name("fp16"), Quant.from_name("fp32")
+    fp16, fp32 = Quant.from_name("fp16"), Quant.from_name("fp32")
     chunk = int(npu.extra["npu"]["chunk_tokens"]) if mech.chunking else prompt
     n_chunks = -(-prompt // chunk)
     shapes = linear_shapes(spec)
     linear_cost = {}
     for name, (k, n) in shapes.items():
         if mech.shadow_outliers:
-            linear_cost[name] = (
-                "npu",
-                _op_cost(npu, gemm_table(float(chunk), float(n), float(k), int8, name)),
-            )
+            a = linear_actions(chunk, k, n)
+            linear_cost[name] = ("npu", (*graph_time_s(a, npu), graph_energy_j(a, npu)))
         else:
             linear_cost[name] = (
                 "gpu",
