@@ -6,7 +6,7 @@ fraction of the INT8 peak and its weights streamed from the LPDDR it shares with
 and GPU; float math runs at the NPU's (very low) FP16 rate, which is why mllm-NPU keeps
 attention, norms and outlier corrections off it. The roofline form of the GPU model
 applies with these parameters. ``prefill_counts`` gives the actions of
-``hwmodels/kernels/npu_prefill.py`` in closed form; ``linear_actions`` gives those of one
+``hwmodels/kernels/npu_prefill.py`` in closed form; ``action_counts`` gives those of one
 linear layer's graph on one chunk (their sum over chunks, layers and linears is
 ``prefill_counts``), and ``graph_time_s`` / ``graph_energy_j`` price a graph from its actions
 only (the mllm-NPU experiment uses them).
@@ -71,7 +71,7 @@ class NpuActions:
     act_bytes: float
 
 
-def linear_actions(chunk: int, k: int, n: int) -> NpuActions:
+def action_counts(chunk: int, k: int, n: int) -> NpuActions:
     """One linear layer (``k`` inputs, ``n`` outputs) of one prompt chunk of ``chunk`` rows as one
     static INT8 graph: one launch, ``chunk k n`` multiply-adds, the INT8 weights read once, the
     chunk's INT8 input and output."""

@@ -246,6 +246,25 @@ def ring_hop_sums(p: int, naive: bool = False) -> tuple[float, float]:
     return ring, skew
 
 
+def action_counts(tokens, k, n, mesh: Mesh, elem_bytes: float = 2.0, naive: bool = False) -> WaferActions:
+    """The actions of a GEMM of ``tokens`` rows through a ``k x n`` weight as the wafer runs it:
+    MeshGEMV up to ``GEMV_MAX_ROWS`` rows, MeshGEMM beyond (elementwise over a sweep)."""
+    tokens = np.asarray(tokens, dtype=float)
+    v, m = (
+        gemv_actions(n, k, tokens, mesh, elem_bytes, naive),
+        gemm_actions(tokens, k, n, mesh, elem_bytes, naive),
+    )
+    gemv = tokens <= GEMV_MAX_ROWS
+    return WaferActions(
+        **{f: np.where(gemv, getattr(v, f), getattr(m, f)) for f in WaferActions.__dataclass_fields__}
+    )
+
+
+def time_from(a: WaferActions, mesh: Mesh) -> np.ndarray:
+    """Time (s) of a kernel from its actions: MeshGEMV's (one step) or MeshGEMM's overlap rule."""
+    return np.where(a.steps <= 1, gemv_time_from(a, mesh), gemm_time_from(a, mesh))
+
+
 def gemv_time_from(a: WaferActions, mesh: Mesh) -> np.ndarray:
     """MeshGEMV time (s) from its actions: each core's multiply-adds or SRAM reads (the longer),
     then the reduction's critical path (stations, hops, the message on a link)."""
@@ -310,10 +329,9 @@ class WaferCostModel:
         tokens = np.broadcast_to(np.where(ops.m > 0, ops.m, 1.0), shape)
         n = np.broadcast_to(np.maximum(ops.n, 1.0), shape)
         k = np.broadcast_to(np.maximum(ops.k, 1.0), shape)
-        gemv_a, gemm_a = gemv_actions(n, k, tokens, mesh, elem), gemm_actions(tokens, k, n, mesh, elem)
-        is_gemv = tokens <= GEMV_MAX_ROWS
-        matmul_s = np.where(is_gemv, gemv_time_from(gemv_a, mesh), gemm_time_from(gemm_a, mesh))
-        matmul_j = np.where(is_gemv, mesh_energy_j(gemv_a, mesh), mesh_energy_j(gemm_a, mesh))
+        actions = action_counts(tokens, k, n, mesh, elem)
+        matmul_s = time_from(actions, mesh)
+        matmul_j = mesh_energy_j(actions, mesh)
         # everything else spreads over every core and ends with one tree reduction
         stations, hops = reduce_path(mesh.rows)
         spread_compute = ops.flops / (mesh.cores * mesh.flop_per_cycle * mesh.clock_hz)
@@ -324,7 +342,7 @@ class WaferCostModel:
         memory_s = np.where(gemm, 0.0, np.broadcast_to(spread_memory, shape))
         link_s = np.where(gemm, 0.0, np.broadcast_to(other_link, shape))
         count = ops.count.reshape((-1,) + (1,) * (nd - 1))
-        hop_bytes = np.where(gemm, np.where(is_gemv, gemv_a.fabric_hop_bytes, gemm_a.fabric_hop_bytes), 0.0)
+        hop_bytes = np.where(gemm, actions.fabric_hop_bytes, 0.0)
         other_j = ops.flops * mesh.e_flop + ops.memory_bytes * mesh.e_sram
         dynamic = count * np.where(gemm, matmul_j, other_j)
         tdp = device.tdp_w

@@ -75,17 +75,17 @@ def test_npu_schedule_overlaps_processors():
 
 @pytest.mark.parametrize("n_tokens,chunk", [(45, 16), (7, 8), (50, 64)])
 def test_graph_actions_sum_to_the_kernels_counts(setup, n_tokens, chunk):
-    """The experiment prices one INT8 graph per chunk, layer and linear from ``linear_actions``;
+    """The experiment prices one INT8 graph per chunk, layer and linear from ``action_counts``;
     summed over the prompt they are the launches, multiply-adds and weight bytes the reference
     kernel performs (``prefill_counts``, tested equal to the kernel above)."""
-    from hwmodels.npu import linear_actions, linear_shapes, total_actions
+    from hwmodels.npu import action_counts, linear_shapes, total_actions
 
     model, cal, rng = setup
     spec = model.spec
     chunks = -(-n_tokens // chunk)
     total = total_actions(
         [
-            linear_actions(chunk, k, n)
+            action_counts(chunk, k, n)
             for _ in range(chunks * spec.n_layers)
             for k, n in linear_shapes(spec).values()
         ]
@@ -104,11 +104,11 @@ def test_graph_time_from_actions_by_hand():
     rows); 11.5 MB of weights and 1.97 MB of activations at 0.7 x the LPDDR5X bandwidth."""
     from hwmodels.calibration.params import params_for
     from hwmodels.device_spec import load_device
-    from hwmodels.npu import graph_time_s, linear_actions
+    from hwmodels.npu import action_counts, graph_time_s
 
     npu = load_device("sd8g3-npu")
     eff = params_for("npu", "mobile-npu")["compute_efficiency"].value
-    busy, memory = graph_time_s(linear_actions(256, 2048, 5632), npu)
+    busy, memory = graph_time_s(action_counts(256, 2048, 5632), npu)
     assert busy == pytest.approx(200e-6 + 2 * 256 * 2048 * 5632 / (npu.peak("int8") * eff))
     assert memory == pytest.approx((2048 * 5632 + 256 * (2048 + 5632)) / (npu.memory.bw_bytes_per_s * 0.7))
 
@@ -118,8 +118,8 @@ def test_tripling_any_npu_action_changes_the_graph_time(field):
     from dataclasses import replace
 
     from hwmodels.device_spec import load_device
-    from hwmodels.npu import graph_time_s, linear_actions
+    from hwmodels.npu import action_counts, graph_time_s
 
     npu = load_device("sd8g3-npu")
-    a = linear_actions(256, 2048, 5632)
+    a = action_counts(256, 2048, 5632)
     assert graph_time_s(replace(a, **{field: 3 * getattr(a, field)}), npu) != graph_time_s(a, npu)

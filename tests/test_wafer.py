@@ -225,3 +225,35 @@ def test_tripling_any_gemm_action_changes_its_time_and_hop_bytes_its_energy(fiel
     a = gemm_actions(4096, 4096, 4096, mesh)
     assert gemm_time_from(replace(a, **{field: 3 * getattr(a, field)}), mesh) > gemm_time_from(a, mesh)
     assert mesh_energy_j(replace(a, fabric_hop_bytes=3 * a.fabric_hop_bytes), mesh) > mesh_energy_j(a, mesh)
+
+
+@pytest.mark.parametrize("p, batch", [(4, 1), (9, 3), (16, 2)])
+def test_action_counts_is_what_the_gemv_kernel_does(p, batch):
+    """``action_counts`` (what the cost model prices) on a decode-sized GEMM is MeshGEMV's kernel
+    counts with the tree's default group (sqrt(p))."""
+    from hwmodels.wafer import action_counts
+
+    rng = np.random.default_rng(2)
+    w, x = rng.normal(size=(2 * p, 3 * p)), rng.normal(size=(3 * p, batch))
+    _, c = mesh_gemv(w, x, p, reduce="tree", group=int(round(np.sqrt(p))))
+    a = action_counts(batch, 3 * p, 2 * p, _square(p))
+    got = (a.macs_per_core, a.sram_bytes_per_core, a.critical_stations, a.critical_hops, a.fabric_hop_bytes)
+    assert got == (c.macs_per_core, c.sram_bytes_per_core, c.critical_stations, c.critical_hops, c.hop_bytes)
+
+
+def test_action_counts_is_what_the_gemm_kernel_does():
+    from hwmodels.wafer import action_counts
+
+    p = 5
+    rng = np.random.default_rng(3)
+    a_, b_ = rng.normal(size=(2 * p, p)), rng.normal(size=(p, 2 * p))  # 10 token rows: MeshGEMM
+    _, c = mesh_gemm(a_, b_, p)
+    a = action_counts(2 * p, p, 2 * p, _square(p))
+    got = (a.macs_per_core, a.sram_bytes_per_core, a.critical_link_bytes, a.critical_hops, a.fabric_hop_bytes)
+    assert got == (
+        c.macs_per_core,
+        c.sram_bytes_per_core,
+        c.critical_link_bytes,
+        c.critical_hops,
+        c.hop_bytes,
+    )

@@ -29,7 +29,7 @@ import pandas as pd
 from hwmodels import registry
 from hwmodels.calibration.params import params_for
 from hwmodels.device_spec import DeviceSpec, load_device
-from hwmodels.npu import graph_energy_j, graph_time_s, linear_actions, linear_shapes
+from hwmodels.npu import action_counts, graph_energy_j, graph_time_s, linear_shapes
 from roofline.estimate import estimate
 from sim import engine
 from sim.engine import TaskGraph
@@ -87,7 +87,7 @@ def prefill(model: str, prompt: int, mech: Mechanisms = Mechanisms()) -> dict[st
     linear_cost = {}
     for name, (k, n) in shapes.items():
         if mech.shadow_outliers:
-            a = linear_actions(chunk, k, n)
+            a = action_counts(chunk, k, n)
             linear_cost[name] = ("npu", (*graph_time_s(a, npu), graph_energy_j(a, npu)))
         else:
             linear_cost[name] = (
