@@ -78,14 +78,12 @@ def models(as_json: bool) -> None:
 def devices(as_json: bool) -> None:
     """List the device catalog."""
     from hwmodels.device_spec import catalog
-    from roofline.economics import Economics, pricing_basis
+    from roofline.economics import bases_of
 
     rows = []
     for name, d in catalog().items():
         peaks = {k: v / 1e12 for k, v in d.peak_flop_per_s.items()}
-        basis = None
-        if d.price_usd or d.cloud_usd_per_hour:
-            basis = pricing_basis(d, Economics().resolved())
+        basis = ", ".join(bases_of(d)) or None
         rows.append(
             {
                 "name": name,
@@ -99,7 +97,7 @@ def devices(as_json: bool) -> None:
                 "tdp_w": d.tdp_w,
                 "price_usd": d.price_usd,
                 "cloud_usd_per_hour": d.cloud_usd_per_hour,
-                "pricing_basis": basis,
+                "price_bases": basis,
             }
         )
     emit(
@@ -117,7 +115,7 @@ def devices(as_json: bool) -> None:
                 "tdp_w",
                 "price_usd",
                 "cloud_usd_per_hour",
-                "pricing_basis",
+                "price_bases",
             ],
         ),
     )
@@ -169,15 +167,28 @@ def _workload_options(f):
 @cli.command()
 @_workload_options
 @click.option(
-    "--pricing",
-    type=click.Choice(["auto", "capex", "cloud"]),
-    default="auto",
+    "--price-basis",
+    type=click.Choice(["tco", "cloud"]),
+    default="tco",
     show_default=True,
-    help="Price devices by purchase (capex + energy) or by the cloud hour.",
+    help="tco: purchase over the lifetime + energy; cloud: on-demand $/h. A device without a price "
+    "on the basis gets no $ figures (never the other basis).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def estimate(
-    model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, framework, pricing, as_json
+    model,
+    device,
+    batch,
+    input_len,
+    output_len,
+    precision,
+    tp,
+    pp,
+    ep,
+    n_devices,
+    framework,
+    price_basis,
+    as_json,
 ):
     """Analytic estimate: TTFT, TPOT, throughput, tokens per J and per $ for one batch."""
     from roofline.economics import Economics
@@ -194,10 +205,18 @@ def estimate(
         pp=pp,
         ep=ep,
         precision=precision,
-        economics=Economics(basis=pricing),
+        economics=Economics(basis=price_basis),
         framework=framework,
     )
     d = est.to_dict()
+    if d["usd_per_million_tokens"] is None:
+        from hwmodels.device_spec import load_device
+        from roofline.economics import NoPriceError, pricing_basis
+
+        try:
+            pricing_basis(load_device(device), Economics(basis=price_basis))
+        except NoPriceError as exc:
+            click.echo(f"hwsim: note: no $ figures: {exc}", err=True)
     if not d["fits"]:
         from hwmodels.device_spec import load_device
 

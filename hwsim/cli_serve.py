@@ -103,6 +103,13 @@ class _LazyBar:
 )
 @click.option("--slo-ttft", type=float, default=None, help="TTFT limit, seconds.")
 @click.option("--slo-tpot", type=float, default=None, help="TPOT limit, seconds.")
+@click.option(
+    "--price-basis",
+    type=click.Choice(["tco", "cloud"]),
+    default="tco",
+    show_default=True,
+    help="tco: purchase over the lifetime + energy; cloud: on-demand $/h.",
+)
 @click.option("--find-capacity", is_flag=True, help="Also find the highest Poisson rate meeting the SLOs.")
 @click.option(
     "--timeline",
@@ -113,6 +120,7 @@ class _LazyBar:
 @click.option("--json", "as_json", is_flag=True, help="Print one flat JSON object.")
 def serve(**o):
     """Serve a request stream: continuous batching, KV capacity, preemption, disaggregation."""
+    from roofline.economics import Economics
     from sim.serving.capacity import find_capacity
     from sim.serving.serve import serve as run
     from workloads.traces import make_trace, read_trace_csv
@@ -163,6 +171,7 @@ def serve(**o):
             router=o["router"],
             slo_ttft_s=o["slo_ttft"],
             slo_tpot_s=o["slo_tpot"],
+            economics=Economics(basis=o["price_basis"]),
             record=bool(o["timeline"]),
             progress=bar,
             **config,

@@ -1,9 +1,14 @@
 """Economics: what a device-second costs, and tokens per dollar and per joule.
 
-Cost per second of a device is either its purchase price spread over its lifetime plus
-the energy it draws (``power * PUE * price per kWh``), or its cloud price per hour. The
-default basis, ``auto``, uses the purchase price where the catalog has one and the cloud
-price otherwise; ``hwsim devices`` shows which. Defaults (lifetime, PUE, electricity
+Every comparison is priced on one stated basis (``--price-basis``):
+
+- ``tco`` (the default): the purchase price spread over the lifetime plus the energy drawn
+  (``power * PUE * price per kWh``);
+- ``cloud``: the catalog's on-demand price per device-hour.
+
+A device without a price on the chosen basis gets no dollar figures (NaN in arrays, null in
+JSON, left out of charts with a note); it is never priced on the other basis instead.
+``hwsim devices`` lists the bases each device has. Defaults (lifetime, PUE, electricity
 price) live in ``roofline/economics.yaml`` with their sources.
 """
 
@@ -22,7 +27,9 @@ from workloads.errors import ConfigError
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
 J_PER_KWH = 3.6e6
-PRICING_BASES = ("auto", "capex", "cloud")
+PRICING_BASES = ("tco", "cloud")
+BASIS_ALIASES = {"capex": "tco"}
+"""Older names of a basis."""
 
 
 @lru_cache(maxsize=1)
@@ -38,11 +45,11 @@ class Economics:
 
     Attributes
     ----------
-    basis : ``auto``, ``capex`` or ``cloud``.
+    basis : ``tco`` (purchase over lifetime plus energy) or ``cloud`` (on-demand $/h).
     lifetime_years, pue, usd_per_kwh : the ownership assumptions (defaults in economics.yaml).
     """
 
-    basis: str = "auto"
+    basis: str = "tco"
     lifetime_years: float | None = None
     pue: float | None = None
     usd_per_kwh: float | None = None
@@ -51,7 +58,7 @@ class Economics:
         """A copy with every default filled in, checked."""
         d = economics_defaults()
         out = Economics(
-            self.basis,
+            BASIS_ALIASES.get(self.basis, self.basis),
             d["lifetime_years"][0] if self.lifetime_years is None else self.lifetime_years,
             d["pue"][0] if self.pue is None else self.pue,
             d["usd_per_kwh"][0] if self.usd_per_kwh is None else self.usd_per_kwh,
@@ -70,25 +77,50 @@ class Economics:
         return out
 
 
+def has_price(device: DeviceSpec, basis: str) -> bool:
+    """Whether the catalog prices ``device`` on ``basis``."""
+    basis = BASIS_ALIASES.get(basis, basis)
+    return bool(device.price_usd) if basis == "tco" else bool(device.cloud_usd_per_hour)
+
+
+def bases_of(device: DeviceSpec) -> list[str]:
+    """The bases ``device`` can be priced on."""
+    return [b for b in PRICING_BASES if has_price(device, b)]
+
+
+def basis_label(econ: Economics | None = None) -> str:
+    """One line naming the basis of every $ figure of a comparison."""
+    e = (econ or Economics()).resolved()
+    if e.basis == "cloud":
+        return "price basis: cloud on-demand $/device-hour (the catalog's dated prices)"
+    return (
+        f"price basis: TCO, purchase over {e.lifetime_years:g} years + energy at "
+        f"${e.usd_per_kwh:g}/kWh, PUE {e.pue:g}"
+    )
+
+
 def pricing_basis(device: DeviceSpec, econ: Economics) -> str:
-    """``capex`` or ``cloud``: how ``device`` is priced under ``econ``."""
-    basis = econ.basis
-    if basis == "auto":
-        basis = "capex" if device.price_usd else "cloud"
-    if basis == "capex" and not device.price_usd:
-        raise ConfigError(f"device {device.name!r} has no purchase price in the catalog; use pricing 'cloud'")
-    if basis == "cloud" and not device.cloud_usd_per_hour:
-        if device.price_usd:
-            return "capex"
-        raise ConfigError(f"device {device.name!r} has neither a purchase nor a cloud price in the catalog")
+    """The basis ``device`` is priced on under ``econ``; ``NoPriceError`` when it has no price there."""
+    basis = econ.resolved().basis
+    if not has_price(device, basis):
+        other = [b for b in PRICING_BASES if b != basis and has_price(device, b)]
+        hint = f"; it has a {other[0]} price (--price-basis {other[0]})" if other else ""
+        raise NoPriceError(f"device {device.name!r} has no {basis} price in the catalog{hint}")
     return basis
 
 
+class NoPriceError(ConfigError):
+    """A device has no price on the chosen basis (it is left out, never priced on another)."""
+
+
 def usd_per_s(device: DeviceSpec, n_devices: Any, power_w: Any, econ: Economics | None = None) -> np.ndarray:
-    """Cost of running ``n_devices`` devices drawing ``power_w`` watts in all, USD per second."""
+    """Cost of running ``n_devices`` devices drawing ``power_w`` watts in all, USD per second;
+    NaN where the device has no price on the basis (see ``pricing_basis`` for the reason)."""
     econ = (econ or Economics()).resolved()
     n = np.asarray(n_devices, dtype=float)
-    if pricing_basis(device, econ) == "cloud":
+    if not has_price(device, econ.basis):
+        return np.full(np.broadcast_shapes(n.shape, np.shape(power_w)), np.nan)
+    if econ.basis == "cloud":
         return n * device.cloud_usd_per_hour / 3600.0
     capex = n * device.price_usd / (econ.lifetime_years * SECONDS_PER_YEAR)
     energy = np.asarray(power_w, dtype=float) * econ.pue * econ.usd_per_kwh / J_PER_KWH

@@ -63,6 +63,7 @@ class Estimate:
     tokens_per_j: np.ndarray
     usd_per_million_tokens: np.ndarray
     tokens_per_usd: np.ndarray
+    price_basis: str
     bound: np.ndarray
     memory_bytes: np.ndarray
     fits: np.ndarray
@@ -74,9 +75,17 @@ class Estimate:
             if k in ("batch", "input_len", "output_len"):
                 v = np.asarray(v).astype(int)
             if isinstance(v, np.ndarray):
-                v = v.item() if v.ndim == 0 else v.tolist()
+                v = (
+                    v.item()
+                    if v.ndim == 0
+                    else np.where(np.isfinite(v), v, None).tolist()
+                    if v.dtype.kind == "f"
+                    else v.tolist()
+                )
             elif isinstance(v, np.generic):
                 v = v.item()
+            if isinstance(v, float) and not np.isfinite(v):
+                v = None  # a $ figure on a basis the device has no price for: JSON null, never NaN
             out[k] = v
         return out
 
@@ -95,7 +104,7 @@ class Estimate:
         shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
         data = {k: np.broadcast_to(v, shape).ravel() for k, v in arrays.items()}
         frame = pd.DataFrame(data)
-        for k in ("model", "device", "n_devices", "precision"):
+        for k in ("model", "device", "n_devices", "precision", "price_basis"):
             frame.insert(0, k, getattr(self, k))
         return frame
 
@@ -219,7 +228,8 @@ def estimate(
     n_devices : devices in all; a multiple of ``tp * pp * ep`` (default exactly that).
     tp, pp, ep : tensor-, pipeline- and expert-parallel degrees.
     precision : a ``Quant`` or a name (``fp16``, ``bf16``, ``fp8``, ``int8``, ``int4``, ``w4a16``...).
-    economics : pricing basis and ownership assumptions (defaults in ``roofline/economics.yaml``).
+    economics : price basis (``tco`` by default, or ``cloud``) and ownership assumptions (defaults
+        in ``roofline/economics.yaml``); a device without a price on the basis gets NaN dollars.
     link : the device link collectives use (default NVLink if present, else PCIe).
     framework : a serving framework of ``hwmodels/calibration/frameworks.yaml`` whose launch
         and per-step host overheads apply, and whose output lag delays the tokens a streaming
@@ -281,6 +291,7 @@ def estimate(
         tokens_per_j=full(1.0 / energy_per_token),
         usd_per_million_tokens=full(replica_usd / tokens * 1e6),
         tokens_per_usd=full(tokens / replica_usd),
+        price_basis=(economics or Economics()).resolved().basis,
         bound=np.broadcast_to(first.dominant_bound(), shape).copy(),
         memory_bytes=full(memory),
         fits=np.broadcast_to(memory <= dev.memory.capacity_bytes, shape).copy(),

@@ -19,7 +19,7 @@ from hwmodels.calibration.params import fitted, fitted_on, params_for
 from hwmodels.device_spec import catalog, device_names
 from hwmodels.placement import Placement
 from roofline import plots
-from roofline.economics import Economics, economics_defaults, pricing_basis
+from roofline.economics import bases_of, basis_label, economics_defaults
 from roofline.estimate import compute_device, estimate, memory_per_device
 from roofline.roofline import op_roofline
 from roofline.validation import load_measured, summarize, validate_frame
@@ -135,12 +135,15 @@ def build_report(
             f"{FOCUS_MODEL}, fp16, input {INPUT_LEN}, output {OUTPUT_LEN}",
         )
         done("scaling")
+        priced = focus[np.isfinite(focus["tokens_per_usd"])]
+        unpriced = sorted(set(focus["device"]) - set(priced["device"]))
         written += plots.metric_vs_batch(
-            focus,
+            priced,
             "tokens_per_usd",
             out / "tokens-per-usd-vs-batch",
             "output tokens per $",
-            f"{FOCUS_MODEL}: tokens per dollar",
+            f"{FOCUS_MODEL}: tokens per dollar\n{basis_label()}"
+            + (f"; left out (no price on this basis): {', '.join(unpriced)}" if unpriced else ""),
         )
         written += plots.metric_vs_batch(
             focus,
@@ -203,7 +206,6 @@ def _estimate_table(models: tuple[str, ...], devices: list[str], batches: np.nda
 
 
 def _catalog_tables(out: Path, gpus: list[str]) -> list[Path]:
-    econ = Economics().resolved()
     rows = []
     for name in gpus:
         d = catalog()[name]
@@ -218,7 +220,7 @@ def _catalog_tables(out: Path, gpus: list[str]) -> list[Path]:
                 "tdp_w": d.tdp_w,
                 "price_usd": d.price_usd,
                 "cloud_usd_per_hour": d.cloud_usd_per_hour,
-                "pricing_basis": pricing_basis(d, econ),
+                "price_bases": ", ".join(bases_of(d)),
                 "compute_source": d.compute_source,
                 "memory_source": d.memory.source,
                 "price_source": d.price_source or d.cloud_source,
@@ -390,8 +392,9 @@ def _index(
         "",
         "\n".join(f"- `{k}` = {p.value:g}: {p.source}" for k, p in gpu_params.items()),
         "",
-        "Economics (tokens per $ use the purchase price over the lifetime plus energy where the catalog has a price, "
-        "else the cloud price per hour; see `devices.csv`, column `pricing_basis`):",
+        f"Economics: every $ figure of this report is on one basis ({basis_label()}); a device without a "
+        "purchase price is left out of $ comparisons, never priced by the cloud hour instead (`devices.csv`, "
+        "column `price_bases`, lists the bases each device has):",
         "",
         "\n".join(f"- `{k}` = {v:g}: {src}" for k, (v, src) in econ.items()),
         "",

@@ -272,6 +272,7 @@ def _result(
         tokens_per_j=np.asarray(tokens / energy),
         usd_per_million_tokens=np.asarray(usd / tokens * 1e6),
         tokens_per_usd=np.asarray(tokens / usd),
+        price_basis=(economics or Economics()).resolved().basis,
         bound=np.asarray(_step_bound(dec_cost if dec_cost is not None else pre_cost)),
         memory_bytes=np.asarray(float(memory)),
         fits=np.asarray(bool(memory <= dev.memory.capacity_bytes)),

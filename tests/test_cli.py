@@ -23,6 +23,7 @@ ESTIMATE_KEYS = [
     "tokens_per_j",
     "usd_per_million_tokens",
     "tokens_per_usd",
+    "price_basis",
     "bound",
     "memory_bytes",
     "fits",

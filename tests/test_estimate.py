@@ -49,10 +49,13 @@ def test_h100_beats_a100_beats_v100_on_decode(model):
 def test_vectorized_call_equals_scalar_calls():
     b = np.array([1, 16, 100])[:, None]
     lin = np.array([32, 2000])[None, :]
-    grid = estimate("mixtral-8x7b", "h200", batch=b, input_len=lin, output_len=50, tp=2)
+    cloud = Economics("cloud")  # the H200 has a cloud price only
+    grid = estimate("mixtral-8x7b", "h200", batch=b, input_len=lin, output_len=50, tp=2, economics=cloud)
     for i, bb in enumerate(b[:, 0]):
         for j, ll in enumerate(lin[0]):
-            one = estimate("mixtral-8x7b", "h200", batch=int(bb), input_len=int(ll), output_len=50, tp=2)
+            one = estimate(
+                "mixtral-8x7b", "h200", batch=int(bb), input_len=int(ll), output_len=50, tp=2, economics=cloud
+            )
             for key in ("ttft_s", "tpot_s", "energy_j_per_token", "usd_per_million_tokens", "memory_bytes"):
                 assert getattr(grid, key)[i, j] == pytest.approx(float(getattr(one, key)), rel=1e-12), key
             assert grid.bound[i, j] == one.bound

@@ -30,7 +30,7 @@ import simpy
 from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
-from roofline.economics import Economics, pricing_basis, usd_per_s
+from roofline.economics import Economics, usd_per_s
 from roofline.estimate import compute_device
 from sim.serving.engine_config import EngineConfig, KvCapacity, engine_for, kv_capacity
 from sim.serving.metrics import request_metrics, weighted_percentiles
@@ -450,7 +450,7 @@ def _energy_and_cost(replicas, pools, pricers, dev, metrics, economics) -> dict[
     return {
         "j_per_token": energy / tokens,
         "usd_per_million_tokens": usd / tokens * 1e6,
-        "pricing_basis": pricing_basis(dev, (economics or Economics()).resolved()),
+        "price_basis": (economics or Economics()).resolved().basis,
         "energy_j": energy,
     }
 
