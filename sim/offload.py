@@ -6,13 +6,14 @@ Dataflow of one step (Sheng et al., FlexGen, ICML 2023, Alg. 1, zig-zag block sc
 a block of ``n_gpu_batches`` GPU batches walks the layers; each layer's offloaded weights
 are loaded once per block (disk -> host over the SSD link, host -> GPU over PCIe) into one
 of two GPU buffers and reused by every GPU batch; with the KV cache on the host, decode
-attention runs on the CPU against host memory while the GPU runs the other batches' GEMMs;
-a partly offloaded KV cache is moved to the GPU over PCIe instead. Costs come from the
+attention over the KV share off the GPU runs on the CPU against host memory (the disk share
+read over the SSD link first) while the GPU runs the other batches' GEMMs and its own share's
+attention; any split of weights and KV across GPU, host and disk is played as such. Costs come from the
 cost models: GPU ops from the GPU's, CPU attention from the host's memory bandwidth at the
 CPU class's fitted memory efficiency.
 
 ``best_policy`` searches a grid of policies (GPU batch, batches per block, weight fractions
-on GPU/host/disk, KV on GPU or host) under the memory limits, ranks them with the
+on GPU/host/disk, KV on GPU, host or disk) under the memory limits, ranks them with the
 closed-form per-layer overlap (``policy_time_s``), and plays the best few on the engine.
 """
 
@@ -30,7 +31,7 @@ from hwmodels.placement import Placement
 from roofline.economics import Economics
 from sim.engine import TaskGraph, run
 from sim.system import System, load_system
-from workloads.errors import ConfigError, DoesNotFitError
+from workloads.errors import DoesNotFitError
 from workloads.graph import build_ops, kv_cache_bytes, weight_bytes
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
@@ -44,12 +45,19 @@ MAX_BLOCK = 1024
 
 @dataclass(frozen=True)
 class Policy:
-    """A FlexGen policy: GPU batch, GPU batches per block, where weights and KV live."""
+    """A FlexGen policy: GPU batch, GPU batches per block, and the shares of the weights and of
+    the KV cache on GPU, host and disk (``((tier, fraction), ...)``; a tier name alone means
+    all of it). Attention over the KV share off the GPU runs on the CPU (FlexGen's
+    ``cpu_cache_compute``), the disk share read into host memory first."""
 
     gpu_batch: int
     n_gpu_batches: int
     weights: tuple[tuple[str, float], ...]
-    kv: str  # "gpu" or "host" (decode attention on the CPU)
+    kv: tuple[tuple[str, float], ...] | str = "gpu"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.kv, str):
+            object.__setattr__(self, "kv", ((self.kv, 1.0),))
 
     @property
     def block(self) -> int:
@@ -57,6 +65,17 @@ class Policy:
 
     def weight_frac(self, tier: str) -> float:
         return dict(self.weights).get(tier, 0.0)
+
+    def kv_frac(self, tier: str) -> float:
+        return dict(self.kv).get(tier, 0.0)
+
+    @property
+    def kv_off_gpu(self) -> float:
+        """Share of the KV cache in host memory or on disk (its attention runs on the CPU)."""
+        return self.kv_frac("host") + self.kv_frac("disk")
+
+    def kv_label(self) -> str:
+        return ", ".join(f"{t} {f:.0%}" for t, f in self.kv)
 
 
 @dataclass(frozen=True)
@@ -66,7 +85,11 @@ class LayerCosts:
 
     gpu_prefill_s: float
     gpu_decode_s: float
+    """Decode on the GPU without attention."""
+    gpu_attention_s: float
+    """Decode attention on the GPU over the whole KV cache."""
     cpu_attention_s: float
+    """Decode attention on the CPU over the whole KV cache."""
     weight_bytes: float
     kv_prefill_bytes: float
     kv_decode_bytes: float
@@ -87,22 +110,22 @@ def layer_costs(
     gpu_batch: int,
     input_len: int,
     output_len: int,
-    attention_on_cpu: bool,
     framework: str | None = None,
 ) -> LayerCosts:
-    """Price one layer of one GPU batch with the GPU's cost model (attention left to the CPU when asked:
-    the KV read at the host's bandwidth, or the framework's CPU attention rate if slower)."""
+    """Price one layer of one GPU batch with the GPU's cost model, and its decode attention both on
+    the GPU and on the CPU (the KV read at the host's bandwidth, or the framework's CPU attention
+    rate if slower); a policy takes the share of each its KV placement asks for."""
     dev, L = system.gpu, spec.n_layers
     model = registry.get(dev.arch)
     mid_ctx = input_len + max(output_len - 1, 0) / 2.0
     pre = build_ops(spec, quant, phase="prefill", batch=gpu_batch, tokens=input_len)
     dec = build_ops(spec, quant, phase="decode", batch=gpu_batch, context=mid_ctx)
     pre_t, dec_t = model.estimate(pre, dev).time_s, model.estimate(dec, dev).time_s
-    gpu_dec = _layer_share(dec_t, dec) / L
+    gpu_att = _layer_share(dec_t, dec, ("attention",)) / L
+    gpu_dec = _layer_share(dec_t, dec) / L - gpu_att
     cpu_att = 0.0
     kv_layer = float(kv_cache_bytes(spec, quant, gpu_batch, mid_ctx)) / L
-    if attention_on_cpu:
-        gpu_dec -= _layer_share(dec_t, dec, ("attention",)) / L
+    if "host" in system.devices:
         host = system.devices["host"][0]
         eff = params_for("cpu", "server-cpu")["memory_efficiency"].value
         cpu_att = kv_layer / (host.memory.bw_bytes_per_s * eff)
@@ -117,11 +140,23 @@ def layer_costs(
     return LayerCosts(
         _layer_share(pre_t, pre) / L,
         gpu_dec,
+        gpu_att,
         cpu_att,
         w_layer,
         float(kv_cache_bytes(spec, quant, gpu_batch, input_len)) / L,
         kv_layer,
     )
+
+
+def gpu_bytes(
+    spec: ModelSpec, quant: Quant, p: Policy, input_len: int, output_len: int, lc: LayerCosts
+) -> float:
+    """GPU memory a policy needs: its weight share, two buffers of streamed layer weights, the
+    prefill activations of one GPU batch, and its KV share at the final context."""
+    kv_total = float(kv_cache_bytes(spec, quant, p.block, input_len + output_len))
+    act = p.gpu_batch * input_len * (2 * spec.hidden_size + 2 * spec.ffn_size) * quant.act_bytes
+    streamed = 2 * lc.weight_bytes if p.weight_frac("gpu") < 1 else 0.0
+    return p.weight_frac("gpu") * weight_bytes(spec, quant) + streamed + act + p.kv_frac("gpu") * kv_total
 
 
 def _memory_ok(
@@ -139,26 +174,25 @@ def _memory_ok(
     disk = system.devices.get("disk", (None, 0))[0]
     w_total = weight_bytes(spec, quant)
     kv_total = float(kv_cache_bytes(spec, quant, p.block, input_len + output_len))
-    act = p.gpu_batch * input_len * (2 * spec.hidden_size + 2 * spec.ffn_size) * quant.act_bytes
-    streamed = 2 * lc.weight_bytes if p.weight_frac("gpu") < 1 else 0.0
-    need_gpu = p.weight_frac("gpu") * w_total + streamed + act + (kv_total if p.kv == "gpu" else 0.0)
+    need_gpu = gpu_bytes(spec, quant, p, input_len, output_len, lc)
     usable = (framework_terms(framework).memory_fraction if framework else 1.0) * gpu.memory.capacity_bytes
     if need_gpu > usable:
         hint = (
-            "move more weights to host or disk (placement.weights), the KV cache to host (placement.kv: host)"
+            "move more weights to host or disk (placement.weights), more of the KV cache to host or disk "
+            "(placement.kv)"
         )
         return False, (
             f"GPU memory short by {(need_gpu - usable) / 1e9:.2f} GB (needs {need_gpu / 1e9:.2f} GB of "
             f"{usable / 1e9:.2f} GB usable); {hint}, or lower the batch"
         )
-    need_host = p.weight_frac("host") * w_total + (kv_total if p.kv == "host" else 0.0)
+    need_host = p.weight_frac("host") * w_total + p.kv_frac("host") * kv_total
     host_cap = host.memory.capacity_bytes if host is not None else 0.0
     if need_host > host_cap:
         return False, (
             f"host memory short by {(need_host - host_cap) / 1e9:.2f} GB (needs {need_host / 1e9:.2f} GB); "
             "move weights to disk (placement.weights: {disk: ...}) or lower the batch"
         )
-    need_disk = p.weight_frac("disk") * w_total
+    need_disk = p.weight_frac("disk") * w_total + p.kv_frac("disk") * kv_total
     disk_cap = disk.extra["storage"]["capacity_bytes"] if disk is not None else 0.0
     if need_disk > disk_cap:
         return False, f"disk short by {(need_disk - disk_cap) / 1e9:.2f} GB (needs {need_disk / 1e9:.2f} GB)"
@@ -166,19 +200,24 @@ def _memory_ok(
 
 
 def policy_time_s(system: System, p: Policy, lc: LayerCosts, n_layers: int, output_len: int) -> float:
-    """Closed-form time of a block: per layer, the slowest of the overlapped resources."""
+    """Closed-form time of a block: per layer, the slowest of the overlapped resources (GPU, PCIe,
+    the SSD link, the CPU's attention)."""
     pcie = system.link_between("gpu", "host").bw_bytes_per_s
+    disk_bw = system.link_between("host", "disk").bw_bytes_per_s if "disk" in system.devices else None
     w_host_s = lc.weight_bytes * (1 - p.weight_frac("gpu")) / pcie
-    w_disk_s = (
-        lc.weight_bytes * p.weight_frac("disk") / system.link_between("host", "disk").bw_bytes_per_s
-        if p.weight_frac("disk")
-        else 0.0
-    )
+    w_disk_s = lc.weight_bytes * p.weight_frac("disk") / disk_bw if p.weight_frac("disk") else 0.0
     k = p.n_gpu_batches
-    kv_store_s = k * lc.kv_prefill_bytes / pcie if p.kv == "host" else 0.0
-    prefill = max(w_host_s + kv_store_s, w_disk_s, k * lc.gpu_prefill_s)
-    decode = max(w_host_s, w_disk_s, k * lc.gpu_decode_s, k * lc.cpu_attention_s)
+    kv_store_s = k * lc.kv_prefill_bytes * p.kv_off_gpu / pcie
+    kv_disk_write_s = k * lc.kv_prefill_bytes * p.kv_frac("disk") / disk_bw if p.kv_frac("disk") else 0.0
+    kv_disk_read_s = k * lc.kv_decode_bytes * p.kv_frac("disk") / disk_bw if p.kv_frac("disk") else 0.0
+    prefill = max(w_host_s + kv_store_s, w_disk_s + kv_disk_write_s, k * lc.gpu_prefill_s)
+    gpu = k * (lc.gpu_decode_s + p.kv_frac("gpu") * lc.gpu_attention_s)
+    decode = max(w_host_s, w_disk_s + kv_disk_read_s, gpu, k * p.kv_off_gpu * lc.cpu_attention_s)
     return n_layers * (prefill + max(output_len - 1, 0) * decode)
+
+
+KV_PLACEMENTS = ((("gpu", 1.0),), (("host", 1.0),), (("disk", 1.0),))
+"""KV placements the policy search tries (FlexGen's cache percentages at their corners)."""
 
 
 def candidates(
@@ -192,11 +231,14 @@ def candidates(
     """Every policy of the grid that fits, with its layer costs and closed-form time."""
     has_disk = "disk" in system.devices
     has_host = "host" in system.devices
-    cache: dict[tuple[int, bool], LayerCosts] = {}
+    cache: dict[int, LayerCosts] = {}
     for gbs, k, w_gpu, disk_share, kv in itertools.product(
-        GPU_BATCHES, BLOCK_SIZES, WEIGHT_GPU, WEIGHT_DISK_SHARE, ("gpu", "host")
+        GPU_BATCHES, BLOCK_SIZES, WEIGHT_GPU, WEIGHT_DISK_SHARE, KV_PLACEMENTS
     ):
-        if gbs * k > MAX_BLOCK or (disk_share and not has_disk) or (kv == "host" and not has_host):
+        tier = kv[0][0]
+        if gbs * k > MAX_BLOCK or (disk_share and not has_disk) or (tier != "gpu" and not has_host):
+            continue
+        if tier == "disk" and not has_disk:
             continue
         if not has_host and w_gpu < 1:
             continue
@@ -207,10 +249,9 @@ def candidates(
             if f > 0
         )
         p = Policy(gbs, k, weights, kv)
-        key = (gbs, kv == "host")
-        if key not in cache:
-            cache[key] = layer_costs(spec, quant, system, gbs, input_len, output_len, kv == "host", framework)
-        lc = cache[key]
+        if gbs not in cache:
+            cache[gbs] = layer_costs(spec, quant, system, gbs, input_len, output_len, framework)
+        lc = cache[gbs]
         ok, _ = _memory_ok(spec, quant, system, p, input_len, output_len, lc, framework)
         if ok:
             yield p, lc, policy_time_s(system, p, lc, spec.n_layers, output_len)
@@ -255,21 +296,45 @@ def build_offload_graph(
             gpu_last = None
             for j in range(k):
                 deps = [d for d in (w_task, batch_prev[j]) if d is not None]
-                gpu_s = lc.gpu_prefill_s if prefill else lc.gpu_decode_s
+                gpu_s = (
+                    lc.gpu_prefill_s if prefill else lc.gpu_decode_s + p.kv_frac("gpu") * lc.gpu_attention_s
+                )
                 gpu_last = g.add(f"s{step}/L{i}/b{j}/gpu", "gpu", gpu_s, deps)
                 batch_prev[j] = gpu_last
-                if p.kv == "host":
-                    if prefill:
-                        batch_prev[j] = g.add(
-                            f"s{step}/L{i}/b{j}/kv_store",
-                            "pcie",
-                            lc.kv_prefill_bytes / pcie.bw_bytes_per_s,
-                            [gpu_last],
+                off = p.kv_off_gpu
+                if not off:
+                    continue
+                if prefill:  # the new KV leaves the GPU; the disk share goes on to the SSD
+                    store = g.add(
+                        f"s{step}/L{i}/b{j}/kv_store",
+                        "pcie",
+                        off * lc.kv_prefill_bytes / pcie.bw_bytes_per_s,
+                        [gpu_last],
+                    )
+                    if p.kv_frac("disk"):
+                        disk = system.link_between("host", "disk")
+                        store = g.add(
+                            f"s{step}/L{i}/b{j}/kv_disk_write",
+                            "ssd",
+                            p.kv_frac("disk") * lc.kv_prefill_bytes / disk.bw_bytes_per_s,
+                            [store],
                         )
-                    else:
-                        batch_prev[j] = g.add(
-                            f"s{step}/L{i}/b{j}/cpu_attention", "host", lc.cpu_attention_s, [gpu_last]
+                    batch_prev[j] = store
+                else:  # the disk share is read into host memory, then the CPU attends over both
+                    att_deps = [gpu_last]
+                    if p.kv_frac("disk"):
+                        disk = system.link_between("host", "disk")
+                        att_deps.append(
+                            g.add(
+                                f"s{step}/L{i}/b{j}/kv_disk_read",
+                                "ssd",
+                                p.kv_frac("disk") * lc.kv_decode_bytes / disk.bw_bytes_per_s,
+                                buffer_dep,
+                            )
                         )
+                    batch_prev[j] = g.add(
+                        f"s{step}/L{i}/b{j}/cpu_attention", "host", off * lc.cpu_attention_s, att_deps
+                    )
             last_gpu.append(gpu_last)
     return g
 
@@ -330,11 +395,9 @@ def simulate_offload(
     spec, quant = load_model(model), Quant.from_name(precision)
     gbs = system.gpu_batch or batch
     k = max(1, math.ceil(batch / gbs))
-    if system.kv.get("disk"):
-        raise ConfigError(f"system {system.name!r}: a KV cache on disk is not simulated yet; use gpu or host")
-    kv = "host" if system.kv.get("host", 0.0) >= 1.0 else "gpu"
+    kv = tuple((t, f) for t, f in sorted(system.kv.items()) if f > 0)
     p = Policy(min(gbs, batch), k, tuple(sorted(system.weights.items())), kv)
-    lc = layer_costs(spec, quant, system, p.gpu_batch, input_len, output_len, kv == "host", framework)
+    lc = layer_costs(spec, quant, system, p.gpu_batch, input_len, output_len, framework)
     ok, why = _memory_ok(spec, quant, system, p, input_len, output_len, lc, framework)
     if not ok:
         raise DoesNotFitError(f"{spec.name} with batch {batch} on {system.name}: {why}")
@@ -369,4 +432,10 @@ def simulate_offload(
         economics,
         timeline,
     )
-    return SimResult(result.estimate, timeline, result.utilization)
+    # the policy passed the memory check: report the GPU's share, not the whole model's
+    estimate = replace(
+        result.estimate,
+        memory_bytes=np.asarray(gpu_bytes(spec, quant, p, input_len, output_len, lc)),
+        fits=np.asarray(True),
+    )
+    return SimResult(estimate, timeline, result.utilization)

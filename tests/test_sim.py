@@ -89,15 +89,25 @@ def test_pipeline_microbatches_overlap_stages():
     gbs=st.sampled_from([1, 4, 16]),
     k=st.integers(1, 4),
     w_gpu=st.sampled_from([0.0, 0.3, 0.6]),
-    kv=st.sampled_from(["gpu", "host"]),
+    kv=st.sampled_from(
+        [
+            (("gpu", 1.0),),
+            (("host", 1.0),),
+            (("disk", 1.0),),
+            (("gpu", 0.5), ("host", 0.5)),
+            (("host", 0.3), ("disk", 0.7)),
+        ]
+    ),
     disk=st.booleans(),
 )
 def test_offload_never_beats_its_slowest_resource(gbs, k, w_gpu, kv, disk):
+    """Any split of weights and KV across GPU, host and disk: a step is never faster than its
+    busiest resource alone, nor slower than all of them one after another."""
     system = load_system("t4-flexgen")
     spec = load_model("opt-6.7b")
     weights = (("gpu", w_gpu), ("disk" if disk else "host", 1 - w_gpu)) if w_gpu < 1 else (("gpu", 1.0),)
     policy = Policy(gbs, k, tuple((t, f) for t, f in weights if f > 0), kv)
-    lc = layer_costs(spec, Quant.from_name("fp16"), system, gbs, 64, 4, kv == "host", "flexgen")
+    lc = layer_costs(spec, Quant.from_name("fp16"), system, gbs, 64, 4, "flexgen")
     t = run(build_offload_graph(system, spec, policy, lc, 4))
     busiest = max(t.busy_s(r) for r in t.intervals["resource"].unique())
     assert t.makespan_s >= busiest * (1 - 1e-12)
@@ -211,3 +221,19 @@ def test_offload_shortfall_names_the_tier_in_gb():
 
     with pytest.raises(DoesNotFitError, match=r"GPU memory short by \d+\.\d\d GB .*placement"):
         simulate("a6000-offload", "opt-30b", batch=64, input_len=2048, output_len=8)
+
+
+def test_half_the_kv_on_the_host_moves_traffic_and_cpu_work():
+    """The shipped a6000-offload system keeps half the KV cache on the host: its prefill sends
+    that half over PCIe and its decode attends over it on the CPU; with all KV on the GPU
+    neither happens. The run fits and says so."""
+    from dataclasses import replace as dc_replace
+
+    from sim.simulate import simulate
+
+    half = simulate("a6000-offload", "opt-13b", batch=8, input_len=512, output_len=8)
+    system = load_system("a6000-offload")
+    on_gpu = simulate(dc_replace(system, kv={"gpu": 1.0}), "opt-13b", batch=8, input_len=512, output_len=8)
+    assert bool(half.estimate.fits)
+    assert half.utilization["host"] > 0 and half.utilization["pcie"] > on_gpu.utilization.get("pcie", 0.0)
+    assert on_gpu.utilization.get("host", 0.0) == 0.0
