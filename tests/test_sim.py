@@ -176,7 +176,11 @@ def test_reproduce_flexgen_rows_obey_the_t4_bandwidth_bound():
 
     frame = reproduce(["flexgen"])
     assert list(frame.columns)[-3:] == ["tolerance", "verdict", "cause"]
-    assert len(frame) == 3
+    assert list(frame["metric"]) == ["decode_tokens_per_s"] * 3 + ["decode_tokens_per_s_searched"] * 3
+    # FlexGen's own OPT-6.7B policy: batch 2 all on the GPU; the T4 bound is 2 x 320 GB/s / 13.3 GB
+    pinned = frame.iloc[0]
+    assert "FlexGen's policy: block 2 " in pinned["condition"]
+    assert pinned["hwsim_value"] <= 2 * 320e9 / (load_model("opt-6.7b").n_params() * 2)
     policy, rate = best_policy("t4-flexgen", "opt-6.7b", input_len=512, output_len=32)
     assert dict(policy.weights) == {"gpu": 1.0}
     weights_bytes = load_model("opt-6.7b").n_params() * 2
