@@ -37,14 +37,19 @@ TEXT_KEYS = (
 class _LazyBar:
     """A progress bar on stderr that appears only once a run has lasted a second."""
 
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label, self.enabled, self.t0 = label, enabled, time.perf_counter()
+    def __init__(self, label: str) -> None:
+        self.label, self.t0 = label, time.perf_counter()
         self.bar = None
         self.task = None
 
+    def __enter__(self) -> _LazyBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
         if self.bar is None:
             if time.perf_counter() - self.t0 < 1.0:
                 return
@@ -55,10 +60,6 @@ class _LazyBar:
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=total)
         self.bar.update(self.task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @click.command()
@@ -161,8 +162,7 @@ def serve(**o):
         decode_workers=o["decode_workers"],
         decode_tp=o["decode_tp"],
     )
-    bar = _LazyBar("requests", enabled=True)
-    try:
+    with _LazyBar("requests") as bar:
         result = run(
             o["model"],
             o["device"],
@@ -176,12 +176,9 @@ def serve(**o):
             progress=bar,
             **config,
         )
-    finally:
-        bar.close()
     d = result.to_dict()
     if o["find_capacity"]:
-        cap_bar = _LazyBar("capacity search", enabled=True)
-        try:
+        with _LazyBar("capacity search") as cap_bar:
             d["capacity_requests_per_s"] = find_capacity(
                 o["model"],
                 o["device"],
@@ -191,8 +188,6 @@ def serve(**o):
                 progress=cap_bar,
                 **config,
             )
-        finally:
-            cap_bar.close()
     if o["timeline"]:
         from sim.serving.plots import serving_timeline
 
