@@ -13,7 +13,7 @@ import pandas as pd
 
 from roofline import plots
 from roofline.report import write_csvs
-from sim.experiments import reproduce
+from sim.experiments import reproduce, setup_table
 from sim.serving.report import serving_section
 from sim.simulate import simulate
 
@@ -92,11 +92,19 @@ def paper_reproductions(out: Path) -> tuple[list[str], list[Path]]:
         f"{r.paper_value:.4g} | {r.hwsim_value:.4g} | {r.ratio:.2f} | {r.verdict} | {r.cause} |"
         for r in frame.itertuples()
     ]
+    setups = setup_table()
+    files += write_csvs(out, {"paper-setups.csv": setups})
     lines += [
         "",
-        "Sources and gaps: see `reproduce.csv` and the experiment modules in `sim/experiments/`.",
+        "The papers' setups beside hwsim's (`paper-setups.csv`; sources in `docs/paper-setups.md`):",
         "",
+        "| experiment | setting | paper | hwsim | source |",
+        "|---|---|---|---|---|",
     ]
+    lines += [
+        f"| {r.experiment} | {r.setting} | {r.paper} | {r.hwsim} | {r.source} |" for r in setups.itertuples()
+    ]
+    lines += [""]
     return lines, files
 
 

@@ -48,3 +48,13 @@ def test_help_lists_the_experiments():
     r = subprocess.run([sys.executable, "-m", "hwsim", "reproduce", "--help"], capture_output=True, text=True)
     flat = " ".join(r.stdout.split())
     assert r.returncode == 0 and all(name in flat for name in EXPERIMENTS)
+
+
+def test_every_experiment_states_its_papers_setup_with_sources():
+    from sim.experiments import setup_table
+
+    table = setup_table()
+    assert set(table["experiment"]) == set(EXPERIMENTS)
+    for name, group in table.groupby("experiment"):
+        assert "price basis" in set(group["setting"]) or name == "mllm-npu" or len(group) >= 4
+        assert (group["source"].str.len() > 0).all() and (group["paper"].str.len() > 0).all()

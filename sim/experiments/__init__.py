@@ -89,6 +89,20 @@ def reproduce(names: list[str] | None = None) -> pd.DataFrame:
     return with_verdicts(pd.concat([table[n]() for n in names], ignore_index=True))
 
 
+def setup_table(names: list[str] | None = None) -> pd.DataFrame:
+    """Each experiment's ``PAPER_SETUP``: rows ``[experiment, setting, paper, hwsim, source]``."""
+    import importlib
+
+    rows = []
+    for name in names or EXPERIMENTS:
+        module = importlib.import_module(f"sim.experiments.{name.replace('-', '_')}")
+        rows += [
+            {"experiment": name, "setting": a, "paper": b, "hwsim": c, "source": d}
+            for a, b, c, d in module.PAPER_SETUP
+        ]
+    return pd.DataFrame(rows)
+
+
 def with_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``tolerance``, ``verdict`` (pass when the ratio is within the tolerance either way) and,
     for a miss, the experiment module's one-line ``MISS_CAUSES`` entry for that metric."""

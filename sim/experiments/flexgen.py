@@ -21,6 +21,42 @@ from workloads.model_spec import load_model
 from workloads.quant import Quant
 
 SOURCE = "FlexGen README 'Performance Results' = paper Table 2, prompt 512 (FMInference/FlexLLMGen; arXiv 2303.06865)"
+PAPER_SETUP = [
+    (
+        "models",
+        "OPT-6.7B, OPT-30B, OPT-175B, fp16, no compression",
+        "same presets",
+        "FlexGen paper Table 2; README",
+    ),
+    (
+        "machine",
+        "1x T4 16 GB, 208 GB DRAM, 1.5 TB NVMe SSD (GCP)",
+        "sim/systems/t4-flexgen.yaml",
+        "FlexLLMGen README",
+    ),
+    ("lengths", "prompt 512, 32 generated", "same", "README 'Performance Results'"),
+    (
+        "policies",
+        "6.7B 2x1 all GPU; 30B 48x3, weights 20/80 GPU/CPU, KV on CPU, CPU attention; "
+        "175B 32x8, weights 50/50 CPU/disk, KV on disk",
+        "pinned (decode_tokens_per_s) and searched",
+        "benchmark/flexgen/bench_suite.py @004ffef",
+    ),
+    (
+        "PCIe",
+        "12.89 GiB/s to the GPU, 0.97 GiB/s KV to the CPU (fitted)",
+        "15.75 GB/s Gen3 x16, one link",
+        "experimental/cost_model.py",
+    ),
+    (
+        "SSD",
+        "~2 GB/s read, ~1 GB/s write (paper); 0.473 GiB/s read fitted",
+        "2.65 GB/s (est.)",
+        "paper Sec. 6; cost_model.py",
+    ),
+    ("price basis", "none (throughput only)", "none", "-"),
+]
+"""The paper's setup beside hwsim's, with sources (docs/paper-setups.md)."""
 MISS_CAUSES = {
     "decode_tokens_per_s": (
         "under FlexGen's own policy (OPT-30B: host 65% busy with CPU attention, GPU 41%, PCIe 25%); FlexGen's "

@@ -36,6 +36,26 @@ from workloads.model_spec import load_model
 from workloads.quant import Quant
 
 SOURCE = "InstInfer, arXiv 2409.04992 abstract"
+PAPER_SETUP = [
+    ("model", "OPT-13B fp16 (also OPT-30B, Llama-2-13B)", "opt-13b fp16", "InstInfer HPCA 2025 text"),
+    ("GPU", "one A6000", "a6000", "HPCA text"),
+    ("lengths", "input 1024, output 1024", "contexts 1K-16K", "HPCA text"),
+    ("batch", "4 to 256 (FlexGen out of memory at 128; the 11.1x at 256)", "16", "HPCA text, Fig. 14"),
+    (
+        "drive",
+        "emulated CSD: 8 channels x 1.4 GB/s internal, PCIe 4.0 x4 up to 7 GB/s; Samsung 980 Pro",
+        "smartssd: 8 channels x 0.8 GB/s (est.), Gen3 x4",
+        "HPCA text",
+    ),
+    (
+        "sparse read",
+        "1/8 of the KV pages (SparF's default; FlexGen-SparQ baseline alike)",
+        "1/8",
+        "HPCA text",
+    ),
+    ("price basis", "none (throughput only)", "none", "-"),
+]
+"""The paper's setup beside hwsim's, with sources (docs/paper-setups.md)."""
 MISS_CAUSES = {
     "throughput_vs_flexgen_ssd_dense": (
         "the paper's 11.1x is its flash-aware sparse attention; dense in-storage attention reads every KV page, "

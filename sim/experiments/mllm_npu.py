@@ -39,6 +39,25 @@ from workloads.model_spec import load_model
 from workloads.quant import Quant
 
 SOURCE = "mllm-NPU, arXiv 2407.05858 abstract"
+PAPER_SETUP = [
+    (
+        "SoC",
+        "Snapdragon 8 Gen 3 phone (NPU, CPU, GPU sharing LPDDR5X)",
+        "sd8g3-npu, sd8g3-cpu, sd8g3-gpu",
+        "mllm-NPU abstract",
+    ),
+    ("models", "Qwen1.5-1.8B, Gemma-2B, Llama-2-7B among others", "the same three", "mllm-NPU abstract"),
+    ("prompts", "grid not retrieved", "64, 256, 512, 1024 tokens", "-"),
+    ("chunk", "256-token static graphs", "256", "mllm-NPU slides"),
+    (
+        "baselines",
+        "llama.cpp (CPU), TFLite and MLC (GPU) and others",
+        "hwsim's CPU-only and Adreno GPU-only prefill",
+        "mllm-NPU abstract",
+    ),
+    ("price basis", "none (speed and energy only)", "none", "-"),
+]
+"""The paper's setup beside hwsim's, with sources (the paper's tables were not retrievable)."""
 MISS_CAUSES = {
     "qwen1.5-1.8b_prefill_tokens_per_s": (
         "hwsim's NPU runs W8A8 at the INT8 rate calibrated on Qualcomm AI Hub's QNN exports; mllm-NPU's own "

@@ -21,6 +21,23 @@ from roofline.estimate import estimate
 from sim.experiments import tornado
 
 SOURCE = "SAIL, arXiv 2509.25853 abstract"
+PAPER_SETUP = [
+    (
+        "models",
+        "Llama-2 7B and 13B (abstract); bits and batches not retrieved",
+        "7B/13B, 2/3/4/8 bits, batch 1-32",
+        "SAIL abstract",
+    ),
+    ("CPU baseline", "Arm Neoverse N1 (abstract)", "graviton2 (Neoverse N1)", "SAIL abstract"),
+    (
+        "GPU baseline",
+        "V100 (setup, framework, precision not retrieved)",
+        "v100-sxm2-32gb, weight-only kernels",
+        "SAIL abstract",
+    ),
+    ("price basis", "not retrieved", "cloud on-demand $/h for all three", "catalog cloud prices"),
+]
+"""The paper's setup beside hwsim's, with sources (the paper's tables were not retrievable)."""
 MISS_CAUSES = {
     "speedup_vs_n1": (
         "the paper's grid (models, bits, batches) is unknown; hwsim reports its maximum over 7B/13B, 2-8 bits, "

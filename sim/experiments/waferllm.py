@@ -21,6 +21,30 @@ from workloads.model_spec import load_model
 from workloads.quant import Quant
 
 SOURCE = "WaferLLM, arXiv 2502.04563 v3 abstract; decode tokens/s from the v2 abstract and the authors' post"
+PAPER_SETUP = [
+    ("model", "LLaMA3-8B fp16, batch 1 (also Qwen2-72B)", "llama-3-8b fp16, batch 1", "paper Table 4"),
+    (
+        "decode mesh",
+        "420 x 420 best (420-660 tried); one block timed, scaled by the layers",
+        "the whole WSE-2 (750 x 994 cores, est.)",
+        "paper Table 4; MeshInfra/WaferLLM Decode/WSE-2 @2cd13b5",
+    ),
+    ("GEMV sizes", "16K and 32K square fp16", "4K to 32K; headline at 32K", "paper Table 6"),
+    (
+        "GEMV baseline",
+        "1x A100 measured: 0.336 ms (16K), 1.231 ms (32K)",
+        "hwsim's A100 model",
+        "paper Table 6",
+    ),
+    (
+        "decode baseline",
+        "8x A100 under SGLang, measured 260.4 tokens/s",
+        "the paper's measured figure",
+        "paper Table 4",
+    ),
+    ("price basis", "none (speed and energy only)", "none", "-"),
+]
+"""The paper's setup beside hwsim's, with sources (docs/paper-setups.md)."""
 MISS_CAUSES = {
     "decode_speedup_vs_8xa100": (
         "follows the wafer's decode rate over the paper's own SGLang baseline; a miss is the decode rate's"
