@@ -477,3 +477,34 @@ def latency_vs_rate_chart(
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     return _save(fig, out)
+
+
+def curve_with_marks(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    marks: Sequence[float],
+    out: Path,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    mark_label: str = "the paper's sizes",
+) -> list[Path]:
+    """One curve of ``y`` against ``x`` (log-log), with vertical marks at ``marks`` and the curve's
+    value printed at each."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    g = frame.sort_values(x)
+    ax.plot(g[x], g[y], marker="o", ms=4, color="#0072B2", label=y.replace("_", " "))
+    for i, m in enumerate(marks):
+        ax.axvline(m, color="#D55E00", ls="--", lw=1, label=mark_label if i == 0 else None)
+        value = float(np.interp(np.log(m), np.log(g[x]), g[y]))
+        ax.annotate(f"{value:.3g}", (m, value), textcoords="offset points", xytext=(4, -12), fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out)

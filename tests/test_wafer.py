@@ -105,6 +105,7 @@ def test_waferllm_rows():
     assert list(frame["metric"]) == [
         "gemv_speedup_vs_a100",
         "gemv_energy_efficiency_vs_a100",
+        "a100_gemv_s",
         "decode_tokens_per_s",
         "decode_speedup_vs_8xa100",
     ]
