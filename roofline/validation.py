@@ -264,7 +264,7 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
         "rate": None if concurrency else rate,
         "mode": mode,
     }
-    for key in ("max_num_batched_tokens", "prefix_groups"):
+    for key in ("max_num_batched_tokens", "prefix_groups", "num_requests"):
         value = _note_field(row["notes"], key)
         if value:
             settings[key] = int(value)

@@ -225,3 +225,23 @@ def test_slo_attainment_counts_requests_meeting_both_limits():
     loose = serve(MODEL, DEVICE, trace, precision="bf16", slo_ttft_s=10.0, slo_tpot_s=1.0).metrics
     tight = serve(MODEL, DEVICE, trace, precision="bf16", slo_ttft_s=1e-4, slo_tpot_s=1.0).metrics
     assert loose["slo_attainment"] == 1.0 and tight["slo_attainment"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "model, tp, precision, reported_blocks",
+    [
+        ("llama-2-7b", 1, "fp16", 7462),
+        ("llama-2-70b", 4, "fp16", 31356),
+        ("mixtral-8x7b", 2, "bf16", 27510),
+        ("codellama-34b", 2, "bf16", 26602),
+    ],
+)
+def test_vllm_kv_capacity_matches_what_vllm_reported(model, tp, precision, reported_blocks):
+    """The KV blocks per GPU vLLM allocated for the four H100 deployments of
+    inference-sim/training (replay_data config kv_blocks_total_gpu, @c4f0340; max_num_seqs 128,
+    max_num_batched_tokens 2048, 16-token blocks): hwsim's resolution within 1%."""
+    from hwmodels.device_spec import load_device
+
+    engine = engine_for("vllm").with_limits(128, 2048)
+    kv = kv_capacity(load_model(model), Quant.from_name(precision), load_device("h100-sxm"), engine, tp)
+    assert kv.blocks == pytest.approx(reported_blocks, rel=0.01)

@@ -9,7 +9,8 @@ their means rescaled to the stated ones. Metrics compare means: ``ttft_s``, ``tp
 ``e2e_s``, ``output_tokens_per_s`` (whole system), ``requests_per_s`` (steady state).
 Notes may state ``max_num_batched_tokens=N`` (the engine's token budget) and
 ``prefix_groups=N`` (the client cycles through N distinct prompts, which prefix caching
-serves from the cache after their first use).
+serves from the cache after their first use) and ``num_requests=N`` (the measured run's
+requests: an overloaded run's queue, and so its TTFT, grows with its length).
 
 The number of requests is enough for a steady state well past the ramp-up: a closed loop runs
 ``max(8 x concurrency, 400)`` requests, an open loop ``rate x 300 s`` of arrivals between 1,000
@@ -29,6 +30,8 @@ from workloads.errors import HwsimError
 from workloads.traces import Trace, load_lengths
 
 VALIDATION_SEED = 0
+MAX_REQUESTS = 20_000
+"""Most requests a validation run simulates (about two seconds)."""
 METRIC_KEYS = {
     "ttft_s": "ttft_s_mean",
     "tpot_s": "tpot_s_mean",
@@ -49,9 +52,14 @@ def n_requests(concurrency: int | None, rate: float | None) -> int:
 
 
 def row_trace(c: Condition) -> Trace:
-    """The seeded request stream of a server row."""
+    """The seeded request stream of a server row (as many requests as the measured run sent,
+    where its notes state ``num_requests=N``, up to ``MAX_REQUESTS``)."""
     s = c.serving
-    n = n_requests(s["concurrency"], s["rate"])
+    n = (
+        min(s["num_requests"], MAX_REQUESTS)
+        if s.get("num_requests")
+        else n_requests(s["concurrency"], s["rate"])
+    )
     rng = np.random.default_rng(VALIDATION_SEED)
     if c.lengths:
         hist = load_lengths(c.lengths)
