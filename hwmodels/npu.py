@@ -78,11 +78,16 @@ def action_counts(chunk: int, k: int, n: int) -> NpuActions:
     return NpuActions(1.0, float(chunk * k * n), float(k * n), float(chunk * (k + n)))
 
 
+def _params(device: DeviceSpec) -> dict[str, float]:
+    """The NPU class's parameters (``calibration/npu.yaml``, fitted where fitted)."""
+    return {k: v.value for k, v in params_for("npu", device.device_class).items()}
+
+
 def graph_time_s(a: NpuActions, device: DeviceSpec) -> tuple[float, float]:
     """(NPU busy seconds, LPDDR seconds) of graphs with actions ``a``: launches at the graph
     overhead plus INT8 math at the achievable share of the INT8 peak; the bytes at the achievable
     share of the shared LPDDR's bandwidth (the two overlap; the engine holds both resources)."""
-    p = {k: v.value for k, v in params_for("npu", device.device_class).items()}
+    p = _params(device)
     busy = a.launches * p["kernel_overhead_us"] * 1e-6 + 2.0 * a.int8_macs / (
         device.peak("int8") * p["compute_efficiency"]
     )
@@ -92,7 +97,7 @@ def graph_time_s(a: NpuActions, device: DeviceSpec) -> tuple[float, float]:
 
 def graph_energy_j(a: NpuActions, device: DeviceSpec) -> float:
     """Dynamic energy: the INT8 FLOPs at the NPU's joules per FLOP, the bytes at the LPDDR's."""
-    p = {k: v.value for k, v in params_for("npu", device.device_class).items()}
+    p = _params(device)
     static_w = p["static_power_fraction"] * device.tdp_w
     j_per_flop = p["math_power_fraction"] * (device.tdp_w - static_w) / device.peak("int8")
     return float(

@@ -27,7 +27,7 @@ import numpy as np
 from hwmodels.cost_table import CostTable
 from hwmodels.cpu import CpuCostModel
 from hwmodels.device_spec import DeviceSpec
-from hwmodels.kernels.lut_gemv import LutCounts, group_indices
+from hwmodels.kernels.lut_gemv import group_indices
 from hwmodels.placement import Placement
 from hwmodels.registry import register
 from workloads.errors import ConfigError
@@ -81,20 +81,6 @@ class SailParams:
             block["area_overhead"],
             block["dram_efficiency"],
         )
-
-
-def lut_counts(m: float, k: float, tokens: float, group: int, act_bits: int) -> LutCounts:
-    """Per-output actions of a LUT-GEMV without pattern reuse, in closed form (the kernel's
-    algorithm-level counts, one output per array row)."""
-    tables = m * (k // group)
-    return LutCounts(
-        tables=int(tables),
-        table_entries=int(tables * 2**group),
-        lookups=int(tables * act_bits * tokens),
-        shift_adds=int(tables * act_bits * tokens),
-        row_writes=int(tables * 2**group),
-        row_reads=int(tables * act_bits * tokens),
-    )
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import numpy as np
 
 from hwmodels.cost_table import CostTable
 from hwmodels.device_spec import DeviceSpec
-from hwmodels.kernels.mesh import MeshCounts, interleaved_order
+from hwmodels.kernels.mesh import interleaved_order
 from hwmodels.placement import Placement
 from hwmodels.registry import register
 from workloads.errors import ConfigError
@@ -110,50 +110,6 @@ def reduce_path(p, naive: bool = False, group=None):
     second = np.maximum(mid, n_groups - 1 - mid)
     root = mid * g + root_in
     return first + second, first + second * g + np.maximum(root, p - 1 - root)
-
-
-def gemv_counts(
-    n: int, k: int, p: int, batch: int = 1, naive: bool = False, group: int | None = None
-) -> MeshCounts:
-    """The actions of ``mesh_gemv`` on a ``p x p`` mesh, in closed form (``hops`` holds the total)."""
-    nt, kt = n // p, k // p
-    if naive:
-        per_col_hops, root = p - 1, p - 1
-        stations, crit = p - 1, p - 1
-    else:
-        g = group or max(1, int(round(np.sqrt(p))))
-        n_groups = p // g
-        per_col_hops = n_groups * (g - 1) + (n_groups - 1) * g
-        root = (n_groups // 2) * g + g // 2
-        stations = max(g // 2, g - 1 - g // 2) + max(n_groups // 2, n_groups - 1 - n_groups // 2)
-        crit = max(g // 2, g - 1 - g // 2) + max(n_groups // 2, n_groups - 1 - n_groups // 2) * g
-    extents = [e for e in (root, p - 1 - root) if e]
-    return MeshCounts(
-        messages=p * (p - 1 + len(extents)),
-        hops=[p * (per_col_hops + sum(extents))],
-        macs_per_core=nt * kt * batch,
-        peak_bytes_per_core=(nt * kt + kt * batch + 2 * nt * batch) * 2,
-        critical_stations=stations,
-        critical_hops=crit + max(root, p - 1 - root),
-    )
-
-
-def gemm_counts(m: int, k: int, n: int, p: int, naive: bool = False) -> MeshCounts:
-    """The actions of ``mesh_gemm`` on a ``p x p`` mesh, in closed form (``hops`` holds the total)."""
-    mt, kt, nt = m // p, k // p, n // p
-    pos = np.arange(p) if naive else interleaved_order(p)
-    j = np.arange(p)
-    shift = np.abs(pos - np.roll(pos, 1))
-    skew = sum(int(np.abs(pos[j] - pos[(j - i) % p]).sum()) for i in range(1, p))
-    total = 2 * skew + p * 2 * p * int(shift.sum())
-    return MeshCounts(
-        messages=2 * p * (p - 1) + 2 * p * p * p,
-        hops=[total],
-        macs_per_core=p * mt * kt * nt,
-        peak_bytes_per_core=2 * (mt * kt + kt * nt + mt * nt) * 2,
-        critical_stations=p,
-        critical_hops=p * int(shift.max()),
-    )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels.kernels.lut_gemv import dequantized_lut_gemv, lut_gemv, to_bits
-from hwmodels.sail import lut_counts, saved_lookups
+from hwmodels.sail import action_counts, saved_lookups
 from workloads.errors import ConfigError
 
 
@@ -27,7 +27,19 @@ def test_lut_gemv_is_exact_and_counts_match_the_model(m, groups, group, batch, a
     x = rng.integers(-(2 ** (act_bits - 1)), 2 ** (act_bits - 1), size=(k, batch))
     y, counts = lut_gemv(w, x, act_bits=act_bits, group=group)
     np.testing.assert_array_equal(y, w @ x)
-    assert counts == lut_counts(m, k, batch, group, act_bits)
+    # one output per array row: rows written and read are the per-output table entries and lookups
+    a = action_counts(
+        m, k, batch, _params(group=group, act_bits=act_bits, outputs_per_row=1), weight_bytes=0.0
+    )
+    assert (
+        (a.row_writes, a.row_reads)
+        == (counts.table_entries, counts.lookups)
+        == (
+            counts.row_writes,
+            counts.row_reads,
+        )
+    )
+    assert counts.shift_adds == counts.lookups == m * (k // group) * act_bits * batch
     y2, aware = lut_gemv(w, x, act_bits=act_bits, group=group, pattern_aware=True)
     np.testing.assert_array_equal(y2, w @ x)
     assert aware.lookups + aware.saved_lookups == counts.lookups

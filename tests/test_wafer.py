@@ -7,24 +7,11 @@ from hypothesis import strategies as st
 
 from hwmodels.device_spec import load_device
 from hwmodels.kernels.mesh import mesh_gemm, mesh_gemv
-from hwmodels.wafer import Mesh, check_fit, gemm_counts, gemm_time_s, gemv_counts, gemv_time_s, reduce_path
+from hwmodels.wafer import Mesh, check_fit, gemm_time_s, gemv_time_s, reduce_path
 from workloads.errors import DoesNotFitError
 from workloads.graph import weight_bytes
 from workloads.model_spec import load_model
 from workloads.quant import Quant
-
-KEYS = (
-    "messages",
-    "total_hops",
-    "macs_per_core",
-    "peak_bytes_per_core",
-    "critical_stations",
-    "critical_hops",
-)
-
-
-def _tuple(c):
-    return tuple(getattr(c, k) for k in KEYS)
 
 
 @settings(max_examples=25, deadline=None)
@@ -36,13 +23,13 @@ def _tuple(c):
     naive=st.booleans(),
     seed=st.integers(0, 1000),
 )
-def test_mesh_gemv_matches_numpy_and_model(p_g, nt, kt, batch, naive, seed):
+def test_mesh_gemv_matches_numpy(p_g, nt, kt, batch, naive, seed):
     p, g = p_g
     rng = np.random.default_rng(seed)
     w, x = rng.normal(size=(p * nt, p * kt)), rng.normal(size=(p * kt, batch))
-    y, counts = mesh_gemv(w, x, p, reduce="ring" if naive else "tree", group=g)
+    y, _ = mesh_gemv(w, x, p, reduce="ring" if naive else "tree", group=g)
     np.testing.assert_allclose(y, w @ x, rtol=1e-6, atol=1e-9)
-    assert _tuple(counts) == _tuple(gemv_counts(p * nt, p * kt, p, batch, naive, g))
+    # its counts against the model's closed form: test_gemv_actions_are_the_kernels
 
 
 @settings(max_examples=20, deadline=None)
@@ -54,18 +41,12 @@ def test_mesh_gemv_matches_numpy_and_model(p_g, nt, kt, batch, naive, seed):
     naive=st.booleans(),
     seed=st.integers(0, 1000),
 )
-def test_mesh_gemm_matches_numpy_and_model(p, mt, kt, nt, naive, seed):
+def test_mesh_gemm_matches_numpy(p, mt, kt, nt, naive, seed):
     rng = np.random.default_rng(seed)
     a, b = rng.normal(size=(p * mt, p * kt)), rng.normal(size=(p * kt, p * nt))
     c, counts = mesh_gemm(a, b, p, layout="naive" if naive else "interleaved")
     np.testing.assert_allclose(c, a @ b, rtol=1e-6, atol=1e-9)
-    closed = gemm_counts(p * mt, p * kt, p * nt, p, naive)
-    assert (counts.messages, counts.total_hops, counts.macs_per_core, counts.critical_hops) == (
-        closed.messages,
-        closed.total_hops,
-        closed.macs_per_core,
-        closed.critical_hops,
-    )
+    # its counts against the model's closed form: test_gemm_actions_are_the_kernels
     if not naive:
         assert counts.critical_hops <= 2 * p  # interleaved ring: every compute-step shift at most 2 hops
 
@@ -73,7 +54,7 @@ def test_mesh_gemm_matches_numpy_and_model(p, mt, kt, nt, naive, seed):
 @pytest.mark.parametrize("p", [4, 9, 16, 36, 100])
 def test_timing_path_equals_kernel_critical_path(p):
     g = int(round(np.sqrt(p)))
-    counts = gemv_counts(p, p, p, 1, False, g)
+    _, counts = mesh_gemv(np.ones((p, p)), np.ones(p), p, reduce="tree", group=g)
     stations, hops = reduce_path(p)
     assert (stations, hops) == (counts.critical_stations, counts.critical_hops)
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from hwmodels.calibration.params import framework_terms
+from hwmodels.calibration.params import framework_names, framework_terms
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
 from roofline.economics import Economics, usd_per_s
@@ -203,7 +203,7 @@ def prepare(
             )
     else:
         raise ConfigError(f"mode is {mode!r}; expected 'agg' or 'disagg'")
-    terms = framework_terms(framework) if framework in _framework_names() else None
+    terms = framework_terms(framework) if framework in framework_names() else None
     kvs, engine_kv, pricers = {}, {}, {}
     for role, pool in pools.items():
         check_parallelism(spec, pool.tp, pool.pp, pool.ep)
@@ -357,7 +357,7 @@ def serve(
     if not req.completed.all():
         lost = int((~req.completed).sum())
         raise RuntimeError(f"serving simulation ended with {lost} requests unfinished (a scheduler bug)")
-    terms = framework_terms(setup.framework) if setup.framework in _framework_names() else None
+    terms = framework_terms(setup.framework) if setup.framework in framework_names() else None
     metrics = request_metrics(
         req, total_devices, slo_ttft_s, slo_tpot_s, terms.output_lag_steps if terms else 0.0
     )
@@ -381,12 +381,6 @@ def serve(
         "engine_source": engine.source,
     }
     return ServeResult(metrics, req, all_replicas, kvs, config)
-
-
-def _framework_names() -> list[str]:
-    from hwmodels.calibration.params import framework_names
-
-    return framework_names()
 
 
 def _capped(kv: KvCapacity, tokens: int) -> KvCapacity:
