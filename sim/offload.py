@@ -151,12 +151,34 @@ def layer_costs(
 def gpu_bytes(
     spec: ModelSpec, quant: Quant, p: Policy, input_len: int, output_len: int, lc: LayerCosts
 ) -> float:
-    """GPU memory a policy needs: its weight share, two buffers of streamed layer weights, the
-    prefill activations of one GPU batch, and its KV share at the final context."""
-    kv_total = float(kv_cache_bytes(spec, quant, p.block, input_len + output_len))
-    act = p.gpu_batch * input_len * (2 * spec.hidden_size + 2 * spec.ffn_size) * quant.act_bytes
-    streamed = 2 * lc.weight_bytes if p.weight_frac("gpu") < 1 else 0.0
-    return p.weight_frac("gpu") * weight_bytes(spec, quant) + streamed + act + p.kv_frac("gpu") * kv_total
+    """Peak GPU memory of a policy, accounted as FlexGen's policy search does (the larger of the
+    prefill and decode peaks; FlexGen paper Appendix A.3, as FlexLLMGen
+    ``experimental/cost_model.py`` lines 284-323 codes it): the resident shares of the weights and of the
+    whole block's KV cache at the final length, two staging buffers of one layer's offloaded
+    weights, the block's hidden states when the activations stay on the GPU (FlexGen's policies
+    keep them there only when all the weights are), and the largest working set of one GPU
+    batch (the paper's max over Q/K/V/O, the attention's fp16 scores, and the MLP's up
+    projection)."""
+    s, n, gbs = input_len, output_len, p.gpu_batch
+    h1, h2, nh = spec.hidden_size, spec.ffn_size, spec.n_heads
+    act = quant.act_bytes
+    wg, cg = p.weight_frac("gpu"), p.kv_frac("gpu")
+    hg = 1.0 if wg >= 1.0 else 0.0
+    resident_w = wg * weight_bytes(spec, quant)
+    staging_w = 2 * lc.weight_bytes * (1 - wg)
+    kv_block = float(kv_cache_bytes(spec, quant, p.block, s + n))
+    kv_batch_layer = float(kv_cache_bytes(spec, quant, gbs, s + n)) / spec.n_layers
+
+    def peak(tokens: int, keys: int) -> float:
+        hidden_home = tokens * h1 * act * p.block * hg
+        staging_h = tokens * h1 * act * gbs * (1 - hg)
+        qkv = 4 * gbs * tokens * h1 * act
+        attention = gbs * (tokens * h1 + nh * tokens * keys) * act
+        mlp = gbs * tokens * (2 * h1 + h2) * act
+        working = max(qkv, attention, mlp)
+        return resident_w + hidden_home + cg * kv_block + staging_w + staging_h + working
+
+    return max(peak(s, s), peak(1, s + n) + 2 * cg * kv_batch_layer)
 
 
 def _memory_ok(
@@ -201,15 +223,17 @@ def _memory_ok(
 
 def policy_time_s(system: System, p: Policy, lc: LayerCosts, n_layers: int, output_len: int) -> float:
     """Closed-form time of a block: per layer, the slowest of the overlapped resources (GPU, PCIe,
-    the SSD link, the CPU's attention)."""
-    pcie = system.link_between("gpu", "host").bw_bytes_per_s
-    disk_bw = system.link_between("host", "disk").bw_bytes_per_s if "disk" in system.devices else None
-    w_host_s = lc.weight_bytes * (1 - p.weight_frac("gpu")) / pcie
-    w_disk_s = lc.weight_bytes * p.weight_frac("disk") / disk_bw if p.weight_frac("disk") else 0.0
+    the SSD link, the CPU's attention), each transfer at its direction's rate."""
+    pcie = system.link_between("gpu", "host")
+    w_host_s = lc.weight_bytes * (1 - p.weight_frac("gpu")) / pcie.bw_from("host", "gpu")
     k = p.n_gpu_batches
-    kv_store_s = k * lc.kv_prefill_bytes * p.kv_off_gpu / pcie
-    kv_disk_write_s = k * lc.kv_prefill_bytes * p.kv_frac("disk") / disk_bw if p.kv_frac("disk") else 0.0
-    kv_disk_read_s = k * lc.kv_decode_bytes * p.kv_frac("disk") / disk_bw if p.kv_frac("disk") else 0.0
+    kv_store_s = k * lc.kv_prefill_bytes * p.kv_off_gpu / pcie.bw_from("gpu", "host")
+    w_disk_s = kv_disk_write_s = kv_disk_read_s = 0.0
+    if "disk" in system.devices:
+        ssd = system.link_between("host", "disk")
+        w_disk_s = lc.weight_bytes * p.weight_frac("disk") / ssd.bw_from("disk", "host")
+        kv_disk_write_s = k * lc.kv_prefill_bytes * p.kv_frac("disk") / ssd.bw_from("host", "disk")
+        kv_disk_read_s = k * lc.kv_decode_bytes * p.kv_frac("disk") / ssd.bw_from("disk", "host")
     prefill = max(w_host_s + kv_store_s, w_disk_s + kv_disk_write_s, k * lc.gpu_prefill_s)
     gpu = k * (lc.gpu_decode_s + p.kv_frac("gpu") * lc.gpu_attention_s)
     decode = max(w_host_s, w_disk_s + kv_disk_read_s, gpu, k * p.kv_off_gpu * lc.cpu_attention_s)
@@ -278,7 +302,7 @@ def build_offload_graph(
                     g.add(
                         f"s{step}/L{i}/disk",
                         "ssd",
-                        w_disk / system.link_between("host", "disk").bw_bytes_per_s
+                        w_disk / system.link_between("host", "disk").bw_from("disk", "host")
                         + system.link_between("host", "disk").latency_s,
                         buffer_dep,
                     )
@@ -287,7 +311,7 @@ def build_offload_graph(
                 g.add(
                     f"s{step}/L{i}/weights",
                     "pcie",
-                    w_stream / pcie.bw_bytes_per_s + pcie.latency_s,
+                    w_stream / pcie.bw_from("host", "gpu") + pcie.latency_s,
                     load_deps,
                 )
                 if w_stream
@@ -308,7 +332,7 @@ def build_offload_graph(
                     store = g.add(
                         f"s{step}/L{i}/b{j}/kv_store",
                         "pcie",
-                        off * lc.kv_prefill_bytes / pcie.bw_bytes_per_s,
+                        off * lc.kv_prefill_bytes / pcie.bw_from("gpu", "host"),
                         [gpu_last],
                     )
                     if p.kv_frac("disk"):
@@ -316,7 +340,7 @@ def build_offload_graph(
                         store = g.add(
                             f"s{step}/L{i}/b{j}/kv_disk_write",
                             "ssd",
-                            p.kv_frac("disk") * lc.kv_prefill_bytes / disk.bw_bytes_per_s,
+                            p.kv_frac("disk") * lc.kv_prefill_bytes / disk.bw_from("host", "disk"),
                             [store],
                         )
                     batch_prev[j] = store
@@ -328,7 +352,7 @@ def build_offload_graph(
                             g.add(
                                 f"s{step}/L{i}/b{j}/kv_disk_read",
                                 "ssd",
-                                p.kv_frac("disk") * lc.kv_decode_bytes / disk.bw_bytes_per_s,
+                                p.kv_frac("disk") * lc.kv_decode_bytes / disk.bw_from("disk", "host"),
                                 buffer_dep,
                             )
                         )

@@ -34,6 +34,13 @@ class Link:
     latency_s: float
     energy_j_per_byte: float
     source: str
+    by_direction: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    """Bytes/s from one role to the other where the two directions differ (e.g. an effective
+    copy rate measured on the machine); a direction not listed runs at ``bw_bytes_per_s``."""
+
+    def bw_from(self, src: str, dst: str) -> float:
+        """Bytes/s from role ``src`` to role ``dst``."""
+        return self.by_direction.get((src, dst), self.bw_bytes_per_s)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,22 @@ class System:
         out = replace(self, tp=tp or self.tp, pp=pp or self.pp)
         _check_parallelism(out, f"system {self.name!r}")
         return out
+
+
+def _by_direction(raw: Any, between: tuple[str, str], where: str) -> dict[tuple[str, str], float]:
+    """``{"gpu->host": GB/s, ...}`` as bytes/s keyed by (source role, destination role)."""
+    out = {}
+    allowed = {f"{between[0]}->{between[1]}", f"{between[1]}->{between[0]}"}
+    for key, bw in raw.items():
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}.bw_GBps_by_direction has {key!r}; expected {' or '.join(sorted(allowed))}"
+            )
+        if not isinstance(bw, (int, float)) or bw <= 0:
+            raise ConfigError(f"{where}.bw_GBps_by_direction.{key} is {bw!r}; expected a positive number")
+        src, dst = key.split("->")
+        out[(src, dst)] = bw * 1e9
+    return out
 
 
 def _tier_fractions(raw: Any, where: str) -> dict[str, float]:
@@ -158,6 +181,7 @@ def parse_system(raw: Mapping[str, Any], where: str) -> System:
             float(entry.get("latency_us", 0.0)) * 1e-6,
             float(entry.get("energy_pJ_per_byte", 0.0)) * 1e-12,
             str(entry["source"]),
+            _by_direction(entry.get("bw_GBps_by_direction") or {}, between, f"{where}: links.{name}"),
         )
     par = raw["parallelism"]
     place = raw["placement"]

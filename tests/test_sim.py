@@ -242,3 +242,61 @@ def test_half_the_kv_on_the_host_moves_traffic_and_cpu_work():
     assert bool(half.estimate.fits)
     assert half.utilization["host"] > 0 and half.utilization["pcie"] > on_gpu.utilization.get("pcie", 0.0)
     assert on_gpu.utilization.get("host", 0.0) == 0.0
+
+
+def test_links_carry_each_direction_at_its_own_rate():
+    """t4-flexgen's PCIe: weights go to the GPU at 13.84 GB/s and the KV cache leaves at 1.04 GB/s
+    (FlexGen's measured rates), so a prefill KV store of one OPT-30B layer for a batch of 48 at 512
+    tokens (2 x 7168 x 2 B x 48 x 512 = 704.6 MB) takes 704.6 MB / 1.04 GB/s = 0.6775 s; a weight
+    load of 80% of a layer, 0.8 x 1.2333 GB / 13.84 GB/s + 1.5 us."""
+    system = load_system("t4-flexgen")
+    pcie = system.link_between("gpu", "host")
+    assert pcie.bw_from("gpu", "host") == 1.04e9 and pcie.bw_from("host", "gpu") == 13.84e9
+    spec = load_model("opt-30b")
+    policy = Policy(48, 1, (("gpu", 0.2), ("host", 0.8)), "host")
+    lc = layer_costs(spec, Quant.from_name("fp16"), system, 48, 512, 2, "flexgen")
+    assert lc.kv_prefill_bytes == 2 * 7168 * 2 * 48 * 512
+    t = run(build_offload_graph(system, spec, policy, lc, 2)).intervals.set_index("task")
+    store = t.loc["s0/L0/b0/kv_store"]
+    assert store["end_s"] - store["start_s"] == pytest.approx(704_643_072 / 1.04e9)
+    load = t.loc["s0/L0/weights"]
+    assert load["end_s"] - load["start_s"] == pytest.approx(0.8 * lc.weight_bytes / 13.84e9 + 1.5e-6)
+
+
+def test_direction_names_are_checked(tmp_path):
+    raw = {
+        "schema_version": 1,
+        "name": "x",
+        "devices": {"gpu": {"device": "t4"}, "host": {"device": "host-ddr4"}},
+        "links": {
+            "pcie": {
+                "between": ["gpu", "host"],
+                "bw_GBps": 16,
+                "bw_GBps_by_direction": {"gpu->disk": 1},
+                "source": "test",
+            }
+        },
+        "parallelism": {"tp": 1},
+        "placement": {"weights": "gpu", "kv": "gpu"},
+    }
+    with pytest.raises(ConfigError, match="gpu->disk.*expected gpu->host or host->gpu"):
+        parse_system(raw, "x.yaml")
+
+
+def test_flexgen_peak_memory_by_hand():
+    """FlexGen's accounting (paper App. A.3) for OPT-6.7B all on the GPU at batch 8, prompt 512 + 32:
+    fp16 weights (2 x 6.658e9 params) + KV of 8 sequences at 544 tokens (8 x 544 x 32 layers x 2 x
+    4096 x 2 B) + the block's hidden states (8 x 512 x 4096 x 2 B) + the largest prefill working set,
+    the MLP's (8 x 512 x (2 x 4096 + 16384) x 2 B)."""
+    from sim.offload import gpu_bytes
+    from workloads.graph import weight_bytes
+
+    spec, quant = load_model("opt-6.7b"), Quant.from_name("fp16")
+    system = load_system("t4-flexgen")
+    policy = Policy(8, 1, (("gpu", 1.0),), "gpu")
+    lc = layer_costs(spec, quant, system, 8, 512, 32, "flexgen")
+    kv = 8 * 544 * 32 * 2 * 4096 * 2
+    hidden = 8 * 512 * 4096 * 2
+    mlp = 8 * 512 * (2 * 4096 + 16384) * 2
+    expected = weight_bytes(spec, quant) + kv + hidden + mlp
+    assert gpu_bytes(spec, quant, policy, 512, 32, lc) == pytest.approx(expected)
