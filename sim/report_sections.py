@@ -245,7 +245,7 @@ def npu_study(out: Path) -> tuple[list[str], list[Path]]:
         iv,
         out / "npu-timeline",
         "Qwen1.5-1.8B, 512-token prompt on a Snapdragon 8 Gen 3: "
-        "NPU INT8 graphs, CPU outlier corrections, GPU attention, shared LPDDR",
+        "NPU INT8 graphs, CPU outlier corrections and attention, shared LPDDR",
     )
     grid = mllm_npu.grid()
     long = grid.melt(
@@ -263,7 +263,7 @@ def npu_study(out: Path) -> tuple[list[str], list[Path]]:
         out / "npu-prefill",
         "prompt tokens",
         ["prefill tokens/s"],
-        "prefill speed: mllm-NPU schedule vs CPU-only and GPU-only",
+        "prefill speed: mllm-NPU schedule vs llama.cpp (CPU) and TFLite (GPU), INT8 weights",
     )
     ablation = mllm_npu.ablation()
     files += write_csvs(out, {"npu-grid.csv": grid, "npu-ablation.csv": ablation})
