@@ -77,7 +77,9 @@ CLOUD = Economics(basis="cloud")
 instance and a GPU instance is usually made (the paper's price basis was not retrievable)."""
 
 
-def grid(sail_device=SAIL_DEVICE, gpu_weights: str = "same", gpu_framework: str | None = None) -> pd.DataFrame:
+def grid(
+    sail_device=SAIL_DEVICE, gpu_weights: str = "same", gpu_framework: str | None = None
+) -> pd.DataFrame:
     """Decode tokens/s and tokens per $ of SAIL, the N1 CPU and the V100 over models, bits and batches.
 
     The V100 runs the same weight bits with 16-bit activations (``gpu_weights="same"``) or fp16
