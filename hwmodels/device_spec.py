@@ -21,7 +21,24 @@ from workloads.errors import ConfigError, unknown_name
 
 SCHEMA_VERSION = 1
 ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer", "csd", "npu")
-"""Arches whose catalog entries carry compute peaks (more arrive with their issues)."""
+"""Arches whose catalog entries carry compute peaks (more arrive with their issues). ``fpga``
+entries may carry them too; their DSP count and design clock live in the ``fpga`` block."""
+
+FPGA_FIELDS = frozenset(
+    {
+        "dsp_count",
+        "clock_MHz",
+        "luts_K",
+        "onchip_sram_MB",
+        "ddr_GB",
+        "ddr_bw_GBps",
+        "int8_ops_per_dsp_cycle",
+    }
+)
+"""What an ``fpga`` block may hold, each a {value, source} pair, each optional and positive: the
+device's DSP slices, the clock the design runs at, LUTs (thousands), on-chip block RAM plus
+UltraRAM (MB), the card's DDR beside its HBM (GB and GB/s), and INT8 ops one DSP slice does per
+cycle (a multiply-add counts 2). An FPGA cost model reads them by name from ``extra["fpga"]``."""
 
 PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -69,7 +86,9 @@ class DeviceSpec:
     """A device from the catalog, in SI units.
 
     ``peak_flop_per_s`` maps a math format (``fp16``, ``fp8``, ``int8``...) to the dense
-    peak in FLOP/s (integer formats: op/s). ``extra`` holds arch-specific blocks
+    peak in FLOP/s (integer formats: op/s). ``peak_flop_per_s_sparse`` holds the vendor's
+    structured-sparsity peaks (2:4 and the like) for the formats that have one, kept for
+    reference and display only: no estimate reads them. ``extra`` holds arch-specific blocks
     (``storage`` of an SSD, ``link`` of a link part) as parsed SI values.
     """
 
@@ -91,6 +110,7 @@ class DeviceSpec:
     cloud_source: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     file: str = ""
+    peak_flop_per_s_sparse: Mapping[str, float] = field(default_factory=dict)
 
     def peak(self, fmt: str) -> float:
         """Dense peak FLOP/s for math format ``fmt``, falling back as ``PEAK_FALLBACK`` says."""
@@ -112,11 +132,18 @@ class DeviceSpec:
         """A copy with memory bandwidth and compute peaks (and a GPU's SM clock) multiplied (for what-if sweeps)."""
         mem = replace(self.memory, bw_bytes_per_s=self.memory.bw_bytes_per_s * bw) if self.memory else None
         peaks = MappingProxyType({k: v * compute for k, v in self.peak_flop_per_s.items()})
+        sparse = MappingProxyType({k: v * compute for k, v in self.peak_flop_per_s_sparse.items()})
         extra = dict(self.extra)
         if "gpu" in extra:
             gpu = extra["gpu"]
             extra["gpu"] = MappingProxyType({**gpu, "boost_clock_GHz": gpu["boost_clock_GHz"] * compute})
-        return replace(self, memory=mem, peak_flop_per_s=peaks, extra=MappingProxyType(extra))
+        return replace(
+            self,
+            memory=mem,
+            peak_flop_per_s=peaks,
+            peak_flop_per_s_sparse=sparse,
+            extra=MappingProxyType(extra),
+        )
 
 
 # ----- validation helpers -------------------------------------------------------------
@@ -264,6 +291,32 @@ def _param_block(raw: Mapping[str, Any], where: str) -> Mapping[str, float]:
     return MappingProxyType(out)
 
 
+def _sparse_peaks(raw: Any, dense: Mapping[str, float], where: str) -> dict[str, float]:
+    """``compute.peak_TFLOPs_sparse`` as FLOP/s: the vendor's structured-sparsity peaks, each for a
+    format that also has a dense peak and never below it (a sparse figure filed as dense, or the
+    two swapped, is refused here)."""
+    if raw is None:
+        return {}
+    field_name = "compute.peak_TFLOPs_sparse"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {field_name}: expected a mapping of format to TFLOPS")
+    out = {}
+    for fmt, tflops in raw.items():
+        value = _positive(tflops, f"{where}: {field_name}.{fmt}") * 1e12
+        if fmt not in dense:
+            raise ConfigError(
+                f"{where}: {field_name}.{fmt} has no dense compute.peak_TFLOPs.{fmt} beside it; "
+                "every sparse peak needs its dense one"
+            )
+        if value < dense[fmt]:
+            raise ConfigError(
+                f"{where}: {field_name}.{fmt} is {tflops!r}, below the dense compute.peak_TFLOPs.{fmt} "
+                f"{dense[fmt] / 1e12:g}; a sparse peak is never below the dense one (are the two swapped?)"
+            )
+        out[fmt] = value
+    return out
+
+
 _TOP_REQUIRED = {"schema_version", "name", "display_name", "arch", "device_class"}
 _TOP_OPTIONAL = {
     "year",
@@ -282,6 +335,7 @@ _TOP_OPTIONAL = {
     "csd",
     "npu",
     "gpu",
+    "fpga",
 }
 
 
@@ -297,10 +351,12 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         for block in ("compute", "memory", "power"):
             if block not in raw:
                 raise ConfigError(f"{where}: arch {arch!r} needs a {block!r} block")
+    sparse: dict[str, float] = {}
     if "compute" in raw:
-        _check_keys(raw["compute"], f"{where}: compute", {"peak_TFLOPs", "source"})
+        _check_keys(raw["compute"], f"{where}: compute", {"peak_TFLOPs", "source"}, {"peak_TFLOPs_sparse"})
         for fmt, tflops in raw["compute"]["peak_TFLOPs"].items():
             peaks[fmt] = _positive(tflops, f"{where}: compute.peak_TFLOPs.{fmt}") * 1e12
+        sparse = _sparse_peaks(raw["compute"].get("peak_TFLOPs_sparse"), peaks, where)
         compute_source = _source(raw["compute"], f"{where}: compute")
     memory = (
         _memory(raw["memory"], f"{where}: memory", "dram" if arch == "host" else "hbm")
@@ -318,6 +374,11 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
             extra[block] = _param_block(raw[block], f"{where}: {block}")
     if "gpu" in raw:
         _check_keys(raw["gpu"], f"{where}: gpu", {"sm_count", "issue_lanes_per_sm", "boost_clock_GHz"})
+    if "fpga" in raw:
+        _check_keys(raw["fpga"], f"{where}: fpga", set(), FPGA_FIELDS)
+        extra["fpga"] = _param_block(raw["fpga"], f"{where}: fpga")
+        for name, value in extra["fpga"].items():
+            _positive(value, f"{where}: fpga.{name}.value")
     if "storage" in raw:
         s = raw["storage"]
         _check_keys(s, f"{where}: storage", {"capacity_GB", "read_GBps", "write_GBps", "source"})
@@ -368,6 +429,7 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         cloud_source=cloud_src or "",
         extra=MappingProxyType(extra),
         file=where,
+        peak_flop_per_s_sparse=MappingProxyType(sparse),
     )
 
 

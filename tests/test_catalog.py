@@ -109,3 +109,88 @@ def test_device_from_yaml_path(tmp_path):
     path = tmp_path / "my-a10.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert load_device(str(path)).name == "my-a10"
+
+
+NEW_DATACENTER_PARTS = {
+    "b300",
+    "gb300",
+    "gh200",
+    "gh200-96gb",
+    "mi325x",
+    "mi355x",
+    "gaudi3",
+    "tpu-v5e",
+    "tpu-v6e",
+    "trainium2",
+    "ascend-910b",
+    "a800",
+    "jetson-agx-orin-64gb",
+    "jetson-agx-thor",
+}
+
+
+def test_accelerators_beyond_hopper_are_in_the_catalog():
+    assert NEW_DATACENTER_PARTS <= set(device_names("gpu"))
+    assert {"alveo-u280", "versal-vhk158"} <= set(device_names("fpga"))
+
+
+def test_sparse_peaks_are_kept_apart_and_estimates_read_the_dense_ones():
+    b300 = load_device("b300")
+    assert b300.peak("fp8") == pytest.approx(4500e12)
+    assert b300.peak_flop_per_s_sparse["fp8"] == pytest.approx(9000e12)
+    assert load_device("trainium2").peak("bf16") == pytest.approx(667e12)
+    assert load_device("gaudi3").peak_flop_per_s_sparse == {}  # no sparsity mode: nothing stored
+    scaled = b300.scaled(compute=0.5)
+    assert scaled.peak_flop_per_s_sparse["fp8"] == pytest.approx(4500e12)
+
+
+def test_every_sparse_peak_is_at_least_its_dense_peak():
+    for d in catalog().values():
+        for fmt, sparse in d.peak_flop_per_s_sparse.items():
+            assert sparse >= d.peak_flop_per_s[fmt], (d.name, fmt)
+
+
+def test_sparse_peak_below_dense_is_refused_naming_file_and_field():
+    raw = copy.deepcopy(_raw("b300"))
+    raw["compute"]["peak_TFLOPs_sparse"]["fp8"] = 2250  # half the dense 4500: the two swapped
+    with pytest.raises(ConfigError, match=r"b300\.yaml: compute\.peak_TFLOPs_sparse\.fp8 is 2250, below"):
+        parse_device(raw, "hwmodels/catalog/b300.yaml")
+
+
+def test_sparse_peak_without_a_dense_one_is_refused():
+    raw = copy.deepcopy(_raw("a10"))
+    raw["compute"]["peak_TFLOPs_sparse"] = {"fp8": 500}
+    with pytest.raises(ConfigError, match=r"a10\.yaml: compute\.peak_TFLOPs_sparse\.fp8 has no dense"):
+        parse_device(raw, "a10.yaml")
+
+
+def test_sparse_peak_must_be_positive():
+    raw = copy.deepcopy(_raw("a10"))
+    raw["compute"]["peak_TFLOPs_sparse"] = {"fp16": 0}
+    with pytest.raises(ConfigError, match=r"peak_TFLOPs_sparse\.fp16 is 0"):
+        parse_device(raw, "a10.yaml")
+
+
+def test_fpga_block_is_parsed_and_checked():
+    u280 = load_device("alveo-u280")
+    assert u280.arch == "fpga" and u280.extra["fpga"]["dsp_count"] == 9024
+    assert u280.memory.bw_bytes_per_s == pytest.approx(460e9)
+    raw = copy.deepcopy(_raw("alveo-u280"))
+    raw["fpga"]["lut_count"] = {"value": 1, "source": "x"}
+    with pytest.raises(ConfigError, match="lut_count"):
+        parse_device(raw, "alveo-u280.yaml")
+    raw = copy.deepcopy(_raw("alveo-u280"))
+    raw["fpga"]["clock_MHz"]["value"] = -1
+    with pytest.raises(ConfigError, match=r"fpga\.clock_MHz\.value is -1"):
+        parse_device(raw, "alveo-u280.yaml")
+
+
+@pytest.mark.parametrize("name", ["gb200-nvl72", "gb300-nvl72", "8xb300-hgx"])
+def test_rack_and_board_systems_load_with_nvlink5(name):
+    from sim.system import load_system
+
+    system = load_system(name)
+    nvlink = system.gpu_link("tp")
+    assert nvlink.name == "nvlink" and nvlink.bw_bytes_per_s == pytest.approx(900e9)
+    assert system.tp * system.pp * system.ep * system.dp == system.devices["gpu"][1]
+    assert system.links["network"].bw_bytes_per_s < nvlink.bw_bytes_per_s
