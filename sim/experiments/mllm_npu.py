@@ -80,6 +80,20 @@ PAPER_SETUP = [
         "means over each modelled baseline's cells, against the same cells' figure values",
         "abstract; Fig. 14",
     ),
+    (
+        "NPU rate",
+        "not a baseline input",
+        "mobile-NPU efficiency fitted on Qualcomm AI Hub's QNN w4a16 prompt processors (5 rows, 2 SoCs; "
+        "LOSO median 15%); INT8 at 2x the int16 rate (catalog est.)",
+        "hwmodels/calibration/npu_fitted.yaml",
+    ),
+    (
+        "Adreno rate",
+        "not a baseline input",
+        "integrated-GPU class efficiency; on ML Drift's measured Adreno 750 prefill (arXiv 2505.00232 Table 2, "
+        "rows g001-g005) hwsim predicts 0.63-0.71x",
+        "hwmodels/validation/measured.csv",
+    ),
     ("price basis", "none (speed and energy only)", "none", "-"),
 ]
 """The paper's setup beside hwsim's, with sources (docs/paper-setups.md)."""
