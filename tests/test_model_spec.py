@@ -5,7 +5,14 @@ import json
 import pytest
 
 from workloads.errors import ConfigError, UnknownNameError
-from workloads.model_spec import load_model, preset_index, preset_names
+from workloads.model_spec import (
+    FULL,
+    AttentionLayer,
+    load_model,
+    preset_index,
+    preset_names,
+    spec_from_config,
+)
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -35,6 +42,18 @@ def test_required_presets_are_shipped():
         "deepseek-v3",
         "qwen3-235b-a22b",
         "gpt-oss-120b",
+        "deepseek-r1",
+        "deepseek-v3.1",
+        "kimi-k2.5",
+        "qwen3-32b",
+        "qwen3.5-397b-a17b",
+        "minimax-m2.5",
+        "glm-5",
+        "gpt-oss-20b",
+        "step-3",
+        "llama-3.3-70b",
+        "llama-4-scout-17b-16e",
+        "llama-4-maverick-17b-128e",
     }
     assert required <= set(preset_names())
 
@@ -121,3 +140,133 @@ def test_config_from_path_loads(tmp_path):
     )
     spec = load_model(str(path))
     assert spec.n_params() == 2 * (4 * 64 * 64 + 3 * 64 * 128 + 2 * 64) + 2 * 100 * 64 + 64
+
+
+# ----- layer kinds, multimodal wrappers, MTP ------------------------------------------------
+def test_gpt_oss_alternates_sliding_and_full_layers():
+    """gpt-oss-20b's layer_types: 24 layers, sliding (window 128) at even indices, full at odd."""
+    spec = load_model("gpt-oss-20b")
+    slide = AttentionLayer("sliding", 128)
+    assert spec.attention_layers == tuple(slide if i % 2 == 0 else FULL for i in range(24))
+    assert dict(spec.layer_kind_counts) == {slide: 12, FULL: 12}
+    assert spec.attn_sinks and spec.n_attention_layers == 24
+
+
+def test_llama4_chunks_rope_layers_and_keeps_every_fourth_full():
+    """Llama 4 (no no_rope_layers in the file: HF default interval 4): layers 3, 7, ... are NoPE
+    and full; the other 36 attend within 8192-token chunks. Maverick's MoE is on odd layers."""
+    scout, maverick = load_model("llama-4-scout-17b-16e"), load_model("llama-4-maverick-17b-128e")
+    chunk = AttentionLayer("chunked", 8192)
+    assert scout.attention_layers == tuple(FULL if i % 4 == 3 else chunk for i in range(48))
+    assert scout.text_config_of == "llama4" and scout.moe.n_moe_layers == 48
+    assert maverick.moe.n_moe_layers == 24 and maverick.n_dense_layers == 24 and maverick.ffn_size == 16384
+    assert maverick.moe.expert_ffn_size == 8192 and maverick.moe.n_shared_experts == 1
+
+
+def test_mistral_slides_every_layer_and_qwen_window_is_off():
+    assert set(load_model("mistral-7b").attention_layers) == {AttentionLayer("sliding", 4096)}
+    assert load_model("qwen1.5-1.8b").layer_kinds == ()  # use_sliding_window false
+
+
+def test_qwen35_hybrid_layers_and_linear_attention_hand_count():
+    """Qwen3.5-397B-A17B: 3 Gated DeltaNet layers then 1 gated full-attention layer, x15.
+    One DeltaNet layer (hidden 4096; 16 key heads and 64 value heads of 128; conv kernel 4):
+    in-projections 4096 x (conv 12288 + z 8192 + b, a 128) = 84,410,368; conv 12288 x 4 = 49,152;
+    A_log and dt_bias 128; norm 128; out 8192 x 4096 = 33,554,432; total 118,014,208.
+    The full layers: q_proj 4096 x (32 x 256 x 2, with the gate) = 67,108,864, k and v 2 x 4096 x 512,
+    o 8192 x 4096, q/k norms 2 x 256 = 104,858,112."""
+    spec = load_model("qwen3.5-397b-a17b")
+    assert spec.text_config_of == "qwen3_5_moe"
+    assert spec.n_linear_layers == 45 and spec.n_attention_layers == 15
+    assert spec.attention_layers[:4] == (AttentionLayer("linear"),) * 3 + (FULL,)
+    assert spec.linear_attention_params() == 118_014_208
+    assert spec.attention_params() == 104_858_112
+    assert spec.linear_attn.state_bits == 32  # mamba_ssm_dtype float32
+    assert spec.n_mtp_layers == 1 and spec.moe.shared_expert_gate
+    assert abs(spec.n_active_params() / 17e9 - 1) < 0.03  # A17B
+
+
+def test_kimi_k25_reads_its_text_config():
+    spec = load_model("kimi-k2.5")
+    assert spec.text_config_of == "kimi_k25" and spec.family == "kimi_k2"
+    assert spec.attention_kind == "mla" and spec.moe.n_routed_experts == 384 and spec.n_dense_layers == 1
+
+
+def test_mtp_layers_are_recorded_not_counted():
+    """DeepSeek-V3: num_nextn_predict_layers 1 is recorded; n_params is the 671B main model."""
+    assert load_model("deepseek-v3").n_mtp_layers == 1
+    assert load_model("glm-5").n_mtp_layers == 1
+    assert load_model("minimax-m2.5").n_mtp_layers == 3  # use_mtp, num_mtp_modules 3
+    assert load_model("llama-3.3-70b").n_mtp_layers == 0
+    assert abs(load_model("deepseek-v3").n_params() / 671e9 - 1) < 0.001
+
+
+def test_glm5_sparse_attention_indexer_hand_count():
+    """GLM-5: MLA plus a DSA indexer per layer: wq_b 2048 x (32 x 128) = 8,388,608, wk 6144 x 128 = 786,432,
+    k_norm LayerNorm 2 x 128, weights_proj 6144 x 32 = 196,608: 9,371,904. Cache per token and layer:
+    latent 512 + RoPE key 64 + index key 128."""
+    spec = load_model("glm-5")
+    assert spec.indexer.topk == 2048 and spec.indexer_params() == 9_371_904
+    assert spec.kv_elems_per_token_layer == 512 + 64 + 128
+    assert spec.layer_pattern == "full x78 + sparse top-2048"
+
+
+def test_step3_mfa_hand_count():
+    """Step-3 MFA per layer: 7168 x (2048 + 2 x 256) fused qkv, RMSNorm 2048, 2048 x 64 x 256 query up,
+    64 x 256 x 7168 out = 169,347,072. 61 layers, 5 dense (18432), 56 MoE (48 experts + 1 shared of 5120);
+    the Step-3 report's 316B LLM and 38B active."""
+    spec = load_model("step-3")
+    assert spec.n_kv_heads == 1 and spec.q_low_rank == 2048 and spec.attention_kind == "mqa"
+    assert (
+        spec.attention_params()
+        == 7168 * (2048 + 512) + 2048 + 2048 * 64 * 256 + 64 * 256 * 7168
+        == 169_347_072
+    )
+    assert spec.n_dense_layers == 5 and spec.moe.n_moe_layers == 56
+    assert abs(spec.n_active_params() / 38e9 - 1) < 0.03
+
+
+def test_minimax_m2_per_layer_qk_norm():
+    """MiniMax-M2 qk_norm_type per_layer: q norm over 48 x 128 and k norm over 8 x 128 channels."""
+    spec = load_model("minimax-m2.5")
+    h, q, kv = 3072, 48 * 128, 8 * 128
+    assert spec.qk_norm_scope == "layer"
+    assert spec.attention_params() == h * q + 2 * h * kv + q * h + q + kv
+    assert spec.moe.router_bias and spec.moe.n_shared_experts == 0 and spec.n_dense_layers == 0
+
+
+def _tiny(**extra):
+    base = {
+        "model_type": "llama",
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "vocab_size": 100,
+    }
+    return base | extra
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (dict(model_type="minimax_m2", attn_type_list=[0, 1]), "attn_type_list.*lightning"),
+        (dict(layer_types=["full_attention", "mamba"]), r"layer_types'\[1\] is 'mamba'"),
+        (dict(layer_types=["full_attention"]), "layer_types' has 1 entries for 2 layers"),
+        (dict(compress_ratios=[0, 4]), "compress_ratios.*compressed"),
+        (dict(indexer_types=["full", "shared"]), "indexer_types.*shared"),
+        (dict(model_type="gemma2", sliding_window=4096), "sliding_window.*layer_types"),
+        (dict(layer_types=["linear_attention", "full_attention"]), "linear_num_key_heads"),
+        (dict(index_topk=2048), "index_topk.*without MLA"),
+    ],
+)
+def test_unmodelled_attention_is_refused_naming_the_field(extra, match):
+    with pytest.raises(ConfigError, match=match):
+        spec_from_config(_tiny(**extra), "tiny")
+
+
+def test_sliding_layer_types_need_a_window(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(_tiny(layer_types=["sliding_attention", "full_attention"])))
+    with pytest.raises(ConfigError, match="sliding_window"):
+        load_model(str(path))

@@ -13,7 +13,19 @@ Conventions (pinned by tests):
 - Values are per device after tensor (``tp``) and expert (``ep``) sharding, and per
   occurrence; ``count`` says how many times the op runs in the step.
 - Causal attention over ``T`` new tokens after ``ctx`` cached ones attends on average
-  ``ctx + (T + 1) / 2`` keys per query.
+  ``ctx + (T + 1) / 2`` keys per query. Other layer kinds (``AttentionLayer``) attend fewer:
+  a sliding window of ``W`` keys ``min(p + 1, W)`` at position ``p``, a chunk of ``C``
+  tokens ``p mod C + 1``, and DeepSeek sparse attention ``min(p + 1, top-k)``; the mean
+  over the ``T`` new positions is exact (``_mean_keys``). Each kind is its own
+  ``attention`` row, with the cached tokens it reads (``_cached_read``).
+- Linear attention (Gated DeltaNet) keeps a fixed state per sequence: each token costs
+  ``3 x 2 x key_dim x value_dim`` FLOPs per value head (read-out, delta and update, each a
+  matrix-vector product over the state), and each step reads and writes the whole state
+  once per sequence, whatever the context.
+- The KV cache (``kv_cache_bytes``) holds ``min(ctx, W)`` tokens in a sliding layer,
+  ``min(ctx, C)`` in a chunked one (the chunk an engine must reserve), every token in a
+  full or sparse one (sparse: the latent and the indexer's key), and the fixed state in a
+  linear one.
 - Collectives: a ring all-reduce of ``D`` bytes over ``tp`` devices sends
   ``2 (tp - 1) / tp * D`` bytes per device in ``2 (tp - 1)`` latency steps (Patarasuk and
   Yuan, JPDC 2009); an expert-parallel all-to-all sends ``(ep - 1) / ep`` of the routed
@@ -31,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from workloads.errors import ConfigError
-from workloads.model_spec import ModelSpec
+from workloads.model_spec import FULL, AttentionLayer, ModelSpec
 from workloads.quant import Quant
 
 OP_KINDS = ("embedding", "norm", "gemm", "attention", "elementwise", "router", "collective")
@@ -296,6 +308,12 @@ def check_parallelism(spec: ModelSpec, tp: int, pp: int, ep: int) -> None:
             raise ConfigError(f"{label} is {v!r}; expected a positive integer")
     if spec.n_heads % tp:
         raise ConfigError(f"tp {tp} does not divide {spec.name}'s {spec.n_heads} attention heads")
+    la = spec.linear_attn
+    if la and (la.n_key_heads % tp or la.n_value_heads % tp):
+        raise ConfigError(
+            f"tp {tp} does not divide {spec.name}'s {la.n_key_heads} key / {la.n_value_heads} value "
+            "heads of linear attention"
+        )
     if pp > spec.n_layers:
         raise ConfigError(f"pp {pp} exceeds {spec.name}'s {spec.n_layers} layers")
     if ep > 1:
@@ -371,28 +389,9 @@ def build_ops(
     if spec.mla:
         _mla_block(r, spec, q, phase, B, T, L, m, keys, heads, tp)
     else:
-        dq, dv = spec.head_dim, spec.head_dim
-        r.gemm("qkv_proj", L_layers, m, (heads + 2 * kv_heads) * dq, h, q)
-        r.add(
-            "rope",
-            "elementwise",
-            L_layers,
-            act_in=bytes_of(m * (heads + kv_heads) * dq, ab),
-            act_out=bytes_of(m * (heads + kv_heads) * dq, ab),
-        )
-        kv_per_token = kv_heads * (dq + dv)
-        r.add(
-            "attention",
-            "attention",
-            L_layers,
-            flops=gemm_flops(B * heads * T, keys, dq + dv),
-            act_in=bytes_of(m * (heads * dq + kv_per_token), ab),
-            act_out=bytes_of(m * heads * dv, ab),
-            kv_read=bytes_of(B * L * kv_per_token, q.kv_bits),
-            kv_write=bytes_of(m * kv_per_token, q.kv_bits),
-        )
-        r.rows[-1]["kv_group"] = heads / kv_heads
-        r.gemm("o_proj", L_layers, m, h, heads * dv, q)
+        _attention_block(r, spec, q, B, T, L, m, heads, kv_heads)
+    if spec.n_linear_layers:
+        _linear_attention_block(r, spec, q, B, m, tp)
     if tp > 1:
         _allreduce(r, "allreduce_attn", L_layers, m * h * ab / 8.0, tp)
 
@@ -427,6 +426,133 @@ def build_ops(
     if pp > 1:
         r.add("pp_send", "collective", pp - 1, link_bytes=m * h * ab / 8.0, link_steps=1.0)
     return r.table(phase)
+
+
+def _prefix_keys(n: Any, kind: AttentionLayer) -> Any:
+    """Keys attended by the first ``n`` positions together (causal, ``kind``'s reach)."""
+    if kind.kind == "chunked":
+        c = float(kind.window)
+        full_chunks = np.floor(n / c)
+        rest = n - full_chunks * c
+        return full_chunks * c * (c + 1.0) / 2.0 + rest * (rest + 1.0) / 2.0
+    w = float(kind.window)  # sliding window, or sparse top-k
+    return np.where(n <= w, n * (n + 1.0) / 2.0, w * (w + 1.0) / 2.0 + (n - w) * w)
+
+
+def _mean_keys(kind: AttentionLayer, T: Any, L: Any) -> Any:
+    """Mean keys per query for ``T`` new tokens after ``L`` cached ones."""
+    if kind.kind == "full":
+        return L + (T + 1.0) / 2.0
+    return (_prefix_keys(L + T, kind) - _prefix_keys(L, kind)) / T
+
+
+def _cached_read(kind: AttentionLayer, L: Any) -> Any:
+    """Cached tokens (of ``L``) the new queries of a step reach, each read once."""
+    if kind.kind == "full":
+        return L
+    if kind.kind == "chunked":
+        return L - np.floor(L / kind.window) * kind.window
+    if kind.kind == "sparse":  # the indexer's top-k of the cached tokens
+        return np.minimum(L, float(kind.window))
+    return np.minimum(L, kind.window - 1.0)  # sliding: the window holds the new token too
+
+
+def _cached_kept(kind: AttentionLayer, L: Any) -> Any:
+    """Tokens (of ``L``) a sequence keeps in the cache of one layer of ``kind``."""
+    if kind.kind == "full":
+        return L
+    return np.minimum(L, float(kind.window))
+
+
+def _attention_block(
+    r: _Rows, spec: ModelSpec, q: Quant, B: Any, T: Any, L: Any, m: Any, heads: float, kv_heads: Any
+) -> None:
+    """Softmax attention layers (GQA/MQA/MHA, MFA's low-rank query, gated output): one
+    ``attention`` row per layer kind, the projections over all of them."""
+    n = spec.n_attention_layers
+    if not n:
+        return
+    h, dq, dv, ab = spec.hidden_size, spec.head_dim, spec.head_dim, q.act_bits
+    q_heads = 2 * heads if spec.attn_output_gate else heads  # the gate rides on q_proj
+    if spec.q_low_rank:  # MFA (Step-3): the rank-r query and the one KV head are replicated
+        r.gemm("qkv_proj", n, m, spec.q_low_rank + 2 * kv_heads * dq, h, q)
+        r.gemm("q_up", n, m, q_heads * dq, spec.q_low_rank, q)
+    else:
+        r.gemm("qkv_proj", n, m, (q_heads + 2 * kv_heads) * dq, h, q)
+    r.add(
+        "rope",
+        "elementwise",
+        n,
+        act_in=bytes_of(m * (heads + kv_heads) * dq, ab),
+        act_out=bytes_of(m * (heads + kv_heads) * dq, ab),
+    )
+    kv_per_token = kv_heads * (dq + dv)
+    for kind, count in spec.layer_kind_counts:
+        if kind.kind == "linear":
+            continue
+        r.add(
+            "attention",
+            "attention",
+            count,
+            flops=gemm_flops(B * heads * T, _mean_keys(kind, T, L), dq + dv),
+            act_in=bytes_of(m * (heads * dq + kv_per_token), ab),
+            act_out=bytes_of(m * heads * dv, ab),
+            kv_read=bytes_of(B * _cached_read(kind, L) * kv_per_token, q.kv_bits),
+            kv_write=bytes_of(m * kv_per_token, q.kv_bits),
+        )
+        r.rows[-1]["kv_group"] = heads / kv_heads
+    if spec.attn_output_gate:
+        r.add(
+            "attn_gate",
+            "elementwise",
+            n,
+            act_in=bytes_of(2 * m * heads * dv, ab),
+            act_out=bytes_of(m * heads * dv, ab),
+        )
+    r.gemm("o_proj", n, m, h, heads * dv, q)
+
+
+def _linear_attention_block(r: _Rows, spec: ModelSpec, q: Quant, B: Any, m: Any, tp: int) -> None:
+    """Gated DeltaNet layers: in-projections, the short convolution, the recurrence over a
+    fixed per-sequence state (an ``attention`` row: its state is read and written once per
+    sequence and step), the gated norm and the out-projection."""
+    la = spec.linear_attn
+    assert la is not None
+    n, h, ab = spec.n_linear_layers, spec.hidden_size, q.act_bits
+    nv, dk, dv = la.n_value_heads / tp, la.key_head_dim, la.value_head_dim
+    conv = la.conv_dim / tp
+    r.gemm("linear_in_proj", n, m, conv + nv * dv + 2 * nv, h, q)  # q, k, v, z, b, a
+    r.add("linear_conv", "elementwise", n, act_in=bytes_of(m * conv, ab), act_out=bytes_of(m * conv, ab))
+    state = _linear_state_bytes(spec, q, tp)
+    r.add(
+        "attention",
+        "attention",
+        n,
+        flops=3.0 * gemm_flops(m * nv, dv, dk),
+        act_in=bytes_of(m * (conv + 2 * nv), ab),
+        act_out=bytes_of(m * nv * dv, ab),
+        kv_read=B * state,
+        kv_write=B * state,
+    )
+    r.add(
+        "linear_gate_norm",
+        "elementwise",
+        n,
+        act_in=bytes_of(2 * m * nv * dv, ab),
+        act_out=bytes_of(m * nv * dv, ab),
+    )
+    r.gemm("linear_out_proj", n, m, h, nv * dv, q)
+
+
+def _linear_state_bytes(spec: ModelSpec, q: Quant, tp: int = 1) -> float:
+    """Bytes of one sequence's fixed state in one linear-attention layer on one device: the
+    recurrent state (``state_bits`` from the config, else the activation width) and the
+    convolution's last inputs (activation width)."""
+    la = spec.linear_attn
+    if not la:
+        return 0.0
+    bits = la.state_bits or q.act_bits
+    return bytes_of(la.recurrent_state_elems(tp), bits) + bytes_of(la.conv_state_elems(tp), q.act_bits)
 
 
 def _allreduce(r: _Rows, name: str, count: float, data_bytes: Any, tp: int) -> None:
@@ -505,7 +631,10 @@ def _moe_block(r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int) ->
         n_kernels=1,
     )
     if moe.n_shared_experts:
-        _ffn(r, "shared_expert", n, m, moe.n_shared_experts * f / tp, h, spec.ffn_gated, q)
+        _ffn(r, "shared_expert", n, m, moe.n_shared_experts * moe.shared_ffn_size / tp, h, spec.ffn_gated, q)
+        if moe.shared_expert_gate:
+            r.gemm("shared_expert_gate", n, m, 1, h, q, weight_op="router")
+            r.rows[-1]["kind"] = "router"
     if ep > 1:
         dispatched = m * k * h * q.act_bits / 8.0 * (ep - 1) / ep
         r.add("all_to_all_moe", "collective", n, link_bytes=2.0 * dispatched / ep, link_steps=2.0)
@@ -524,12 +653,23 @@ def _mla_block(
     heads: float,
     tp: int,
 ) -> None:
-    """Multi-head latent attention. Decode uses the weight-absorbed form (DeepSeek-V2 Sec. 2.1.2)."""
+    """Multi-head latent attention. Decode uses the weight-absorbed form (DeepSeek-V2 Sec. 2.1.2).
+
+    With DeepSeek Sparse Attention (``spec.indexer``) each query attends only the
+    indexer's top-k tokens (``min(p + 1, k)`` at position ``p``, the selected latents read
+    from the cache), and the ``attention`` row adds the indexer's own cost: its heads score
+    every cached token (``2 x heads x head_dim`` FLOPs per query and key) against cached
+    index keys, read whole. The indexer's projections are replicated across TP ranks
+    (vLLM ``Indexer``: ``ReplicatedLinear``).
+    """
     mla = spec.mla
     assert mla is not None
     h, n = spec.hidden_size, spec.n_layers
     qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
     latent = mla.kv_lora_rank + mla.qk_rope_head_dim
+    ix = spec.indexer
+    kind = AttentionLayer("sparse", ix.topk) if ix else FULL
+    att_keys = _mean_keys(kind, T, L) if ix else keys
     if mla.q_lora_rank:
         r.gemm("q_down", n, m, mla.q_lora_rank, h, q)
         r.gemm("q_up", n, m, heads * qk, mla.q_lora_rank, q)
@@ -537,7 +677,15 @@ def _mla_block(
         r.gemm("q_proj", n, m, heads * qk, h, q)
     r.gemm("kv_down", n, m, latent, h, q)
     kv_write = bytes_of(m * latent, q.kv_bits)
-    kv_read = bytes_of(B * L * latent, q.kv_bits)
+    kv_read = bytes_of(B * _cached_read(kind, L) * latent, q.kv_bits)
+    ix_flops, ix_read, ix_write, ix_act = 0.0, 0.0, 0.0, 0.0
+    if ix:
+        r.gemm("indexer_q", n, m, ix.n_heads * ix.head_dim, mla.q_lora_rank or h, q)
+        r.gemm("indexer_k", n, m, ix.head_dim + ix.n_heads, h, q)  # key and per-head weights
+        ix_flops = gemm_flops(B * T * ix.n_heads, keys, ix.head_dim)
+        ix_read = bytes_of(B * L * ix.head_dim, q.kv_bits)
+        ix_write = bytes_of(m * ix.head_dim, q.kv_bits)
+        ix_act = bytes_of(m * ix.n_heads * ix.head_dim, q.act_bits)
     if phase == "decode":
         r.gemm(
             "q_absorb",
@@ -553,11 +701,11 @@ def _mla_block(
             "attention",
             "attention",
             n,
-            flops=gemm_flops(B * heads * T, keys, latent + mla.kv_lora_rank),
-            act_in=bytes_of(m * heads * latent + m * latent, q.act_bits),
+            flops=gemm_flops(B * heads * T, att_keys, latent + mla.kv_lora_rank) + ix_flops,
+            act_in=bytes_of(m * heads * latent + m * latent, q.act_bits) + ix_act,
             act_out=bytes_of(m * heads * mla.kv_lora_rank, q.act_bits),
-            kv_read=kv_read,
-            kv_write=kv_write,
+            kv_read=kv_read + ix_read,
+            kv_write=kv_write + ix_write,
         )
         r.rows[-1]["kv_group"] = heads  # every head reads the one shared latent
         r.gemm(
@@ -577,27 +725,59 @@ def _mla_block(
             "attention",
             "attention",
             n,
-            flops=gemm_flops(B * heads * T, keys, qk + mla.v_head_dim),
-            act_in=bytes_of(m * heads * qk + rows_kv * heads * (qk + mla.v_head_dim), q.act_bits),
+            flops=gemm_flops(B * heads * T, att_keys, qk + mla.v_head_dim) + ix_flops,
+            act_in=bytes_of(m * heads * qk + rows_kv * heads * (qk + mla.v_head_dim), q.act_bits) + ix_act,
             act_out=bytes_of(m * heads * mla.v_head_dim, q.act_bits),
-            kv_read=kv_read,
-            kv_write=kv_write,
+            kv_read=kv_read + ix_read,
+            kv_write=kv_write + ix_write,
         )
     r.gemm("o_proj", n, m, h, heads * mla.v_head_dim, q)
+
+
+def _kv_per_token_layer(spec: ModelSpec, tp: int) -> Any:
+    """KV elements per token and attention layer on one of ``tp`` devices."""
+    if spec.mla:
+        return spec.kv_elems_per_token_layer  # the latent (and index key) is replicated across TP ranks
+    return np.ceil(spec.n_kv_heads / tp) * 2 * spec.head_dim
 
 
 def kv_cache_bytes(
     spec: ModelSpec, quant: Quant, batch: Any, context: Any, tp: int = 1, pp: int = 1
 ) -> np.ndarray:
-    """KV-cache bytes per device for ``batch`` sequences of ``context`` tokens."""
-    if spec.mla:
-        per_token_layer = spec.kv_elems_per_token_layer  # the latent is replicated across TP ranks
-    else:
-        per_token_layer = np.ceil(spec.n_kv_heads / tp) * 2 * spec.head_dim
-    layers = np.ceil(spec.n_layers / pp)
-    return bytes_of(
-        np.asarray(batch, float) * np.asarray(context, float) * per_token_layer * layers, quant.kv_bits
-    )
+    """KV-cache bytes per device for ``batch`` sequences of ``context`` tokens.
+
+    Each layer kind keeps its own share (see the module notes): every token in a full (or
+    sparse) layer, ``min(context, window)`` in a sliding or chunked one, and a fixed state in
+    a linear-attention one. With ``pp`` stages a device holds ``ceil(n_layers / pp)`` layers,
+    each kind in proportion.
+    """
+    B, L = np.asarray(batch, float), np.asarray(context, float)
+    per_token_layer = _kv_per_token_layer(spec, tp)
+    stage_layers = float(np.ceil(spec.n_layers / pp))
+    total = np.zeros(np.broadcast_shapes(B.shape, L.shape))
+    for kind, count in spec.layer_kind_counts:
+        layers = count * stage_layers / spec.n_layers
+        if kind.kind == "linear":
+            total = total + B * _linear_state_bytes(spec, quant, tp) * layers
+        else:
+            total = total + bytes_of(B * _cached_kept(kind, L) * per_token_layer * layers, quant.kv_bits)
+    return total
+
+
+def kv_bytes_per_token(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1) -> float:
+    """KV-cache bytes one more cached token adds per device, counting every attention layer
+    (windows and chunks not capped; linear-attention states are per sequence, not per token):
+    the size of a token in a paged KV pool that gives every layer a slot per token."""
+    per_token_layer = _kv_per_token_layer(spec, tp)
+    layers = spec.n_attention_layers * float(np.ceil(spec.n_layers / pp)) / spec.n_layers
+    return float(bytes_of(per_token_layer * layers, quant.kv_bits))
+
+
+def kv_state_bytes_per_seq(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1) -> float:
+    """Fixed bytes per sequence and device that do not grow with context: the
+    linear-attention layers' states (0 for a model without them)."""
+    layers = spec.n_linear_layers * float(np.ceil(spec.n_layers / pp)) / spec.n_layers
+    return _linear_state_bytes(spec, quant, tp) * layers
 
 
 def activation_peak_bytes(spec: ModelSpec, quant: Quant, tokens: Any, seqs: Any, tp: int = 1) -> Any:

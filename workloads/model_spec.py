@@ -4,6 +4,14 @@ A spec is read once (from a file path or the name of a preset shipped in
 ``workloads/presets/``), validated, and frozen. Nothing here knows hardware or bits.
 Parameter counts follow the published architectures; a test checks every preset
 against its published total within 1%.
+
+Layers need not all attend alike. ``ModelSpec.layer_kinds`` lists each layer's
+``AttentionLayer``: full causal attention, a sliding window (gpt-oss, Mistral), chunked
+local attention (Llama 4's RoPE layers), or a linear-attention recurrence with a fixed
+state per sequence (Qwen3-Next/Qwen3.5 Gated DeltaNet). DeepSeek Sparse Attention (an
+indexer that picks the top-k cached tokens for each query) is an ``IndexerSpec`` on an
+MLA model. Configs whose attention hwsim does not model are refused with a
+``ConfigError`` naming the field.
 """
 
 from __future__ import annotations
@@ -32,13 +40,45 @@ GATED_FAMILIES = frozenset(
         "qwen3_moe",
         "deepseek_v2",
         "deepseek_v3",
+        "deepseek_v32",
+        "kimi_k2",
         "gpt_oss",
+        "llama4_text",
+        "minimax_m2",
+        "qwen3_next",
+        "qwen3_5_text",
+        "qwen3_5_moe_text",
+        "glm_moe_dsa",
+        "step3_text",
     }
 )
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices)."""
 
 LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox", "falcon"})
 """Families that use LayerNorm (weight and bias) rather than RMSNorm (weight only)."""
+
+LAYER_TYPES = {
+    "full_attention": "full",
+    "sliding_attention": "sliding",
+    "chunked_attention": "chunked",
+    "linear_attention": "linear",
+}
+"""``layer_types`` values of HF configs and the ``AttentionLayer.kind`` each maps to."""
+
+INTERLEAVED_SLIDING_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2"})
+"""Families whose sliding/full interleave is a code default when ``layer_types`` is absent."""
+
+UNMODELLED_FIELDS = {
+    "compress_ratios": "compressed (DeepSeek-V4 style) attention layers are not modelled",
+    "hc_mult": "hyper-connections (several residual streams per layer) are not modelled",
+    "indexer_types": "indexers shared across layers (some layers reuse another layer's top-k) are not modelled",
+    "index_topk_freq": "indexers shared across layers (some layers reuse another layer's top-k) are not modelled",
+    "attention_other_setting": "per-layer-kind attention head counts are not modelled",
+    "block_types": "per-layer block types (Mamba/attention hybrids in this spelling) are not modelled",
+    "hybrid_override_pattern": "Mamba/attention hybrid layers are not modelled",
+}
+"""Config fields that declare an attention or layer structure hwsim does not model; a config
+carrying one (with a value other than null/empty) is refused, the reason in the message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +106,92 @@ class MoESpec:
     n_moe_layers: int
     router_bias: bool
     expert_bias: bool
+    shared_expert_ffn_size: int = 0
+    """Intermediate size of each shared expert; 0 means ``expert_ffn_size``."""
+    shared_expert_gate: bool = False
+    """A sigmoid gate (hidden -> 1) scales the shared expert's output (Qwen2/3-MoE style)."""
+
+    @property
+    def shared_ffn_size(self) -> int:
+        """Intermediate size of one shared expert."""
+        return self.shared_expert_ffn_size or self.expert_ffn_size
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionLayer:
+    """How one layer mixes tokens.
+
+    ``kind`` is ``full`` (causal attention over the whole prefix), ``sliding`` (each query
+    attends its own token and the ``window - 1`` before it, HF ``sliding_window``
+    semantics), ``chunked`` (each query attends the tokens of its own ``window``-token
+    chunk, Llama 4 ``attention_chunk_size``) or ``linear`` (a recurrence with a fixed state
+    per sequence, ``LinearAttnSpec``; ``window`` is 0). The op graph also uses ``sparse``
+    (``window`` = the indexer's top-k) for DeepSeek sparse attention's key count.
+    """
+
+    kind: str
+    window: int = 0
+
+
+FULL = AttentionLayer("full")
+
+
+@dataclass(frozen=True, slots=True)
+class LinearAttnSpec:
+    """Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5).
+
+    Queries and keys have ``n_key_heads`` heads of ``key_head_dim``; values and the output
+    have ``n_value_heads`` heads of ``value_head_dim`` (keys are shared by
+    ``n_value_heads / n_key_heads`` value heads). Each value head keeps a
+    ``key_head_dim x value_head_dim`` recurrent state, and a causal depthwise convolution of
+    ``conv_kernel`` taps over q, k and v keeps its last ``conv_kernel - 1`` inputs.
+    ``state_bits`` is the recurrent state's width when the config fixes it
+    (``mamba_ssm_dtype``), else 0 (the activation width).
+    """
+
+    n_key_heads: int
+    n_value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+    state_bits: int = 0
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels through the short convolution: q, k and v."""
+        return 2 * self.n_key_heads * self.key_head_dim + self.n_value_heads * self.value_head_dim
+
+    def recurrent_state_elems(self, tp: int = 1) -> float:
+        """Recurrent-state elements per sequence and layer on one of ``tp`` devices."""
+        return (self.n_value_heads / tp) * self.key_head_dim * self.value_head_dim
+
+    def conv_state_elems(self, tp: int = 1) -> float:
+        """Convolution-state elements per sequence and layer on one of ``tp`` devices."""
+        return self.conv_dim / tp * (self.conv_kernel - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexerSpec:
+    """DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2, GLM-5).
+
+    Per query, ``n_heads`` heads of ``head_dim`` score every cached token against a cached
+    ``head_dim`` index key; the MLA attention then runs over the ``topk`` best tokens only.
+    """
+
+    n_heads: int
+    head_dim: int
+    topk: int
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """A decoder-only transformer's shape. Sizes are element counts, not bytes."""
+    """A decoder-only transformer's shape. Sizes are element counts, not bytes.
+
+    ``layer_kinds`` gives each layer's ``AttentionLayer`` (empty: every layer is full
+    attention). ``n_mtp_layers`` records multi-token-prediction layers
+    (``num_nextn_predict_layers`` and its spellings); they are not part of the main
+    forward pass and are not counted in ``n_params``.
+    """
 
     name: str
     family: str
@@ -95,16 +216,62 @@ class ModelSpec:
     mla: MLASpec | None = None
     moe: MoESpec | None = None
     source: str = ""
+    layer_kinds: tuple[AttentionLayer, ...] = ()
+    linear_attn: LinearAttnSpec | None = None
+    indexer: IndexerSpec | None = None
+    q_low_rank: int = 0
+    """Low-rank query (Step-3 MFA ``share_q_dim``): hidden -> q_low_rank -> RMSNorm -> heads."""
+    attn_output_gate: bool = False
+    """Gated attention (Qwen3-Next): q_proj also emits a per-channel sigmoid gate on the output."""
+    qk_norm_scope: str = "head"
+    """``head``: q/k RMSNorm weights of ``head_dim``; ``layer``: over all q and all k channels."""
+    n_mtp_layers: int = 0
+    text_config_of: str = ""
+    """``model_type`` of the multimodal wrapper whose ``text_config`` this spec was read from."""
 
     # ----- derived shapes -------------------------------------------------------------
     @property
     def attention_kind(self) -> str:
-        """``mla``, ``mha``, ``mqa`` or ``gqa``."""
+        """``mla``, ``mha``, ``mqa`` or ``gqa`` (the attention layers' head sharing)."""
         if self.mla is not None:
             return "mla"
         if self.n_kv_heads == self.n_heads:
             return "mha"
         return "mqa" if self.n_kv_heads == 1 else "gqa"
+
+    @property
+    def attention_layers(self) -> tuple[AttentionLayer, ...]:
+        """Each layer's ``AttentionLayer``, ``n_layers`` long."""
+        return self.layer_kinds or (FULL,) * self.n_layers
+
+    @property
+    def layer_kind_counts(self) -> tuple[tuple[AttentionLayer, int], ...]:
+        """``(kind, layers)`` pairs in order of first appearance."""
+        counts: dict[AttentionLayer, int] = {}
+        for kind in self.attention_layers:
+            counts[kind] = counts.get(kind, 0) + 1
+        return tuple(counts.items())
+
+    @property
+    def layer_pattern(self) -> str:
+        """A short description of the layer kinds, e.g. ``sliding(128) x18 + full x18``."""
+        parts = []
+        for kind, n in self.layer_kind_counts:
+            label = f"{kind.kind}({kind.window})" if kind.window else kind.kind
+            parts.append(f"{label} x{n}")
+        if self.indexer:
+            parts.append(f"sparse top-{self.indexer.topk}")
+        return " + ".join(parts)
+
+    @property
+    def n_linear_layers(self) -> int:
+        """Layers whose token mixer is a linear-attention recurrence."""
+        return sum(n for kind, n in self.layer_kind_counts if kind.kind == "linear")
+
+    @property
+    def n_attention_layers(self) -> int:
+        """Layers with softmax attention over cached keys and values (all but linear ones)."""
+        return self.n_layers - self.n_linear_layers
 
     @property
     def qk_head_dim(self) -> int:
@@ -118,10 +285,17 @@ class ModelSpec:
 
     @property
     def kv_elems_per_token_layer(self) -> int:
-        """KV-cache elements stored per token and layer (MLA: the latent plus the RoPE key)."""
+        """KV-cache elements stored per token and attention layer (MLA: the latent plus the
+        RoPE key, plus the indexer's key under sparse attention)."""
         if self.mla:
-            return self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
+            n = self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
+            return n + (self.indexer.head_dim if self.indexer else 0)
         return self.n_kv_heads * (self.head_dim + self.head_dim)
+
+    def linear_state_elems(self, tp: int = 1) -> float:
+        """Fixed state elements per sequence and linear-attention layer (recurrent + conv)."""
+        la = self.linear_attn
+        return la.recurrent_state_elems(tp) + la.conv_state_elems(tp) if la else 0.0
 
     @property
     def n_dense_layers(self) -> int:
@@ -130,7 +304,7 @@ class ModelSpec:
 
     # ----- parameter counts (elements) -----------------------------------------------
     def attention_params(self) -> int:
-        """Weights (and biases) of one layer's attention block."""
+        """Weights (and biases) of one softmax-attention layer's attention block."""
         h, nh = self.hidden_size, self.n_heads
         if self.mla:
             m = self.mla
@@ -138,14 +312,42 @@ class ModelSpec:
             q = h * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * nh * qk if m.q_lora_rank else h * nh * qk
             kv = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank
             kv += m.kv_lora_rank * nh * (m.qk_nope_head_dim + m.v_head_dim)
-            return q + kv + nh * m.v_head_dim * h
+            return q + kv + nh * m.v_head_dim * h + self.indexer_params()
         q_out, kv_out = nh * self.head_dim, self.n_kv_heads * self.head_dim
-        n = h * (q_out + 2 * kv_out) + q_out * h
-        n += (q_out + 2 * kv_out) if self.qkv_bias else 0
+        q_proj_out = 2 * q_out if self.attn_output_gate else q_out
+        if self.q_low_rank:  # hidden -> rank, RMSNorm(rank), rank -> heads
+            n = h * self.q_low_rank + self.q_low_rank + self.q_low_rank * q_proj_out
+        else:
+            n = h * q_proj_out
+        n += h * 2 * kv_out + q_out * h
+        n += (q_proj_out + 2 * kv_out) if self.qkv_bias else 0
         n += h if self.out_bias else 0
-        n += 2 * self.head_dim if self.qk_norm else 0
+        if self.qk_norm:
+            n += q_out + kv_out if self.qk_norm_scope == "layer" else 2 * self.head_dim
         n += nh if self.attn_sinks else 0
         return n
+
+    def indexer_params(self) -> int:
+        """Weights of one sparse-attention indexer (DeepSeek-V3.2 ``Indexer``): the query
+        up-projection from the query latent, the key projection and its LayerNorm, and the
+        per-head weights projection."""
+        ix, m = self.indexer, self.mla
+        if not ix or not m:
+            return 0
+        q_in = m.q_lora_rank or self.hidden_size
+        h = self.hidden_size
+        return q_in * ix.n_heads * ix.head_dim + h * ix.head_dim + 2 * ix.head_dim + h * ix.n_heads
+
+    def linear_attention_params(self) -> int:
+        """Weights of one Gated DeltaNet layer (HF ``Qwen3NextGatedDeltaNet``): q/k/v/z and
+        b/a input projections, the depthwise convolution, per-head ``A_log`` and ``dt_bias``,
+        the gated RMSNorm over a value head, and the output projection."""
+        la = self.linear_attn
+        if not la:
+            return 0
+        h, nv, dv = self.hidden_size, la.n_value_heads, la.value_head_dim
+        in_proj = h * (la.conv_dim + nv * dv + 2 * nv)
+        return in_proj + la.conv_dim * la.conv_kernel + 2 * nv + dv + nv * dv * h
 
     def ffn_params(self, ffn_size: int) -> int:
         """Weights (and biases) of one FFN of intermediate size ``ffn_size``."""
@@ -161,15 +363,16 @@ class ModelSpec:
         m = self.moe
         assert m is not None
         routed = m.n_routed_experts * self.ffn_params_expert()
-        shared = m.n_shared_experts * self.ffn_params_expert()
+        shared = m.n_shared_experts * self.ffn_params_expert(m.shared_ffn_size)
+        shared += self.hidden_size if m.shared_expert_gate else 0
         router = self.hidden_size * m.n_routed_experts + (m.n_routed_experts if m.router_bias else 0)
         return routed + shared + router
 
-    def ffn_params_expert(self) -> int:
-        """Weights of one expert (routed or shared; all have ``expert_ffn_size``)."""
+    def ffn_params_expert(self, ffn_size: int | None = None) -> int:
+        """Weights of one expert of intermediate size ``ffn_size`` (default ``expert_ffn_size``)."""
         m = self.moe
         assert m is not None
-        h, f = self.hidden_size, m.expert_ffn_size
+        h, f = self.hidden_size, ffn_size or m.expert_ffn_size
         n = (3 if self.ffn_gated else 2) * h * f
         if m.expert_bias:
             n += (2 * f if self.ffn_gated else f) + h
@@ -189,9 +392,11 @@ class ModelSpec:
         return head + (self.vocab_size if self.lm_head_bias else 0)
 
     def n_params(self) -> int:
-        """Total parameters (elements)."""
-        per_layer = self.attention_params() + self.norms_per_layer * self.norm_params()
-        n = self.n_layers * per_layer + self.n_dense_layers * self.ffn_params(self.ffn_size)
+        """Total parameters (elements) of the main model (MTP layers not counted)."""
+        mixers = self.n_attention_layers * self.attention_params()
+        mixers += self.n_linear_layers * self.linear_attention_params()
+        n = mixers + self.n_layers * self.norms_per_layer * self.norm_params()
+        n += self.n_dense_layers * self.ffn_params(self.ffn_size)
         if self.moe:
             n += self.moe.n_moe_layers * self.moe_layer_params()
         return n + self.embedding_params() + self.lm_head_params() + self.norm_params()
@@ -221,17 +426,44 @@ def _positive_int(value: Any, where: str, field: str) -> int:
     return value
 
 
-def _moe_layers(cfg: dict[str, Any], n_layers: int) -> int:
-    """How many layers carry an MoE FFN, from the family's own fields."""
+def _int_list(value: Any, where: str, field: str) -> list[int]:
+    """A list of layer indices from a JSON list or a comma-separated string (Step-3)."""
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: field {field!r} is {value!r}; expected a list of layer indices"
+        ) from None
+
+
+def _moe_layer_set(cfg: dict[str, Any], family: str, n_layers: int, where: str) -> set[int]:
+    """Which layers carry an MoE FFN, from the family's own fields.
+
+    An explicit list wins (``moe_layers``, Llama 4; ``moe_layers_enum``, Step-3); else
+    Llama 4's ``interleave_moe_layer_step`` (every step-th layer, HF ``Llama4TextConfig``
+    default); else DeepSeek's ``first_k_dense_replace`` / ``moe_layer_freq`` and Qwen's
+    ``decoder_sparse_step`` / ``mlp_only_layers``.
+    """
+    for field in ("moe_layers", "moe_layers_enum"):
+        if cfg.get(field) is not None:
+            layers = set(_int_list(cfg[field], where, field))
+            if not layers <= set(range(n_layers)):
+                raise ConfigError(f"{where}: field {field!r} names layers outside 0..{n_layers - 1}")
+            return layers
+    if family == "llama4_text":
+        step = _positive_int(cfg.get("interleave_moe_layer_step", 1), where, "interleave_moe_layer_step")
+        return set(range(step - 1, n_layers, step))
     first_dense = int(cfg.get("first_k_dense_replace", 0) or 0)
     freq = int(cfg.get("moe_layer_freq", 1) or 1)
     step = int(cfg.get("decoder_sparse_step", 1) or 1)
     mlp_only = set(cfg.get("mlp_only_layers", []) or [])
-    return sum(
-        1
+    return {
+        i
         for i in range(n_layers)
         if i >= first_dense and i % freq == 0 and (i + 1) % step == 0 and i not in mlp_only
-    )
+    }
 
 
 def _falcon_norms_per_layer(cfg: dict[str, Any]) -> int:
@@ -247,20 +479,133 @@ def _falcon_norms_per_layer(cfg: dict[str, Any]) -> int:
     return 2 if n_ln == 2 else 1
 
 
+def _refuse_unmodelled(cfg: dict[str, Any], where: str) -> None:
+    """Raise ``ConfigError`` for a config whose attention or layer structure is not modelled."""
+    for field, reason in UNMODELLED_FIELDS.items():
+        if cfg.get(field) not in (None, [], {}, ""):
+            raise ConfigError(f"{where}: field {field!r} is set: {reason}")
+    attn_types = cfg.get("attn_type_list")
+    if attn_types is not None and any(int(t) != 1 for t in attn_types):
+        raise ConfigError(
+            f"{where}: field 'attn_type_list' has 0 entries: MiniMax lightning (linear) attention layers "
+            "are not modelled (only 1 = softmax attention is)"
+        )
+
+
+def _layer_kinds(cfg: dict[str, Any], family: str, n_layers: int, where: str) -> tuple[AttentionLayer, ...]:
+    """Each layer's ``AttentionLayer`` from ``layer_types`` or the family's own fields.
+
+    Empty when every layer is full attention. ``sliding_window`` and
+    ``attention_chunk_size`` give the window and chunk sizes. Without ``layer_types``:
+    Llama 4 chunks its RoPE layers and keeps every ``no_rope_layer_interval``-th (NoPE) layer
+    full (HF ``Llama4TextConfig``: an empty ``no_rope_layers`` means that default); Qwen2's
+    ``use_sliding_window`` slides layers from ``max_window_layers`` on; any other config with
+    a ``sliding_window`` slides every layer (HF Mistral semantics) unless
+    ``use_sliding_window`` is false.
+    """
+
+    def window(field: str) -> int:
+        return _positive_int(cfg.get(field), where, field)
+
+    raw = cfg.get("layer_types")
+    if raw:
+        if len(raw) != n_layers:
+            raise ConfigError(f"{where}: field 'layer_types' has {len(raw)} entries for {n_layers} layers")
+        kinds = []
+        for i, t in enumerate(raw):
+            if t not in LAYER_TYPES:
+                raise ConfigError(
+                    f"{where}: field 'layer_types'[{i}] is {t!r}; modelled kinds are {sorted(LAYER_TYPES)}"
+                )
+            kind = LAYER_TYPES[t]
+            size = {"sliding": "sliding_window", "chunked": "attention_chunk_size"}.get(kind)
+            kinds.append(AttentionLayer(kind, window(size) if size else 0))
+        return tuple(kinds) if any(k != FULL for k in kinds) else ()
+    if family == "llama4_text":
+        if not cfg.get("attention_chunk_size"):
+            return ()
+        chunk = window("attention_chunk_size")
+        interval = _positive_int(cfg.get("no_rope_layer_interval", 4), where, "no_rope_layer_interval")
+        rope = cfg.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(n_layers)]
+        if len(rope) != n_layers:
+            raise ConfigError(
+                f"{where}: field 'no_rope_layers' has {len(rope)} entries for {n_layers} layers"
+            )
+        return tuple(AttentionLayer("chunked", chunk) if r else FULL for r in rope)
+    if cfg.get("sliding_window") is None or cfg.get("use_sliding_window") is False:
+        return ()
+    if family in INTERLEAVED_SLIDING_FAMILIES:
+        raise ConfigError(
+            f"{where}: field 'sliding_window' is set but 'layer_types' is missing: {family}'s "
+            "sliding/full interleave is a code default hwsim does not guess; add layer_types"
+        )
+    w = AttentionLayer("sliding", window("sliding_window"))
+    if cfg.get("use_sliding_window"):  # Qwen2 family: layers from max_window_layers on slide
+        first = int(cfg.get("max_window_layers", 0) or 0)
+        kinds = tuple(w if i >= first else FULL for i in range(n_layers))
+        return kinds if w in kinds else ()
+    return (w,) * n_layers
+
+
+def _linear_attn(cfg: dict[str, Any], where: str) -> LinearAttnSpec:
+    """Gated DeltaNet shape from the ``linear_*`` fields (Qwen3-Next, Qwen3.5)."""
+    g = lambda f: _positive_int(cfg.get(f), where, f)  # noqa: E731
+    state_dtype = str(cfg.get("mamba_ssm_dtype") or "")
+    bits = {"float32": 32, "bfloat16": 16, "float16": 16}.get(state_dtype, 0)
+    if state_dtype and not bits:
+        raise ConfigError(
+            f"{where}: field 'mamba_ssm_dtype' is {state_dtype!r}; expected float32 or bfloat16"
+        )
+    la = LinearAttnSpec(
+        n_key_heads=g("linear_num_key_heads"),
+        n_value_heads=g("linear_num_value_heads"),
+        key_head_dim=g("linear_key_head_dim"),
+        value_head_dim=g("linear_value_head_dim"),
+        conv_kernel=g("linear_conv_kernel_dim"),
+        state_bits=bits,
+    )
+    if la.n_value_heads % la.n_key_heads:
+        raise ConfigError(
+            f"{where}: linear_num_value_heads {la.n_value_heads} is not a multiple of "
+            f"linear_num_key_heads {la.n_key_heads}"
+        )
+    return la
+
+
+def _unwrap_text_config(cfg: dict[str, Any], where: str) -> tuple[dict[str, Any], str]:
+    """The language model's fields of a multimodal wrapper (``text_config``), and the
+    wrapper's ``model_type`` ("" for a plain text config). ``tie_word_embeddings`` falls back
+    to the wrapper's value when the text config does not set it."""
+    text = cfg.get("text_config")
+    if text is None:
+        return cfg, ""
+    if not isinstance(text, dict):
+        raise ConfigError(f"{where}: field 'text_config' is not a JSON object")
+    merged = dict(text)
+    if "tie_word_embeddings" not in merged and "tie_word_embeddings" in cfg:
+        merged["tie_word_embeddings"] = cfg["tie_word_embeddings"]
+    return merged, str(cfg.get("model_type", ""))
+
+
 def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: str | None = None) -> ModelSpec:
     """Build a ``ModelSpec`` from a parsed HuggingFace ``config.json`` dictionary.
 
-    Raises ``ConfigError`` naming ``where`` (the file) and the field when one is missing
-    or not a positive integer.
+    A multimodal wrapper's ``text_config`` is read (its vision tower is not modelled).
+    Raises ``ConfigError`` naming ``where`` (the file) and the field when one is missing,
+    not a positive integer, or declares attention hwsim does not model.
     """
     where = where or name
+    cfg, wrapper = _unwrap_text_config(cfg, where)
     family = str(cfg.get("model_type", "llama"))
+    _refuse_unmodelled(cfg, where)
     g = lambda *k, **kw: _get(cfg, where, *k, **kw)  # noqa: E731
     n_layers = _positive_int(g("num_hidden_layers", "n_layer"), where, "num_hidden_layers")
     hidden = _positive_int(g("hidden_size", "n_embd", "d_model"), where, "hidden_size")
     n_heads = _positive_int(g("num_attention_heads", "n_head"), where, "num_attention_heads")
     n_kv = _positive_int(
-        g("num_key_value_heads", "num_kv_heads", "n_head_kv", default=n_heads), where, "num_key_value_heads"
+        g("num_key_value_heads", "num_kv_heads", "n_head_kv", "num_attention_groups", default=n_heads),
+        where,
+        "num_key_value_heads",
     )
     if family == "falcon" and cfg.get("multi_query", True) and not cfg.get("new_decoder_architecture"):
         n_kv = 1  # Falcon-7B: multi-query; num_kv_heads is used only with the new decoder architecture
@@ -270,12 +615,14 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         )
     head_dim = _positive_int(g("head_dim", default=hidden // n_heads), where, "head_dim")
     vocab = _positive_int(g("vocab_size"), where, "vocab_size")
-    default_ffn = 4 * hidden if family in LAYERNORM_FAMILIES else ConfigError
-    ffn = _positive_int(
-        g("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", default=default_ffn),
-        where,
-        "intermediate_size",
-    )
+    default_ffn = 4 * hidden if family in LAYERNORM_FAMILIES else None
+    # Llama 4: intermediate_size is the experts' width, intermediate_size_mlp the dense layers'
+    ffn_keys = ("intermediate_size_mlp",) if family == "llama4_text" else ()
+    ffn_field = ffn_keys[0] if ffn_keys else "intermediate_size"
+    ffn = g(*ffn_keys, "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", default=default_ffn)
+    ffn = None if ffn is None else _positive_int(ffn, where, ffn_field)
+    layer_kinds = _layer_kinds(cfg, family, n_layers, where)
+    linear_attn = _linear_attn(cfg, where) if any(k.kind == "linear" for k in layer_kinds) else None
 
     mla = None
     if "kv_lora_rank" in cfg and cfg["kv_lora_rank"]:
@@ -286,24 +633,53 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
             qk_rope_head_dim=_positive_int(g("qk_rope_head_dim"), where, "qk_rope_head_dim"),
             v_head_dim=_positive_int(g("v_head_dim"), where, "v_head_dim"),
         )
+        if layer_kinds:
+            raise ConfigError(f"{where}: field 'layer_types' mixes kinds in an MLA model; not modelled")
+    indexer = None
+    if cfg.get("index_topk"):
+        if not mla:
+            raise ConfigError(f"{where}: field 'index_topk' (sparse attention) without MLA is not modelled")
+        indexer = IndexerSpec(
+            n_heads=_positive_int(g("index_n_heads"), where, "index_n_heads"),
+            head_dim=_positive_int(g("index_head_dim"), where, "index_head_dim"),
+            topk=_positive_int(cfg["index_topk"], where, "index_topk"),
+        )
 
-    n_experts = g("num_local_experts", "n_routed_experts", "num_experts", default=0) or 0
+    n_experts = g("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts", default=0) or 0
     moe = None
     if n_experts:
-        n_moe_layers = _moe_layers(cfg, n_layers)
-        expert_ffn = g("moe_intermediate_size", default=ffn)
+        moe_layers = _moe_layer_set(cfg, family, n_layers, where)
+        expert_ffn = g("moe_intermediate_size", default=cfg.get("intermediate_size") or ffn)
+        if ffn is None and len(moe_layers) == n_layers:  # no dense layer: no dense width needed
+            ffn = _positive_int(expert_ffn, where, "moe_intermediate_size")
+        shared_ffn = int(
+            cfg.get("shared_expert_intermediate_size")
+            or cfg.get("share_expert_dim")
+            or (cfg.get("intermediate_size") if family == "llama4_text" else 0)
+            or 0
+        )
+        n_shared = int(cfg.get("n_shared_experts", 0) or 0) or (1 if shared_ffn else 0)
+        router_bias = (
+            family == "gpt_oss"
+            or cfg.get("topk_method") == "noaux_tc"  # DeepSeek-V3 e_score_correction_bias
+            or bool(cfg.get("use_routing_bias"))  # MiniMax-M2
+        )
         moe = MoESpec(
             n_routed_experts=_positive_int(n_experts, where, "num_experts"),
             n_active_experts=_positive_int(
-                g("num_experts_per_tok", "experts_per_token"), where, "num_experts_per_tok"
+                g("num_experts_per_tok", "experts_per_token", "moe_top_k"), where, "num_experts_per_tok"
             ),
             expert_ffn_size=_positive_int(expert_ffn, where, "moe_intermediate_size"),
-            n_shared_experts=int(cfg.get("n_shared_experts", 0) or 0),
-            n_moe_layers=n_moe_layers,
-            router_bias=family in {"gpt_oss", "deepseek_v3"},
+            n_shared_experts=n_shared,
+            n_moe_layers=len(moe_layers),
+            router_bias=router_bias,
             expert_bias=family == "gpt_oss",
+            shared_expert_ffn_size=shared_ffn if shared_ffn and shared_ffn != expert_ffn else 0,
+            shared_expert_gate=family in {"qwen2_moe", "qwen3_next", "qwen3_5_moe_text"} and n_shared > 0,
         )
 
+    if ffn is None:
+        raise ConfigError(f"{where}: missing field {ffn_field!r} (expected a positive integer)")
     layernorm = family in LAYERNORM_FAMILIES
     bias_all = bool(cfg.get("bias", False) if family == "falcon" else cfg.get("enable_bias", family == "opt"))
     attention_bias = bool(cfg.get("attention_bias", False))
@@ -313,6 +689,13 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     learned_pos = 0
     if family == "opt":
         learned_pos = int(cfg.get("max_position_embeddings", 2048)) + 2  # OPT offsets positions by 2
+    # q/k RMSNorm with weights: Qwen3 family per head; MiniMax-M2 over all q and all k channels.
+    # Llama 4's use_qk_norm is a weightless L2 norm (no parameters).
+    qk_norm = family in {"qwen3", "qwen3_moe", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
+    qk_norm = qk_norm or (family == "minimax_m2" and bool(cfg.get("use_qk_norm")))
+    n_mtp = cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0
+    if cfg.get("use_mtp"):
+        n_mtp = cfg.get("num_mtp_modules") or n_mtp
     return ModelSpec(
         name=name,
         family=family,
@@ -327,7 +710,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         tied_embeddings=bool(cfg.get("tie_word_embeddings", family in {"gemma", "opt", "falcon"})),
         norm="layernorm" if layernorm else "rmsnorm",
         norms_per_layer=norms_per_layer,
-        qk_norm=family in {"qwen3", "qwen3_moe"},
+        qk_norm=qk_norm,
         qkv_bias=bias_all or attention_bias or family == "qwen2",
         out_bias=bias_all or attention_bias,
         ffn_bias=bias_all or family == "gptj",
@@ -337,6 +720,14 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         mla=mla,
         moe=moe,
         source=source,
+        layer_kinds=layer_kinds,
+        linear_attn=linear_attn,
+        indexer=indexer,
+        q_low_rank=int(cfg.get("share_q_dim") or 0),
+        attn_output_gate=bool(cfg.get("attn_output_gate", family == "qwen3_next")),
+        qk_norm_scope="layer" if cfg.get("qk_norm_type") == "per_layer" else "head",
+        n_mtp_layers=int(n_mtp),
+        text_config_of=wrapper,
     )
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from hwmodels.device_spec import DeviceSpec
 from workloads.errors import ConfigError, DoesNotFitError, unknown_name
-from workloads.graph import activation_peak_bytes, kv_cache_bytes, weight_bytes
+from workloads.graph import activation_peak_bytes, kv_bytes_per_token, kv_state_bytes_per_seq, weight_bytes
 from workloads.model_spec import ModelSpec
 from workloads.quant import Quant
 
@@ -166,7 +166,9 @@ def kv_capacity(
         kv = f * (total - weights - act - reserve)
     else:  # static_fraction, whole
         kv = f * total - weights
-    per_token = float(kv_cache_bytes(spec, quant, 1, 1, tp, pp))
+    # linear-attention states are per sequence, not per token: held for max_num_seqs sequences
+    kv -= engine.max_num_seqs * kv_state_bytes_per_seq(spec, quant, tp, pp)
+    per_token = kv_bytes_per_token(spec, quant, tp, pp)
     block_bytes = per_token * engine.block_size
     blocks = int(kv // block_bytes) if kv > 0 else 0
     if blocks < 1:

@@ -39,7 +39,7 @@ from sim.serving.requests import Requests
 from sim.serving.schedulers import policy
 from sim.serving.step_cost import StepPricer
 from workloads.errors import ConfigError
-from workloads.graph import check_parallelism, kv_cache_bytes
+from workloads.graph import check_parallelism, kv_bytes_per_token, kv_state_bytes_per_seq
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
 from workloads.traces import Trace
@@ -313,12 +313,15 @@ def serve(
             raise ConfigError(f"kv_link_GBps is {kv_link_GBps!r}; expected a positive number")
         link_bw = (kv_link_GBps * 1e9 if kv_link_GBps else _default_kv_link_bw(dev)) * pools["prefill"].tp
         links = {id(r): simpy.Resource(env, capacity=1) for r in replicas["prefill"]}
-        full_kv_bytes_per_token = float(kv_cache_bytes(spec, quant, 1, 1))
+        full_kv_bytes_per_token = kv_bytes_per_token(spec, quant)
+        kv_state_bytes = kv_state_bytes_per_seq(spec, quant)  # linear-attention states, per request
 
         def move_kv(src: Replica, rid: int, n_blocks: int):
             with links[id(src)].request() as slot:
                 yield slot
-                yield env.timeout(int(req.input_len[rid]) * full_kv_bytes_per_token / link_bw)
+                yield env.timeout(
+                    (int(req.input_len[rid]) * full_kv_bytes_per_token + kv_state_bytes) / link_bw
+                )
             src.release(n_blocks)
             decode_router.pick().submit(rid, prefilled=True)
 
