@@ -23,6 +23,21 @@ class Placement:
     ep: int = 1
     link: str | None = None
     framework: str | None = None
+    attention_dp: bool = False
+    """Attention data parallel across the expert-parallel group (``workloads.graph.build_ops``)."""
+    expert_imbalance: float = 1.0
+    """Routed tokens on the busiest expert-parallel device over the mean (>= 1)."""
+
+    @property
+    def graph_kw(self) -> dict:
+        """The keyword arguments ``build_ops`` takes from the placement."""
+        return dict(
+            tp=self.tp,
+            pp=self.pp,
+            ep=self.ep,
+            attention_dp=self.attention_dp,
+            expert_imbalance=self.expert_imbalance,
+        )
 
     def collective_link(self, device: DeviceSpec) -> LinkSpec:
         """The link collectives run over on ``device``."""

@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from hwsim import cli_serve, cli_sim
+from hwsim.options import moe_options
 from hwsim.output import emit, fmt, pct, table
 from workloads.errors import HwsimError
 
@@ -166,6 +167,7 @@ def _workload_options(f):
 
 @cli.command()
 @_workload_options
+@moe_options
 @click.option(
     "--price-basis",
     type=click.Choice(["tco", "cloud"]),
@@ -187,6 +189,10 @@ def estimate(
     ep,
     n_devices,
     framework,
+    attention_dp,
+    expert_imbalance,
+    mtp_tokens,
+    mtp_acceptance,
     price_basis,
     as_json,
 ):
@@ -207,6 +213,10 @@ def estimate(
         precision=precision,
         economics=Economics(basis=price_basis),
         framework=framework,
+        attention_dp=attention_dp,
+        expert_imbalance=expert_imbalance,
+        mtp_tokens=mtp_tokens,
+        mtp_acceptance=mtp_acceptance,
     )
     d = est.to_dict()
     if d["usd_per_million_tokens"] is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from hwsim.options import moe_options
 from hwsim.output import emit, fmt
 from workloads.errors import ConfigError
 
@@ -98,6 +99,9 @@ class _LazyBar:
 @click.option("--prefill-tp", type=int, default=1, show_default=True)
 @click.option("--decode-workers", type=int, default=1, show_default=True)
 @click.option("--decode-tp", type=int, default=1, show_default=True)
+@click.option("--prefill-ep", type=int, default=1, show_default=True, help="Expert-parallel degree (disagg).")
+@click.option("--decode-ep", type=int, default=1, show_default=True, help="Expert-parallel degree (disagg).")
+@moe_options
 @click.option("--kv-link-gbps", type=float, default=None, help="GB/s per GPU between the pools (disagg).")
 @click.option(
     "--router", type=click.Choice(["least-outstanding", "round-robin"]), default="least-outstanding"
@@ -161,6 +165,12 @@ def serve(**o):
         prefill_tp=o["prefill_tp"],
         decode_workers=o["decode_workers"],
         decode_tp=o["decode_tp"],
+        prefill_ep=o["prefill_ep"],
+        decode_ep=o["decode_ep"],
+        attention_dp=o["attention_dp"],
+        expert_imbalance=o["expert_imbalance"],
+        mtp_tokens=o["mtp_tokens"],
+        mtp_acceptance=o["mtp_acceptance"],
     )
     with _LazyBar("requests") as bar:
         result = run(

@@ -156,11 +156,13 @@ def memory_per_device(
     tp: int = 1,
     pp: int = 1,
     ep: int = 1,
+    attention_dp: bool = False,
 ) -> np.ndarray:
-    """Bytes each device holds: weights, KV cache at the final context, prefill workspace."""
+    """Bytes each device holds: weights, KV cache at the final context, prefill workspace (with
+    attention data parallel, those of its ``batch / ep`` sequences)."""
     weights = weight_bytes(spec, quant, tp, pp, ep)
-    kv = kv_cache_bytes(spec, quant, batch, np.asarray(input_len) + np.asarray(output_len), tp, pp)
-    B = np.asarray(batch)
+    B = np.asarray(batch) / (ep if attention_dp and ep > 1 else 1)
+    kv = kv_cache_bytes(spec, quant, B, np.asarray(input_len) + np.asarray(output_len), tp, pp)
     return weights + kv + activation_peak_bytes(spec, quant, B * np.asarray(input_len), B, tp)
 
 
@@ -171,16 +173,30 @@ def _ops(
     batch: np.ndarray,
     tokens: Any,
     context: Any,
-    tp: int,
-    pp: int,
-    ep: int,
+    par: tuple,
 ):
-    """``build_ops``, memoized for single configurations (validation and fitting call the
-    same points many times); sweeps are built directly."""
+    """``build_ops`` with ``par`` = (tp, pp, ep, attention_dp, expert_imbalance), memoized for
+    single configurations (validation and fitting call the same points many times); sweeps are
+    built directly."""
     if np.ndim(batch) == 0 and np.ndim(tokens) == 0 and np.ndim(context) == 0:
-        return _ops_cached(spec, quant, phase, float(batch), float(tokens), float(context), tp, pp, ep)
+        return _ops_cached(spec, quant, phase, float(batch), float(tokens), float(context), par)
+    return _build(spec, quant, phase, batch, tokens, context, par)
+
+
+def _build(spec, quant, phase, batch, tokens, context, par):
+    tp, pp, ep, attention_dp, imbalance = par
     return build_ops(
-        spec, quant, phase=phase, batch=batch, tokens=tokens, context=context, tp=tp, pp=pp, ep=ep
+        spec,
+        quant,
+        phase=phase,
+        batch=batch,
+        tokens=tokens,
+        context=context,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        attention_dp=attention_dp,
+        expert_imbalance=imbalance,
     )
 
 
@@ -192,13 +208,20 @@ def _ops_cached(
     batch: float,
     tokens: float,
     context: float,
-    tp: int,
-    pp: int,
-    ep: int,
+    par: tuple,
 ):
-    return build_ops(
-        spec, quant, phase=phase, batch=batch, tokens=tokens, context=context, tp=tp, pp=pp, ep=ep
-    )
+    return _build(spec, quant, phase, batch, tokens, context, par)
+
+
+def mtp_expected_tokens(n_draft: int, acceptance: float) -> float:
+    """Tokens one multi-token-prediction step emits per sequence: the verified token plus each
+    drafted one while all before it were accepted, ``1 + a + a^2 + ... + a^n`` for a per-draft
+    acceptance rate ``a`` (DeepSeek-V3 Sec. 5.4.3 reports 85-90% for the second token)."""
+    if n_draft < 0 or not 0.0 <= acceptance <= 1.0:
+        raise ConfigError(
+            f"mtp draft tokens {n_draft!r} and acceptance {acceptance!r}; expected an integer >= 0 and a rate in [0, 1]"
+        )
+    return float(sum(acceptance**i for i in range(n_draft + 1)))
 
 
 def estimate(
@@ -216,6 +239,10 @@ def estimate(
     economics: Economics | None = None,
     link: str | None = None,
     framework: str | None = None,
+    attention_dp: bool = False,
+    expert_imbalance: float = 1.0,
+    mtp_tokens: int = 0,
+    mtp_acceptance: float = 0.0,
 ) -> Estimate:
     """Analytic estimate of serving ``batch`` sequences; arrays broadcast into a sweep.
 
@@ -231,6 +258,14 @@ def estimate(
     economics : price basis (``tco`` by default, or ``cloud``) and ownership assumptions (defaults
         in ``roofline/economics.yaml``); a device without a price on the basis gets NaN dollars.
     link : the device link collectives use (default NVLink if present, else PCIe).
+    attention_dp : with ``ep > 1``, attention and dense layers data parallel across the
+        expert-parallel group (``batch`` is then the whole group's; each device attends over
+        ``batch / ep`` sequences and holds their KV cache).
+    expert_imbalance : routed tokens on the busiest expert-parallel device over the mean (>= 1).
+    mtp_tokens, mtp_acceptance : multi-token-prediction speculative decoding: each decode step
+        verifies ``mtp_tokens`` drafted tokens per sequence (drafted by the model's MTP module,
+        one pass each) and keeps each with probability ``mtp_acceptance`` while all before it
+        were kept; TPOT is the step over the tokens it emits.
     framework : a serving framework of ``hwmodels/calibration/frameworks.yaml`` whose launch
         and per-step host overheads apply, and whose output lag delays the tokens a streaming
         client sees (default: the device class's launch overhead only).
@@ -243,21 +278,43 @@ def estimate(
     L_in = _positive_ints(input_len, "input_len")
     L_out = _positive_ints(output_len, "output_len")
     model_cost = registry.get(dev.arch)
-    place = Placement(tp=tp, pp=pp, ep=ep, link=link, framework=framework)
+    place = Placement(
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        link=link,
+        framework=framework,
+        attention_dp=attention_dp,
+        expert_imbalance=expert_imbalance,
+    )
+    par = (tp, pp, ep, bool(attention_dp), float(expert_imbalance))
     terms = framework_terms(framework) if framework else None
     step_overhead_s = terms.host_step_s(B) if terms else 0.0
 
-    prefill = model_cost.estimate(_ops(spec, quant, "prefill", B, L_in, 0.0, tp, pp, ep), dev, place)
+    prefill = model_cost.estimate(_ops(spec, quant, "prefill", B, L_in, 0.0, par), dev, place)
     n_steps = np.maximum(L_out - 1.0, 1.0)
-    first = model_cost.estimate(_ops(spec, quant, "decode", B, 1.0, L_in, tp, pp, ep), dev, place)
-    last = model_cost.estimate(
-        _ops(spec, quant, "decode", B, 1.0, L_in + n_steps - 1, tp, pp, ep),
-        dev,
-        place,
-    )
+    ctx_last = L_in + n_steps - 1
+    if mtp_tokens:
+        if not spec.n_mtp_layers:
+            raise ConfigError(f"mtp_tokens {mtp_tokens}: {spec.name} has no multi-token-prediction module")
+        expected = mtp_expected_tokens(mtp_tokens, mtp_acceptance)
+        n_mtp_steps = np.maximum((L_out - 1.0) / expected, 1.0)
+        verify = 1.0 + mtp_tokens
+        first = model_cost.estimate(_ops(spec, quant, "decode", B, verify, L_in, par), dev, place)
+        last = model_cost.estimate(_ops(spec, quant, "decode", B, verify, ctx_last, par), dev, place)
+        module = spec.mtp_module()
+        d_first = model_cost.estimate(_ops(module, quant, "decode", B, 1.0, L_in, par), dev, place)
+        d_last = model_cost.estimate(_ops(module, quant, "decode", B, 1.0, ctx_last, par), dev, place)
+        step, step_dynamic = mean_step(first, last, n_mtp_steps)
+        draft, draft_dynamic = mean_step(d_first, d_last, n_mtp_steps)
+        tpot = (step + mtp_tokens * draft + step_overhead_s) / expected
+        decode_dynamic = (step_dynamic + mtp_tokens * draft_dynamic) / expected
+    else:
+        first = model_cost.estimate(_ops(spec, quant, "decode", B, 1.0, L_in, par), dev, place)
+        last = model_cost.estimate(_ops(spec, quant, "decode", B, 1.0, ctx_last, par), dev, place)
+        tpot, decode_dynamic = mean_step(first, last, n_steps)
+        tpot = tpot + step_overhead_s
     ttft = prefill.total_time_s() + step_overhead_s
-    tpot, decode_dynamic = mean_step(first, last, n_steps)
-    tpot = tpot + step_overhead_s
     if terms and terms.output_lag_steps:  # a streaming client sees every token that many steps late
         ttft = ttft + terms.output_lag_steps * tpot
     e2e = ttft + (L_out - 1.0) * tpot
@@ -271,7 +328,7 @@ def estimate(
     tokens = B * L_out
     energy_per_token = replica_energy / tokens
     replica_usd = usd_per_s(dev, per_replica, replica_energy / e2e, economics) * e2e
-    memory = memory_per_device(spec, quant, B, L_in, L_out, tp, pp, ep)
+    memory = memory_per_device(spec, quant, B, L_in, L_out, tp, pp, ep, attention_dp)
     shape = np.broadcast_shapes(B.shape, L_in.shape, L_out.shape)
     full = lambda a: np.broadcast_to(np.asarray(a, dtype=float), shape).copy()  # noqa: E731
     return Estimate(

@@ -343,6 +343,8 @@ def build_ops(
     tp: int = 1,
     pp: int = 1,
     ep: int = 1,
+    attention_dp: bool = False,
+    expert_imbalance: float = 1.0,
 ) -> OpTable:
     """The ``OpTable`` of one step.
 
@@ -350,23 +352,36 @@ def build_ops(
     ----------
     spec, quant : the model and its precision.
     phase : ``"prefill"`` (``tokens`` new tokens per sequence, after ``context`` cached ones)
-        or ``"decode"`` (one new token per sequence after ``context`` cached ones).
+        or ``"decode"`` (one new token per sequence after ``context`` cached ones; ``tokens``
+        > 1 when a speculative step verifies ``tokens - 1`` drafted tokens with decode
+        kernels, computing logits at every position).
     batch : sequences in the step, >= 1 (array allowed).
     tokens : new tokens per sequence (prefill prompt length), >= 1 (array allowed).
     context : tokens already in the KV cache per sequence, >= 0 (array allowed).
     tp, pp, ep : tensor-, pipeline- and expert-parallel degrees. Rows are per device of
         one pipeline stage; with ``pp > 1`` the rows still cover all layers (the stages run
         one after another for one batch) plus the stage-to-stage sends.
+    attention_dp : with ``ep > 1``, attention and the dense layers run data parallel across
+        the expert-parallel group (the DeepSeek deployment: each device attends over its
+        ``batch / ep`` sequences with a full copy of the attention weights, and the group's
+        tokens meet at the experts); otherwise every device of the group runs the whole batch's
+        attention.
+    expert_imbalance : routed tokens on the busiest device over the mean (>= 1; a stated
+        parameter: expert load balancing keeps it near 1, skewed routing raises it); the step
+        waits for that device's experts and its all-to-all.
     """
     if phase not in ("prefill", "decode"):
         raise ConfigError(f"phase is {phase!r}; expected 'prefill' or 'decode'")
     check_parallelism(spec, tp, pp, ep)
-    B = _as_positive(batch, "batch")
-    T = _as_positive(tokens, "input length") if phase == "prefill" else np.asarray(1.0)
+    if not np.isfinite(expert_imbalance) or expert_imbalance < 1.0:
+        raise ConfigError(f"expert_imbalance is {expert_imbalance!r}; expected a number >= 1 (1: balanced)")
+    group = ep if attention_dp and ep > 1 else 1
+    B = _as_positive(batch, "batch") / group  # sequences this device attends over
+    T = _as_positive(tokens, "input length" if phase == "prefill" else "tokens verified per decode step")
     L = _as_positive(context, "context", allow_zero=True)
     q = quant
     h, L_layers = spec.hidden_size, spec.n_layers
-    m = B * T  # token rows through every GEMM
+    m = B * T  # token rows through every GEMM outside the experts
     keys = L + (T + 1.0) / 2.0  # mean keys attended per query (causal)
     heads = spec.n_heads / tp
     kv_heads = np.ceil(spec.n_kv_heads / tp)  # KV heads are replicated when tp exceeds them
@@ -408,12 +423,12 @@ def build_ops(
     n_dense = spec.n_dense_layers
     _ffn(r, "ffn", n_dense, m, spec.ffn_size / tp, h, spec.ffn_gated, q)
     if spec.moe:
-        _moe_block(r, spec, q, m, tp, ep)
+        _moe_block(r, spec, q, m, tp, ep, m * group, expert_imbalance)
     if tp > 1:
         _allreduce(r, "allreduce_ffn", L_layers, m * h * ab / 8.0, tp)
 
     # ---- head ---------------------------------------------------------------------------
-    rows_out = B  # logits only for the last position of each sequence
+    rows_out = B if phase == "prefill" else m  # prefill: the last position; decode: every new one
     r.add(
         "final_norm",
         "norm",
@@ -584,16 +599,22 @@ def _ffn(
     r.gemm(f"{prefix}_down", count, m, h, f, q, weight_op="ffn_down", n_weights=h * f * scale)
 
 
-def _moe_block(r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int) -> None:
+def _moe_block(
+    r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int, m_group: Any, imbalance: float
+) -> None:
+    """Router and shared experts over this device's ``m`` tokens; the routed experts over the
+    ``m_group`` tokens the expert-parallel group routes (``m`` itself unless attention is data
+    parallel), the busiest device taking ``imbalance`` times the mean."""
     moe = spec.moe
     assert moe is not None
     h, E, k, f = spec.hidden_size, moe.n_routed_experts, moe.n_active_experts, moe.expert_ffn_size
     n = moe.n_moe_layers
     r.gemm("router", n, m, E, h, q, weight_op="router")
     r.rows[-1]["kind"] = "router"  # a GEMM, kept apart so reports can show routing cost
-    touched = expected_distinct_experts(E, k, m)  # over all devices
+    touched = expected_distinct_experts(E, k, m_group)  # over all devices
     touched_dev = touched / ep
-    routed_rows = m * k / touched  # tokens per touched expert
+    routed_rows = m_group * k / touched  # tokens per touched expert
+    rows_dev = m_group * k / ep * imbalance  # routed token rows on the busiest device
     # FLOPs of all routed tokens on this device, weights of the distinct experts on it:
     up_n = (2 if spec.ffn_gated else 1) * f / tp
     wb = q.weight_bytes_per_param("experts")
@@ -601,11 +622,11 @@ def _moe_block(r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int) ->
         "experts_up",
         "gemm",
         n,
-        flops=gemm_flops(m * k / ep, up_n, h),
+        flops=gemm_flops(rows_dev, up_n, h),
         weight=touched_dev * up_n * h * wb,
-        act_in=bytes_of(m * k / ep * h, q.act_bits),
-        act_out=bytes_of(m * k / ep * up_n, q.act_bits),
-        m=routed_rows,
+        act_in=bytes_of(rows_dev * h, q.act_bits),
+        act_out=bytes_of(rows_dev * up_n, q.act_bits),
+        m=routed_rows * imbalance,
         n=up_n,
         k=h,
         n_kernels=1,
@@ -614,18 +635,18 @@ def _moe_block(r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int) ->
         "experts_act",
         "elementwise",
         n,
-        act_in=bytes_of(m * k / ep * up_n, q.act_bits),
-        act_out=bytes_of(m * k / ep * f / tp, q.act_bits),
+        act_in=bytes_of(rows_dev * up_n, q.act_bits),
+        act_out=bytes_of(rows_dev * f / tp, q.act_bits),
     )
     r.add(
         "experts_down",
         "gemm",
         n,
-        flops=gemm_flops(m * k / ep, h, f / tp),
+        flops=gemm_flops(rows_dev, h, f / tp),
         weight=touched_dev * h * f / tp * wb,
-        act_in=bytes_of(m * k / ep * f / tp, q.act_bits),
-        act_out=bytes_of(m * k / ep * h, q.act_bits),
-        m=routed_rows,
+        act_in=bytes_of(rows_dev * f / tp, q.act_bits),
+        act_out=bytes_of(rows_dev * h, q.act_bits),
+        m=routed_rows * imbalance,
         n=h,
         k=f / tp,
         n_kernels=1,
@@ -636,8 +657,10 @@ def _moe_block(r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int) ->
             r.gemm("shared_expert_gate", n, m, 1, h, q, weight_op="router")
             r.rows[-1]["kind"] = "router"
     if ep > 1:
-        dispatched = m * k * h * q.act_bits / 8.0 * (ep - 1) / ep
-        r.add("all_to_all_moe", "collective", n, link_bytes=2.0 * dispatched / ep, link_steps=2.0)
+        # each device dispatches its share of the group's tokens to the other (ep - 1)/ep of the
+        # experts and takes the results back; the busiest device receives imbalance x the mean
+        sent = m_group / ep * k * h * q.act_bits / 8.0 * (ep - 1) / ep
+        r.add("all_to_all_moe", "collective", n, link_bytes=2.0 * sent * imbalance, link_steps=2.0)
 
 
 def _mla_block(

@@ -17,7 +17,7 @@ MLA model. Configs whose attention hwsim does not model are refused with a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -238,6 +238,17 @@ class ModelSpec:
         if self.n_kv_heads == self.n_heads:
             return "mha"
         return "mqa" if self.n_kv_heads == 1 else "gqa"
+
+    def mtp_module(self) -> ModelSpec:
+        """One multi-token-prediction module as a one-layer model: the last layer's attention
+        kind and FFN (an MoE block when the model has experts), with the embedding and LM head it
+        shares with the main model (DeepSeek-V3 report, Sec. 2.2). Its 2h x h input projection
+        is left out (0.05 B parameters for DeepSeek-V3)."""
+        if not self.n_mtp_layers:
+            raise ConfigError(f"{self.name} has no multi-token-prediction module (num_nextn_predict_layers)")
+        kinds = self.attention_layers[-1:] if self.layer_kinds else ()
+        moe = replace(self.moe, n_moe_layers=1) if self.moe and self.moe.n_moe_layers else None
+        return replace(self, name=f"{self.name}-mtp", n_layers=1, moe=moe, layer_kinds=kinds, n_mtp_layers=0)
 
     @property
     def attention_layers(self) -> tuple[AttentionLayer, ...]:

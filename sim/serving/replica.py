@@ -14,6 +14,7 @@ once its first token exists, keeping its KV blocks until ``release`` is called) 
 from __future__ import annotations
 
 import math
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class Replica:
         first token exists; the caller moves the KV cache and then calls ``release``.
     swap_s_per_token : seconds to move one token's KV cache to or from host memory (swap
         preemption), from the host link's bandwidth.
+    mtp_acceptance : with a pricer that verifies drafted tokens (``pricer.verify > 1``), the
+        chance each drafted token is accepted while all before it were; each decoding sequence
+        then emits 1 + the accepted drafts per step, drawn from a generator seeded by ``name``.
     """
 
     def __init__(
@@ -79,11 +83,16 @@ class Replica:
         on_prefilled: Callable[[int, int], None] | None = None,
         swap_s_per_token: float = 0.0,
         record: bool = True,
+        mtp_acceptance: float = 0.0,
     ) -> None:
         self.env, self.name, self.pricer = env, name, pricer
         self.engine, self.kv, self.req, self.policy = engine, kv, requests, policy
         self.on_finish, self.on_prefilled, self.role = on_finish, on_prefilled, role
         self.swap_s_per_token = swap_s_per_token
+        self.lookahead = pricer.verify
+        """KV slots a decoding sequence needs in a step: its token and the drafts it verifies."""
+        self.mtp_acceptance = mtp_acceptance
+        self._rng = np.random.default_rng(zlib.crc32(name.encode()))
         self.bs = engine.block_size
         self.free_blocks = kv.blocks
         self.waiting: deque[int] = deque()
@@ -145,7 +154,7 @@ class Replica:
                 continue
             dec_idx, chunks, extra_s = plan
             n_dec = len(dec_idx)
-            n_logits = n_dec + sum(1 for i, t, _ in chunks if t == self.pre_left[i])
+            n_logits = n_dec * self.lookahead + sum(1 for i, t, _ in chunks if t == self.pre_left[i])
             dec_ctx = float(self.ctx[dec_idx].sum()) if n_dec else 0.0
             cost = self.pricer.step(n_dec, dec_ctx, [(t, c) for _, t, c in chunks], n_logits)
             dt = cost.time_s + extra_s
@@ -184,9 +193,9 @@ class Replica:
             extra_s += self._make_room_for_decodes()
         dec_idx = np.flatnonzero(self.pre_left == 0)
         if self.policy.admission != "reserve_full" and len(dec_idx):
-            grow = dec_idx[self.ctx[dec_idx] % self.bs == 0]
-            self.blocks[grow] += 1
-            self.free_blocks -= len(grow)
+            grow = self._decode_growth(dec_idx)
+            self.blocks[dec_idx] += grow
+            self.free_blocks -= int(grow.sum())
         chunks = []
         if self.policy.mixed:
             running = len(self.rid)
@@ -363,11 +372,14 @@ class Replica:
         returns the seconds of swap-out transfers."""
         extra_s = 0.0
         while True:
-            dec = self.pre_left == 0
-            need = int((dec & (self.ctx % self.bs == 0)).sum())
+            need = int(self._decode_growth(np.flatnonzero(self.pre_left == 0)).sum())
             if need <= self.free_blocks or len(self.rid) <= 1:
                 return extra_s
             extra_s += self._preempt(int(np.argmax(self.order)))
+
+    def _decode_growth(self, dec_idx: np.ndarray) -> np.ndarray:
+        """New blocks each decoding slot needs for its next step's ``lookahead`` tokens."""
+        return np.maximum(self._blocks_for(self.ctx[dec_idx] + self.lookahead) - self.blocks[dec_idx], 0)
 
     def _preempt(self, i: int) -> float:
         """Evict slot ``i``: free its blocks and queue it first (recompute) or swap its KV out."""
@@ -408,14 +420,23 @@ class Replica:
         return (np.zeros(0, dtype=np.int64), chunks, 0.0) if chunks else None
 
     # ---- crediting a finished step ------------------------------------------------------------
+    def _emitted(self, n: int) -> np.ndarray:
+        """Tokens each of ``n`` decoding sequences emits this step: 1, plus its leading accepted
+        drafts when the step verifies drafted tokens."""
+        if self.lookahead == 1:
+            return np.ones(n, dtype=np.int64)
+        accepted = self._rng.random((n, self.lookahead - 1)) < self.mtp_acceptance
+        return 1 + np.cumprod(accepted, axis=1).sum(axis=1)
+
     def _apply(self, dec_idx: np.ndarray, chunks: list[tuple[int, int, int]], dt: float) -> None:
         now, req = self.env.now, self.req
-        emitted = []
         if len(dec_idx):
-            self.ctx[dec_idx] += 1
             rids = self.rid[dec_idx]
-            live = req.generated[rids] < req.output_len[rids]  # static padding rows emit nothing
-            req.generated[rids[live]] += 1
+            left = np.maximum(req.output_len[rids] - req.generated[rids], 0)  # static padding rows: 0
+            emitted = np.minimum(self._emitted(len(dec_idx)), left)
+            self.ctx[dec_idx] += np.maximum(emitted, 1)
+            req.generated[rids] += emitted
+        emitted = []
         for i, t, _ in chunks:
             self.ctx[i] += t
             self.pre_left[i] -= t

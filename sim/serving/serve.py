@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from hwmodels.calibration.params import framework_names, framework_terms
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
 from roofline.economics import Economics, usd_per_s
-from roofline.estimate import compute_device
+from roofline.estimate import compute_device, mtp_expected_tokens
 from sim.serving.engine_config import EngineConfig, KvCapacity, engine_for, kv_capacity
 from sim.serving.metrics import request_metrics, weighted_percentiles
 from sim.serving.replica import Replica
@@ -49,16 +49,26 @@ ROUTERS = ("least-outstanding", "round-robin")
 
 @dataclass(frozen=True)
 class Pool:
-    """Replicas of one shape: ``workers`` x (``tp * pp * ep``) devices."""
+    """Replicas of one shape: ``workers`` x (``tp * pp * ep``) devices. With ``attention_dp``
+    the ``ep`` devices of a replica are also attention data-parallel ranks, each with its own
+    sequences, KV cache and engine limits; they step together (the experts need every rank's
+    tokens), so a replica is one engine ``ep`` times as large, priced per device."""
 
     workers: int
     tp: int = 1
     pp: int = 1
     ep: int = 1
+    attention_dp: bool = False
+    expert_imbalance: float = 1.0
 
     @property
     def devices(self) -> int:
         return self.workers * self.tp * self.pp * self.ep
+
+    @property
+    def dp_ranks(self) -> int:
+        """Attention data-parallel ranks per replica."""
+        return self.ep if self.attention_dp else 1
 
 
 @dataclass
@@ -131,11 +141,15 @@ class Setup:
     quant: Quant
     dev: DeviceSpec
     engine: EngineConfig
+    """The engine's limits per data-parallel rank (``engines`` holds each pool's)."""
     pools: dict[str, Pool]
     kvs: dict[str, KvCapacity]
     engine_kv: dict[str, KvCapacity]
     pricers: dict[str, StepPricer]
     framework: str | None
+    engines: dict[str, EngineConfig]
+    """Each pool's engine: its replica's limits, ``dp_ranks`` times one rank's."""
+    mtp_acceptance: float = 0.0
 
     @property
     def n_devices(self) -> int:
@@ -164,12 +178,25 @@ def prepare(
     prefill_tp: int = 1,
     decode_workers: int = 1,
     decode_tp: int = 1,
+    prefill_ep: int = 1,
+    decode_ep: int = 1,
+    attention_dp: bool = False,
+    expert_imbalance: float = 1.0,
+    mtp_tokens: int = 0,
+    mtp_acceptance: float = 0.0,
 ) -> Setup:
     """Resolve a serving configuration (see ``serve`` for the arguments)."""
     spec = load_model(model)
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
     engine = engine_for(framework).with_limits(max_batch, max_batched_tokens, preemption, prefix_caching)
+    mtp_expected_tokens(mtp_tokens, mtp_acceptance)  # checks both
+    if mtp_tokens and not spec.n_mtp_layers:
+        raise ConfigError(f"mtp_tokens {mtp_tokens}: {spec.name} has no multi-token-prediction module")
+    if mtp_tokens and policy(engine.scheduler).static:
+        raise ConfigError(
+            f"mtp_tokens {mtp_tokens}: the {engine.name} engine serves static batches, without MTP"
+        )
     if mode == "agg":
         for label, v in (("tp", tp), ("pp", pp), ("ep", ep)):
             _positive_int(v, label)
@@ -185,43 +212,65 @@ def prepare(
                     f"dp {dp} x tp*pp*ep {per_replica} = {dp * per_replica} != n_devices {n_devices}"
                 )
         workers = dp or (n_devices // per_replica if n_devices else 1)
-        pools = {"agg": Pool(workers, tp, pp, ep)}
+        pools = {"agg": Pool(workers, tp, pp, ep, attention_dp, expert_imbalance)}
     elif mode == "disagg":
         pools = {
             "prefill": Pool(
-                _positive_int(prefill_workers, "prefill_workers"), _positive_int(prefill_tp, "prefill_tp")
+                _positive_int(prefill_workers, "prefill_workers"),
+                _positive_int(prefill_tp, "prefill_tp"),
+                ep=_positive_int(prefill_ep, "prefill_ep"),
+                attention_dp=attention_dp,
+                expert_imbalance=expert_imbalance,
             ),
             "decode": Pool(
-                _positive_int(decode_workers, "decode_workers"), _positive_int(decode_tp, "decode_tp")
+                _positive_int(decode_workers, "decode_workers"),
+                _positive_int(decode_tp, "decode_tp"),
+                ep=_positive_int(decode_ep, "decode_ep"),
+                attention_dp=attention_dp,
+                expert_imbalance=expert_imbalance,
             ),
         }
         need = sum(p.devices for p in pools.values())
         if n_devices is not None and need > _positive_int(n_devices, "n_devices"):
             raise ConfigError(
-                f"the disaggregated split needs {need} devices ({prefill_workers} x TP{prefill_tp} prefill + "
-                f"{decode_workers} x TP{decode_tp} decode); n_devices gives {n_devices}"
+                f"the disaggregated split needs {need} devices ({prefill_workers} x TP{prefill_tp} x EP{prefill_ep} "
+                f"prefill + {decode_workers} x TP{decode_tp} x EP{decode_ep} decode); n_devices gives {n_devices}"
             )
     else:
         raise ConfigError(f"mode is {mode!r}; expected 'agg' or 'disagg'")
     terms = framework_terms(framework) if framework in framework_names() else None
-    kvs, engine_kv, pricers = {}, {}, {}
+    kvs, engine_kv, pricers, engines = {}, {}, {}, {}
     for role, pool in pools.items():
         check_parallelism(spec, pool.tp, pool.pp, pool.ep)
-        kvs[role] = kv_capacity(spec, quant, dev, engine, pool.tp, pool.pp, pool.ep)
+        ranks = pool.dp_ranks
+        kvs[role] = _ranks_kv(kv_capacity(spec, quant, dev, engine, pool.tp, pool.pp, pool.ep), ranks)
         if max_kv_tokens is not None:
             kvs[role] = _capped(kvs[role], _positive_int(max_kv_tokens, "max_kv_tokens"))
         engine_kv[role] = _virtual_engine_kv(kvs[role], pool.pp)
+        engines[role] = replace(
+            engine,
+            max_num_seqs=engine.max_num_seqs * ranks,
+            max_num_batched_tokens=engine.max_num_batched_tokens * ranks,
+        )
         pricers[role] = StepPricer(
             spec,
             quant,
             dev,
-            Placement(tp=pool.tp, pp=pool.pp, ep=pool.ep, framework=framework),
-            max_tokens=min(engine.max_num_batched_tokens, engine.max_num_seqs * max_context),
-            max_seqs=engine.max_num_seqs,
+            Placement(
+                tp=pool.tp,
+                pp=pool.pp,
+                ep=pool.ep,
+                framework=framework,
+                attention_dp=pool.attention_dp,
+                expert_imbalance=pool.expert_imbalance,
+            ),
+            max_tokens=min(engines[role].max_num_batched_tokens, engines[role].max_num_seqs * max_context),
+            max_seqs=engines[role].max_num_seqs,
             max_context=max_context,
             host_step_s=terms.host_step_s if terms else None,
+            mtp_tokens=mtp_tokens,
         )
-    return Setup(spec, quant, dev, engine, pools, kvs, engine_kv, pricers, framework)
+    return Setup(spec, quant, dev, engine, pools, kvs, engine_kv, pricers, framework, engines, mtp_acceptance)
 
 
 def serve(
@@ -293,7 +342,7 @@ def serve(
                 env,
                 f"{role}{w}" + (f".v{v}" if pool.pp > 1 else ""),
                 pricers[role],
-                engine,
+                setup.engines[role],
                 per_engine,
                 req,
                 pol,
@@ -301,6 +350,7 @@ def serve(
                 role={"agg": "both"}.get(role, role),
                 swap_s_per_token=swap_s,
                 record=record,
+                mtp_acceptance=setup.mtp_acceptance,
             )
             for w in range(pool.workers)
             for v in range(pool.pp)
@@ -386,10 +436,16 @@ def serve(
     return ServeResult(metrics, req, all_replicas, kvs, config)
 
 
+def _ranks_kv(kv: KvCapacity, ranks: int) -> KvCapacity:
+    """The KV pool of ``ranks`` attention data-parallel devices, each holding its own sequences'
+    cache (one rank's pool otherwise); ``kv_bytes`` stays per device."""
+    if ranks == 1:
+        return kv
+    return replace(kv, blocks=kv.blocks * ranks, tokens=kv.tokens * ranks)
+
+
 def _capped(kv: KvCapacity, tokens: int) -> KvCapacity:
     """The pool limited to ``tokens`` (whole blocks; at least one)."""
-    from dataclasses import replace
-
     blocks = max(min(kv.blocks, tokens // kv.block_size), 1)
     return replace(
         kv, blocks=blocks, tokens=blocks * kv.block_size, kv_bytes=blocks * kv.block_size * kv.bytes_per_token
@@ -400,8 +456,6 @@ def _virtual_engine_kv(kv: KvCapacity, pp: int) -> KvCapacity:
     """Each of ``pp`` virtual engines gets an equal share of the replica's blocks."""
     if pp == 1:
         return kv
-    from dataclasses import replace
-
     blocks = kv.blocks // pp
     return replace(kv, blocks=blocks, tokens=blocks * kv.block_size, kv_bytes=kv.kv_bytes / pp)
 

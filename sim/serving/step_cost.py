@@ -132,6 +132,9 @@ class StepPricer:
     max_context : longest context a sequence reaches, tokens.
     host_step_s : host time of a step over n sequences that does not overlap the device
         (``FrameworkTerms.host_step_s``), or None for none.
+    mtp_tokens : tokens drafted per decoding sequence and step by the model's multi-token-
+        prediction module (one pass each); the step verifies ``1 + mtp_tokens`` tokens per
+        decoding sequence (0: plain decoding).
     """
 
     def __init__(
@@ -145,15 +148,17 @@ class StepPricer:
         max_seqs: int,
         max_context: int,
         host_step_s: Callable[[int], float] | None = None,
+        mtp_tokens: int = 0,
     ) -> None:
         self.host_step_s = host_step_s or (lambda _n: 0.0)
+        self.verify = 1 + int(mtp_tokens)
         model = registry.get(device.arch)
-        kw = dict(tp=placement.tp, pp=placement.pp, ep=placement.ep)
+        kw = placement.graph_kw
 
         def price(ops: OpTable) -> CostTable:
             return model.estimate(ops, device, placement)
 
-        m = count_grid(max(max_tokens, max_seqs))
+        m = count_grid(max(max_tokens, max_seqs * self.verify))
         pre = build_ops(spec, quant, phase="prefill", batch=1, tokens=m, context=0.0, **kw)
         one_dec = build_ops(spec, quant, phase="decode", batch=1, context=1.0, **kw)
         shared = set(pre.name) & set(one_dec.name)
@@ -165,14 +170,22 @@ class StepPricer:
 
         seqs = count_grid(max_seqs)
         ctx = context_grid(max_context)
-        dec = build_ops(spec, quant, phase="decode", batch=seqs[:, None], context=ctx[None, :], **kw)
+        dec = build_ops(
+            spec, quant, phase="decode", batch=seqs[:, None], tokens=self.verify, context=ctx[None, :], **kw
+        )
         dec_cost = price(dec)
-        dec_rows = np.array([n == "attention" or n not in shared for n in dec.name])
+        dec_rows = np.array([(n == "attention" or n not in shared) and n not in HEAD_OPS for n in dec.name])
         t, e = _time_energy(dec_cost, dec_rows, (len(seqs), len(ctx)))
+        if mtp_tokens:  # the drafting passes of the MTP module, one after another
+            module = spec.mtp_module()
+            draft = build_ops(module, quant, phase="decode", batch=seqs[:, None], context=ctx[None, :], **kw)
+            t_d, e_d = _time_energy(price(draft), np.ones(len(draft.name), bool), (len(seqs), len(ctx)))
+            t, e = t + mtp_tokens * t_d, e + mtp_tokens * e_d
         self._dec_t, self._dec_e = _Surface(seqs, ctx, t), _Surface(seqs, ctx, e)
-        head_rows = np.isin(dec.name, HEAD_OPS)
-        t, e = _time_energy(dec_cost, head_rows, (len(seqs), len(ctx)))
-        self._head_t, self._head_e = _Curve(seqs, t[:, 0]), _Curve(seqs, e[:, 0])
+        logits = build_ops(spec, quant, phase="decode", batch=seqs, context=1.0, **kw)
+        head_rows = np.isin(logits.name, HEAD_OPS)
+        t, e = _time_energy(price(logits), head_rows, (len(seqs),))
+        self._head_t, self._head_e = _Curve(seqs, t), _Curve(seqs, e)
         attn = dec.name == "attention"
         self.attention_launch_s = float(
             (
@@ -199,9 +212,9 @@ class StepPricer:
         n_logits: int,
     ) -> StepParts:
         """One step: ``n_decode`` decoding sequences with summed context ``decode_context``
-        (tokens), prefill ``chunks`` of (new tokens, cached tokens), ``n_logits`` sequences
-        emitting a token."""
-        m = n_decode + sum(c[0] for c in chunks)
+        (tokens), prefill ``chunks`` of (new tokens, cached tokens), ``n_logits`` positions
+        whose logits it computes (``verify`` per decoding sequence, one per finished prompt)."""
+        m = n_decode * self.verify + sum(c[0] for c in chunks)
         t = self._dense_t(m)
         e = self._dense_e(m)
         groups = len(chunks)

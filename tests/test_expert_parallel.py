@@ -1,0 +1,108 @@
+"""Expert parallelism with attention data parallel, expert load imbalance, and multi-token prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from roofline.estimate import estimate, memory_per_device, mtp_expected_tokens
+from workloads.errors import ConfigError
+from workloads.graph import build_ops, kv_cache_bytes, weight_bytes
+from workloads.model_spec import load_model
+from workloads.quant import Quant
+
+FP8 = Quant.from_name("fp8")
+
+
+def _row(ops, name: str, column: str) -> float:
+    return float(np.asarray(getattr(ops, column)).reshape(len(ops.name), -1)[list(ops.name).index(name), 0])
+
+
+def test_attention_dp_gives_each_device_its_share_of_the_sequences():
+    """DeepSeek-V3 decode, 64 sequences over EP 8 with attention DP: each device attends over 8
+    sequences exactly as a single device serving 8 would."""
+    spec = load_model("deepseek-v3")
+    group = build_ops(spec, FP8, phase="decode", batch=64, context=4096, ep=8, attention_dp=True)
+    alone = build_ops(spec, FP8, phase="decode", batch=8, context=4096)
+    for column in ("flops", "kv_read_bytes"):
+        assert _row(group, "attention", column) == pytest.approx(_row(alone, "attention", column))
+
+
+@pytest.mark.parametrize("imbalance", [1.0, 1.5])
+def test_experts_and_all_to_all_by_hand(imbalance):
+    """64 tokens (8 per device) pick 8 of 256 experts each: 64 x 8 / 8 = 64 routed rows on the mean
+    device, x imbalance on the busiest; its up projection does 2 x 64 x imbalance x 4096 x 7168
+    FLOPs a layer. Each device sends 8 tokens x 8 experts x 7168 x 1 byte, 7/8 of it off-device,
+    and takes as much back."""
+    spec = load_model("deepseek-v3")
+    ops = build_ops(
+        spec, FP8, phase="decode", batch=64, context=1, ep=8, attention_dp=True, expert_imbalance=imbalance
+    )
+    assert _row(ops, "experts_up", "flops") == pytest.approx(2 * 64 * imbalance * 4096 * 7168)
+    assert _row(ops, "all_to_all_moe", "link_bytes") == pytest.approx(2 * 8 * 8 * 7168 * 7 / 8 * imbalance)
+    # the shared expert and the router run on the device's own 8 tokens
+    assert _row(ops, "router", "flops") == pytest.approx(2 * 8 * 256 * 7168)
+
+
+def test_imbalance_below_one_is_refused():
+    with pytest.raises(ConfigError, match="expert_imbalance is 0.9; expected a number >= 1"):
+        build_ops(load_model("deepseek-v3"), FP8, phase="decode", batch=8, ep=8, expert_imbalance=0.9)
+
+
+def test_attention_dp_holds_each_devices_own_kv_cache():
+    """Each of the 8 devices holds a full copy of the non-expert weights, 1/8 of the experts, and
+    the KV cache and prefill workspace of its own 8 of the 64 sequences."""
+    from workloads.graph import activation_peak_bytes
+
+    spec = load_model("deepseek-v3")
+    dp = memory_per_device(spec, FP8, 64, 4096, 512, ep=8, attention_dp=True)
+    expected = (
+        weight_bytes(spec, FP8, ep=8)
+        + float(kv_cache_bytes(spec, FP8, 8, 4096 + 512))
+        + float(activation_peak_bytes(spec, FP8, 8 * 4096, 8))
+    )
+    assert float(dp) == pytest.approx(expected)
+
+
+def test_expected_tokens_of_multi_token_prediction():
+    """1 + a + a^2: with two drafts at 50% acceptance a step emits 1.75 tokens."""
+    assert mtp_expected_tokens(2, 0.5) == pytest.approx(1.75)
+    assert mtp_expected_tokens(0, 0.9) == 1.0
+    with pytest.raises(ConfigError, match="acceptance 1.2"):
+        mtp_expected_tokens(1, 1.2)
+
+
+def test_mtp_pays_only_when_drafts_are_accepted():
+    """A draft that is never accepted costs a verification and a drafting pass for nothing; at
+    full acceptance one draft doubles the tokens a step emits for less than twice its time."""
+    kw = dict(batch=64, input_len=2048, output_len=256, precision="fp8", ep=8, attention_dp=True)
+    plain = float(estimate("deepseek-v3", "h200", **kw).tpot_s)
+    none = float(estimate("deepseek-v3", "h200", mtp_tokens=1, mtp_acceptance=0.0, **kw).tpot_s)
+    full = float(estimate("deepseek-v3", "h200", mtp_tokens=1, mtp_acceptance=1.0, **kw).tpot_s)
+    assert none > plain
+    assert plain / 2 < full < plain
+    with pytest.raises(ConfigError, match="no multi-token-prediction module"):
+        estimate("llama-3.1-8b", "h200", batch=1, input_len=8, output_len=8, mtp_tokens=1, mtp_acceptance=0.5)
+
+
+def test_serving_with_attention_dp_and_mtp():
+    """An EP-8 replica with attention DP pools the eight devices' KV caches; with one draft at 85%
+    acceptance, decoding sequences emit about 1.85 tokens a step; no request is lost, and the run
+    is deterministic."""
+    from sim.serving.serve import serve
+    from workloads.traces import make_trace
+
+    trace = make_trace(n_requests=120, rate=50.0, input_len=512, output_len=400, seed=3)
+    kw = dict(precision="fp8", framework="sglang", ep=8, record=True)
+    one = serve("deepseek-v3", "h200", trace, **kw)
+    dp = serve("deepseek-v3", "h200", trace, attention_dp=True, **kw)
+    assert dp.metrics["kv_capacity_tokens"] == 8 * one.metrics["kv_capacity_tokens"]
+    mtp = serve("deepseek-v3", "h200", trace, attention_dp=True, mtp_tokens=1, mtp_acceptance=0.85, **kw)
+    again = serve("deepseek-v3", "h200", trace, attention_dp=True, mtp_tokens=1, mtp_acceptance=0.85, **kw)
+    for key in ("ttft_s_p50", "tpot_s_p50", "e2e_s_p99", "output_tokens_per_s"):
+        assert mtp.metrics[key] == again.metrics[key]
+    assert bool(mtp.requests.completed.all())
+    steps = sum(sum(r.steps.n_decode) for r in mtp.replicas)
+    decoded = int((trace.output_len - 1).sum())
+    assert decoded / steps == pytest.approx(1.85, rel=0.05)
+    assert mtp.metrics["tpot_s_p50"] < dp.metrics["tpot_s_p50"]
