@@ -106,3 +106,17 @@ def test_serving_with_attention_dp_and_mtp():
     decoded = int((trace.output_len - 1).sum())
     assert decoded / steps == pytest.approx(1.85, rel=0.05)
     assert mtp.metrics["tpot_s_p50"] < dp.metrics["tpot_s_p50"]
+
+
+def test_wide_ep_that_does_not_divide_the_experts_holds_redundant_slots():
+    """256 experts on 72 GPUs (an NVL72 rack): 4 expert slots per GPU (32 redundant copies), so a
+    GPU holds 4/256 of the routed expert weights; more GPUs than experts is refused."""
+    from workloads.graph import experts_per_device
+
+    spec = load_model("deepseek-r1")
+    assert experts_per_device(spec, 72) == 4
+    per_expert = spec.moe.n_moe_layers * spec.ffn_params_expert() * FP8.weight_bytes_per_param("experts")
+    dense = weight_bytes(spec, FP8) - 256 * per_expert
+    assert weight_bytes(spec, FP8, ep=72) == pytest.approx(dense + 4 * per_expert)
+    with pytest.raises(ConfigError, match="ep 512 exceeds deepseek-r1's 256 experts"):
+        build_ops(spec, FP8, phase="decode", batch=1, ep=512)

@@ -319,8 +319,18 @@ def check_parallelism(spec: ModelSpec, tp: int, pp: int, ep: int) -> None:
     if ep > 1:
         if not spec.moe:
             raise ConfigError(f"ep {ep} given, but {spec.name} has no experts; expected ep 1")
-        if spec.moe.n_routed_experts % ep:
-            raise ConfigError(f"ep {ep} does not divide {spec.name}'s {spec.moe.n_routed_experts} experts")
+        if ep > spec.moe.n_routed_experts:
+            raise ConfigError(
+                f"ep {ep} exceeds {spec.name}'s {spec.moe.n_routed_experts} experts; expected at most that"
+            )
+
+
+def experts_per_device(spec: ModelSpec, ep: int) -> int:
+    """Routed experts each expert-parallel device holds: ``E / ep``, rounded up when ``ep`` does
+    not divide ``E`` (the spare slots hold redundant copies of the busiest experts, as DeepSeek's
+    EPLB places them, e.g. 256 experts on 72 GPUs: 4 slots each, 32 redundant)."""
+    assert spec.moe is not None
+    return -(-spec.moe.n_routed_experts // ep)
 
 
 def expected_distinct_experts(n_experts: int, k_active: int, n_tokens: Any) -> np.ndarray:
@@ -612,7 +622,7 @@ def _moe_block(
     r.gemm("router", n, m, E, h, q, weight_op="router")
     r.rows[-1]["kind"] = "router"  # a GEMM, kept apart so reports can show routing cost
     touched = expected_distinct_experts(E, k, m_group)  # over all devices
-    touched_dev = touched / ep
+    touched_dev = touched / E * experts_per_device(spec, ep)  # its slots' share
     routed_rows = m_group * k / touched  # tokens per touched expert
     rows_dev = m_group * k / ep * imbalance  # routed token rows on the busiest device
     # FLOPs of all routed tokens on this device, weights of the distinct experts on it:
@@ -820,7 +830,7 @@ def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: in
     """
     total = spec.n_params() * quant.weight_bytes_per_param()
     if spec.moe and ep > 1:
-        expert = spec.moe.n_moe_layers * spec.moe.n_routed_experts * spec.ffn_params_expert()
-        expert_bytes = expert * quant.weight_bytes_per_param("experts")
-        return (total - expert_bytes) / (tp * pp) + expert_bytes / (tp * pp * ep)
+        per_expert = spec.moe.n_moe_layers * spec.ffn_params_expert() * quant.weight_bytes_per_param("experts")
+        expert_bytes = spec.moe.n_routed_experts * per_expert
+        return (total - expert_bytes) / (tp * pp) + experts_per_device(spec, ep) * per_expert / (tp * pp)
     return total / (tp * pp)

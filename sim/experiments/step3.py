@@ -25,6 +25,7 @@ import pandas as pd
 from hwmodels import registry
 from hwmodels.device_spec import load_device
 from hwmodels.split import StageDurations, action_counts, bottleneck, step_time_s
+from roofline.estimate import estimate
 from sim.experiments import comparison
 from sim.split_pipeline import play_split_step
 from workloads.graph import OpTable, build_ops
@@ -182,6 +183,10 @@ NIC_BYTES_PER_S = 400e9 / 8
 """One 400 Gb/s NIC per GPU (Sec. 5.4: 8 x 400 Gb/s per node)."""
 NETWORK_LATENCY_S = 10e-6
 """(est.) one RDMA transfer's fixed cost per layer and direction (StepMesh over RoCE; not stated)."""
+DSV3_GPUS, DSV3_BATCH_PER_GPU, DSV3_CONTEXT = 128, 128, 4096
+"""DeepSeek's decode profile: EP128, TP1, 4K prompts, 128 requests per GPU (deepseek-ai/profile-data README)."""
+PAPER_DSV3_TGS = 2324.0
+"""Tokens/s per GPU the Step-3 report takes from DeepSeek's profile data (Table 8)."""
 PAPER_TGS = 4039.0
 """Peak-minute tokens/s per GPU of Step-3 2A2F with FP8 attention (Table 8; 3,910 long-term average)."""
 
@@ -292,6 +297,26 @@ def run() -> pd.DataFrame:
             f"bound by pool {dep['bound_by']}",
             PAPER_TGS,
             dep["tokens_per_s_per_gpu"],
+        )
+    )
+    ds = estimate(
+        "deepseek-v3",
+        DEPLOY_DEVICE,
+        batch=DSV3_GPUS * DSV3_BATCH_PER_GPU,
+        input_len=DSV3_CONTEXT,
+        output_len=2,
+        ep=DSV3_GPUS,
+        attention_dp=True,
+        precision="fp8",
+        link="network",
+    )
+    rows.append(
+        (
+            "dsv3_ep128_tokens_per_s_per_gpu",
+            f"DeepSeek-V3 on {DSV3_GPUS} x {DEPLOY_DEVICE}, EP{DSV3_GPUS} attention DP, {DSV3_BATCH_PER_GPU} requests "
+            f"per GPU at 4K, FP8; hwsim TPOT {float(ds.tpot_s) * 1e3:.1f} ms",
+            PAPER_DSV3_TGS,
+            float(ds.decode_tokens_per_s) / DSV3_GPUS,
         )
     )
     return comparison("step3", rows, SOURCE)
