@@ -163,8 +163,10 @@ def grouped_bars(
     x: str = "device",
     hue: str = "model",
     order: Sequence[str] | None = None,
+    log: bool = True,
+    xlabel: str | None = None,
 ) -> list[Path]:
-    """Bars of ``metric`` per ``x``, one bar per ``hue`` (log scale)."""
+    """Bars of ``metric`` per ``x``, one bar per ``hue`` (log scale unless ``log`` is False)."""
     plt = _plt()
     xs = list(order) if order is not None else list(dict.fromkeys(frame[x]))
     hues = list(dict.fromkeys(frame[hue]))
@@ -174,8 +176,10 @@ def grouped_bars(
         sub = frame.loc[frame[hue] == h].set_index(x).reindex(xs)
         ax.bar(np.arange(len(xs)) + i * width - 0.4 + width / 2, sub[metric], width, label=str(h))
     ax.set_xticks(np.arange(len(xs)), xs, rotation=40, ha="right")
-    ax.set_yscale("log")
+    if log:
+        ax.set_yscale("log")
     ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel if xlabel is not None else x)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=3)
     return _save(fig, out)

@@ -70,6 +70,8 @@ SENSITIVITY_CHARTS = {
     "waferllm": "wafer-gemv-speedup.png",
     "instinfer": "instinfer-flash.png",
     "mllm-npu": "npu-prefill.png",
+    "step3": "step3-cost.png",
+    "lamina": "lamina-throughput.png",
 }
 """Each experiment's chart of how its headlines move with its assumptions (written by its section)."""
 
@@ -282,6 +284,68 @@ def npu_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
+def disaggregation_study(out: Path) -> tuple[list[str], list[Path]]:
+    """Step-3's decode cost by part and device, and Lamina against vLLM per trace."""
+    from sim.experiments import lamina, step3
+
+    cost = step3.cost_table()
+    at8k = cost[cost["context"] == 8192]
+    files = plots.grouped_bars(
+        at8k,
+        "attention_usd_per_m",
+        out / "step3-cost",
+        "USD per 1M tokens (the paper's $/h)",
+        "Step-3 cost model: attention at 8K context, full utilization",
+        x="model",
+        hue="device",
+        log=False,
+    )
+    sens = step3.sensitivity()
+    grid = lamina.grid()
+    long = grid.melt(
+        id_vars=["trace"],
+        value_vars=["lamina_tokens_per_s", "vllm_tokens_per_s"],
+        var_name="design",
+        value_name="tokens_per_s",
+    )
+    long["design"] = long["design"].map(
+        {"lamina_tokens_per_s": "Lamina 2xH100+4xH20", "vllm_tokens_per_s": "vLLM 4xH100"}
+    )
+    files += plots.grouped_bars(
+        long,
+        "tokens_per_s",
+        out / "lamina-throughput",
+        "decode tokens/s",
+        "LLaMA3-70B at equal cost (USD 40.64/h vs 44.24/h, the paper's prices)",
+        x="trace",
+        hue="design",
+        log=False,
+    )
+    files += write_csvs(
+        out,
+        {
+            "step3-cost.csv": cost,
+            "step3-best.csv": step3.best_deployments(),
+            "step3-sensitivity.csv": sens,
+            "lamina-grid.csv": grid,
+        },
+    )
+    dep = step3.deployment()
+    lines = [
+        "## Disaggregated decode: attention apart from the FFN (Step-3) and from the rest (Lamina)",
+        "",
+        "![Step-3 cost](step3-cost.png)",
+        "",
+        f"Step-3 2A2F on 32 H800: TPOT {dep['tpot_s'] * 1e3:.1f} ms, {dep['tokens_per_s_per_gpu']:,.0f} tokens/s "
+        f"per GPU, bound by pool {dep['bound_by']}; over the network's assumed range "
+        f"{sens['hwsim'].min():,.0f}-{sens['hwsim'].max():,.0f} (`step3-sensitivity.csv`).",
+        "",
+        "![Lamina](lamina-throughput.png)",
+        "",
+    ]
+    return lines, files
+
+
 SECTIONS = (
     tp_scaling,
     serving_section,
@@ -289,5 +353,6 @@ SECTIONS = (
     wafer_study,
     instinfer_study,
     npu_study,
+    disaggregation_study,
     paper_reproductions,
 )
