@@ -302,7 +302,7 @@ def disaggregation_study(out: Path) -> tuple[list[str], list[Path]]:
     )
     sens = step3.sensitivity()
     grid = lamina.grid()
-    long = grid.melt(
+    long = grid[grid["model"] == "llama-3.1-70b"].melt(
         id_vars=["trace"],
         value_vars=["lamina_tokens_per_s", "vllm_tokens_per_s"],
         var_name="design",

@@ -40,8 +40,8 @@ PAPER_SETUP = [
     ),
     (
         "Lamina",
-        "DOP (2, 4): 2 H100 model workers + 4 H20 attention workers, $40.64/h",
-        "2 x h100-sxm (TP 2) + 4 x h20 (heads split), two alternating batches",
+        "DOP (1, 2) for 33B ($20.32/h), (2, 4) for 65B and 70B ($40.64/h): H100 model workers, H20 attention workers",
+        "the same counts: h100-sxm (TP over the model workers) + h20 (heads split), two alternating batches",
         "Table 5; Sec. 4.2.2",
     ),
     (
@@ -78,20 +78,20 @@ PAPER_SETUP = [
 """The paper's setup beside hwsim's, with sources (docs/paper-setups.md)."""
 MISS_CAUSES = {
     "throughput_gain_vs_vllm_min": (
-        "Lamina's two H100s are compute-bound at its batch (Azure-Conv: 898 sequences, 1.08 ms a layer per "
-        "batch of 449 at the H100's fitted GEMM efficiency, 42% of peak) while vLLM's four run 256 sequences "
-        "in 35 ms steps; the H100 side would need 1.64x that speed for a 16% gain"
+        "LLaMA3-70B on Azure-Conv: Lamina's two H100s are compute-bound at its batch (898 sequences, 1.08 ms a "
+        "layer per batch of 449 at the H100's fitted GEMM efficiency, 42% of peak) while vLLM's four run 256 "
+        "sequences in 35 ms steps; the H100 side would need 1.64x that speed for a 16% gain"
     ),
     "throughput_gain_vs_vllm_max": (
-        "the same compute-bound H100 pair; the gain grows with context as the paper's does (1.11x on Kimi-Conv), "
-        "only LLaMA3-70B of the paper's three models is modelled"
+        "each of the two alternating batches reads all the weights on the H100s (LLaMA-33B: ~19 ms a batch on "
+        "one H100), so the model side bounds every step; the largest gain is LLaMA-33B's 1.25x on Azure-Code"
     ),
 }
 """One-line cause of each headline that misses its tolerance (``hwsim reproduce``)."""
 
-MODEL = "llama-3.1-70b"
+MODELS = {"llama-30b": (1, 2, 2), "llama-65b": (2, 4, 4), "llama-3.1-70b": (2, 4, 4)}
+"""Per model: H100 model workers, H20 attention workers, H100s of the vLLM baseline (Table 5)."""
 COMPUTE, MEMORY = "h100-sxm", "h20"
-N_COMPUTE, N_MEMORY, N_BASELINE = 2, 4, 4
 PRICE_PER_HOUR = {"h100-sxm": 11.06, "h20": 4.63}
 """The paper's Table 1 prices (its one basis for this comparison)."""
 TRACES = {
@@ -117,26 +117,27 @@ def _layer_time(device: str, ops, mask: np.ndarray, tp: int, n_layers: int) -> f
     return float(cost.time_s.reshape(len(ops.name), -1)[:, 0][mask].sum()) / n_layers
 
 
-def lamina_point(context: float) -> dict[str, float | str]:
+def lamina_point(model: str, context: float) -> dict[str, float | str]:
     """Lamina's decode throughput at one mean context: the largest two batches the H20 pool holds."""
-    spec, quant = load_model(MODEL), Quant.from_name("fp16")
+    spec, quant = load_model(model), Quant.from_name("fp16")
+    n_compute, n_memory, _ = MODELS[model]
     h20 = load_device(MEMORY)
-    kv_pool = N_MEMORY * ATTENTION_MEMORY_FRACTION * h20.memory.capacity_bytes
+    kv_pool = n_memory * ATTENTION_MEMORY_FRACTION * h20.memory.capacity_bytes
     per_seq = float(kv_cache_bytes(spec, quant, 1, context))
     batch = int(kv_pool // per_seq) // 2  # two alternating batches share the pool
-    att_ops = build_ops(spec, quant, phase="decode", batch=batch, context=context, tp=N_MEMORY)
+    att_ops = build_ops(spec, quant, phase="decode", batch=batch, context=context, tp=n_memory)
     a_s = _layer_time(MEMORY, att_ops, np.asarray(att_ops.name) == "attention", 1, spec.n_layers)
-    rest_ops = build_ops(spec, quant, phase="decode", batch=batch, context=context, tp=N_COMPUTE)
+    rest_ops = build_ops(spec, quant, phase="decode", batch=batch, context=context, tp=n_compute)
     rest = ~np.isin(np.asarray(rest_ops.name), ("attention", "embedding", "final_norm", "lm_head"))
-    b_s = _layer_time(COMPUTE, rest_ops, rest, N_COMPUTE, spec.n_layers)
-    head = _layer_time(COMPUTE, rest_ops, ~rest & (np.asarray(rest_ops.name) != "attention"), N_COMPUTE, 1)
+    b_s = _layer_time(COMPUTE, rest_ops, rest, n_compute, spec.n_layers)
+    head = _layer_time(COMPUTE, rest_ops, ~rest & (np.asarray(rest_ops.name) != "attention"), n_compute, 1)
     qkv = batch * (spec.n_heads + 2 * spec.n_kv_heads) * spec.head_dim * quant.act_bytes
     out = batch * spec.n_heads * spec.head_dim * quant.act_bytes
     d = StageDurations(
         a_s=np.asarray(a_s),
-        ab_s=np.asarray(out / (N_COMPUTE * NIC_BYTES_PER_S) + NETWORK_ONE_WAY_S),
+        ab_s=np.asarray(out / (n_compute * NIC_BYTES_PER_S) + NETWORK_ONE_WAY_S),
         b_s=np.asarray(b_s),
-        ba_s=np.asarray(qkv / (N_COMPUTE * NIC_BYTES_PER_S) + NETWORK_ONE_WAY_S),
+        ba_s=np.asarray(qkv / (n_compute * NIC_BYTES_PER_S) + NETWORK_ONE_WAY_S),
     )
     counts = action_counts(spec.n_layers, 2, out, qkv)
     step = float(step_time_s(counts, d)) + 2 * head
@@ -148,41 +149,42 @@ def lamina_point(context: float) -> dict[str, float | str]:
     }
 
 
-def vllm_point(context: float) -> dict[str, float]:
-    """vLLM on 4 H100 (TP 4): the batch its KV pool holds at the mean context, up to 256 sequences."""
-    spec, quant = load_model(MODEL), Quant.from_name("fp16")
+def vllm_point(model: str, context: float) -> dict[str, float]:
+    """vLLM on the baseline's H100s (TP): the batch its KV pool holds at the mean context, up to 256."""
+    spec, quant = load_model(model), Quant.from_name("fp16")
+    tp = MODELS[model][2]
     engine = engine_for("vllm")
-    cap = kv_capacity(spec, quant, load_device(COMPUTE), engine, tp=N_BASELINE)
+    cap = kv_capacity(spec, quant, load_device(COMPUTE), engine, tp=tp)
     batch = int(min(engine.max_num_seqs, cap.tokens // context))
-    e = estimate(
-        MODEL, COMPUTE, batch=batch, input_len=int(context), output_len=2, tp=N_BASELINE, framework="vllm"
-    )
+    e = estimate(model, COMPUTE, batch=batch, input_len=int(context), output_len=2, tp=tp, framework="vllm")
     return {"batch": batch, "tokens_per_s": float(e.decode_tokens_per_s), "tbt_s": float(e.tpot_s)}
 
 
 def grid() -> pd.DataFrame:
-    """Lamina against vLLM on each trace, with throughput per dollar at the paper's prices."""
-    lamina_usd = N_COMPUTE * PRICE_PER_HOUR[COMPUTE] + N_MEMORY * PRICE_PER_HOUR[MEMORY]
-    vllm_usd = N_BASELINE * PRICE_PER_HOUR[COMPUTE]
+    """Lamina against vLLM per model and trace, with throughput per dollar at the paper's prices."""
     rows = []
-    for trace, (prompt, output) in TRACES.items():
-        context = prompt + output / 2.0
-        lam, base = lamina_point(context), vllm_point(context)
-        rows.append(
-            {
-                "trace": trace,
-                "context": context,
-                "lamina_batch": lam["batch"],
-                "vllm_batch": base["batch"],
-                "lamina_tokens_per_s": lam["tokens_per_s"],
-                "vllm_tokens_per_s": base["tokens_per_s"],
-                "lamina_tbt_s": lam["tbt_s"],
-                "vllm_tbt_s": base["tbt_s"],
-                "lamina_bound_by": lam["bound_by"],
-                "gain": lam["tokens_per_s"] / base["tokens_per_s"],
-                "gain_per_usd": (lam["tokens_per_s"] / lamina_usd) / (base["tokens_per_s"] / vllm_usd),
-            }
-        )
+    for model, (n_compute, n_memory, n_baseline) in MODELS.items():
+        lamina_usd = n_compute * PRICE_PER_HOUR[COMPUTE] + n_memory * PRICE_PER_HOUR[MEMORY]
+        vllm_usd = n_baseline * PRICE_PER_HOUR[COMPUTE]
+        for trace, (prompt, output) in TRACES.items():
+            context = prompt + output / 2.0
+            lam, base = lamina_point(model, context), vllm_point(model, context)
+            rows.append(
+                {
+                    "model": model,
+                    "trace": trace,
+                    "context": context,
+                    "lamina_batch": lam["batch"],
+                    "vllm_batch": base["batch"],
+                    "lamina_tokens_per_s": lam["tokens_per_s"],
+                    "vllm_tokens_per_s": base["tokens_per_s"],
+                    "lamina_tbt_s": lam["tbt_s"],
+                    "vllm_tbt_s": base["tbt_s"],
+                    "lamina_bound_by": lam["bound_by"],
+                    "gain": lam["tokens_per_s"] / base["tokens_per_s"],
+                    "gain_per_usd": (lam["tokens_per_s"] / lamina_usd) / (base["tokens_per_s"] / vllm_usd),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -190,23 +192,23 @@ def run() -> pd.DataFrame:
     """The headlines beside the paper's: the lowest and highest throughput gain over vLLM, and the
     mean batch ratio."""
     g = grid()
-    traces = ", ".join(g["trace"])
+    traces = f"{len(MODELS)} models x {len(TRACES)} traces"
     rows = [
         (
             "throughput_gain_vs_vllm_min",
-            f"LLaMA3-70B, lowest over {traces}",
+            f"lowest over {traces}",
             PAPER_GAIN_RANGE[0],
             float(g["gain"].min()),
         ),
         (
             "throughput_gain_vs_vllm_max",
-            f"LLaMA3-70B, highest over {traces}",
+            f"highest over {traces}",
             PAPER_GAIN_RANGE[1],
             float(g["gain"].max()),
         ),
         (
             "batch_ratio_vs_vllm",
-            f"LLaMA3-70B, mean over {traces}",
+            f"mean over {traces}",
             PAPER_BATCH_RATIO,
             float((g["lamina_batch"] / g["vllm_batch"]).mean()),
         ),
