@@ -830,7 +830,9 @@ def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: in
     """
     total = spec.n_params() * quant.weight_bytes_per_param()
     if spec.moe and ep > 1:
-        per_expert = spec.moe.n_moe_layers * spec.ffn_params_expert() * quant.weight_bytes_per_param("experts")
+        per_expert = (
+            spec.moe.n_moe_layers * spec.ffn_params_expert() * quant.weight_bytes_per_param("experts")
+        )
         expert_bytes = spec.moe.n_routed_experts * per_expert
         return (total - expert_bytes) / (tp * pp) + experts_per_device(spec, ep) * per_expert / (tp * pp)
     return total / (tp * pp)

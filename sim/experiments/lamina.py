@@ -63,9 +63,9 @@ PAPER_SETUP = [
         "Table 4",
     ),
     (
-        "prices",
-        "H100 $11.06/h (Google Cloud), H20 $4.63/h (estimated from system cost)",
-        "the paper's",
+        "price basis",
+        "cloud $/h: H100 $11.06 (Google Cloud), H20 $4.63 (estimated from system cost)",
+        "the paper's, for every $ figure here",
         "Table 1",
     ),
     (
