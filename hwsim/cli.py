@@ -5,16 +5,19 @@ with status 2; no traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import numpy as np
 
-from hwsim import cli_serve, cli_sim
+from hwsim import cli_explore, cli_serve, cli_sim
 from hwsim.options import moe_options
 from hwsim.output import emit, fmt, pct, table
-from workloads.errors import HwsimError
+from workloads.errors import HwsimError, HwsimNote
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,6 +50,7 @@ def models(as_json: bool) -> None:
                 "kv_heads": s.n_kv_heads,
                 "attention": s.attention_kind,
                 "experts": s.moe.n_routed_experts if s.moe else 0,
+                "hf_ids": entry.get("hf_ids", []),
                 "source": entry["source"],
             }
         )
@@ -75,14 +79,19 @@ def models(as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("query", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def devices(as_json: bool) -> None:
-    """List the device catalog."""
+def devices(query: str | None, as_json: bool) -> None:
+    """List the device catalog, or the devices QUERY stands for: the one a name or alias
+    resolves to, the parts of a SoC (snapdragon-8-gen-3) or the variants of an ambiguous name
+    (a100), else every device whose name or description holds QUERY (nvidia, snapdragon)."""
+    from hwmodels.device_names import find_devices
     from hwmodels.device_spec import catalog
     from roofline.economics import bases_of
 
+    names = find_devices(query) if query else list(catalog())
     rows = []
-    for name, d in catalog().items():
+    for name, d in ((n, catalog()[n]) for n in names):
         peaks = {k: v / 1e12 for k, v in d.peak_flop_per_s.items()}
         basis = ", ".join(bases_of(d)) or None
         rows.append(
@@ -237,8 +246,21 @@ def estimate(
             "assume it did (add devices with --tp/--pp or lower --precision)",
             err=True,
         )
-    text = "\n".join(f"{k:>24}: {fmt(v)}" for k, v in d.items())
-    emit(as_json, d, text)
+    emit(as_json, d, _estimate_text(d))
+
+
+def _estimate_text(d: dict) -> str:
+    """One line per field; a field with a range shows it beside the value, ``[10th - 90th percentile]``."""
+    lines, ranged = [], False
+    for k, v in d.items():
+        if k.endswith(("_low", "_high")) and k.rsplit("_", 1)[0] in d:
+            continue
+        low, high = d.get(f"{k}_low"), d.get(f"{k}_high")
+        has_range = low is not None and high is not None
+        ranged |= has_range
+        lines.append(f"{k:>24}: {fmt(v)}" + (f"  [{fmt(low)} - {fmt(high)}]" if has_range else ""))
+    note = ["[10th - 90th percentile range, from the leave-one-source-out error of measured rows]"]
+    return "\n".join(lines + (note if ranged else []))
 
 
 @cli.command()
@@ -378,6 +400,14 @@ def calibrate(part, as_json):
             f"p90 {pct(e['in_sample']['p90_ape'])}; leave-one-source-out median APE "
             f"{pct(e['leave_one_source_out']['median_ape'])}, p90 {pct(e['leave_one_source_out']['p90_ape'])}"
         )
+        c = record["devices"]["intervals"]
+        lines.append(
+            f"10th-90th percentile ranges, each source held out: {pct(c['inside'])} of {c['with_range']} rows "
+            f"inside (target 80%), median width high/low {c['median_width']:.2f}x; "
+            + ", ".join(
+                f"{p} {pct(v['inside'])}" for p, v in c["by_phase"].items() if v["inside"] is not None
+            )
+        )
     if part in ("all", "serving"):
         from sim.serving.calibrate import calibrate_serving
 
@@ -428,14 +458,44 @@ def report(out, quick, as_json):
     )
 
 
-for _command in (cli_sim.systems, cli_sim.simulate, cli_sim.reproduce, cli_serve.serve):
+for _command in (
+    cli_sim.systems,
+    cli_sim.simulate,
+    cli_sim.reproduce,
+    cli_serve.serve,
+    cli_explore.sweep,
+    cli_explore.best,
+    cli_explore.compare,
+    cli_explore.pareto,
+):
     cli.add_command(_command)
+
+
+@contextlib.contextmanager
+def _notes_on_stderr() -> Iterator[None]:
+    """Show each ``HwsimNote`` (an assumption hwsim made about a name) once, as one
+    ``hwsim: note:`` line on stderr; other warnings as Python shows them."""
+    seen: set[str] = set()
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, HwsimNote):
+            default(message, category, filename, lineno, file, line)
+        elif str(message) not in seen:
+            seen.add(str(message))
+            click.echo(f"hwsim: note: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", HwsimNote)
+        warnings.showwarning = show
+        yield
 
 
 def main() -> None:
     """Entry point: run the CLI, turning user mistakes into one line on stderr."""
     try:
-        cli.main(standalone_mode=False)
+        with _notes_on_stderr():
+            cli.main(standalone_mode=False)
     except HwsimError as exc:
         click.echo(f"hwsim: error: {exc}", err=True)
         sys.exit(2)

@@ -131,12 +131,19 @@ def metric_vs_batch(
     group: str = "device",
     logy: bool = True,
 ) -> list[Path]:
-    """One line per ``group`` of ``metric`` against batch; points that do not fit are hollow."""
+    """One line per ``group`` of ``metric`` against batch; points that do not fit are hollow.
+    Where ``frame`` has ``<metric>_low`` and ``<metric>_high`` (an estimate's 10th-90th
+    percentile range), a shaded band shows the range."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4))
+    banded = {f"{metric}_low", f"{metric}_high"} <= set(frame.columns)
     for name, g in frame.groupby(group, sort=False):
         g = g.sort_values("batch")
         (line,) = ax.plot(g["batch"], g[metric], marker="o", ms=3, label=str(name))
+        if banded:
+            ax.fill_between(
+                g["batch"], g[f"{metric}_low"], g[f"{metric}_high"], color=line.get_color(), alpha=0.15, lw=0
+            )
         over = g.loc[~g["fits"].astype(bool)]
         if len(over):
             ax.scatter(
@@ -147,9 +154,10 @@ def metric_vs_batch(
         ax.set_yscale("log")
     ax.set_xlabel("batch (sequences)")
     ax.set_ylabel(ylabel)
-    ax.set_title(
-        title + ("\nhollow: does not fit in device memory" if (~frame["fits"].astype(bool)).any() else "")
-    )
+    notes = ["hollow: does not fit in device memory"] if (~frame["fits"].astype(bool)).any() else []
+    if banded and frame[f"{metric}_low"].notna().any():
+        notes.append("band: 10th-90th percentile range")
+    ax.set_title("\n".join([title, *notes]))
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, out)
 
@@ -249,6 +257,8 @@ CLASS_COLORS = {
 def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> list[Path]:
     """Covered rows of a validation: predicted against measured on log-log axes with y = x and
     the 10% and 25% bands (left), and the ratio predicted / measured per row (right), by class.
+    A vertical bar spans each prediction's 10th-90th percentile range where it has one
+    (``predicted_low``, ``predicted_high``).
 
     Each point is one measurement in its metric's own unit (tokens/s or s).
     """
@@ -265,6 +275,20 @@ def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> l
     rx.axhline(1.0, color="black", lw=1)
     for cls, group in cov.groupby("device_class"):
         color = CLASS_COLORS.get(cls, "black")
+        ranged = group.dropna(subset=["predicted_low", "predicted_high"])
+        for axis, scale in ((ax, 1.0), (rx, 1.0 / ranged["measured"])):
+            axis.errorbar(
+                ranged["measured"],
+                ranged["predicted"] * scale,
+                yerr=[
+                    (ranged["predicted"] - ranged["predicted_low"]) * scale,
+                    (ranged["predicted_high"] - ranged["predicted"]) * scale,
+                ],
+                fmt="none",
+                ecolor=color,
+                elinewidth=0.6,
+                alpha=0.5,
+            )
         ax.scatter(
             group["measured"],
             group["predicted"],
@@ -295,7 +319,10 @@ def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> l
     rx.set_ylabel("predicted / measured")
     rx.legend(fontsize=7, loc="upper left")
     med = cov["ape"].median()
-    fig.suptitle(title or f"predicted vs measured: {len(cov)} rows, median error {med:.1%}")
+    fig.suptitle(
+        title
+        or f"predicted vs measured: {len(cov)} rows, median error {med:.1%}; bars: 10th-90th percentile range"
+    )
     return _save(fig, out)
 
 
@@ -510,5 +537,84 @@ def curve_with_marks(
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="upper left")
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+"""A colour-blind-safe palette (Okabe and Ito, 2008)."""
+AXIS_LABELS = {
+    "ttft_s": "TTFT (s)",
+    "tpot_s": "TPOT (s per token)",
+    "e2e_s": "end-to-end latency (s)",
+    "tokens_per_usd": "tokens per USD",
+    "tokens_per_j": "tokens per joule",
+    "decode_tokens_per_s": "decode tokens/s",
+    "prefill_tokens_per_s": "prefill tokens/s",
+    "usd_per_million_tokens": "USD per 1M tokens",
+    "energy_j_per_token": "J per token",
+}
+
+
+def pareto_chart(
+    points: pd.DataFrame,
+    front: pd.DataFrame,
+    x: str,
+    y: str,
+    out: Path,
+    title: str = "",
+    hue: str = "arch",
+    note: str = "",
+) -> list[Path]:
+    """Every feasible design as a dot (coloured by ``hue``), the front as a line with its designs
+    named; log axes when a metric spans more than a decade."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8.0, 5.0))
+    groups = list(dict.fromkeys(points[hue])) if hue in points else ["designs"]
+    for i, g in enumerate(groups):
+        part = points[points[hue] == g] if hue in points else points
+        ax.scatter(part[x], part[y], s=9, alpha=0.35, color=OKABE_ITO[i % len(OKABE_ITO)], label=str(g))
+    ax.plot(front[x], front[y], "-o", color="black", ms=4, lw=1.2, label="Pareto front")
+    for r in front.head(12).itertuples():
+        ax.annotate(
+            str(r.design),
+            (getattr(r, x), getattr(r, y)),
+            fontsize=6,
+            xytext=(4, 2),
+            textcoords="offset points",
+        )
+    for values, setter in ((points[x], ax.set_xscale), (points[y], ax.set_yscale)):
+        positive = values[values > 0]
+        if len(positive) and positive.max() / positive.min() > 10:
+            setter("log")
+    ax.set_xlabel(AXIS_LABELS.get(x, x))
+    ax.set_ylabel(AXIS_LABELS.get(y, y))
+    ax.set_title(title)
+    if note:
+        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, va="bottom", ha="left", alpha=0.8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(fig, out)
+
+
+def compare_chart(frame: pd.DataFrame, metrics: Sequence[str], out: Path, title: str = "") -> list[Path]:
+    """One panel per metric, one bar per device, the value printed on each bar."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 3.4))
+    axes = np.atleast_1d(axes)
+    for ax, m in zip(axes, metrics, strict=True):
+        values = frame[m].to_numpy(float)
+        bars = ax.bar(frame["device"], np.nan_to_num(values), color=OKABE_ITO[: len(frame)])
+        for bar, v in zip(bars, values, strict=True):
+            ax.annotate(
+                "n/a" if not np.isfinite(v) else f"{v:.3g}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+        ax.set_title(AXIS_LABELS.get(m, m), fontsize=8)
+        ax.set_xlabel("device")
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, out)

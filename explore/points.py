@@ -1,0 +1,148 @@
+"""Chunks of sweep points and how each is priced.
+
+A chunk is one design group (model, device, precision, framework, parallelism, price basis)
+with aligned 1-D arrays of batch, prompt and output lengths: the analytic path prices the
+whole chunk in one vectorized ``roofline.estimate`` call; a serving chunk simulates each of
+its points on the event engine. A point that cannot be priced (a TP degree that does not
+divide the heads, a precision the device lacks) is still a row: its metrics are empty and
+``error`` says why, so a table always has the grid's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.device_spec import load_device
+from roofline.economics import Economics
+from roofline.estimate import estimate
+from workloads.errors import HwsimError
+
+METRICS = (
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "prefill_tokens_per_s",
+    "decode_tokens_per_s",
+    "energy_j_per_token",
+    "tokens_per_j",
+    "usd_per_million_tokens",
+    "tokens_per_usd",
+    "memory_bytes",
+)
+"""The metric columns of an analytic sweep row (besides ``fits``, ``shortfall_bytes``, ``bound``)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Points that share a design: ``design`` plus aligned per-point values (``axes``)."""
+
+    index: int
+    design: dict[str, Any]
+    axes: dict[str, np.ndarray]
+    serving: dict[str, Any] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.axes.values())))
+
+    @property
+    def name(self) -> str:
+        return f"part-{self.index:07d}"
+
+
+def _design_columns(chunk: Chunk) -> dict[str, Any]:
+    cols = {k: [v] * chunk.n for k, v in chunk.design.items()}
+    cols.update({k: np.asarray(v) for k, v in chunk.axes.items()})
+    return cols
+
+
+def price_analytic(chunk: Chunk) -> pd.DataFrame:
+    """Every point of an analytic chunk, in one vectorized estimate."""
+    d = chunk.design
+    cols = _design_columns(chunk)
+    try:
+        est = estimate(
+            d["model"],
+            d["device"],
+            batch=chunk.axes["batch"],
+            input_len=chunk.axes["input_len"],
+            output_len=chunk.axes["output_len"],
+            n_devices=d["n_devices"],
+            tp=d["tp"],
+            pp=d["pp"],
+            ep=d["ep"],
+            precision=d["precision"],
+            framework=d["framework"],
+            economics=Economics(basis=d["price_basis"]),
+        )
+    except HwsimError as exc:
+        frame = pd.DataFrame(cols)
+        for m in METRICS:
+            frame[m] = np.nan
+        frame["bound"] = ""
+        frame["fits"] = False
+        frame["shortfall_bytes"] = np.nan
+        frame["error"] = str(exc).splitlines()[0]
+        return frame
+    frame = pd.DataFrame(cols)
+    for m in METRICS:
+        frame[m] = np.asarray(getattr(est, m), dtype=float).reshape(-1)
+    frame["bound"] = np.asarray(est.bound).reshape(-1).astype(str)
+    capacity = load_device(d["device"]).memory.capacity_bytes
+    frame["fits"] = np.asarray(est.fits).reshape(-1).astype(bool)
+    frame["shortfall_bytes"] = np.maximum(frame["memory_bytes"] - capacity, 0.0)
+    frame["error"] = ""
+    return frame
+
+
+def price_serving(chunk: Chunk) -> pd.DataFrame:
+    """Each point of a serving chunk simulated on the event engine (its own seeded trace)."""
+    from sim.serving.serve import serve
+    from workloads.traces import make_trace
+
+    d, s = chunk.design, chunk.serving or {}
+    rows = []
+    for i in range(chunk.n):
+        row = {k: v[i] for k, v in chunk.axes.items()}
+        point = {**d, **row}
+        try:
+            trace = make_trace(
+                n_requests=int(point.get("num_requests", 200)),
+                seed=int(s.get("seed", 0)),
+                rate=point.get("rate"),
+                concurrency=point.get("concurrency"),
+                input_len=None if point.get("lengths") else int(point["input_len"]),
+                output_len=None if point.get("lengths") else int(point["output_len"]),
+                lengths=point.get("lengths"),
+            )
+            result = serve(
+                d["model"],
+                d["device"],
+                trace,
+                tp=d["tp"],
+                pp=d["pp"],
+                ep=d["ep"],
+                precision=d["precision"],
+                framework=d["framework"] or "vllm",
+                slo_ttft_s=point.get("slo_ttft"),
+                slo_tpot_s=point.get("slo_tpot"),
+                economics=Economics(basis=d["price_basis"]),
+                record=False,
+            )
+            metrics = {k: v for k, v in result.metrics.items() if np.isscalar(v)}
+            rows.append({**row, **metrics, "error": ""})
+        except HwsimError as exc:
+            rows.append({**row, "error": str(exc).splitlines()[0]})
+    frame = pd.DataFrame(rows)
+    for k, v in d.items():
+        frame.insert(0, k, [v] * len(frame))
+    return frame
+
+
+def price(chunk: Chunk) -> pd.DataFrame:
+    """A chunk's rows (analytic or event path)."""
+    return price_serving(chunk) if chunk.serving is not None else price_analytic(chunk)

@@ -1,0 +1,83 @@
+"""The design search behind ``hwsim best`` and ``hwsim pareto``: devices, device counts,
+tensor parallelism, precision and batch for one model and workload, priced analytically.
+
+Every design is estimated; the ones that fit in memory, meet the latency limits and have a
+price on the basis are kept, the others counted by reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from explore.chunks import chunks
+from explore.points import price
+from explore.spec import parse_spec
+
+DEFAULT_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+DEFAULT_TP = [1, 2, 4, 8]
+DEFAULT_PRECISIONS = ["fp16", "fp8", "int8", "int4"]
+DESIGN_LABEL = ("device", "n_devices", "precision", "batch")
+"""The columns that name a design in tables and on plots."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Every priced design, the ones kept, and why the others were dropped (row counts)."""
+
+    all: pd.DataFrame
+    kept: pd.DataFrame
+    dropped: dict[str, int]
+
+
+def search(
+    model: str,
+    devices: list[str] | None = None,
+    *,
+    tp: list[int] | None = None,
+    precisions: list[str] | None = None,
+    batches: list[int] | None = None,
+    input_len: int = 1024,
+    output_len: int = 128,
+    framework: str | None = None,
+    price_basis: str = "tco",
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
+    need_price: bool = False,
+) -> SearchResult:
+    """Price the design grid and keep the feasible designs (with a price on the basis when
+    ``need_price``: a $ objective never mixes in a design it cannot price)."""
+    spec = parse_spec(
+        {
+            "models": [model],
+            "devices": devices or ["all"],
+            "tp": tp or DEFAULT_TP,
+            "precision": precisions or DEFAULT_PRECISIONS,
+            "framework": [framework],
+            "batch": batches or DEFAULT_BATCHES,
+            "input_len": [input_len],
+            "output_len": [output_len],
+            "price_basis": [price_basis],
+        },
+        "design search",
+    )
+    frame = pd.concat([price(c) for c in chunks(spec)], ignore_index=True)
+    reasons = {
+        "cannot be priced (precision or parallelism the device or model does not take)": frame["error"] != "",
+        "does not fit in memory": (frame["error"] == "") & ~frame["fits"],
+    }
+    if need_price:
+        reasons[f"no price on the {price_basis} basis"] = frame["tokens_per_usd"].isna()
+    if slo_ttft_s is not None:
+        reasons[f"TTFT above {slo_ttft_s} s"] = frame["ttft_s"] > slo_ttft_s
+    if slo_tpot_s is not None:
+        reasons[f"TPOT above {slo_tpot_s} s"] = frame["tpot_s"] > slo_tpot_s
+    keep = np.ones(len(frame), dtype=bool)
+    dropped = {}
+    for reason, mask in reasons.items():
+        mask = mask.to_numpy() & keep
+        dropped[reason] = int(mask.sum())
+        keep &= ~mask
+    return SearchResult(frame, frame.loc[keep].reset_index(drop=True), dropped)

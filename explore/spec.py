@@ -1,0 +1,220 @@
+"""Sweep specs: a YAML file whose every key takes a list (numeric keys also a range).
+
+```yaml
+models: [llama-3.1-8b, llama-3.1-70b]
+devices: gpu                 # a name, a list, ``all``, or an arch / device class
+precision: [fp16, fp8]
+tp: [1, 2, 4, 8]
+batch: {start: 1, stop: 512, num: 128, log: true}
+input_len: {start: 128, stop: 8192, num: 64, log: true}
+output_len: [128, 1024]
+sampling: {method: grid}     # or {method: random | lhs, n: 10000, seed: 0}
+```
+
+Keys: ``models, devices, n_devices, tp, pp, ep, precision, framework, batch, input_len,
+output_len, price_basis``, and the serving keys ``rate, concurrency, slo_ttft, slo_tpot,
+lengths, num_requests`` (a spec with any of them runs each point on the event path).
+``n_devices`` defaults to ``tp x pp x ep``. Every problem is a one-line ``ConfigError``
+naming the key.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from hwmodels import registry
+from hwmodels.device_spec import catalog
+from workloads.errors import ConfigError, unknown_name
+from workloads.model_spec import load_model
+
+ANALYTIC_KEYS = (
+    "models",
+    "devices",
+    "n_devices",
+    "tp",
+    "pp",
+    "ep",
+    "precision",
+    "framework",
+    "batch",
+    "input_len",
+    "output_len",
+    "price_basis",
+)
+SERVING_KEYS = ("rate", "concurrency", "slo_ttft", "slo_tpot", "lengths", "num_requests")
+NUMERIC_KEYS = {
+    "n_devices": int,
+    "tp": int,
+    "pp": int,
+    "ep": int,
+    "batch": int,
+    "input_len": int,
+    "output_len": int,
+    "rate": float,
+    "concurrency": int,
+    "slo_ttft": float,
+    "slo_tpot": float,
+    "num_requests": int,
+}
+DEFAULTS = {
+    "tp": [1],
+    "pp": [1],
+    "ep": [1],
+    "precision": ["fp16"],
+    "framework": [None],
+    "batch": [1],
+    "input_len": [1024],
+    "output_len": [128],
+    "price_basis": ["tco"],
+}
+"""What a key takes when the spec does not give it (the CLI's defaults)."""
+DESIGN_KEYS = ("model", "device", "precision", "framework", "tp", "pp", "ep", "n_devices", "price_basis")
+"""The keys of a design group: every point of a group is priced in one vectorized call."""
+SWEEP_AXES = ("batch", "input_len", "output_len")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep: the values of each key, and how to sample the grid they span."""
+
+    values: dict[str, list[Any]]
+    sampling: str = "grid"
+    n_samples: int = 0
+    seed: int = 0
+    where: str = "sweep spec"
+    serving: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "serving", any(k in self.values for k in SERVING_KEYS))
+
+    @property
+    def size(self) -> int:
+        """Points the sweep writes (the full grid's size, or the number of samples)."""
+        if self.sampling != "grid":
+            return self.n_samples
+        return int(np.prod([len(v) for v in self.values.values()], dtype=object))
+
+
+def _range(raw: dict, key: str, kind: type, where: str) -> list[Any]:
+    unknown = set(raw) - {"start", "stop", "num", "log"}
+    if unknown or not {"start", "stop"} <= set(raw):
+        raise ConfigError(
+            f"{where}: {key} range {raw!r}; expected {{start, stop, num, log}} (num and log optional)"
+        )
+    start, stop = raw["start"], raw["stop"]
+    num = raw.get("num", 10)
+    for label, v in (("start", start), ("stop", stop)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            raise ConfigError(f"{where}: {key}.{label} is {v!r}; expected a positive number")
+    if stop < start:
+        raise ConfigError(f"{where}: {key} range is reversed (start {start} > stop {stop})")
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1 or num > 10**6:
+        raise ConfigError(f"{where}: {key}.num is {num!r}; expected an integer from 1 to 1,000,000")
+    values = np.geomspace(start, stop, num) if raw.get("log") else np.linspace(start, stop, num)
+    if kind is int:
+        values = np.unique(np.round(values).astype(np.int64))
+    return [kind(v) for v in values]
+
+
+def _values(raw: Any, key: str, where: str) -> list[Any]:
+    kind = NUMERIC_KEYS.get(key)
+    if isinstance(raw, dict):
+        if kind is None:
+            raise ConfigError(f"{where}: {key} takes a list, not a range")
+        return _range(raw, key, kind, where)
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise ConfigError(f"{where}: {key} is an empty list; expected at least one value")
+    if kind is None:
+        return values
+    out = []
+    for v in values:
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and np.isfinite(v) and v > 0
+        if not ok or (kind is int and v != int(v)):
+            raise ConfigError(f"{where}: {key} value {v!r}; expected a positive {kind.__name__}")
+        out.append(kind(v))
+    return out
+
+
+def expand_devices(names: list[Any], where: str = "sweep spec") -> list[str]:
+    """Catalog names from names, ``all``, an arch (``gpu``, ``cpu``, ``npu``...) or a device class."""
+    devices = {n: d for n, d in catalog().items() if d.arch in registry.names()}
+    devices = {n: d for n, d in devices.items() if not getattr(registry.get(d.arch), "standalone", None)}
+    arches = {d.arch for d in devices.values()}
+    classes = {d.device_class for d in devices.values()}
+    out: list[str] = []
+    for name in names:
+        key = str(name).strip().lower()
+        if key == "all":
+            out += sorted(devices)
+        elif key in arches:
+            out += sorted(n for n, d in devices.items() if d.arch == key)
+        elif key in classes:
+            out += sorted(n for n, d in devices.items() if d.device_class == key)
+        elif key in devices:
+            out.append(key)
+        else:
+            known = {*devices, *arches, *classes, "all"}
+            raise unknown_name(f"device or device class in {where}", str(name), known, "hwsim devices")
+    return list(dict.fromkeys(out))
+
+
+def parse_spec(raw: Any, where: str = "sweep spec") -> SweepSpec:
+    """Validate a spec mapping; expand ranges, device classes and defaults."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to lists, got {type(raw).__name__}")
+    raw = dict(raw)
+    sampling = raw.pop("sampling", None) or {"method": "grid"}
+    known = set(ANALYTIC_KEYS) | set(SERVING_KEYS)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise unknown_name(f"sweep key in {where}", unknown[0], known)
+    for required in ("models", "devices"):
+        if required not in raw:
+            raise ConfigError(f"{where}: {required!r} is missing; expected a list")
+    values = {key: _values(raw[key], key, where) for key in raw}
+    values["models"] = [load_model(str(m)).name for m in values["models"]]
+    values["devices"] = expand_devices(values["devices"], where)
+    if "price_basis" in values and set(values["price_basis"]) - {"tco", "cloud"}:
+        raise ConfigError(f"{where}: price_basis {values['price_basis']!r}; expected tco or cloud")
+    for key, default in DEFAULTS.items():
+        values.setdefault(key, default)
+    if not isinstance(sampling, dict) or sampling.get("method", "grid") not in ("grid", "random", "lhs"):
+        raise ConfigError(
+            f"{where}: sampling {sampling!r}; expected {{method: grid | random | lhs, n, seed}}"
+        )
+    method = sampling.get("method", "grid")
+    n = sampling.get("n", 0)
+    if method != "grid" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"{where}: sampling.n is {n!r}; expected a positive integer for {method} sampling")
+    order = [k for k in (*ANALYTIC_KEYS, *SERVING_KEYS) if k in values]
+    return SweepSpec({k: values[k] for k in order}, method, int(n), int(sampling.get("seed", 0)), where)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """A spec from a YAML file (one-line errors for a missing file or bad YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep spec {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_spec(raw, str(path))
+
+
+def design_groups(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The grid's design groups (every combination of the non-sweep keys), in a fixed order."""
+    keys = [k for k in spec.values if k not in SWEEP_AXES and k not in SERVING_KEYS]
+    groups = []
+    for combo in itertools.product(*(spec.values[k] for k in keys)):
+        d = dict(zip(keys, combo, strict=True))
+        d["model"], d["device"] = d.pop("models"), d.pop("devices")
+        groups.append(d)
+    return groups
