@@ -29,8 +29,8 @@ import numpy as np
 import yaml
 
 from hwmodels import registry
-from hwmodels.device_spec import catalog
-from workloads.errors import ConfigError, unknown_name
+from hwmodels.device_spec import catalog, load_device
+from workloads.errors import ConfigError, HwsimError, unknown_name
 from workloads.model_spec import load_model
 
 ANALYTIC_KEYS = (
@@ -160,8 +160,13 @@ def expand_devices(names: list[Any], where: str = "sweep spec") -> list[str]:
         elif key in devices:
             out.append(key)
         else:
-            known = {*devices, *arches, *classes, "all"}
-            raise unknown_name(f"device or device class in {where}", str(name), known, "hwsim devices")
+            try:  # a name users type: an alias of a catalog entry (hwmodels/catalog/aliases.yaml)
+                out.append(load_device(str(name)).name)
+            except HwsimError:
+                known = {*devices, *arches, *classes, "all"}
+                raise unknown_name(
+                    f"device or device class in {where}", str(name), known, "hwsim devices"
+                ) from None
     return list(dict.fromkeys(out))
 
 

@@ -7,6 +7,8 @@ Each YAML file is parsed and validated once: exact key sets, positive numbers, a
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -17,10 +19,11 @@ from typing import Any
 
 import yaml
 
-from workloads.errors import ConfigError, unknown_name
+from workloads.errors import ConfigError, HwsimNote, unknown_name
+from workloads.files import read_yaml_mapping
 
 SCHEMA_VERSION = 1
-ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer", "csd", "npu")
+ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer", "csd", "npu", "hardwired")
 """Arches whose catalog entries carry compute peaks (more arrive with their issues). ``fpga``
 entries may carry them too; their DSP count and design clock live in the ``fpga`` block."""
 
@@ -33,19 +36,36 @@ FPGA_FIELDS = frozenset(
         "ddr_GB",
         "ddr_bw_GBps",
         "int8_ops_per_dsp_cycle",
+        "mpe_dsp_fraction",
+        "mpe_macs_per_cycle",
+        "hbm_efficiency",
+        "op_sync_cycles",
+        "sfu_elements_per_cycle",
+        "nm_group",
+        "nm_index_bits",
+        "nm_descriptor_bits",
+        "nm_density",
+        "dsp_mac_energy_pJ",
+        "sram_energy_pJ_per_byte",
+        "board_power_W",
     }
 )
 """What an ``fpga`` block may hold, each a {value, source} pair, each optional and positive: the
 device's DSP slices, the clock the design runs at, LUTs (thousands), on-chip block RAM plus
 UltraRAM (MB), the card's DDR beside its HBM (GB and GB/s), and INT8 ops one DSP slice does per
-cycle (a multiply-add counts 2). An FPGA cost model reads them by name from ``extra["fpga"]``."""
+cycle (a multiply-add counts 2). The rest describe a mapped design (``hwmodels/fpga.py``): the
+share of DSPs in its matrix engine (or its INT8 multiply-adds per cycle outright), the share of
+HBM bandwidth a stream reaches, cycles lost at each op boundary, the special-function unit's
+elements per cycle, the N:M weight format (group M, index bits per kept weight, descriptor bits
+per M x M block, mean kept share N/M), energies per INT8 multiply-add and per on-chip byte, and
+the board's measured power. An FPGA cost model reads them by name from ``extra["fpga"]``."""
 
 PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "fp32": ("fp32",),
         "tf32": ("tf32", "fp32"),
-        "fp16": ("fp16", "bf16"),
-        "bf16": ("bf16", "fp16"),
+        "fp16": ("fp16", "bf16", "fp32"),
+        "bf16": ("bf16", "fp16", "fp32"),
         "fp8": ("fp8", "fp16", "bf16", "fp32"),
         "int8": ("int8", "fp8", "fp16", "fp32"),
         "int16": ("int16", "fp16", "bf16", "fp32"),
@@ -79,6 +99,9 @@ class LinkSpec:
     latency_s: float | None
     energy_j_per_byte: float | None
     source: str
+    domain_gpus: int | None = None
+    """GPUs this link joins all to all (an NVLink domain: 8 on an HGX board, 72 in an NVL72
+    rack, 2 over a bridge); beyond it collectives cross the scale-out network. None: not stated."""
 
 
 @dataclass(frozen=True)
@@ -164,9 +187,15 @@ def _check_keys(
 
 
 def _positive(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ConfigError(f"{where} is {value!r}; expected a positive number")
     return float(value)
+
+
+def _as_mapping(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} is {raw!r}; expected a mapping")
+    return raw
 
 
 def _source(raw: Mapping[str, Any], where: str) -> str:
@@ -192,11 +221,11 @@ def memory_energy_j_per_byte() -> Mapping[str, tuple[float, str]]:
 
 def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
     """A memory block; capacity as ``capacity_GB`` (1e9 bytes) or ``capacity_GiB`` (2**30 bytes:
-    HBM and GDDR parts marketed as "80 GB" hold 80 GiB, hardware.md conventions)."""
-    unit_key = "capacity_GiB" if "capacity_GiB" in raw else "capacity_GB"
+    HBM and GDDR parts marketed as "80 GB" hold 80 GiB, docs/hardware-sources.md conventions)."""
+    unit_key = "capacity_GiB" if "capacity_GiB" in _as_mapping(raw, where) else "capacity_GB"
     _check_keys(raw, where, {"type", unit_key, "bw_GBps", "source"})
     energies = memory_energy_j_per_byte()
-    if raw["type"] not in energies:
+    if not isinstance(raw["type"], str) or raw["type"] not in energies:
         raise unknown_name("memory type", str(raw["type"]), energies)
     scale = 2.0**30 if unit_key == "capacity_GiB" else 1e9
     return MemoryLevel(
@@ -210,15 +239,19 @@ def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
 
 
 def _link(name: str, raw: Mapping[str, Any], where: str) -> LinkSpec:
-    _check_keys(raw, where, {"bw_GBps", "source"}, {"gen", "latency_us", "energy_pJ_per_byte"})
+    _check_keys(raw, where, {"bw_GBps", "source"}, {"gen", "latency_us", "energy_pJ_per_byte", "domain_gpus"})
     lat = raw.get("latency_us")
     energy = raw.get("energy_pJ_per_byte")
+    domain = raw.get("domain_gpus")
+    if domain is not None and (isinstance(domain, bool) or not isinstance(domain, int) or domain < 1):
+        raise ConfigError(f"{where}.domain_gpus is {domain!r}; expected a positive integer")
     return LinkSpec(
         name,
         _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9,
         None if lat is None else _positive(lat, f"{where}.latency_us") * 1e-6,
         None if energy is None else _positive(energy, f"{where}.energy_pJ_per_byte") * 1e-12,
         _source(raw, where),
+        domain,
     )
 
 
@@ -255,6 +288,8 @@ class CpuMicroarch:
 def _cpu_block(raw: Mapping[str, Any], where: str) -> CpuMicroarch:
     _check_keys(raw, where, {"cores", "freq_GHz", "simd_bits", "simd_units", "int8_dot", "caches", "source"})
     caches = []
+    if not isinstance(raw["caches"], list):
+        raise ConfigError(f"{where}.caches is {raw['caches']!r}; expected a list of cache levels")
     for i, c in enumerate(raw["caches"]):
         w = f"{where}.caches[{i}]"
         _check_keys(c, w, {"name", "size_KB", "per_core", "bw_bytes_per_cycle"}, {"source"})
@@ -284,10 +319,13 @@ def _param_block(raw: Mapping[str, Any], where: str) -> Mapping[str, float]:
     """An arch's own parameters (``sail``, ``wafer``): every entry a {value, source} pair; the
     cost model reads them by name."""
     out = {}
-    for name, entry in raw.items():
+    for name, entry in _as_mapping(raw, where).items():
         if not isinstance(entry, Mapping) or "value" not in entry or not entry.get("source"):
             raise ConfigError(f"{where}.{name}: expected {{value, source}}")
-        out[name] = float(entry["value"])
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}.{name}.value is {value!r}; expected a finite number")
+        out[name] = float(value)
     return MappingProxyType(out)
 
 
@@ -336,6 +374,7 @@ _TOP_OPTIONAL = {
     "npu",
     "gpu",
     "fpga",
+    "hardwired",
 }
 
 
@@ -344,6 +383,12 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
     _check_keys(raw, where, _TOP_REQUIRED, _TOP_OPTIONAL)
     if raw["schema_version"] != SCHEMA_VERSION:
         raise ConfigError(f"{where}: schema_version {raw['schema_version']!r}; expected {SCHEMA_VERSION}")
+    for key in ("name", "display_name", "arch", "device_class"):
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise ConfigError(f"{where}: {key} is {raw[key]!r}; expected a non-empty string")
+    year = raw.get("year")
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
+        raise ConfigError(f"{where}: year is {year!r}; expected an integer")
     arch = raw["arch"]
     peaks: dict[str, float] = {}
     compute_source = ""
@@ -354,7 +399,9 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
     sparse: dict[str, float] = {}
     if "compute" in raw:
         _check_keys(raw["compute"], f"{where}: compute", {"peak_TFLOPs", "source"}, {"peak_TFLOPs_sparse"})
-        for fmt, tflops in raw["compute"]["peak_TFLOPs"].items():
+        for fmt, tflops in _as_mapping(
+            raw["compute"]["peak_TFLOPs"], f"{where}: compute.peak_TFLOPs"
+        ).items():
             peaks[fmt] = _positive(tflops, f"{where}: compute.peak_TFLOPs.{fmt}") * 1e12
         sparse = _sparse_peaks(raw["compute"].get("peak_TFLOPs_sparse"), peaks, where)
         compute_source = _source(raw["compute"], f"{where}: compute")
@@ -363,7 +410,10 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         if "memory" in raw
         else None
     )
-    links = {n: _link(n, v, f"{where}: links.{n}") for n, v in (raw.get("links") or {}).items()}
+    links = {
+        n: _link(n, v, f"{where}: links.{n}")
+        for n, v in _as_mapping(raw.get("links") or {}, f"{where}: links").items()
+    }
     extra: dict[str, Any] = {}
     if "link" in raw:
         links["self"] = _link("self", raw["link"], f"{where}: link")
@@ -374,6 +424,14 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
             extra[block] = _param_block(raw[block], f"{where}: {block}")
     if "gpu" in raw:
         _check_keys(raw["gpu"], f"{where}: gpu", {"sm_count", "issue_lanes_per_sm", "boost_clock_GHz"})
+    if "hardwired" in raw:  # numbers, plus the preset name of the model wired into the chip
+        wired = dict(raw["hardwired"])
+        model = wired.pop("model", None)
+        name = model.get("value") if isinstance(model, Mapping) and model.get("source") else None
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: hardwired.model: expected {{value: <model preset name>, source}}")
+        extra["hardwired"] = _param_block(wired, f"{where}: hardwired")
+        extra["hardwired_model"] = name
     if "fpga" in raw:
         _check_keys(raw["fpga"], f"{where}: fpga", set(), FPGA_FIELDS)
         extra["fpga"] = _param_block(raw["fpga"], f"{where}: fpga")
@@ -436,10 +494,10 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
 @lru_cache(maxsize=1)
 def catalog() -> Mapping[str, DeviceSpec]:
     """Every shipped device, by name. Files are listed explicitly: every ``*.yaml`` except
-    ``memory_types.yaml`` is one device whose ``name`` must equal its file stem."""
+    ``memory_types.yaml`` and ``aliases.yaml`` is one device whose ``name`` must equal its file stem."""
     out: dict[str, DeviceSpec] = {}
     for path in sorted(files("hwmodels.catalog").iterdir(), key=lambda p: p.name):
-        if not path.name.endswith(".yaml") or path.name == "memory_types.yaml":
+        if not path.name.endswith(".yaml") or path.name in ("memory_types.yaml", "aliases.yaml"):
             continue
         where = f"hwmodels/catalog/{path.name}"
         raw = yaml.safe_load(path.read_text())
@@ -458,15 +516,27 @@ def device_names(arch: str | None = None) -> list[str]:
 
 
 def load_device(name_or_path: str | Path | DeviceSpec) -> DeviceSpec:
-    """A device by catalog name (case-insensitive) or from a YAML file path."""
+    """A device by catalog name, by a name of the alias table (``hwmodels/device_names.py``:
+    case, spaces, punctuation and vendor words ignored), or from a YAML file path.
+
+    A name with several variants resolves to the one the table assumes and says so with a
+    ``HwsimNote`` warning; a name hwsim will not resolve (a phone SoC) raises
+    ``AmbiguousNameError`` listing its parts.
+    """
+    from hwmodels.device_names import resolve_device_name  # it reads the catalog built here
+
     if isinstance(name_or_path, DeviceSpec):
         return name_or_path
     key = str(name_or_path).strip().lower()
     if key in catalog():
         return catalog()[key]
+    found = resolve_device_name(str(name_or_path))
+    if found is not None:
+        name, note = found
+        if note:
+            warnings.warn(note, HwsimNote, stacklevel=2)
+        return catalog()[name]
     path = Path(str(name_or_path))
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise ConfigError(f"device file {str(path)!r} does not exist")
-        return parse_device(yaml.safe_load(path.read_text()), str(path))
+        return parse_device(read_yaml_mapping(path, "device file"), str(path))
     raise unknown_name("device", str(name_or_path), catalog(), "hwsim devices")

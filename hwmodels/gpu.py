@@ -10,14 +10,29 @@ llama.cpp's MMQ) is also held to ``issue_bound_gemm_macs_per_lane_cycle`` multip
 issued instruction lane and clock (an NVIDIA SM issues 4 warps x 32 lanes per cycle, an AMD
 CU 64 lanes) on devices whose catalog entry gives SM (CU) count, issue lanes and boost clock
 (``gpu`` block).
+
+On the architectures with measured kernels (``hwmodels/calibration/curves.py``), GEMMs take
+their format's fitted curve (``e_max * m / (m + m_half)`` of peak, their own weight-streaming
+efficiency and fixed latency) and prefill attention its own (``e_max * keys / (keys +
+keys_half)``) instead of the class's single ``compute_efficiency``; an all-reduce over NVLink
+takes the fitted bandwidth fraction and latencies instead of NCCL's nominal model. Elsewhere
+an FP8 or FP4 GEMM runs at most the measured speed-up of its format over BF16 (``format_speedup``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from hwmodels.calibration.curves import (
+    architecture,
+    attention_curve,
+    fitted_curves,
+    format_speedup,
+    gemm_curve,
+    link_curve,
+)
 from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
@@ -44,11 +59,93 @@ def issue_bound_gemm_s(ops: OpTable, rate_macs_per_s: float, gemv_max_rows: floa
     return np.where(hit, ops.flops / 2.0 / rate_macs_per_s, 0.0)
 
 
+GEMM_KINDS = ("gemm", "router")
+
+
+_LAST: list[tuple[Any, ...]] = [()]
+"""The last (ops, device, curve state, terms): one estimate asks for its terms three times."""
+
+
+def _curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, np.ndarray] | None:
+    """Per-op curve values (shape (n_ops, *sweep)) where a fitted curve prices the op:
+    ``hit`` (bool), ``efficiency``, ``stream`` (GEMM weight-streaming efficiency, NaN elsewhere)
+    and ``latency_s``; None when no op of ``ops`` has a curve on ``device``."""
+    state = (id(fitted_curves()), architecture(device.name))
+    last = _LAST[0]
+    if last and last[0] is ops and last[1] == device.name and last[2] == state:
+        return last[3]
+    terms = _new_curve_terms(ops, device)
+    _LAST[0] = (ops, device.name, state, terms)
+    return terms
+
+
+def _new_curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, np.ndarray] | None:
+    nd = ops.flops.ndim
+    kind = ops.kind.reshape((-1,) + (1,) * (nd - 1))
+    fmt = ops.fmt.reshape(kind.shape)
+    shape = np.broadcast_shapes(ops.flops.shape, ops.m.shape, ops.keys.shape)
+    out = {
+        "hit": np.zeros(shape, dtype=bool),
+        "efficiency": np.ones(shape),
+        "stream": np.full(shape, np.nan),
+        "latency_s": np.zeros(shape),
+    }
+    prefill = ops.phase != "decode"
+    for f in np.unique(ops.fmt):
+        g, a = gemm_curve(device.name, f), attention_curve(device.name, f)
+        if g is not None:
+            hit = np.isin(kind, GEMM_KINDS) & (fmt == f) & (ops.m > 0)
+            out["efficiency"] = np.where(hit, g.efficiency(np.maximum(ops.m, 1.0)), out["efficiency"])
+            out["stream"] = np.where(hit, g.stream_efficiency, out["stream"])
+            out["latency_s"] = np.where(hit, g.latency_us * 1e-6, out["latency_s"])
+            out["hit"] = out["hit"] | hit
+        if a is not None and prefill:  # fitted on context attention; decode kernels differ
+            hit = (kind == "attention") & (fmt == f) & (ops.keys > 0)
+            out["efficiency"] = np.where(hit, a.efficiency(np.maximum(ops.keys, 1.0)), out["efficiency"])
+            out["latency_s"] = np.where(hit, a.latency_us * 1e-6, out["latency_s"])
+            out["hit"] = out["hit"] | hit
+    return out if out["hit"].any() else None
+
+
+def _narrow_format_scale(ops: OpTable, device: DeviceSpec) -> Any:
+    """Per-op factor on the class's compute efficiency: an FP8 or FP4 GEMM on a device without a
+    curve for its format runs at most ``format_speedup`` times its BF16 rate, so where the datasheet
+    peak promises more (``peak(fmt) / peak(bf16)``) its efficiency shrinks by their ratio; 1 elsewhere."""
+    kind = ops.kind
+    scale = np.ones(ops.n_ops)
+    for f in np.unique(ops.fmt):
+        speedup = format_speedup(f)
+        if speedup is None or gemm_curve(device.name, f) is not None:
+            continue
+        promised = device.peak(f) / device.peak("bf16")
+        scale = np.where(np.isin(kind, GEMM_KINDS) & (ops.fmt == f), min(1.0, speedup / promised), scale)
+    return scale.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
+
+
 @register
 class GpuCostModel(RooflineCostModel):
     """GPUs and accelerators that run kernels on a device memory (HBM, GDDR, unified LPDDR)."""
 
     arch: ClassVar[str] = "gpu"
+
+    def memory_efficiency(self, ops: OpTable, device: DeviceSpec, p: dict[str, float]) -> Any:
+        """The class's memory efficiency, or a fitted GEMM curve's weight-streaming efficiency."""
+        terms = _curve_terms(ops, device)
+        if terms is None:
+            return p["memory_efficiency"]
+        return np.where(np.isnan(terms["stream"]), p["memory_efficiency"], terms["stream"])
+
+    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
+        """The fitted fixed latency of GEMMs and prefill attention with a curve; 0 elsewhere."""
+        terms = _curve_terms(ops, device)
+        return 0.0 if terms is None else terms["latency_s"]
+
+    def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
+        """The all-reduce terms fitted on measured collectives for this link type, else NCCL's model."""
+        curve = link_curve(link_name)
+        if curve is None:
+            return super().collective_terms(link_name, p)
+        return curve.bw_efficiency, curve.base_latency_us * 1e-6, curve.step_latency_us * 1e-6
 
     def compute_s(
         self,
@@ -59,7 +156,12 @@ class GpuCostModel(RooflineCostModel):
         compute_eff: float,
         placement: Placement,
     ) -> np.ndarray:
-        """The roofline math time, or the issue-bound time of a framework's quantized GEMMs where longer."""
+        """The roofline math time (at the fitted curves' efficiencies where they price the op), or
+        the issue-bound time of a framework's quantized GEMMs where longer."""
+        compute_eff = compute_eff * _narrow_format_scale(ops, device)
+        terms = _curve_terms(ops, device)
+        if terms is not None:
+            compute_eff = np.where(terms["hit"], terms["efficiency"], compute_eff)
         tensor_s = super().compute_s(ops, device, p, peaks, compute_eff, placement)
         lane_rate = issue_lane_cycles_per_s(device)
         if not placement.framework or lane_rate is None:

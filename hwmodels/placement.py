@@ -47,3 +47,17 @@ class Placement:
                 f"device {device.name!r} has no link {name!r} (has {', '.join(device.links) or 'none'})"
             )
         return device.links[name]
+
+
+def scale_out_note(device: DeviceSpec, group: int) -> str | None:
+    """A warning when a collective group of ``group`` devices (``tp * ep``) is larger than the
+    device's NVLink domain (``domain_gpus`` of its ``nvlink`` link): past the domain, collectives
+    cross the scale-out network (the analytic path still prices them over NVLink). None when the
+    group fits, or the device has no NVLink (its collectives are priced over PCIe)."""
+    link = device.links.get("nvlink")
+    if link is None or link.domain_gpus is None or group <= link.domain_gpus:
+        return None
+    return (
+        f"tp*ep = {group} devices exceed {device.name}'s NVLink domain of {link.domain_gpus} GPUs: "
+        "their collectives cross the scale-out network"
+    )

@@ -20,13 +20,15 @@ actions: FLOPs at ``math_power_fraction * (TDP - static) / peak(format)`` J each
 at the memory type's J/byte, link bytes at ``link_energy``; static power
 (``static_power_fraction * TDP``) over the time is added, and the total never exceeds
 TDP times time. Parameters live in ``hwmodels/calibration/<arch>.yaml``, one set per
-device class, with their basis. A framework (``Placement.framework``) may replace the
+device class, with their basis. A subclass may price ops finer (``memory_efficiency`` per op,
+a fixed ``kernel_latency_s`` per op, its own ``collective_terms``): the GPU model does so with
+the kernel curves fitted on measured kernels. A framework (``Placement.framework``) may replace the
 per-kernel overhead with its own (``hwmodels/calibration/frameworks.yaml``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -85,6 +87,20 @@ class RooflineCostModel:
         """Bandwidth of the memory the op's bytes cross: device memory (HBM, GDDR, unified DRAM)."""
         return device.memory.bw_bytes_per_s
 
+    def memory_efficiency(self, ops: OpTable, device: DeviceSpec, p: dict[str, float]) -> Any:
+        """Achievable fraction of the memory bandwidth, per op or for all: the class's value."""
+        return p["memory_efficiency"]
+
+    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
+        """Fixed time per occurrence of each op besides its launch (none in the plain roofline)."""
+        return 0.0
+
+    def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
+        """(achievable fraction of the link bandwidth, base latency s, latency per ring step s
+        or None to use the link's own) of a collective: NCCL's model at full bandwidth."""
+        step = p.get(f"{link_name}_step_latency_us")
+        return 1.0, p["collective_base_latency_us"] * 1e-6, None if step is None else step * 1e-6
+
     def estimate(self, ops: OpTable, device: DeviceSpec, placement: Placement | None = None) -> CostTable:
         """Price every op of ``ops`` on ``device``; vectorized over the sweep axes."""
         placement = placement or Placement()
@@ -110,7 +126,7 @@ class RooflineCostModel:
             else ops.memory_bytes + (kv_repeat - 1) * ops.kv_read_bytes
         )
         bw = self.memory_bw(ops, device)
-        memory_s = mem_bytes / (bw * p["memory_efficiency"])
+        memory_s = mem_bytes / (bw * self.memory_efficiency(ops, device, p))
 
         has_link = bool(np.any(ops.link_bytes > 0))
         if has_link:
@@ -121,14 +137,12 @@ class RooflineCostModel:
                 )
             link = placement.collective_link(device)
             link_bw = link.bw_bytes_per_s
-            step_s = (
-                p[f"{link.name}_step_latency_us"] * 1e-6
-                if f"{link.name}_step_latency_us" in p
-                else link.latency_s
-            )
-            base_s = p["collective_base_latency_us"] * 1e-6
+            bw_eff, base_s, step_s = self.collective_terms(link.name, p)
+            step_s = link.latency_s if step_s is None else step_s
             link_s = (
-                ops.link_bytes / link_bw + np.where(ops.link_steps > 0, base_s, 0.0) + ops.link_steps * step_s
+                ops.link_bytes / (link_bw * bw_eff)
+                + np.where(ops.link_steps > 0, base_s, 0.0)
+                + ops.link_steps * step_s
             )
             link_floor = ops.link_bytes / link_bw
             link_e = link.energy_j_per_byte or p["link_energy_pJ_per_byte"] * 1e-12
@@ -136,7 +150,9 @@ class RooflineCostModel:
             link_s = link_floor = np.zeros_like(ops.flops)
             link_e = 0.0
         overhead_s = np.broadcast_to(
-            _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd), ops.flops.shape
+            _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd)
+            + self.kernel_latency_s(ops, device),
+            ops.flops.shape,
         )
 
         tdp = device.tdp_w

@@ -10,7 +10,14 @@ The public API, re-exported from the packages that implement it::
 from hwmodels.device_spec import DeviceSpec, load_device
 from roofline.economics import Economics
 from roofline.estimate import Estimate, estimate
-from workloads.errors import ConfigError, DoesNotFitError, HwsimError, UnknownNameError
+from workloads.errors import (
+    AmbiguousNameError,
+    ConfigError,
+    DoesNotFitError,
+    HwsimError,
+    HwsimNote,
+    UnknownNameError,
+)
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
 
@@ -35,12 +42,14 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "AmbiguousNameError",
     "ConfigError",
     "DeviceSpec",
     "DoesNotFitError",
     "Economics",
     "Estimate",
     "HwsimError",
+    "HwsimNote",
     "ModelSpec",
     "Quant",
     "UnknownNameError",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +16,12 @@ import click
 import numpy as np
 
 from hwsim import cli_explore, cli_serve, cli_sim
-from hwsim.options import moe_options
-from hwsim.output import emit, fmt, pct, table
+from hwsim.options import StrictGroup, moe_options, output_file, output_folder
+from hwsim.output import emit, estimate_text, fmt, pct, table
 from workloads.errors import HwsimError, HwsimNote
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=StrictGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hwsim")
 def cli() -> None:
     """hwsim: which hardware and system design serves a transformer fastest, cheapest and
@@ -205,13 +206,23 @@ def estimate(
     price_basis,
     as_json,
 ):
-    """Analytic estimate: TTFT, TPOT, throughput, tokens per J and per $ for one batch."""
-    from roofline.economics import Economics
-    from roofline.estimate import estimate as run
+    """Analytic estimate: TTFT, TPOT, throughput, tokens per J and per $ for one batch.
 
+    FP8 or FP4 on a GPU without those tensor cores is refused, naming the weight-only precision
+    engines run there; a prompt plus output beyond the model's context is refused; tp x ep beyond
+    the device's NVLink domain is priced with a warning."""
+    from hwsim.checks import check_lengths, precision_for, warn_scale_out
+    from roofline.economics import Economics
+    from roofline.estimate import compute_device
+    from roofline.estimate import estimate as run
+    from workloads.model_spec import load_model
+
+    spec, dev = load_model(model), compute_device(device)
+    quant = precision_for(precision, dev)
+    check_lengths(spec, input_len, output_len)
     est = run(
-        model,
-        device,
+        spec,
+        dev,
         batch=batch,
         input_len=input_len,
         output_len=output_len,
@@ -219,7 +230,7 @@ def estimate(
         tp=tp,
         pp=pp,
         ep=ep,
-        precision=precision,
+        precision=quant,
         economics=Economics(basis=price_basis),
         framework=framework,
         attention_dp=attention_dp,
@@ -227,6 +238,7 @@ def estimate(
         mtp_tokens=mtp_tokens,
         mtp_acceptance=mtp_acceptance,
     )
+    warn_scale_out(dev, tp * ep, "the estimate prices them over NVLink")
     d = est.to_dict()
     if d["usd_per_million_tokens"] is None:
         from hwmodels.device_spec import load_device
@@ -246,21 +258,7 @@ def estimate(
             "assume it did (add devices with --tp/--pp or lower --precision)",
             err=True,
         )
-    emit(as_json, d, _estimate_text(d))
-
-
-def _estimate_text(d: dict) -> str:
-    """One line per field; a field with a range shows it beside the value, ``[10th - 90th percentile]``."""
-    lines, ranged = [], False
-    for k, v in d.items():
-        if k.endswith(("_low", "_high")) and k.rsplit("_", 1)[0] in d:
-            continue
-        low, high = d.get(f"{k}_low"), d.get(f"{k}_high")
-        has_range = low is not None and high is not None
-        ranged |= has_range
-        lines.append(f"{k:>24}: {fmt(v)}" + (f"  [{fmt(low)} - {fmt(high)}]" if has_range else ""))
-    note = ["[10th - 90th percentile range, from the leave-one-source-out error of measured rows]"]
-    return "\n".join(lines + (note if ranged else []))
+    emit(as_json, d, estimate_text(d))
 
 
 @cli.command()
@@ -270,27 +268,31 @@ def _estimate_text(d: dict) -> str:
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
+    callback=output_file,
     help="Chart path (.png; an .svg is written beside it). Default results/roofline-<model>-<device>.png.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def roofline(
     model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, framework, out, as_json
 ):
-    """Roofline chart of a decode step's and a prefill's ops on a device's roof."""
+    """Roofline chart of a decode step's and a prefill's ops on a device's roof (checks as estimate's)."""
     from hwmodels.placement import Placement
-    from roofline.estimate import compute_device, resolve_parallelism
+    from hwsim.checks import check_lengths, precision_for, warn_scale_out
+    from roofline.estimate import MAX_COUNT, compute_device, resolve_parallelism
     from roofline.plots import roofline_chart
     from roofline.roofline import op_roofline, ridge_point
     from workloads.graph import build_ops
     from workloads.model_spec import load_model
-    from workloads.quant import Quant
 
-    spec, dev, quant = load_model(model), compute_device(device), Quant.from_name(precision)
+    spec, dev = load_model(model), compute_device(device)
+    quant = precision_for(precision, dev)
     resolve_parallelism(spec, n_devices, tp, pp, ep)
     place = Placement(tp=tp, pp=pp, ep=ep, framework=framework)
     for value, field in ((batch, "batch"), (input_len, "input_len"), (output_len, "output_len")):
-        if value < 1:
-            raise HwsimError(f"{field} is {value}; expected a positive integer")
+        if not 1 <= value <= MAX_COUNT:
+            raise HwsimError(f"{field} is {value}; expected a positive integer up to {MAX_COUNT:,}")
+    check_lengths(spec, input_len, output_len)
+    warn_scale_out(dev, tp * ep, "the chart prices them over NVLink")
     kw = dict(tp=tp, pp=pp, ep=ep)
     tables = {
         "decode": op_roofline(
@@ -336,6 +338,7 @@ def roofline(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
+    callback=output_file,
     help="Also write the predicted-vs-measured chart (.png and .svg).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -367,6 +370,19 @@ def validate(data, plot, as_json):
             f"p90 {pct(v['p90_ape'])}"
             for key, v in report["by_phase_mode"].items()
         ]
+    gpu, wall = report["energy"]["gpu"], report["energy"]["wall"]
+    if gpu["rows"] or wall["rows"]:
+        lines += [
+            "",
+            f"device energy per token (j_per_token): {gpu['covered']} of {gpu['rows']} rows covered, "
+            f"median APE {pct(gpu['median_ape'])}, p90 {pct(gpu['p90_ape'])}",
+        ] + [
+            f"{cls:>16}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {pct(v['median_ape'])}, "
+            f"p90 {pct(v['p90_ape'])}"
+            for cls, v in gpu["by_class"].items()
+        ]
+        if wall["rows"]:
+            lines.append(f"wall energy (j_per_token_wall): {wall['rows']} rows, {wall['note']}")
     uncovered = [p for p in report["points"] if not p["covered"]]
     if uncovered:
         lines += ["", "not covered:"] + [
@@ -378,18 +394,84 @@ def validate(data, plot, as_json):
 @cli.command()
 @click.option(
     "--part",
-    type=click.Choice(["all", "devices", "serving"]),
+    type=click.Choice(["all", "kernels", "devices", "serving", "energy"]),
     default="all",
     show_default=True,
-    help="devices: per-class efficiencies on the analytic rows; serving: framework terms on the server rows.",
+    help="kernels: GPU kernel-efficiency curves on the measured kernels (hwmodels/calibration/kernels/); "
+    "devices: per-class efficiencies on the analytic rows; serving: framework terms on the server rows; "
+    "energy: per-class static power fraction on the measured device-energy rows.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    callback=output_folder,
+    help="Write the refitted files (*_fitted.yaml) into this folder; the shipped fits of the parts not "
+    "refitted are copied beside them.",
+)
+@click.option(
+    "--write", is_flag=True, help="Write the refitted files into the package (hwmodels/calibration/)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def calibrate(part, as_json):
-    """Refit the efficiency parameters per device class on the shipped measured set, and the
-    serving frameworks' step overhead and output lag on its server rows; write them, with
-    in-sample and leave-one-source-out errors, to hwmodels/calibration/."""
+def calibrate(part, out, write, as_json):
+    """Refit the GPU kernel-efficiency curves on the shipped measured kernels, the efficiency
+    parameters per device class on the shipped measured set, the static power fraction per
+    class on its device-energy rows, and the serving frameworks' step overhead and output lag
+    on its server rows, with in-sample, leave-one-source-out and leave-one-family-out errors.
+    The fitted files go to the folder --out names, or with --write into the package's
+    hwmodels/calibration/ (tracked files); without either, nothing is written."""
+    with _fits_destination(out, write):
+        _calibrate(part, as_json)
+
+
+@contextlib.contextmanager
+def _fits_destination(out: Path | None, write: bool) -> Iterator[None]:
+    """Inside the block the fit reads and writes its files where the user said (a temporary folder,
+    deleted after, when they named none)."""
+    from hwmodels.calibration.params import fits_folder, fits_in
+    from roofline import intervals
+
+    if out is not None and write:
+        raise click.UsageError("give --out DIR or --write, not both")
+    if write:
+        click.echo(f"hwsim: note: writing the fitted files into the package, {fits_folder()}/", err=True)
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        if out is None:
+            click.echo(
+                "hwsim: note: nothing is kept: without --out DIR or --write the fitted files go to a "
+                "temporary folder, deleted at the end",
+                err=True,
+            )
+        folder = out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hwsim-fit-")))
+        stack.enter_context(fits_in(folder))
+        stack.callback(intervals.table.cache_clear)
+        intervals.table.cache_clear()
+        yield
+    if out is not None:
+        click.echo(f"hwsim: note: fitted files written to {out}/", err=True)
+
+
+def _calibrate(part, as_json):
     say = None if as_json else (lambda msg: click.echo(msg, err=True))
     record, lines = {}, []
+    if part in ("all", "kernels"):
+        from roofline.kernel_fit import calibrate_kernels
+
+        record["kernels"] = calibrate_kernels(progress=say)
+        e = record["kernels"]["errors"]
+        lines.append(
+            "kernel curves (median APE in sample): "
+            + "; ".join(
+                f"{kind} {arch} {fmt} {pct(v['in_sample']['median_ape'])}"
+                for kind in ("gemm", "attention_prefill")
+                for arch, formats in e[kind].items()
+                for fmt, v in formats.items()
+            )
+            + f"; allreduce nvlink {pct(e['allreduce']['nvlink']['in_sample']['median_ape'])}; Vidur FP16 check "
+            f"{pct(e['vidur_check']['median_ape'])}"
+        )
     if part in ("all", "devices"):
         from roofline.calibrate import calibrate as run
 
@@ -400,14 +482,46 @@ def calibrate(part, as_json):
             f"p90 {pct(e['in_sample']['p90_ape'])}; leave-one-source-out median APE "
             f"{pct(e['leave_one_source_out']['median_ape'])}, p90 {pct(e['leave_one_source_out']['p90_ape'])}"
         )
+        for key, label in (
+            ("leave_one_family_out", "leave-one-family-out"),
+            ("leave_one_family_out_without_kernel_curves", "leave-one-family-out without its kernel curves"),
+        ):
+            lofo = e[key]
+            if lofo["covered"]:
+                lines.append(
+                    f"{label}: median APE {pct(lofo['median_ape'])}, p90 {pct(lofo['p90_ape'])} over "
+                    f"{lofo['covered']} rows; "
+                    + ", ".join(
+                        f"{f} {pct(v['median_ape'])}/{pct(v['p90_ape'])} ({v['covered']})"
+                        for f, v in lofo["by_family"].items()
+                    )
+                )
         c = record["devices"]["intervals"]
         lines.append(
             f"10th-90th percentile ranges, each source held out: {pct(c['inside'])} of {c['with_range']} rows "
-            f"inside (target 80%), median width high/low {c['median_width']:.2f}x; "
+            f"inside (target 80%), median width high/low {fmt(c['median_width'])}x; "
             + ", ".join(
                 f"{p} {pct(v['inside'])}" for p, v in c["by_phase"].items() if v["inside"] is not None
             )
         )
+    if part in ("all", "energy"):
+        from roofline.calibrate_energy import calibrate_energy
+
+        record["energy"] = calibrate_energy(progress=say)
+        for key, v in record["energy"]["by_class"].items():
+            if v["fitted"] is None:
+                lines.append(
+                    f"energy {key}: not fitted (needs 8+ rows from 2+ sources); median APE at the default "
+                    f"static_power_fraction {v['default']}: {pct(v['at_default']['median_ape'])}"
+                )
+                continue
+            lines.append(
+                f"energy {key}: static_power_fraction {v['fitted']:.3f} (default {v['default']}) on "
+                f"{v['in_sample']['rows']} rows from {len(v['sources'])} sources; median APE at the default "
+                f"{pct(v['at_default']['median_ape'])}, in-sample {pct(v['in_sample']['median_ape'])}, "
+                f"leave-one-source-out {pct(v['leave_one_source_out']['median_ape'])} "
+                f"(p90 {pct(v['leave_one_source_out']['p90_ape'])})"
+            )
     if part in ("all", "serving"):
         from sim.serving.calibrate import calibrate_serving
 
@@ -441,6 +555,7 @@ def calibrate(part, as_json):
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("results"),
     show_default=True,
+    callback=output_folder,
     help="Folder for plots, tables and index.md.",
 )
 @click.option("--quick", is_flag=True, help="Fewer devices and points (for tests).")
@@ -502,6 +617,11 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("hwsim: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, as every other user mistake
+        message = " ".join(exc.format_message().split())
+        where = f" (`{exc.ctx.command_path} --help` lists the options)" if exc.ctx else ""
+        click.echo(f"hwsim: error: {message}{where}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from hwsim.options import moe_options
+from hwsim.options import StrictCommand, moe_options, output_file
 from hwsim.output import emit, fmt
 from workloads.errors import ConfigError
 
@@ -63,7 +63,7 @@ class _LazyBar:
         self.bar.update(self.task, completed=done, total=total)
 
 
-@click.command()
+@click.command(cls=StrictCommand)
 @click.option("--model", "-m", required=True, help="Preset name or path to a config.json.")
 @click.option("--device", "-d", required=True, help="Catalog device name.")
 @click.option("--n-devices", type=int, default=None, help="Devices in all (default tp*pp*ep*dp).")
@@ -120,14 +120,21 @@ class _LazyBar:
     "--timeline",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
+    callback=output_file,
     help="Write batch size and KV occupancy over time (.png and .svg).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one flat JSON object.")
 def serve(**o):
-    """Serve a request stream: continuous batching, KV capacity, preemption, disaggregation."""
+    """Serve a request stream: continuous batching, KV capacity, preemption, disaggregation.
+
+    Checks as estimate's: FP8 or FP4 without those tensor cores and requests beyond the model's
+    context are refused; a tp x ep group beyond the device's NVLink domain is warned of."""
+    from hwsim.checks import check_lengths, precision_for, warn_scale_out
     from roofline.economics import Economics
+    from roofline.estimate import compute_device
     from sim.serving.capacity import find_capacity
     from sim.serving.serve import serve as run
+    from workloads.model_spec import load_model
     from workloads.traces import make_trace, read_trace_csv
 
     if o["slo_ttft"] is not None and not o["slo_ttft"] > 0:
@@ -149,13 +156,15 @@ def serve(**o):
         trace = make_trace(
             rate=o["rate"], concurrency=o["concurrency"], arrival=o["arrival"], cv=o["cv"], **trace_args
         )
+    spec, dev = load_model(o["model"]), compute_device(o["device"])
+    check_lengths(spec, trace.input_len, trace.output_len)
     config = dict(
         tp=o["tp"],
         pp=o["pp"],
         ep=o["ep"],
         dp=o["dp"],
         n_devices=o["n_devices"],
-        precision=o["precision"],
+        precision=precision_for(o["precision"], dev),
         framework=o["framework"],
         max_batch=o["max_batch"],
         max_batched_tokens=o["max_batched_tokens"],
@@ -174,8 +183,8 @@ def serve(**o):
     )
     with _LazyBar("requests") as bar:
         result = run(
-            o["model"],
-            o["device"],
+            spec,
+            dev,
             trace,
             kv_link_GBps=o["kv_link_gbps"],
             router=o["router"],
@@ -186,6 +195,12 @@ def serve(**o):
             progress=bar,
             **config,
         )
+    groups = (
+        [o["tp"] * o["ep"]]
+        if o["mode"] == "agg"
+        else [o["prefill_tp"] * o["prefill_ep"], o["decode_tp"] * o["decode_ep"]]
+    )
+    warn_scale_out(dev, max(groups), "the simulation prices them over NVLink")
     d = result.to_dict()
     if o["find_capacity"]:
         with _LazyBar("capacity search") as cap_bar:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from hwsim.output import emit, fmt, table
+from hwsim.options import StrictCommand, output_file
+from hwsim.output import emit, estimate_text, table
 
 
-@click.command()
+@click.command(cls=StrictCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def systems(as_json):
     """List the shipped system files (use a name or a path with --system)."""
@@ -34,7 +35,7 @@ def systems(as_json):
     emit(as_json, rows, table(rows, ["name", "gpu", "gpus", "tp", "pp", "links", "weights", "kv"]))
 
 
-@click.command()
+@click.command(cls=StrictCommand)
 @click.option(
     "--system", "-s", "system_name", required=True, help="Shipped system name or path to a system YAML."
 )
@@ -52,18 +53,28 @@ def systems(as_json):
     "--timeline",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
+    callback=output_file,
     help="Write a Gantt chart of the busy intervals (.png and .svg).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def simulate(
     system_name, model, batch, input_len, output_len, precision, framework, tp, pp, timeline, as_json
 ):
-    """Event-driven simulation on a system: overlap, contention, pipelines, offload."""
-    from sim.simulate import simulate as run
+    """Event-driven simulation on a system: overlap, contention, pipelines, offload.
 
+    Checks as estimate's: FP8 or FP4 without those tensor cores and a prompt plus output beyond
+    the model's context are refused; tp x ep beyond the GPU's NVLink domain is warned of."""
+    from hwsim.checks import check_lengths, precision_for, warn_scale_out
+    from sim.simulate import simulate as run
+    from sim.system import load_system
+    from workloads.model_spec import load_model
+
+    system, spec = load_system(system_name), load_model(model)
+    precision_for(precision, system.gpu)
+    check_lengths(spec, input_len, output_len)
     result = run(
-        system_name,
-        model,
+        system,
+        spec,
         batch=batch,
         input_len=input_len,
         output_len=output_len,
@@ -72,12 +83,17 @@ def simulate(
         tp=tp,
         pp=pp,
     )
+    group = (system.tp if tp is None else tp) * system.ep
+    if group > 1:
+        link = system.gpu_link("tp")
+        where = f"the system prices them on its {link.name} link ({link.bw_bytes_per_s / 1e9:g} GB/s)"
+        warn_scale_out(system.gpu, group, where)
     if timeline:
         from roofline.plots import timeline_chart
 
         timeline_chart(result.timeline.intervals, timeline, title=f"{model} on {system_name}, batch {batch}")
     d = result.to_dict()
-    text = "\n".join(f"{k:>24}: {fmt(v)}" for k, v in d.items() if k != "utilization")
+    text = estimate_text({k: v for k, v in d.items() if k != "utilization"})
     text += "\n" + "\n".join(f"{'utilization ' + r:>24}: {u:.1%}" for r, u in d["utilization"].items())
     emit(as_json, d, text)
 
@@ -89,9 +105,10 @@ def _experiment_names() -> str:
 
 
 @click.command(
+    cls=StrictCommand,
     help="Reproduce papers' comparisons: each headline with the paper's value, hwsim's, their ratio "
     f"and a verdict (pass within the tolerance, else miss with its cause). NAMES: any of {_experiment_names()} "
-    "(default: all)."
+    "(default: all).",
 )
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

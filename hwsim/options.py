@@ -1,8 +1,125 @@
-"""Click options shared by several commands."""
+"""Click options shared by several commands, the command class the CLI's commands use, and the
+checks of output paths."""
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+from typing import Any
+
 import click
+
+INT64 = (-(2**63), 2**63 - 1)
+"""The range an integer option must lie in: NumPy holds counts as int64, and beyond it they wrap."""
+
+NAME_MAX_BYTES = 255
+"""Longest file or folder name Linux and macOS file systems take."""
+
+
+class StrictCommand(click.Command):
+    """A command that refuses what click would otherwise accept silently: an option given twice
+    (click keeps the last), an integer beyond the 64-bit range, and a NaN or infinite number."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _refuse_repeats(self, ctx, args)
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            value = ctx.params.get(param.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+                raise click.BadParameter(f"{value} is beyond the 64-bit integer range", ctx, param)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise click.BadParameter(f"{value} is not a finite number", ctx, param)
+        return rest
+
+
+class StrictGroup(click.Group):
+    """A group whose commands are ``StrictCommand``s."""
+
+    command_class = StrictCommand
+
+
+REPEAT_HINTS = {("estimate", "device"): "to set devices side by side, use `hwsim compare -m M -d A -d B`"}
+"""What to do instead, for an option a user may repeat on purpose."""
+
+
+def _refuse_repeats(command: click.Command, ctx: click.Context, args: list[str]) -> None:
+    """Raise ``UsageError`` when an option that takes one value is given more than once."""
+    options = {
+        o: p for p in command.params if isinstance(p, click.Option) for o in (*p.opts, *p.secondary_opts)
+    }
+    given: dict[str, list[str | None]] = {}
+    i = 0
+    while i < len(args) and args[i] != "--":
+        arg, value = args[i], None
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg[:2]
+        param = options.get(name)
+        if param is None or not arg.startswith("-"):
+            i += 1
+            continue
+        takes_value = not (param.is_flag or param.count)
+        if arg != name:  # --opt=value or -ovalue
+            value = arg[len(name) :].removeprefix("=")
+        elif takes_value and i + 1 < len(args):
+            i += 1
+            value = args[i]
+        if takes_value and not param.multiple:  # a repeated flag loses nothing
+            given.setdefault(param.name, []).append(value)
+        i += 1
+    for param_name, values in given.items():
+        if len(values) > 1:
+            param = next(p for p in command.params if p.name == param_name)
+            hint = REPEAT_HINTS.get((command.name, param_name), "give it once")
+            raise click.UsageError(
+                f"option {'/'.join(param.opts)} is given {len(values)} times ({', '.join(map(repr, values))}); "
+                f"it takes one value: {hint}",
+                ctx,
+            )
+
+
+def check_output_path(path: Path, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written as an output file (or folder), or None: an empty name, a
+    folder where a file goes (or a file where a folder goes), a name longer than the file system
+    takes, or a parent that is a file."""
+    if not folder and path.name in ("", ".", ".."):
+        return "expected a file name"
+    long = [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX_BYTES]
+    if long:
+        return f"a name in it is {len(os.fsencode(long[0]))} bytes long; file systems take {NAME_MAX_BYTES}"
+    try:
+        if not folder and path.is_dir():
+            return "it is a folder; expected a file name"
+        if folder and path.exists() and not path.is_dir():
+            return "it is a file; expected a folder"
+        for parent in path.parents:
+            if parent.exists():
+                return None if parent.is_dir() else f"{str(parent)!r} is a file, not a folder"
+    except OSError as exc:
+        return f"it cannot be used ({exc.strerror})"
+    return None
+
+
+def output_file(ctx: click.Context, param: click.Parameter, value: Any) -> Path | None:
+    """Click callback of an output-file option: refuse a path that cannot be written before any
+    work is done."""
+    if value is None:
+        return None
+    why = check_output_path(Path(value))
+    if why:
+        raise click.BadParameter(f"{str(value)!r}: {why}", ctx, param)
+    return Path(value)
+
+
+def output_folder(ctx: click.Context, param: click.Parameter, value: Any) -> Path | None:
+    """Click callback of an output-folder option (as ``output_file``)."""
+    if value is None:
+        return None
+    why = check_output_path(Path(value), folder=True)
+    if why:
+        raise click.BadParameter(f"{str(value)!r}: {why}", ctx, param)
+    return Path(value)
 
 
 def moe_options(f):

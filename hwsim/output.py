@@ -37,3 +37,17 @@ def fmt(v: Any) -> str:
 
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def estimate_text(d: dict[str, Any]) -> str:
+    """An estimate's fields one per line; a field with a range shows it beside the value."""
+    lines, ranged = [], False
+    for k, v in d.items():
+        if k.endswith(("_low", "_high")) and k.rsplit("_", 1)[0] in d:
+            continue
+        low, high = d.get(f"{k}_low"), d.get(f"{k}_high")
+        has_range = low is not None and high is not None
+        ranged |= has_range
+        lines.append(f"{k:>24}: {fmt(v)}" + (f"  [{fmt(low)} - {fmt(high)}]" if has_range else ""))
+    note = ["[10th - 90th percentile range, from the leave-one-source-out error of measured rows]"]
+    return "\n".join(lines + (note if ranged else []))

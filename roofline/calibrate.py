@@ -9,17 +9,22 @@ What is fitted, on what:
   rows keep the operating point (batch) chosen with the default parameters.
 
 The honest figure is the leave-one-source-out error: for every source, refit without its
-rows and predict them. Both errors are written with the fitted values to
+rows and predict them. For hardware nobody has measured, the leave-one-family-out error
+(``hwmodels/validation/families.yaml``: refit without every row of a device family, predict
+them), and the same with the family's measured kernel curves set aside too. Both errors are written with the fitted values to
 ``hwmodels/calibration/<arch>_fitted.yaml``; ``validation_fitted.yaml`` records the
-``hwsim validate`` summary right after the fit.
+``hwsim validate`` summary right after the fit. The leave-one-source-out predictions also
+give every prediction its 10th-90th percentile range (``roofline.intervals``,
+``intervals_fitted.yaml``, with the range's own held-out coverage).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 from collections.abc import Callable, Iterator
+from functools import lru_cache
+from importlib.resources import files
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,7 @@ import pandas as pd
 import yaml
 from scipy.optimize import least_squares
 
+from hwmodels.calibration.curves import architecture, gemm_curve, without_curves
 from hwmodels.calibration.params import (
     class_params,
     fitted,
@@ -36,20 +42,27 @@ from hwmodels.calibration.params import (
     without_fitted,
 )
 from hwmodels.device_spec import catalog
+from roofline import intervals
 from roofline.validation import (
+    ENERGY_METRICS,
     Condition,
     load_measured,
-    offline_batch,
+    operating_point,
     predict,
     resolve,
     source_key,
     validate,
 )
-from workloads.errors import HwsimError
+from workloads.errors import ConfigError, HwsimError
 from workloads.quant import Quant
 
 ARCHES = ("gpu", "cpu", "npu")
 ROWS_PER_PARAM = 4
+MIN_FAMILIES = 3
+"""Device families (``families.yaml``) a class's rows must span before any of its parameters is
+fitted, or every family the class has in the catalog if it has fewer: a value fitted on one or
+two families of a larger class describes those parts, not the class, and is not carried to the
+class's other devices (they keep the stated defaults)."""
 BOUNDS = {
     "memory_efficiency": (0.05, 1.0),
     "compute_efficiency": (0.05, 1.0),
@@ -65,18 +78,18 @@ Values = dict[tuple[str, str], dict[str, float]]
 
 
 def covered_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Fit rows: those that resolve and predict, with arch, class and
-    source; offline rows get the batch chosen with the default parameters."""
+    """Fit rows: time and rate rows that resolve and predict (energy rows are fitted apart,
+    ``roofline.calibrate_energy``), with arch, class and source; offline rows get the batch
+    chosen with the default parameters."""
     out = []
     for _, row in frame.iterrows():
         cond = resolve(row)
-        if isinstance(cond, str) or not row["value"] > 0:
+        if isinstance(cond, str) or not row["value"] > 0 or cond.metric in ENERGY_METRICS:
+            continue  # energy rows pin no time parameter (roofline.calibrate_energy fits them)
+        try:
+            cond = operating_point(cond)
+        except HwsimError:
             continue
-        if cond.batch is None and cond.phase == "offline":
-            try:
-                cond = dataclasses.replace(cond, batch=offline_batch(cond))
-            except HwsimError:
-                continue
         if predict(cond)[0] is None:
             continue
         dev = catalog()[cond.device]
@@ -88,9 +101,61 @@ def covered_rows(frame: pd.DataFrame) -> pd.DataFrame:
                 "arch": dev.arch,
                 "device_class": dev.device_class,
                 "source": _source_group(row["source"]),
+                "family": device_family(cond.device),
             }
         )
     return pd.DataFrame(out)
+
+
+@lru_cache(maxsize=1)
+def families() -> dict[str, list[str]]:
+    """``{family: [devices]}`` of the leave-one-family-out error (``hwmodels/validation/families.yaml``)."""
+    where = "hwmodels/validation/families.yaml"
+    raw = yaml.safe_load(files("hwmodels.validation").joinpath("families.yaml").read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
+    unknown = sorted({d for devices in raw["families"].values() for d in devices} - set(catalog()))
+    if unknown:
+        raise ConfigError(f"{where}: {', '.join(unknown)} not in the catalog")
+    return raw["families"]
+
+
+def device_family(device: str) -> str:
+    """The family of ``device`` for leave-one-family-out: its listed family, else itself."""
+    return next((f for f, devices in families().items() if device in devices), device)
+
+
+def leave_one_family_out(
+    rows: pd.DataFrame, values: Values, say: Callable[[str], None]
+) -> tuple[pd.Series, pd.Series]:
+    """Refit without each device family's rows and predict them: the predictions, and the strict
+    ones (NaN where the family has no kernel curve) that also price the family without its
+    measured kernel curves, as a GPU nobody has profiled."""
+    predicted = pd.Series(index=rows.index, dtype=float)
+    strict = pd.Series(index=rows.index, dtype=float)
+    n = rows["family"].nunique()
+    for i, (family, held_out) in enumerate(rows.groupby("family")):
+        say(f"leave out family {i + 1}/{n}: {family}")
+        refit = fit(rows.drop(held_out.index), start=values)
+        predicted[held_out.index] = predictions(held_out, refit)
+        devices = set(held_out["cond"].map(lambda c: c.device))
+        if any(architecture(d) for d in devices):
+            with without_curves(devices):
+                strict[held_out.index] = predictions(held_out, refit)
+    return predicted, strict
+
+
+def _family_stats(rows: pd.DataFrame, ape: pd.Series) -> dict[str, Any]:
+    """Overall and per-family error of held-out predictions (rows without one left out)."""
+    ape = ape.dropna()
+    if ape.empty:
+        return {"covered": 0}
+    return {
+        **_stats(ape),
+        "by_family": {
+            f: _stats(ape[g.index.intersection(ape.index)]) for f, g in rows.loc[ape.index].groupby("family")
+        },
+    }
 
 
 def _source_group(source: str) -> str:
@@ -115,16 +180,26 @@ def _predict_all(conds: list[Condition]) -> np.ndarray:
 def identifiable(group: pd.DataFrame) -> tuple[str, ...]:
     """The parameters a class's rows can pin down: memory efficiency with ``ROWS_PER_PARAM``
     rows outside prefill (prefill is compute-bound); compute efficiency with that many rows
-    outside pure decode (batch-1 decode hardly depends on it) that are not issue-bound; kernel overhead with
+    outside pure decode (batch-1 decode hardly depends on it) that are not issue-bound and whose GEMMs
+    no measured kernel curve prices (``hwmodels/calibration/curves.py``); kernel overhead with
     ``3 * ROWS_PER_PARAM`` rows; the issue-bound GEMM rate with that many quantized prefill rows
-    of an issue-bound framework on GPUs whose SM count and clock are known."""
+    of an issue-bound framework on GPUs whose SM count and clock are known; none unless the rows
+    span ``MIN_FAMILIES`` device families (or all the class has)."""
+    arch, cls = group["arch"].iloc[0], group["device_class"].iloc[0]
+    in_catalog = {
+        device_family(d.name) for d in catalog().values() if (d.arch, d.device_class) == (arch, cls)
+    }
+    if group["family"].nunique() < min(MIN_FAMILIES, len(in_catalog)):
+        return ()
     n = len(group)
     phases = group["cond"].map(lambda c: c.phase)
     not_prefill = int((phases != "prefill").sum())
     issue_bound_rows = group["cond"].map(_issue_bound_gemm_row)
     issue_bound = int(issue_bound_rows.sum())
-    # issue-bound rows time their GEMMs by the issue rate, so they cannot pin compute efficiency
-    not_decode = int(((phases != "decode") & ~issue_bound_rows).sum())
+    # issue-bound rows time their GEMMs by the issue rate, and rows on a device with a measured GEMM
+    # curve by that curve, so neither can pin compute efficiency
+    curve_rows = group["cond"].map(_curve_row)
+    not_decode = int(((phases != "decode") & ~issue_bound_rows & ~curve_rows).sum())
     names = []
     if not_prefill >= ROWS_PER_PARAM:
         names.append("memory_efficiency")
@@ -135,6 +210,11 @@ def identifiable(group: pd.DataFrame) -> tuple[str, ...]:
     if issue_bound >= ROWS_PER_PARAM:
         names.append("issue_bound_gemm_macs_per_lane_cycle")
     return tuple(names)
+
+
+def _curve_row(cond: Condition) -> bool:
+    """A row whose GEMMs a measured kernel curve prices (its device and math format have one)."""
+    return gemm_curve(cond.device, Quant.from_name(cond.precision).compute_format) is not None
 
 
 def _issue_bound_gemm_row(cond: Condition) -> bool:
@@ -172,11 +252,15 @@ def fit(rows: pd.DataFrame, start: Values | None = None) -> Values:
     return values
 
 
-def apes(rows: pd.DataFrame, values: Values) -> pd.Series:
-    """APE of every row under ``values``."""
+def predictions(rows: pd.DataFrame, values: Values) -> pd.Series:
+    """The prediction of every row under ``values``."""
     with applied(values):
-        pred = _predict_all(list(rows["cond"]))
-    return pd.Series(np.abs(pred / rows["measured"].to_numpy() - 1), index=rows.index)
+        return pd.Series(_predict_all(list(rows["cond"])), index=rows.index)
+
+
+def apes(rows: pd.DataFrame, predicted: pd.Series) -> pd.Series:
+    """APE of every row's prediction."""
+    return (predicted / rows["measured"] - 1).abs()
 
 
 def _stats(ape: pd.Series) -> dict[str, Any]:
@@ -198,15 +282,22 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         n_sources = rows["source"].nunique()
         say(f"{len(rows)} fit rows from {n_sources} sources; fitting")
         values = fit(rows)
-        in_sample = apes(rows, values)
-        loso = pd.Series(index=rows.index, dtype=float)
+        in_sample = apes(rows, predictions(rows, values))
+        loso_predicted = pd.Series(index=rows.index, dtype=float)
         for i, (src, held_out) in enumerate(rows.groupby("source")):
             say(f"leave out {i + 1}/{n_sources}: {src[:70]}")
-            loso[held_out.index] = apes(held_out, fit(rows.drop(held_out.index), start=values))
+            loso_predicted[held_out.index] = predictions(
+                held_out, fit(rows.drop(held_out.index), start=values)
+            )
+        loso = apes(rows, loso_predicted)
+        lofo_predicted, strict_predicted = leave_one_family_out(rows, values, say)
+        lofo, lofo_strict = apes(rows, lofo_predicted), apes(rows, strict_predicted)
     fitted_on = (
         f"{len(rows)} rows of hwmodels/validation/measured.csv from {n_sources} sources; least squares on "
-        f"log(predicted/measured) per device class: memory_efficiency with {ROWS_PER_PARAM}+ rows outside prefill, "
-        f"compute_efficiency with {ROWS_PER_PARAM}+ rows outside batch-1 decode, kernel_overhead_us with "
+        f"log(predicted/measured) per device class whose rows span {MIN_FAMILIES}+ device families (or all it has): "
+        "memory_efficiency "
+        f"with {ROWS_PER_PARAM}+ rows outside prefill, compute_efficiency with {ROWS_PER_PARAM}+ rows outside batch-1 "
+        "decode on devices without a measured GEMM curve, kernel_overhead_us with "
         f"{3 * ROWS_PER_PARAM}+ rows, issue_bound_gemm_macs_per_lane_cycle with {ROWS_PER_PARAM}+ quantized prefill "
         "rows of llama.cpp on GPUs with known SM (CU) count, issue lanes and clock; other parameters keep their defaults"
     )
@@ -227,12 +318,19 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
             "errors": {
                 "in_sample": _stats(in_sample[idx]),
                 "leave_one_source_out": _stats(loso[idx]),
+                "leave_one_family_out": _family_stats(rows.loc[idx], lofo[idx]),
+                "leave_one_family_out_without_kernel_curves": _family_stats(rows.loc[idx], lofo_strict[idx]),
                 "by_class": {k: v for k, v in by_class.items() if k.startswith(f"{arch}/")},
             },
             "loso_ape": {str(rows.loc[i, "id"]): round(float(loso[i]), 4) for i in idx},
         }
         fitted_path(arch).write_text(yaml.safe_dump(content, sort_keys=False, width=120))
     fitted.cache_clear()
+    say("interval table and its held-out coverage")
+    coverage = intervals.write(
+        intervals.residual_rows(rows, loso_predicted),
+        f"the leave-one-source-out predictions of the {len(rows)} fit rows from {n_sources} sources",
+    )
     report = validate()
     recorded = {
         k: report[k] for k in ("rows", "covered", "median_ape", "p90_ape", "within_10pct", "within_25pct")
@@ -256,7 +354,10 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         "errors": {
             "in_sample": _stats(in_sample),
             "leave_one_source_out": _stats(loso),
+            "leave_one_family_out": _family_stats(rows, lofo),
+            "leave_one_family_out_without_kernel_curves": _family_stats(rows, lofo_strict),
             "by_class": by_class,
         },
         "validation": recorded,
+        "intervals": coverage,
     }

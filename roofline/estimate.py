@@ -33,10 +33,12 @@ from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
 from roofline.economics import Economics, usd_per_s
+from roofline.intervals import estimate_ranges
 from workloads.errors import ConfigError
 from workloads.graph import activation_peak_bytes, build_ops, check_parallelism, kv_cache_bytes, weight_bytes
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
+from workloads.traces import MAX_TOKENS
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ class Estimate:
 
     Every numeric field is a NumPy array of the broadcast shape of the inputs (0-d for a
     single point). Units: seconds, tokens per second, joules, USD, bytes.
+
+    ``<field>_low`` and ``<field>_high`` bound the 10th to 90th percentile range of the times,
+    the two throughputs and the energy per token, from the leave-one-source-out errors of
+    measured rows like this one (``roofline.intervals``); NaN (JSON ``null``) where no group of
+    measured rows is large enough (energy, until J/token measurements are covered). The dollar
+    figures and tokens per J carry no range.
     """
 
     model: str
@@ -67,6 +75,18 @@ class Estimate:
     bound: np.ndarray
     memory_bytes: np.ndarray
     fits: np.ndarray
+    ttft_s_low: np.ndarray
+    ttft_s_high: np.ndarray
+    tpot_s_low: np.ndarray
+    tpot_s_high: np.ndarray
+    e2e_s_low: np.ndarray
+    e2e_s_high: np.ndarray
+    prefill_tokens_per_s_low: np.ndarray
+    prefill_tokens_per_s_high: np.ndarray
+    decode_tokens_per_s_low: np.ndarray
+    decode_tokens_per_s_high: np.ndarray
+    energy_j_per_token_low: np.ndarray
+    energy_j_per_token_high: np.ndarray
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: scalars for a single point, nested lists for a sweep."""
@@ -109,15 +129,37 @@ class Estimate:
         return frame
 
 
+MAX_COUNT = MAX_TOKENS
+"""Largest batch, prompt or output length an estimate takes: far beyond any deployment, small
+enough that every product of them stays finite and exact in float64."""
+
+
 def _positive_ints(value: Any, field: str) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind not in "iuf" or arr.size == 0:
         raise ConfigError(f"{field} is {value!r}; expected a positive integer (or an array of them)")
     arr = arr.astype(float)
-    bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.round(arr))
+    bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.round(arr)) | (arr > MAX_COUNT)
     if np.any(bad):
-        raise ConfigError(f"{field} is {arr[bad].ravel()[0]:g}; expected a positive integer")
+        raise ConfigError(
+            f"{field} is {arr[bad].ravel()[0]:g}; expected a positive integer up to {MAX_COUNT:,}"
+        )
     return arr
+
+
+def _check_options(economics: Any, link: Any, framework: Any, attention_dp: Any, imbalance: Any) -> None:
+    """Refuse arguments of the wrong type or range with a one-line ``ConfigError``."""
+    if economics is not None and not isinstance(economics, Economics):
+        raise ConfigError(
+            f"economics is {economics!r}; expected an Economics (e.g. Economics('cloud')) or None"
+        )
+    for field, value in (("link", link), ("framework", framework)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{field} is {value!r}; expected a name or None")
+    if not isinstance(attention_dp, (bool, np.bool_)):
+        raise ConfigError(f"attention_dp is {attention_dp!r}; expected True or False")
+    if isinstance(imbalance, bool) or not isinstance(imbalance, (int, float, np.number)):
+        raise ConfigError(f"expert_imbalance is {imbalance!r}; expected a number from 1 to ep")
 
 
 def resolve_parallelism(spec: ModelSpec, n_devices: int | None, tp: int, pp: int, ep: int) -> tuple[int, int]:
@@ -213,13 +255,20 @@ def _ops_cached(
     return _build(spec, quant, phase, batch, tokens, context, par)
 
 
+MAX_DRAFT_TOKENS = 64
+"""Most tokens a multi-token-prediction step may draft (DeepSeek-V3 drafts 1; EAGLE-style trees
+verify tens)."""
+
+
 def mtp_expected_tokens(n_draft: int, acceptance: float) -> float:
     """Tokens one multi-token-prediction step emits per sequence: the verified token plus each
     drafted one while all before it were accepted, ``1 + a + a^2 + ... + a^n`` for a per-draft
     acceptance rate ``a`` (DeepSeek-V3 Sec. 5.4.3 reports 85-90% for the second token)."""
-    if n_draft < 0 or not 0.0 <= acceptance <= 1.0:
+    ok_draft = isinstance(n_draft, (int, np.integer)) and not isinstance(n_draft, bool)
+    if not ok_draft or not 0 <= n_draft <= MAX_DRAFT_TOKENS or not 0.0 <= acceptance <= 1.0:
         raise ConfigError(
-            f"mtp draft tokens {n_draft!r} and acceptance {acceptance!r}; expected an integer >= 0 and a rate in [0, 1]"
+            f"mtp draft tokens {n_draft!r} and acceptance {acceptance!r}; expected an integer "
+            f"0..{MAX_DRAFT_TOKENS} and a rate in [0, 1]"
         )
     return float(sum(acceptance**i for i in range(n_draft + 1)))
 
@@ -268,15 +317,25 @@ def estimate(
         were kept; TPOT is the step over the tokens it emits.
     framework : a serving framework of ``hwmodels/calibration/frameworks.yaml`` whose launch
         and per-step host overheads apply, and whose output lag delays the tokens a streaming
-        client sees (default: the device class's launch overhead only).
+        client sees (default: the device class's launch overhead only). A framework with
+        ``multi_gpu: sequential_layers`` (HF Accelerate's ``device_map``) spans devices only
+        with ``pp``: its stages run one after another for the one batch.
     """
     spec = load_model(model)
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
+    _check_options(economics, link, framework, attention_dp, expert_imbalance)
     per_replica, replicas = resolve_parallelism(spec, n_devices, tp, pp, ep)
     B = _positive_ints(batch, "batch")
     L_in = _positive_ints(input_len, "input_len")
     L_out = _positive_ints(output_len, "output_len")
+    try:
+        np.broadcast_shapes(B.shape, L_in.shape, L_out.shape)
+    except ValueError:
+        raise ConfigError(
+            f"batch, input_len and output_len have shapes {B.shape}, {L_in.shape} and {L_out.shape}, "
+            "which do not broadcast together (NumPy rules)"
+        ) from None
     model_cost = registry.get(dev.arch)
     place = Placement(
         tp=tp,
@@ -289,6 +348,11 @@ def estimate(
     )
     par = (tp, pp, ep, bool(attention_dp), float(expert_imbalance))
     terms = framework_terms(framework) if framework else None
+    if terms and terms.multi_gpu == "sequential_layers" and tp * ep > 1:
+        raise ConfigError(
+            f"framework {framework!r} runs the layers one device after another (multi_gpu: sequential_layers in "
+            f"hwmodels/calibration/frameworks.yaml): tp {tp} and ep {ep} must be 1; split the model with pp instead"
+        )
     step_overhead_s = terms.host_step_s(B) if terms else 0.0
 
     prefill = model_cost.estimate(_ops(spec, quant, "prefill", B, L_in, 0.0, par), dev, place)
@@ -331,6 +395,14 @@ def estimate(
     memory = memory_per_device(spec, quant, B, L_in, L_out, tp, pp, ep, attention_dp)
     shape = np.broadcast_shapes(B.shape, L_in.shape, L_out.shape)
     full = lambda a: np.broadcast_to(np.asarray(a, dtype=float), shape).copy()  # noqa: E731
+    ranged = {
+        "ttft_s": full(ttft),
+        "tpot_s": full(tpot),
+        "e2e_s": full(e2e),
+        "prefill_tokens_per_s": full(replicas * B * L_in / ttft),
+        "decode_tokens_per_s": full(replicas * B / tpot),
+        "energy_j_per_token": full(energy_per_token),
+    }
     return Estimate(
         model=spec.name,
         device=dev.name,
@@ -339,12 +411,8 @@ def estimate(
         input_len=full(L_in),
         output_len=full(L_out),
         precision=quant.name,
-        ttft_s=full(ttft),
-        tpot_s=full(tpot),
-        e2e_s=full(e2e),
-        prefill_tokens_per_s=full(replicas * B * L_in / ttft),
-        decode_tokens_per_s=full(replicas * B / tpot),
-        energy_j_per_token=full(energy_per_token),
+        **ranged,
+        **estimate_ranges(dev, quant, framework, B, L_in, L_out, ranged),
         tokens_per_j=full(1.0 / energy_per_token),
         usd_per_million_tokens=full(replica_usd / tokens * 1e6),
         tokens_per_usd=full(tokens / replica_usd),

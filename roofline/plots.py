@@ -618,3 +618,31 @@ def compare_chart(frame: pd.DataFrame, metrics: Sequence[str], out: Path, title:
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, out)
+
+
+def kernel_curve_chart(
+    frame: pd.DataFrame, out: Path, xlabel: str, ylabel: str, title: str = "", log_y: bool = False
+) -> list[Path]:
+    """Measured kernels (markers) beside a fitted curve's predictions (lines), one panel per
+    ``panel`` value, one colour per ``series``; x on a log-2 axis. ``frame``: columns ``panel``,
+    ``x``, ``series``, ``measured``, ``predicted``."""
+    plt = _plt()
+    panels = sorted(frame["panel"].unique())
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        part = frame.loc[frame["panel"] == panel]
+        for i, (series, g) in enumerate(part.groupby("series")):
+            g = g.sort_values("x")
+            colour = OKABE_ITO[i % len(OKABE_ITO)]
+            ax.scatter(g["x"], g["measured"], s=10, color=colour, label=series)
+            ax.plot(g["x"], g["predicted"], color=colour, lw=1.2)
+        ax.set_xscale("log", base=2)
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(str(panel), fontsize=9)
+        ax.set_xlabel(xlabel)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.suptitle(f"{title} (markers: measured; lines: fitted curve)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out)

@@ -21,6 +21,7 @@ from hwmodels.placement import Placement
 from roofline import plots
 from roofline.economics import bases_of, basis_label, economics_defaults
 from roofline.estimate import compute_device, estimate, memory_per_device
+from roofline.intervals import recorded_coverage
 from roofline.roofline import op_roofline
 from roofline.validation import load_measured, summarize, validate_frame
 from workloads.graph import build_ops
@@ -169,8 +170,9 @@ def build_report(
         points = validate_frame(load_measured())
         written += write_csvs(out, {"validation.csv": points})
         written += plots.predicted_vs_measured(points, out / "predicted-vs-measured")
+        extra, curve_files = _kernel_curves_section(out)
+        written += curve_files
         done("validation")
-        extra: list[str] = []
         for section in sections:
             lines, files = section(out)
             extra += lines
@@ -285,6 +287,7 @@ def _validation_section(points: pd.DataFrame) -> list[str]:
         .value_counts()
     )
     g = fitted("gpu").get("errors", {})
+    ranges = recorded_coverage()
     return [
         "## Validation: predicted against measured",
         "",
@@ -294,12 +297,20 @@ def _validation_section(points: pd.DataFrame) -> list[str]:
         "leave-one-source-out error of the calibration (refit without a source, predict it): on GPU fit rows, "
         f"median {_pct(g.get('leave_one_source_out', {}).get('median_ape'))}, p90 "
         f"{_pct(g.get('leave_one_source_out', {}).get('p90_ape'))} (in-sample "
-        f"{_pct(g.get('in_sample', {}).get('median_ape'))} / {_pct(g.get('in_sample', {}).get('p90_ape'))}).",
+        f"{_pct(g.get('in_sample', {}).get('median_ape'))} / {_pct(g.get('in_sample', {}).get('p90_ape'))}). "
+        + (
+            "Every prediction carries a 10th-90th percentile range from those leave-one-source-out errors (the "
+            f"bars); with each source held out from the ranges' fit too, {_pct(ranges['inside'])} of "
+            f"{ranges['with_range']} fit rows fall inside theirs (median width high/low {ranges['median_width']:.2f}x)."
+            if ranges
+            else "No ranges yet: run `hwsim calibrate`."
+        ),
         "",
         "![predicted vs measured](predicted-vs-measured.png)",
         "",
         _md_table(pd.DataFrame(rows)),
         "",
+        *_family_lines(g),
         "Rows furthest off (all rows with their errors in `validation.csv`):",
         "",
         _md_table(worst),
@@ -309,6 +320,104 @@ def _validation_section(points: pd.DataFrame) -> list[str]:
         "\n".join(f"- {n} rows: {r}" for r, n in reasons.items()),
         "",
     ]
+
+
+def _family_lines(errors: dict) -> list[str]:
+    """The leave-one-family-out error of the GPU fit, overall and per device family."""
+    lofo = errors.get("leave_one_family_out")
+    if not lofo:
+        return ["No leave-one-family-out figures yet: run `hwsim calibrate`.", ""]
+    strict = errors.get("leave_one_family_out_without_kernel_curves", {}).get("by_family", {})
+    table = pd.DataFrame(
+        [
+            {
+                "family": family,
+                "rows": v["covered"],
+                "LOFO median": _pct(v["median_ape"]),
+                "LOFO p90": _pct(v["p90_ape"]),
+                "without its kernel curves, median": _pct(strict.get(family, {}).get("median_ape")),
+            }
+            for family, v in lofo["by_family"].items()
+        ]
+    )
+    return [
+        "Leave one device family out (`hwmodels/validation/families.yaml`: refit the calibration without every "
+        "row of a GPU family, predict them; the honest figure for a GPU the fit has never seen): on GPU fit rows, "
+        f"median {_pct(lofo['median_ape'])}, p90 {_pct(lofo['p90_ape'])}. The last column also prices the family "
+        "without its measured kernel curves, as a GPU nobody has profiled.",
+        "",
+        _md_table(table),
+        "",
+    ]
+
+
+def _kernel_curves_section(out: Path) -> tuple[list[str], list[Path]]:
+    """Each fitted kernel-efficiency curve against its measured kernels, with its errors."""
+    from hwmodels.calibration.curves import fitted_curves
+    from roofline.kernel_fit import curve_frames
+
+    record = fitted_curves()
+    if not record:
+        return [
+            "## Kernel-efficiency curves",
+            "",
+            "Not fitted yet: run `hwsim calibrate --part kernels`.",
+            "",
+        ], []
+    errors, files = record["errors"], []
+    lines = [
+        "## Kernel-efficiency curves",
+        "",
+        "On the GPU architectures with public per-kernel measurements (`hwmodels/calibration/kernels/README.md`), "
+        "a GEMM of m token rows reaches `e_max * m / (m + m_half)` of its format's dense peak, streams its bytes at "
+        "`stream_efficiency` and costs `latency_us` besides; prefill attention reaches `e_max * keys / (keys + "
+        "keys_half)`; an NVLink all-reduce moves its ring bytes at `bw_efficiency` of the link plus a base and a "
+        f"per-step latency. Fitted on {record['fitted_at']} (`gpu_kernels_fitted.yaml`); checked on Vidur's FP16 "
+        f"projections, a source never fitted: median error {_pct(errors['vidur_check']['median_ape'])}. On a GPU "
+        "without curves, FP8 and FP4 GEMMs run at most the measured speed-up of those formats over BF16 ("
+        + ", ".join(f"{f} {v:.2f}x" for f, v in record.get("format_speedup", {}).items())
+        + ", medians over the architectures) where the datasheet promises more.",
+        "",
+    ]
+    rows = []
+    for kind in ("gemm", "attention_prefill"):
+        for arch, formats in record[kind].items():
+            for fmt, values in formats.items():
+                err = errors[kind][arch][fmt]
+                rows.append(
+                    {
+                        "kernel": kind,
+                        "architecture": arch,
+                        "format": fmt,
+                        "values": ", ".join(f"{k} {v:g}" for k, v in values.items()),
+                        "median error": _pct(err["in_sample"]["median_ape"]),
+                        "held-out device": _pct(err.get("held_out_device", {}).get("median_ape")),
+                    }
+                )
+    for link, values in record["allreduce"].items():
+        rows.append(
+            {
+                "kernel": "allreduce",
+                "architecture": link,
+                "format": "bf16",
+                "values": ", ".join(f"{k} {v:g}" for k, v in values.items()),
+                "median error": _pct(errors["allreduce"][link]["in_sample"]["median_ape"]),
+                "held-out device": "-",
+            }
+        )
+    lines += [_md_table(pd.DataFrame(rows)), ""]
+    labels = {
+        "gemm": ("token rows m", "fraction of dense peak"),
+        "attention_prefill": ("mean keys per query", "fraction of dense peak"),
+        "allreduce": ("message bytes", "latency (us)"),
+    }
+    for (kind, group), frame in curve_frames().items():
+        name = f"kernel-curve-{kind}-{group}"
+        files += plots.kernel_curve_chart(
+            frame, out / name, *labels[kind], title=f"{kind} on {group}", log_y=kind == "allreduce"
+        )
+        lines += [f"![{kind} {group}]({name}.png)", ""]
+    return lines, files
 
 
 def _pct(x: float | None) -> str:

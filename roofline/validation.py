@@ -19,14 +19,15 @@ Operating points:
 Metrics: ``output_tokens_per_s`` = batch x output_len / e2e for the system;
 ``..._per_device`` divides by its devices; ``decode_tokens_per_s`` is one stream's rate,
 1 / TPOT; ``prefill_tokens_per_s`` = batch x input_len / TTFT; ``requests_per_s`` = output
-tokens per second / output_len; ``j_per_token`` = energy per output token.
+tokens per second / output_len; ``j_per_token`` = the devices' energy per output token
+(``ENERGY_METRICS``; wall energy, ``j_per_token_wall``, is reported but not predicted).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -41,7 +42,9 @@ from hwmodels.calibration.params import framework_names, framework_terms
 from hwmodels.device_spec import catalog
 from hwmodels.placement import Placement
 from roofline.estimate import estimate, memory_per_device
+from roofline.intervals import row_features, row_range
 from workloads.errors import ConfigError, HwsimError
+from workloads.files import is_file
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, preset_index
 from workloads.quant import Quant
@@ -99,6 +102,12 @@ METRICS = (
     "j_per_token",
     "requests_per_s",
 )
+ENERGY_METRICS = ("j_per_token",)
+"""Energy the devices themselves drew (their own counters or power readings, such as NVML),
+per output token: what ``Estimate.energy_j_per_token`` prices."""
+WALL_ENERGY_METRICS = ("j_per_token_wall",)
+"""Energy at the wall (whole system, a power meter): reported apart and not predicted, since
+hwsim prices the devices' energy only, not the host's CPUs, memory, fans or power supply."""
 OFFLINE_BATCHES = np.unique(np.round(np.geomspace(1, 16384, 113)))
 """Candidate batches for a maximum-throughput row: about 8 per doubling."""
 
@@ -120,9 +129,13 @@ def shipped_measured_path() -> Path:
 def load_measured(path: str | Path | None = None) -> pd.DataFrame:
     """Read a measured-data CSV and check its columns."""
     path = Path(path) if path is not None else shipped_measured_path()
-    if not path.is_file():
-        raise ConfigError(f"measured data file {str(path)!r} does not exist")
-    frame = pd.read_csv(path)
+    if not is_file(path):
+        raise ConfigError(f"measured data file {str(path)!r} does not exist or is not a file")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas' parser errors are ValueErrors
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{path}: not a readable CSV ({reason})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
@@ -131,7 +144,38 @@ def load_measured(path: str | Path | None = None) -> pd.DataFrame:
     for c in SERVING_COLUMNS:
         if c not in frame.columns:
             frame[c] = np.nan
+    for c, need in NUMERIC_COLUMNS.items():
+        frame[c] = _numeric_column(frame, c, need, path)
     return frame
+
+
+NUMERIC_COLUMNS = {
+    "value": "a positive number",
+    "request_rate": "empty, inf (every request at once) or a positive number",
+    **{
+        c: "empty or a count from 0 to 10,000,000"
+        for c in ("n_devices", "batch", "input_len", "output_len", "tp", "pp", "concurrency", "dp", "ep")
+        + tuple(f"{p}_{k}" for p in ("prefill", "decode") for k in ("workers", "tp", "dp", "ep", "batch"))
+    },
+}
+"""Numeric columns and what each cell must hold; a cell that does not is an error naming its row."""
+
+
+def _numeric_column(frame: pd.DataFrame, column: str, need: str, path: Path) -> pd.Series:
+    raw = frame[column]
+    num = pd.to_numeric(raw, errors="coerce").astype(float)
+    present = num.notna() | (raw.notna() & (raw.astype(str).str.strip() != ""))
+    count = need.startswith("empty or a count")
+    ok = num.notna() & (np.isfinite(num) | (column == "request_rate"))
+    ok &= (num >= 0) & (num <= 10_000_000) if count else num > 0
+    bad = present & ~ok if need.startswith("empty") else ~ok
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        cell = raw.iloc[i] if isinstance(raw.iloc[i], str) else float(raw.iloc[i])
+        raise ConfigError(
+            f"{path}: line {i + 2} (id {frame['id'].iloc[i]!r}): {column} is {cell!r}; expected {need}"
+        )
+    return raw if raw.dtype.kind in "iuf" else num  # a column read as numbers keeps its dtype
 
 
 @dataclass(frozen=True)
@@ -187,10 +231,18 @@ def resolve(row: pd.Series) -> Condition | str:
     version = "" if version is None or (isinstance(version, float) and math.isnan(version)) else str(version)
     framework = _framework(str(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
     phase, metric = str(row["phase"]), str(row["metric"])
+    if metric in WALL_ENERGY_METRICS:
+        return (
+            f"metric {metric!r} is wall (system) energy: hwsim prices the devices' energy only, "
+            "not the host's CPUs, memory, fans or power supply"
+        )
     if metric not in METRICS:
         return f"metric {metric!r} is not predicted"
     tp, pp = _int_or_none(row["tp"]) or 1, _int_or_none(row["pp"]) or 1
     n_devices = _int_or_none(row["n_devices"]) or tp * pp
+    if framework and framework_terms(framework).multi_gpu == "sequential_layers":
+        # one process spreads the layers over all the run's devices, whatever tp the source names
+        tp, pp = 1, n_devices
     if n_devices % (tp * pp):
         return f"n_devices {n_devices} is not a multiple of tp*pp = {tp * pp}"
     zero = al["phase_defaults"]["zero_length"]["value"]
@@ -346,6 +398,14 @@ def _fits(c: Condition, batch: Any, e) -> np.ndarray:
     return steady_state_memory(c, batch) <= fraction * catalog()[c.device].memory.capacity_bytes
 
 
+def operating_point(c: Condition) -> Condition:
+    """``c`` with its batch: an offline row that states none gets ``offline_batch`` (raises
+    ``HwsimError`` when not even batch 1 fits); other rows are returned as they are."""
+    if c.batch is None and c.phase == "offline":
+        return replace(c, batch=offline_batch(c))
+    return c
+
+
 def offline_batch(c: Condition) -> int:
     """The maximum-throughput batch whose steady-state memory fits the framework's share."""
     e = _estimate(c, OFFLINE_BATCHES)
@@ -412,11 +472,13 @@ def validate_frame(frame: pd.DataFrame, serving: ServingPredictor | None = None)
         else:
             device_class = catalog()[cond.device].device_class
             try:
+                cond = operating_point(cond)
                 predicted, reason = predict(cond, serving)
             except HwsimError as exc:
                 predicted, reason = None, str(exc)
         measured = float(row["value"])
         covered = predicted is not None and measured > 0
+        low, high = row_range(row_features(cond), predicted) if covered else (np.nan, np.nan)
         out.append(
             {
                 "id": row["id"],
@@ -425,6 +487,8 @@ def validate_frame(frame: pd.DataFrame, serving: ServingPredictor | None = None)
                 "metric": row["metric"],
                 "measured": measured,
                 "predicted": predicted,
+                "predicted_low": low if np.isfinite(low) else None,
+                "predicted_high": high if np.isfinite(high) else None,
                 "error": (predicted / measured - 1) if covered else None,
                 "ape": abs(predicted / measured - 1) if covered else None,
                 "covered": covered,
@@ -444,10 +508,35 @@ def source_key(source: str) -> str:
     return str(source).split(",")[0].split(" @")[0].strip()
 
 
+POINT_KEYS = [
+    "id",
+    "hardware",
+    "model",
+    "metric",
+    "measured",
+    "predicted",
+    "predicted_low",
+    "predicted_high",
+    "ape",
+    "covered",
+    "reason",
+]
+"""The keys of each of ``hwsim validate --json``'s points; ``predicted_low`` and
+``predicted_high`` bound the prediction's 10th-90th percentile range (``roofline.intervals``;
+null where no group of fitted rows gives one, as for server rows)."""
+
+
 def summarize(points: pd.DataFrame) -> dict[str, Any]:
     """The report of ``hwsim validate --json``: keys rows, covered, median_ape, p90_ape,
     within_10pct, within_25pct, by_class, by_phase_mode (serving and offline rows per phase,
-    mode and metric), points."""
+    mode and metric), energy, points (``POINT_KEYS``; a column ``points`` lacks reads as null).
+
+    ``rows`` counts every row; the error figures and ``by_class`` are those of time and rate
+    rows. Energy rows are reported apart in ``energy``: ``gpu`` (``ENERGY_METRICS``: the
+    error overall and per device class) and ``wall`` (``WALL_ENERGY_METRICS``: counted, not
+    predicted)."""
+    is_energy = points["metric"].isin(ENERGY_METRICS + WALL_ENERGY_METRICS)
+    energy_points, points_all, points = points.loc[is_energy], points, points.loc[~is_energy]
     cov = points.loc[points["covered"]]
 
     def stats(ape: pd.Series) -> dict[str, Any]:
@@ -478,11 +567,26 @@ def summarize(points: pd.DataFrame) -> dict[str, Any]:
         if phase in ("server", "offline"):
             key = f"{phase}/{mode}/{metric}"
             by_phase_mode[key] = {"rows": int(len(group)), **stats(group.loc[group["covered"], "ape"])}
-    records = points[
-        ["id", "hardware", "model", "metric", "measured", "predicted", "ape", "covered", "reason"]
-    ]
+    gpu = energy_points.loc[energy_points["metric"].isin(ENERGY_METRICS)]
+    wall = energy_points.loc[energy_points["metric"].isin(WALL_ENERGY_METRICS)]
+    energy = {
+        "gpu": {
+            "rows": int(len(gpu)),
+            **stats(gpu.loc[gpu["covered"], "ape"]),
+            "by_class": {
+                cls: {"rows": int(len(group)), **stats(group.loc[group["covered"], "ape"])}
+                for cls, group in gpu.groupby("device_class")
+                if cls
+            },
+        },
+        "wall": {
+            "rows": int(len(wall)),
+            "note": "not predicted: hwsim prices the devices' energy, not the host's (CPUs, memory, fans, power supply)",
+        },
+    }
+    records = points_all.reindex(columns=POINT_KEYS)
     return {
-        "rows": int(len(points)),
+        "rows": int(len(points_all)),
         "covered": overall["covered"],
         "median_ape": overall["median_ape"],
         "p90_ape": overall["p90_ape"],
@@ -490,6 +594,7 @@ def summarize(points: pd.DataFrame) -> dict[str, Any]:
         "within_25pct": overall["within_25pct"],
         "by_class": by_class,
         "by_phase_mode": by_phase_mode,
+        "energy": energy,
         "points": [
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in records.to_dict(orient="records")

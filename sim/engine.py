@@ -17,6 +17,19 @@ import simpy
 
 from workloads.errors import ConfigError
 
+MAX_TASKS = 1_000_000
+"""Most tasks one simulation may build (about half a minute of SimPy on one core, and a
+timeline of that many rows); beyond it the run is refused before anything is allocated."""
+
+
+def check_size(n_tasks: float, what: str) -> None:
+    """Raise ``ConfigError`` when a run would build more than ``MAX_TASKS`` tasks."""
+    if n_tasks > MAX_TASKS:
+        raise ConfigError(
+            f"{what} would build about {n_tasks:,.0f} engine tasks, more than {MAX_TASKS:,}; lower "
+            "output_len or batch (hwsim estimate prices long outputs in closed form)"
+        )
+
 
 @dataclass
 class Task:

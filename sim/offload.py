@@ -29,7 +29,7 @@ from hwmodels import registry
 from hwmodels.calibration.params import framework_terms, params_for
 from hwmodels.placement import Placement
 from roofline.economics import Economics
-from sim.engine import TaskGraph, run
+from sim.engine import TaskGraph, check_size, run
 from sim.system import System, load_system
 from workloads.errors import DoesNotFitError
 from workloads.graph import build_ops, kv_cache_bytes, weight_bytes
@@ -419,6 +419,11 @@ def simulate_offload(
     spec, quant = load_model(model), Quant.from_name(precision)
     gbs = system.gpu_batch or batch
     k = max(1, math.ceil(batch / gbs))
+    # per step and layer: weight and KV loads, and per GPU batch its compute, stores and CPU attention
+    check_size(
+        output_len * spec.n_layers * (2 + 5 * k),
+        f"simulating {output_len} output tokens of {spec.name} offloaded on {system.name}",
+    )
     kv = tuple((t, f) for t, f in sorted(system.kv.items()) if f > 0)
     p = Policy(min(gbs, batch), k, tuple(sorted(system.weights.items())), kv)
     lc = layer_costs(spec, quant, system, p.gpu_batch, input_len, output_len, framework)
@@ -455,6 +460,7 @@ def simulate_offload(
         n_steps,
         economics,
         timeline,
+        groups={},  # no offloaded run is among the fitted rows: its ranges are unknown (NaN)
     )
     # the policy passed the memory check: report the GPU's share, not the whole model's
     estimate = replace(

@@ -25,12 +25,14 @@ from hwmodels.cost_table import CostTable
 from hwmodels.placement import Placement
 from roofline.economics import Economics, usd_per_s
 from roofline.estimate import Estimate, memory_per_device
-from sim.engine import TaskGraph, Timeline, run
+from roofline.intervals import Table, estimate_ranges
+from sim.engine import TaskGraph, Timeline, check_size, run
 from sim.system import Link, System, load_system
 from workloads.errors import ConfigError
 from workloads.graph import OpTable, build_ops
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
+from workloads.traces import MAX_TOKENS
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,14 @@ def simulate(
 ) -> SimResult:
     """Simulate one batch: a prefill, then ``output_len - 1`` decode steps, on the event engine.
 
+    With ``output_len`` 1 nothing is decoded: ``tpot_s`` and ``decode_tokens_per_s`` are NaN
+    (JSON null). A run that would build more than ``sim.engine.MAX_TASKS`` tasks is refused.
+
     With ``pp > 1`` and a batch of at least ``pp`` sequences, the batch is split into ``pp``
     micro-batches that pipeline across stages. Offloaded systems go to ``sim.offload``.
     """
     system = load_system(system)
-    if tp or pp:
+    if tp is not None or pp is not None:
         system = system.with_parallelism(tp, pp)
     if system.gpu.arch == "wafer" and system.pp > 1:
         raise ConfigError(
@@ -159,6 +164,13 @@ def simulate(
             "the inter-wafer links and stage balance are unknown, so it would price one wafer's latency at "
             f"{system.pp}x the cost; use pp 1"
         )
+    for value, field in ((batch, "batch"), (input_len, "input_len"), (output_len, "output_len")):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or not 1 <= value <= MAX_TOKENS
+        ):
+            raise _bad(field, value)
     if system.offloaded:
         from sim.offload import simulate_offload
 
@@ -173,9 +185,6 @@ def simulate(
             record=record,
         )
     spec, quant, dev = load_model(model), Quant.from_name(precision), system.gpu
-    for value, field in ((batch, "batch"), (input_len, "input_len"), (output_len, "output_len")):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise _bad(field, value)
     n_micro = system.pp if system.pp > 1 and batch >= system.pp else 1
     micro = batch / n_micro
     place = Placement(tp=system.tp, pp=system.pp, ep=system.ep, framework=framework)
@@ -187,6 +196,12 @@ def simulate(
     step_over = framework_terms(framework).host_step_s(micro) if framework else 0.0
     pre_plan = plan_step(pre_ops, pre_cost, spec, system)
     pre_plan = replace(pre_plan, pre_s=pre_plan.pre_s + step_over)
+    per_step = n_micro * (
+        spec.n_layers * (len(pre_plan.segments_s) + len(pre_plan.collectives_s)) + system.pp + 1
+    )
+    check_size(
+        output_len * per_step, f"simulating {output_len} output tokens of {spec.name} on {system.name}"
+    )
     last = add_step(graph, [pre_plan] * n_micro, system, spec.n_layers, [], "prefill")
     prefill_end = list(last)
     n_steps = max(output_len - 1, 0)
@@ -217,13 +232,12 @@ def simulate(
         n_steps,
         economics,
         timeline,
+        framework,
     )
 
 
 def _bad(field: str, value):
-    from workloads.errors import ConfigError
-
-    return ConfigError(f"{field} is {value!r}; expected a positive integer")
+    return ConfigError(f"{field} is {value!r}; expected a positive integer up to {MAX_TOKENS:,}")
 
 
 def _result(
@@ -241,8 +255,11 @@ def _result(
     n_steps: int,
     economics: Economics | None,
     timeline: Timeline,
+    framework: str | None = None,
+    groups: Table | None = None,
 ) -> SimResult:
-    """Metrics with the same definitions as the analytic estimate."""
+    """Metrics with the same definitions as the analytic estimate, with their ranges from the
+    interval table ``groups`` (default the shipped one; ``roofline.intervals``)."""
     dev = system.gpu
     per_replica = system.tp * system.pp * system.ep
     shards = system.tp * system.ep
@@ -254,7 +271,15 @@ def _result(
     tokens = batch * output_len
     usd = float(usd_per_s(dev, per_replica, energy / e2e, economics)) * e2e
     memory = memory_per_device(spec, quant, batch, input_len, output_len, system.tp, system.pp, system.ep)
-    tpot_value = tpot if n_steps else e2e - ttft
+    tpot_value = tpot if n_steps else np.nan  # no decode step: no TPOT (JSON null)
+    ranged = {
+        "ttft_s": np.asarray(ttft),
+        "tpot_s": np.asarray(tpot_value),
+        "e2e_s": np.asarray(e2e),
+        "prefill_tokens_per_s": np.asarray(batch * input_len / ttft),
+        "decode_tokens_per_s": np.asarray(batch / tpot_value if n_steps else np.nan),
+        "energy_j_per_token": np.asarray(energy / tokens),
+    }
     est = Estimate(
         model=spec.name,
         device=dev.name,
@@ -263,12 +288,17 @@ def _result(
         input_len=np.asarray(float(input_len)),
         output_len=np.asarray(float(output_len)),
         precision=quant.name,
-        ttft_s=np.asarray(ttft),
-        tpot_s=np.asarray(tpot_value),
-        e2e_s=np.asarray(e2e),
-        prefill_tokens_per_s=np.asarray(batch * input_len / ttft),
-        decode_tokens_per_s=np.asarray(batch / tpot_value if tpot_value > 0 else np.inf),
-        energy_j_per_token=np.asarray(energy / tokens),
+        **ranged,
+        **estimate_ranges(
+            dev,
+            quant,
+            framework,
+            np.asarray(batch),
+            np.asarray(input_len),
+            np.asarray(output_len),
+            ranged,
+            groups,
+        ),
         tokens_per_j=np.asarray(tokens / energy),
         usd_per_million_tokens=np.asarray(usd / tokens * 1e6),
         tokens_per_usd=np.asarray(tokens / usd),

@@ -9,6 +9,7 @@ GPU batches per block.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -20,6 +21,7 @@ import yaml
 
 from hwmodels.device_spec import DeviceSpec, load_device
 from workloads.errors import ConfigError, unknown_name
+from workloads.files import read_yaml_mapping
 
 TIERS = ("gpu", "host", "disk")
 
@@ -95,24 +97,63 @@ class System:
 
     def with_parallelism(self, tp: int | None = None, pp: int | None = None) -> System:
         """A copy with other TP/PP degrees (the CLI's ``--tp/--pp``); must fit the GPU count."""
-        out = replace(self, tp=tp or self.tp, pp=pp or self.pp)
+        out = replace(
+            self,
+            tp=self.tp if tp is None else _positive_int(tp, "tp"),
+            pp=self.pp if pp is None else _positive_int(pp, "pp"),
+        )
         _check_parallelism(out, f"system {self.name!r}")
         return out
+
+
+MAX_DEVICES = 1_000_000
+"""Largest device count or parallel degree a system file may give (a typo beyond it)."""
+
+
+def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} is {raw!r}; expected a mapping")
+    return raw
+
+
+def _keys(raw: Any, where: str, allowed: set[str]) -> Mapping[str, Any]:
+    """``raw`` as a mapping whose keys are all in ``allowed``."""
+    raw = _mapping(raw, where)
+    unknown = set(map(str, raw)) - allowed
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(allowed))}"
+        )
+    return raw
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DEVICES:
+        raise ConfigError(f"{where} is {value!r}; expected a positive integer up to {MAX_DEVICES:,}")
+    return value
+
+
+def _number(value: Any, where: str, positive: bool) -> float:
+    """A finite number, positive or non-negative."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        raise ConfigError(
+            f"{where} is {value!r}; expected a {'positive' if positive else 'non-negative'} number"
+        )
+    return float(value)
 
 
 def _by_direction(raw: Any, between: tuple[str, str], where: str) -> dict[tuple[str, str], float]:
     """``{"gpu->host": GB/s, ...}`` as bytes/s keyed by (source role, destination role)."""
     out = {}
     allowed = {f"{between[0]}->{between[1]}", f"{between[1]}->{between[0]}"}
-    for key, bw in raw.items():
+    for key, bw in _mapping(raw, f"{where}.bw_GBps_by_direction").items():
         if key not in allowed:
             raise ConfigError(
                 f"{where}.bw_GBps_by_direction has {key!r}; expected {' or '.join(sorted(allowed))}"
             )
-        if not isinstance(bw, (int, float)) or bw <= 0:
-            raise ConfigError(f"{where}.bw_GBps_by_direction.{key} is {bw!r}; expected a positive number")
         src, dst = key.split("->")
-        out[(src, dst)] = bw * 1e9
+        out[(src, dst)] = _number(bw, f"{where}.bw_GBps_by_direction.{key}", positive=True) * 1e9
     return out
 
 
@@ -127,7 +168,7 @@ def _tier_fractions(raw: Any, where: str) -> dict[str, float]:
     for tier, frac in raw.items():
         if tier not in TIERS:
             raise ConfigError(f"{where}.{tier}: unknown tier; expected {', '.join(TIERS)}")
-        if not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
             raise ConfigError(f"{where}.{tier} is {frac!r}; expected a fraction in [0, 1]")
         out[tier] = float(frac)
     if abs(sum(out.values()) - 1.0) > 1e-9:
@@ -146,6 +187,7 @@ def _check_parallelism(system: System, where: str) -> None:
 
 def parse_system(raw: Mapping[str, Any], where: str) -> System:
     """Validate a system file and build the ``System``."""
+    raw = _mapping(raw, where)
     required = {"schema_version", "name", "devices", "links", "parallelism", "placement"}
     missing = required - set(raw)
     if missing:
@@ -155,57 +197,67 @@ def parse_system(raw: Mapping[str, Any], where: str) -> System:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     if raw["schema_version"] != 1:
         raise ConfigError(f"{where}: schema_version {raw['schema_version']!r}; expected 1")
+    if not isinstance(raw["name"], str) or not raw["name"].strip():
+        raise ConfigError(f"{where}: name is {raw['name']!r}; expected a non-empty string")
     devices = {}
-    for role, entry in raw["devices"].items():
-        count = entry.get("count", 1)
-        if not isinstance(count, int) or count < 1:
-            raise ConfigError(f"{where}: devices.{role}.count is {count!r}; expected a positive integer")
-        devices[role] = (load_device(entry["device"]), count)
+    for role, entry in _mapping(raw["devices"], f"{where}: devices").items():
+        entry = _keys(entry, f"{where}: devices.{role}", {"device", "count"})
+        if not isinstance(entry.get("device"), str):
+            raise ConfigError(
+                f"{where}: devices.{role}.device is {entry.get('device')!r}; expected a catalog device name"
+            )
+        count = _positive_int(entry.get("count", 1), f"{where}: devices.{role}.count")
+        devices[str(role)] = (load_device(entry["device"]), count)
     if "gpu" not in devices:
         raise ConfigError(f"{where}: devices needs a 'gpu' role (the accelerator that runs the model)")
     links = {}
-    for name, entry in raw["links"].items():
-        between = tuple(entry.get("between", ()))
-        if len(between) != 2 or any(r not in devices for r in between):
-            raise ConfigError(f"{where}: links.{name}.between is {between!r}; expected two roles of devices")
+    link_keys = {"between", "bw_GBps", "bw_GBps_by_direction", "latency_us", "energy_pJ_per_byte", "source"}
+    for name, entry in _mapping(raw["links"], f"{where}: links").items():
+        at = f"{where}: links.{name}"
+        entry = _keys(entry, at, link_keys)
+        between = entry.get("between")
+        if (
+            not isinstance(between, (list, tuple))
+            or len(between) != 2
+            or any(not isinstance(r, str) or r not in devices for r in between)
+        ):
+            raise ConfigError(f"{at}.between is {between!r}; expected two roles of devices")
         for key in ("bw_GBps", "source"):
             if key not in entry:
-                raise ConfigError(f"{where}: links.{name} is missing {key!r}")
-        bw = entry["bw_GBps"]
-        if not isinstance(bw, (int, float)) or bw <= 0:
-            raise ConfigError(f"{where}: links.{name}.bw_GBps is {bw!r}; expected a positive number")
-        links[name] = Link(
-            name,
-            between,
-            bw * 1e9,
-            float(entry.get("latency_us", 0.0)) * 1e-6,
-            float(entry.get("energy_pJ_per_byte", 0.0)) * 1e-12,
+                raise ConfigError(f"{at} is missing {key!r}")
+        links[str(name)] = Link(
+            str(name),
+            (between[0], between[1]),
+            _number(entry["bw_GBps"], f"{at}.bw_GBps", positive=True) * 1e9,
+            _number(entry.get("latency_us", 0.0), f"{at}.latency_us", positive=False) * 1e-6,
+            _number(entry.get("energy_pJ_per_byte", 0.0), f"{at}.energy_pJ_per_byte", positive=False) * 1e-12,
             str(entry["source"]),
-            _by_direction(entry.get("bw_GBps_by_direction") or {}, between, f"{where}: links.{name}"),
+            _by_direction(entry.get("bw_GBps_by_direction") or {}, (between[0], between[1]), at),
         )
-    par = raw["parallelism"]
-    place = raw["placement"]
-    offload = raw.get("offload") or {}
+    par = _keys(raw["parallelism"], f"{where}: parallelism", {"tp", "pp", "ep", "dp", "tp_link", "pp_link"})
+    place = _keys(raw["placement"], f"{where}: placement", {"weights", "kv"})
+    offload = _keys(raw.get("offload") or {}, f"{where}: offload", {"gpu_batch", "n_gpu_batches"})
+    for key in ("tp_link", "pp_link"):
+        name = par.get(key)
+        if name is not None and (
+            not isinstance(name, str) or name not in links or links[name].between != ("gpu", "gpu")
+        ):
+            raise ConfigError(f"{where}: parallelism.{key} is {name!r}; expected a gpu-gpu link of links")
+    degree = {k: _positive_int(par.get(k, 1), f"{where}: parallelism.{k}") for k in ("tp", "pp", "ep", "dp")}
+    gpu_batch = offload.get("gpu_batch")
     system = System(
         name=raw["name"],
         devices=devices,
         links=links,
-        tp=int(par.get("tp", 1)),
-        pp=int(par.get("pp", 1)),
-        ep=int(par.get("ep", 1)),
-        dp=int(par.get("dp", 1)),
+        **degree,
         weights=_tier_fractions(place.get("weights", "gpu"), f"{where}: placement.weights"),
         kv=_tier_fractions(place.get("kv", "gpu"), f"{where}: placement.kv"),
-        gpu_batch=offload.get("gpu_batch"),
-        n_gpu_batches=int(offload.get("n_gpu_batches", 1)),
+        gpu_batch=None if gpu_batch is None else _positive_int(gpu_batch, f"{where}: offload.gpu_batch"),
+        n_gpu_batches=_positive_int(offload.get("n_gpu_batches", 1), f"{where}: offload.n_gpu_batches"),
         tp_link=par.get("tp_link"),
         pp_link=par.get("pp_link"),
         source=str(raw.get("source", "")),
     )
-    for key in ("tp_link", "pp_link"):
-        name = par.get(key)
-        if name is not None and (name not in links or links[name].between != ("gpu", "gpu")):
-            raise ConfigError(f"{where}: parallelism.{key} is {name!r}; expected a gpu-gpu link of links")
     for tier in ("host", "disk"):
         if (system.weights.get(tier) or system.kv.get(tier)) and tier not in devices:
             raise ConfigError(f"{where}: placement uses tier {tier!r} but devices has no {tier!r} role")
@@ -234,7 +286,5 @@ def load_system(name_or_path: str | Path | System) -> System:
         return parse_system(yaml.safe_load(path.read_text()), f"sim/systems/{path.name}")
     path = Path(str(name_or_path))
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise ConfigError(f"system file {str(path)!r} does not exist")
-        return parse_system(yaml.safe_load(path.read_text()), str(path))
+        return parse_system(read_yaml_mapping(path, "system file"), str(path))
     raise unknown_name("system", str(name_or_path), _shipped(), "hwsim systems")

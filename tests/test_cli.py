@@ -27,6 +27,18 @@ ESTIMATE_KEYS = [
     "bound",
     "memory_bytes",
     "fits",
+    "ttft_s_low",
+    "ttft_s_high",
+    "tpot_s_low",
+    "tpot_s_high",
+    "e2e_s_low",
+    "e2e_s_high",
+    "prefill_tokens_per_s_low",
+    "prefill_tokens_per_s_high",
+    "decode_tokens_per_s_low",
+    "decode_tokens_per_s_high",
+    "energy_j_per_token_low",
+    "energy_j_per_token_high",
 ]
 
 
@@ -93,7 +105,7 @@ def test_report_quick(tmp_path):
     "args,needle",
     [
         (["estimate", "-m", "llama-2-7bb", "-d", "h100-sxm"], "closest: llama-2-7b"),
-        (["estimate", "-m", "llama-2-7b", "-d", "h100"], "unknown device"),
+        (["estimate", "-m", "llama-2-7b", "-d", "h100-sxm6"], "unknown device"),
         (["estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--batch", "0"], "batch is 0"),
         (["estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--input-len", "-4"], "input_len"),
         (["estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--tp", "3"], "tp 3"),

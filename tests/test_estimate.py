@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from hwmodels.calibration.curves import curves_overridden
 from hwmodels.calibration.params import without_fitted
 from hwmodels.device_spec import load_device
 from roofline.economics import Economics
@@ -13,16 +14,18 @@ from workloads.model_spec import load_model
 
 def test_llama2_7b_a100_tpot_near_bandwidth_bound():
     """Weights 6.74e9 * 2 B = 13.5 GB over 2039 GB/s = 6.6 ms: TPOT is never lower. With the stated
-    microbenchmark defaults it is within 40% of it; with the parameters fitted on the measured set
-    (per-kernel overhead ~10 us) within 60%."""
+    microbenchmark defaults (and the A100's measured kernel curves set aside) it is within 40% of
+    it. With the A100's measured GEMMs (weights streamed at ~74% of the bandwidth, ~6 us each:
+    1.35x plus 224 x 6 us) and the launch overhead fitted on the measured set (~11 us per
+    kernel) within 85%."""
     bound = load_model("llama-2-7b").n_params() * 2 / 2.039e12
     assert bound == pytest.approx(6.6e-3, rel=0.01)
-    with without_fitted():
+    with without_fitted(), curves_overridden({}):
         e = estimate("llama-2-7b", "a100-sxm-80gb", batch=1, input_len=1024, output_len=128)
     assert bound <= e.tpot_s <= 1.4 * bound
     assert e.bound == "memory" and e.fits
     fitted_e = estimate("llama-2-7b", "a100-sxm-80gb", batch=1, input_len=1024, output_len=128)
-    assert bound <= fitted_e.tpot_s <= 1.6 * bound
+    assert bound <= fitted_e.tpot_s <= 1.85 * bound
 
 
 def test_throughput_rises_with_batch_until_the_compute_roof():

@@ -45,8 +45,6 @@ def test_deployment_engine_and_closed_form_agree():
     assert dep["tpot_closed_s"] <= dep["tpot_s"] <= dep["tpot_closed_s"] + cycle + 1e-4
     gpus = 2 * step3.DEPLOY_GPUS_PER_POOL
     assert dep["tokens_per_s_per_gpu"] == pytest.approx(3 * 2048 / dep["tpot_s"] / gpus)
-    # the paper's SLA: 50 ms per output token at this batch
-    assert dep["tpot_s"] < 0.050
 
 
 @pytest.mark.parametrize("model", sorted(step3.PAPER_PER_TOKEN_8K))

@@ -30,9 +30,22 @@ KEYS = [
     "within_25pct",
     "by_class",
     "by_phase_mode",
+    "energy",
     "points",
 ]
-POINT_KEYS = ["id", "hardware", "model", "metric", "measured", "predicted", "ape", "covered", "reason"]
+POINT_KEYS = [
+    "id",
+    "hardware",
+    "model",
+    "metric",
+    "measured",
+    "predicted",
+    "predicted_low",
+    "predicted_high",
+    "ape",
+    "covered",
+    "reason",
+]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ these; the CLI prints its message on one line and exits non-zero, never a traceb
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -26,14 +27,38 @@ class DoesNotFitError(HwsimError):
     """A model does not fit in the memory it is given; the message says by how many bytes."""
 
 
+class AmbiguousNameError(HwsimError):
+    """A name stands for several parts (the variants of a GPU, the CPU, GPU and NPU of a phone
+    SoC) and hwsim will not pick one; the message lists them."""
+
+
+class HwsimNote(UserWarning):
+    """An assumption hwsim made about what the user typed (the variant of a device name that
+    has several), issued with ``warnings.warn``; the CLI prints each once on stderr."""
+
+
+def _squashed(name: str) -> str:
+    """``name`` lowercased with every character other than a letter or a digit removed."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
 def closest_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
-    """The known names closest to ``name`` (case-insensitive), best first."""
+    """The known names closest to ``name``, best first.
+
+    Names that ``name`` begins (ignoring case, spaces and punctuation: ``h100`` begins
+    ``h100-sxm``) come first, shortest first; then the closest by ``difflib``'s ratio; then,
+    if neither found any, names that hold ``name`` or that it holds.
+    """
     known = list(known)
+    key = _squashed(name)
+    prefixed = sorted(
+        (k for k in known if key and _squashed(k).startswith(key)), key=lambda k: (len(_squashed(k)), k)
+    )
     lowered = {k.lower(): k for k in known}
-    near = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.4)
-    if not near:
-        near = [k for k in lowered if name.lower() in k or k in name.lower()][:n]
-    return [lowered[k] for k in near]
+    near = [lowered[k] for k in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.4)]
+    if not prefixed and not near:
+        near = [k for low, k in lowered.items() if name.lower() in low or low in name.lower()]
+    return list(dict.fromkeys(prefixed + near))[:n]
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str], list_cmd: str | None = None) -> UnknownNameError:

@@ -56,7 +56,7 @@ INT8_MAX_BITS_PER_WEIGHT = 8.6
 """Stored bits per weight up to which weights are 8-bit or narrower integers (Q8_0 stores
 8.5 with its block scales) and run through integer kernels."""
 
-_NUMERIC = ("m", "n", "k", "flops", *BYTE_CLASSES, "link_bytes", "link_steps")
+_NUMERIC = ("m", "n", "k", "keys", "flops", *BYTE_CLASSES, "link_bytes", "link_steps")
 
 
 def gemm_flops(m: Any, n: Any, k: Any) -> Any:
@@ -82,6 +82,9 @@ class OpTable:
         Kernel launches per occurrence.
     m, n, k : np.ndarray, shape (n_ops, *sweep)
         GEMM shape per occurrence (``m`` rows of activations); 0 for non-GEMM ops.
+    keys : np.ndarray, shape (n_ops, *sweep)
+        Mean keys each query attends in a softmax ``attention`` op (``ctx + (T + 1) / 2`` for
+        full causal attention); 0 for every other op.
     flops : np.ndarray
         FLOPs per occurrence.
     weight_bytes, act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes : np.ndarray
@@ -104,6 +107,7 @@ class OpTable:
     m: np.ndarray
     n: np.ndarray
     k: np.ndarray
+    keys: np.ndarray
     flops: np.ndarray
     weight_bytes: np.ndarray
     act_in_bytes: np.ndarray
@@ -193,11 +197,16 @@ class _Rows:
         m: Any = 0.0,
         n: Any = 0.0,
         k: Any = 0.0,
+        keys: Any = 0.0,
         n_kernels: int = 1,
     ) -> None:
         if count <= 0:
             return
-        fmt = self.quant.compute_format if kind in ("gemm", "router") else self.quant.act
+        fmt = self.quant.act
+        if kind in ("gemm", "router"):
+            fmt = self.quant.compute_format
+        elif kind == "attention":
+            fmt = self.quant.attention_format
         self.rows.append(
             dict(
                 name=name,
@@ -216,6 +225,7 @@ class _Rows:
                 m=m,
                 n=n,
                 k=k,
+                keys=keys,
             )
         )
 
@@ -260,6 +270,7 @@ class _Rows:
             "m",
             "n",
             "k",
+            "keys",
         ]
         ndim = max(np.ndim(r[c]) for r in self.rows for c in numeric)
         cols = {}
@@ -385,6 +396,8 @@ def build_ops(
     check_parallelism(spec, tp, pp, ep)
     if not np.isfinite(expert_imbalance) or expert_imbalance < 1.0:
         raise ConfigError(f"expert_imbalance is {expert_imbalance!r}; expected a number >= 1 (1: balanced)")
+    if expert_imbalance > max(ep, 1):  # the busiest device takes at most every routed token
+        raise ConfigError(f"expert_imbalance is {expert_imbalance!r}; expected at most ep = {ep}")
     group = ep if attention_dp and ep > 1 else 1
     B = _as_positive(batch, "batch") / group  # sequences this device attends over
     T = _as_positive(tokens, "input length" if phase == "prefill" else "tokens verified per decode step")
@@ -511,21 +524,9 @@ def _attention_block(
         act_in=bytes_of(m * (heads + kv_heads) * dq, ab),
         act_out=bytes_of(m * (heads + kv_heads) * dq, ab),
     )
-    kv_per_token = kv_heads * (dq + dv)
     for kind, count in spec.layer_kind_counts:
-        if kind.kind == "linear":
-            continue
-        r.add(
-            "attention",
-            "attention",
-            count,
-            flops=gemm_flops(B * heads * T, _mean_keys(kind, T, L), dq + dv),
-            act_in=bytes_of(m * (heads * dq + kv_per_token), ab),
-            act_out=bytes_of(m * heads * dv, ab),
-            kv_read=bytes_of(B * _cached_read(kind, L) * kv_per_token, q.kv_bits),
-            kv_write=bytes_of(m * kv_per_token, q.kv_bits),
-        )
-        r.rows[-1]["kv_group"] = heads / kv_heads
+        if kind.kind != "linear":
+            _softmax_attention(r, count, B, T, L, heads, kv_heads, dq, q, kind)
     if spec.attn_output_gate:
         r.add(
             "attn_gate",
@@ -535,6 +536,56 @@ def _attention_block(
             act_out=bytes_of(m * heads * dv, ab),
         )
     r.gemm("o_proj", n, m, h, heads * dv, q)
+
+
+def _softmax_attention(
+    r: _Rows,
+    count: float,
+    B: Any,
+    T: Any,
+    L: Any,
+    heads: Any,
+    kv_heads: Any,
+    head_dim: float,
+    q: Quant,
+    kind: AttentionLayer = FULL,
+) -> None:
+    """One softmax ``attention`` row: ``T`` new tokens of ``B`` sequences after ``L`` cached
+    ones, ``heads`` query heads sharing ``kv_heads`` cached heads of ``head_dim``."""
+    m = B * T
+    kv_per_token = kv_heads * 2 * head_dim
+    keys = _mean_keys(kind, T, L)
+    r.add(
+        "attention",
+        "attention",
+        count,
+        flops=gemm_flops(B * heads * T, keys, 2 * head_dim),
+        keys=keys,
+        act_in=bytes_of(m * (heads * head_dim + kv_per_token), q.act_bits),
+        act_out=bytes_of(m * heads * head_dim, q.act_bits),
+        kv_read=bytes_of(B * _cached_read(kind, L) * kv_per_token, q.kv_bits),
+        kv_write=bytes_of(m * kv_per_token, q.kv_bits),
+    )
+    r.rows[-1]["kv_group"] = heads / kv_heads
+
+
+def attention_table(
+    batch: Any, tokens: Any, heads: int, kv_heads: int, head_dim: int, quant: Quant
+) -> OpTable:
+    """An ``OpTable`` of one causal prefill attention (for kernel studies): ``batch`` prompts
+    of ``tokens`` tokens, the row ``build_ops`` gives a full-attention layer."""
+    r = _Rows(quant)
+    _softmax_attention(
+        r, 1, np.asarray(batch, float), np.asarray(tokens, float), 0.0, heads, kv_heads, head_dim, quant
+    )
+    return r.table("prefill")
+
+
+def allreduce_table(data_bytes: Any, tp: int, quant: Quant) -> OpTable:
+    """An ``OpTable`` of one ring all-reduce of ``data_bytes`` over ``tp`` devices (for kernel studies)."""
+    r = _Rows(quant)
+    _allreduce(r, "allreduce", 1, np.asarray(data_bytes, float), tp)
+    return r.table("kernel")
 
 
 def _linear_attention_block(r: _Rows, spec: ModelSpec, q: Quant, B: Any, m: Any, tp: int) -> None:
@@ -735,6 +786,7 @@ def _mla_block(
             "attention",
             n,
             flops=gemm_flops(B * heads * T, att_keys, latent + mla.kv_lora_rank) + ix_flops,
+            keys=att_keys,
             act_in=bytes_of(m * heads * latent + m * latent, q.act_bits) + ix_act,
             act_out=bytes_of(m * heads * mla.kv_lora_rank, q.act_bits),
             kv_read=kv_read + ix_read,
@@ -759,6 +811,7 @@ def _mla_block(
             "attention",
             n,
             flops=gemm_flops(B * heads * T, att_keys, qk + mla.v_head_dim) + ix_flops,
+            keys=att_keys,
             act_in=bytes_of(m * heads * qk + rows_kv * heads * (qk + mla.v_head_dim), q.act_bits) + ix_act,
             act_out=bytes_of(m * heads * mla.v_head_dim, q.act_bits),
             kv_read=kv_read + ix_read,
@@ -826,9 +879,16 @@ def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: in
     """Weight bytes stored per device: experts split by ``ep``, the rest by ``tp * pp``.
 
     Embedding and LM head are split by ``tp`` (vocabulary-parallel) and counted on the
-    first and last stage; with ``pp > 1`` a device holds ``1/pp`` of the layers.
+    first and last stage; with ``pp > 1`` a device holds ``1/pp`` of the layers. They take
+    their own widths where ``quant`` overrides ``embedding`` or ``lm_head`` (a llama.cpp GGUF
+    keeps output.weight in Q6_K, for one); a tied embedding is stored once, at the LM head's.
     """
-    total = spec.n_params() * quant.weight_bytes_per_param()
+    per = quant.weight_bytes_per_param()
+    head = quant.weight_bytes_per_param("lm_head")
+    emb = head if spec.tied_embeddings else quant.weight_bytes_per_param("embedding")
+    total = (
+        spec.n_params() * per + spec.embedding_params() * (emb - per) + spec.lm_head_params() * (head - per)
+    )
     if spec.moe and ep > 1:
         per_expert = (
             spec.moe.n_moe_layers * spec.ffn_params_expert() * quant.weight_bytes_per_param("experts")

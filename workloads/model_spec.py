@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from workloads.errors import ConfigError, unknown_name
+from workloads.files import exists, is_dir, is_file, read_json_mapping
 
 GATED_FAMILIES = frozenset(
     {
@@ -54,7 +55,7 @@ GATED_FAMILIES = frozenset(
 )
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices)."""
 
-LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox", "falcon"})
+LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom"})
 """Families that use LayerNorm (weight and bias) rather than RMSNorm (weight only)."""
 
 LAYER_TYPES = {
@@ -228,6 +229,9 @@ class ModelSpec:
     n_mtp_layers: int = 0
     text_config_of: str = ""
     """``model_type`` of the multimodal wrapper whose ``text_config`` this spec was read from."""
+    max_context: int | None = None
+    """Longest sequence (prompt plus output tokens) the model takes, ``max_position_embeddings``
+    (or ``n_positions``...); None when the config does not say. The CLI refuses longer requests."""
 
     # ----- derived shapes -------------------------------------------------------------
     @property
@@ -431,9 +435,29 @@ def _get(cfg: dict[str, Any], where: str, *keys: str, default: Any = ConfigError
     return default
 
 
-def _positive_int(value: Any, where: str, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{where}: field {field!r} is {value!r}; expected a positive integer")
+MAX_LAYERS = 10_000
+"""Most layers a config may declare (the deepest published models have a few hundred); more is
+a typo, and every per-layer tuple would be built in a Python loop."""
+MAX_SIZE = 2**24
+"""Largest width, head count, expert count, vocabulary or context a config field may hold
+(16,777,216: far above any published model, small enough that the op graph's products of
+sizes stay finite and exact in float64)."""
+
+
+def _positive_int(value: Any, where: str, field: str, limit: int = MAX_SIZE) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+        raise ConfigError(
+            f"{where}: field {field!r} is {value!r}; expected a positive integer up to {limit:,}"
+        )
+    return value
+
+
+def _count(value: Any, where: str, field: str, default: int = 0, limit: int = MAX_SIZE) -> int:
+    """An optional integer field >= 0; absent, ``null``, 0 and ``false`` all mean ``default``."""
+    if value is None or value is False or value == 0:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+        raise ConfigError(f"{where}: field {field!r} is {value!r}; expected an integer 0..{limit:,}")
     return value
 
 
@@ -443,7 +467,7 @@ def _int_list(value: Any, where: str, field: str) -> list[int]:
         value = [v for v in value.replace(" ", "").split(",") if v]
     try:
         return [int(v) for v in value]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(
             f"{where}: field {field!r} is {value!r}; expected a list of layer indices"
         ) from None
@@ -466,10 +490,10 @@ def _moe_layer_set(cfg: dict[str, Any], family: str, n_layers: int, where: str) 
     if family == "llama4_text":
         step = _positive_int(cfg.get("interleave_moe_layer_step", 1), where, "interleave_moe_layer_step")
         return set(range(step - 1, n_layers, step))
-    first_dense = int(cfg.get("first_k_dense_replace", 0) or 0)
-    freq = int(cfg.get("moe_layer_freq", 1) or 1)
-    step = int(cfg.get("decoder_sparse_step", 1) or 1)
-    mlp_only = set(cfg.get("mlp_only_layers", []) or [])
+    first_dense = _count(cfg.get("first_k_dense_replace"), where, "first_k_dense_replace")
+    freq = _count(cfg.get("moe_layer_freq"), where, "moe_layer_freq", default=1)
+    step = _count(cfg.get("decoder_sparse_step"), where, "decoder_sparse_step", default=1)
+    mlp_only = set(_int_list(cfg.get("mlp_only_layers") or [], where, "mlp_only_layers"))
     return {
         i
         for i in range(n_layers)
@@ -496,7 +520,7 @@ def _refuse_unmodelled(cfg: dict[str, Any], where: str) -> None:
         if cfg.get(field) not in (None, [], {}, ""):
             raise ConfigError(f"{where}: field {field!r} is set: {reason}")
     attn_types = cfg.get("attn_type_list")
-    if attn_types is not None and any(int(t) != 1 for t in attn_types):
+    if attn_types is not None and any(t != 1 for t in _int_list(attn_types, where, "attn_type_list")):
         raise ConfigError(
             f"{where}: field 'attn_type_list' has 0 entries: MiniMax lightning (linear) attention layers "
             "are not modelled (only 1 = softmax attention is)"
@@ -520,11 +544,13 @@ def _layer_kinds(cfg: dict[str, Any], family: str, n_layers: int, where: str) ->
 
     raw = cfg.get("layer_types")
     if raw:
+        if not isinstance(raw, list):
+            raise ConfigError(f"{where}: field 'layer_types' is {raw!r}; expected a list of layer kinds")
         if len(raw) != n_layers:
             raise ConfigError(f"{where}: field 'layer_types' has {len(raw)} entries for {n_layers} layers")
         kinds = []
         for i, t in enumerate(raw):
-            if t not in LAYER_TYPES:
+            if not isinstance(t, str) or t not in LAYER_TYPES:
                 raise ConfigError(
                     f"{where}: field 'layer_types'[{i}] is {t!r}; modelled kinds are {sorted(LAYER_TYPES)}"
                 )
@@ -537,7 +563,9 @@ def _layer_kinds(cfg: dict[str, Any], family: str, n_layers: int, where: str) ->
             return ()
         chunk = window("attention_chunk_size")
         interval = _positive_int(cfg.get("no_rope_layer_interval", 4), where, "no_rope_layer_interval")
-        rope = cfg.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(n_layers)]
+        rope = _int_list(cfg.get("no_rope_layers") or [], where, "no_rope_layers") or [
+            int((i + 1) % interval != 0) for i in range(n_layers)
+        ]
         if len(rope) != n_layers:
             raise ConfigError(
                 f"{where}: field 'no_rope_layers' has {len(rope)} entries for {n_layers} layers"
@@ -552,7 +580,7 @@ def _layer_kinds(cfg: dict[str, Any], family: str, n_layers: int, where: str) ->
         )
     w = AttentionLayer("sliding", window("sliding_window"))
     if cfg.get("use_sliding_window"):  # Qwen2 family: layers from max_window_layers on slide
-        first = int(cfg.get("max_window_layers", 0) or 0)
+        first = _count(cfg.get("max_window_layers"), where, "max_window_layers")
         kinds = tuple(w if i >= first else FULL for i in range(n_layers))
         return kinds if w in kinds else ()
     return (w,) * n_layers
@@ -610,7 +638,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     family = str(cfg.get("model_type", "llama"))
     _refuse_unmodelled(cfg, where)
     g = lambda *k, **kw: _get(cfg, where, *k, **kw)  # noqa: E731
-    n_layers = _positive_int(g("num_hidden_layers", "n_layer"), where, "num_hidden_layers")
+    n_layers = _positive_int(g("num_hidden_layers", "n_layer"), where, "num_hidden_layers", MAX_LAYERS)
     hidden = _positive_int(g("hidden_size", "n_embd", "d_model"), where, "hidden_size")
     n_heads = _positive_int(g("num_attention_heads", "n_head"), where, "num_attention_heads")
     n_kv = _positive_int(
@@ -623,6 +651,11 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     if n_heads % n_kv:
         raise ConfigError(
             f"{where}: num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}"
+        )
+    if cfg.get("head_dim") is None and hidden % n_heads:
+        raise ConfigError(
+            f"{where}: hidden_size {hidden} is not a multiple of num_attention_heads {n_heads} "
+            "and no head_dim is given; expected a multiple, or a head_dim field"
         )
     head_dim = _positive_int(g("head_dim", default=hidden // n_heads), where, "head_dim")
     vocab = _positive_int(g("vocab_size"), where, "vocab_size")
@@ -638,7 +671,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     mla = None
     if "kv_lora_rank" in cfg and cfg["kv_lora_rank"]:
         mla = MLASpec(
-            q_lora_rank=int(cfg.get("q_lora_rank") or 0),
+            q_lora_rank=_count(cfg.get("q_lora_rank"), where, "q_lora_rank"),
             kv_lora_rank=_positive_int(cfg["kv_lora_rank"], where, "kv_lora_rank"),
             qk_nope_head_dim=_positive_int(g("qk_nope_head_dim"), where, "qk_nope_head_dim"),
             qk_rope_head_dim=_positive_int(g("qk_rope_head_dim"), where, "qk_rope_head_dim"),
@@ -663,13 +696,14 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         expert_ffn = g("moe_intermediate_size", default=cfg.get("intermediate_size") or ffn)
         if ffn is None and len(moe_layers) == n_layers:  # no dense layer: no dense width needed
             ffn = _positive_int(expert_ffn, where, "moe_intermediate_size")
-        shared_ffn = int(
+        shared_ffn = _count(
             cfg.get("shared_expert_intermediate_size")
             or cfg.get("share_expert_dim")
-            or (cfg.get("intermediate_size") if family == "llama4_text" else 0)
-            or 0
+            or (cfg.get("intermediate_size") if family == "llama4_text" else 0),
+            where,
+            "shared_expert_intermediate_size",
         )
-        n_shared = int(cfg.get("n_shared_experts", 0) or 0) or (1 if shared_ffn else 0)
+        n_shared = _count(cfg.get("n_shared_experts"), where, "n_shared_experts") or (1 if shared_ffn else 0)
         router_bias = (
             family == "gpt_oss"
             or cfg.get("topk_method") == "noaux_tc"  # DeepSeek-V3 e_score_correction_bias
@@ -688,6 +722,11 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
             shared_expert_ffn_size=shared_ffn if shared_ffn and shared_ffn != expert_ffn else 0,
             shared_expert_gate=family in {"qwen2_moe", "qwen3_next", "qwen3_5_moe_text"} and n_shared > 0,
         )
+        if moe.n_active_experts > moe.n_routed_experts:
+            raise ConfigError(
+                f"{where}: num_experts_per_tok {moe.n_active_experts} exceeds the {moe.n_routed_experts} "
+                "routed experts; expected at most that"
+            )
 
     if ffn is None:
         raise ConfigError(f"{where}: missing field {ffn_field!r} (expected a positive integer)")
@@ -697,9 +736,14 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     norms_per_layer = 1 if family == "gptj" else 2
     if family == "falcon":
         norms_per_layer = _falcon_norms_per_layer(cfg)
+    max_context = None
+    for field in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        if cfg.get(field) is not None:
+            max_context = _positive_int(cfg[field], where, field)
+            break
     learned_pos = 0
     if family == "opt":
-        learned_pos = int(cfg.get("max_position_embeddings", 2048)) + 2  # OPT offsets positions by 2
+        learned_pos = (max_context or 2048) + 2  # OPT offsets positions by 2
     # q/k RMSNorm with weights: Qwen3 family per head; MiniMax-M2 over all q and all k channels.
     # Llama 4's use_qk_norm is a weightless L2 norm (no parameters).
     qk_norm = family in {"qwen3", "qwen3_moe", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
@@ -707,6 +751,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     n_mtp = cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0
     if cfg.get("use_mtp"):
         n_mtp = cfg.get("num_mtp_modules") or n_mtp
+    n_mtp = _count(n_mtp, where, "num_nextn_predict_layers", limit=MAX_LAYERS)
     return ModelSpec(
         name=name,
         family=family,
@@ -734,11 +779,12 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         layer_kinds=layer_kinds,
         linear_attn=linear_attn,
         indexer=indexer,
-        q_low_rank=int(cfg.get("share_q_dim") or 0),
+        q_low_rank=_count(cfg.get("share_q_dim"), where, "share_q_dim"),
         attn_output_gate=bool(cfg.get("attn_output_gate", family == "qwen3_next")),
         qk_norm_scope="layer" if cfg.get("qk_norm_type") == "per_layer" else "head",
-        n_mtp_layers=int(n_mtp),
+        n_mtp_layers=n_mtp,
         text_config_of=wrapper,
+        max_context=max_context,
     )
 
 
@@ -768,11 +814,45 @@ def _load_preset(name: str) -> ModelSpec:
     )
 
 
-def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
-    """A ``ModelSpec`` from a preset name (case-insensitive) or a path to a ``config.json``.
+@lru_cache(maxsize=1)
+def hf_id_index() -> dict[str, str]:
+    """HuggingFace repo ids of the presets (``hf_ids:`` in index.yaml), lowercased -> preset
+    name; each repo's bare name (without the organization) too, where no other preset shares it."""
+    full: dict[str, str] = {}
+    for name, entry in preset_index().items():
+        ids = entry.get("hf_ids", [])
+        where = f"workloads/presets/index.yaml: {name}.hf_ids"
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i.count("/") == 1 for i in ids):
+            raise ConfigError(f"{where} is {ids!r}; expected a list of 'organization/name' repo ids")
+        for repo in ids:
+            if full.setdefault(repo.lower(), name) != name:
+                raise ConfigError(f"{where}: {repo!r} is already an id of {full[repo.lower()]!r}")
+    bare: dict[str, set[str]] = {}
+    for repo, name in full.items():
+        bare.setdefault(repo.split("/")[1], set()).add(name)
+    return full | {b: names.pop() for b, names in bare.items() if len(names) == 1 and b not in full}
 
-    Raises ``UnknownNameError`` with the closest preset names, or ``ConfigError`` naming
-    the file and the field.
+
+def _config_name(path: Path, cfg: dict[str, Any]) -> str:
+    """The name a ``config.json`` goes by, lowercased: the repository of a HuggingFace cache
+    folder (``.../models--org--name/snapshots/<hash>/config.json`` -> ``name``), else the last
+    part of its ``_name_or_path``, else its folder's name."""
+    parts = path.absolute().parts
+    for folder, below in zip(parts, parts[1:], strict=False):
+        if folder.startswith("models--") and below == "snapshots" and folder.count("--") >= 2:
+            return folder.split("--", 2)[2].lower()
+    named = str(cfg.get("_name_or_path") or "").replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return (named or path.absolute().parent.name or path.stem).lower()
+
+
+def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
+    """A ``ModelSpec`` from a preset name, a HuggingFace repo id of one (``hf_ids:`` in
+    ``workloads/presets/index.yaml``; case-insensitive, with or without the organization or
+    ``https://huggingface.co/``), or a path to a ``config.json`` or the folder holding it
+    (named as ``_config_name`` says). A path that exists wins over a repo id.
+
+    Raises ``UnknownNameError`` with the closest preset names (or repo ids, for a name with a
+    ``/``), or ``ConfigError`` naming the file and the field.
     """
     if isinstance(name_or_path, ModelSpec):
         return name_or_path
@@ -780,14 +860,15 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
     if key in preset_index():
         return _load_preset(key)
     path = Path(str(name_or_path))
-    if path.suffix == ".json" or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"model config {str(path)!r} does not exist")
-        try:
-            cfg = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"{path}: expected a JSON object with the model's fields")
-        return spec_from_config(cfg, path.parent.name or path.stem, source=str(path), where=str(path))
+    if is_dir(path) and is_file(path / "config.json"):
+        path = path / "config.json"
+    repo = key.removeprefix("https://").removeprefix("huggingface.co/").removeprefix("hf.co/").strip("/")
+    if not exists(path) and repo in hf_id_index():
+        return _load_preset(hf_id_index()[repo])
+    if path.suffix == ".json" or exists(path):
+        cfg = read_json_mapping(path, "model config")
+        return spec_from_config(cfg, _config_name(path, cfg), source=str(path), where=str(path))
+    if "/" in repo:
+        ids = [i for entry in preset_index().values() for i in entry.get("hf_ids", [])]
+        raise unknown_name("model (HuggingFace repo id)", str(name_or_path), ids, "hwsim models --json")
     raise unknown_name("model", str(name_or_path), preset_index(), "hwsim models")

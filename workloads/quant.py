@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 import yaml
 
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, closest_names
 
 FORMAT_BITS: Mapping[str, int] = MappingProxyType(
     {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "int16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
@@ -25,18 +25,69 @@ FORMAT_BITS: Mapping[str, int] = MappingProxyType(
 """Bits per element of the named formats."""
 
 
+_FORMATS_FILE = "workloads/quant_formats.yaml"
+
+
 @lru_cache(maxsize=1)
-def named_formats() -> Mapping[str, dict]:
-    """Named quantization formats of inference engines (llama.cpp GGUF types), from
-    ``workloads/quant_formats.yaml`` with their sources."""
+def _formats_file() -> dict:
     raw = yaml.safe_load(files("workloads").joinpath("quant_formats.yaml").read_text())
     if raw.get("schema_version") != 1:
-        raise ConfigError(
-            f"workloads/quant_formats.yaml: schema_version {raw.get('schema_version')!r}; expected 1"
-        )
+        raise ConfigError(f"{_FORMATS_FILE}: schema_version {raw.get('schema_version')!r}; expected 1")
+    return raw
+
+
+@lru_cache(maxsize=1)
+def ggml_type_bits() -> Mapping[str, float]:
+    """Bits per weight of each llama.cpp ggml block type (``q4_0``, ``q6_K``, ``iq2_xxs``...):
+    block bytes x 8 / weights per block, from the ``block_<type>`` structs of ggml-common.h
+    (``ggml_types`` in ``workloads/quant_formats.yaml``); q6_K is 210 B per 256 = 6.5625."""
+    out = {}
+    for name, t in _formats_file()["ggml_types"].items():
+        where = f"{_FORMATS_FILE}: ggml_types.{name}"
+        if not isinstance(t, Mapping) or set(t) - {"layout"} != {"block_weights", "block_bytes"}:
+            raise ConfigError(f"{where}: expected {{block_weights, block_bytes, layout}}")
+        if not all(isinstance(t[k], int) and t[k] > 0 for k in ("block_weights", "block_bytes")):
+            raise ConfigError(f"{where}: block_weights and block_bytes must be positive integers")
+        out[name] = t["block_bytes"] * 8.0 / t["block_weights"]
+    return MappingProxyType(out)
+
+
+def _check_gguf(name: str, entry: Mapping) -> None:
+    """A GGUF format names known ggml types for its layers (positive weight counts), its output
+    tensor and its token embedding."""
+    where = f"{_FORMATS_FILE}: formats.{name}"
+    types = ggml_type_bits()
+    mix = entry["layer_mix"]
+    if not isinstance(mix, Mapping) or not mix:
+        raise ConfigError(f"{where}.layer_mix: expected a mapping of ggml type to weight count")
+    for t, count in mix.items():
+        if t not in types:
+            raise ConfigError(f"{where}.layer_mix: unknown ggml type {t!r}; known: {', '.join(types)}")
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or count <= 0:
+            raise ConfigError(f"{where}.layer_mix.{t} is {count!r}; expected a positive weight count")
+    for key in ("output_type", "token_embd_type"):
+        if entry.get(key) not in types:
+            raise ConfigError(f"{where}.{key} is {entry.get(key)!r}; expected one of {', '.join(types)}")
+
+
+def gguf_layer_bits(entry: Mapping) -> float:
+    """Mean bits per weight of a GGUF format's transformer-layer weights: its ``layer_mix``
+    (weight counts per ggml type) averaged over the types' block bits."""
+    types = ggml_type_bits()
+    mix = entry["layer_mix"]
+    return sum(n * types[t] for t, n in mix.items()) / sum(mix.values())
+
+
+@lru_cache(maxsize=1)
+def named_formats() -> Mapping[str, dict]:
+    """Named quantization formats of inference engines (llama.cpp GGUF types, Qualcomm QNN),
+    from ``workloads/quant_formats.yaml`` with their sources."""
+    raw = _formats_file()
     for name, entry in raw["formats"].items():
         if not entry.get("source"):
-            raise ConfigError(f"workloads/quant_formats.yaml: {name} needs a source")
+            raise ConfigError(f"{_FORMATS_FILE}: {name} needs a source")
+        if "layer_mix" in entry:
+            _check_gguf(name, entry)
     return MappingProxyType(raw["formats"])
 
 
@@ -82,7 +133,8 @@ class Quant:
     zero_point : bool
         Whether each group also stores a zero point.
     overrides : tuple of (op, bits)
-        Weight bits of named ops (``(("lm_head", 16),)``) that differ from ``weight_bits``.
+        Stored bits per weight of named ops (``(("lm_head", 16),)``) that differ from the
+        rest, scales included; fractional for GGUF block types (``("lm_head", 6.5625)``, Q6_K).
     """
 
     weight: str = "fp16"
@@ -93,7 +145,7 @@ class Quant:
     kv_bits: int = 16
     group_size: int = 0
     zero_point: bool = False
-    overrides: tuple[tuple[str, int], ...] = ()
+    overrides: tuple[tuple[str, float], ...] = ()
     label: str = ""
     extra_bits: float | None = None
 
@@ -130,6 +182,10 @@ class Quant:
         ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
         e.g. ``w3a16g64``, ``w4a8kv8``.
         """
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"precision is {name!r}; expected a name such as fp16, bf16, fp8, int8, int4 or w4a16"
+            )
         key = name.strip().lower()
         if key in named_formats():
             f = named_formats()[key]
@@ -139,6 +195,11 @@ class Quant:
                 f["kv_bits"],
                 group_size=f.get("group_size", 0),
             )
+            if "layer_mix" in f:  # a llama.cpp GGUF type: layer mixture, own output and embedding types
+                types = ggml_type_bits()
+                heads = (("embedding", types[f["token_embd_type"]]), ("lm_head", types[f["output_type"]]))
+                extra = gguf_layer_bits(f) - q.weight_bits
+                return replace(q, label=key, extra_bits=extra, overrides=heads)
             extra = f["bits_per_weight"] - f["weight_bits"] if "bits_per_weight" in f else None
             return replace(q, label=key, extra_bits=extra)
         if key in ("fp32", "fp16", "bf16"):
@@ -157,9 +218,13 @@ class Quant:
         if m:
             w, a, kv, g = m.groups()
             return cls.make(int(w), int(a), int(kv) if kv else int(a), group_size=int(g) if g else 0)
+        near = closest_names(
+            key, [*named_formats(), "fp32", "bf16", "fp16", "fp8", "fp8-kv16", "fp4", "int8", "int4"]
+        )
         raise ConfigError(
-            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, fp8-kv16, int8, int4, "
-            f"{', '.join(named_formats())} or a pattern like w4a16, w4a8kv8, w3a16g64"
+            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, fp8-kv16, fp4, int8, int4, "
+            f"a named format of {_FORMATS_FILE} (llama.cpp GGUF types q4_0, q4_k_m, iq2_xxs..., qnn_w4a16) "
+            f"or a pattern like w4a16, w4a8kv8, w3a16g64; closest: {', '.join(near) or 'none'}"
         )
 
     @property
@@ -207,6 +272,16 @@ class Quant:
         if self.weight_bits <= 4 and self.act_bits <= 4:
             return "fp4" if "fp4" in (self.weight, self.act) else "int4"
         return "fp8" if "fp8" in (self.weight, self.act) else "int8"
+
+    @property
+    def attention_format(self) -> str:
+        """The math format of attention (Q K^T and P V): the wider of the activation and KV-cache
+        formats, since a kernel multiplies queries (activations) by cached keys and values and
+        up-converts the narrower operand. NVFP4 recipes keep an FP8 KV cache and run FP8
+        attention (TensorRT-LLM's FP8 context FMHA; it has no FP4 attention kernel); a W8A8 model
+        with a 16-bit cache runs 16-bit attention; llama.cpp's int8 activations meet an f16 cache
+        in its f16 FlashAttention kernels."""
+        return self.kv if self.kv_bits > self.act_bits else self.act
 
     def with_kv(self, kv: int | str) -> Quant:
         """The same quantization with another KV-cache format."""

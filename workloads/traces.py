@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from workloads.errors import ConfigError, unknown_name
+from workloads.files import is_file
 
 MAX_TOKENS = 10_000_000
 """Largest prompt or output length a trace accepts (tokens): far beyond any model's context,
@@ -228,8 +229,8 @@ def read_trace_csv(path: str | Path) -> Trace:
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"trace file {str(path)!r} does not exist")
+    if not is_file(path):
+        raise ConfigError(f"trace file {str(path)!r} does not exist or is not a file")
     try:
         frame = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -282,6 +283,8 @@ def make_trace(
     resampled.
     """
     n = _count(n_requests, "num_requests", 100_000_000)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed is {seed!r}; expected an integer from 0 to 2**63 - 1")
     rng = np.random.default_rng(seed)
     if (rate is None) == (concurrency is None):
         raise ConfigError("give exactly one of a rate (open loop) and a concurrency (closed loop)")

@@ -9,6 +9,7 @@ precedence. ``overridden`` substitutes values for the duration of a fit.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -56,30 +57,68 @@ FITTABLE = (
     "issue_bound_gemm_macs_per_lane_cycle",
 )
 """Parameters a fit may set, in the order they are added as a class's rows allow."""
+ENERGY_FITTABLE = ("static_power_fraction",)
+"""Parameters the energy fit sets on measured device energy (``roofline.calibrate_energy``),
+stored in ``<arch>_energy_fitted.yaml``."""
 
 _OVERRIDES: dict[tuple[str, str], dict[str, float]] = {}
 _USE_FITTED = [True]
 
 
+_FITS_FOLDER: list[Path | None] = [None]
+
+
+def fits_folder() -> Path:
+    """The folder the fitted files (``*_fitted.yaml``) are read from and written to: the package's
+    ``hwmodels/calibration/``, or inside ``fits_in`` the folder it names."""
+    return _FITS_FOLDER[0] or Path(str(files("hwmodels.calibration")))
+
+
+@contextlib.contextmanager
+def fits_in(folder: Path) -> Iterator[None]:
+    """Read and write every fitted file in ``folder`` inside the block (``hwsim calibrate --out``),
+    never the package's. The shipped fits are copied there first (those ``folder`` lacks), so a
+    refit of one part reads the shipped fit of the others and the folder ends with a full set."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for shipped in sorted(fits_folder().glob("*_fitted.yaml")):
+        if not (folder / shipped.name).exists():
+            shutil.copyfile(shipped, folder / shipped.name)
+    previous = _FITS_FOLDER[0]
+    _FITS_FOLDER[0] = folder
+    _clear_fit_caches()
+    try:
+        yield
+    finally:
+        _FITS_FOLDER[0] = previous
+        _clear_fit_caches()
+
+
+def _clear_fit_caches() -> None:
+    for cached in (fitted, _serving_fitted, _frameworks):
+        cached.cache_clear()
+
+
 def fitted_path(arch: str) -> Path:
-    """Where the fitted parameters of ``arch`` are stored (in the source tree)."""
-    return Path(str(files("hwmodels.calibration").joinpath(f"{arch}_fitted.yaml")))
+    """Where the fitted parameters of ``arch`` are stored (``fits_folder``)."""
+    return fits_folder() / f"{arch}_fitted.yaml"
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def fitted(arch: str) -> Mapping[str, Any]:
-    """The fit record of ``arch``: ``classes``, ``fitted_on``, ``errors``; empty when never fitted."""
+    """The fit record of ``arch`` (or of ``<arch>_energy``, the energy fit): ``classes``,
+    ``fitted_on``, ``errors``; empty when never fitted."""
     path = fitted_path(arch)
     if not path.is_file():
         return {}
     raw = yaml.safe_load(path.read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{path.name}: schema_version {raw.get('schema_version')!r}; expected 1")
+    allowed = ENERGY_FITTABLE if arch.endswith("_energy") else FITTABLE
     for cls, values in raw.get("classes", {}).items():
         for name in values:
-            if name not in FITTABLE:
+            if name not in allowed:
                 raise ConfigError(
-                    f"{path.name}: classes.{cls}.{name} is not a fittable parameter ({FITTABLE})"
+                    f"{path.name}: classes.{cls}.{name} is not a fittable parameter ({allowed})"
                 )
     return raw
 
@@ -90,9 +129,9 @@ def params_for(arch: str, device_class: str) -> Mapping[str, Param]:
     if device_class not in table:
         raise unknown_name(f"{arch} device class", device_class, table)
     out = dict(table[device_class])
-    record = fitted(arch) if _USE_FITTED[0] else {}
-    for name, value in record.get("classes", {}).get(device_class, {}).items():
-        out[name] = Param(float(value), f"fitted: {record.get('fitted_on', '')}")
+    for record in (fitted(arch), fitted(f"{arch}_energy")) if _USE_FITTED[0] else ():
+        for name, value in record.get("classes", {}).get(device_class, {}).items():
+            out[name] = Param(float(value), f"fitted: {record.get('fitted_on', '')}")
     for name, value in _OVERRIDES.get((arch, device_class), {}).items():
         out[name] = Param(float(value), "override during a fit")
     return out
@@ -148,7 +187,10 @@ class FrameworkTerms:
     issue (``issue_bound_gemm_macs_per_lane_cycle``) as well as by the tensor peak;
     ``output_lag_steps``: engine steps between a token leaving the engine and reaching a
     streaming client (request intake and output processing pipelined behind the engine's
-    steps), which delays the first and last token a client sees."""
+    steps), which delays the first and last token a client sees. ``multi_gpu``: how one
+    model instance spans several devices, ``tensor_parallel`` (the stated tp, pp, ep) or
+    ``sequential_layers`` (its layers split over the devices and run one device after
+    another: a pipeline of one micro-batch)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -164,10 +206,15 @@ class FrameworkTerms:
     issue_bound_quantized_gemm: bool
     source: str
     output_lag_steps: float = 0.0
+    multi_gpu: str = "tensor_parallel"
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
         return self.step_overhead_s + self.seq_overhead_s * n_seqs
+
+
+MULTI_GPU = ("tensor_parallel", "sequential_layers")
+"""How a framework spreads one model instance over several devices (``FrameworkTerms.multi_gpu``)."""
 
 
 @lru_cache(maxsize=1)
@@ -188,6 +235,11 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
                 f"{where}: frameworks.{name}.memory_fraction is {fraction}; expected 0 < f <= 1"
             )
         rate = entry.get("cpu_attention_tflops")
+        multi_gpu = entry.get("multi_gpu", "tensor_parallel")
+        if multi_gpu not in MULTI_GPU:
+            raise ConfigError(
+                f"{where}: frameworks.{name}.multi_gpu is {multi_gpu!r}; expected one of {', '.join(MULTI_GPU)}"
+            )
         out[name] = FrameworkTerms(
             name=name,
             kernel_overhead_us=None if k is None else float(k),
@@ -203,6 +255,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             issue_bound_quantized_gemm=bool(entry.get("issue_bound_quantized_gemm", False)),
             source=str(entry["source"]),
             output_lag_steps=float(entry.get("output_lag_steps", 0.0)),
+            multi_gpu=multi_gpu,
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
@@ -227,8 +280,8 @@ SERVING_FITTED = "serving_fitted.yaml"
 
 
 def serving_fitted_path() -> Path:
-    """Where the serving fit of framework terms is stored (in the source tree)."""
-    return Path(str(files("hwmodels.calibration").joinpath(SERVING_FITTED)))
+    """Where the serving fit of framework terms is stored (``fits_folder``)."""
+    return fits_folder() / SERVING_FITTED
 
 
 @lru_cache(maxsize=1)
@@ -258,6 +311,8 @@ def framework_overridden(name: str, values: Mapping[str, float]) -> Iterator[Non
 def framework_terms(name: str) -> FrameworkTerms:
     """The overhead terms of framework ``name``; an unknown name lists the closest."""
     table = _frameworks()
+    if not isinstance(name, str):
+        raise ConfigError(f"framework is {name!r}; expected a framework name ({', '.join(sorted(table))})")
     if name not in table:
         raise unknown_name("framework", name, table)
     return table[name]

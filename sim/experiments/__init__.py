@@ -16,7 +16,17 @@ VERDICT_COLUMNS = ["tolerance", "verdict", "cause"]
 """Added by ``reproduce``: the ratio's tolerance, ``pass`` or ``miss``, and for a miss its cause."""
 TOLERANCE = 1.33
 """A headline passes when hwsim / paper lies within [1/1.33, 1.33] unless its experiment says otherwise."""
-EXPERIMENTS = ("flexgen", "instinfer", "lamina", "mllm-npu", "sail", "step3", "waferllm")
+EXPERIMENTS = (
+    "flexgen",
+    "flightllm",
+    "hnlpu",
+    "instinfer",
+    "lamina",
+    "mllm-npu",
+    "sail",
+    "step3",
+    "waferllm",
+)
 """The experiments ``hwsim reproduce`` knows (one module each)."""
 
 

@@ -1,0 +1,195 @@
+"""Kernel-efficiency curves of the GPU cost model, fitted on public per-kernel measurements.
+
+Per GPU architecture and math format, where measured kernels exist (``gpu_kernels.yaml``
+names the measured chips and the catalog devices that share them):
+
+- **GEMM**: a GEMM of ``m`` token rows reaches ``e_max * m / (m + m_half)`` of the dense
+  peak of its format, streams its bytes at ``stream_efficiency`` of the memory bandwidth,
+  and costs ``latency_us`` besides (its prologue and epilogue, and for FP8 and NVFP4 the
+  kernel that quantizes the activations and their scale factors);
+- **prefill attention**: a softmax attention whose queries attend ``keys`` keys on average
+  reaches ``e_max * keys / (keys + keys_half)`` of the peak of its format (FlashAttention
+  tiles are idle at short sequences), plus ``latency_us``;
+- **all-reduce over NVLink**: bytes at ``bw_efficiency`` of the link bandwidth, plus a base
+  latency and a latency per ring step.
+
+``hwsim calibrate --part kernels`` (``roofline/kernel_fit.py``) fits them on the extracts in
+``hwmodels/calibration/kernels/`` and writes ``gpu_kernels_fitted.yaml``, with each curve's
+error. A device outside every listed architecture, or a format without a curve, keeps its
+device class's single ``compute_efficiency`` and ``memory_efficiency``, except that its FP8 and
+FP4 GEMMs run no faster than the measured speed-up of those formats over BF16
+(``format_speedup``, the median over the measured architectures) where its datasheet promises more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwmodels.calibration.params import fits_folder
+from workloads.errors import ConfigError
+
+FORMAT_CURVE = {"fp16": "bf16", "bf16": "bf16", "fp8": "fp8", "fp4": "fp4"}
+"""The measured GEMM and attention format that prices each op math format (FP16 and BF16
+tensor cores run at one rate)."""
+
+FITTED_FILE = "gpu_kernels_fitted.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class GemmCurve:
+    """Achievable GEMM rate of one architecture and format."""
+
+    e_max: float
+    m_half: float
+    stream_efficiency: float
+    latency_us: float
+
+    def efficiency(self, m: Any) -> Any:
+        """Fraction of the dense peak at ``m`` token rows."""
+        return self.e_max * m / (m + self.m_half)
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionCurve:
+    """Achievable prefill-attention rate of one architecture and format."""
+
+    e_max: float
+    keys_half: float
+    latency_us: float
+
+    def efficiency(self, keys: Any) -> Any:
+        """Fraction of the dense peak when each query attends ``keys`` keys."""
+        return self.e_max * keys / (keys + self.keys_half)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCurve:
+    """Achievable all-reduce over one link type."""
+
+    bw_efficiency: float
+    base_latency_us: float
+    step_latency_us: float
+
+
+@lru_cache(maxsize=1)
+def architectures() -> Mapping[str, Mapping[str, Any]]:
+    """``{architecture: {measured, devices, basis}}`` from ``gpu_kernels.yaml``, validated."""
+    where = "hwmodels/calibration/gpu_kernels.yaml"
+    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("gpu_kernels.yaml").read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
+    seen: dict[str, str] = {}
+    for name, entry in raw["architectures"].items():
+        if not entry.get("basis") or not set(entry["measured"]) <= set(entry["devices"]):
+            raise ConfigError(
+                f"{where}: architectures.{name} needs a basis and its measured devices among devices"
+            )
+        for device in entry["devices"]:
+            if device in seen:
+                raise ConfigError(f"{where}: {device} is in both {seen[device]} and {name}")
+            seen[device] = name
+    return raw["architectures"]
+
+
+def fitted_curves_path() -> Path:
+    """Where the fitted curves are read from and written to (``fits_folder``, as every fit)."""
+    return fits_folder() / FITTED_FILE
+
+
+@lru_cache(maxsize=4)
+def _stored(path: Path) -> Mapping[str, Any]:
+    if not path.is_file():
+        return {}
+    raw = yaml.safe_load(path.read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(f"{FITTED_FILE}: schema_version {raw.get('schema_version')!r}; expected 1")
+    return raw
+
+
+_RECORD: list[Mapping[str, Any] | None] = [None]
+_HIDDEN: set[str] = set()
+
+
+def fitted_curves() -> Mapping[str, Any]:
+    """The fit record in use: ``gemm``, ``attention_prefill``, ``allreduce``, ``errors``; empty
+    when never fitted."""
+    return _RECORD[0] if _RECORD[0] is not None else _stored(fitted_curves_path())
+
+
+def reload() -> None:
+    """Forget the cached fit (after ``hwsim calibrate`` rewrote it)."""
+    _stored.cache_clear()
+
+
+@contextlib.contextmanager
+def curves_overridden(record: Mapping[str, Any]) -> Iterator[None]:
+    """Use ``record`` (same keys as the fitted file) instead of the shipped fit inside the block."""
+    previous = _RECORD[0]
+    _RECORD[0] = record
+    try:
+        yield
+    finally:
+        _RECORD[0] = previous
+
+
+@contextlib.contextmanager
+def without_curves(devices: Iterable[str]) -> Iterator[None]:
+    """Price ``devices`` as if no kernel of theirs had been measured (their class's single
+    efficiencies) inside the block: the strict leave-one-family-out check."""
+    added = set(devices) - _HIDDEN
+    _HIDDEN.update(added)
+    try:
+        yield
+    finally:
+        _HIDDEN.difference_update(added)
+
+
+def architecture(device: str) -> str | None:
+    """The measured architecture whose curves price ``device``, or None."""
+    if device in _HIDDEN:
+        return None
+    for name, entry in architectures().items():
+        if device in entry["devices"]:
+            return name
+    return None
+
+
+def gemm_curve(device: str, fmt: str) -> GemmCurve | None:
+    """The GEMM curve of ``device`` in op math format ``fmt``, or None."""
+    entry = _entry("gemm", device, fmt)
+    return None if entry is None else GemmCurve(**{k: float(entry[k]) for k in GemmCurve.__slots__})
+
+
+def attention_curve(device: str, fmt: str) -> AttentionCurve | None:
+    """The prefill-attention curve of ``device`` in op math format ``fmt``, or None."""
+    entry = _entry("attention_prefill", device, fmt)
+    return None if entry is None else AttentionCurve(**{k: float(entry[k]) for k in AttentionCurve.__slots__})
+
+
+def format_speedup(fmt: str) -> float | None:
+    """Measured speed of ``fmt`` GEMMs over BF16 ones on the same chip (median over the measured
+    architectures of ``e_max * peak`` ratios), for devices without curves; None for 16-bit formats."""
+    value = fitted_curves().get("format_speedup", {}).get(FORMAT_CURVE.get(fmt, ""))
+    return None if value is None or FORMAT_CURVE[fmt] == "bf16" else float(value)
+
+
+def link_curve(link: str) -> LinkCurve | None:
+    """The all-reduce terms fitted for link type ``link`` (``nvlink``), or None."""
+    entry = fitted_curves().get("allreduce", {}).get(link)
+    return None if entry is None else LinkCurve(**{k: float(entry[k]) for k in LinkCurve.__slots__})
+
+
+def _entry(kind: str, device: str, fmt: str) -> Mapping[str, Any] | None:
+    arch = architecture(device)
+    curve_fmt = FORMAT_CURVE.get(fmt)
+    if arch is None or curve_fmt is None:
+        return None
+    return fitted_curves().get(kind, {}).get(arch, {}).get(curve_fmt)

@@ -1,0 +1,249 @@
+"""Device names users type: normalization, aliases, variants assumed with a note, SoCs refused.
+
+The table is ``hwmodels/catalog/aliases.yaml``. A typed name is normalized (lowercase, split at
+every character other than a letter or a digit, vendor words dropped, joined) and looked up among
+the normalized catalog names, their aliases and the ambiguous names. ``docs/device-names.md`` is
+generated from the table and the catalog (``python -m hwmodels.device_names >
+docs/device-names.md``); ``tests/test_names.py`` keeps the two in sync.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from types import MappingProxyType
+
+import yaml
+
+from hwmodels.device_spec import SCHEMA_VERSION, _check_keys, catalog
+from workloads.errors import AmbiguousNameError, ConfigError, unknown_name
+from workloads.model_spec import preset_index
+
+WHERE = "hwmodels/catalog/aliases.yaml"
+
+
+def _squashed(name: str) -> str:
+    """``name`` lowercased with every character other than a letter or a digit removed."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass(frozen=True)
+class Ambiguous:
+    """A name for several catalog parts (an ``ambiguous:`` entry of the alias table).
+
+    ``assume`` is the variant the name resolves to (with a note), or None when the name is
+    refused; ``soc`` marks a system-on-chip whose ``variants`` are its parts; ``others`` names
+    real variants the catalog does not hold; ``why`` is the basis of the choice.
+    """
+
+    name: str
+    variants: tuple[str, ...]
+    assume: str | None
+    soc: bool
+    names: tuple[str, ...]
+    others: str
+    why: str
+
+    def _listed(self) -> str:
+        return ", ".join(self.variants) + (f"; {self.others}" if self.others else "")
+
+    def note(self, typed: str) -> str:
+        """The one line saying which variant ``typed`` was taken for."""
+        choose = "; name a variant to choose another" if len(self.variants) > 1 else ""
+        return f"device {typed!r}: assumed {self.assume} (variants: {self._listed()}){choose}"
+
+    def refusal(self, typed: str) -> AmbiguousNameError:
+        """The error for a name hwsim will not resolve, listing its parts or variants."""
+        what = "is a SoC; its parts" if self.soc else "names several parts"
+        return AmbiguousNameError(
+            f"device {typed!r}: {self.name} {what}: {self._listed()}; name one "
+            f"(`hwsim devices {self.name}` compares them)"
+        )
+
+
+@dataclass(frozen=True)
+class NameTable:
+    """The parsed alias table: vendor words, other names per catalog device, ambiguous names."""
+
+    vendor_words: frozenset[str]
+    aliases: Mapping[str, tuple[str, ...]]
+    ambiguous: Mapping[str, Ambiguous]
+
+    def key(self, name: str) -> str:
+        """``name`` normalized: lowercase, split at non-alphanumerics, vendor words dropped
+        (unless nothing else is left), joined (``"NVIDIA H100 SXM"`` -> ``"h100sxm"``)."""
+        tokens = [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+        return "".join([t for t in tokens if t not in self.vendor_words] or tokens)
+
+
+def _names(raw: object, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(n, str) and n.strip() for n in raw):
+        raise ConfigError(f"{where} is {raw!r}; expected a list of names")
+    return tuple(raw)
+
+
+@lru_cache(maxsize=1)
+def name_table() -> NameTable:
+    """The alias table, parsed and checked against the catalog (every name it points to exists,
+    no two entries normalize to the same name)."""
+    raw = yaml.safe_load(files("hwmodels.catalog").joinpath("aliases.yaml").read_text())
+    _check_keys(raw, WHERE, {"schema_version", "vendor_words", "aliases", "ambiguous"})
+    if raw["schema_version"] != SCHEMA_VERSION:
+        raise ConfigError(f"{WHERE}: schema_version {raw['schema_version']!r}; expected {SCHEMA_VERSION}")
+    devices = catalog()
+    aliases = {}
+    for name, others in raw["aliases"].items():
+        if name not in devices:
+            raise unknown_name(f"device in {WHERE} aliases", name, devices)
+        aliases[name] = _names(others, f"{WHERE}: aliases.{name}")
+    ambiguous = {}
+    for name, entry in raw["ambiguous"].items():
+        where = f"{WHERE}: ambiguous.{name}"
+        _check_keys(entry, where, {"variants", "why"}, {"assume", "soc", "names", "others"})
+        variants = _names(entry["variants"], f"{where}.variants")
+        for v in variants:
+            if v not in devices:
+                raise unknown_name(f"device in {where}.variants", v, devices)
+        assume = entry.get("assume")
+        if assume is not None and assume not in variants:
+            raise ConfigError(f"{where}.assume is {assume!r}; expected one of its variants {list(variants)}")
+        if assume is None and len(variants) < 2 and not entry.get("soc"):
+            raise ConfigError(f"{where}: a refused name needs two or more variants, or soc: true")
+        ambiguous[name] = Ambiguous(
+            name,
+            variants,
+            assume,
+            bool(entry.get("soc", False)),
+            _names(entry.get("names", []), f"{where}.names"),
+            str(entry.get("others", "")),
+            str(entry["why"]),
+        )
+    vendor = frozenset(_names(raw["vendor_words"], f"{WHERE}: vendor_words"))
+    return NameTable(vendor, MappingProxyType(aliases), MappingProxyType(ambiguous))
+
+
+@lru_cache(maxsize=1)
+def _index() -> Mapping[str, str | Ambiguous]:
+    """Normalized name -> the catalog name or the ambiguous entry it stands for."""
+    table = name_table()
+    spellings: list[tuple[str, str | Ambiguous]] = [(n, n) for n in catalog()]
+    spellings += [(alias, n) for n, others in table.aliases.items() for alias in others]
+    for entry in table.ambiguous.values():
+        spellings += [(s, entry) for s in (entry.name, *entry.names)]
+    out: dict[str, str | Ambiguous] = {}
+    for spelling, target in spellings:
+        key = table.key(spelling)
+        if key in out and out[key] != target:
+            first = out[key] if isinstance(out[key], str) else out[key].name
+            raise ConfigError(
+                f"{WHERE}: {spelling!r} normalizes to {key!r}, already the name of {first!r}; "
+                "expected every name to stand for one thing"
+            )
+        out[key] = target
+    return MappingProxyType(out)
+
+
+def resolve_device_name(typed: str) -> tuple[str, str | None] | None:
+    """The catalog name ``typed`` stands for, with the note to show when a variant was assumed
+    (else None); None when the name is unknown. Raises ``AmbiguousNameError`` for a name that
+    stands for several parts and assumes none (a phone SoC)."""
+    target = _index().get(name_table().key(typed))
+    if target is None or isinstance(target, str):
+        return None if target is None else (target, None)
+    if target.assume is None:
+        raise target.refusal(typed)
+    return target.assume, target.note(typed)
+
+
+def find_devices(query: str) -> list[str]:
+    """Catalog names ``query`` shows (``hwsim devices QUERY``): the device a name resolves to;
+    every variant or part of an ambiguous name or SoC; else every device whose name or display
+    name holds the query, ignoring case, spaces and punctuation (``snapdragon``, ``nvidia``)."""
+    target = _index().get(name_table().key(query))
+    if target is not None:
+        return [target] if isinstance(target, str) else list(target.variants)
+    needle = _squashed(query)
+    hits = [
+        n
+        for n, d in catalog().items()
+        if needle and (needle in _squashed(n) or needle in _squashed(d.display_name))
+    ]
+    if not hits:
+        raise unknown_name("device", query, [*catalog(), *name_table().ambiguous], "hwsim devices")
+    return hits
+
+
+def names_markdown() -> str:
+    """``docs/device-names.md``: the names that stand for several parts, the other names of
+    catalog devices, and the HuggingFace repo ids of the model presets."""
+    table = name_table()
+    words = ", ".join(f"`{w}`" for w in sorted(table.vendor_words))
+    lines = [
+        "# Names users type",
+        "",
+        "<!-- Generated from hwmodels/catalog/aliases.yaml, the catalog and workloads/presets/index.yaml",
+        "by `python -m hwmodels.device_names > docs/device-names.md`; tests/test_names.py checks it. -->",
+        "",
+        "## Devices",
+        "",
+        "`-d/--device` takes a catalog name, any other name below, or a path to a device YAML. A",
+        "name is compared after normalizing: lowercase, split at every character other than a letter",
+        f"or a digit, the vendor and brand words {words} dropped, the rest joined. So",
+        "`NVIDIA H100 SXM`, `h100_sxm` and `H100-SXM` are all `h100-sxm`; `Intel Gaudi 3` and",
+        "`gaudi-3` are `gaudi3`; `GeForce RTX 4090` is `rtx-4090`. An unknown name is refused with the",
+        "closest known names, those it begins first. `hwsim devices NAME` lists what a name stands",
+        "for, or every device whose name or description holds it (`hwsim devices snapdragon`).",
+        "",
+        "### Names for several parts",
+        "",
+        "A name with a variant assumed resolves to it and prints one line on stderr saying so",
+        "(`hwsim: note: device 'a100': assumed a100-sxm-80gb (variants: ...)`; from Python, a",
+        "`workloads.errors.HwsimNote` warning). A name without is refused with its variants or",
+        "parts listed.",
+        "",
+        "| name | also spelled | resolves to | variants or parts | why |",
+        "|---|---|---|---|---|",
+    ]
+    for name, e in sorted(table.ambiguous.items()):
+        verdict = f"`{e.assume}`, with a note" if e.assume else ("refused: a SoC" if e.soc else "refused")
+        parts = ", ".join(f"`{v}`" for v in e.variants) + (f" ({e.others})" if e.others else "")
+        also = ", ".join(f"`{s}`" for s in e.names) or "-"
+        lines.append(f"| `{name}` | {also} | {verdict} | {parts} | {e.why} |")
+    lines += [
+        "",
+        "### Other names for one device",
+        "",
+        "Beyond the catalog names themselves (`hwsim devices` lists them all):",
+        "",
+        "| catalog name | device | also accepted |",
+        "|---|---|---|",
+    ]
+    for name, others in sorted(table.aliases.items()):
+        also = ", ".join(f"`{a}`" for a in others)
+        lines.append(f"| `{name}` | {catalog()[name].display_name} | {also} |")
+    lines += [
+        "",
+        "## Models",
+        "",
+        "`-m/--model` takes a preset name, a HuggingFace repo id below (in any case, with or without",
+        "the organization, or as its `https://huggingface.co/` address), or a path to a",
+        "`config.json` or to the folder holding it. Base, instruct and chat releases with the same",
+        "shape map to one preset. A `config.json` is named by the repository of a HuggingFace cache",
+        "folder (`.../models--meta-llama--Llama-3.1-8B/snapshots/<hash>/config.json` is",
+        "`llama-3.1-8b`), else by the last part of its `_name_or_path` field, else by its folder,",
+        "all lowercased.",
+        "",
+        "| preset | HuggingFace repo ids |",
+        "|---|---|",
+    ]
+    for name, entry in sorted(preset_index().items()):
+        if entry.get("hf_ids"):
+            lines.append(f"| `{name}` | {', '.join(f'`{i}`' for i in entry['hf_ids'])} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(names_markdown(), end="")

@@ -1,0 +1,362 @@
+"""A 10th-90th percentile range on every prediction, from leave-one-source-out residuals.
+
+``hwsim calibrate`` predicts every fit row of the measured set with the parameters fitted
+without the row's source; the residual of a row is ``r = log(measured / predicted)``. Per
+group of rows, ``hwmodels/calibration/intervals_fitted.yaml`` keeps the row count, the 10th and
+90th percentiles of ``r`` and its half-width ``h``, the 80th percentile of ``|r|``. A
+prediction's range is its value times ``exp(-h)`` to ``exp(h)``, with ``h`` from the first
+group of its own that holds at least ``MIN_ROWS`` rows (``LEVELS``):
+
+1. (device class, phase, framework, weight format),
+2. (device class, phase),
+3. (phase).
+
+With no such group the range is NaN (``null`` in JSON), never a guess. ``phase`` is the
+measured row's phase (prefill, decode, e2e, offline, kernel), or ``energy`` for a J/token
+row; an estimate's TTFT and prefill tokens/s take the prefill groups, its TPOT and decode
+tokens/s the decode groups, its end-to-end time the e2e groups and its J/token the energy
+groups. Residuals are taken in the orientation of a time (or an energy): a rate's ratio is
+inverted, so one group serves TTFT and prefill tokens/s alike.
+
+Why symmetric, not from the 10th to the 90th percentile of ``r``: a group's bias comes mostly
+from its largest source, and a new source need not share it. On the 2026-12-02 fit, with each
+source held out, the percentile ranges (stretched to contain the prediction) held 59-70% of the
+held-out rows (without and with widening) at a median width of 1.9x; ranges of ``+-h`` hold
+85% at 2.1x. Both are 80% ranges of the group's residuals; only the symmetric one holds that
+on sources it has not seen.
+
+For each decade by which the batch, the context (prompt tokens for prefill; prompt plus half
+the output otherwise, the mean context of decode steps), the device's peak FLOP/s in the math
+format or its memory bandwidth lies outside the span of the group's rows (the farthest of the
+four counts), both ends move out by a further factor of ``WIDEN_PER_DECADE``.
+
+The table is fitted on leave-one-source-out residuals, never in-sample ones, and its own
+coverage is measured the same way (``held_out_coverage``): for each source, the table of the
+other sources' rows is applied to that source's rows. (The other rows' residuals come from
+parameter fits that did include the held-out source; refitting the parameters twice per pair
+of sources would cost 26 times more for a second-order effect.)
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from hwmodels.calibration.params import fitted_path
+from hwmodels.device_spec import DeviceSpec, catalog
+from workloads.errors import ConfigError
+from workloads.quant import Quant
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from roofline.validation import Condition
+
+MIN_ROWS = 12
+"""A group gives a range only with at least this many rows (fewer: the next coarser group)."""
+LEVELS = (("device_class", "phase", "framework", "format"), ("device_class", "phase"), ("phase",))
+"""Group keys, finest first."""
+KEYS = LEVELS[0]
+COVERAGE = 0.8
+"""The share of residuals a range holds: 80%, the 10th to the 90th percentile."""
+WIDEN_PER_DECADE = 1.2
+"""Each decade outside a group's fitted span of batch, context, peak FLOP/s or memory
+bandwidth moves both ends of the range out by this factor (a stated prior; held out, it
+raises the coverage of sources outside the others' span, ``held_out_coverage``)."""
+SPAN = ("batch", "context", "peak_flop_per_s", "mem_bw_bytes_per_s")
+"""The operating-point dimensions a group records the span of."""
+_SPAN_YAML = {"batch": 1.0, "context": 1.0, "peak_tflops": 1e12, "mem_bw_GBps": 1e9}
+"""The same dimensions in the YAML file, in its human units (value x factor = SI)."""
+ESTIMATE_RANGES = {
+    "ttft_s": "prefill",
+    "tpot_s": "decode",
+    "e2e_s": "e2e",
+    "prefill_tokens_per_s": "prefill",
+    "decode_tokens_per_s": "decode",
+    "energy_j_per_token": "energy",
+}
+"""The ``Estimate`` fields that carry ``<field>_low`` and ``<field>_high``, and the phase whose groups they use."""
+
+
+def path() -> Path:
+    """``intervals_fitted.yaml`` in the folder of the fitted files (``fitted_path``)."""
+    return fitted_path("intervals")
+
+
+@dataclass(frozen=True)
+class Group:
+    """The residuals ``r = log(measured / predicted)`` (time orientation) of one group of fit
+    rows: the row count, the 10th and 90th percentiles of ``r`` (its spread and bias, for the
+    record), the half-width of the range (80th percentile of ``|r|``) and the span (min, max)
+    of the rows' ``SPAN``, SI units."""
+
+    rows: int
+    q10: float
+    q90: float
+    half_width: float
+    span_min: np.ndarray
+    span_max: np.ndarray
+
+
+Table = Mapping[tuple, Group]
+"""Groups by key: a tuple over ``KEYS`` with None where the level does not split."""
+
+
+def weight_format(quant: Quant) -> str:
+    """The weight-width bucket of a precision: ``w4`` (4 bits or fewer), ``w8`` or ``w16`` (wider)."""
+    bits = quant.weight_bits
+    return "w4" if bits <= 4 else "w8" if bits <= 8 else "w16"
+
+
+def phase_of(phase: str, metric: str) -> str:
+    """The interval phase of a measured row: ``energy`` for J/token, else its phase."""
+    return "energy" if metric == "j_per_token" else phase
+
+
+def is_rate(metric: str) -> bool:
+    """Whether a metric is a rate (per second), whose residual is inverted into time orientation."""
+    return metric.endswith("_per_s")
+
+
+def context_of(phase: str, input_len: Any, output_len: Any) -> Any:
+    """Tokens of context, for the span: the prompt for prefill, else prompt plus half the output."""
+    return input_len if phase == "prefill" else input_len + np.asarray(output_len) / 2.0
+
+
+def device_point(device: DeviceSpec, quant: Quant) -> tuple[float, float]:
+    """(peak FLOP/s in the precision's math format, memory bandwidth in bytes/s); NaN where the
+    catalog has no such peak (that dimension then never widens a range)."""
+    peak = device.peak_flop_per_s.get(device.math_format(quant.compute_format), np.nan)
+    return float(peak), float(device.memory.bw_bytes_per_s)
+
+
+def fit_table(rows: pd.DataFrame) -> dict[tuple, Group]:
+    """The groups of ``rows`` with at least ``MIN_ROWS`` rows, at every level.
+
+    ``rows`` has the columns of ``KEYS`` (framework ``none`` where a row names none), ``SPAN``
+    (SI units) and ``log_ratio``, the time-oriented ``log(measured / predicted)``."""
+    table: dict[tuple, Group] = {}
+    for level in LEVELS:
+        for values, group in rows.groupby(list(level)):
+            if len(group) < MIN_ROWS:
+                continue
+            named = dict(zip(level, values, strict=True))
+            r = group["log_ratio"].to_numpy()
+            q10, q90 = np.quantile(r, [(1 - COVERAGE) / 2, (1 + COVERAGE) / 2])
+            span = group[list(SPAN)].to_numpy(dtype=float)
+            table[tuple(named.get(k) for k in KEYS)] = Group(
+                len(group),
+                float(q10),
+                float(q90),
+                float(np.quantile(np.abs(r), COVERAGE)),
+                np.nanmin(span, axis=0),
+                np.nanmax(span, axis=0),
+            )
+    return table
+
+
+def choose(table: Table, key: Mapping[str, str]) -> Group | None:
+    """The finest group of ``table`` that ``key`` (a value per ``KEYS``) falls in, or None."""
+    for level in LEVELS:
+        found = table.get(tuple(key[k] if k in level else None for k in KEYS))
+        if found is not None:
+            return found
+    return None
+
+
+def half_width(group: Group | None, point: Mapping[str, Any]) -> np.ndarray:
+    """The range's half-width in ``log(true / predicted)`` at ``point`` (a value or array per
+    ``SPAN``, SI units, broadcast together): the group's, plus ``log(WIDEN_PER_DECADE)`` per
+    decade outside its span along the farthest dimension. NaN without a group."""
+    if group is None:
+        return np.full(np.broadcast_shapes(*(np.shape(point[k]) for k in SPAN)), np.nan)
+    decades = np.zeros(())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k, lo, hi in zip(SPAN, group.span_min, group.span_max, strict=True):
+            x = np.asarray(point[k], dtype=float)
+            # fmax skips NaN: a dimension the row or the group does not know never widens
+            decades = np.fmax(decades, np.fmax(np.log10(lo / x), np.log10(x / hi)))
+    return group.half_width + np.fmax(decades, 0.0) * np.log(WIDEN_PER_DECADE)
+
+
+def bounds(predicted: Any, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of a predicted value (a time, a rate or an energy) from a log half-width."""
+    factor = np.exp(h)
+    return predicted / factor, predicted * factor
+
+
+def estimate_ranges(
+    device: DeviceSpec,
+    quant: Quant,
+    framework: str | None,
+    batch: np.ndarray,
+    input_len: np.ndarray,
+    output_len: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    groups: Table | None = None,
+) -> dict[str, np.ndarray]:
+    """``<field>_low`` and ``<field>_high`` of each field of ``ESTIMATE_RANGES`` (``values`` holds
+    their predictions, arrays of the broadcast shape of ``batch``, ``input_len`` and
+    ``output_len``, in sequences and tokens): one lookup per phase in ``groups`` (default: the
+    shipped table), then a few vectorized operations over the arrays."""
+    groups = table() if groups is None else groups
+    peak, bw = device_point(device, quant)
+    key = {
+        "device_class": device.device_class,
+        "framework": framework or "none",
+        "format": weight_format(quant),
+    }
+    h = {}
+    for phase in set(ESTIMATE_RANGES.values()):
+        point = {
+            "batch": batch,
+            "context": context_of(phase, input_len, output_len),
+            "peak_flop_per_s": peak,
+            "mem_bw_bytes_per_s": bw,
+        }
+        h[phase] = half_width(choose(groups, {**key, "phase": phase}), point)
+    out = {}
+    for name, phase in ESTIMATE_RANGES.items():
+        out[f"{name}_low"], out[f"{name}_high"] = bounds(np.asarray(values[name], dtype=float), h[phase])
+    return out
+
+
+def row_features(cond: Condition) -> dict[str, Any]:
+    """A resolved measured row's group key and operating point (``KEYS`` and ``SPAN``)."""
+    device = catalog()[cond.device]
+    quant = Quant.from_name(cond.precision)
+    peak, bw = device_point(device, quant)
+    phase = phase_of(cond.phase, cond.metric)
+    return {
+        "device_class": device.device_class,
+        "phase": phase,
+        "framework": cond.framework or "none",
+        "format": weight_format(quant),
+        "batch": np.nan if cond.batch is None else float(cond.batch),
+        "context": float(context_of(phase, cond.input_len, cond.output_len)),
+        "peak_flop_per_s": peak,
+        "mem_bw_bytes_per_s": bw,
+    }
+
+
+def residual_rows(rows: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame:
+    """The frame ``fit_table`` and ``held_out_coverage`` take, from fit rows (``cond``,
+    ``measured``, ``source``) and their predictions."""
+    import pandas as pd
+
+    features = pd.DataFrame([row_features(c) for c in rows["cond"]], index=rows.index)
+    sign = np.where([is_rate(c.metric) for c in rows["cond"]], -1.0, 1.0)
+    log_ratio = sign * np.log(rows["measured"].to_numpy() / np.asarray(predicted, dtype=float))
+    return features.assign(source=rows["source"], log_ratio=log_ratio)
+
+
+def row_range(features: Mapping[str, Any], predicted: float) -> tuple[float, float]:
+    """(low, high) of one measured row's prediction from the shipped table (NaN without a group)."""
+    low, high = bounds(predicted, half_width(choose(table(), features), features))
+    return float(low), float(high)
+
+
+def held_out_coverage(rows: pd.DataFrame) -> dict[str, Any]:
+    """Coverage of the ranges on held-out sources: for each ``source``, the table fitted on the
+    other sources' rows applied to its rows. ``rows`` as for ``fit_table`` plus ``source``.
+
+    Returns ``rows``, ``with_range`` (rows whose groups gave a range), ``inside`` (fraction of
+    those whose measurement lies in it), ``median_width`` (median high / low) and the same per
+    phase under ``by_phase``."""
+    rows = rows.reset_index(drop=True)
+    import pandas as pd
+
+    h = pd.Series(np.nan, index=rows.index)
+    for _source, held in rows.groupby("source"):
+        others = fit_table(rows.drop(held.index))
+        for i, row in held.iterrows():
+            h[i] = half_width(choose(others, row), row)
+    frame = pd.DataFrame({"phase": rows["phase"], "r": rows["log_ratio"], "h": h})
+    return {**_coverage(frame), "by_phase": {p: _coverage(g) for p, g in frame.groupby("phase")}}
+
+
+def _coverage(frame: pd.DataFrame) -> dict[str, Any]:
+    ranged = frame.dropna(subset=["h"])
+    if ranged.empty:
+        return {"rows": int(len(frame)), "with_range": 0, "inside": None, "median_width": None}
+    return {
+        "rows": int(len(frame)),
+        "with_range": int(len(ranged)),
+        "inside": round(float((ranged["r"].abs() <= ranged["h"]).mean()), 4),
+        "median_width": round(float(np.exp(2 * ranged["h"]).median()), 4),
+    }
+
+
+def write(rows: pd.DataFrame, fitted_on: str) -> dict[str, Any]:
+    """Fit the table on ``rows`` (all sources), measure its held-out coverage, write both to
+    ``intervals_fitted.yaml`` and return the coverage."""
+    coverage = held_out_coverage(rows)
+    groups = []
+    for key, g in fit_table(rows).items():
+        entry: dict[str, Any] = {k: v for k, v in zip(KEYS, key, strict=True) if v is not None}
+        entry |= {
+            "rows": g.rows,
+            "q10": round(g.q10, 4),
+            "q90": round(g.q90, 4),
+            "half_width": round(g.half_width, 4),
+        }
+        for (name, unit), lo, hi in zip(_SPAN_YAML.items(), g.span_min, g.span_max, strict=True):
+            entry[name] = [float(f"{lo / unit:.4g}"), float(f"{hi / unit:.4g}")]
+        groups.append(entry)
+    content = {
+        "schema_version": 1,
+        "fitted_on": fitted_on,
+        "fitted_at": datetime.date.today().isoformat(),
+        "residual": "r = log(measured / predicted) of leave-one-source-out predictions, in time orientation (a "
+        "rate's ratio inverted); q10, q90: its 10th and 90th percentiles; half_width: the 80th percentile of |r|, "
+        "the range being prediction x exp(+-half_width) (roofline/intervals.py)",
+        "min_rows": MIN_ROWS,
+        "widen_per_decade": WIDEN_PER_DECADE,
+        "levels": [list(level) for level in LEVELS],
+        "held_out_coverage": coverage,
+        "groups": groups,
+    }
+    path().write_text(yaml.safe_dump(content, sort_keys=False, width=120))
+    table.cache_clear()
+    return coverage
+
+
+@lru_cache(maxsize=1)
+def table() -> dict[tuple, Group]:
+    """The shipped table; empty (every range NaN) before the first ``hwsim calibrate``."""
+    where = path()
+    if not where.is_file():
+        return {}
+    raw = yaml.safe_load(where.read_text())
+    if raw.get("schema_version") != 1:
+        raise ConfigError(f"{where.name}: schema_version {raw.get('schema_version')!r}; expected 1")
+    out = {}
+    for i, entry in enumerate(raw["groups"]):
+        missing = [k for k in ("phase", "rows", "q10", "q90", "half_width", *_SPAN_YAML) if k not in entry]
+        if missing:
+            raise ConfigError(f"{where.name}: groups[{i}] lacks {', '.join(missing)}")
+        span = (
+            np.array([entry[k] for k in _SPAN_YAML], dtype=float) * np.array([*_SPAN_YAML.values()])[:, None]
+        )
+        out[tuple(entry.get(k) for k in KEYS)] = Group(
+            int(entry["rows"]),
+            float(entry["q10"]),
+            float(entry["q90"]),
+            float(entry["half_width"]),
+            span[:, 0],
+            span[:, 1],
+        )
+    return out
+
+
+def recorded_coverage() -> dict[str, Any]:
+    """The held-out coverage recorded with the shipped table (empty before the first fit)."""
+    where = path()
+    return yaml.safe_load(where.read_text()).get("held_out_coverage", {}) if where.is_file() else {}

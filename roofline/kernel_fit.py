@@ -1,0 +1,305 @@
+"""``hwsim calibrate --part kernels``: fit the GPU kernel-efficiency curves on measured kernels.
+
+Data: the extracts in ``hwmodels/calibration/kernels/`` (their README names each source
+repository, path, commit and filter): TensorRT-LLM GEMMs, context attention and custom
+all-reduce timed by NVIDIA's aiconfigurator collectors on A100, H100, H200, B200, GB200,
+L40S and RTX PRO 6000 Blackwell, and Vidur's PyTorch projections on A100 and H100.
+
+Model: each measured kernel is priced by the GPU cost model itself (``gemm_table``,
+``attention_table`` and ``allreduce_table`` through ``GpuCostModel`` under trial curve
+values, ``hwmodels/calibration/curves.py``): ``max(compute, memory)`` plus the curve's fixed
+latency for GEMMs and attention, the link time for all-reduce. Launch overhead
+(``kernel_overhead_us``) is left out: the collectors time kernels back to back.
+
+Fit: scipy's bounded least squares on ``log(predicted / measured)``, per architecture and
+format, pooled over the architecture's measured devices (each at its own catalog peak and
+bandwidth); the NVLink all-reduce terms are pooled over every device. Errors: in sample;
+held out by device where an architecture has two measured chips (H100 and H200, B200 and
+GB200: fit on one, predict the other); and Vidur's FP16 projections, a second source that is
+never fitted.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.optimize import least_squares
+
+from hwmodels.calibration.curves import (
+    architectures,
+    curves_overridden,
+    fitted_curves,
+    fitted_curves_path,
+    reload,
+)
+from hwmodels.device_spec import catalog
+from hwmodels.gpu import GpuCostModel
+from hwmodels.placement import Placement
+from workloads.graph import allreduce_table, attention_table, gemm_table
+from workloads.quant import Quant
+
+PARAMS = {
+    "gemm": {
+        "e_max": (0.7, 0.05, 1.0),
+        "m_half": (32.0, 0.0, 4096.0),
+        "stream_efficiency": (0.8, 0.05, 1.0),
+        "latency_us": (5.0, 0.0, 50.0),
+    },
+    "attention_prefill": {
+        "e_max": (0.5, 0.02, 1.0),
+        "keys_half": (500.0, 0.0, 1e5),
+        "latency_us": (10.0, 0.0, 100.0),
+    },
+    "allreduce": {
+        "bw_efficiency": (0.7, 0.05, 1.0),
+        "base_latency_us": (5.0, 0.0, 100.0),
+        "step_latency_us": (0.5, 0.0, 20.0),
+    },
+}
+"""Start value and physical range of each curve parameter: a fraction of peak in (0, 1], a
+half-saturation in rows or keys, a latency in microseconds."""
+
+ALLREDUCE_LINK = "nvlink"
+
+
+def load_kernels(name: str) -> pd.DataFrame:
+    """One shipped extract (``gemm``, ``gemm_vidur``, ``attention_prefill``, ``allreduce``)."""
+    return pd.read_csv(Path(str(files("hwmodels.calibration").joinpath(f"kernels/{name}.csv"))))
+
+
+def _quant(dtype: str) -> Quant:
+    return Quant.from_name({"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp4": "fp4"}[dtype])
+
+
+def predict_gemm(rows: pd.DataFrame) -> np.ndarray:
+    """Kernel time (s) of each GEMM row (``device``, ``dtype``, ``m``, ``n``, ``k``) under the curves in use."""
+    out = np.empty(len(rows))
+    model = GpuCostModel()
+    for (device, dtype), g in rows.groupby(["device", "dtype"]):
+        ops = gemm_table(
+            g["m"].to_numpy(float), g["n"].to_numpy(float), g["k"].to_numpy(float), _quant(dtype)
+        )
+        cost = model.estimate(ops, catalog()[device])
+        t = np.maximum(cost.compute_s, cost.memory_s) + model.kernel_latency_s(ops, catalog()[device])
+        out[rows.index.get_indexer(g.index)] = np.broadcast_to(t, (1, len(g)))[0]
+    return out
+
+
+def predict_attention(rows: pd.DataFrame) -> np.ndarray:
+    """Kernel time (s) of each prefill-attention row under the curves in use."""
+    out = np.empty(len(rows))
+    model = GpuCostModel()
+    for (device, dtype, heads, kv_heads, head_dim), g in rows.groupby(
+        ["device", "dtype", "heads", "kv_heads", "head_dim"]
+    ):
+        ops = attention_table(g["batch"], g["isl"], heads, kv_heads, head_dim, _quant(dtype))
+        cost = model.estimate(ops, catalog()[device])
+        t = np.maximum(cost.compute_s, cost.memory_s) + model.kernel_latency_s(ops, catalog()[device])
+        out[rows.index.get_indexer(g.index)] = np.broadcast_to(t, (1, len(g)))[0]
+    return out
+
+
+def predict_allreduce(rows: pd.DataFrame) -> np.ndarray:
+    """Time (s) of each all-reduce row (``device``, ``n_gpus``, ``message_bytes``) under the curves in use."""
+    out = np.empty(len(rows))
+    model = GpuCostModel()
+    for (device, n), g in rows.groupby(["device", "n_gpus"]):
+        ops = allreduce_table(g["message_bytes"].to_numpy(float), int(n), _quant("bf16"))
+        cost = model.estimate(ops, catalog()[device], Placement(tp=int(n)))
+        out[rows.index.get_indexer(g.index)] = np.broadcast_to(cost.link_s, (1, len(g)))[0]
+    return out
+
+
+PREDICT: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] = {
+    "gemm": predict_gemm,
+    "attention_prefill": predict_attention,
+    "allreduce": predict_allreduce,
+}
+
+
+def _record(kind: str, group: str, key: str | None, values: Mapping[str, float]) -> dict[str, Any]:
+    """A fit record holding one curve (``key`` is the format; None for a link)."""
+    entry = dict(values) if key is None else {key: dict(values)}
+    return {kind: {group: entry}}
+
+
+def fit_curve(kind: str, group: str, key: str | None, rows: pd.DataFrame) -> dict[str, float]:
+    """Least-squares values of one curve (``kind`` in ``PARAMS``) on its measured rows."""
+    names = list(PARAMS[kind])
+    x0 = np.array([PARAMS[kind][n][0] for n in names])
+    lo = np.array([PARAMS[kind][n][1] for n in names])
+    hi = np.array([PARAMS[kind][n][2] for n in names])
+    measured = rows["latency_us"].to_numpy() * 1e-6
+
+    def residual(x):
+        with curves_overridden(_record(kind, group, key, dict(zip(names, x, strict=True)))):
+            return np.log(PREDICT[kind](rows) / measured)
+
+    result = least_squares(residual, x0, bounds=(lo, hi), x_scale="jac", diff_step=1e-3)
+    return {n: round(float(v), 4) for n, v in zip(names, result.x, strict=True)}
+
+
+def _ape(kind: str, rows: pd.DataFrame, record: Mapping[str, Any]) -> np.ndarray:
+    with curves_overridden(record):
+        return np.abs(PREDICT[kind](rows) / (rows["latency_us"].to_numpy() * 1e-6) - 1)
+
+
+def _stats(ape: np.ndarray) -> dict[str, Any]:
+    return {
+        "rows": int(len(ape)),
+        "median_ape": round(float(np.median(ape)), 4),
+        "p90_ape": round(float(np.quantile(ape, 0.9)), 4),
+    }
+
+
+def _curve_groups() -> list[tuple[str, str, str | None, pd.DataFrame]]:
+    """Every curve to fit: (kind, architecture or link, format or None, its rows)."""
+    groups = []
+    for kind, name in (("gemm", "gemm"), ("attention_prefill", "attention_prefill")):
+        frame = load_kernels(name)
+        for arch, entry in architectures().items():
+            mine = frame.loc[frame["device"].isin(entry["measured"])]
+            for dtype, rows in mine.groupby("dtype"):
+                groups.append((kind, arch, str(dtype), rows.reset_index(drop=True)))
+    groups.append(("allreduce", ALLREDUCE_LINK, None, load_kernels("allreduce")))
+    return groups
+
+
+def fit_all(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fit every curve; return the record (values and errors) without writing it."""
+    say = progress or (lambda _msg: None)
+    record: dict[str, Any] = {"gemm": {}, "attention_prefill": {}, "allreduce": {}}
+    errors: dict[str, Any] = {"gemm": {}, "attention_prefill": {}, "allreduce": {}}
+    for kind, group, key, rows in _curve_groups():
+        say(f"fitting {kind} {group} {key or ''} on {len(rows)} kernels")
+        values = fit_curve(kind, group, key, rows)
+        one = _record(kind, group, key, values)
+        err = {"in_sample": _stats(_ape(kind, rows, one))}
+        devices = sorted(rows["device"].unique())
+        if kind != "allreduce" and len(devices) > 1:
+            held = np.concatenate(
+                [
+                    _ape(
+                        kind,
+                        rows.loc[rows["device"] == d],
+                        _record(kind, group, key, fit_curve(kind, group, key, rows.loc[rows["device"] != d])),
+                    )
+                    for d in devices
+                ]
+            )
+            err["held_out_device"] = _stats(held)
+        if key is None:
+            record[kind][group] = values
+            errors[kind][group] = err
+        else:
+            record[kind].setdefault(group, {})[key] = values
+            errors[kind].setdefault(group, {})[key] = err
+    speedups = format_speedups(record["gemm"])
+    record["format_speedup"] = {f: round(float(np.median(list(v.values()))), 4) for f, v in speedups.items()}
+    errors["format_speedup_by_architecture"] = speedups
+    with curves_overridden(record):
+        vidur = load_kernels("gemm_vidur")
+        errors["vidur_check"] = _stats(
+            np.abs(predict_gemm(vidur) / (vidur["latency_us"].to_numpy() * 1e-6) - 1)
+        )
+    return {**record, "errors": errors}
+
+
+def format_speedups(gemm: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """Large-GEMM speed of each narrow format over BF16 on the same chip, ``e_max * peak`` over
+    ``e_max(bf16) * peak(bf16)``, per architecture that measured both: ``{format: {arch: ratio}}``."""
+    out: dict[str, dict[str, float]] = {}
+    for arch, formats in gemm.items():
+        device = catalog()[architectures()[arch]["measured"][0]]
+        if "bf16" not in formats:
+            continue
+        bf16_rate = formats["bf16"]["e_max"] * device.peak("bf16")
+        for fmt, values in formats.items():
+            if fmt != "bf16":
+                out.setdefault(fmt, {})[arch] = round(values["e_max"] * device.peak(fmt) / bf16_rate, 4)
+    return out
+
+
+def calibrate_kernels(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fit every curve and write ``gpu_kernels_fitted.yaml``; return what was written."""
+    fit = fit_all(progress)
+    content = {
+        "schema_version": 1,
+        "fitted_on": (
+            "hwmodels/calibration/kernels/: TensorRT-LLM GEMMs (gemm.csv), context attention "
+            "(attention_prefill.csv) and custom all-reduce (allreduce.csv) from ai-dynamo/aiconfigurator; least "
+            "squares on log(predicted/measured) per architecture and format (gpu_kernels.yaml), the all-reduce "
+            "over every NVLink device; checked on Vidur's FP16 projections (gemm_vidur.csv)"
+        ),
+        "fitted_at": datetime.date.today().isoformat(),
+        **fit,
+    }
+    fitted_curves_path().write_text(yaml.safe_dump(content, sort_keys=False, width=120))
+    reload()
+    return content
+
+
+def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
+    """Measured kernels beside the fitted curves' predictions, per (kind, architecture or link),
+    for the report's charts: columns ``panel`` (format, or GPUs of an all-reduce), ``x``
+    (token rows, mean keys, message bytes), ``series`` (shape or device), ``measured``, ``predicted``
+    (achieved fraction of peak for GEMM and attention; microseconds for all-reduce)."""
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    if not fitted_curves():
+        return out
+    gemm = load_kernels("gemm")
+    gemm = gemm.loc[gemm["n"] == gemm["k"]].reset_index(drop=True)
+    att = load_kernels("attention_prefill")
+    att = att.loc[(att["batch"] == 4) & (att["heads"] == 32)].reset_index(drop=True)
+    for arch, entry in architectures().items():
+        for kind, rows, predict in (
+            ("gemm", gemm, predict_gemm),
+            ("attention_prefill", att, predict_attention),
+        ):
+            mine = rows.loc[rows["device"].isin(entry["measured"])].reset_index(drop=True)
+            if mine.empty:
+                continue
+            flops = _flops(kind, mine)
+            peak = np.array(
+                [
+                    catalog()[d].peak(_quant(f).compute_format)
+                    for d, f in zip(mine["device"], mine["dtype"], strict=True)
+                ]
+            )
+            predicted = predict(mine)
+            out[(kind, arch)] = pd.DataFrame(
+                {
+                    "panel": mine["dtype"],
+                    "x": mine["m"] if kind == "gemm" else (mine["isl"] + 1) / 2,
+                    "series": (
+                        mine["device"] + " N=K=" + mine["n"].astype(str) if kind == "gemm" else mine["device"]
+                    ),
+                    "measured": flops / (mine["latency_us"] * 1e-6) / peak,
+                    "predicted": flops / predicted / peak,
+                }
+            )
+    ar = load_kernels("allreduce")
+    out[("allreduce", ALLREDUCE_LINK)] = pd.DataFrame(
+        {
+            "panel": ar["n_gpus"].astype(str) + " GPUs",
+            "x": ar["message_bytes"],
+            "series": ar["device"],
+            "measured": ar["latency_us"],
+            "predicted": predict_allreduce(ar) * 1e6,
+        }
+    )
+    return out
+
+
+def _flops(kind: str, rows: pd.DataFrame) -> np.ndarray:
+    if kind == "gemm":
+        return 2.0 * rows["m"] * rows["n"] * rows["k"]
+    T = rows["isl"]
+    return 2.0 * rows["batch"] * rows["heads"] * T * (T + 1) / 2 * 2 * rows["head_dim"]

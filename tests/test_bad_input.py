@@ -1,0 +1,262 @@
+"""Questionable and impossible inputs get a clear one-line answer (issue 15): each case the fuzz
+test (``test_fuzz.py``) only checks does not crash is pinned here to its message."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hwsim.cli import cli
+from roofline.estimate import estimate
+from workloads.errors import ConfigError, UnknownNameError
+from workloads.model_spec import load_model, preset_index
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def error_of(result) -> str:
+    """The one-line message of a refused command (a hwsim error or a click usage error)."""
+    assert result.exit_code != 0, result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return str(result.exception)
+    return result.stderr
+
+
+# ----- questionable inputs on the command line ---------------------------------------------
+def test_fp8_on_a_gpu_without_fp8_units_is_refused_naming_weight_only():
+    msg = error_of(run("estimate", "-m", "llama-2-7b", "-d", "a100-sxm-80gb", "-p", "fp8"))
+    assert "no FP8 tensor cores" in msg and "--precision w8a16kv8" in msg
+    msg = error_of(
+        run(
+            "serve",
+            "-m",
+            "llama-2-7b",
+            "-d",
+            "v100-sxm2-32gb",
+            "-p",
+            "fp8-kv16",
+            "--rate",
+            "1",
+            "--input-len",
+            "8",
+            "--output-len",
+            "8",
+        )
+    )
+    assert "--precision w8a16" in msg
+    assert run("estimate", "-m", "llama-2-7b", "-d", "a100-sxm-80gb", "-p", "w8a16kv8").exit_code == 0
+    assert run("estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "-p", "fp8").exit_code == 0
+
+
+def test_prompt_beyond_the_model_context_is_refused():
+    """Llama-2's config.json says max_position_embeddings 4096: 4000 + 200 tokens do not fit."""
+    assert load_model("llama-2-7b").max_context == 4096
+    msg = error_of(
+        run("estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--input-len", "4000", "--output-len", "200")
+    )
+    assert "max context of 4,096" in msg and "4200" in msg
+    msg = error_of(
+        run("simulate", "-s", "1xa100", "-m", "opt-6.7b", "--input-len", "2048", "--output-len", "1")
+    )
+    assert "max context of 2,048" in msg
+    ok = run("estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--input-len", "4000", "--output-len", "96")
+    assert ok.exit_code == 0
+
+
+def test_tp_beyond_the_nvlink_domain_warns():
+    r = run("estimate", "-m", "llama-2-70b", "-d", "h100-sxm", "--tp", "16", "--json")
+    assert r.exit_code == 0 and "NVLink domain of 8" in r.stderr and "scale-out network" in r.stderr
+    assert "NVLink domain" not in run("estimate", "-m", "llama-2-70b", "-d", "h100-sxm", "--tp", "8").stderr
+    assert "NVLink domain" not in run("estimate", "-m", "llama-2-70b", "-d", "gb200", "--tp", "64").stderr
+    r = run("estimate", "-m", "llama-2-70b", "-d", "h100-pcie", "--tp", "4")
+    assert "NVLink domain of 2" in r.stderr
+
+
+def test_two_devices_to_estimate_are_refused_not_the_last_kept():
+    msg = error_of(run("estimate", "-m", "llama-2-7b", "-d", "a100-sxm-80gb", "-d", "h100-sxm"))
+    assert "given 2 times" in msg and "hwsim compare" in msg
+    msg = error_of(run("simulate", "-s", "1xa100", "-m", "llama-2-7b", "--batch", "1", "--batch=8"))
+    assert "--batch" in msg and "given 2 times" in msg
+
+
+def test_usage_errors_are_one_line():
+    r = subprocess.run(
+        [sys.executable, "-m", "hwsim", "estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--batch", "eight"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--batch" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "-9223372036854775809"])
+def test_integers_past_int64_are_refused(value):
+    assert "64-bit" in error_of(run("estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--batch", value))
+
+
+def test_calibrate_writes_only_where_told(tmp_path):
+    assert "not both" in error_of(run("calibrate", "--out", str(tmp_path), "--write"))
+    (tmp_path / "afile").write_text("")
+    assert "is a file" in error_of(run("calibrate", "--out", str(tmp_path / "afile" / "fits")))
+
+
+def test_fits_in_reads_and_writes_another_folder(tmp_path):
+    """``hwsim calibrate --out DIR`` runs inside ``fits_in(DIR)``: the package's files are never
+    written, and the shipped fits are there to read."""
+    from hwmodels.calibration.params import fits_folder, fits_in, fitted, fitted_path
+
+    shipped = fitted_path("gpu").read_text()
+    with fits_in(tmp_path):
+        assert fitted_path("gpu") == tmp_path / "gpu_fitted.yaml" and fitted("gpu")
+        fitted_path("gpu").write_text(yaml.safe_dump({"schema_version": 1, "classes": {}}))
+        fitted.cache_clear()
+        assert fitted("gpu")["classes"] == {}
+    assert fitted_path("gpu").read_text() == shipped and fits_folder() != tmp_path
+    assert fitted("gpu")["classes"]
+
+
+@pytest.mark.parametrize("path", ["", "afile/x.png", "y" * 300 + ".png", "."])
+def test_bad_output_paths_are_refused_before_any_work(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    msg = error_of(
+        run("simulate", "-s", "1xa100", "-m", "llama-2-7b", "--output-len", "2", "--timeline", path)
+    )
+    assert "--timeline" in msg
+
+
+# ----- simulate ----------------------------------------------------------------------------
+def test_simulate_one_output_token_has_no_tpot_and_valid_json():
+    r = run("simulate", "-s", "1xa100", "-m", "llama-2-7b", "--output-len", "1", "--json")
+    assert r.exit_code == 0
+    d = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert d["tpot_s"] is None and d["decode_tokens_per_s"] is None and d["ttft_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--tp", "0"], "tp is 0"),
+        (["--pp", "-7"], "pp is -7"),
+        (["-s", "t4-flexgen", "-m", "opt-6.7b", "--output-len", "0"], "output_len is 0"),
+        (["-s", "t4-flexgen", "-m", "opt-6.7b", "--output-len", "-1"], "output_len is -1"),
+        (["--output-len", "100000"], "engine tasks"),
+    ],
+)
+def test_simulate_refuses_bad_degrees_and_lengths(args, needle):
+    base = {"-s": "8xh100-nvlink", "-m": "llama-3.1-8b"}
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    assert needle in error_of(run("simulate", *[a for kv in base.items() for a in kv]))
+
+
+# ----- system files ------------------------------------------------------------------------
+def system_yaml(tmp_path, **changes):
+    from importlib.resources import files
+
+    raw = yaml.safe_load(files("sim.systems").joinpath("8xh100-nvlink.yaml").read_text())
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[last] = value
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes,needle",
+    [
+        ({"devices": 1}, "devices is 1; expected a mapping"),
+        ({"parallelism__tp": float("nan")}, "parallelism.tp is nan"),
+        ({"parallelism__tp": "eight"}, "parallelism.tp is 'eight'"),
+        ({"devices__gpu__device": KeyError}, "devices.gpu.device is None"),
+        ({"links__nvlink__energy_pJ_per_byte": -1}, "energy_pJ_per_byte is -1; expected a non-negative"),
+        ({"parallelism__tpp": 8}, "unknown field(s) tpp"),
+    ],
+)
+def test_system_yaml_with_wrong_types_is_one_line(tmp_path, changes, needle):
+    from sim.system import load_system
+
+    with pytest.raises(ConfigError) as info:
+        load_system(system_yaml(tmp_path, **changes))
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"devices: [gpu\n", b"name: caf\xe9\n", b"42\n"])
+def test_empty_malformed_or_non_utf8_system_file(tmp_path, content):
+    from sim.system import load_system
+
+    (tmp_path / "s.yaml").write_bytes(content)
+    with pytest.raises(ConfigError, match="s.yaml"):
+        load_system(tmp_path / "s.yaml")
+
+
+# ----- model configs -----------------------------------------------------------------------
+def config(tmp_path, name="llama-2-7b", **changes):
+    from importlib.resources import files
+
+    raw = json.loads(files("workloads.presets").joinpath(preset_index()[name]["file"]).read_text())
+    raw.update(changes)
+    path = tmp_path / "m" / "config.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name,changes,needle",
+    [
+        ("mixtral-8x7b", {"num_experts_per_tok": 9}, "num_experts_per_tok 9 exceeds the 8 routed experts"),
+        ("llama-2-7b", {"num_hidden_layers": 10**12}, "expected a positive integer up to 10,000"),
+        ("llama-2-7b", {"hidden_size": 4097}, "not a multiple of num_attention_heads"),
+        ("deepseek-v3", {"q_lora_rank": -1536}, "'q_lora_rank' is -1536"),
+        ("deepseek-v3", {"qk_rope_head_dim": -64}, "'qk_rope_head_dim' is -64"),
+        ("llama-2-7b", {"max_position_embeddings": 2**70}, "max_position_embeddings"),
+        ("gpt-oss-20b", {"layer_types": [[]] * 24}, "'layer_types'[0]"),
+    ],
+)
+def test_impossible_configs_are_refused(tmp_path, name, changes, needle):
+    with pytest.raises(ConfigError) as info:
+        load_model(config(tmp_path, name, **changes))
+    assert needle in str(info.value)
+
+
+def test_unreadable_config_files(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes(b'{"model_type": "caf\xe9"}')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_model(path)
+    with pytest.raises(UnknownNameError):
+        load_model("x" * 300)
+
+
+# ----- the Python API ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        ({"precision": None}, "precision is None"),
+        ({"economics": "capex"}, "economics is 'capex'"),
+        ({"framework": 3}, "framework is 3"),
+        ({"input_len": 1e300}, "input_len is 1e+300"),
+        ({"batch": np.array([1, 2]), "input_len": np.array([[1, 2, 3]]), "output_len": np.ones(4)}, "shapes"),
+        ({"expert_imbalance": 1e300}, "expert_imbalance"),
+        ({"mtp_tokens": 2**40}, "mtp draft tokens"),
+    ],
+)
+def test_api_arguments_are_checked(kw, needle):
+    args = {"batch": 1, "input_len": 8, "output_len": 8} | kw
+    with pytest.raises(ConfigError) as info:
+        estimate("deepseek-v3", "h100-sxm", tp=8, **args)
+    assert needle in str(info.value)

@@ -1,0 +1,282 @@
+"""Names users type: device aliases and normalization, variants assumed with a note, SoCs refused
+with their parts, prefix-first suggestions, HuggingFace repo ids and config.json paths."""
+
+import json
+import subprocess
+import sys
+import warnings
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwmodels.device_names import find_devices, name_table, names_markdown
+from hwmodels.device_spec import catalog, load_device
+from workloads.errors import AmbiguousNameError, HwsimNote, UnknownNameError, closest_names
+from workloads.model_spec import hf_id_index, load_model, preset_index
+
+ROOT = Path(__file__).parent.parent
+
+
+def hwsim(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "hwsim", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+
+
+def load_quietly(name):
+    """``load_device`` that fails the test if it issues a note."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HwsimNote)
+        return load_device(name)
+
+
+# ----- the issue's commands ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "model,device,want_model,want_device",
+    [
+        ("llama-3.3-70b", "h200-sxm", "llama-3.3-70b", "h200"),
+        ("meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "llama-3.1-8b", "h100-sxm"),
+        ("vicuna-13b", "rtx-a6000", "vicuna-13b", "a6000"),
+        ("llama-3.1-8b", "gaudi3", "llama-3.1-8b", "gaudi3"),
+        ("llama-3.1-8b", "gh200", "llama-3.1-8b", "gh200"),
+    ],
+)
+def test_estimate_takes_the_names_users_type(model, device, want_model, want_device):
+    r = hwsim("estimate", "-m", model, "-d", device, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["model"], out["device"]) == (want_model, want_device)
+    assert "note: device" not in r.stderr  # an exact alias assumes nothing
+
+
+def test_cli_names_the_variant_it_assumed_once():
+    r = hwsim("estimate", "-m", "llama-2-7b", "-d", "a100", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["device"] == "a100-sxm-80gb"
+    notes = [line for line in r.stderr.splitlines() if line.startswith("hwsim: note: device")]
+    assert len(notes) == 1, r.stderr
+    assert "assumed a100-sxm-80gb (variants: a100-sxm-40gb, a100-sxm-80gb" in notes[0]
+
+
+def test_api_issues_the_note_as_a_warning():
+    with pytest.warns(
+        HwsimNote, match=r"'h100': assumed h100-sxm \(variants: h100-sxm, h100-pcie, h100-nvl\)"
+    ):
+        assert load_device("h100").name == "h100-sxm"
+    with pytest.warns(HwsimNote, match="assumed v100-sxm2-32gb"):
+        assert load_device("V100").name == "v100-sxm2-32gb"
+    assert load_quietly("h100-sxm").name == "h100-sxm"
+
+
+# ----- aliases and normalization -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "typed,name",
+    [
+        ("h200-sxm", "h200"),
+        ("H200 SXM 141GB", "h200"),
+        ("rtx-a6000", "a6000"),
+        ("NVIDIA RTX A6000", "a6000"),
+        ("a100-sxm4-80gb", "a100-sxm-80gb"),
+        ("NVIDIA A100 SXM4 80GB", "a100-sxm-80gb"),
+        ("h100-sxm5", "h100-sxm"),
+        ("h100_sxm", "h100-sxm"),
+        ("gaudi-3", "gaudi3"),
+        ("Intel Gaudi 3", "gaudi3"),
+        ("AMD Instinct MI300X", "mi300x"),
+        ("L40S", "l40s"),
+        ("geforce rtx 4090", "rtx-4090"),
+        ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+        ("Tesla T4", "t4"),
+        ("Snapdragon 8 Gen 3 GPU", "sd8g3-gpu"),
+    ],
+)
+def test_alias_resolves_without_a_note(typed, name):
+    assert load_quietly(typed).name == name
+
+
+def test_normalization_drops_vendor_words_only_when_something_is_left():
+    key = name_table().key
+    assert key("NVIDIA GeForce RTX-4090") == key("rtx_4090") == "rtx4090"
+    assert key("AMD") == "amd"
+
+
+def _respell(draw, name: str) -> str:
+    """``name`` with its parts in random case, joined by random separators, maybe behind a
+    vendor word."""
+    parts = [p for p in name.replace(".", "-").split("-") if p]
+    seps = st.sampled_from(["-", "_", " ", ".", "/", "  ", " - "])
+    out = draw(st.sampled_from(["", "NVIDIA ", "amd_", "Intel-"]))
+    for i, part in enumerate(parts):
+        out += "".join(c.upper() if draw(st.booleans()) else c for c in part)
+        if i < len(parts) - 1:
+            out += draw(seps)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_any_case_and_separators_of_a_catalog_name_resolve_to_it(data):
+    name = data.draw(st.sampled_from(sorted(catalog())))
+    typed = _respell(data.draw, name)
+    assert load_quietly(typed).name == name, typed
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_any_spelling_of_an_alias_resolves_to_its_device(data):
+    pairs = sorted((alias, name) for name, others in name_table().aliases.items() for alias in others)
+    alias, name = data.draw(st.sampled_from(pairs))
+    assert load_quietly(_respell(data.draw, alias)).name == name
+
+
+def test_every_ambiguous_name_is_resolved_with_a_note_or_refused():
+    for entry in name_table().ambiguous.values():
+        for spelling in (entry.name, *entry.names):
+            if entry.assume:
+                with pytest.warns(HwsimNote, match=f"assumed {entry.assume}"):
+                    assert load_device(spelling).name == entry.assume
+            else:
+                with pytest.raises(AmbiguousNameError, match=", ".join(entry.variants)):
+                    load_device(spelling)
+
+
+# ----- SoCs ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("typed", ["snapdragon-8-gen-3", "sd8g3", "Qualcomm Snapdragon 8 Gen 3"])
+def test_a_soc_is_refused_with_its_parts(typed):
+    with pytest.raises(
+        AmbiguousNameError, match="snapdragon-8-gen-3 is a SoC; its parts: sd8g3-cpu, sd8g3-gpu, sd8g3-npu"
+    ):
+        load_device(typed)
+
+
+def test_snapdragon_8_gen_2_lists_the_parts_the_catalog_has():
+    with pytest.raises(AmbiguousNameError, match="its parts: sd8g2-cpu, sd8g2-npu; its Adreno 740"):
+        load_device("snapdragon 8 gen 2")
+
+
+def test_cli_refuses_a_soc_in_one_line_and_devices_shows_its_parts():
+    r = hwsim("estimate", "-m", "llama-2-7b", "-d", "snapdragon-8-gen-3", "--json")
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "is a SoC; its parts: sd8g3-cpu" in r.stderr
+    r = hwsim("devices", "snapdragon-8-gen-3", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [d["name"] for d in json.loads(r.stdout)] == ["sd8g3-cpu", "sd8g3-gpu", "sd8g3-npu"]
+
+
+def test_devices_query_by_word_in_the_description():
+    assert set(find_devices("snapdragon")) == {
+        "sd8g2-cpu",
+        "sd8g2-npu",
+        "sd8g3-cpu",
+        "sd8g3-gpu",
+        "sd8g3-npu",
+    }
+    assert find_devices("a100") == ["a100-sxm-40gb", "a100-sxm-80gb"]
+    assert find_devices("h200 sxm") == ["h200"]
+    with pytest.raises(UnknownNameError, match="unknown device 'quantum-gpu'"):
+        find_devices("quantum-gpu")
+
+
+# ----- suggestions ----------------------------------------------------------------------------
+def test_names_the_query_begins_come_first():
+    """difflib alone ranks p100 first for 'h100' (one letter off, same length); the variants
+    it begins rank ahead, shortest first."""
+    known = ["p100", "h800", "h100-sxm", "h100-pcie", "h100-nvl", "a100-sxm-80gb"]
+    assert closest_names("h100", known) == ["h100-nvl", "h100-sxm", "h100-pcie"]
+    assert closest_names("H100 SXM", known)[0] == "h100-sxm"  # case and separators ignored
+
+
+def test_unknown_device_suggests_the_variants_first():
+    with pytest.raises(UnknownNameError, match="closest: h100-nvl, h100-sxm, h100-pcie"):
+        load_device("h10")
+
+
+# ----- models ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "repo,preset",
+    [
+        ("meta-llama/Llama-3.1-8B-Instruct", "llama-3.1-8b"),
+        ("meta-llama/Meta-Llama-3-8B", "llama-3-8b"),
+        ("Qwen/Qwen3-235B-A22B", "qwen3-235b-a22b"),
+        ("deepseek-ai/DeepSeek-R1", "deepseek-r1"),
+        ("mistralai/Mistral-7B-v0.1", "mistral-7b"),
+        ("lmsys/vicuna-13b-v1.5", "vicuna-13b"),
+        ("LMSYS/Vicuna-7B-v1.5", "vicuna-7b"),
+        ("meta-llama/Llama-3.2-1B", "llama-3.2-1b"),
+        ("https://huggingface.co/meta-llama/Llama-3.3-70B-Instruct", "llama-3.3-70b"),
+        ("Llama-3.1-70B-Instruct", "llama-3.1-70b"),
+    ],
+)
+def test_huggingface_repo_id_names_its_preset(repo, preset):
+    assert load_model(repo).name == preset
+
+
+def test_every_listed_repo_id_maps_to_its_preset():
+    for name, entry in preset_index().items():
+        for repo in entry.get("hf_ids", []):
+            assert hf_id_index()[repo.lower()] == name
+
+
+def test_unknown_repo_id_suggests_repo_ids():
+    with pytest.raises(UnknownNameError, match="closest: meta-llama/Llama-3.1-8B"):
+        load_model("meta-llama/Llama-3.1-8B-Chat")
+
+
+def _write_config(path: Path, **fields) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = json.loads(files("workloads.presets").joinpath("llama-2-7b.json").read_text()) | fields
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_config_in_a_huggingface_cache_is_named_by_its_repo(tmp_path):
+    """The snapshot's config.json is a link into blobs/; the name comes from the repo folder."""
+    repo = tmp_path / "hub" / "models--lmsys--vicuna-7b-v1.5"
+    blob = _write_config(repo / "blobs" / "9f3c", _name_or_path="/checkpoints/run-12")
+    link = repo / "snapshots" / "3321f76e3f527bd14065daf69dad9344000a201d" / "config.json"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(blob)
+    assert load_model(link).name == "vicuna-7b-v1.5"
+    assert load_model(link.parent).name == "vicuna-7b-v1.5"  # the folder holding it
+
+
+def test_config_is_named_by_its_name_or_path_else_its_folder(tmp_path):
+    named = _write_config(tmp_path / "ckpt" / "config.json", _name_or_path="meta-llama/Llama-2-7b-HF")
+    assert load_model(named).name == "llama-2-7b-hf"
+    windows = _write_config(tmp_path / "w" / "config.json", _name_or_path="C:\\models\\My-Llama")
+    assert load_model(windows).name == "my-llama"
+    plain = _write_config(tmp_path / "MyModel" / "config.json")
+    assert load_model(plain).name == "mymodel"
+
+
+def test_a_local_folder_wins_over_a_repo_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write_config(tmp_path / "meta-llama" / "Llama-3.1-8B-Instruct" / "config.json")
+    spec = load_model("meta-llama/Llama-3.1-8B-Instruct")
+    assert spec.name == "llama-3.1-8b-instruct" and spec.n_params() == load_model("llama-2-7b").n_params()
+
+
+def test_llama_3_2_1b_hand_count():
+    """16 layers x (q 2048^2 + k, v 2 x 2048 x 512 + o 2048^2 + FFN 3 x 2048 x 8192 + 2 norms of
+    2048) + tied embedding 128256 x 2048 + final norm 2048 = 16 x 60,821,504 + 262,668,288 + 2048
+    = 1,235,814,400."""
+    assert load_model("llama-3.2-1b").n_params() == 1_235_814_400
+
+
+def test_vicuna_has_its_llama_2_base_shape():
+    for vicuna, base in (("vicuna-7b", "llama-2-7b"), ("vicuna-13b", "llama-2-13b")):
+        assert load_model(vicuna).n_params() == load_model(base).n_params()
+
+
+# ----- the documented table -----------------------------------------------------------------
+def test_docs_table_is_in_sync():
+    doc = (ROOT / "docs" / "device-names.md").read_text()
+    assert doc == names_markdown(), "regenerate: python -m hwmodels.device_names > docs/device-names.md"
+
+
+def test_help_of_devices_names_the_query():
+    r = hwsim("devices", "--help")
+    assert r.returncode == 0 and "QUERY" in r.stdout
