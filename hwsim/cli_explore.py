@@ -8,47 +8,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hwsim.output import emit, fmt
+from hwsim.options import StrictCommand
+from hwsim.output import LazyBar, emit, fmt
 from workloads.errors import ConfigError
 
 OBJECTIVE_DIRECTION = {"tokens_per_usd": "max", "tokens_per_j": "max", "tpot_s": "min", "ttft_s": "min"}
 
 
-class _Bar:
-    """Points done, rate and time left on stderr, shown once a run has lasted a second."""
-
-    def __init__(self, label: str) -> None:
-        self.label, self.t0, self.progress, self.task = label, time.perf_counter(), None, None
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.progress is None:
-            if time.perf_counter() - self.t0 < 1.0:
-                return
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn(self.label),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.speed} points/s"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.label, total=total)
-        self.progress.update(self.task, completed=done, total=total)
-
-
-@click.command()
+@click.command(cls=StrictCommand)
 @click.argument("spec_path", metavar="SPEC.yaml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -70,7 +37,7 @@ def sweep(spec_path, out, backend, scheduler, as_json):
     spec = load_spec(spec_path)
     out = out or Path("results") / f"{spec_path.stem}.parquet"
     t0 = time.perf_counter()
-    with _Bar("sweep") as bar:
+    with LazyBar("sweep", "points") as bar:
         path = run_sweep(spec, out, backend=backend, scheduler=scheduler, progress=bar)
     seconds = time.perf_counter() - t0
     table = read_sweep(path)
@@ -163,7 +130,7 @@ def _records(frame) -> list[dict]:
     return out
 
 
-@click.command()
+@click.command(cls=StrictCommand)
 @_search_options
 @click.option(
     "--objective",
@@ -197,7 +164,7 @@ def best(objective, top_k, as_json, **o):
     emit(as_json, records, "\n".join(lines))
 
 
-@click.command()
+@click.command(cls=StrictCommand)
 @_search_options
 @click.option("--x", "x_metric", default="tpot_s", show_default=True, help="Metric on the x axis.")
 @click.option("--y", "y_metric", default="tokens_per_usd", show_default=True, help="Metric on the y axis.")
@@ -239,7 +206,7 @@ def pareto(x_metric, y_metric, z_metric, out, as_json, **o):
     emit(as_json, payload, text)
 
 
-@click.command()
+@click.command(cls=StrictCommand)
 @click.option("--model", "-m", required=True, help="Preset name, HF id or config.json path.")
 @click.option("--device", "-d", "devices", multiple=True, required=True, help="Two or more devices.")
 @click.option("--batch", "-b", type=int, default=1, show_default=True)

@@ -3,13 +3,12 @@ throughput, SLO attainment, cost and energy."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 
 from hwsim.options import StrictCommand, moe_options, output_file
-from hwsim.output import emit, fmt
+from hwsim.output import LazyBar, emit, fmt
 from workloads.errors import ConfigError
 
 TEXT_KEYS = (
@@ -33,34 +32,6 @@ TEXT_KEYS = (
     "capacity_requests_per_s",
     "sim_wall_s",
 )
-
-
-class _LazyBar:
-    """A progress bar on stderr that appears only once a run has lasted a second."""
-
-    def __init__(self, label: str) -> None:
-        self.label, self.t0 = label, time.perf_counter()
-        self.bar = None
-        self.task = None
-
-    def __enter__(self) -> _LazyBar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            if time.perf_counter() - self.t0 < 1.0:
-                return
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self.bar = Progress(console=Console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done, total=total)
 
 
 @click.command(cls=StrictCommand)
@@ -181,7 +152,7 @@ def serve(**o):
         mtp_tokens=o["mtp_tokens"],
         mtp_acceptance=o["mtp_acceptance"],
     )
-    with _LazyBar("requests") as bar:
+    with LazyBar("requests", "requests") as bar:
         result = run(
             spec,
             dev,
@@ -203,7 +174,7 @@ def serve(**o):
     warn_scale_out(dev, max(groups), "the simulation prices them over NVLink")
     d = result.to_dict()
     if o["find_capacity"]:
-        with _LazyBar("capacity search") as cap_bar:
+        with LazyBar("capacity search", "runs") as cap_bar:
             d["capacity_requests_per_s"] = find_capacity(
                 o["model"],
                 o["device"],

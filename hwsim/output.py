@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
@@ -51,3 +52,40 @@ def estimate_text(d: dict[str, Any]) -> str:
         lines.append(f"{k:>24}: {fmt(v)}" + (f"  [{fmt(low)} - {fmt(high)}]" if has_range else ""))
     note = ["[10th - 90th percentile range, from the leave-one-source-out error of measured rows]"]
     return "\n".join(lines + (note if ranged else []))
+
+
+class LazyBar:
+    """A progress bar on stderr (done of total, rate, time left) that appears only once a run
+    has lasted a second; call it with ``(done, total)``."""
+
+    def __init__(self, label: str, unit: str = "items") -> None:
+        self.label, self.unit, self.t0 = label, unit, time.perf_counter()
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> LazyBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if time.perf_counter() - self.t0 < 1.0:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(f"{{task.speed:.3g}} {self.unit}/s"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
