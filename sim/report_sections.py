@@ -72,6 +72,8 @@ SENSITIVITY_CHARTS = {
     "mllm-npu": "npu-prefill.png",
     "step3": "step3-cost.png",
     "lamina": "lamina-throughput.png",
+    "hnlpu": "hnlpu-sensitivity.png",
+    "flightllm": "flightllm-sensitivity.png",
 }
 """Each experiment's chart of how its headlines move with its assumptions (written by its section)."""
 
@@ -346,6 +348,26 @@ def disaggregation_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
+def specialized_study(out: Path) -> tuple[list[str], list[Path]]:
+    """Hard-wired weights (HNLPU) and the FPGA (FlightLLM): each headline at the ends of each
+    assumed parameter."""
+    from sim.experiments import flightllm, hnlpu
+
+    files = []
+    lines = ["## Specialized designs: hard-wired weights (HNLPU) and an FPGA (FlightLLM)", ""]
+    for name, module, title in (
+        ("hnlpu", hnlpu, "HNLPU (gpt-oss-120b wired into 16 chips)"),
+        ("flightllm", flightllm, "FlightLLM (LLaMA2-7B on an Alveo U280)"),
+    ):
+        sens = module.sensitivity()
+        files += plots.tornado_chart(
+            sens, out / f"{name}-sensitivity", f"{title}: headlines over the assumptions"
+        )
+        files += write_csvs(out, {f"{name}-sensitivity.csv": sens})
+        lines += [f"![{name}]({name}-sensitivity.png)", ""]
+    return lines, files
+
+
 SECTIONS = (
     tp_scaling,
     serving_section,
@@ -354,5 +376,6 @@ SECTIONS = (
     instinfer_study,
     npu_study,
     disaggregation_study,
+    specialized_study,
     paper_reproductions,
 )
