@@ -43,8 +43,8 @@ def systems(as_json):
 @click.option(
     "--batch", "-b", type=int, default=1, show_default=True, help="Sequences (a block when offloaded)."
 )
-@click.option("--input-len", type=int, default=512, show_default=True, help="Prompt tokens per sequence.")
-@click.option("--output-len", type=int, default=32, show_default=True, help="Generated tokens per sequence.")
+@click.option("--input-len", type=int, default=1024, show_default=True, help="Prompt tokens per sequence.")
+@click.option("--output-len", type=int, default=128, show_default=True, help="Generated tokens per sequence.")
 @click.option("--precision", "-p", default="fp16", show_default=True, help="As for estimate.")
 @click.option("--framework", default=None, help="Serving framework whose overheads apply (as for estimate).")
 @click.option("--tp", type=int, default=None, help="Override the file's tensor-parallel degree.")
