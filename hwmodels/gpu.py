@@ -12,11 +12,13 @@ CU 64 lanes) on devices whose catalog entry gives SM (CU) count, issue lanes and
 (``gpu`` block).
 
 On the architectures with measured kernels (``hwmodels/calibration/curves.py``), GEMMs take
-their format's fitted curve (``e_max * m / (m + m_half)`` of peak, their own weight-streaming
-efficiency and fixed latency) and prefill attention its own (``e_max * keys / (keys +
-keys_half)``) instead of the class's single ``compute_efficiency``; an all-reduce over NVLink
-takes the fitted bandwidth fraction and latencies instead of NCCL's nominal model. Elsewhere
-an FP8 or FP4 GEMM runs at most the measured speed-up of its format over BF16 (``format_speedup``).
+their format's fitted curve (``e_max * m / (m + m_half)`` of peak and their own
+weight-streaming efficiency) and prefill attention its own (``e_max * keys / (keys +
+keys_half)``) instead of the class's single ``compute_efficiency`` (the curves' fixed latency per
+call is not added: it holds the collectors' launch, which ``kernel_overhead_us`` charges), and an
+all-reduce over NVLink takes the fitted bandwidth fraction and latencies instead of NCCL's
+nominal model. Elsewhere an FP8 or FP4 GEMM runs at most the measured speed-up of its format
+over BF16 (``format_speedup``).
 """
 
 from __future__ import annotations
@@ -63,47 +65,46 @@ GEMM_KINDS = ("gemm", "router")
 
 
 _LAST: list[tuple[Any, ...]] = [()]
-"""The last (ops, device, curve state, terms): one estimate asks for its terms three times."""
+"""The last (ops, device, curve record, architecture, terms): one estimate asks for its terms twice."""
 
 
-def _curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, np.ndarray] | None:
-    """Per-op curve values (shape (n_ops, *sweep)) where a fitted curve prices the op:
-    ``hit`` (bool), ``efficiency``, ``stream`` (GEMM weight-streaming efficiency, NaN elsewhere)
-    and ``latency_s``; None when no op of ``ops`` has a curve on ``device``."""
-    state = (id(fitted_curves()), architecture(device.name))
+def _curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, Any] | None:
+    """Curve values where a fitted curve prices an op: ``hit`` (bool, shape (n_ops, *sweep); None
+    when every op at every point is), ``efficiency`` and ``stream`` (GEMM weight-streaming
+    efficiency, NaN elsewhere; a scalar with ``hit`` None); None when no op of ``ops`` has a curve
+    on ``device``."""
+    record, arch = fitted_curves(), architecture(device.name)
     last = _LAST[0]
-    if last and last[0] is ops and last[1] == device.name and last[2] == state:
-        return last[3]
+    if last and last[0] is ops and last[1] == device.name and last[2] is record and last[3] == arch:
+        return last[4]
     terms = _new_curve_terms(ops, device)
-    _LAST[0] = (ops, device.name, state, terms)
+    _LAST[0] = (ops, device.name, record, arch, terms)
     return terms
 
 
-def _new_curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, np.ndarray] | None:
+def _new_curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, Any] | None:
     nd = ops.flops.ndim
-    kind = ops.kind.reshape((-1,) + (1,) * (nd - 1))
-    fmt = ops.fmt.reshape(kind.shape)
-    shape = np.broadcast_shapes(ops.flops.shape, ops.m.shape, ops.keys.shape)
-    out = {
-        "hit": np.zeros(shape, dtype=bool),
-        "efficiency": np.ones(shape),
-        "stream": np.full(shape, np.nan),
-        "latency_s": np.zeros(shape),
-    }
-    prefill = ops.phase != "decode"
+    gemm = np.isin(ops.kind, GEMM_KINDS)
+    attention = (ops.kind == "attention") & (ops.phase != "decode")  # fitted on context attention
+    priced = []  # (ops it prices (n_ops,), curve, its argument, its streaming efficiency)
     for f in np.unique(ops.fmt):
         g, a = gemm_curve(device.name, f), attention_curve(device.name, f)
-        if g is not None:
-            hit = np.isin(kind, GEMM_KINDS) & (fmt == f) & (ops.m > 0)
-            out["efficiency"] = np.where(hit, g.efficiency(np.maximum(ops.m, 1.0)), out["efficiency"])
-            out["stream"] = np.where(hit, g.stream_efficiency, out["stream"])
-            out["latency_s"] = np.where(hit, g.latency_us * 1e-6, out["latency_s"])
-            out["hit"] = out["hit"] | hit
-        if a is not None and prefill:  # fitted on context attention; decode kernels differ
-            hit = (kind == "attention") & (fmt == f) & (ops.keys > 0)
-            out["efficiency"] = np.where(hit, a.efficiency(np.maximum(ops.keys, 1.0)), out["efficiency"])
-            out["latency_s"] = np.where(hit, a.latency_us * 1e-6, out["latency_s"])
-            out["hit"] = out["hit"] | hit
+        if g is not None and (gemm & (ops.fmt == f)).any():
+            priced.append((gemm & (ops.fmt == f), g, ops.m, g.stream_efficiency))
+        if a is not None and (attention & (ops.fmt == f)).any():
+            priced.append((attention & (ops.fmt == f), a, ops.keys, np.nan))
+    if not priced:
+        return None
+    rows, curve, x, stream = priced[0]
+    if len(priced) == 1 and rows.all() and (x > 0).all():  # one curve prices everything: no masks
+        return {"hit": None, "efficiency": curve.efficiency(np.maximum(x, 1.0)), "stream": stream}
+    shape = np.broadcast_shapes(ops.flops.shape, ops.m.shape, ops.keys.shape)
+    out = {"hit": np.zeros(shape, dtype=bool), "efficiency": np.ones(shape), "stream": np.full(shape, np.nan)}
+    for rows, curve, x, stream in priced:
+        hit = rows.reshape((-1,) + (1,) * (nd - 1)) & (x > 0)
+        out["efficiency"] = np.where(hit, curve.efficiency(np.maximum(x, 1.0)), out["efficiency"])
+        out["stream"] = np.where(hit, stream, out["stream"])
+        out["hit"] = out["hit"] | hit
     return out if out["hit"].any() else None
 
 
@@ -127,6 +128,7 @@ class GpuCostModel(RooflineCostModel):
     """GPUs and accelerators that run kernels on a device memory (HBM, GDDR, unified LPDDR)."""
 
     arch: ClassVar[str] = "gpu"
+    elementwise: ClassVar[bool] = True
 
     def memory_efficiency(self, ops: OpTable, device: DeviceSpec, p: dict[str, float]) -> Any:
         """The class's memory efficiency, or a fitted GEMM curve's weight-streaming efficiency."""
@@ -134,11 +136,6 @@ class GpuCostModel(RooflineCostModel):
         if terms is None:
             return p["memory_efficiency"]
         return np.where(np.isnan(terms["stream"]), p["memory_efficiency"], terms["stream"])
-
-    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
-        """The fitted fixed latency of GEMMs and prefill attention with a curve; 0 elsewhere."""
-        terms = _curve_terms(ops, device)
-        return 0.0 if terms is None else terms["latency_s"]
 
     def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
         """The all-reduce terms fitted on measured collectives for this link type, else NCCL's model."""
@@ -158,10 +155,13 @@ class GpuCostModel(RooflineCostModel):
     ) -> np.ndarray:
         """The roofline math time (at the fitted curves' efficiencies where they price the op), or
         the issue-bound time of a framework's quantized GEMMs where longer."""
-        compute_eff = compute_eff * _narrow_format_scale(ops, device)
         terms = _curve_terms(ops, device)
-        if terms is not None:
-            compute_eff = np.where(terms["hit"], terms["efficiency"], compute_eff)
+        if terms is not None and terms["hit"] is None:
+            compute_eff = terms["efficiency"]
+        else:
+            compute_eff = compute_eff * _narrow_format_scale(ops, device)
+            if terms is not None:
+                compute_eff = np.where(terms["hit"], terms["efficiency"], compute_eff)
         tensor_s = super().compute_s(ops, device, p, peaks, compute_eff, placement)
         lane_rate = issue_lane_cycles_per_s(device)
         if not placement.framework or lane_rate is None:

@@ -21,8 +21,8 @@ at the memory type's J/byte, link bytes at ``link_energy``; static power
 (``static_power_fraction * TDP``) over the time is added, and the total never exceeds
 TDP times time. Parameters live in ``hwmodels/calibration/<arch>.yaml``, one set per
 device class, with their basis. A subclass may price ops finer (``memory_efficiency`` per op,
-a fixed ``kernel_latency_s`` per op, its own ``collective_terms``): the GPU model does so with
-the kernel curves fitted on measured kernels. A framework (``Placement.framework``) may replace the
+its own ``collective_terms``): the GPU model does so with the kernel curves fitted on measured
+kernels. A framework (``Placement.framework``) may replace the
 per-kernel overhead with its own (``hwmodels/calibration/frameworks.yaml``).
 """
 
@@ -66,6 +66,10 @@ class RooflineCostModel:
     arch: ClassVar[str]
     params_arch: ClassVar[str | None] = None
     """The calibration file to read (``calibration/<params_arch>.yaml``); default ``arch``."""
+    elementwise: ClassVar[bool] = False
+    """Whether each op's cost at each sweep point follows from that op's values at that point
+    alone (no sum over the step's ops or the sweep's points, as a subclass's hook may take):
+    ``roofline.estimate`` then prices ops in groups and the sweep in chunks."""
 
     def compute_s(
         self,
@@ -90,10 +94,6 @@ class RooflineCostModel:
     def memory_efficiency(self, ops: OpTable, device: DeviceSpec, p: dict[str, float]) -> Any:
         """Achievable fraction of the memory bandwidth, per op or for all: the class's value."""
         return p["memory_efficiency"]
-
-    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
-        """Fixed time per occurrence of each op besides its launch (none in the plain roofline)."""
-        return 0.0
 
     def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
         """(achievable fraction of the link bandwidth, base latency s, latency per ring step s
@@ -150,9 +150,7 @@ class RooflineCostModel:
             link_s = link_floor = np.zeros_like(ops.flops)
             link_e = 0.0
         overhead_s = np.broadcast_to(
-            _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd)
-            + self.kernel_latency_s(ops, device),
-            ops.flops.shape,
+            _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd), ops.flops.shape
         )
 
         tdp = device.tdp_w
