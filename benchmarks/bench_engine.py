@@ -3,6 +3,8 @@ of Llama-2-70B on 8 H100s with tensor parallelism. Prints the figures; asserts n
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 
 import simpy
@@ -35,9 +37,15 @@ def events_per_second(n_tasks: int = 100_000) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = parser.parse_args()
     eps = events_per_second()
-    print(f"engine: {eps:,.0f} SimPy events per second (chain of 100,000 tasks, one core)")
     best = min(_time_70b() for _ in range(3))
+    if args.json:
+        print(json.dumps({"events_per_s": eps, "llama2_70b_tp8_128_steps_s": best}))
+        return
+    print(f"engine: {eps:,.0f} SimPy events per second (chain of 100,000 tasks, one core)")
     print(f"Llama-2-70B, 8x H100 TP8, batch 1, 128 decode steps: {best:.2f} s wall time (best of 3)")
 
 

@@ -4,6 +4,8 @@ the same seed twice to show the output repeats. Prints the figures; asserts noth
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 
 from sim.serving.serve import serve
@@ -18,9 +20,15 @@ def run_once(seed: int = 0) -> tuple[float, dict]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = parser.parse_args()
     wall, first = run_once()
     _, second = run_once()
     first.pop("sim_wall_s"), second.pop("sim_wall_s")
+    if args.json:
+        print(json.dumps({"requests": 10_000, "wall_s": wall, "repeats": first == second}))
+        return
     print(
         "10,000 requests (Poisson 20 req/s, ShareGPT lengths), llama-3.1-8b on one h100-sxm, vLLM V1 scheduler"
     )

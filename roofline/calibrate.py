@@ -100,7 +100,7 @@ def covered_rows(frame: pd.DataFrame) -> pd.DataFrame:
                 "measured": float(row["value"]),
                 "arch": dev.arch,
                 "device_class": dev.device_class,
-                "source": _source_group(row["source"]),
+                "source": source_group(row["source"]),
                 "family": device_family(cond.device),
             }
         )
@@ -158,7 +158,7 @@ def _family_stats(rows: pd.DataFrame, ape: pd.Series) -> dict[str, Any]:
     }
 
 
-def _source_group(source: str) -> str:
+def source_group(source: str) -> str:
     """A source for leave-one-source-out: MLPerf result logs of one round count as one source."""
     key = source_key(source)
     return key.split(" closed/")[0] if key.startswith("mlcommons/") else key
