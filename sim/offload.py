@@ -1,20 +1,22 @@
 """Offloaded inference in the FlexGen style: weights and KV cache in host DRAM or on SSD,
-streamed layer by layer over PCIe with the next layer's weights prefetched while the
-current one computes.
+streamed over PCIe with the next pipeline unit's weights prefetched while the current one computes.
 
-Dataflow of one step (Sheng et al., FlexGen, ICML 2023, Alg. 1, zig-zag block schedule):
-a block of ``n_gpu_batches`` GPU batches walks the layers; each layer's offloaded weights
-are loaded once per block (disk -> host over the SSD link, host -> GPU over PCIe) into one
-of two GPU buffers and reused by every GPU batch; with the KV cache on the host, decode
-attention over the KV share off the GPU runs on the CPU against host memory (the disk share
-read over the SSD link first) while the GPU runs the other batches' GEMMs and its own share's
-attention; any split of weights and KV across GPU, host and disk is played as such. Costs come from the
-cost models: GPU ops from the GPU's, CPU attention from the host's memory bandwidth at the
-CPU class's fitted memory efficiency.
+Dataflow of one step (Sheng et al., FlexGen, ICML 2023, Alg. 1, zig-zag block schedule, as
+FlexLLMGen's ``generation_loop_overlap_multi_batch`` runs it): a block of ``n_gpu_batches`` GPU
+batches walks the layers, each layer as two pipeline units (attention, MLP; ``--sep-layer``);
+each unit's offloaded weights are loaded once per block (disk -> host over the SSD link, host ->
+GPU over PCIe) into one of two GPU buffers, during the previous unit's first GPU batch, and reused
+by every GPU batch; with the KV cache on the host, decode attention over the KV share off the GPU
+runs on the CPU against host memory (the disk share read over the SSD link one batch ahead).
+Every (unit, GPU batch) iteration ends in a synchronize, so the next starts when all its
+transfers and its compute are done (``iterations``). Any split of weights and KV across GPU,
+host and disk is played as such. Costs come from the cost models: GPU ops from the GPU's, CPU
+attention from the host's memory bandwidth at the CPU class's fitted memory efficiency, or the
+framework's CPU attention rate if slower.
 
 ``best_policy`` searches a grid of policies (GPU batch, batches per block, weight fractions
 on GPU/host/disk, KV on GPU, host or disk) under the memory limits, ranks them with the
-closed-form per-layer overlap (``policy_time_s``), and plays the best few on the engine.
+closed form of those iterations (``policy_time_s``), and plays the best few on the engine.
 """
 
 from __future__ import annotations
@@ -93,6 +95,33 @@ class LayerCosts:
     weight_bytes: float
     kv_prefill_bytes: float
     kv_decode_bytes: float
+    attention_weight_frac: float = 1 / 3
+    """Share of a layer's weight bytes in its attention sub-layer (norm, QKV and output projections)."""
+    gpu_prefill_attention_s: float = 0.0
+    """Prefill GPU time of the attention sub-layer (its part of ``gpu_prefill_s``)."""
+    gpu_decode_projection_s: float = 0.0
+    """Decode GPU time of the attention sub-layer without the attention op (its part of ``gpu_decode_s``)."""
+
+    def sublayers(self, prefill: bool, kv_gpu: float) -> tuple[tuple[str, float, float], ...]:
+        """FlexGen's pipeline units of one layer (``sep_layer``, on by default: the attention and the
+        MLP are separate layers, FlexLLMGen ``flexllmgen/flex_opt.py``): (name, share of the layer's
+        weights, GPU time of one GPU batch), the attention's GPU time with the KV share on the GPU."""
+        if prefill:
+            att = self.gpu_prefill_attention_s
+            return ("attention", self.attention_weight_frac, att), (
+                "mlp",
+                1 - self.attention_weight_frac,
+                self.gpu_prefill_s - att,
+            )
+        att = self.gpu_decode_projection_s + kv_gpu * self.gpu_attention_s
+        return (
+            ("attention", self.attention_weight_frac, att),
+            ("mlp", 1 - self.attention_weight_frac, self.gpu_decode_s - self.gpu_decode_projection_s),
+        )
+
+
+ATTENTION_SUBLAYER = ("attn_norm", "qkv_proj", "q_norm", "k_norm", "rope", "attention", "o_proj")
+"""Ops of a layer's attention sub-layer; the rest of the layer is its MLP sub-layer."""
 
 
 def _layer_share(total: np.ndarray, ops, names: tuple[str, ...] | None = None) -> float:
@@ -137,6 +166,9 @@ def layer_costs(
         weight_bytes(spec, quant)
         - (spec.embedding_params() + spec.lm_head_params()) * quant.weight_bytes_per_param()
     ) / L
+    op_weights = dec.weight_bytes * dec.count
+    att_weights = _layer_share(op_weights, dec, ATTENTION_SUBLAYER)
+    projections = tuple(n for n in ATTENTION_SUBLAYER if n != "attention")
     return LayerCosts(
         _layer_share(pre_t, pre) / L,
         gpu_dec,
@@ -145,6 +177,9 @@ def layer_costs(
         w_layer,
         float(kv_cache_bytes(spec, quant, gpu_batch, input_len)) / L,
         kv_layer,
+        att_weights / _layer_share(op_weights, dec),
+        _layer_share(pre_t, pre, ATTENTION_SUBLAYER) / L,
+        _layer_share(dec_t, dec, projections) / L,
     )
 
 
@@ -222,22 +257,96 @@ def _memory_ok(
 
 
 def policy_time_s(system: System, p: Policy, lc: LayerCosts, n_layers: int, output_len: int) -> float:
-    """Closed-form time of a block: per layer, the slowest of the overlapped resources (GPU, PCIe,
-    the SSD link, the CPU's attention), each transfer at its direction's rate."""
+    """Closed-form time of a block, iteration by iteration of FlexGen's loop (``iterations``): each
+    iteration lasts as long as its slowest chain of transfers and compute, or its busiest resource
+    (a link or the SSD carries its chains one after another)."""
+    total = 0.0
+    for step, count in ((0, 1), (1, max(output_len - 1, 0))):
+        if count:
+            per_layer = sum(
+                max(max(sum(d for _, _, d in chain) for chain in it), *_resource_sums(it).values())
+                for it in iterations(system, p, lc, prefill=step == 0)
+            )
+            total += count * n_layers * per_layer
+    return total
+
+
+def _resource_sums(iteration: list[list[tuple[str, str, float]]]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for chain in iteration:
+        for resource, _, d in chain:
+            sums[resource] = sums.get(resource, 0.0) + d
+    return sums
+
+
+def iterations(
+    system: System, p: Policy, lc: LayerCosts, prefill: bool
+) -> list[list[list[tuple[str, str, float]]]]:
+    """One layer of FlexGen's generation loop (FlexLLMGen ``flexllmgen/flex_opt.py``,
+    ``generation_loop_overlap_multi_batch``, ``sep_layer`` on): for each pipeline unit (the
+    attention, then the MLP) and each GPU batch, an iteration issues the next unit's weight load
+    (first batch only; disk -> host -> GPU), the next batch's KV-cache read from disk, and the
+    previous batch's KV store (prefill), runs this batch's compute (GPU, then the CPU's attention over
+    the KV share off the GPU), then synchronizes: the next iteration starts when every chain of this
+    one has finished. Each chain is a list of (resource, task name, seconds)."""
     pcie = system.link_between("gpu", "host")
-    w_host_s = lc.weight_bytes * (1 - p.weight_frac("gpu")) / pcie.bw_from("host", "gpu")
+    disk_link = system.link_between("host", "disk") if "disk" in system.devices else None
+    w_stream = lc.weight_bytes * (1 - p.weight_frac("gpu"))
+    w_disk = lc.weight_bytes * p.weight_frac("disk")
     k = p.n_gpu_batches
-    kv_store_s = k * lc.kv_prefill_bytes * p.kv_off_gpu / pcie.bw_from("gpu", "host")
-    w_disk_s = kv_disk_write_s = kv_disk_read_s = 0.0
-    if "disk" in system.devices:
-        ssd = system.link_between("host", "disk")
-        w_disk_s = lc.weight_bytes * p.weight_frac("disk") / ssd.bw_from("disk", "host")
-        kv_disk_write_s = k * lc.kv_prefill_bytes * p.kv_frac("disk") / ssd.bw_from("host", "disk")
-        kv_disk_read_s = k * lc.kv_decode_bytes * p.kv_frac("disk") / ssd.bw_from("disk", "host")
-    prefill = max(w_host_s + kv_store_s, w_disk_s + kv_disk_write_s, k * lc.gpu_prefill_s)
-    gpu = k * (lc.gpu_decode_s + p.kv_frac("gpu") * lc.gpu_attention_s)
-    decode = max(w_host_s, w_disk_s + kv_disk_read_s, gpu, k * p.kv_off_gpu * lc.cpu_attention_s)
-    return n_layers * (prefill + max(output_len - 1, 0) * decode)
+    off, on_disk = p.kv_off_gpu, p.kv_frac("disk")
+    units = lc.sublayers(prefill, p.kv_frac("gpu"))
+    out = []
+    for u, (name, _, gpu_s) in enumerate(units):
+        next_share = units[(u + 1) % len(units)][1]
+        for j in range(k):
+            chains = [[("gpu", f"{name}/b{j}/gpu", gpu_s)]]
+            if name == "attention" and off and not prefill:
+                chains[0].append(("host", f"{name}/b{j}/cpu_attention", off * lc.cpu_attention_s))
+            if j == 0 and w_stream:
+                load = []
+                if w_disk:
+                    load.append(
+                        (
+                            "ssd",
+                            f"{name}/next_weights_disk",
+                            next_share * w_disk / disk_link.bw_from("disk", "host") + disk_link.latency_s,
+                        )
+                    )
+                load.append(
+                    (
+                        "pcie",
+                        f"{name}/next_weights",
+                        next_share * w_stream / pcie.bw_from("host", "gpu") + pcie.latency_s,
+                    )
+                )
+                chains.append(load)
+            reads_next = (name == "attention" and j + 1 < k) or (name != "attention" and j == k - 1)
+            if on_disk and not prefill and reads_next:
+                chains.append(
+                    [
+                        (
+                            "ssd",
+                            f"{name}/b{j}/next_kv_disk_read",
+                            on_disk * lc.kv_decode_bytes / disk_link.bw_from("disk", "host"),
+                        )
+                    ]
+                )
+            if prefill and off and name == "attention":
+                store = [
+                    ("pcie", f"{name}/b{j}/kv_store", off * lc.kv_prefill_bytes / pcie.bw_from("gpu", "host"))
+                ]
+                if on_disk:
+                    store.append(
+                        (
+                            "ssd",
+                            f"{name}/b{j}/kv_disk_write",
+                            on_disk * lc.kv_prefill_bytes / disk_link.bw_from("host", "disk"),
+                        )
+                    )
+                chains.append(store)
+            out.append(chains)
+    return out
 
 
 KV_PLACEMENTS = ((("gpu", 1.0),), (("host", 1.0),), (("disk", 1.0),))
@@ -284,82 +393,21 @@ def candidates(
 def build_offload_graph(
     system: System, spec: ModelSpec, p: Policy, lc: LayerCosts, output_len: int
 ) -> TaskGraph:
-    """The task DAG of a block: prefill and decode steps, layer by layer, GPU batch by GPU batch."""
+    """The task DAG of a block: prefill and decode steps, layer by layer, in FlexGen's loop
+    (``iterations``: each iteration's chains run in parallel, and the next iteration waits for
+    all of them)."""
     g = TaskGraph()
-    L, k = spec.n_layers, p.n_gpu_batches
-    pcie = system.link_between("gpu", "host")
-    w_stream = lc.weight_bytes * (1 - p.weight_frac("gpu"))
-    w_disk = lc.weight_bytes * p.weight_frac("disk")
-    last_gpu: list[int] = []  # last GPU task of each (step, layer), for the double buffer
-    batch_prev: list[int | None] = [None] * k
+    sync: list[int] = []
     for step in range(max(output_len, 1)):
-        prefill = step == 0
-        for i in range(L):
-            buffer_dep = [last_gpu[-2]] if len(last_gpu) >= 2 else []
-            load_deps = list(buffer_dep)
-            if w_disk:
-                load_deps = [
-                    g.add(
-                        f"s{step}/L{i}/disk",
-                        "ssd",
-                        w_disk / system.link_between("host", "disk").bw_from("disk", "host")
-                        + system.link_between("host", "disk").latency_s,
-                        buffer_dep,
-                    )
-                ]
-            w_task = (
-                g.add(
-                    f"s{step}/L{i}/weights",
-                    "pcie",
-                    w_stream / pcie.bw_from("host", "gpu") + pcie.latency_s,
-                    load_deps,
-                )
-                if w_stream
-                else None
-            )
-            gpu_last = None
-            for j in range(k):
-                deps = [d for d in (w_task, batch_prev[j]) if d is not None]
-                gpu_s = (
-                    lc.gpu_prefill_s if prefill else lc.gpu_decode_s + p.kv_frac("gpu") * lc.gpu_attention_s
-                )
-                gpu_last = g.add(f"s{step}/L{i}/b{j}/gpu", "gpu", gpu_s, deps)
-                batch_prev[j] = gpu_last
-                off = p.kv_off_gpu
-                if not off:
-                    continue
-                if prefill:  # the new KV leaves the GPU; the disk share goes on to the SSD
-                    store = g.add(
-                        f"s{step}/L{i}/b{j}/kv_store",
-                        "pcie",
-                        off * lc.kv_prefill_bytes / pcie.bw_from("gpu", "host"),
-                        [gpu_last],
-                    )
-                    if p.kv_frac("disk"):
-                        disk = system.link_between("host", "disk")
-                        store = g.add(
-                            f"s{step}/L{i}/b{j}/kv_disk_write",
-                            "ssd",
-                            p.kv_frac("disk") * lc.kv_prefill_bytes / disk.bw_from("host", "disk"),
-                            [store],
-                        )
-                    batch_prev[j] = store
-                else:  # the disk share is read into host memory, then the CPU attends over both
-                    att_deps = [gpu_last]
-                    if p.kv_frac("disk"):
-                        disk = system.link_between("host", "disk")
-                        att_deps.append(
-                            g.add(
-                                f"s{step}/L{i}/b{j}/kv_disk_read",
-                                "ssd",
-                                p.kv_frac("disk") * lc.kv_decode_bytes / disk.bw_from("disk", "host"),
-                                buffer_dep,
-                            )
-                        )
-                    batch_prev[j] = g.add(
-                        f"s{step}/L{i}/b{j}/cpu_attention", "host", off * lc.cpu_attention_s, att_deps
-                    )
-            last_gpu.append(gpu_last)
+        for i in range(spec.n_layers):
+            for it in iterations(system, p, lc, prefill=step == 0):
+                ends = []
+                for chain in it:
+                    dep = sync
+                    for resource, name, d in chain:
+                        dep = [g.add(f"s{step}/L{i}/{name}", resource, d, dep)]
+                    ends += dep
+                sync = ends
     return g
 
 

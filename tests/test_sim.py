@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hwmodels import registry
 from hwmodels.device_spec import load_device
 from sim.engine import TaskGraph, run
-from sim.offload import Policy, build_offload_graph, layer_costs
+from sim.offload import Policy, build_offload_graph, layer_costs, policy_time_s
 from sim.simulate import simulate
 from sim.system import load_system, parse_system, system_names
 from workloads.errors import ConfigError, UnknownNameError
@@ -257,10 +257,39 @@ def test_links_carry_each_direction_at_its_own_rate():
     lc = layer_costs(spec, Quant.from_name("fp16"), system, 48, 512, 2, "flexgen")
     assert lc.kv_prefill_bytes == 2 * 7168 * 2 * 48 * 512
     t = run(build_offload_graph(system, spec, policy, lc, 2)).intervals.set_index("task")
-    store = t.loc["s0/L0/b0/kv_store"]
+    store = t.loc["s0/L0/attention/b0/kv_store"]
     assert store["end_s"] - store["start_s"] == pytest.approx(704_643_072 / 1.04e9)
-    load = t.loc["s0/L0/weights"]
-    assert load["end_s"] - load["start_s"] == pytest.approx(0.8 * lc.weight_bytes / 13.84e9 + 1.5e-6)
+    # while the attention computes, the MLP's weights load: 16 h^2 of the layer's 24 h^2 (+ biases)
+    assert lc.attention_weight_frac == pytest.approx(1 / 3, rel=1e-3)
+    load = t.loc["s0/L0/attention/next_weights"]
+    mlp_share = 1 - lc.attention_weight_frac
+    assert load["end_s"] - load["start_s"] == pytest.approx(
+        mlp_share * 0.8 * lc.weight_bytes / 13.84e9 + 1.5e-6
+    )
+
+
+def test_flexgen_loop_synchronizes_each_gpu_batch():
+    """FlexGen's loop ends every (unit, GPU batch) iteration with a synchronize: with the KV cache on
+    the host, decode is the sum over units and batches of the slowest chain; by hand for OPT-30B
+    under FlexGen's policy (48 x 3, weights 20/80 GPU/host): the attention unit's first batch waits
+    for the longer of its GPU + CPU attention and the MLP weights' load, the MLP's for the attention
+    weights of the next layer; the closed form equals the engine."""
+    system = load_system("t4-flexgen")
+    spec, quant = load_model("opt-30b"), Quant.from_name("fp16")
+    policy = Policy(48, 3, (("gpu", 0.2), ("host", 0.8)), "host")
+    lc = layer_costs(spec, quant, system, 48, 512, 3, "flexgen")
+    pcie = system.link_between("gpu", "host")
+    load = lc.weight_bytes * 0.8 / pcie.bw_from("host", "gpu")
+    att = lc.gpu_decode_projection_s + lc.cpu_attention_s
+    mlp = lc.gpu_decode_s - lc.gpu_decode_projection_s
+    a = lc.attention_weight_frac
+    per_layer = max(att, (1 - a) * load + 1.5e-6) + 2 * att + max(mlp, a * load + 1.5e-6) + 2 * mlp
+    decode = policy_time_s(system, policy, lc, spec.n_layers, 3) - policy_time_s(
+        system, policy, lc, spec.n_layers, 1
+    )
+    assert decode == pytest.approx(2 * spec.n_layers * per_layer)
+    engine = run(build_offload_graph(system, spec, policy, lc, 3), record=False).makespan_s
+    assert engine == pytest.approx(policy_time_s(system, policy, lc, spec.n_layers, 3))
 
 
 def test_direction_names_are_checked(tmp_path):
