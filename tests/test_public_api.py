@@ -1,0 +1,273 @@
+"""The public API (``import hwsim``): every name resolves and is documented, ``import hwsim`` stays
+light, and each function does what its docstring says on small cases."""
+
+import inspect
+import subprocess
+import sys
+import textwrap
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+import hwsim
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+OWN = ("roofline", "sweep", "best", "pareto", "serve", "serve_estimate", "experiment", "kernel")
+"""The functions ``hwsim/__init__.py`` defines (the rest are re-exports)."""
+CHARTS = [n for n in hwsim.plots.__all__ if n != "Chart"]
+SMALL_SWEEP = {
+    "models": ["llama-3.1-8b"],
+    "devices": ["h100-sxm", "l40s"],
+    "precision": ["fp16"],
+    "batch": [1, 64, 1024],
+    "input_len": [1024],
+    "output_len": [128],
+}
+
+
+@pytest.fixture(autouse=True)
+def _agg_backend():
+    """Charts in tests draw off screen, whatever the previous test selected."""
+    yield
+    matplotlib.use("Agg", force=True)
+
+
+@pytest.mark.parametrize("name", hwsim.__all__)
+def test_every_public_name_resolves_and_is_listed(name):
+    assert getattr(hwsim, name) is not None
+    assert name in dir(hwsim)
+
+
+@pytest.mark.parametrize("name", [n for n in hwsim.__all__ if n != "__version__"])
+def test_every_public_name_has_a_docstring(name):
+    assert (inspect.getdoc(getattr(hwsim, name)) or "").strip(), f"hwsim.{name} has no docstring"
+
+
+@pytest.mark.parametrize(
+    "func",
+    [getattr(hwsim, n) for n in OWN] + [getattr(hwsim.plots, n) for n in CHARTS],
+    ids=lambda f: f"{f.__module__}.{f.__name__}",
+)
+def test_own_functions_document_every_parameter(func):
+    """Each parameter of the functions written for the public API is named in its docstring."""
+    doc = inspect.getdoc(func)
+    params = [
+        p
+        for p in inspect.signature(func).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    undocumented = [p.name for p in params if p.name not in doc]
+    assert not undocumented, f"{func.__name__}: {undocumented} not in the docstring"
+
+
+def test_the_module_docstring_example_runs():
+    """The example at the top of ``hwsim/__init__.py`` is code a user will paste: it must run."""
+    example = hwsim.__doc__.split("::", 1)[1].split("\n\n``notebooks/``", 1)[0]
+    exec(textwrap.dedent(example), {})  # noqa: S102
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'nonesuch'"):
+        hwsim.nonesuch  # noqa: B018
+
+
+def test_import_hwsim_leaves_the_heavy_parts_unimported():
+    code = (
+        "import sys, hwsim; "
+        "print([m for m in ('simpy', 'explore.run', 'sim.experiments', 'hwsim.plots', 'matplotlib') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_roofline_places_decode_below_the_ridge_and_never_above_the_roof():
+    """Batch-1 decode multiplies each weight by one token: about 1 FLOP per byte in fp16, far
+    below an H100's ridge (989e12 / 3.35e12 = 295 FLOP/byte); a 2,048-token prefill is above it."""
+    tables = hwsim.roofline("llama-3.1-8b", "h100-sxm", batch=1, input_len=2048)
+    assert set(tables) == {"decode", "prefill"}
+    for t in tables.values():
+        assert (t["achieved_flop_per_s"] <= t["attainable_flop_per_s"] * (1 + 1e-9)).all()
+    ffn = {ph: t.set_index("op").loc["ffn_up", "intensity_flop_per_byte"] for ph, t in tables.items()}
+    assert ffn["decode"] == pytest.approx(1.0, rel=0.01)
+    assert ffn["prefill"] > 295
+
+
+def test_roofline_refuses_a_precision_the_device_cannot_compute():
+    with pytest.raises(hwsim.HwsimError):
+        hwsim.roofline("llama-3.1-8b", "a100-sxm-80gb", precision="fp4")
+
+
+def test_sweep_of_a_dict_a_yaml_file_and_an_out_directory_agree(tmp_path):
+    frame = hwsim.sweep(SMALL_SWEEP)
+    assert len(frame) == 2 * 3
+    assert (~frame["fits"]).any(), "batch 1024 at 1152 tokens does not fit an L40S"
+    spec = tmp_path / "small.yaml"
+    spec.write_text("\n".join(f"{k}: {v}" for k, v in SMALL_SWEEP.items()).replace("'", ""), encoding="utf-8")
+    out = tmp_path / "small.parquet"
+    from_file = hwsim.sweep(spec, out=out)
+    assert out.is_dir() and list(out.glob("*.parquet"))
+    cols = ["device", "batch", "tpot_s", "fits"]
+    pd.testing.assert_frame_equal(frame[cols], from_file[cols])
+    pd.testing.assert_frame_equal(from_file, hwsim.sweep(spec, out=out))  # resumed: nothing new
+
+
+def test_sweep_rejects_an_unknown_key():
+    with pytest.raises(hwsim.UnknownNameError):
+        hwsim.sweep({**SMALL_SWEEP, "batchsize": [1]})
+
+
+def test_pareto_by_hand():
+    """a (1 s, 10 tok/$) and b (2 s, 20 tok/$) trade off; c (2 s, 5 tok/$) is dominated by both;
+    d would dominate everything but does not fit, so it takes no part."""
+    frame = pd.DataFrame(
+        {
+            "device": ["a", "b", "c", "d"],
+            "tpot_s": [1.0, 2.0, 2.0, 0.5],
+            "tokens_per_usd": [10.0, 20.0, 5.0, 100.0],
+            "fits": [True, True, True, False],
+        }
+    )
+    front = hwsim.pareto(frame, "tpot_s", "tokens_per_usd")
+    assert list(front["design"]) == ["a", "b"]
+    assert list(hwsim.pareto(frame, feasible_only=False)["design"]) == ["d"]
+
+
+def test_best_ranks_feasible_designs_by_the_objective():
+    top = hwsim.best(
+        "llama-3.1-8b",
+        ["h100-sxm", "l40s"],
+        objective="tpot_s",
+        top=3,
+        tp=[1],
+        batches=[1, 8],
+        precisions=["fp16"],
+    )
+    assert len(top) <= 3 and top["tpot_s"].is_monotonic_increasing
+    assert not top.duplicated(["device", "n_devices", "precision"]).any()
+    assert set(top["arch"]) == {"gpu"}
+
+
+def test_best_explains_an_empty_answer():
+    with pytest.raises(hwsim.ConfigError, match="TPOT above"):
+        hwsim.best("llama-3.1-8b", ["l40s"], tp=[1], batches=[1], precisions=["fp16"], slo_tpot_s=1e-6)
+    with pytest.raises(hwsim.UnknownNameError):
+        hwsim.best("llama-3.1-8b", ["l40s"], objective="speed")
+
+
+def test_serve_completes_every_request_and_checks_its_inputs():
+    run = hwsim.serve("llama-3.1-8b", "h100-sxm", rate=2.0, num_requests=40, input_len=256, output_len=32)
+    assert run.metrics["completed"] == 40
+    assert run.config["model"] == "llama-3.1-8b"
+    with pytest.raises(hwsim.ConfigError, match="either a trace"):
+        hwsim.serve("llama-3.1-8b", "h100-sxm", rate=1.0, trace=run.requests)
+    with pytest.raises(hwsim.ConfigError, match="exactly one"):
+        hwsim.serve("llama-3.1-8b", "h100-sxm", num_requests=5, input_len=8, output_len=8)
+
+
+def test_serve_estimate_takes_fixed_lengths_or_a_distribution():
+    fixed = hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", rate=1.0, input_len=256, output_len=32)
+    assert fixed.stable and fixed.requests_per_s == pytest.approx(1.0)
+    assert hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", rate=1.0, lengths="sharegpt").stable
+    with pytest.raises(hwsim.ConfigError):
+        hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", rate=1.0, lengths="sharegpt", input_len=8)
+
+
+def test_experiments_and_kernels_by_name():
+    sail = hwsim.experiment("sail")
+    assert callable(sail.run) and sail.PAPER_SETUP
+    assert set(hwsim.paper_setup(["sail"])["experiment"]) == {"sail"}
+    with pytest.raises(hwsim.UnknownNameError, match="closest: sail"):
+        hwsim.experiment("sali")
+    lut = hwsim.kernel("lut_gemv")
+    w, x = np.arange(-4, 4).reshape(2, 4), np.array([1, -2, 3, 4])
+    y, _ = lut.lut_gemv(w, x, act_bits=4, group=2)
+    np.testing.assert_array_equal(y.ravel(), w @ x)
+    with pytest.raises(hwsim.UnknownNameError, match="lut_gemv"):
+        hwsim.kernel("lut")
+
+
+def test_verdicts_add_the_verdict():
+    rows = pd.DataFrame(
+        [
+            {
+                "experiment": "sail",
+                "metric": "speedup_vs_n1",
+                "condition": "c",
+                "paper_value": 10.0,
+                "hwsim_value": 11.0,
+                "ratio": 1.1,
+                "source": "s",
+            }
+        ]
+    )
+    assert list(hwsim.verdicts(rows)["verdict"]) == ["pass"]
+
+
+def _chart_inputs() -> dict[str, tuple[tuple, dict]]:
+    est = hwsim.estimate(
+        "llama-3.1-8b", "h100-sxm", batch=[1, 8, 64], input_len=512, output_len=64
+    ).to_frame()
+    two = pd.concat(
+        [
+            hwsim.estimate("llama-3.1-8b", d, batch=8, input_len=512, output_len=64).to_frame()
+            for d in ("h100-sxm", "l40s")
+        ]
+    )
+    tables = hwsim.roofline("llama-3.1-8b", "h100-sxm", batch=8, input_len=512)
+    front = hwsim.pareto(est, "tpot_s", "tokens_per_usd")
+    run = hwsim.serve("llama-3.1-8b", "h100-sxm", rate=2.0, num_requests=20, input_len=128, output_len=16)
+    sim = hwsim.simulate("1xa100", "llama-3.1-8b", batch=2, input_len=64, output_len=4)
+    tornado = pd.DataFrame(
+        {
+            "parameter": ["p", "p", "q", "q"],
+            "end": ["low", "high", "low", "high"],
+            "metric": "m",
+            "value": [1.0, 3.0, 1.5, 2.5],
+            "baseline": 2.0,
+        }
+    )
+    curve = pd.DataFrame(
+        {
+            "rate": [1.0, 2.0, 1.0, 2.0],
+            "source": ["simulation", "simulation", "analytic", "analytic"],
+            "mean_output_len": 16.0,
+            "ttft_s_mean": [0.1, 0.2, 0.1, 0.2],
+            "tpot_s_mean": [0.01, 0.02, 0.01, 0.02],
+            "ttft_s_p99": [0.2, 0.4, np.nan, np.nan],
+            "tpot_s_p99": [0.02, 0.04, np.nan, np.nan],
+            "output_tokens_per_s": [16.0, 32.0, np.nan, np.nan],
+        }
+    )
+    return {
+        "roofline": ((tables, "h100-sxm"), {}),
+        "breakdown": ((tables,), {}),
+        "metric_vs_batch": ((est, "decode_tokens_per_s"), {}),
+        "compare": ((two,), {}),
+        "pareto": ((est, front), {}),
+        "heatmap": ((two, "tpot_s"), {}),
+        "tornado": ((tornado,), {}),
+        "timeline": ((sim.timeline,), {}),
+        "serving_timeline": ((run,), {}),
+        "latency_vs_rate": ((curve,), {"slo_ttft_s": 0.5}),
+    }
+
+
+def test_every_chart_draws_and_restores_the_backend_and_rcparams(tmp_path):
+    """Each chart comes back as PNG and SVG; the back end selected before (here ``svg``, standing
+    in for Jupyter's inline one) and the rcParams are as they were."""
+    inputs = _chart_inputs()
+    assert set(inputs) == set(CHARTS)
+    matplotlib.use("svg", force=True)
+    grid = matplotlib.rcParams["axes.grid"]
+    for name, (args, kwargs) in inputs.items():
+        chart = getattr(hwsim.plots, name)(*args, **kwargs)
+        assert chart.png.startswith(PNG_MAGIC) and chart._repr_png_() == chart.png, name
+        assert "<svg" in chart.svg, name
+        assert matplotlib.get_backend() == "svg", f"{name} left the back end at {matplotlib.get_backend()}"
+        assert matplotlib.rcParams["axes.grid"] == grid, name
+    png, svg = chart.save(tmp_path / "chart")
+    assert png.read_bytes() == chart.png and svg.suffix == ".svg"
+    assert "kB" in repr(chart) and len(repr(chart)) < 100
