@@ -126,6 +126,7 @@ def price_serving(chunk: Chunk) -> pd.DataFrame:
                 tp=d["tp"],
                 pp=d["pp"],
                 ep=d["ep"],
+                n_devices=d["n_devices"],
                 precision=d["precision"],
                 framework=d["framework"] or "vllm",
                 slo_ttft_s=point.get("slo_ttft"),
@@ -133,7 +134,8 @@ def price_serving(chunk: Chunk) -> pd.DataFrame:
                 economics=Economics(basis=d["price_basis"]),
                 record=False,
             )
-            metrics = {k: v for k, v in result.metrics.items() if np.isscalar(v)}
+            # the design's own columns (n_devices, price_basis) are written once, from the design
+            metrics = {k: v for k, v in result.metrics.items() if np.isscalar(v) and k not in d}
             rows.append({**row, **metrics, "error": ""})
         except HwsimError as exc:
             rows.append({**row, "error": str(exc).splitlines()[0]})

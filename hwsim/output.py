@@ -81,11 +81,12 @@ class LazyBar:
                 TextColumn(self.label),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn(f"{{task.speed:.3g}} {self.unit}/s"),
+                TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=True,
             )
             self.bar.start()
-            self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done, total=total)
+            self.task = self.bar.add_task(self.label, total=total, rate="")
+        elapsed = time.perf_counter() - self.t0
+        self.bar.update(self.task, completed=done, total=total, rate=f"{done / elapsed:.3g} {self.unit}/s")

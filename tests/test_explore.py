@@ -53,6 +53,26 @@ def test_every_grid_point_is_written_including_those_that_do_not_fit(tmp_path):
     assert (table["n_devices"] == table["tp"]).all()  # n_devices defaults to tp x pp x ep
 
 
+def test_serving_points_are_simulated_one_row_each(tmp_path):
+    """A spec with a request rate runs the event path: one row per rate, the design's columns once,
+    two replicas when n_devices is twice tp, and the higher rate never lowers the mean TTFT."""
+    spec = parse_spec(
+        {
+            "models": ["llama-3.1-8b"],
+            "devices": ["h100-sxm"],
+            "precision": ["bf16"],
+            "n_devices": [2],
+            "rate": [2, 8],
+            "input_len": [256],
+            "output_len": [16],
+        }
+    )
+    table = read_sweep(run_sweep(spec, tmp_path / "s.parquet")).sort_values("rate")
+    assert len(table) == 2 and (table["error"] == "").all()
+    assert (table["n_devices"] == 2).all() and table.columns.is_unique
+    assert table["ttft_s_mean"].iloc[1] >= table["ttft_s_mean"].iloc[0] * (1 - 1e-9)
+
+
 def test_dask_backend_gives_the_local_table(tmp_path):
     spec = parse_spec(SMALL)
     local = read_sweep(run_sweep(spec, tmp_path / "local.parquet"))

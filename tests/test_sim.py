@@ -42,7 +42,7 @@ def test_engine_rejects_forward_dependency():
 
 
 def test_one_device_event_time_equals_analytic_sum():
-    """DESIGN.md's invariant: one device, no overlap, no contention."""
+    """The event path's invariant: one device, no overlap, no contention."""
     spec, q, dev = load_model("llama-2-7b"), Quant.from_name("fp16"), load_device("a100-sxm-80gb")
     gpu = registry.get("gpu")
     r = simulate("1xa100", "llama-2-7b", batch=4, input_len=300, output_len=20)
