@@ -332,7 +332,7 @@ def roofline(
     "--data",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="A measured-data CSV in the schema of DESIGN.md (default: the shipped set).",
+    help="A measured-data CSV in the schema of docs/data-formats.md (default: the shipped set).",
 )
 @click.option(
     "--plot",
@@ -556,20 +556,23 @@ def _calibrate(part, as_json):
     default=Path("results"),
     show_default=True,
     callback=output_folder,
-    help="Folder for plots, tables and index.md.",
+    help="Folder for plots, tables, index.md and index.html.",
 )
-@click.option("--quick", is_flag=True, help="Fewer devices and points (for tests).")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Fewer sections, devices and points (for tests; includes the Pareto fronts).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the files written).")
 def report(out, quick, as_json):
-    """Write the report: plots (PNG and SVG), CSV tables and index.md, into --out."""
-    from roofline.report import build_report
-    from sim.report_sections import SECTIONS
+    """Write the report: plots (PNG and SVG), CSV tables, index.md and index.html, into --out."""
+    from report.build import build_report
 
-    written = build_report(out, quick=quick, progress=not as_json, sections=() if quick else SECTIONS)
+    written = build_report(out, quick=quick, progress=not as_json)
     emit(
         as_json,
         {"out": str(out), "files": [str(p) for p in written]},
-        f"wrote {len(written)} files into {out}/ (open {out}/index.md)",
+        f"wrote {len(written)} files into {out}/ (open {out}/index.html)",
     )
 
 

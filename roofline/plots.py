@@ -14,6 +14,8 @@ import pandas as pd
 
 from hwmodels.device_spec import DeviceSpec
 
+PNG_DPI = 200
+"""Resolution of every PNG (print quality); the SVG beside it is resolution-free."""
 PHASE_MARKERS = {"decode": "o", "prefill": "^"}
 KIND_COLORS = {
     "gemm": "#1f77b4",
@@ -36,11 +38,16 @@ def _plt():
     return plt
 
 
+def _legend_outside(ax, **kw) -> None:
+    """The legend to the right of the axes, where it covers no data."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kw)
+
+
 def _save(fig, out: Path) -> list[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png, svg = out.with_suffix(".png"), out.with_suffix(".svg")
-    fig.savefig(png, bbox_inches="tight")
+    fig.savefig(png, bbox_inches="tight", dpi=PNG_DPI)
     fig.savefig(svg, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
@@ -158,7 +165,7 @@ def metric_vs_batch(
     if banded and frame[f"{metric}_low"].notna().any():
         notes.append("band: 10th-90th percentile range")
     ax.set_title("\n".join([title, *notes]))
-    ax.legend(fontsize=7, ncol=2)
+    _legend_outside(ax)
     return _save(fig, out)
 
 
@@ -171,10 +178,10 @@ def grouped_bars(
     x: str = "device",
     hue: str = "model",
     order: Sequence[str] | None = None,
-    log: bool = True,
     xlabel: str | None = None,
 ) -> list[Path]:
-    """Bars of ``metric`` per ``x``, one bar per ``hue`` (log scale unless ``log`` is False)."""
+    """Bars of ``metric`` per ``x``, one bar per ``hue``, on a linear axis from zero with each
+    bar's value written on it."""
     plt = _plt()
     xs = list(order) if order is not None else list(dict.fromkeys(frame[x]))
     hues = list(dict.fromkeys(frame[hue]))
@@ -182,14 +189,14 @@ def grouped_bars(
     fig, ax = plt.subplots(figsize=(max(6.5, 0.45 * len(xs) * max(1, len(hues) / 2)), 3.8))
     for i, h in enumerate(hues):
         sub = frame.loc[frame[hue] == h].set_index(x).reindex(xs)
-        ax.bar(np.arange(len(xs)) + i * width - 0.4 + width / 2, sub[metric], width, label=str(h))
+        bars = ax.bar(np.arange(len(xs)) + i * width - 0.4 + width / 2, sub[metric], width, label=str(h))
+        ax.bar_label(bars, fmt="%.3g", fontsize=6, padding=1)
     ax.set_xticks(np.arange(len(xs)), xs, rotation=40, ha="right")
-    if log:
-        ax.set_yscale("log")
+    ax.margins(y=0.1)
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel if xlabel is not None else x)
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=3)
+    _legend_outside(ax)
     return _save(fig, out)
 
 
@@ -327,23 +334,41 @@ def predicted_vs_measured(points: pd.DataFrame, out: Path, title: str = "") -> l
 
 
 def timeline_chart(intervals: pd.DataFrame, out: Path, title: str = "", max_tasks: int = 20000) -> list[Path]:
-    """Gantt chart: one row per resource, a bar per busy interval (the first ``max_tasks``)."""
+    """Gantt chart: one row per resource, a bar per busy interval (the first ``max_tasks``),
+    coloured by phase (the first part of the task name, e.g. ``prefill``, ``decode0``; digits
+    dropped when there are more phases than colours), with a dashed mark where each phase starts."""
     plt = _plt()
     frame = intervals.loc[intervals["end_s"] > intervals["start_s"]].head(max_tasks)
+    phase = frame["task"].str.split("/").str[0]
+    if phase.nunique() > len(OKABE_ITO):
+        phase = phase.str.rstrip("0123456789")
     resources = sorted(frame["resource"].unique())
-    fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * len(resources)))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, r in enumerate(resources):
-        part = frame.loc[frame["resource"] == r]
-        ax.broken_barh(
-            list(zip(part["start_s"], part["end_s"] - part["start_s"], strict=True)),
-            (i - 0.4, 0.8),
-            color=colors[i % len(colors)],
-        )
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(resources)))
+    span_s, marked_at = float(frame["end_s"].max() - frame["start_s"].min()), -np.inf
+    for k, name in enumerate(dict.fromkeys(phase)):
+        part = frame.loc[phase == name]
+        colour = OKABE_ITO[k % len(OKABE_ITO)]
+        for i, r in enumerate(resources):
+            rows = part.loc[part["resource"] == r]
+            ax.broken_barh(
+                list(zip(rows["start_s"], rows["end_s"] - rows["start_s"], strict=True)),
+                (i - 0.4, 0.8),
+                color=colour,
+                label=name if i == 0 else None,
+            )
+        start = float(part["start_s"].min())
+        ax.axvline(start, color=colour, ls="--", lw=0.8)
+        if start - marked_at > 0.04 * span_s:  # named only where it does not overprint the last name
+            ax.annotate(
+                name, (start, len(resources) - 0.5), xytext=(2, 2), textcoords="offset points", fontsize=7
+            )
+            marked_at = start
     ax.set_yticks(range(len(resources)), resources)
+    ax.set_ylim(-0.6, len(resources) - 0.1)
     ax.set_xlabel("time (s)")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0)
+    _legend_outside(ax, title="phase")
     return _save(fig, out)
 
 
@@ -400,18 +425,22 @@ def lines_chart(
     ylabels: Sequence[str],
     title: str = "",
 ) -> list[Path]:
-    """One panel per column of ``ys`` against ``x`` (log-log), one line per ``group``."""
+    """One panel per column of ``ys`` against ``x`` (log-log), one line per ``group`` (a new line
+    style after every ten colours), one legend right of the last panel."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(ys), figsize=(5 * len(ys), 3.8))
+    n_colours = len(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     for ax, y, label in zip(np.atleast_1d(axes), ys, ylabels, strict=True):
-        for name, g in frame.groupby(group, sort=False):
+        for i, (name, g) in enumerate(frame.groupby(group, sort=False)):
             g = g.sort_values(x)
-            ax.plot(g[x], g[y], marker="o", ms=3, label=str(name))
+            ax.plot(
+                g[x], g[y], marker="o", ms=3, ls=("-", "--", ":", "-.")[i // n_colours % 4], label=str(name)
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
-        ax.legend(fontsize=7)
+    _legend_outside(np.atleast_1d(axes)[-1])
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(fig, out)
@@ -565,9 +594,11 @@ def pareto_chart(
     title: str = "",
     hue: str = "arch",
     note: str = "",
+    named: Sequence[int] | None = None,
 ) -> list[Path]:
-    """Every feasible design as a dot (coloured by ``hue``), the front as a line with its designs
-    named; log axes when a metric spans more than a decade."""
+    """Every feasible design as a dot (coloured by ``hue``), the front as a line with the designs
+    at positions ``named`` of ``front`` named (default its first 12); log axes when a metric
+    spans more than a decade."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8.0, 5.0))
     groups = list(dict.fromkeys(points[hue])) if hue in points else ["designs"]
@@ -575,12 +606,12 @@ def pareto_chart(
         part = points[points[hue] == g] if hue in points else points
         ax.scatter(part[x], part[y], s=9, alpha=0.35, color=OKABE_ITO[i % len(OKABE_ITO)], label=str(g))
     ax.plot(front[x], front[y], "-o", color="black", ms=4, lw=1.2, label="Pareto front")
-    for r in front.head(12).itertuples():
+    for k, r in enumerate(front.iloc[list(named) if named is not None else slice(12)].itertuples()):
         ax.annotate(
             str(r.design),
             (getattr(r, x), getattr(r, y)),
             fontsize=6,
-            xytext=(4, 2),
+            xytext=(4, 2 if k % 2 else -8),  # alternately above and below: neighbours do not overprint
             textcoords="offset points",
         )
     for values, setter in ((points[x], ax.set_xscale), (points[y], ax.set_yscale)):

@@ -1,4 +1,4 @@
-"""The serving section of ``hwsim report``: latency against request rate with the SLO knee
+"""Report section of the serving path: latency against request rate with the SLO knee
 (simulation beside the analytic approximation), a batch and KV-occupancy timeline,
 aggregated against disaggregated serving, and the measured serving rows."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from report.tables import SectionOutput, write_csvs
 from roofline import plots
-from roofline.report import write_csvs
 from roofline.validation import load_measured, summarize, validate_frame
 from sim.serving.capacity import ATTAINMENT_TARGET, approximate
 from sim.serving.plots import serving_timeline
@@ -71,7 +71,7 @@ def _agg_vs_disagg(quick: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def serving_section(out: Path, quick: bool = False) -> tuple[list[str], list[Path]]:
+def serving_section(out: Path, quick: bool) -> SectionOutput:
     """Latency curves, the timeline, aggregated vs disaggregated, and the measured serving rows."""
     sweep = _rate_sweep(quick)
     title = f"{MODEL} on one {DEVICE}, {FRAMEWORK} scheduler, {LENGTHS} lengths, Poisson arrivals"

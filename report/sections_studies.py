@@ -1,121 +1,17 @@
-"""Sections of ``hwsim report`` that come from the event path and the paper experiments.
-
-Each section function takes the output folder and returns (markdown lines, files written);
-``hwsim report`` hands them to ``roofline.report.build_report``.
-"""
+"""Report sections of the paper studies: for each reproduced design its figure, and how each
+headline moves at the ends of each stated assumption (sensitivity)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from report.tables import SectionOutput, write_csvs
 from roofline import plots
-from roofline.report import write_csvs
-from sim.experiments import reproduce, setup_table
-from sim.serving.report import serving_section
-from sim.simulate import simulate
-
-TP_MODEL, TP_SYSTEMS = (
-    "llama-2-70b",
-    {"NVLink (8xh100-nvlink)": "8xh100-nvlink", "PCIe Gen5 (8xh100-pcie)": "8xh100-pcie"},
-)
+from sim.experiments import flightllm, hnlpu, instinfer, lamina, mllm_npu, sail, step3, waferllm
 
 
-def tp_scaling(out: Path) -> tuple[list[str], list[Path]]:
-    """Llama-2-70B decode on 1-8 H100s over NVLink and over PCIe, on the event engine."""
-    rows = []
-    for label, system in TP_SYSTEMS.items():
-        for tp in (1, 2, 4, 8):
-            r = simulate(system, TP_MODEL, batch=1, input_len=512, output_len=8, tp=tp)
-            if not bool(np.all(r.estimate.fits)):
-                continue  # the weights need more than tp devices' memory
-            iv = r.timeline.intervals
-            iv = iv.loc[iv["task"].str.startswith("decode")]  # the chart is about decode steps
-            busy = (iv["end_s"] - iv["start_s"]).groupby(iv["task"].str.contains("allreduce")).sum()
-            rows.append(
-                {
-                    "link": label,
-                    "tp": tp,
-                    "tpot_s": float(r.estimate.tpot_s),
-                    "allreduce_share": float(busy.get(True, 0.0) / busy.sum()),
-                }
-            )
-    frame = pd.DataFrame(rows)
-    files = write_csvs(out, {"tp-scaling.csv": frame})
-    files += plots.tp_scaling_chart(frame, out / "tp-scaling", f"{TP_MODEL} decode, batch 1 (event engine)")
-    timeline = simulate("2x8xh100-ib", TP_MODEL, batch=8, input_len=256, output_len=3)
-    files += plots.timeline_chart(
-        timeline.timeline.intervals,
-        out / "timeline-2-nodes",
-        f"{TP_MODEL} on 2 nodes of 8 H100 (TP 8 x PP 2), batch 8 in 2 micro-batches",
-    )
-    lines = [
-        "## Tensor and pipeline parallelism on the event engine",
-        "",
-        "![TP scaling](tp-scaling.png)",
-        "",
-        "Decode time falls with TP (from the fewest GPUs that hold the weights) while the all-reduce share of decode time grows; over PCIe the share is larger "
-        "and the gain smaller. Below, two micro-batches pipelined over two nodes (stage and link resources):",
-        "",
-        "![timeline](timeline-2-nodes.png)",
-        "",
-    ]
-    return lines, files
-
-
-SENSITIVITY_CHARTS = {
-    "sail": "sail-sensitivity.png",
-    "waferllm": "wafer-gemv-speedup.png",
-    "instinfer": "instinfer-flash.png",
-    "mllm-npu": "npu-prefill.png",
-    "step3": "step3-cost.png",
-    "lamina": "lamina-throughput.png",
-    "hnlpu": "hnlpu-sensitivity.png",
-    "flightllm": "flightllm-sensitivity.png",
-}
-"""Each experiment's chart of how its headlines move with its assumptions (written by its section)."""
-
-
-def paper_reproductions(out: Path) -> tuple[list[str], list[Path]]:
-    """The paper experiments (``hwsim reproduce``) as a verdict table, linked to their charts."""
-    frame = reproduce()
-    files = write_csvs(out, {"reproduce.csv": frame})
-    lines = [
-        "## Papers reproduced (`hwsim reproduce`)",
-        "",
-        "Each headline with the paper's value, hwsim's, their ratio and the verdict against the tolerance "
-        "(pass within 1/1.33 to 1.33x), and for a miss its cause.",
-        "",
-        "| experiment | metric | condition | paper | hwsim | ratio | verdict | cause of a miss |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| [{r.experiment}]({SENSITIVITY_CHARTS.get(r.experiment, 'reproduce.csv')}) | {r.metric} | {r.condition} | "
-        f"{r.paper_value:.4g} | {r.hwsim_value:.4g} | {r.ratio:.2f} | {r.verdict} | {r.cause} |"
-        for r in frame.itertuples()
-    ]
-    setups = setup_table()
-    files += write_csvs(out, {"paper-setups.csv": setups})
-    lines += [
-        "",
-        "The papers' setups beside hwsim's (`paper-setups.csv`; sources in `docs/paper-setups.md`):",
-        "",
-        "| experiment | setting | paper | hwsim | source |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r.experiment} | {r.setting} | {r.paper} | {r.hwsim} | {r.source} |" for r in setups.itertuples()
-    ]
-    lines += [""]
-    return lines, files
-
-
-def sail_study(out: Path) -> tuple[list[str], list[Path]]:
+def sail_study(out: Path, quick: bool) -> SectionOutput:
     """SAIL's speedup by bit width and model, and how each headline moves with each assumption."""
-    from sim.experiments import sail
-
     grid = sail.grid()
     best = grid.groupby(["model", "weight_bits"], as_index=False)["speedup_vs_n1"].max()
     best["bits"] = best["weight_bits"].astype(str) + "-bit"
@@ -145,10 +41,8 @@ def sail_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
-def wafer_study(out: Path) -> tuple[list[str], list[Path]]:
+def wafer_study(out: Path, quick: bool) -> SectionOutput:
     """WaferLLM: time and utilization against core count, and the sensitivity of its headlines."""
-    from sim.experiments import waferllm
-
     scaling = waferllm.scaling()
     files = plots.lines_chart(
         scaling,
@@ -196,10 +90,8 @@ def wafer_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
-def instinfer_study(out: Path) -> tuple[list[str], list[Path]]:
+def instinfer_study(out: Path, quick: bool) -> SectionOutput:
     """InstInfer vs FlexGen-SSD: throughput against context, flash bandwidth and PCIe generation."""
-    from sim.experiments import instinfer
-
     curves = instinfer.curves()
     sens = instinfer.sensitivity()
     files = plots.lines_chart(
@@ -238,13 +130,13 @@ def instinfer_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
-def npu_study(out: Path) -> tuple[list[str], list[Path]]:
+def npu_study(out: Path, quick: bool) -> SectionOutput:
     """mllm-NPU: a timeline of NPU/CPU/GPU overlap, prefill speed vs prompt length, the ablation."""
-    from sim.experiments import mllm_npu
-
     one = mllm_npu.prefill("qwen1.5-1.8b", 512)
     iv = one["timeline"].intervals
-    iv = iv.loc[~iv["resource"].str.endswith("join") & (iv["resource"] != "join")]
+    iv = iv.loc[~iv["resource"].str.endswith("join") & (iv["resource"] != "join")].assign(
+        task=lambda f: f["task"].str.replace(r"^c(\d+)/", r"prompt chunk \1/", regex=True)
+    )
     files = plots.timeline_chart(
         iv,
         out / "npu-timeline",
@@ -286,10 +178,8 @@ def npu_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
-def disaggregation_study(out: Path) -> tuple[list[str], list[Path]]:
+def disaggregation_study(out: Path, quick: bool) -> SectionOutput:
     """Step-3's decode cost by part and device, and Lamina against vLLM per trace."""
-    from sim.experiments import lamina, step3
-
     cost = step3.cost_table()
     at8k = cost[cost["context"] == 8192]
     files = plots.grouped_bars(
@@ -300,7 +190,6 @@ def disaggregation_study(out: Path) -> tuple[list[str], list[Path]]:
         "Step-3 cost model: attention at 8K context, full utilization",
         x="model",
         hue="device",
-        log=False,
     )
     sens = step3.sensitivity()
     grid = lamina.grid()
@@ -321,7 +210,6 @@ def disaggregation_study(out: Path) -> tuple[list[str], list[Path]]:
         "LLaMA3-70B at equal cost (USD 40.64/h vs 44.24/h, the paper's prices)",
         x="trace",
         hue="design",
-        log=False,
     )
     files += write_csvs(
         out,
@@ -348,11 +236,9 @@ def disaggregation_study(out: Path) -> tuple[list[str], list[Path]]:
     return lines, files
 
 
-def specialized_study(out: Path) -> tuple[list[str], list[Path]]:
+def specialized_study(out: Path, quick: bool) -> SectionOutput:
     """Hard-wired weights (HNLPU) and the FPGA (FlightLLM): each headline at the ends of each
     assumed parameter."""
-    from sim.experiments import flightllm, hnlpu
-
     files = []
     lines = ["## Specialized designs: hard-wired weights (HNLPU) and an FPGA (FlightLLM)", ""]
     for name, module, title in (
@@ -366,16 +252,3 @@ def specialized_study(out: Path) -> tuple[list[str], list[Path]]:
         files += write_csvs(out, {f"{name}-sensitivity.csv": sens})
         lines += [f"![{name}]({name}-sensitivity.png)", ""]
     return lines, files
-
-
-SECTIONS = (
-    tp_scaling,
-    serving_section,
-    sail_study,
-    wafer_study,
-    instinfer_study,
-    npu_study,
-    disaggregation_study,
-    specialized_study,
-    paper_reproductions,
-)

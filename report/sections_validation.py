@@ -1,0 +1,190 @@
+"""Report sections of the validation: predicted against measured per device class, with the
+leave-one-source-out and leave-one-family-out errors and the interval coverage, and the fitted
+kernel-efficiency curves against their measured kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from hwmodels.calibration.curves import fitted_curves
+from hwmodels.calibration.params import fitted
+from report.tables import SectionOutput, md_table, pct, write_csvs
+from roofline import plots
+from roofline.intervals import recorded_coverage
+from roofline.kernel_fit import curve_frames
+from roofline.validation import load_measured, summarize, validate_frame
+
+
+def validation_section(out: Path, quick: bool) -> SectionOutput:
+    """Every measured row against its prediction (``validation.csv``, the chart), then the summary."""
+    points = validate_frame(load_measured())
+    files = write_csvs(out, {"validation.csv": points})
+    files += plots.predicted_vs_measured(points, out / "predicted-vs-measured")
+    return _summary_lines(points), files
+
+
+def _summary_lines(points: pd.DataFrame) -> list[str]:
+    """The validation summary: overall, per class (in-sample on all covered rows here, and
+    the leave-one-source-out figure of the fit), the rows furthest off, what is not covered."""
+    report = summarize(points)
+    rows = []
+    loso = {
+        **fitted("gpu").get("errors", {}).get("by_class", {}),
+        **fitted("cpu").get("errors", {}).get("by_class", {}),
+    }
+    for cls, v in report["by_class"].items():
+        arch_cls = next((k for k in loso if k.endswith(f"/{cls}")), None)
+        lo = loso.get(arch_cls, {}).get("leave_one_source_out", {}) if arch_cls else {}
+        rows.append(
+            {
+                "device class": cls,
+                "rows": v["rows"],
+                "covered": v["covered"],
+                "median APE": pct(v["median_ape"]),
+                "p90 APE": pct(v["p90_ape"]),
+                "within 25%": pct(v["within_25pct"]),
+                "LOSO median (fit rows)": pct(lo.get("median_ape")),
+                "LOSO p90 (fit rows)": pct(lo.get("p90_ape")),
+            }
+        )
+    cov = points.loc[points["covered"]].copy()
+    cov["ratio"] = cov["predicted"] / cov["measured"]
+    worst = cov.reindex(cov["ape"].sort_values(ascending=False).index).head(12)
+    worst = worst[["id", "hardware", "model", "metric", "measured", "predicted", "ratio"]]
+    reasons = (
+        points.loc[~points["covered"], "reason"]
+        .str.replace(r"'[^']*'", "'…'", regex=True)
+        .str.replace(r"\d+(\.\d+)?", "N", regex=True)
+        .value_counts()
+    )
+    g = fitted("gpu").get("errors", {})
+    ranges = recorded_coverage()
+    return [
+        "## Validation: predicted against measured",
+        "",
+        f"{report['rows']} measured rows (`hwmodels/validation/measured.csv`, each with its source), {report['covered']} "
+        f"covered: median APE {pct(report['median_ape'])}, p90 {pct(report['p90_ape'])}, within 10% "
+        f"{pct(report['within_10pct'])}, within 25% {pct(report['within_25pct'])}. The honest figure is the "
+        "leave-one-source-out error of the calibration (refit without a source, predict it): on GPU fit rows, "
+        f"median {pct(g.get('leave_one_source_out', {}).get('median_ape'))}, p90 "
+        f"{pct(g.get('leave_one_source_out', {}).get('p90_ape'))} (in-sample "
+        f"{pct(g.get('in_sample', {}).get('median_ape'))} / {pct(g.get('in_sample', {}).get('p90_ape'))}). "
+        + (
+            "Every prediction carries a 10th-90th percentile range from those leave-one-source-out errors (the "
+            f"bars); with each source held out from the ranges' fit too, {pct(ranges['inside'])} of "
+            f"{ranges['with_range']} fit rows fall inside theirs (median width high/low {ranges['median_width']:.2f}x)."
+            if ranges
+            else "No ranges yet: run `hwsim calibrate`."
+        ),
+        "",
+        "![predicted vs measured](predicted-vs-measured.png)",
+        "",
+        md_table(pd.DataFrame(rows)),
+        "",
+        *_family_lines(g),
+        "Rows furthest off (all rows with their errors in `validation.csv`):",
+        "",
+        md_table(worst),
+        "",
+        "Not covered, by reason:",
+        "",
+        "\n".join(f"- {n} rows: {r}" for r, n in reasons.items()),
+        "",
+    ]
+
+
+def _family_lines(errors: dict) -> list[str]:
+    """The leave-one-family-out error of the GPU fit, overall and per device family."""
+    lofo = errors.get("leave_one_family_out")
+    if not lofo:
+        return ["No leave-one-family-out figures yet: run `hwsim calibrate`.", ""]
+    strict = errors.get("leave_one_family_out_without_kernel_curves", {}).get("by_family", {})
+    table = pd.DataFrame(
+        [
+            {
+                "family": family,
+                "rows": v["covered"],
+                "LOFO median": pct(v["median_ape"]),
+                "LOFO p90": pct(v["p90_ape"]),
+                "without its kernel curves, median": pct(strict.get(family, {}).get("median_ape")),
+            }
+            for family, v in lofo["by_family"].items()
+        ]
+    )
+    return [
+        "Leave one device family out (`hwmodels/validation/families.yaml`: refit the calibration without every "
+        "row of a GPU family, predict them; the honest figure for a GPU the fit has never seen): on GPU fit rows, "
+        f"median {pct(lofo['median_ape'])}, p90 {pct(lofo['p90_ape'])}. The last column also prices the family "
+        "without its measured kernel curves, as a GPU nobody has profiled.",
+        "",
+        md_table(table),
+        "",
+    ]
+
+
+def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
+    """Each fitted kernel-efficiency curve against its measured kernels, with its errors."""
+    record = fitted_curves()
+    if not record:
+        return [
+            "## Kernel-efficiency curves",
+            "",
+            "Not fitted yet: run `hwsim calibrate --part kernels`.",
+            "",
+        ], []
+    errors, files = record["errors"], []
+    lines = [
+        "## Kernel-efficiency curves",
+        "",
+        "On the GPU architectures with public per-kernel measurements (`hwmodels/calibration/kernels/README.md`), "
+        "a GEMM of m token rows reaches `e_max * m / (m + m_half)` of its format's dense peak, streams its bytes at "
+        "`stream_efficiency` and costs `latency_us` besides; prefill attention reaches `e_max * keys / (keys + "
+        "keys_half)`; an NVLink all-reduce moves its ring bytes at `bw_efficiency` of the link plus a base and a "
+        f"per-step latency. Fitted on {record['fitted_at']} (`gpu_kernels_fitted.yaml`); checked on Vidur's FP16 "
+        f"projections, a source never fitted: median error {pct(errors['vidur_check']['median_ape'])}. On a GPU "
+        "without curves, FP8 and FP4 GEMMs run at most the measured speed-up of those formats over BF16 ("
+        + ", ".join(f"{f} {v:.2f}x" for f, v in record.get("format_speedup", {}).items())
+        + ", medians over the architectures) where the datasheet promises more.",
+        "",
+    ]
+    rows = []
+    for kind in ("gemm", "attention_prefill"):
+        for arch, formats in record[kind].items():
+            for fmt, values in formats.items():
+                err = errors[kind][arch][fmt]
+                rows.append(
+                    {
+                        "kernel": kind,
+                        "architecture": arch,
+                        "format": fmt,
+                        "values": ", ".join(f"{k} {v:g}" for k, v in values.items()),
+                        "median error": pct(err["in_sample"]["median_ape"]),
+                        "held-out device": pct(err.get("held_out_device", {}).get("median_ape")),
+                    }
+                )
+    for link, values in record["allreduce"].items():
+        rows.append(
+            {
+                "kernel": "allreduce",
+                "architecture": link,
+                "format": "bf16",
+                "values": ", ".join(f"{k} {v:g}" for k, v in values.items()),
+                "median error": pct(errors["allreduce"][link]["in_sample"]["median_ape"]),
+                "held-out device": "-",
+            }
+        )
+    lines += [md_table(pd.DataFrame(rows)), ""]
+    labels = {
+        "gemm": ("token rows m", "fraction of dense peak"),
+        "attention_prefill": ("mean keys per query", "fraction of dense peak"),
+        "allreduce": ("message bytes", "latency (us)"),
+    }
+    for (kind, group), frame in curve_frames().items():
+        name = f"kernel-curve-{kind}-{group}"
+        files += plots.kernel_curve_chart(
+            frame, out / name, *labels[kind], title=f"{kind} on {group}", log_y=kind == "allreduce"
+        )
+        lines += [f"![{kind} {group}]({name}.png)", ""]
+    return lines, files
