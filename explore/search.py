@@ -15,6 +15,8 @@ import pandas as pd
 from explore.chunks import chunks
 from explore.points import price
 from explore.spec import parse_spec
+from hwmodels.device_spec import load_device
+from roofline.pareto import OBJECTIVES
 
 DEFAULT_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 DEFAULT_TP = [1, 2, 4, 8]
@@ -81,3 +83,14 @@ def search(
         dropped[reason] = int(mask.sum())
         keep &= ~mask
     return SearchResult(frame, frame.loc[keep].reset_index(drop=True), dropped)
+
+
+def rank_best(result: SearchResult, objective: str, top: int, per_arch: bool = False) -> pd.DataFrame:
+    """The ``top`` feasible designs by ``objective`` (the best batch of each device, device count
+    and precision), best first, with an ``arch`` column; with ``per_arch``, the ``top`` of each
+    architecture (GPU, CPU, wafer, NPU ...), architectures in the order of their best design."""
+    ranked = result.kept.sort_values(objective, ascending=OBJECTIVES[objective] == "min", kind="stable")
+    ranked = ranked.drop_duplicates(subset=["device", "n_devices", "precision"]).copy()
+    ranked.insert(2, "arch", [load_device(d).arch for d in ranked["device"]])
+    ranked = ranked.groupby("arch", sort=False).head(top) if per_arch else ranked.head(top)
+    return ranked.reset_index(drop=True)

@@ -192,6 +192,7 @@ def best(
     *,
     objective: str = "tokens_per_usd",
     top: int = 5,
+    per_arch: bool = False,
     **search_options: Any,
 ) -> pd.DataFrame:
     """The best designs for ``model`` that fit and meet the latency limits (``hwsim best``).
@@ -208,6 +209,7 @@ def best(
     objective : a metric of ``roofline.pareto.OBJECTIVES`` (``tokens_per_usd``, ``tokens_per_j``,
         ``tpot_s``, ``ttft_s``...); lower is better for times, higher for the rest.
     top : designs to return, >= 1.
+    per_arch : the ``top`` designs of each architecture instead of overall.
     search_options : ``tp``, ``precisions``, ``batches`` (lists), ``input_len``, ``output_len``
         (tokens), ``framework``, ``price_basis`` (``tco`` or ``cloud``), ``slo_ttft_s``,
         ``slo_tpot_s`` (seconds), as for ``search``.
@@ -217,7 +219,7 @@ def best(
     The ``top`` designs, best first, with an ``arch`` column. Raises ``ConfigError`` naming
     why each design was dropped when none is feasible.
     """
-    from explore.search import search
+    from explore.search import rank_best, search
     from roofline.pareto import OBJECTIVES
 
     if objective not in OBJECTIVES:
@@ -230,10 +232,7 @@ def best(
     if result.kept.empty:
         reasons = "; ".join(f"{n:,} {r}" for r, n in result.dropped.items() if n)
         raise ConfigError(f"no design of {model} meets the limits ({reasons})")
-    ranked = result.kept.sort_values(objective, ascending=OBJECTIVES[objective] == "min")
-    ranked = ranked.drop_duplicates(subset=["device", "n_devices", "precision"]).head(top).copy()
-    ranked.insert(2, "arch", [load_device(d).arch for d in ranked["device"]])
-    return ranked.reset_index(drop=True)
+    return rank_best(result, objective, top, per_arch)
 
 
 def pareto(

@@ -139,10 +139,11 @@ def _records(frame) -> list[dict]:
     show_default=True,
 )
 @click.option("--top", "top_k", type=int, default=5, show_default=True, help="Designs to list.")
+@click.option("--per-arch", is_flag=True, help="List the best --top designs of each architecture.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of designs.")
-def best(objective, top_k, as_json, **o):
-    """The best designs for a model that meet the latency limits, across architectures."""
-    from hwmodels.device_spec import load_device
+def best(objective, top_k, per_arch, as_json, **o):
+    """The best designs for a model that meet the latency limits, searched across architectures."""
+    from explore.search import rank_best
 
     if top_k < 1:
         raise ConfigError(f"top is {top_k}; expected a positive integer")
@@ -151,10 +152,7 @@ def best(objective, top_k, as_json, **o):
     if kept.empty:
         reasons = "; ".join(f"{n:,} {r}" for r, n in result.dropped.items() if n)
         raise ConfigError(f"no design of {o['model']} meets the limits ({reasons})")
-    ranked = kept.sort_values(objective, ascending=OBJECTIVE_DIRECTION[objective] == "min")
-    ranked = ranked.drop_duplicates(subset=["device", "n_devices", "precision"]).head(top_k).copy()
-    ranked.insert(2, "arch", [load_device(d).arch for d in ranked["device"]])
-    records = _records(ranked)
+    records = _records(rank_best(result, objective, top_k, per_arch))
     columns = ["device", "arch", "n_devices", "tp", "precision", "batch", "ttft_s", "tpot_s", objective]
     lines = [
         f"best {len(records)} of {len(kept):,} feasible designs by {objective} "

@@ -189,3 +189,17 @@ def test_best_compare_and_pareto_commands(tmp_path):
     )
     payload = json.loads(r.output)
     assert payload["front"] and (tmp_path / "p.png").exists()
+
+
+def test_best_per_architecture_lists_each_architectures_own_best():
+    """Overall, the two best designs may all be GPUs; per architecture, the wafer's best is listed
+    too, each architecture's designs in objective order."""
+    import hwsim
+
+    kw = dict(devices=["h100-sxm", "a100-sxm-80gb", "wse-3"], objective="tpot_s", top=2, batches=[1, 8])
+    overall = hwsim.best("llama-3.1-8b", **kw)
+    per_arch = hwsim.best("llama-3.1-8b", per_arch=True, **kw)
+    assert len(overall) == 2
+    assert set(per_arch["arch"]) == {"gpu", "wafer"} and (per_arch.groupby("arch").size() <= 2).all()
+    for _, group in per_arch.groupby("arch"):
+        assert group["tpot_s"].is_monotonic_increasing
