@@ -55,9 +55,8 @@ class Chunk:
 
 
 def _design_columns(chunk: Chunk) -> dict[str, Any]:
-    cols = {k: [v] * chunk.n for k, v in chunk.design.items()}
-    cols.update({k: np.asarray(v) for k, v in chunk.axes.items()})
-    return cols
+    """The chunk's design (one value each, which a DataFrame broadcasts over the rows) and axes."""
+    return {**chunk.design, **{k: np.asarray(v) for k, v in chunk.axes.items()}}
 
 
 def price_analytic(chunk: Chunk) -> pd.DataFrame:

@@ -11,9 +11,16 @@ BOUNDS = ("compute", "memory", "link", "overhead")
 """What limits an op: its math, its memory traffic, its link transfers, or fixed overheads."""
 
 
+def _count_sum(count: np.ndarray, per_occurrence: np.ndarray) -> np.ndarray:
+    """Sum over ops (axis 0) of ``count`` times a per-occurrence term, shape ``sweep``. NumPy's own
+    loop, not BLAS: a threaded BLAS call costs more than the sum on a busy machine."""
+    return np.einsum("i,i...->...", count, per_occurrence)
+
+
 @dataclass(frozen=True)
 class CostTable:
-    """Per-op cost of one step. Arrays have shape (n_ops, *sweep).
+    """Per-op cost of one step. Arrays broadcast to (n_ops, *sweep); a term that does not vary
+    along a sweep axis (a launch overhead, a link term) has size 1 there.
 
     Per-occurrence terms (seconds): ``compute_s`` (FLOPs over the achievable peak),
     ``memory_s`` (bytes over the achievable bandwidth), ``link_s`` (collective bytes and
@@ -66,9 +73,10 @@ class CostTable:
         return np.asarray(BOUNDS)[self.bound_index()]
 
     def total_time_s(self) -> np.ndarray:
-        """Step time, seconds, shape ``sweep``."""
-        per_occurrence = np.maximum(self.compute_s, self.memory_s) + self.link_s + self.overhead_s
-        return np.tensordot(self.count, per_occurrence, axes=(0, 0))
+        """Step time, seconds, shape ``sweep``: each term summed over the ops at its own shape (link
+        and launch terms are often one value per op)."""
+        overlapped = _count_sum(self.count, np.maximum(self.compute_s, self.memory_s))
+        return overlapped + _count_sum(self.count, self.link_s) + _count_sum(self.count, self.overhead_s)
 
     def total_energy_j(self) -> np.ndarray:
         """Step energy, joules, capped for the step as a whole."""
@@ -82,13 +90,14 @@ class CostTable:
     def busy_s(self) -> np.ndarray:
         """Per-step busy time of each resource in ``BOUNDS`` order, shape (4, *sweep): what the
         step would take if each of its ops were limited by that resource alone."""
-        return np.stack(
-            np.broadcast_arrays(
-                *(
-                    np.tensordot(self.count, term, axes=(0, 0))
-                    for term in (self.compute_s, self.memory_s, self.link_s, self.overhead_s)
-                )
-            )
+        return np.stack(np.broadcast_arrays(*self.busy_terms()))
+
+    def busy_terms(self) -> tuple[np.ndarray, ...]:
+        """``busy_s`` as one array per resource, each of its own shape (a resource whose terms
+        do not vary along a sweep axis has size 1 there)."""
+        return tuple(
+            _count_sum(self.count, term)
+            for term in (self.compute_s, self.memory_s, self.link_s, self.overhead_s)
         )
 
     def dominant_bound(self) -> np.ndarray:

@@ -67,28 +67,54 @@ GEMM_KINDS = ("gemm", "router")
 _LAST: list[tuple[Any, ...]] = [()]
 """The last (ops, device, curve record, architecture, terms): one estimate asks for its terms twice."""
 
+_FORMATS: dict[tuple[str, str], tuple[Any, ...]] = {}
+"""(device, format) -> (curve record, architecture, (GEMM curve, attention curve, format speed-up)):
+the lookups each op group's estimate makes, redone only when the fit in use changes."""
+
+
+def _fitted_state(device: DeviceSpec) -> tuple[Any, str | None]:
+    """(the curve fit record in use, the architecture whose curves price ``device``)."""
+    return fitted_curves(), architecture(device.name)
+
+
+def _format_curves(device: DeviceSpec, fmt: str, state: tuple[Any, str | None]) -> tuple[Any, Any, Any]:
+    """(GEMM curve, prefill-attention curve, ``format_speedup``) of ``fmt`` on ``device`` under
+    ``state`` (``_fitted_state``)."""
+    found = _FORMATS.get((device.name, fmt))
+    if found is None or found[0] is not state[0] or found[1] != state[1]:
+        curves = (gemm_curve(device.name, fmt), attention_curve(device.name, fmt), format_speedup(fmt))
+        found = _FORMATS[(device.name, fmt)] = (*state, curves)
+    return found[2]
+
+
+def _is_gemm(ops: OpTable) -> np.ndarray:
+    """Whether each op is a GEMM (``GEMM_KINDS``), shape (n_ops,)."""
+    return np.array([k in GEMM_KINDS for k in ops.kind], dtype=bool)
+
 
 def _curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, Any] | None:
     """Curve values where a fitted curve prices an op: ``hit`` (bool, shape (n_ops, *sweep); None
     when every op at every point is), ``efficiency`` and ``stream`` (GEMM weight-streaming
     efficiency, NaN elsewhere; a scalar with ``hit`` None); None when no op of ``ops`` has a curve
     on ``device``."""
-    record, arch = fitted_curves(), architecture(device.name)
+    state = _fitted_state(device)
     last = _LAST[0]
-    if last and last[0] is ops and last[1] == device.name and last[2] is record and last[3] == arch:
+    if last and last[0] is ops and last[1] == device.name and last[2] is state[0] and last[3] == state[1]:
         return last[4]
-    terms = _new_curve_terms(ops, device)
-    _LAST[0] = (ops, device.name, record, arch, terms)
+    terms = _new_curve_terms(ops, device, state)
+    _LAST[0] = (ops, device.name, *state, terms)
     return terms
 
 
-def _new_curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, Any] | None:
+def _new_curve_terms(
+    ops: OpTable, device: DeviceSpec, state: tuple[Any, str | None]
+) -> dict[str, Any] | None:
     nd = ops.flops.ndim
-    gemm = np.isin(ops.kind, GEMM_KINDS)
+    gemm = _is_gemm(ops)
     attention = (ops.kind == "attention") & (ops.phase != "decode")  # fitted on context attention
     priced = []  # (ops it prices (n_ops,), curve, its argument, its streaming efficiency)
-    for f in np.unique(ops.fmt):
-        g, a = gemm_curve(device.name, f), attention_curve(device.name, f)
+    for f in set(ops.fmt):
+        g, a, _ = _format_curves(device, f, state)
         if g is not None and (gemm & (ops.fmt == f)).any():
             priced.append((gemm & (ops.fmt == f), g, ops.m, g.stream_efficiency))
         if a is not None and (attention & (ops.fmt == f)).any():
@@ -112,14 +138,15 @@ def _narrow_format_scale(ops: OpTable, device: DeviceSpec) -> Any:
     """Per-op factor on the class's compute efficiency: an FP8 or FP4 GEMM on a device without a
     curve for its format runs at most ``format_speedup`` times its BF16 rate, so where the datasheet
     peak promises more (``peak(fmt) / peak(bf16)``) its efficiency shrinks by their ratio; 1 elsewhere."""
-    kind = ops.kind
+    state = _fitted_state(device)
+    gemm = _is_gemm(ops)
     scale = np.ones(ops.n_ops)
-    for f in np.unique(ops.fmt):
-        speedup = format_speedup(f)
-        if speedup is None or gemm_curve(device.name, f) is not None:
+    for f in set(ops.fmt):
+        g, _, speedup = _format_curves(device, f, state)
+        if speedup is None or g is not None:
             continue
         promised = device.peak(f) / device.peak("bf16")
-        scale = np.where(np.isin(kind, GEMM_KINDS) & (ops.fmt == f), min(1.0, speedup / promised), scale)
+        scale = np.where(gemm & (ops.fmt == f), min(1.0, speedup / promised), scale)
     return scale.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
 
 

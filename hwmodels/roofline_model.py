@@ -34,10 +34,10 @@ import numpy as np
 
 from hwmodels.calibration.params import framework_terms, params_for
 from hwmodels.cost_table import CostTable
-from hwmodels.device_spec import DeviceSpec
+from hwmodels.device_spec import DeviceSpec, LinkSpec
 from hwmodels.placement import Placement
 from workloads.errors import ConfigError
-from workloads.graph import OpTable
+from workloads.graph import OpTable, is_blank, running_sum
 
 
 def _per_op(values: np.ndarray, ndim: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def _launches(ops: OpTable, fused: bool) -> np.ndarray:
     """Kernel launches per occurrence of each op."""
     if not fused:
         return ops.n_kernels
-    return np.where(np.isin(ops.kind, FUSABLE_KINDS), 0.0, ops.n_kernels)
+    return np.array([0.0 if k in FUSABLE_KINDS else n for k, n in zip(ops.kind, ops.n_kernels, strict=True)])
 
 
 class RooflineCostModel:
@@ -84,8 +84,14 @@ class RooflineCostModel:
         tile = p["gemm_tile_m"]
         m = ops.m
         tiled = m > p["gemv_max_rows"]
-        padded = np.where(tiled, np.ceil(m / tile) * tile / np.where(tiled, m, 1.0), 1.0)
-        return ops.flops * padded / (peaks * compute_eff)
+        if not tiled.any():  # nothing to pad (every op but a GEMM has m = 0)
+            return ops.flops / (peaks * compute_eff)
+        with np.errstate(divide="ignore", invalid="ignore"):  # m = 0 (no GEMM) is never tiled
+            padded = np.ceil(m / tile)
+            padded *= tile
+            padded /= m
+        # the padding over the efficiency first: both often one array for every op (the GEMMs' m)
+        return ops.flops / peaks * (np.where(tiled, padded, 1.0) / compute_eff)
 
     def memory_bw(self, ops: OpTable, device: DeviceSpec) -> float:
         """Bandwidth of the memory the op's bytes cross: device memory (HBM, GDDR, unified DRAM)."""
@@ -100,6 +106,19 @@ class RooflineCostModel:
         or None to use the link's own) of a collective: NCCL's model at full bandwidth."""
         step = p.get(f"{link_name}_step_latency_us")
         return 1.0, p["collective_base_latency_us"] * 1e-6, None if step is None else step * 1e-6
+
+    def step_latency_s(self, link: LinkSpec, step_s: float | None, p: dict[str, float]) -> float:
+        """Latency per ring step: the collective terms', else the link's own, else the class's
+        stand-in for a scale-up fabric that states none (``fabric_step_latency_us``)."""
+        if step_s is not None:
+            return step_s
+        if link.latency_s is not None:
+            return link.latency_s
+        if "fabric_step_latency_us" not in p:
+            raise ConfigError(
+                f"link {link.name!r} states no latency_us and arch {self.arch!r} has no stand-in"
+            )
+        return p["fabric_step_latency_us"] * 1e-6
 
     def estimate(self, ops: OpTable, device: DeviceSpec, placement: Placement | None = None) -> CostTable:
         """Price every op of ``ops`` on ``device``; vectorized over the sweep axes."""
@@ -118,7 +137,8 @@ class RooflineCostModel:
             )
             if terms.kv_read_per_query_head:
                 kv_repeat = _per_op(ops.kv_group, nd)
-        peaks = _per_op(np.array([device.peak(f) for f in ops.fmt]), nd)
+        peak_of = {f: device.peak(f) for f in set(ops.fmt)}
+        peaks = _per_op(np.array([peak_of[f] for f in ops.fmt]), nd)
         compute_s = self.compute_s(ops, device, p, peaks, compute_eff, placement)
         mem_bytes = (
             ops.memory_bytes
@@ -138,7 +158,7 @@ class RooflineCostModel:
             link = placement.collective_link(device)
             link_bw = link.bw_bytes_per_s
             bw_eff, base_s, step_s = self.collective_terms(link.name, p)
-            step_s = link.latency_s if step_s is None else step_s
+            step_s = self.step_latency_s(link, step_s, p)
             link_s = (
                 ops.link_bytes / (link_bw * bw_eff)
                 + np.where(ops.link_steps > 0, base_s, 0.0)
@@ -147,20 +167,26 @@ class RooflineCostModel:
             link_floor = ops.link_bytes / link_bw
             link_e = link.energy_j_per_byte or p["link_energy_pJ_per_byte"] * 1e-12
         else:
-            link_s = link_floor = np.zeros_like(ops.flops)
+            link_s = np.zeros((ops.n_ops,) + (1,) * (nd - 1))
             link_e = 0.0
-        overhead_s = np.broadcast_to(
-            _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd), ops.flops.shape
-        )
+        overhead_s = _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd)
 
         tdp = device.tdp_w
         static_w = p["static_power_fraction"] * tdp
         j_per_flop = p["math_power_fraction"] * (tdp - static_w) / peaks
         count = _per_op(ops.count, nd)
-        dynamic = count * (
-            ops.flops * j_per_flop + mem_bytes * device.memory.energy_j_per_byte + ops.link_bytes * link_e
+        # per-step energy: the per-op factors first, so each full-size column is multiplied once
+        actions = (
+            (ops.flops, count * j_per_flop),
+            (mem_bytes, count * device.memory.energy_j_per_byte),
+            (ops.link_bytes, count * link_e),
         )
-        roofline_s = np.maximum(ops.flops / peaks, mem_bytes / bw) + link_floor
+        dynamic = running_sum(
+            (a * e for a, e in actions if not (is_blank(a) or is_blank(e))), np.zeros_like(count), fresh=True
+        )
+        roofline_s = np.maximum(ops.flops / peaks, mem_bytes / bw)
+        if has_link:
+            roofline_s = roofline_s + link_floor
         return CostTable(
             op=ops.name,
             kind=ops.kind,

@@ -16,26 +16,44 @@ pp * ep)`` replicas in all:
 
 ``batch`` is sequences per replica. ``memory_bytes`` is per device: weights, the KV
 cache at the final context, and the activation workspace of the prefill step.
+
+For a cost model that prices each op at each point on its own (``elementwise``: the GPU model),
+a sweep is priced in chunks of ``CHUNK_POINTS`` points cut along the grid's axes, each step op
+group by op group (``workloads.graph.build_op_groups``: a decode step's GEMMs, which vary with
+the batch alone, stay of the batch's size) with a group's costs summed before the next is priced,
+and the first and last decode steps in one table. The numbers are those of the whole op table
+priced at once over the whole sweep, within rounding (``tests/test_estimate_chunks.py``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 
 from hwmodels import registry
-from hwmodels.calibration.params import framework_terms
+from hwmodels.calibration.params import FrameworkTerms, framework_terms
+from hwmodels.cost_table import BOUNDS, CostTable
 from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
 from roofline.economics import Economics, usd_per_s
 from roofline.intervals import estimate_ranges
 from workloads.errors import ConfigError
-from workloads.graph import activation_peak_bytes, build_ops, check_parallelism, kv_cache_bytes, weight_bytes
+from workloads.graph import (
+    OpTable,
+    activation_peak_bytes,
+    build_op_groups,
+    build_ops,
+    check_parallelism,
+    kv_cache_bytes,
+    running_sum,
+    weight_bytes,
+)
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
 from workloads.traces import MAX_TOKENS
@@ -208,7 +226,7 @@ def memory_per_device(
     return weights + kv + activation_peak_bytes(spec, quant, B * np.asarray(input_len), B, tp)
 
 
-def _ops(
+def _op_groups(
     spec: ModelSpec,
     quant: Quant,
     phase: str,
@@ -216,43 +234,41 @@ def _ops(
     tokens: Any,
     context: Any,
     par: tuple,
-):
-    """``build_ops`` with ``par`` = (tp, pp, ep, attention_dp, expert_imbalance), memoized for
-    single configurations (validation and fitting call the same points many times); sweeps are
-    built directly."""
-    if np.ndim(batch) == 0 and np.ndim(tokens) == 0 and np.ndim(context) == 0:
-        return _ops_cached(spec, quant, phase, float(batch), float(tokens), float(context), par)
-    return _build(spec, quant, phase, batch, tokens, context, par)
+    elementwise: bool,
+) -> Iterable[OpTable]:
+    """The step's ``OpTable``: split into op groups (``build_op_groups``) for an ``elementwise``
+    cost model, else whole, as a 1-tuple. ``par`` is (tp, pp, ep, attention_dp,
+    expert_imbalance). Memoized for a single point (validation and fitting price the same points
+    many times; a decode step's context may hold both ends of its run); sweeps are built
+    directly, each group stacked when it is priced."""
+    if np.size(batch) == 1 and np.ndim(tokens) == 0 and np.size(context) <= 2:
+        point = (
+            np.shape(batch),
+            float(np.ravel(batch)[0]),
+            float(tokens),
+            np.shape(context),
+            tuple(float(c) for c in np.ravel(context)),
+        )
+        return _op_groups_cached(spec, quant, phase, point, par, elementwise)
+    return _build(spec, quant, phase, batch, tokens, context, par, elementwise)
 
 
-def _build(spec, quant, phase, batch, tokens, context, par):
+def _build(spec, quant, phase, batch, tokens, context, par, elementwise) -> Iterable[OpTable]:
     tp, pp, ep, attention_dp, imbalance = par
-    return build_ops(
-        spec,
-        quant,
-        phase=phase,
-        batch=batch,
-        tokens=tokens,
-        context=context,
-        tp=tp,
-        pp=pp,
-        ep=ep,
-        attention_dp=attention_dp,
-        expert_imbalance=imbalance,
-    )
+    kw = dict(tokens=tokens, context=context, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp)
+    if elementwise:
+        return build_op_groups(spec, quant, phase=phase, batch=batch, expert_imbalance=imbalance, **kw)
+    return (build_ops(spec, quant, phase=phase, batch=batch, expert_imbalance=imbalance, **kw),)
 
 
 @lru_cache(maxsize=8192)
-def _ops_cached(
-    spec: ModelSpec,
-    quant: Quant,
-    phase: str,
-    batch: float,
-    tokens: float,
-    context: float,
-    par: tuple,
-):
-    return _build(spec, quant, phase, batch, tokens, context, par)
+def _op_groups_cached(
+    spec: ModelSpec, quant: Quant, phase: str, point: tuple, par: tuple, elementwise: bool
+) -> tuple[OpTable, ...]:
+    """``_build`` at one ``point``: (batch's shape, batch, tokens, context's shape, context values)."""
+    batch_shape, batch, tokens, context_shape, context = point
+    batch_array, context_array = np.full(batch_shape, batch), np.reshape(context, context_shape)
+    return tuple(_build(spec, quant, phase, batch_array, tokens, context_array, par, elementwise))
 
 
 MAX_DRAFT_TOKENS = 64
@@ -346,78 +362,257 @@ def estimate(
         attention_dp=attention_dp,
         expert_imbalance=expert_imbalance,
     )
-    par = (tp, pp, ep, bool(attention_dp), float(expert_imbalance))
     terms = framework_terms(framework) if framework else None
     if terms and terms.multi_gpu == "sequential_layers" and tp * ep > 1:
         raise ConfigError(
             f"framework {framework!r} runs the layers one device after another (multi_gpu: sequential_layers in "
             f"hwmodels/calibration/frameworks.yaml): tp {tp} and ep {ep} must be 1; split the model with pp instead"
         )
-    step_overhead_s = terms.host_step_s(B) if terms else 0.0
-
-    prefill = model_cost.estimate(_ops(spec, quant, "prefill", B, L_in, 0.0, par), dev, place)
-    n_steps = np.maximum(L_out - 1.0, 1.0)
-    ctx_last = L_in + n_steps - 1
-    if mtp_tokens:
-        if not spec.n_mtp_layers:
-            raise ConfigError(f"mtp_tokens {mtp_tokens}: {spec.name} has no multi-token-prediction module")
-        expected = mtp_expected_tokens(mtp_tokens, mtp_acceptance)
-        n_mtp_steps = np.maximum((L_out - 1.0) / expected, 1.0)
-        verify = 1.0 + mtp_tokens
-        first = model_cost.estimate(_ops(spec, quant, "decode", B, verify, L_in, par), dev, place)
-        last = model_cost.estimate(_ops(spec, quant, "decode", B, verify, ctx_last, par), dev, place)
-        module = spec.mtp_module()
-        d_first = model_cost.estimate(_ops(module, quant, "decode", B, 1.0, L_in, par), dev, place)
-        d_last = model_cost.estimate(_ops(module, quant, "decode", B, 1.0, ctx_last, par), dev, place)
-        step, step_dynamic = mean_step(first, last, n_mtp_steps)
-        draft, draft_dynamic = mean_step(d_first, d_last, n_mtp_steps)
-        tpot = (step + mtp_tokens * draft + step_overhead_s) / expected
-        decode_dynamic = (step_dynamic + mtp_tokens * draft_dynamic) / expected
-    else:
-        first = model_cost.estimate(_ops(spec, quant, "decode", B, 1.0, L_in, par), dev, place)
-        last = model_cost.estimate(_ops(spec, quant, "decode", B, 1.0, ctx_last, par), dev, place)
-        tpot, decode_dynamic = mean_step(first, last, n_steps)
-        tpot = tpot + step_overhead_s
-    ttft = prefill.total_time_s() + step_overhead_s
-    if terms and terms.output_lag_steps:  # a streaming client sees every token that many steps late
-        ttft = ttft + terms.output_lag_steps * tpot
-    e2e = ttft + (L_out - 1.0) * tpot
-
-    # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device
-    shards = tp * ep
-    dynamic = shards * (prefill.dynamic_energy_j.sum(axis=0) + (L_out - 1.0) * decode_dynamic)
-    replica_energy = np.minimum(
-        dynamic + per_replica * prefill.static_power_w * e2e, per_replica * prefill.power_cap_w * e2e
+    if mtp_tokens and not spec.n_mtp_layers:
+        raise ConfigError(f"mtp_tokens {mtp_tokens}: {spec.name} has no multi-token-prediction module")
+    design = _Design(
+        spec=spec,
+        quant=quant,
+        device=dev,
+        cost_model=model_cost,
+        placement=place,
+        par=(tp, pp, ep, bool(attention_dp), float(expert_imbalance)),
+        framework=terms,
+        per_replica=per_replica,
+        replicas=replicas,
+        economics=economics,
+        mtp_tokens=mtp_tokens,
+        mtp_expected=mtp_expected_tokens(mtp_tokens, mtp_acceptance) if mtp_tokens else 1.0,
+        elementwise=bool(getattr(model_cost, "elementwise", False)),
     )
-    tokens = B * L_out
-    energy_per_token = replica_energy / tokens
-    replica_usd = usd_per_s(dev, per_replica, replica_energy / e2e, economics) * e2e
-    memory = memory_per_device(spec, quant, B, L_in, L_out, tp, pp, ep, attention_dp)
     shape = np.broadcast_shapes(B.shape, L_in.shape, L_out.shape)
-    full = lambda a: np.broadcast_to(np.asarray(a, dtype=float), shape).copy()  # noqa: E731
-    ranged = {
-        "ttft_s": full(ttft),
-        "tpot_s": full(tpot),
-        "e2e_s": full(e2e),
-        "prefill_tokens_per_s": full(replicas * B * L_in / ttft),
-        "decode_tokens_per_s": full(replicas * B / tpot),
-        "energy_j_per_token": full(energy_per_token),
-    }
+    values = _price_in_chunks(design, B, L_in, L_out, shape)
     return Estimate(
         model=spec.name,
         device=dev.name,
         n_devices=per_replica * replicas,
-        batch=full(B),
-        input_len=full(L_in),
-        output_len=full(L_out),
         precision=quant.name,
-        **ranged,
-        **estimate_ranges(dev, quant, framework, B, L_in, L_out, ranged),
-        tokens_per_j=full(1.0 / energy_per_token),
-        usd_per_million_tokens=full(replica_usd / tokens * 1e6),
-        tokens_per_usd=full(tokens / replica_usd),
         price_basis=(economics or Economics()).resolved().basis,
-        bound=np.broadcast_to(first.dominant_bound(), shape).copy(),
-        memory_bytes=full(memory),
-        fits=np.broadcast_to(memory <= dev.memory.capacity_bytes, shape).copy(),
+        **values,
     )
+
+
+CHUNK_POINTS = 65_536
+"""Most sweep points an elementwise cost model prices at once (``_chunks``). Each chunk costs
+about 2 ms in Python (building and pricing its op tables) and its arithmetic runs over arrays of
+(ops in a group) x (points) that should stay in cache: on a 2-core EPYC, 65,536 points (arrays of
+0.5-2 MiB) priced 10^5- and 10^6-point grids fastest of 16,384 to 131,072."""
+
+
+@dataclass(frozen=True)
+class _Design:
+    """What one ``estimate`` call holds fixed over its sweep points."""
+
+    spec: ModelSpec
+    quant: Quant
+    device: DeviceSpec
+    cost_model: Any
+    placement: Placement
+    par: tuple
+    """(tp, pp, ep, attention_dp, expert_imbalance): ``_op_groups``'s key."""
+    framework: FrameworkTerms | None
+    per_replica: int
+    replicas: int
+    economics: Economics | None
+    mtp_tokens: int
+    mtp_expected: float
+    """Tokens one decode step emits per sequence (1 without multi-token prediction)."""
+    elementwise: bool
+    """The cost model prices each op at each point from that op's values at that point alone
+    (``RooflineCostModel.elementwise``): ops may be priced in groups, points in chunks."""
+
+    def costs(
+        self, phase: str, B: np.ndarray, tokens: Any, context: Any, spec: ModelSpec | None = None
+    ) -> Iterator[CostTable]:
+        """The ``CostTable`` of each op group of a step (one group unless ``elementwise``), each
+        priced when the caller asks for it: a caller that sums one before the next keeps one
+        group's arrays in memory, not the step's."""
+        for group in _op_groups(
+            spec or self.spec, self.quant, phase, B, tokens, context, self.par, self.elementwise
+        ):
+            yield self.cost_model.estimate(group, self.device, self.placement)
+            del group  # before the next group's table is stacked
+
+
+_END_FIELDS = ("compute_s", "memory_s", "link_s", "overhead_s", "dynamic_energy_j", "roofline_s", "flops")
+"""The per-op arrays of a ``CostTable`` (shape (n_ops, *sweep))."""
+
+
+def _at_end(cost: CostTable, end: int) -> CostTable:
+    """One end (0: the first step, -1: the last) of a ``CostTable`` priced at both ends of a
+    decode run (``_decode``): its first sweep axis taken at ``end``, or at its one index where
+    the op does not read the context."""
+    pick = lambda a: a[:, end if a.shape[1] > 1 else 0]  # noqa: E731
+    return replace(
+        cost,
+        **{f: pick(getattr(cost, f)) for f in _END_FIELDS},
+        bytes_by_level={k: pick(v) for k, v in cost.bytes_by_level.items()},
+    )
+
+
+def _chunks(shape: tuple[int, ...], target: int) -> Iterator[tuple[slice, ...]]:
+    """Index tuples that cut ``shape`` into blocks of at most ``target`` points (one axis cut in
+    runs, the axes before it one index at a time, those after it whole), keeping the grid's
+    axes so a quantity that does not vary along one stays small in every block."""
+    size = int(np.prod(shape))
+    if size <= target:
+        yield tuple(slice(None) for _ in shape)
+        return
+    k = next(i for i in range(len(shape)) if np.prod(shape[i + 1 :]) <= target)
+    inner = int(np.prod(shape[k + 1 :]))
+    run = max(1, target // inner)
+    for outer in np.ndindex(*shape[:k]):
+        for start in range(0, shape[k], run):
+            yield (
+                *(slice(i, i + 1) for i in outer),
+                slice(start, start + run),
+                *(slice(None) for _ in shape[k + 1 :]),
+            )
+
+
+_SWEEP_WIDE = ("model", "device", "n_devices", "precision", "price_basis")
+"""The ``Estimate`` fields that hold one value for the whole sweep."""
+
+
+def _price_in_chunks(
+    design: _Design, B: np.ndarray, L_in: np.ndarray, L_out: np.ndarray, shape: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """Every ``Estimate`` field over the sweep (an array of its ``shape`` each): ``_price`` in
+    chunks of ``CHUNK_POINTS`` points for an elementwise cost model (in one piece otherwise),
+    each value written into its field as soon as it is priced."""
+    names = [f.name for f in fields(Estimate) if f.name not in _SWEEP_WIDE]
+    floats = [n for n in names if n not in ("bound", "fits")]
+    block = np.empty((len(floats), *shape))  # one allocation: huge pages, not a page fault per 4 KiB
+    out = {n: block[i, ...] for i, n in enumerate(floats)}
+    out |= {"bound": np.empty(shape, dtype=np.intp), "fits": np.empty(shape, dtype=bool)}
+    inputs = [x.reshape((1,) * (len(shape) - x.ndim) + x.shape) for x in (B, L_in, L_out)]
+    for index in _chunks(shape, CHUNK_POINTS if design.elementwise else int(np.prod(shape))):
+        chunk = [
+            x[tuple(i if n > 1 else slice(None) for i, n in zip(index, x.shape, strict=True))] for x in inputs
+        ]
+        _price(design, *chunk, partial(_write, out, index))
+    out["bound"] = np.asarray(BOUNDS)[out["bound"]]
+    return out
+
+
+def _write(out: dict[str, np.ndarray], index: tuple[slice, ...], name: str, value: Any) -> None:
+    """Store ``value`` (broadcast over the chunk) as field ``name`` of the chunk at ``index``."""
+    out[name][index] = value
+
+
+def _total(per_group: Iterable[np.ndarray]) -> np.ndarray:
+    """The sum over op groups of a quantity each prices at its own shape."""
+    return running_sum(per_group, np.zeros(()))
+
+
+def _prefill(d: _Design, B: np.ndarray, L_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Time (s) and dynamic energy (J) of the prefill step, summed over op groups as each is
+    priced, and the device's static and capped power (W)."""
+    time_s, dynamic_j = [], []
+    for cost in d.costs("prefill", B, L_in, 0.0):
+        time_s.append(cost.total_time_s())
+        dynamic_j.append(cost.dynamic_energy_j.sum(axis=0))
+        power_w = cost.static_power_w, cost.power_cap_w
+        del cost  # its arrays go before the next group's are made
+    return _total(time_s), _total(dynamic_j), *power_w
+
+
+def _decode(
+    d: _Design,
+    B: np.ndarray,
+    tokens: float,
+    context: tuple[np.ndarray, np.ndarray],
+    n_steps: np.ndarray,
+    spec: ModelSpec | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean step time (s) and dynamic energy (J) over a decode run whose context grows from
+    ``context[0]`` to ``context[1]`` in ``n_steps`` steps (``mean_step``), and the first step's
+    busy time per resource (``CostTable.busy_terms``), summed over op groups as each is priced.
+
+    Both ends are priced in one table whose context gains a leading axis of the two: the ops
+    that do not read the context are priced once for both."""
+    ends = np.stack(np.broadcast_arrays(*context))
+    time_s, dynamic_j, busy_s = [], [], []  # busy_s: per group, a time per resource
+    for cost in d.costs("decode", B.reshape((1,) * (ends.ndim - B.ndim) + B.shape), tokens, ends, spec):
+        first, last = _at_end(cost, 0), _at_end(cost, -1)
+        t, e = mean_step(first, last, n_steps)
+        time_s.append(t)
+        dynamic_j.append(e)
+        busy_s.append(first.busy_terms())
+        del cost, first, last  # their arrays go before the next group's are made
+    return _total(time_s), _total(dynamic_j), tuple(_total(terms) for terms in zip(*busy_s, strict=True))
+
+
+def _first_largest(terms: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Index of the largest of ``terms`` (arrays that broadcast together) at each point, the first
+    on a tie (times: no NaN), as ``np.argmax`` over them stacked, without stacking them."""
+    best, index = terms[0], np.zeros(np.broadcast_shapes(*(t.shape for t in terms)), dtype=np.intp)
+    for i, term in enumerate(terms[1:], start=1):
+        index[term > best] = i
+        best = np.maximum(best, term)
+    return index
+
+
+def _price(
+    d: _Design, B: np.ndarray, L_in: np.ndarray, L_out: np.ndarray, put: Callable[[str, Any], None]
+) -> None:
+    """Every field of ``Estimate`` at points ``B``, ``L_in``, ``L_out`` (arrays that broadcast
+    together), each handed to ``put`` (field name, value) when it is priced, so a chunk holds few
+    of them at once; ``bound`` as an index into ``BOUNDS``."""
+    put("batch", B)
+    put("input_len", L_in)
+    put("output_len", L_out)
+    step_overhead_s = d.framework.host_step_s(B) if d.framework else None
+    ttft, prefill_dynamic, static_w, cap_w = _prefill(d, B, L_in)
+    n_steps = np.maximum(L_out - 1.0, 1.0)
+    context = (L_in, L_in + n_steps - 1)
+    if d.mtp_tokens:
+        n_mtp_steps = np.maximum((L_out - 1.0) / d.mtp_expected, 1.0)
+        step, step_dynamic, busy = _decode(d, B, 1.0 + d.mtp_tokens, context, n_mtp_steps)
+        draft, draft_dynamic, _ = _decode(d, B, 1.0, context, n_mtp_steps, d.spec.mtp_module())
+        step = step + d.mtp_tokens * draft
+        decode_dynamic = (step_dynamic + d.mtp_tokens * draft_dynamic) / d.mtp_expected
+    else:
+        step, decode_dynamic, busy = _decode(d, B, 1.0, context, n_steps)
+    if step_overhead_s is not None:
+        step, ttft = step + step_overhead_s, ttft + step_overhead_s
+    tpot = step / d.mtp_expected if d.mtp_tokens else step
+    if d.framework and d.framework.output_lag_steps:  # a client sees every token that many steps late
+        ttft = ttft + d.framework.output_lag_steps * tpot
+    e2e = ttft + (L_out - 1.0) * tpot
+
+    # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device
+    tp, pp, ep, attention_dp, _ = d.par
+    dynamic = prefill_dynamic + (L_out - 1.0) * decode_dynamic
+    if tp * ep > 1:
+        dynamic = tp * ep * dynamic
+    replica_energy = np.minimum(dynamic + d.per_replica * static_w * e2e, d.per_replica * cap_w * e2e)
+    tokens = B * L_out
+    energy_per_token = replica_energy / tokens
+    replica_usd = usd_per_s(d.device, d.per_replica, replica_energy / e2e, d.economics) * e2e
+    ranged = {
+        "ttft_s": ttft,
+        "tpot_s": tpot,
+        "e2e_s": e2e,
+        "prefill_tokens_per_s": d.replicas * B * L_in / ttft,
+        "decode_tokens_per_s": d.replicas * B / tpot,
+        "energy_j_per_token": energy_per_token,
+    }
+    for name, value in ranged.items():
+        put(name, value)
+    for name, value in estimate_ranges(
+        d.device, d.quant, d.placement.framework, B, L_in, L_out, ranged
+    ).items():
+        put(name, value)
+    put("tokens_per_j", 1.0 / energy_per_token)
+    put("usd_per_million_tokens", replica_usd / tokens * 1e6)
+    put("tokens_per_usd", tokens / replica_usd)
+    put("bound", _first_largest(busy))
+    memory = memory_per_device(d.spec, d.quant, B, L_in, L_out, tp, pp, ep, attention_dp)
+    put("memory_bytes", memory)
+    put("fits", memory <= d.device.memory.capacity_bytes)

@@ -177,18 +177,28 @@ def half_width(group: Group | None, point: Mapping[str, Any]) -> np.ndarray:
     decade outside its span along the farthest dimension. NaN without a group."""
     if group is None:
         return np.full(np.broadcast_shapes(*(np.shape(point[k]) for k in SPAN)), np.nan)
-    decades = np.zeros(())
+    dims = sorted(
+        (
+            (np.asarray(point[k], dtype=float), lo, hi)
+            for k, lo, hi in zip(SPAN, group.span_min, group.span_max, strict=True)
+        ),
+        key=lambda d: d[0].size,  # the smallest first: a sweep's axes meet in one full-size step
+    )
+    decades = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        for k, lo, hi in zip(SPAN, group.span_min, group.span_max, strict=True):
-            x = np.asarray(point[k], dtype=float)
+        for x, lo, hi in dims:
             # fmax skips NaN: a dimension the row or the group does not know never widens
             decades = np.fmax(decades, np.fmax(np.log10(lo / x), np.log10(x / hi)))
-    return group.half_width + np.fmax(decades, 0.0) * np.log(WIDEN_PER_DECADE)
+    return group.half_width + decades * np.log(WIDEN_PER_DECADE)
 
 
 def bounds(predicted: Any, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of a predicted value (a time, a rate or an energy) from a log half-width."""
-    factor = np.exp(h)
+    return _scaled(predicted, np.exp(h))
+
+
+def _scaled(predicted: Any, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high): ``predicted`` over and times ``factor`` (``exp`` of a log half-width)."""
     return predicted / factor, predicted * factor
 
 
@@ -213,7 +223,7 @@ def estimate_ranges(
         "framework": framework or "none",
         "format": weight_format(quant),
     }
-    h = {}
+    factor = {}  # exp(half-width) per phase, each taken once over the sweep
     for phase in set(ESTIMATE_RANGES.values()):
         point = {
             "batch": batch,
@@ -221,10 +231,12 @@ def estimate_ranges(
             "peak_flop_per_s": peak,
             "mem_bw_bytes_per_s": bw,
         }
-        h[phase] = half_width(choose(groups, {**key, "phase": phase}), point)
+        factor[phase] = np.exp(half_width(choose(groups, {**key, "phase": phase}), point))
     out = {}
     for name, phase in ESTIMATE_RANGES.items():
-        out[f"{name}_low"], out[f"{name}_high"] = bounds(np.asarray(values[name], dtype=float), h[phase])
+        out[f"{name}_low"], out[f"{name}_high"] = _scaled(
+            np.asarray(values[name], dtype=float), factor[phase]
+        )
     return out
 
 

@@ -37,6 +37,8 @@ Conventions (pinned by tests):
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -61,12 +63,44 @@ _NUMERIC = ("m", "n", "k", "keys", "flops", *BYTE_CLASSES, "link_bytes", "link_s
 
 def gemm_flops(m: Any, n: Any, k: Any) -> Any:
     """FLOPs of an (m x k) @ (k x n) product: 2 per multiply-add (the one place this lives)."""
-    return 2.0 * m * n * k
+    return product(2.0, m, n, k)
+
+
+def product(*factors: Any) -> Any:
+    """The product of ``factors`` (numbers or arrays that broadcast together), smallest first:
+    over a sweep, the scalars and single-axis arrays meet before the full-size one, which is then
+    touched once."""
+    out = 1.0
+    for factor in sorted(factors, key=np.size):
+        out = out * factor
+    return out
 
 
 def bytes_of(numel: Any, bits: float) -> Any:
     """Bytes of ``numel`` elements of ``bits`` bits each (any width, 3-bit included)."""
     return numel * (bits / 8.0)
+
+
+def is_blank(column: np.ndarray) -> bool:
+    """Whether ``column`` is all zero and holds at most one value per op (size 1 along every sweep
+    axis), told without a pass over the sweep: a term no op of a table fills."""
+    return column.size <= column.shape[0] and not column.any()
+
+
+def running_sum(terms: Iterable[np.ndarray], empty: np.ndarray, fresh: bool = False) -> np.ndarray:
+    """The sum of ``terms`` (arrays that broadcast together) in their order, or ``empty`` when
+    there are none; accumulated in place once the running sum has the full broadcast shape, so a
+    sum of k full-size terms allocates one array, not k - 1 (none when the terms are ``fresh``:
+    new arrays the sum may write into)."""
+    out, owned = None, False
+    for term in terms:
+        if out is None:
+            out, owned = term, fresh
+        elif owned and np.broadcast_shapes(out.shape, term.shape) == out.shape:
+            out += term
+        else:
+            out, owned = out + term, True
+    return empty if out is None else out
 
 
 @dataclass(frozen=True)
@@ -98,6 +132,9 @@ class OpTable:
     kv_group : np.ndarray, shape (n_ops,)
         Query heads that share each cached KV head in an attention op (1 elsewhere): a
         kernel that does not exploit the sharing reads the KV cache this many times.
+
+    In a table of ``build_op_groups``, a sweep column that is the same array for every op has
+    size 1 along the op axis too (it broadcasts to ``(n_ops, *sweep_shape)`` all the same).
     """
 
     name: np.ndarray
@@ -142,10 +179,8 @@ class OpTable:
     @property
     def memory_bytes(self) -> np.ndarray:
         """Bytes crossing device memory per occurrence (all tensor classes)."""
-        total = self.weight_bytes + self.act_in_bytes
-        for c in BYTE_CLASSES[2:]:
-            total = total + getattr(self, c)
-        return total
+        columns = [getattr(self, c) for c in BYTE_CLASSES]
+        return running_sum((c for c in columns if not is_blank(c)), np.zeros_like(self.weight_bytes))
 
     @property
     def bits_per_weight(self) -> np.ndarray:
@@ -156,12 +191,12 @@ class OpTable:
 
     def select(self, mask: np.ndarray) -> OpTable:
         """The rows where ``mask`` (shape (n_ops,)) is true."""
-        return OpTable(
-            **{
-                f.name: (getattr(self, f.name)[mask] if f.name != "phase" else self.phase)
-                for f in fields(self)
-            }
-        )
+        picked = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shared = f.name != "phase" and len(value) == 1 and self.n_ops > 1  # one column for every op
+            picked[f.name] = value if f.name == "phase" or shared else value[mask]
+        return OpTable(**picked)
 
     def to_frame(self):
         """A pandas DataFrame with one row per op (sweep axes must be scalar)."""
@@ -246,10 +281,10 @@ class _Rows:
             name,
             "gemm",
             count,
-            flops=gemm_flops(m, n, k),
+            flops=_times_rows(m, gemm_flops(1.0, n, k)),
             weight=(n * k if n_weights is None else n_weights) * wbytes,
-            act_in=bytes_of(m * k, quant.act_bits),
-            act_out=bytes_of(m * n, quant.act_bits),
+            act_in=_times_rows(m, bytes_of(k, quant.act_bits)),
+            act_out=_times_rows(m, bytes_of(n, quant.act_bits)),
             m=m,
             n=n,
             k=k,
@@ -258,41 +293,125 @@ class _Rows:
     def table(self, phase: str) -> OpTable:
         """Stack the rows; each column keeps the broadcast shape of its own values only, so a
         column that does not depend on a sweep axis stays small (size 1 along it)."""
-        numeric = [
-            "flops",
-            "weight_bytes",
-            "act_in_bytes",
-            "act_out_bytes",
-            "kv_read_bytes",
-            "kv_write_bytes",
-            "link_bytes",
-            "link_steps",
-            "m",
-            "n",
-            "k",
-            "keys",
-        ]
-        ndim = max(np.ndim(r[c]) for r in self.rows for c in numeric)
-        cols = {}
-        for c in numeric:
-            raw = [r[c] for r in self.rows]
-            if all(np.ndim(v) == 0 for v in raw):  # fast path: a scalar per row
-                cols[c] = np.array(raw, dtype=float).reshape((-1,) + (1,) * ndim)
-                continue
-            values = [np.asarray(v, dtype=float) for v in raw]
-            values = [v.reshape((1,) * (ndim - v.ndim) + v.shape) for v in values]
-            shape = np.broadcast_shapes(*(v.shape for v in values))
-            cols[c] = np.stack([np.broadcast_to(v, shape) for v in values])
-        return OpTable(
-            name=np.array([r["name"] for r in self.rows]),
-            kind=np.array([r["kind"] for r in self.rows]),
-            count=np.array([r["count"] for r in self.rows]),
-            n_kernels=np.array([r["n_kernels"] for r in self.rows]),
-            fmt=np.array([r["fmt"] for r in self.rows]),
-            kv_group=np.array([r.get("kv_group", 1.0) for r in self.rows]),
-            phase=phase,
-            **cols,
-        )
+        return _stack(self.rows, self._shapes(), phase)
+
+    def groups(self, phase: str) -> Iterator[OpTable]:
+        """The rows split by the sweep axes each of their columns varies along: rows whose
+        columns have the same shapes form one table, in order of first appearance, rows in their
+        order within it. Every column of a table is then either of its rows' full shape or small
+        (a decode step's GEMMs, which vary with the batch alone, stay of the batch's size beside
+        an attention row that also varies with the context; a norm's FLOPs stay a scalar beside
+        a GEMM's), and every table has the same number of sweep axes. Rows more than
+        ``SMALL_ROW_RATIO`` times smaller than the step's largest are grouped by their own shape
+        alone: their arrays cost little, a table more costs its fixed overhead. Each table is
+        stacked when asked for, so a caller that prices one before the next holds one at a time."""
+        shapes = self._shapes()
+        sizes = [math.prod(_broadcast(row_shapes)) for row_shapes in shapes]
+        largest = max(sizes)
+        by_key: dict[tuple, tuple[list[dict[str, Any]], list[tuple]]] = {}
+        for row, row_shapes, size in zip(self.rows, shapes, sizes, strict=True):
+            key = _broadcast(row_shapes) if size * SMALL_ROW_RATIO <= largest else row_shapes
+            rows, group_shapes = by_key.setdefault(key, ([], []))
+            rows.append(row)
+            group_shapes.append(row_shapes)
+        return (_stack(rows, group_shapes, phase, share=True) for rows, group_shapes in by_key.values())
+
+    def _shapes(self) -> list[tuple[tuple[int, ...], ...]]:
+        """Each row's value shapes (``_NUMERIC`` order), all with the widest value's axes."""
+        ndim = self._ndim()
+        return [tuple(_padded_shape(row[c], ndim) for c in _NUMERIC) for row in self.rows]
+
+    def _ndim(self) -> int:
+        """Sweep axes of the widest value of any row."""
+        return max(len(_shape(r[c])) for r in self.rows for c in _NUMERIC)
+
+
+SMALL_ROW_RATIO = 16
+"""A row whose values span this many times fewer points than the step's largest row's is priced
+with the rows of its own shape, whatever the shapes of its columns (``_Rows.groups``)."""
+
+
+def _broadcast(shapes: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
+    """The broadcast of shapes of one length that broadcast together (each axis 1 or one size)."""
+    return tuple(max(sizes) for sizes in zip(*shapes, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _PerRow:
+    """``rows * per_row``: a quantity proportional to a step's token rows (a GEMM's FLOPs and
+    bytes), multiplied out only when the table is stacked, straight into its column: over a
+    sweep, no full-size temporary per op."""
+
+    rows: np.ndarray
+    per_row: float
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.rows.shape
+
+    def value(self) -> np.ndarray:
+        return self.rows * self.per_row
+
+
+def _times_rows(rows: Any, per_row: Any) -> Any:
+    """``rows * per_row``, left as a ``_PerRow`` when ``rows`` is a sweep's array and ``per_row``
+    one number."""
+    return _PerRow(rows, per_row) if np.ndim(rows) and not np.ndim(per_row) else rows * per_row
+
+
+def _evaluated(value: Any) -> Any:
+    """A row's value as a number or an array (a ``_PerRow`` multiplied out)."""
+    return value.value() if isinstance(value, _PerRow) else value
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    """The shape of an array, or () for a Python or NumPy scalar."""
+    return getattr(value, "shape", ())
+
+
+def _padded_shape(value: Any, ndim: int) -> tuple[int, ...]:
+    """The shape of ``value`` with leading 1s up to ``ndim`` axes."""
+    shape = _shape(value)
+    return (1,) * (ndim - len(shape)) + shape
+
+
+def _stack(
+    rows: list[dict[str, Any]], shapes: list[tuple[tuple[int, ...], ...]], phase: str, share: bool = False
+) -> OpTable:
+    """An ``OpTable`` of ``rows``, whose values have ``shapes`` (``_Rows._shapes``); each column
+    (``_NUMERIC``) takes the broadcast shape of its values over the rows. With ``share``, a
+    column whose rows all hold the one array (a single row's, or every GEMM's ``m`` in a step)
+    is a view of that array, of size 1 along the op axis."""
+    arrays = [i for i, c in enumerate(_NUMERIC) if any(_shape(r[c]) for r in rows)]
+    scalars = [c for i, c in enumerate(_NUMERIC) if i not in arrays]  # one number per row: stacked at once
+    table = np.array([[r[c] for c in scalars] for r in rows], dtype=float).reshape(len(rows), len(scalars))
+    sweep_axes = (1,) * len(shapes[0][0])
+    cols = {c: table[:, j].reshape((-1, *sweep_axes)) for j, c in enumerate(scalars)}
+    for i in arrays:
+        c = _NUMERIC[i]
+        raw = [r[c] for r in rows]
+        shape = _broadcast(row_shapes[i] for row_shapes in shapes)
+        first = raw[0]
+        if share and all(v is first for v in raw):  # its shape is the column's
+            cols[c] = np.asarray(_evaluated(first), dtype=float).reshape((1, *shape))  # no copy
+            continue
+        column = np.empty((len(raw), *shape))
+        for j, v in enumerate(raw):  # each broadcast over the column's axes
+            if isinstance(v, _PerRow):
+                np.multiply(v.rows, v.per_row, out=column[j])
+            else:
+                column[j] = v
+        cols[c] = column
+    return OpTable(
+        name=np.array([r["name"] for r in rows]),
+        kind=np.array([r["kind"] for r in rows]),
+        count=np.array([r["count"] for r in rows]),
+        n_kernels=np.array([r["n_kernels"] for r in rows]),
+        fmt=np.array([r["fmt"] for r in rows]),
+        kv_group=np.array([r.get("kv_group", 1.0) for r in rows]),
+        phase=phase,
+        **cols,
+    )
 
 
 def gemm_table(m: Any, n: float, k: float, quant: Quant, name: str = "gemm") -> OpTable:
@@ -353,20 +472,7 @@ def expected_distinct_experts(n_experts: int, k_active: int, n_tokens: Any) -> n
     return n_experts * (1.0 - (1.0 - k_active / n_experts) ** np.asarray(n_tokens, dtype=float))
 
 
-def build_ops(
-    spec: ModelSpec,
-    quant: Quant,
-    *,
-    phase: str,
-    batch: Any,
-    tokens: Any = 1,
-    context: Any = 0,
-    tp: int = 1,
-    pp: int = 1,
-    ep: int = 1,
-    attention_dp: bool = False,
-    expert_imbalance: float = 1.0,
-) -> OpTable:
+def build_ops(spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, **step: Any) -> OpTable:
     """The ``OpTable`` of one step.
 
     Parameters
@@ -391,6 +497,34 @@ def build_ops(
         parameter: expert load balancing keeps it near 1, skewed routing raises it); the step
         waits for that device's experts and its all-to-all.
     """
+    return _step_rows(spec, quant, phase=phase, batch=batch, **step).table(phase)
+
+
+def build_op_groups(
+    spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, **step: Any
+) -> Iterator[OpTable]:
+    """The rows of ``build_ops`` (same arguments) split by the sweep axes they vary along
+    (``_Rows.groups``). For a cost model that prices each op at each point on its own, the
+    groups' costs sum to the whole table's at a fraction of the work. A column that is the same
+    array for every op of a group (the GEMMs' ``m``) has size 1 along the op axis."""
+    return _step_rows(spec, quant, phase=phase, batch=batch, **step).groups(phase)
+
+
+def _step_rows(
+    spec: ModelSpec,
+    quant: Quant,
+    *,
+    phase: str,
+    batch: Any,
+    tokens: Any = 1,
+    context: Any = 0,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    attention_dp: bool = False,
+    expert_imbalance: float = 1.0,
+) -> _Rows:
+    """The op rows of ``build_ops``, before they are stacked."""
     if phase not in ("prefill", "decode"):
         raise ConfigError(f"phase is {phase!r}; expected 'prefill' or 'decode'")
     check_parallelism(spec, tp, pp, ep)
@@ -412,16 +546,10 @@ def build_ops(
     r = _Rows(q)
 
     emb_wbytes = q.weight_bytes_per_param("embedding")
-    r.add("embedding", "embedding", 1, weight=m * h * emb_wbytes, act_out=bytes_of(m * h, ab))
+    hidden_bytes = _times_rows(m, bytes_of(h, ab))  # the hidden states: every norm's input and output
+    r.add("embedding", "embedding", 1, weight=m * h * emb_wbytes, act_out=hidden_bytes)
     norm_weight = bytes_of(h, ab)
-    r.add(
-        "attn_norm",
-        "norm",
-        L_layers,
-        weight=norm_weight,
-        act_in=bytes_of(m * h, ab),
-        act_out=bytes_of(m * h, ab),
-    )
+    r.add("attn_norm", "norm", L_layers, weight=norm_weight, act_in=hidden_bytes, act_out=hidden_bytes)
 
     # ---- attention block -------------------------------------------------------------
     if spec.mla:
@@ -435,14 +563,7 @@ def build_ops(
 
     # ---- FFN block --------------------------------------------------------------------
     if spec.norms_per_layer == 2:
-        r.add(
-            "ffn_norm",
-            "norm",
-            L_layers,
-            weight=norm_weight,
-            act_in=bytes_of(m * h, ab),
-            act_out=bytes_of(m * h, ab),
-        )
+        r.add("ffn_norm", "norm", L_layers, weight=norm_weight, act_in=hidden_bytes, act_out=hidden_bytes)
     n_dense = spec.n_dense_layers
     _ffn(r, "ffn", n_dense, m, spec.ffn_size / tp, h, spec.ffn_gated, q)
     if spec.moe:
@@ -463,7 +584,7 @@ def build_ops(
     r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q)
     if pp > 1:
         r.add("pp_send", "collective", pp - 1, link_bytes=m * h * ab / 8.0, link_steps=1.0)
-    return r.table(phase)
+    return r
 
 
 def _prefix_keys(n: Any, kind: AttentionLayer) -> Any:
@@ -840,14 +961,16 @@ def kv_cache_bytes(
     B, L = np.asarray(batch, float), np.asarray(context, float)
     per_token_layer = _kv_per_token_layer(spec, tp)
     stage_layers = float(np.ceil(spec.n_layers / pp))
-    total = np.zeros(np.broadcast_shapes(B.shape, L.shape))
+    terms = []
     for kind, count in spec.layer_kind_counts:
         layers = count * stage_layers / spec.n_layers
         if kind.kind == "linear":
-            total = total + B * _linear_state_bytes(spec, quant, tp) * layers
+            terms.append(product(B, _linear_state_bytes(spec, quant, tp), layers))
         else:
-            total = total + bytes_of(B * _cached_kept(kind, L) * per_token_layer * layers, quant.kv_bits)
-    return total
+            terms.append(bytes_of(product(B, _cached_kept(kind, L), per_token_layer, layers), quant.kv_bits))
+    shape = np.broadcast_shapes(B.shape, L.shape)
+    total = running_sum(terms, np.zeros(shape))
+    return total if total.shape == shape else total + np.zeros(shape)  # linear layers alone: per sequence
 
 
 def kv_bytes_per_token(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1) -> float:
@@ -872,7 +995,7 @@ def activation_peak_bytes(spec: ModelSpec, quant: Quant, tokens: Any, seqs: Any,
     fp32 logits of ``seqs`` sequences' last positions."""
     up = (2 if spec.ffn_gated else 1) * max(spec.ffn_size, spec.moe.expert_ffn_size if spec.moe else 0) / tp
     logits = np.asarray(seqs) * spec.vocab_size / tp * 4.0
-    return np.asarray(tokens) * (2 * spec.hidden_size + up) * quant.act_bytes + logits
+    return np.asarray(tokens) * ((2 * spec.hidden_size + up) * quant.act_bytes) + logits
 
 
 def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: int = 1) -> float:

@@ -71,7 +71,13 @@ _FITS_FOLDER: list[Path | None] = [None]
 def fits_folder() -> Path:
     """The folder the fitted files (``*_fitted.yaml``) are read from and written to: the package's
     ``hwmodels/calibration/``, or inside ``fits_in`` the folder it names."""
-    return _FITS_FOLDER[0] or Path(str(files("hwmodels.calibration")))
+    return _FITS_FOLDER[0] or _package_folder()
+
+
+@lru_cache(maxsize=1)
+def _package_folder() -> Path:
+    """``hwmodels/calibration/`` of the installed package (resolved once: every cost-model call asks)."""
+    return Path(str(files("hwmodels.calibration")))
 
 
 @contextlib.contextmanager
