@@ -7,13 +7,19 @@ from dataclasses import dataclass
 from hwmodels.device_spec import DeviceSpec, LinkSpec
 from workloads.errors import ConfigError
 
+SCALE_UP_LINKS = ("nvlink", "infinity_fabric", "roce", "hccs", "ici", "neuronlink")
+"""Device-to-device fabrics that carry tensor- and expert-parallel collectives inside a node or pod,
+as each vendor's collective library uses them: NVLink (NCCL), AMD Infinity Fabric (RCCL), Gaudi's
+on-chip RoCE ports (HCCL), Huawei HCCS, TPU ICI, Trainium NeuronLink. A device with none of them
+runs its collectives over PCIe."""
+
 
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Parallel degrees, the link that carries collectives, and the serving framework.
 
-    ``link`` names one of the device's links (``nvlink``, ``pcie``); ``None`` picks NVLink
-    when the device has it, else PCIe. ``framework`` names an entry of
+    ``link`` names one of the device's links (``nvlink``, ``pcie``); ``None`` picks its
+    scale-up fabric (``SCALE_UP_LINKS``), else PCIe. ``framework`` names an entry of
     ``hwmodels/calibration/frameworks.yaml`` (its launch and step overheads); ``None``
     keeps the device class defaults.
     """
@@ -40,8 +46,9 @@ class Placement:
         )
 
     def collective_link(self, device: DeviceSpec) -> LinkSpec:
-        """The link collectives run over on ``device``."""
-        name = self.link or ("nvlink" if "nvlink" in device.links else "pcie")
+        """The link collectives run over on ``device``: the placement's, else the device's scale-up
+        fabric (``SCALE_UP_LINKS``, first listed wins), else PCIe."""
+        name = self.link or next((n for n in SCALE_UP_LINKS if n in device.links), "pcie")
         if name not in device.links:
             raise ConfigError(
                 f"device {device.name!r} has no link {name!r} (has {', '.join(device.links) or 'none'})"
