@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.device_spec import load_device
+from hwmodels.precision import check_math_units
 from roofline.economics import Economics
 from roofline.estimate import estimate
 from workloads.errors import HwsimError
+from workloads.model_spec import load_model
+from workloads.quant import Quant
 
 METRICS = (
     "ttft_s",
@@ -64,6 +67,7 @@ def price_analytic(chunk: Chunk) -> pd.DataFrame:
     d = chunk.design
     cols = _design_columns(chunk)
     try:
+        check_math_units(Quant.from_name(d["precision"]), load_device(d["device"]))
         est = estimate(
             d["model"],
             d["device"],
@@ -95,6 +99,15 @@ def price_analytic(chunk: Chunk) -> pd.DataFrame:
     frame["fits"] = np.asarray(est.fits).reshape(-1).astype(bool)
     frame["shortfall_bytes"] = np.maximum(frame["memory_bytes"] - capacity, 0.0)
     frame["error"] = ""
+    max_context = load_model(d["model"]).max_context
+    if max_context is not None:  # an engine refuses requests longer than the model's context
+        over = (frame["input_len"] + frame["output_len"]) > max_context
+        frame.loc[over, list(METRICS)] = np.nan
+        frame.loc[over, "bound"] = ""
+        frame.loc[over, "fits"] = False
+        frame.loc[over, "error"] = (
+            f"input_len + output_len exceeds the model's max context of {max_context:,} tokens"
+        )
     return frame
 
 

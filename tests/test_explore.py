@@ -203,3 +203,24 @@ def test_best_per_architecture_lists_each_architectures_own_best():
     assert set(per_arch["arch"]) == {"gpu", "wafer"} and (per_arch.groupby("arch").size() <= 2).all()
     for _, group in per_arch.groupby("arch"):
         assert group["tpot_s"].is_monotonic_increasing
+
+
+def test_sweep_refuses_what_estimate_refuses_row_by_row(tmp_path):
+    """FP8 on an A100 (no FP8 tensor cores) and a prompt past Llama-2's 4,096-token context are rows
+    with an error and no metrics, as `hwsim estimate` refuses them; the other rows are priced."""
+    spec = parse_spec(
+        {
+            "models": ["llama-2-7b"],
+            "devices": ["a100-sxm-80gb"],
+            "precision": ["fp16", "fp8"],
+            "batch": [1],
+            "input_len": [1024, 4000],
+            "output_len": [128],
+        }
+    )
+    table = read_sweep(run_sweep(spec, tmp_path / "s.parquet"))
+    ok = (table["precision"] == "fp16") & (table["input_len"] == 1024)
+    assert len(table) == 4 and (table.loc[ok, "error"] == "").all() and table.loc[ok, "tpot_s"].notna().all()
+    assert table.loc[~ok, "tpot_s"].isna().all() and (~table.loc[~ok, "fits"]).all()
+    assert table.loc[table["precision"] == "fp8", "error"].str.contains("no FP8").all()
+    assert table.loc[(table["precision"] == "fp16") & ~ok, "error"].str.contains("max context").all()
