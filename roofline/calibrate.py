@@ -46,6 +46,7 @@ from roofline import intervals
 from roofline.validation import (
     ENERGY_METRICS,
     Condition,
+    hardware_device,
     load_measured,
     operating_point,
     predict,
@@ -282,6 +283,20 @@ def _stats(ape: pd.Series) -> dict[str, Any]:
     }
 
 
+def held_out_errors(points: pd.DataFrame) -> dict[str, Any]:
+    """Error of the rows no fit sees (``HELD_OUT_PREFIXES``), overall and per device family, from
+    ``hwsim validate``'s points (time and rate rows)."""
+    mine = points.loc[points["id"].astype(str).str.startswith(HELD_OUT_PREFIXES)]
+    mine = mine.loc[~mine["metric"].isin(ENERGY_METRICS)]
+    covered = mine.loc[mine["covered"]]
+    families = covered["hardware"].map(lambda h: device_family(hardware_device(h)))
+    return {
+        "rows": int(len(mine)),
+        **_stats(covered["ape"]),
+        "by_family": {f: _stats(g["ape"]) for f, g in covered.groupby(families)},
+    }
+
+
 def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fit on the shipped measured set, compute in-sample and leave-one-source-out errors,
     write the fitted files and return the record."""
@@ -352,6 +367,7 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
                 "note": "hwsim validate on the shipped measured set right after the last fit; a test keeps the median "
                 "APE within 2 points of this figure",
                 **{k: round(v, 4) if isinstance(v, float) else v for k, v in recorded.items()},
+                "held_out": held_out_errors(pd.DataFrame(report["points"])),
             },
             sort_keys=False,
             width=120,

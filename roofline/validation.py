@@ -206,11 +206,17 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
 
 
+def hardware_device(hardware: str) -> str:
+    """The catalog name of a measured row's ``hardware`` (its alias, else itself)."""
+    hw = str(hardware).strip().lower()
+    return aliases()["hardware"].get(hw, {}).get("device", hw)
+
+
 def resolve(row: pd.Series) -> Condition | str:
     """Map a row to a ``Condition``, or return why it is not covered."""
     al = aliases()
     hw = str(row["hardware"]).strip().lower()
-    device = al["hardware"].get(hw, {}).get("device", hw)
+    device = hardware_device(hw)
     if device not in catalog():
         return f"hardware {hw!r} is not in the catalog"
     if catalog()[device].arch not in registry.names():
