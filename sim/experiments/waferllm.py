@@ -56,9 +56,8 @@ MISS_CAUSES = {
     "decode_speedup_vs_8xa100": "the decode rate's miss over the paper's own baseline (same cause)",
     "gemv_energy_efficiency_vs_a100": (
         "the paper's 16x is its 606x speedup times 400 W / 15 kW, both devices at rated power; hwsim prices "
-        "each by its counted actions plus static power: the wafer at 5.8 kW during the GEMV (its cores idle "
-        "most of the 1.9 us waiting on the mesh), the A100 at 327 W; at rated power for both, hwsim's 711x "
-        "speedup gives 19.0x (1.19x)"
+        "each by its counted actions plus static power: the wafer at an average 5.8 kW over the 1.9 us GEMV, "
+        "the A100 at 327 W; at rated power for both, hwsim's 711x speedup gives 19.0x (1.19x)"
     ),
 }
 """One-line cause of each headline that misses its tolerance (``hwsim reproduce``)."""
