@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from explore.points import Chunk
-from explore.spec import DESIGN_KEYS, SERVING_KEYS, SWEEP_AXES, SweepSpec, design_groups
+from explore.spec import DESIGN_KEYS, SERVING_KEYS, SWEEP_AXES, SweepSpec, design_groups, design_of
 
 MAX_CHUNK = 65_536
 """Most points priced in one call: large enough to amortize the op table, small enough for cache."""
@@ -24,7 +24,7 @@ def _with_devices(design: dict[str, Any]) -> dict[str, Any]:
     d = dict(design)
     if "n_devices" not in d:
         d["n_devices"] = int(d["tp"] * d["pp"] * d["ep"])
-    return {k: d[k] for k in DESIGN_KEYS}
+    return {k: d[k] for k in (*DESIGN_KEYS, "system", "link") if k in d}
 
 
 def _axis_keys(spec: SweepSpec) -> list[str]:
@@ -71,8 +71,7 @@ def _sampled_chunks(spec: SweepSpec) -> Iterator[Chunk]:
         key = tuple(int(idx[row, keys.index(k)]) for k in design_keys)
         groups.setdefault(key, []).append(row)
     for index, (key, rows) in enumerate(sorted(groups.items())):
-        design = {k: spec.values[k][i] for k, i in zip(design_keys, key, strict=True)}
-        design["model"], design["device"] = design.pop("models"), design.pop("devices")
+        design = design_of({k: spec.values[k][i] for k, i in zip(design_keys, key, strict=True)})
         axes = {
             k: _typed(k, np.asarray([spec.values[k][idx[r, keys.index(k)]] for r in rows], dtype=object))
             for k in axis_keys

@@ -20,7 +20,8 @@ from hwmodels.device_spec import load_device
 from hwmodels.precision import check_math_units
 from roofline.economics import Economics
 from roofline.estimate import estimate
-from workloads.errors import HwsimError
+from sim.system import load_system
+from workloads.errors import ConfigError, HwsimError
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 
@@ -67,6 +68,18 @@ def price_analytic(chunk: Chunk) -> pd.DataFrame:
     d = chunk.design
     cols = _design_columns(chunk)
     try:
+        if d.get("system"):
+            system = load_system(d["system"])
+            if system.offloaded:
+                raise ConfigError(
+                    f"system {d['system']!r} offloads weights or KV cache: the analytic path does not price "
+                    "offload; run it with hwsim simulate"
+                )
+            if system.tp > 1 and d["link"] is None:
+                raise ConfigError(
+                    f"system {d['system']!r}: its TP link is none of {d['device']}'s own links; "
+                    "run it with hwsim simulate"
+                )
         check_math_units(Quant.from_name(d["precision"]), load_device(d["device"]))
         est = estimate(
             d["model"],
@@ -80,6 +93,7 @@ def price_analytic(chunk: Chunk) -> pd.DataFrame:
             ep=d["ep"],
             precision=d["precision"],
             framework=d["framework"],
+            link=d.get("link"),
             economics=Economics(basis=d["price_basis"]),
         )
     except HwsimError as exc:

@@ -11,11 +11,12 @@ output_len: [128, 1024]
 sampling: {method: grid}     # or {method: random | lhs, n: 10000, seed: 0}
 ```
 
-Keys: ``models, devices, n_devices, tp, pp, ep, precision, framework, batch, input_len,
+Keys: ``models, devices, systems, n_devices, tp, pp, ep, precision, framework, batch, input_len,
 output_len, price_basis``, and the serving keys ``rate, concurrency, slo_ttft, slo_tpot,
 lengths, num_requests`` (a spec with any of them runs each point on the event path).
-``n_devices`` defaults to ``tp x pp x ep``. Every problem is a one-line ``ConfigError``
-naming the key.
+``n_devices`` defaults to ``tp x pp x ep``. ``systems`` (system files, ``sim/systems/``) stand
+in for ``devices``: each gives its GPU, GPU count, TP and PP degrees. Every problem is a
+one-line ``ConfigError`` naming the key.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ import yaml
 
 from hwmodels import registry
 from hwmodels.device_spec import catalog, load_device
+from sim.system import System, load_system
 from workloads.errors import ConfigError, HwsimError, unknown_name
 from workloads.model_spec import load_model
 
 ANALYTIC_KEYS = (
     "models",
     "devices",
+    "systems",
     "n_devices",
     "tp",
     "pp",
@@ -180,12 +183,23 @@ def parse_spec(raw: Any, where: str = "sweep spec") -> SweepSpec:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise unknown_name(f"sweep key in {where}", unknown[0], known)
-    for required in ("models", "devices"):
-        if required not in raw:
-            raise ConfigError(f"{where}: {required!r} is missing; expected a list")
+    if "models" not in raw:
+        raise ConfigError(f"{where}: 'models' is missing; expected a list")
+    if ("devices" in raw) == ("systems" in raw):
+        raise ConfigError(
+            f"{where}: give 'devices' or 'systems' (system files), one of them; expected a list"
+        )
+    if "systems" in raw and {"tp", "pp", "n_devices"} & set(raw):
+        raise ConfigError(
+            f"{where}: {sorted({'tp', 'pp', 'n_devices'} & set(raw))[0]!r} is set by each system file; "
+            "expected it left out with 'systems'"
+        )
     values = {key: _values(raw[key], key, where) for key in raw}
     values["models"] = [load_model(str(m)).name for m in values["models"]]
-    values["devices"] = expand_devices(values["devices"], where)
+    if "devices" in values:
+        values["devices"] = expand_devices(values["devices"], where)
+    else:
+        values["systems"] = [load_system(str(s)).name for s in values["systems"]]
     if "price_basis" in values and set(values["price_basis"]) - {"tco", "cloud"}:
         raise ConfigError(f"{where}: price_basis {values['price_basis']!r}; expected tco or cloud")
     for key, default in DEFAULTS.items():
@@ -219,7 +233,37 @@ def design_groups(spec: SweepSpec) -> list[dict[str, Any]]:
     keys = [k for k in spec.values if k not in SWEEP_AXES and k not in SERVING_KEYS]
     groups = []
     for combo in itertools.product(*(spec.values[k] for k in keys)):
-        d = dict(zip(keys, combo, strict=True))
-        d["model"], d["device"] = d.pop("models"), d.pop("devices")
-        groups.append(d)
+        groups.append(design_of(dict(zip(keys, combo, strict=True))))
     return groups
+
+
+def design_of(values: dict[str, Any]) -> dict[str, Any]:
+    """A design from one value of each non-axis key: ``models``/``devices`` renamed ``model``/``device``;
+    a ``systems`` value names the system and sets its GPU, GPU count, TP and PP degrees and the
+    GPU link that carries its TP traffic."""
+    d = dict(values)
+    d["model"] = d.pop("models")
+    if "systems" in d:
+        system = load_system(d.pop("systems"))
+        d.update(
+            system=system.name,
+            device=system.gpu.name,
+            n_devices=system.devices["gpu"][1],
+            tp=system.tp,
+            pp=system.pp,
+            link=device_link_of(system),
+        )
+    else:
+        d["device"] = d.pop("devices")
+    return d
+
+
+def device_link_of(system: System) -> str | None:
+    """The GPU's own link (catalog) that carries the system's tensor-parallel traffic: the one with
+    the bandwidth of the system's TP link; None when the system has no TP or no such link."""
+    if system.tp == 1:
+        return None
+    bw = system.gpu_link("tp").bw_bytes_per_s
+    return next(
+        (n for n, link in system.gpu.links.items() if abs(link.bw_bytes_per_s - bw) <= 1e-6 * bw), None
+    )

@@ -224,3 +224,20 @@ def test_sweep_refuses_what_estimate_refuses_row_by_row(tmp_path):
     assert table.loc[~ok, "tpot_s"].isna().all() and (~table.loc[~ok, "fits"]).all()
     assert table.loc[table["precision"] == "fp8", "error"].str.contains("no FP8").all()
     assert table.loc[(table["precision"] == "fp16") & ~ok, "error"].str.contains("max context").all()
+
+
+def test_systems_stand_in_for_devices(tmp_path):
+    """A system file gives the GPU, its count, TP and the link TP runs over: 8 H100s over PCIe decode
+    slower than over NVLink, an offloaded system is a row that says to simulate it, and TP cannot be
+    given beside systems."""
+    spec = parse_spec(
+        {"models": ["llama-2-70b"], "systems": ["8xh100-nvlink", "8xh100-pcie", "t4-flexgen"], "batch": [1]}
+    )
+    table = read_sweep(run_sweep(spec, tmp_path / "s.parquet")).set_index("system")
+    assert table.loc["8xh100-nvlink", "tp"] == 8 and table.loc["8xh100-pcie", "link"] == "pcie"
+    assert table.loc["8xh100-pcie", "tpot_s"] > table.loc["8xh100-nvlink", "tpot_s"]
+    assert "hwsim simulate" in table.loc["t4-flexgen", "error"]
+    with pytest.raises(ConfigError, match="'tp' is set by each system file"):
+        parse_spec({"models": ["llama-2-70b"], "systems": ["8xh100-nvlink"], "tp": [2]})
+    with pytest.raises(ConfigError, match="'devices' or 'systems'"):
+        parse_spec({"models": ["llama-2-70b"], "systems": ["8xh100-nvlink"], "devices": ["h100-sxm"]})
