@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,27 @@ class CostTable:
     bytes_by_level: Mapping[str, np.ndarray]
     static_power_w: float
     power_cap_w: float
+
+    @classmethod
+    def deferred(cls, derive: Callable[[], Mapping[str, Any]], **values: Any) -> CostTable:
+        """A table whose ``DERIVED`` fields (which step pricing never reads) are computed by
+        ``derive`` (a mapping of the three) on first access, then stored; every other field from
+        ``values``. It reads, compares and copies (``dataclasses.replace``) as one built whole."""
+        table = object.__new__(cls)
+        table.__dict__.update(values, _derive=derive)
+        missing = {f.name for f in fields(cls)} - DERIVED - values.keys()
+        if missing:
+            raise TypeError(f"CostTable.deferred: missing {sorted(missing)}")
+        return table
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for an attribute not stored: a deferred table's derived fields
+        derive = self.__dict__.get("_derive")
+        if derive is None or name not in DERIVED:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__.update(derive())
+        del self.__dict__["_derive"]
+        return self.__dict__[name]
 
     def _per_step(self, per_occurrence: np.ndarray) -> np.ndarray:
         return per_occurrence * self.count.reshape((-1,) + (1,) * (per_occurrence.ndim - 1))
@@ -127,3 +149,7 @@ class CostTable:
         data.update({f"{level}_bytes": v for level, v in self.bytes_by_level.items()})
         data = {k: np.broadcast_to(v, (n,)) for k, v in data.items()}
         return pd.DataFrame(data)
+
+
+DERIVED = frozenset({"roofline_s", "flops", "bytes_by_level"})
+"""The ``CostTable`` fields a ``CostTable.deferred`` table computes on first access."""

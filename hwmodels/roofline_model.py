@@ -28,6 +28,7 @@ per-kernel overhead with its own (``hwmodels/calibration/frameworks.yaml``).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -164,7 +165,6 @@ class RooflineCostModel:
                 + np.where(ops.link_steps > 0, base_s, 0.0)
                 + ops.link_steps * step_s
             )
-            link_floor = ops.link_bytes / link_bw
             link_e = link.energy_j_per_byte or p["link_energy_pJ_per_byte"] * 1e-12
         else:
             link_s = np.zeros((ops.n_ops,) + (1,) * (nd - 1))
@@ -184,10 +184,8 @@ class RooflineCostModel:
         dynamic = running_sum(
             (a * e for a, e in actions if not (is_blank(a) or is_blank(e))), np.zeros_like(count), fresh=True
         )
-        roofline_s = np.maximum(ops.flops / peaks, mem_bytes / bw)
-        if has_link:
-            roofline_s = roofline_s + link_floor
-        return CostTable(
+        return CostTable.deferred(
+            partial(_derived, ops, peaks, mem_bytes, bw, link_bw if has_link else None, count),
             op=ops.name,
             kind=ops.kind,
             count=ops.count,
@@ -196,9 +194,27 @@ class RooflineCostModel:
             link_s=link_s,
             overhead_s=overhead_s,
             dynamic_energy_j=dynamic,
-            roofline_s=roofline_s,
-            flops=ops.per_step("flops"),
-            bytes_by_level={"hbm": count * mem_bytes, "link": count * ops.link_bytes},
             static_power_w=static_w,
             power_cap_w=tdp,
         )
+
+
+def _derived(
+    ops: OpTable,
+    peaks: np.ndarray,
+    mem_bytes: np.ndarray,
+    bw: float,
+    link_bw: float | None,
+    count: np.ndarray,
+) -> dict[str, Any]:
+    """A ``CostTable``'s fields that step pricing never reads, computed when first asked for:
+    ``roofline_s`` (100% of peak compute and bandwidth, plus the link at its full bandwidth),
+    ``flops`` and ``bytes_by_level`` per step."""
+    roofline_s = np.maximum(ops.flops / peaks, mem_bytes / bw)
+    if link_bw is not None:
+        roofline_s = roofline_s + ops.link_bytes / link_bw
+    return {
+        "roofline_s": roofline_s,
+        "flops": ops.per_step("flops"),
+        "bytes_by_level": {"hbm": count * mem_bytes, "link": count * ops.link_bytes},
+    }

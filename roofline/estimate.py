@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache, partial
 from typing import Any
 
@@ -439,19 +439,34 @@ class _Design:
             del group  # before the next group's table is stacked
 
 
-_END_FIELDS = ("compute_s", "memory_s", "link_s", "overhead_s", "dynamic_energy_j", "roofline_s", "flops")
-"""The per-op arrays of a ``CostTable`` (shape (n_ops, *sweep))."""
+_END_FIELDS = ("compute_s", "memory_s", "link_s", "overhead_s", "dynamic_energy_j")
+"""The per-op arrays of a ``CostTable`` (shape (n_ops, *sweep)) that step pricing reads; its
+``DERIVED`` ones (``roofline_s``, ``flops``, ``bytes_by_level``) are taken at the end when first
+asked for."""
+
+_SCALAR_FIELDS = ("op", "kind", "count", "static_power_w", "power_cap_w")
+
+
+def _pick(a: np.ndarray, end: int) -> np.ndarray:
+    return a[:, end if a.shape[1] > 1 else 0]
+
+
+def _derived_at_end(cost: CostTable, end: int) -> dict[str, Any]:
+    return {
+        "roofline_s": _pick(cost.roofline_s, end),
+        "flops": _pick(cost.flops, end),
+        "bytes_by_level": {k: _pick(v, end) for k, v in cost.bytes_by_level.items()},
+    }
 
 
 def _at_end(cost: CostTable, end: int) -> CostTable:
     """One end (0: the first step, -1: the last) of a ``CostTable`` priced at both ends of a
     decode run (``_decode``): its first sweep axis taken at ``end``, or at its one index where
     the op does not read the context."""
-    pick = lambda a: a[:, end if a.shape[1] > 1 else 0]  # noqa: E731
-    return replace(
-        cost,
-        **{f: pick(getattr(cost, f)) for f in _END_FIELDS},
-        bytes_by_level={k: pick(v) for k, v in cost.bytes_by_level.items()},
+    return type(cost).deferred(
+        partial(_derived_at_end, cost, end),
+        **{f: getattr(cost, f) for f in _SCALAR_FIELDS},
+        **{f: _pick(getattr(cost, f), end) for f in _END_FIELDS},
     )
 
 

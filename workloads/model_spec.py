@@ -184,6 +184,18 @@ class IndexerSpec:
     topk: int
 
 
+@lru_cache(maxsize=256)
+def _kind_counts(
+    layer_kinds: tuple[AttentionLayer, ...], n_layers: int
+) -> tuple[tuple[AttentionLayer, int], ...]:
+    """``ModelSpec.layer_kind_counts`` of ``layer_kinds`` (empty: ``n_layers`` full-attention
+    layers), memoized: step building asks for it many times per op table."""
+    counts: dict[AttentionLayer, int] = {}
+    for kind in layer_kinds or (FULL,) * n_layers:
+        counts[kind] = counts.get(kind, 0) + 1
+    return tuple(counts.items())
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     """A decoder-only transformer's shape. Sizes are element counts, not bytes.
@@ -262,10 +274,7 @@ class ModelSpec:
     @property
     def layer_kind_counts(self) -> tuple[tuple[AttentionLayer, int], ...]:
         """``(kind, layers)`` pairs in order of first appearance."""
-        counts: dict[AttentionLayer, int] = {}
-        for kind in self.attention_layers:
-            counts[kind] = counts.get(kind, 0) + 1
-        return tuple(counts.items())
+        return _kind_counts(self.layer_kinds, self.n_layers)
 
     @property
     def layer_pattern(self) -> str:

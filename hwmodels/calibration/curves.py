@@ -99,9 +99,18 @@ def architectures() -> Mapping[str, Mapping[str, Any]]:
     return raw["architectures"]
 
 
+_PATH: list[tuple[Path | None, Path | None]] = [(None, None)]
+"""The last (``fits_folder()``, its fitted-curves path): every cost-model call asks for the path."""
+
+
 def fitted_curves_path() -> Path:
     """Where the fitted curves are read from and written to (``fits_folder``, as every fit)."""
-    return fits_folder() / FITTED_FILE
+    folder = fits_folder()
+    last, path = _PATH[0]
+    if folder is not last or path is None:
+        path = folder / FITTED_FILE
+        _PATH[0] = (folder, path)
+    return path
 
 
 @lru_cache(maxsize=4)
