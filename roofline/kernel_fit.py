@@ -87,33 +87,35 @@ def _quant(dtype: str) -> Quant:
     return Quant.from_name({"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp4": "fp4"}[dtype])
 
 
+def _kernel_time_s(ops, device: str, curve) -> np.ndarray:
+    """A measured kernel's time (s) as the collectors time it: the cost model's ``max(compute,
+    memory)`` plus the curve's fixed latency per call (none without a curve)."""
+    cost = GpuCostModel().estimate(ops, catalog()[device])
+    t = np.maximum(cost.compute_s, cost.memory_s) + (curve.latency_us * 1e-6 if curve else 0.0)
+    return np.asarray(t).reshape(-1)
+
+
 def predict_gemm(rows: pd.DataFrame) -> np.ndarray:
     """Kernel time (s) of each GEMM row (``device``, ``dtype``, ``m``, ``n``, ``k``) under the curves in use."""
     out = np.empty(len(rows))
-    model = GpuCostModel()
     for (device, dtype), g in rows.groupby(["device", "dtype"]):
         ops = gemm_table(
             g["m"].to_numpy(float), g["n"].to_numpy(float), g["k"].to_numpy(float), _quant(dtype)
         )
-        cost = model.estimate(ops, catalog()[device])
         curve = gemm_curve(device, _quant(dtype).compute_format)
-        t = np.maximum(cost.compute_s, cost.memory_s) + (curve.latency_us * 1e-6 if curve else 0.0)
-        out[rows.index.get_indexer(g.index)] = np.broadcast_to(t, (1, len(g)))[0]
+        out[rows.index.get_indexer(g.index)] = _kernel_time_s(ops, device, curve)
     return out
 
 
 def predict_attention(rows: pd.DataFrame) -> np.ndarray:
     """Kernel time (s) of each prefill-attention row under the curves in use."""
     out = np.empty(len(rows))
-    model = GpuCostModel()
     for (device, dtype, heads, kv_heads, head_dim), g in rows.groupby(
         ["device", "dtype", "heads", "kv_heads", "head_dim"]
     ):
         ops = attention_table(g["batch"], g["isl"], heads, kv_heads, head_dim, _quant(dtype))
-        cost = model.estimate(ops, catalog()[device])
         curve = attention_curve(device, _quant(dtype).attention_format)
-        t = np.maximum(cost.compute_s, cost.memory_s) + (curve.latency_us * 1e-6 if curve else 0.0)
-        out[rows.index.get_indexer(g.index)] = np.broadcast_to(t, (1, len(g)))[0]
+        out[rows.index.get_indexer(g.index)] = _kernel_time_s(ops, device, curve)
     return out
 
 
