@@ -30,6 +30,7 @@ import numpy as np
 from hwmodels.calibration.curves import (
     architecture,
     attention_curve,
+    device_time_latency,
     fitted_curves,
     format_speedup,
     gemm_curve,
@@ -163,6 +164,22 @@ class GpuCostModel(RooflineCostModel):
         if terms is None:
             return p["memory_efficiency"]
         return np.where(np.isnan(terms["stream"]), p["memory_efficiency"], terms["stream"])
+
+    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
+        """The fitted GEMM curve's ``latency_us`` per GEMM occurrence, where the architecture's
+        kernels were timed on the device alone (``latency_is_device_time`` in
+        ``gpu_kernels.yaml``); 0 elsewhere (a collector's per-call time includes its launch,
+        which ``kernel_overhead_us`` prices)."""
+        state = _fitted_state(device)
+        if state[1] is None or not device_time_latency(state[1]):
+            return 0.0
+        gemm = _is_gemm(ops)
+        out = np.zeros(ops.n_ops)
+        for f in set(ops.fmt):
+            g = _format_curves(device, f, state)[0]
+            if g is not None:
+                out = np.where(gemm & (ops.fmt == f), g.latency_us * 1e-6, out)
+        return out
 
     def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
         """The all-reduce terms fitted on measured collectives for this link type, else NCCL's model."""

@@ -12,7 +12,8 @@ Per op and occurrence:
   for each ring step;
 - ``overhead_s`` = kernel launches times ``kernel_overhead``; an engine that fuses
   elementwise ops (the default when no framework is named) launches none for norms,
-  RoPE and activations.
+  RoPE and activations; plus a kernel's own fixed device time where a subclass measured
+  one (``kernel_latency_s``);
 
 Time is ``max(compute_s, memory_s) + link_s + overhead_s`` (math and memory overlap
 inside a kernel; collectives and launches are on the critical path). Energy counts
@@ -94,6 +95,11 @@ class RooflineCostModel:
         # the padding over the efficiency first: both often one array for every op (the GEMMs' m)
         return ops.flops / peaks * (np.where(tiled, padded, 1.0) / compute_eff)
 
+    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
+        """Fixed device time per occurrence of each op besides its roofline time (its kernels'
+        fill and drain), s: none in the roofline form."""
+        return 0.0
+
     def memory_bw(self, ops: OpTable, device: DeviceSpec) -> float:
         """Bandwidth of the memory the op's bytes cross: device memory (HBM, GDDR, unified DRAM)."""
         return device.memory.bw_bytes_per_s
@@ -169,7 +175,9 @@ class RooflineCostModel:
         else:
             link_s = np.zeros((ops.n_ops,) + (1,) * (nd - 1))
             link_e = 0.0
-        overhead_s = _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd)
+        overhead_s = _per_op(
+            _launches(ops, fused) * kernel_overhead_us * 1e-6 + self.kernel_latency_s(ops, device), nd
+        )
 
         tdp = device.tdp_w
         static_w = p["static_power_fraction"] * tdp

@@ -469,8 +469,11 @@ def _calibrate(part, as_json):
                 for arch, formats in e[kind].items()
                 for fmt, v in formats.items()
             )
-            + f"; allreduce nvlink {pct(e['allreduce']['nvlink']['in_sample']['median_ape'])}; Vidur FP16 check "
-            f"{pct(e['vidur_check']['median_ape'])}"
+            + "".join(
+                f"; allreduce {link} {pct(v['in_sample']['median_ape'])}"
+                for link, v in e["allreduce"].items()
+            )
+            + f"; Vidur FP16 check {pct(e['vidur_check']['median_ape'])}"
         )
     if part in ("all", "devices"):
         from roofline.calibrate import calibrate as run

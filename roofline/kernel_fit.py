@@ -70,7 +70,6 @@ PARAMS = {
 """Start value and physical range of each curve parameter: a fraction of peak in (0, 1], a
 half-saturation in rows or keys, a latency in microseconds."""
 
-ALLREDUCE_LINK = "nvlink"
 MIN_GEMM_WEIGHTS = 4096 * 4096
 """GEMMs are fitted on weight matrices of at least this many elements (32 MB in BF16), the layers
 of 7B-and-larger models on up to four devices; smaller ones are dominated by the collectors'
@@ -183,8 +182,16 @@ def _curve_groups() -> list[tuple[str, str, str | None, pd.DataFrame]]:
             mine = frame.loc[frame["device"].isin(entry["measured"])]
             for dtype, rows in mine.groupby("dtype"):
                 groups.append((kind, arch, str(dtype), rows.reset_index(drop=True)))
-    groups.append(("allreduce", ALLREDUCE_LINK, None, load_kernels("allreduce")))
+    allreduce = load_kernels("allreduce")
+    for link, rows in allreduce.groupby(allreduce_links(allreduce)):
+        groups.append(("allreduce", str(link), None, rows.reset_index(drop=True)))
     return groups
+
+
+def allreduce_links(rows: pd.DataFrame) -> pd.Series:
+    """The link type each all-reduce row ran over: its device's scale-up fabric (NVLink,
+    Infinity Fabric), as the cost model picks it (``Placement.collective_link``)."""
+    return rows["device"].map(lambda d: Placement().collective_link(catalog()[d]).name)
 
 
 def fit_all(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -249,9 +256,10 @@ def calibrate_kernels(progress: Callable[[str], None] | None = None) -> dict[str
         "schema_version": 1,
         "fitted_on": (
             "hwmodels/calibration/kernels/: TensorRT-LLM GEMMs with 4096^2+ weights (gemm.csv), context attention "
-            "(attention_prefill.csv) and custom all-reduce (allreduce.csv) from ai-dynamo/aiconfigurator; least "
-            "squares on log(predicted/measured) per architecture and format (gpu_kernels.yaml), the all-reduce "
-            "over every NVLink device; checked on Vidur's FP16 projections (gemm_vidur.csv)"
+            "(attention_prefill.csv) and custom all-reduce (allreduce.csv) from ai-dynamo/aiconfigurator, MI300X FP8 "
+            "GEMMs from ROCm/aiter's tuned table and RCCL all-reduce from AMD's rccl-tests run; least squares on "
+            "log(predicted/measured) per architecture and format (gpu_kernels.yaml), the all-reduce per link type "
+            "over every device that measured it; checked on Vidur's FP16 projections (gemm_vidur.csv)"
         ),
         "fitted_at": datetime.date.today().isoformat(),
         **fit,
@@ -302,16 +310,18 @@ def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
                     "predicted": flops / predicted / peak,
                 }
             )
-    ar = load_kernels("allreduce")
-    out[("allreduce", ALLREDUCE_LINK)] = pd.DataFrame(
-        {
-            "panel": ar["n_gpus"].astype(str) + " GPUs",
-            "x": ar["message_bytes"],
-            "series": ar["device"],
-            "measured": ar["latency_us"],
-            "predicted": predict_allreduce(ar) * 1e6,
-        }
-    )
+    allreduce = load_kernels("allreduce")
+    for link, ar in allreduce.groupby(allreduce_links(allreduce)):
+        ar = ar.reset_index(drop=True)
+        out[("allreduce", str(link))] = pd.DataFrame(
+            {
+                "panel": ar["n_gpus"].astype(str) + " GPUs",
+                "x": ar["message_bytes"],
+                "series": ar["device"],
+                "measured": ar["latency_us"],
+                "predicted": predict_allreduce(ar) * 1e6,
+            }
+        )
     return out
 
 

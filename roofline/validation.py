@@ -10,8 +10,9 @@ Operating points:
 - a row with a batch is predicted at that batch;
 - an ``offline`` row without a batch is predicted at the maximum-throughput point of
   continuous batching at steady state: among batches of 1 to 16384 sequences (about 8 per
-  doubling), the highest throughput whose weights and paged KV cache fit in the
-  framework's share of device memory (``memory_fraction`` in ``frameworks.yaml``); at
+  doubling), the highest throughput whose paged KV cache fits the engine's KV pool
+  (``hwmodels/calibration/engines.yaml``, resolved as the engine does: vLLM and SGLang take
+  a share of all memory, TensorRT-LLM a share of what the loaded engine leaves free); at
   steady state a running sequence holds its prompt and half its output on average;
 - ``server`` rows are not covered until the serving simulator exists;
 - ``kernel`` rows price one operator of the op graph (``kernel_ops`` in the alias table).
@@ -26,6 +27,7 @@ tokens per second / output_len; ``j_per_token`` = the devices' energy per output
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -40,10 +42,12 @@ import yaml
 from hwmodels import registry
 from hwmodels.calibration.params import framework_names, framework_terms
 from hwmodels.device_spec import catalog
+from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity
 from hwmodels.placement import Placement
-from roofline.estimate import estimate, memory_per_device
+from hwmodels.schedulers import running_tokens_per_seq
+from roofline.estimate import estimate
 from roofline.intervals import row_features, row_range
-from workloads.errors import ConfigError, HwsimError
+from workloads.errors import ConfigError, DoesNotFitError, HwsimError
 from workloads.files import is_file
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, preset_index
@@ -200,6 +204,9 @@ class Condition:
     serving: dict[str, Any] | None = None
     """For a ``server`` row: the serving run's settings (``concurrency`` or ``request_rate``,
     ``dp``, ``ep``, ``mode`` and the disaggregated pools, ``max_batched_tokens``)."""
+    max_num_seqs: int | None = None
+    """The engine's limit on running sequences when the row states it (``--max-num-seqs N`` in
+    its notes); None keeps the engine's default."""
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -292,7 +299,15 @@ def resolve(row: pd.Series) -> Condition | str:
         kernel_op,
         lengths,
         serving,
+        _stated_max_num_seqs(row["notes"]),
     )
+
+
+def _stated_max_num_seqs(notes: Any) -> int | None:
+    """``N`` of a ``--max-num-seqs N`` (vLLM) or ``--max_batch_size N`` (TensorRT-LLM) flag in
+    a row's notes, or None."""
+    match = re.search(r"--max[-_](?:num[-_]seqs|batch[-_]size)[ =](\d+)", str(notes))
+    return int(match.group(1)) if match else None
 
 
 def _dataset_lengths(dataset: Any) -> str | None:
@@ -346,8 +361,6 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
 
 def _framework(name: str, notes: str) -> str | None:
     """The frameworks.yaml entry of a row: by alias rules on its notes, else by name, else none."""
-    import re
-
     for rule in aliases().get("framework", {}).get(name, []):
         if re.search(rule["match"], notes):
             return rule["framework"]
@@ -371,12 +384,38 @@ def _kernel_time_s(c: Condition) -> float:
     return float(cost.time_s[i] / ops.count[i])
 
 
-def steady_state_memory(c: Condition, batch: Any) -> np.ndarray:
-    """Bytes per device under continuous batching at steady state: paged KV cache holds each
-    running sequence at its prompt plus, on average, half its output (progress is uniform)."""
-    return memory_per_device(
-        load_model(c.model), Quant.from_name(c.precision), batch, c.input_len, c.output_len / 2.0, c.tp, c.pp
-    )
+def offline_engine(c: Condition) -> EngineConfig:
+    """The engine a row's offline run is batched by: its framework's (``engines.yaml``), or a
+    static batch in all of the device's memory for a row without one."""
+    if c.framework:
+        return engine_for(c.framework)
+    return replace(engine_for("static"), kv_fraction=1.0, max_num_seqs=max(OFFLINE_BATCHES))
+
+
+def offline_kv_tokens(c: Condition) -> int:
+    """Tokens the KV pool of one replica holds, resolved as the row's engine does
+    (``hwmodels.engine_config.kv_capacity``: vLLM's share of all memory, TensorRT-LLM's share
+    of the memory the loaded engine leaves free); 0 when not one block fits."""
+    try:
+        return kv_capacity(
+            load_model(c.model),
+            Quant.from_name(c.precision),
+            catalog()[c.device],
+            offline_engine(c),
+            c.tp,
+            c.pp,
+        ).tokens
+    except DoesNotFitError:
+        return 0
+
+
+def offline_max_batch(c: Condition) -> int:
+    """The most sequences the engine runs at once at steady state: its KV pool over the tokens
+    one running request holds (``running_tokens_per_seq``: TensorRT-LLM reserves the whole
+    output at admission), capped by its ``max_num_seqs`` (or the row's stated one)."""
+    engine = offline_engine(c)
+    per_seq = running_tokens_per_seq(engine.scheduler, c.input_len, c.output_len)
+    return min(c.max_num_seqs or engine.max_num_seqs, int(offline_kv_tokens(c) // per_seq))
 
 
 def _estimate(c: Condition, batch: Any):
@@ -396,12 +435,11 @@ def _estimate(c: Condition, batch: Any):
 
 
 def _fits(c: Condition, batch: Any, e) -> np.ndarray:
-    """Whether weights and KV cache fit: at steady state (and in the framework's memory share)
-    for offline rows, at the final context of a static batch otherwise."""
+    """Whether weights and KV cache fit: at steady state in the engine's KV pool for offline
+    rows, at the final context of a static batch otherwise."""
     if c.phase != "offline":
         return np.asarray(e.fits)
-    fraction = framework_terms(c.framework).memory_fraction if c.framework else 1.0
-    return steady_state_memory(c, batch) <= fraction * catalog()[c.device].memory.capacity_bytes
+    return np.asarray(batch) <= offline_max_batch(c)
 
 
 def operating_point(c: Condition) -> Condition:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hwmodels.engine_config import engine_for, kv_capacity
 from roofline.estimate import estimate
 from sim.serving.capacity import approximate
-from sim.serving.engine_config import engine_for, kv_capacity
 from sim.serving.plots import step_frame
 from sim.serving.serve import serve
 from workloads.errors import ConfigError, DoesNotFitError

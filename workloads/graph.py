@@ -542,13 +542,13 @@ def _step_rows(
     keys = L + (T + 1.0) / 2.0  # mean keys attended per query (causal)
     heads = spec.n_heads / tp
     kv_heads = np.ceil(spec.n_kv_heads / tp)  # KV heads are replicated when tp exceeds them
-    ab = q.act_bits
+    rb = q.residual_bits  # the residual stream, its norms and its collectives
     r = _Rows(q)
 
     emb_wbytes = q.weight_bytes_per_param("embedding")
-    hidden_bytes = _times_rows(m, bytes_of(h, ab))  # the hidden states: every norm's input and output
+    hidden_bytes = _times_rows(m, bytes_of(h, rb))  # the hidden states: every norm's input and output
     r.add("embedding", "embedding", 1, weight=m * h * emb_wbytes, act_out=hidden_bytes)
-    norm_weight = bytes_of(h, ab)
+    norm_weight = bytes_of(h, rb)
     r.add("attn_norm", "norm", L_layers, weight=norm_weight, act_in=hidden_bytes, act_out=hidden_bytes)
 
     # ---- attention block -------------------------------------------------------------
@@ -559,7 +559,7 @@ def _step_rows(
     if spec.n_linear_layers:
         _linear_attention_block(r, spec, q, B, m, tp)
     if tp > 1:
-        _allreduce(r, "allreduce_attn", L_layers, m * h * ab / 8.0, tp)
+        _allreduce(r, "allreduce_attn", L_layers, m * h * rb / 8.0, tp)
 
     # ---- FFN block --------------------------------------------------------------------
     if spec.norms_per_layer == 2:
@@ -569,7 +569,7 @@ def _step_rows(
     if spec.moe:
         _moe_block(r, spec, q, m, tp, ep, m * group, expert_imbalance)
     if tp > 1:
-        _allreduce(r, "allreduce_ffn", L_layers, m * h * ab / 8.0, tp)
+        _allreduce(r, "allreduce_ffn", L_layers, m * h * rb / 8.0, tp)
 
     # ---- head ---------------------------------------------------------------------------
     rows_out = B if phase == "prefill" else m  # prefill: the last position; decode: every new one
@@ -578,12 +578,12 @@ def _step_rows(
         "norm",
         1,
         weight=norm_weight,
-        act_in=bytes_of(rows_out * h, ab),
-        act_out=bytes_of(rows_out * h, ab),
+        act_in=bytes_of(rows_out * h, rb),
+        act_out=bytes_of(rows_out * h, rb),
     )
     r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q)
     if pp > 1:
-        r.add("pp_send", "collective", pp - 1, link_bytes=m * h * ab / 8.0, link_steps=1.0)
+        r.add("pp_send", "collective", pp - 1, link_bytes=m * h * rb / 8.0, link_steps=1.0)
     return r
 
 

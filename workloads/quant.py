@@ -256,6 +256,15 @@ class Quant:
         return self.act_bits / 8.0
 
     @property
+    def residual_bits(self) -> int:
+        """Bits per element of the residual stream (the hidden states between layers, the norms'
+        inputs and outputs, and the tensor- and pipeline-parallel transfers): at least 16. Engines
+        quantize a GEMM's input to 8 or 4 bits inside the GEMM's own kernel or just before it and
+        write its output in BF16 (vLLM's and TensorRT-LLM's FP8 and NVFP4 linear layers), so the
+        all-reduce after a row-parallel GEMM carries 16-bit values whatever the GEMM format."""
+        return max(int(self.act_bits), 16)
+
+    @property
     def kv_bytes(self) -> float:
         """Bytes per KV-cache element."""
         return self.kv_bits / 8.0

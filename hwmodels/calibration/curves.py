@@ -6,7 +6,9 @@ names the measured chips and the catalog devices that share them):
 - **GEMM**: a GEMM of ``m`` token rows reaches ``e_max * m / (m + m_half)`` of the dense
   peak of its format, streams its bytes at ``stream_efficiency`` of the memory bandwidth,
   and costs ``latency_us`` besides (its prologue and epilogue, and for FP8 and NVFP4 the
-  kernel that quantizes the activations and their scale factors);
+  kernel that quantizes the activations and their scale factors); that latency is charged
+  end to end only where the kernels were timed on the device alone
+  (``latency_is_device_time``), since a collector's per-call time also holds its launch;
 - **prefill attention**: a softmax attention whose queries attend ``keys`` keys on average
   reaches ``e_max * keys / (keys + keys_half)`` of the peak of its format (FlashAttention
   tiles are idle at short sequences), plus ``latency_us``;
@@ -169,6 +171,12 @@ def architecture(device: str) -> str | None:
         if device in entry["devices"]:
             return name
     return None
+
+
+def device_time_latency(arch: str) -> bool:
+    """Whether ``arch``'s kernels were timed on the device alone, so a GEMM curve's
+    ``latency_us`` is the kernel's own fill and drain and is charged end to end."""
+    return bool(architectures()[arch].get("latency_is_device_time", False))
 
 
 def gemm_curve(device: str, fmt: str) -> GemmCurve | None:

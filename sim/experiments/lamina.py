@@ -21,11 +21,11 @@ import pandas as pd
 
 from hwmodels import registry
 from hwmodels.device_spec import load_device
+from hwmodels.engine_config import engine_for, kv_capacity
 from hwmodels.placement import Placement
 from hwmodels.split import StageDurations, action_counts, bottleneck, step_time_s
 from roofline.estimate import estimate
 from sim.experiments import comparison
-from sim.serving.engine_config import engine_for, kv_capacity
 from workloads.graph import build_ops, kv_cache_bytes
 from workloads.model_spec import load_model
 from workloads.quant import Quant

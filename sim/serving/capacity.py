@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from hwmodels.calibration.params import framework_names, framework_terms
+from hwmodels.schedulers import running_tokens_per_seq
 from sim.serving.queueing import QueueEstimate, ServingQueue
-from sim.serving.schedulers import policy
 from sim.serving.serve import prepare, serve
 from workloads.errors import ConfigError
 from workloads.traces import make_trace
@@ -36,9 +36,7 @@ def approximate(
     pool = setup.pools["agg"]
     engines = pool.workers * pool.pp
     kv = setup.engine_kv["agg"]
-    # a reserving engine holds a request's whole output from admission, others its mean half
-    reserves = policy(setup.engine.scheduler).admission == "reserve_full"
-    per_seq = input_len + (output_len if reserves else output_len / 2)
+    per_seq = running_tokens_per_seq(setup.engine.scheduler, input_len, output_len)
     n_max = min(setup.engine.max_num_seqs, int(kv.tokens // per_seq))
     lag = framework_terms(setup.framework).output_lag_steps if setup.framework in framework_names() else 0.0
     queue = ServingQueue(

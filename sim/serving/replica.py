@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from sim.serving.engine_config import EngineConfig, KvCapacity
+from hwmodels.engine_config import EngineConfig, KvCapacity
+from hwmodels.schedulers import Policy
 from sim.serving.requests import Requests
-from sim.serving.schedulers import Policy
 from sim.serving.step_cost import StepPricer
 
 

@@ -29,14 +29,14 @@ import simpy
 
 from hwmodels.calibration.params import framework_names, framework_terms
 from hwmodels.device_spec import DeviceSpec
+from hwmodels.engine_config import EngineConfig, KvCapacity, engine_for, kv_capacity
 from hwmodels.placement import Placement
+from hwmodels.schedulers import policy
 from roofline.economics import Economics, usd_per_s
 from roofline.estimate import compute_device, mtp_expected_tokens
-from sim.serving.engine_config import EngineConfig, KvCapacity, engine_for, kv_capacity
 from sim.serving.metrics import request_metrics, weighted_percentiles
 from sim.serving.replica import Replica
 from sim.serving.requests import Requests
-from sim.serving.schedulers import policy
 from sim.serving.step_cost import StepPricer
 from workloads.errors import ConfigError
 from workloads.graph import check_parallelism, kv_bytes_per_token, kv_state_bytes_per_seq

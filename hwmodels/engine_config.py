@@ -1,6 +1,6 @@
 """An engine's batching limits and the KV-cache capacity it really gets.
 
-``sim/serving/engines.yaml`` holds each serving engine's defaults with their source.
+``hwmodels/calibration/engines.yaml`` holds each serving engine's defaults with their source.
 ``kv_capacity`` resolves the KV pool per device the way the engine does: from the
 device's memory, the engine's memory fraction, the weights on the device, the activation
 peak of its profiling pass at the token budget, and its runtime reserve. Most serving
@@ -67,8 +67,8 @@ class EngineConfig:
 
 @lru_cache(maxsize=1)
 def _engines() -> dict[str, EngineConfig]:
-    where = "sim/serving/engines.yaml"
-    raw = yaml.safe_load(files("sim.serving").joinpath("engines.yaml").read_text())
+    where = "hwmodels/calibration/engines.yaml"
+    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("engines.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
     out = {}

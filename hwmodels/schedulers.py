@@ -1,7 +1,8 @@
 """Scheduling policies: how each engine forms the batch of its next step.
 
 Each policy is named after the engine behaviour it follows; the replica
-(``sim/serving/replica.py``) plays it step by step.
+(``sim/serving/replica.py``) plays it step by step; the analytic paths (offline validation,
+``sim/serving/capacity.py``) use ``running_tokens_per_seq`` for the KV a running request holds.
 
 - ``static``: a batch of up to ``max_num_seqs`` waiting requests is prefilled together and
   decoded until its longest output ends; finished sequences keep their slot as padding and
@@ -69,3 +70,11 @@ def policy(name: str) -> Policy:
     if name not in POLICIES:
         raise unknown_name("scheduler", name, POLICIES)
     return POLICIES[name]
+
+
+def running_tokens_per_seq(scheduler: str, input_len: float, output_len: float) -> float:
+    """KV tokens one running request holds at steady state under ``scheduler``: its prompt plus
+    its whole output where admission reserves it (``reserve_full``), else plus half its output
+    (decoding progresses uniformly, so a running request is on average half done)."""
+    reserves = policy(scheduler).admission == "reserve_full"
+    return input_len + (output_len if reserves else output_len / 2.0)
