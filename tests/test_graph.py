@@ -319,3 +319,17 @@ def test_every_preset_builds_both_phases_over_a_sweep(name):
     for ops in (dec, pre):
         assert np.all(np.isfinite(ops.total("flops"))) and np.all(ops.total("flops") > 0)
         assert np.all(ops.total("kv_read_bytes") >= 0)
+
+
+def test_fp8_collectives_carry_the_16_bit_residual_stream():
+    """A W8A8 FP8 model quantizes GEMM inputs but keeps its hidden states in BF16: Llama-3.1-8B at
+    TP 2, 4 decode rows, all-reduces 2 x (2-1)/2 x 4 x 4096 x 2 bytes per layer, as in BF16."""
+    spec = load_model("llama-3.1-8b")
+    kw = dict(phase="decode", batch=4, tokens=1, context=100, tp=2)
+    fp8 = build_ops(spec, Quant.from_name("fp8"), **kw)
+    bf16 = build_ops(spec, Quant.from_name("bf16"), **kw)
+    i = list(fp8.name).index("allreduce_attn")
+    assert float(np.ravel(fp8.link_bytes[i])[0]) == pytest.approx(2 * 0.5 * 4 * 4096 * 2)
+    assert float(np.ravel(fp8.link_bytes[i])[0]) == float(
+        np.ravel(bf16.link_bytes[list(bf16.name).index("allreduce_attn")])[0]
+    )

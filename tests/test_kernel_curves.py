@@ -190,3 +190,43 @@ def test_cli_fits_the_shipped_kernels(tmp_path):
                 assert record["errors"][kind][arch][fmt]["in_sample"]["median_ape"] < 0.35
     assert record["errors"]["vidur_check"]["median_ape"] < 0.15
     assert 1.0 < record["format_speedup"]["fp8"] < 2.0 and 1.0 < record["format_speedup"]["fp4"] < 4.0
+
+
+def test_device_time_latency_is_charged_only_where_kernels_were_timed_alone():
+    """MI300X (cdna3) GEMMs were timed by aiter's profiler on the device alone, so a curve's 9 us
+    per call is the kernel's own and adds to each GEMM's overhead; the same curve on an H100 (a
+    collector's per-call time, launch included) adds nothing."""
+    ops = gemm_table(1.0, 8192.0, 8192.0, Quant.from_name("fp8"))
+    curve = {**CURVE, "latency_us": 9.0}
+    record = {"gemm": {"cdna3": {"fp8": curve}, "hopper-gh100": {"fp8": curve}}}
+    model = GpuCostModel()
+    with curves_overridden(record):
+        amd = model.estimate(ops, catalog()["mi300x"])
+        nvidia = model.estimate(ops, catalog()["h100-sxm"])
+    with curves_overridden({}):
+        amd_plain = model.estimate(ops, catalog()["mi300x"])
+        nvidia_plain = model.estimate(ops, catalog()["h100-sxm"])
+    assert float(amd.overhead_s.ravel()[0] - amd_plain.overhead_s.ravel()[0]) == pytest.approx(9e-6)
+    np.testing.assert_allclose(nvidia.overhead_s, nvidia_plain.overhead_s)
+    # the M = 1 GEMM streams its 64 MiB of FP8 weights at 0.8 of 5.3 TB/s
+    assert float(amd.memory_s.ravel()[0]) == pytest.approx((8192**2 + 2 * 8192) / (0.8 * 5.3e12), rel=1e-3)
+
+
+def test_allreduce_curves_are_fitted_per_link_type():
+    """The shipped all-reduce extract holds NVLink (aiconfigurator) and Infinity Fabric (RCCL on 8
+    MI300X) rows; each link gets its own curve, and an MI300X all-reduce is priced by its own."""
+    from roofline.kernel_fit import allreduce_links
+
+    rows = load_kernels("allreduce")
+    links = allreduce_links(rows)
+    assert set(links) == {"nvlink", "infinity_fabric"}
+    assert set(rows.loc[links == "infinity_fabric", "device"]) == {"mi300x"}
+    ops = allreduce_table(2.0**20, 8, Quant.from_name("bf16"))
+    record = {
+        "allreduce": {
+            "infinity_fabric": {"bw_efficiency": 0.5, "base_latency_us": 3.0, "step_latency_us": 0.2}
+        }
+    }
+    with curves_overridden(record):
+        cost = GpuCostModel().estimate(ops, catalog()["mi300x"], Placement(tp=8))
+    assert float(cost.link_s.ravel()[0]) == pytest.approx(2 * 7 / 8 * 2**20 / 224e9 + 5.8e-6, rel=1e-6)

@@ -215,3 +215,46 @@ def test_issue_bound_gemm_rate_is_below_every_tensor_width():
             continue
         rate = params_for("gpu", dev.device_class)["issue_bound_gemm_macs_per_lane_cycle"].value
         assert rate <= dev.peak("int8") / 2 / sm_rate, (dev.name, rate)
+
+
+def _offline(framework: str, notes: str = "") -> pd.Series:
+    return pd.Series(
+        {
+            "id": "t1",
+            "hardware": "h100-sxm",
+            "n_devices": 1,
+            "interconnect": "none",
+            "model": "llama-3.1-70b",
+            "precision": "fp8",
+            "framework": framework,
+            "phase": "offline",
+            "batch": float("nan"),
+            "input_len": 128,
+            "output_len": 2048,
+            "tp": 1,
+            "pp": 1,
+            "metric": "output_tokens_per_s",
+            "value": 1000.0,
+            "unit": "tokens/s",
+            "source": "test",
+            "notes": notes,
+            "framework_version": "",
+            "dataset": float("nan"),
+        }
+    )
+
+
+def test_offline_batch_follows_the_engine_rules():
+    """Llama-3.1-70B FP8 (70.6 GB) on one H100 SXM (85.9 GB): TensorRT-LLM takes 0.9 of the memory
+    the loaded engine leaves free, vLLM 0.9 of all memory less the weights, so TensorRT-LLM's pool is
+    the larger; TensorRT-LLM reserves each request's whole output (128 + 2048 tokens), vLLM holds
+    half on average (128 + 1024) and runs at most 256 sequences unless the row states
+    ``--max-num-seqs``."""
+    from roofline.validation import offline_kv_tokens, offline_max_batch
+
+    trt, vllm = resolve(_offline("tensorrt-llm")), resolve(_offline("vllm"))
+    assert offline_kv_tokens(trt) > offline_kv_tokens(vllm) > 0
+    assert offline_max_batch(trt) == offline_kv_tokens(trt) // 2176
+    assert offline_max_batch(vllm) == min(256, offline_kv_tokens(vllm) // 1152)
+    stated = resolve(_offline("vllm", "benchmark_throughput.py --max-num-seqs 4 --num-prompts 100"))
+    assert stated.max_num_seqs == 4 and offline_max_batch(stated) == 4 < offline_max_batch(vllm)
