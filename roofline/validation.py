@@ -434,14 +434,6 @@ def _estimate(c: Condition, batch: Any):
     )
 
 
-def _fits(c: Condition, batch: Any, e) -> np.ndarray:
-    """Whether weights and KV cache fit: at steady state in the engine's KV pool for offline
-    rows, at the final context of a static batch otherwise."""
-    if c.phase != "offline":
-        return np.asarray(e.fits)
-    return np.asarray(batch) <= offline_max_batch(c)
-
-
 def operating_point(c: Condition) -> Condition:
     """``c`` with its batch: an offline row that states none gets ``offline_batch`` (raises
     ``HwsimError`` when not even batch 1 fits); other rows are returned as they are."""
@@ -453,7 +445,7 @@ def operating_point(c: Condition) -> Condition:
 def offline_batch(c: Condition) -> int:
     """The maximum-throughput batch whose steady-state memory fits the framework's share."""
     e = _estimate(c, OFFLINE_BATCHES)
-    fits = _fits(c, e.batch, e)
+    fits = e.batch <= offline_max_batch(c)
     if not fits.any():
         raise HwsimError("does not fit at batch 1")
     rate = np.where(fits, e.batch * e.output_len / e.e2e_s, -np.inf)
@@ -482,7 +474,9 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
         except HwsimError as exc:
             return None, str(exc)
     e = _estimate(c, batch)
-    if not bool(_fits(c, batch, e)):
+    # an offline batch is within its engine's pool (chosen so, or stated: the engine ran it);
+    # then only the weights must leave room for the KV cache
+    if not (offline_kv_tokens(c) > 0 if c.phase == "offline" else bool(e.fits)):
         short = float(e.memory_bytes) - catalog()[c.device].memory.capacity_bytes
         return (
             None,
