@@ -45,7 +45,7 @@ from hwmodels.device_spec import catalog
 from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity
 from hwmodels.placement import Placement
 from hwmodels.schedulers import running_tokens_per_seq
-from roofline.estimate import estimate
+from roofline.estimate import estimate, kv_cache_bytes, weight_bytes
 from roofline.intervals import row_features, row_range
 from workloads.errors import ConfigError, DoesNotFitError, HwsimError
 from workloads.files import is_file
@@ -473,17 +473,18 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
             batch = offline_batch(c)
         except HwsimError as exc:
             return None, str(exc)
-    e = _estimate(c, batch)
-    # an offline batch is within its engine's pool (chosen so, or stated: the engine ran it);
-    # then only the weights must leave room for the KV cache
-    if not (offline_kv_tokens(c) > 0 if c.phase == "offline" else bool(e.fits)):
-        short = float(e.memory_bytes) - catalog()[c.device].memory.capacity_bytes
+    waves = engine_waves(c, batch)
+    if not waves:
+        short = static_batch_bytes(c, batch) - catalog()[c.device].memory.capacity_bytes
         return (
             None,
             f"does not fit in device memory (short by {short / 1e9:.1f} GB): needs offload (event path)",
         )
+    runs = [(n, _estimate(c, size)) for size, n in waves]
+    e = runs[0][1]
+    e2e = sum(n * float(run.e2e_s) for n, run in runs)
     replicas = c.n_devices // (c.tp * c.pp)
-    system_rate = replicas * batch * c.output_len / float(e.e2e_s)
+    system_rate = replicas * batch * c.output_len / e2e
     value = {
         "output_tokens_per_s": system_rate,
         "output_tokens_per_s_per_device": system_rate / c.n_devices,
@@ -491,11 +492,41 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
         "prefill_tokens_per_s": float(e.prefill_tokens_per_s),
         "ttft_s": float(e.ttft_s),
         "tpot_s": float(e.tpot_s),
-        "e2e_s": float(e.e2e_s),
+        "e2e_s": e2e,
         "j_per_token": float(e.energy_j_per_token),
         "requests_per_s": system_rate / c.output_len,
     }[c.metric]
     return value, ""
+
+
+def static_batch_bytes(c: Condition, batch: int) -> float:
+    """Bytes per device of a measured static batch: weights and the KV cache at the final
+    context. The prefill workspace is left out: the run was measured, so the framework fitted
+    it (chunked or recomputed prefill); the estimate itself still counts it."""
+    spec, quant = load_model(c.model), Quant.from_name(c.precision)
+    kv = kv_cache_bytes(spec, quant, batch, c.input_len + c.output_len, c.tp, c.pp)
+    return float(weight_bytes(spec, quant, c.tp, c.pp) + kv)
+
+
+def engine_waves(c: Condition, batch: int) -> list[tuple[int, int]]:
+    """How a row's batch runs, as (sequences, times): at once when it holds; an engine with a
+    paged KV pool (vLLM, TensorRT-LLM, SGLang) given more equal requests than its pool holds
+    runs them in waves of as many as fit, each to its end; [] when not one sequence fits.
+
+    Offline rows are within their engine's pool (chosen so, or stated: the engine ran them)
+    once the weights leave room for KV blocks."""
+    if c.phase == "offline":
+        return [(batch, 1)] if offline_kv_tokens(c) > 0 else []
+    if static_batch_bytes(c, batch) <= catalog()[c.device].memory.capacity_bytes:
+        return [(batch, 1)]
+    engine = offline_engine(c)
+    if not c.framework or engine.scheduler == "static":
+        return []
+    size = min(c.max_num_seqs or engine.max_num_seqs, offline_kv_tokens(c) // (c.input_len + c.output_len))
+    if size < 1:
+        return []
+    full, rest = divmod(batch, size)
+    return [(size, full)] + ([(rest, 1)] if rest else [])
 
 
 def validate_frame(frame: pd.DataFrame, serving: ServingPredictor | None = None) -> pd.DataFrame:
