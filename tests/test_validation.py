@@ -258,3 +258,26 @@ def test_offline_batch_follows_the_engine_rules():
     assert offline_max_batch(vllm) == min(256, offline_kv_tokens(vllm) // 1152)
     stated = resolve(_offline("vllm", "benchmark_throughput.py --max-num-seqs 4 --num-prompts 100"))
     assert stated.max_num_seqs == 4 and offline_max_batch(stated) == 4 < offline_max_batch(vllm)
+
+
+def test_a_batch_beyond_the_engines_pool_runs_in_waves():
+    """64 requests of 1024 + 1024 tokens of Llama-2-7B FP16 (0.5 MiB of KV per token) on an A100
+    40 GB under vLLM: the pool is 0.9 x 42.95 GB less 13.48 GB of weights, 0.53 GB of activations
+    and 1.5 GB of reserve = 23.14 GB, 44,144 tokens, so 21 sequences of 2048 tokens at once: three
+    waves of 21 and one of 1. The batch's end-to-end time is their sum."""
+    from roofline.validation import engine_waves, predict
+
+    row = {
+        **_offline("vllm-v0").to_dict(),
+        **{"hardware": "a100-sxm-40gb", "model": "llama-2-7b", "precision": "fp16", "phase": "e2e"},
+        **{"input_len": 1024, "output_len": 1024, "metric": "e2e_s"},
+    }
+
+    def at(**change):
+        return resolve(pd.Series({**row, **change}))
+
+    assert engine_waves(at(batch=64.0), 64) == [(21, 3), (1, 1)]
+    wave, last = predict(at(batch=21.0))[0], predict(at(batch=1.0))[0]
+    assert predict(at(batch=64.0))[0] == pytest.approx(3 * wave + last, rel=1e-9)
+    # a framework without a paged pool cannot run it
+    assert engine_waves(at(batch=64.0, framework="hf-accelerate"), 64) == []
