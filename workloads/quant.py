@@ -258,11 +258,15 @@ class Quant:
     @property
     def residual_bits(self) -> int:
         """Bits per element of the residual stream (the hidden states between layers, the norms'
-        inputs and outputs, and the tensor- and pipeline-parallel transfers): at least 16. Engines
-        quantize a GEMM's input to 8 or 4 bits inside the GEMM's own kernel or just before it and
+        inputs and outputs, and the tensor- and pipeline-parallel transfers). With narrow float
+        activations (FP8, FP4) engines quantize a GEMM's input just before or inside the GEMM and
         write its output in BF16 (vLLM's and TensorRT-LLM's FP8 and NVFP4 linear layers), so the
-        all-reduce after a row-parallel GEMM carries 16-bit values whatever the GEMM format."""
-        return max(int(self.act_bits), 16)
+        stream and the all-reduce after a row-parallel GEMM stay 16-bit. Integer activations keep
+        their width: the accelerators hwsim runs them on (FlightLLM's FPGA, mllm-NPU) keep the
+        hidden states in INT8."""
+        if self.act.startswith("fp") and self.act_bits < 16:
+            return 16
+        return int(self.act_bits)
 
     @property
     def kv_bytes(self) -> float:
