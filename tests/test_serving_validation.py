@@ -58,3 +58,15 @@ def test_sources_group_campaigns_and_mlperf_submitters():
         serving_source("mlcommons/inference_results_v5.1 closed/RedHat/results/XE8640/llama3.1-8b")
         == "mlcommons/inference_results_v5.1 closed/RedHat"
     )
+
+
+def test_per_sequence_host_time_adds_per_running_sequence():
+    """``seq_overhead_us`` is host time per running sequence per step: 30 us over 64 sequences adds
+    1.92 ms to a 0.25 ms step; the serving fit searches it for Python-scheduled engines only."""
+    from hwmodels.calibration.params import framework_overridden, framework_terms
+    from sim.serving.calibrate import SEQ_OVERHEAD_GRID_US, host_grid
+
+    with framework_overridden("vllm", {"step_overhead_us": 250.0, "seq_overhead_us": 30.0}):
+        assert framework_terms("vllm").host_step_s(64) == pytest.approx(250e-6 + 64 * 30e-6)
+    assert {seq for _, seq in host_grid("tensorrt-llm")} == {0.0}
+    assert {seq for _, seq in host_grid("vllm")} == set(SEQ_OVERHEAD_GRID_US)

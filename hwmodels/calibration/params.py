@@ -273,14 +273,14 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
 
 
 def _with_terms(terms: FrameworkTerms, values: Mapping[str, float]) -> FrameworkTerms:
-    """``terms`` with fitted serving values (``step_overhead_us`` in microseconds)."""
-    fields = {"step_overhead_s" if k == "step_overhead_us" else k: float(v) for k, v in values.items()}
-    if "step_overhead_s" in fields:
-        fields["step_overhead_s"] *= 1e-6
+    """``terms`` with fitted serving values (``step_overhead_us`` and ``seq_overhead_us`` in
+    microseconds)."""
+    seconds = {"step_overhead_us": "step_overhead_s", "seq_overhead_us": "seq_overhead_s"}
+    fields = {seconds.get(k, k): float(v) * (1e-6 if k in seconds else 1.0) for k, v in values.items()}
     return replace(terms, **fields)
 
 
-SERVING_FITTABLE = ("step_overhead_us", "output_lag_steps")
+SERVING_FITTABLE = ("step_overhead_us", "seq_overhead_us", "output_lag_steps")
 """Framework terms a serving fit may set (``hwsim calibrate``, ``sim/serving/calibrate.py``)."""
 SERVING_FITTED = "serving_fitted.yaml"
 

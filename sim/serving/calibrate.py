@@ -1,10 +1,12 @@
 """Fit the serving frameworks' global terms on the measured ``server`` rows.
 
-Per framework with enough rows, two terms of ``hwmodels/calibration/frameworks.yaml``:
-``step_overhead_us`` (host time per engine step) and ``output_lag_steps`` (steps between a
-token leaving the engine and reaching a streaming client). Both are fitted by a grid search
+Per framework with enough rows, three terms of ``hwmodels/calibration/frameworks.yaml``:
+``step_overhead_us`` (host time per engine step), ``seq_overhead_us`` (host time per running
+sequence per step: scheduling, input preparation, sampling and detokenization, which grow with
+the batch in Python-scheduled engines) and ``output_lag_steps`` (steps between a token leaving
+the engine and reaching a streaming client). All are fitted by a grid search
 that minimises the mean squared log error of the rows' TTFT, TPOT and end-to-end means (each
-row's simulation, ``sim.serving.validation``, is run once per step overhead; the lag only
+row's simulation, ``sim.serving.validation``, is run once per host-time point; the lag only
 shifts client-side times, so every lag value is scored from the same runs). The grid makes
 leave-one-source-out exact and cheap: each held-out source gets the grid point that fits the
 others best, and its rows are scored at that point. A framework whose best point lies on the
@@ -37,6 +39,12 @@ from workloads.errors import HwsimError
 STEP_OVERHEAD_GRID_US = (0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
 """Host time per step, us: from none (fully overlapped scheduling) to 4 ms (Python engines
 with no CUDA graphs)."""
+SEQ_OVERHEAD_GRID_US = (0.0, 15.0, 30.0, 60.0)
+"""Host time per running sequence per step, us, for Python-scheduled engines (vLLM, SGLang): from
+none to 60 us (vLLM V0's per-sequence scheduling and output processing)."""
+CPP_SCHEDULED = ("tensorrt-llm", "tensorrt-llm-0.6")
+"""Engines whose batch scheduler runs in C++ (TensorRT-LLM's executor): no per-sequence host time
+is fitted (``seq_overhead_us`` stays 0)."""
 OUTPUT_LAG_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 """Steps a token takes to reach a streaming client: 0 (synchronous) to 3."""
 FIT_METRICS = ("ttft_s", "tpot_s", "e2e_s")
@@ -78,18 +86,26 @@ def serving_source(source: str) -> str:
     return words[0]
 
 
+def host_grid(framework: str) -> list[tuple[float, float]]:
+    """The (step overhead, per-sequence overhead) points, us, searched for ``framework``."""
+    seq = (0.0,) if framework in CPP_SCHEDULED else SEQ_OVERHEAD_GRID_US
+    return [(step, per_seq) for step in STEP_OVERHEAD_GRID_US for per_seq in seq]
+
+
 def _predictions(rows: pd.DataFrame, say: Callable[[str], None]) -> np.ndarray:
-    """Predicted value of every row at every (step overhead, lag) grid point: (steps, lags, rows)."""
+    """Predicted value of every row at every (host time, lag) grid point: (hosts, lags, rows)."""
     from sim.serving.validation import _simulate_result
 
-    preds = np.full((len(STEP_OVERHEAD_GRID_US), len(OUTPUT_LAG_GRID), len(rows)), np.nan)
     framework = rows["framework"].iloc[0]
+    grid = host_grid(framework)
+    preds = np.full((len(grid), len(OUTPUT_LAG_GRID), len(rows)), np.nan)
     conds: dict[str, Any] = {}
     for k, (_, r) in enumerate(rows.iterrows()):
         conds.setdefault(r["id"].split("-")[0] + repr(r["cond"].serving), []).append((k, r))
-    for i, step_us in enumerate(STEP_OVERHEAD_GRID_US):
-        say(f"  {framework}: step overhead {step_us:g} us ({len(conds)} runs)")
-        with framework_overridden(framework, {"step_overhead_us": step_us, "output_lag_steps": 0.0}):
+    for i, (step_us, seq_us) in enumerate(grid):
+        say(f"  {framework}: step overhead {step_us:g} us, {seq_us:g} us per sequence ({len(conds)} runs)")
+        terms = {"step_overhead_us": step_us, "seq_overhead_us": seq_us, "output_lag_steps": 0.0}
+        with framework_overridden(framework, terms):
             for members in conds.values():
                 result = _simulate_result(members[0][1]["cond"])
                 if isinstance(result, str):
@@ -146,12 +162,17 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
         measured = group["measured"].to_numpy()
         metrics = group["metric"].to_numpy()
         everything = np.ones(len(group), dtype=bool)
+        grid = host_grid(framework)
         i, j = np.unravel_index(np.nanargmin(_loss(preds, measured, everything)), preds.shape[:2])
-        if i in (0, len(STEP_OVERHEAD_GRID_US) - 1) or j == len(OUTPUT_LAG_GRID) - 1:
-            at = (STEP_OVERHEAD_GRID_US[i], OUTPUT_LAG_GRID[j])
+        step_us, seq_us = grid[i]
+        edge = step_us in (STEP_OVERHEAD_GRID_US[0], STEP_OVERHEAD_GRID_US[-1]) or (
+            seq_us == SEQ_OVERHEAD_GRID_US[-1]
+        )
+        if edge or j == len(OUTPUT_LAG_GRID) - 1:
             say(
-                f"{framework}: not fitted: the best point (step {at[0]:g} us, lag {at[1]:g} steps) is at the "
-                "edge of the plausible range, so these terms do not explain the rows' error"
+                f"{framework}: not fitted: the best point (step {step_us:g} us, {seq_us:g} us per sequence, lag "
+                f"{OUTPUT_LAG_GRID[j]:g} steps) is at the edge of the plausible range, so these terms do not "
+                "explain the rows' error"
             )
             record["errors"][framework] = {"not_fitted": "optimum at the edge of the plausible range"}
             record["errors"][framework].update(_summary(_ape(preds[i, j], measured), metrics))
@@ -165,7 +186,8 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
             a, b = np.unravel_index(np.nanargmin(_loss(preds, measured, ~held)), preds.shape[:2])
             loso[held] = _ape(preds[a, b, held], measured[held])
         values = {
-            "step_overhead_us": float(STEP_OVERHEAD_GRID_US[i]),
+            "step_overhead_us": float(step_us),
+            "seq_overhead_us": float(seq_us),
             "output_lag_steps": float(OUTPUT_LAG_GRID[j]),
         }
         record["frameworks"][framework] = values
@@ -186,4 +208,8 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
 def fitted_terms(framework: str) -> dict[str, float]:
     """The serving terms a framework runs with now (fitted where a fit exists)."""
     t = framework_terms(framework)
-    return {"step_overhead_us": t.step_overhead_s * 1e6, "output_lag_steps": t.output_lag_steps}
+    return {
+        "step_overhead_us": t.step_overhead_s * 1e6,
+        "seq_overhead_us": t.seq_overhead_s * 1e6,
+        "output_lag_steps": t.output_lag_steps,
+    }
