@@ -266,6 +266,7 @@ def resolve(row: pd.Series) -> Condition | str:
         serving = _serving_settings(row, n_devices, tp, pp)
         if isinstance(serving, str):
             return serving
+        tp = serving.pop("tp", tp)
     if lengths and (lin is None or lout is None) and phase in ("offline", "server"):
         mean_in, mean_out = load_lengths(lengths).mean()
         lin = round(mean_in) if lin is None else lin
@@ -349,6 +350,12 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
                 return f"disaggregated row without {key}"
             pools[key] = value
         settings.update(pools)
+        return settings
+    dp = _int_or_none(row.get("dp")) or 1
+    if tp * pp * ep > n_devices and ep == tp == dp and pp == 1:
+        # TensorRT-LLM's and SGLang's attention data parallelism: every rank runs attention for
+        # its own requests and the experts are split over the same ranks (hwsim: tp 1, ep n)
+        settings.update(ep=ep, tp=1, attention_dp=True)
         return settings
     if tp * pp * ep > n_devices:
         return (

@@ -70,3 +70,14 @@ def test_per_sequence_host_time_adds_per_running_sequence():
         assert framework_terms("vllm").host_step_s(64) == pytest.approx(250e-6 + 64 * 30e-6)
     assert {seq for _, seq in host_grid("tensorrt-llm")} == {0.0}
     assert {seq for _, seq in host_grid("vllm")} == set(SEQ_OVERHEAD_GRID_US)
+
+
+def test_attention_data_parallel_rows_run_experts_over_the_same_ranks():
+    """TensorRT-LLM's tp 8, ep 8 with attention DP 8 on 8 GPUs is hwsim's tp 1, ep 8 with
+    attention data parallelism (every rank attends its own requests, experts split over the same
+    ranks); tp 8, ep 4 without it (MoE tensor x expert parallel inside the tp group) is refused."""
+    frame = load_measured().set_index("id")
+    dp_row = resolve(frame.loc["s275"].rename("s275").to_frame().T.reset_index(names="id").iloc[0])
+    assert (dp_row.tp, dp_row.n_devices, dp_row.serving["ep"], dp_row.serving["attention_dp"]) == (1, 8, 8, True)
+    mixed = resolve(frame.loc["s281"].rename("s281").to_frame().T.reset_index(names="id").iloc[0])
+    assert isinstance(mixed, str) and "not modelled" in mixed

@@ -130,7 +130,13 @@ def _simulate_result(c: Condition):
             decode_tp=s["decode_tp"],
         )
     else:
-        config.update(tp=c.tp, pp=c.pp, ep=s.get("ep", 1), n_devices=c.n_devices)
+        config.update(
+            tp=c.tp,
+            pp=c.pp,
+            ep=s.get("ep", 1),
+            attention_dp=s.get("attention_dp", False),
+            n_devices=c.n_devices,
+        )
     try:
         trace = row_trace(c)
         if s.get("prefix_groups"):
