@@ -78,6 +78,11 @@ def test_attention_data_parallel_rows_run_experts_over_the_same_ranks():
     ranks); tp 8, ep 4 without it (MoE tensor x expert parallel inside the tp group) is refused."""
     frame = load_measured().set_index("id")
     dp_row = resolve(frame.loc["s275"].rename("s275").to_frame().T.reset_index(names="id").iloc[0])
-    assert (dp_row.tp, dp_row.n_devices, dp_row.serving["ep"], dp_row.serving["attention_dp"]) == (1, 8, 8, True)
+    assert (dp_row.tp, dp_row.n_devices, dp_row.serving["ep"], dp_row.serving["attention_dp"]) == (
+        1,
+        8,
+        8,
+        True,
+    )
     mixed = resolve(frame.loc["s281"].rename("s281").to_frame().T.reset_index(names="id").iloc[0])
     assert isinstance(mixed, str) and "not modelled" in mixed
