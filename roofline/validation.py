@@ -14,7 +14,8 @@ Operating points:
   (``hwmodels/calibration/engines.yaml``, resolved as the engine does: vLLM and SGLang take
   a share of all memory, TensorRT-LLM a share of what the loaded engine leaves free); at
   steady state a running sequence holds its prompt and half its output on average;
-- ``server`` rows are not covered until the serving simulator exists;
+- ``server`` rows are simulated as request streams by the serving simulator, which a layer
+  above passes in (``ServingPredictor``);
 - ``kernel`` rows price one operator of the op graph (``kernel_ops`` in the alias table).
 
 Metrics: ``output_tokens_per_s`` = batch x output_len / e2e for the system;
@@ -203,7 +204,7 @@ class Condition:
     """A length distribution of ``workloads/lengths`` (the row's dataset), or None for fixed lengths."""
     serving: dict[str, Any] | None = None
     """For a ``server`` row: the serving run's settings (``concurrency`` or ``request_rate``,
-    ``dp``, ``ep``, ``mode`` and the disaggregated pools, ``max_batched_tokens``)."""
+    ``ep``, ``attention_dp``, ``mode`` and the disaggregated pools, ``max_batched_tokens``)."""
     max_num_seqs: int | None = None
     """The engine's limit on running sequences when the row states it (``--max-num-seqs N`` in
     its notes); None keeps the engine's default."""
@@ -313,8 +314,6 @@ def _stated_max_num_seqs(notes: Any) -> int | None:
 
 def _dataset_lengths(dataset: Any) -> str | None:
     """The shipped length distribution a row's ``dataset`` names (alias rules), or None."""
-    import re
-
     if dataset is None or (isinstance(dataset, float) and math.isnan(dataset)):
         return None
     for rule in aliases().get("dataset", []):
@@ -450,7 +449,7 @@ def operating_point(c: Condition) -> Condition:
 
 
 def offline_batch(c: Condition) -> int:
-    """The maximum-throughput batch whose steady-state memory fits the framework's share."""
+    """The maximum-throughput batch within the engine's limits (``offline_max_batch``)."""
     e = _estimate(c, OFFLINE_BATCHES)
     fits = e.batch <= offline_max_batch(c)
     if not fits.any():
