@@ -5,7 +5,8 @@ without the row's source; the residual of a row is ``r = log(measured / predicte
 group of rows, ``hwmodels/calibration/intervals_fitted.yaml`` keeps the row count, the 10th and
 90th percentiles of ``r`` and its half-width ``h``, the 80th percentile of ``|r|``. A
 prediction's range is its value times ``exp(-h)`` to ``exp(h)``, with ``h`` from the first
-group of its own that holds at least ``MIN_ROWS`` rows (``LEVELS``):
+group of its own that holds at least ``MIN_ROWS`` rows, no more than ``MAX_SOURCE_SHARE`` of
+them from one source (``LEVELS``; the coarsest level takes any source mix):
 
 1. (device class, phase, framework, weight format),
 2. (device class, phase),
@@ -61,6 +62,10 @@ if TYPE_CHECKING:
 
 MIN_ROWS = 12
 """A group gives a range only with at least this many rows (fewer: the next coarser group)."""
+MAX_SOURCE_SHARE = 0.8
+"""A group below the coarsest level gives a range only when its largest source holds at most
+this share of its rows (more: the next coarser group): a group that is mostly one source
+measures how tightly that source agrees with itself, not how far a new source may fall."""
 LEVELS = (("device_class", "phase", "framework", "format"), ("device_class", "phase"), ("phase",))
 """Group keys, finest first."""
 KEYS = LEVELS[0]
@@ -138,14 +143,17 @@ def device_point(device: DeviceSpec, quant: Quant) -> tuple[float, float]:
 
 
 def fit_table(rows: pd.DataFrame) -> dict[tuple, Group]:
-    """The groups of ``rows`` with at least ``MIN_ROWS`` rows, at every level.
+    """The groups of ``rows`` with at least ``MIN_ROWS`` rows, at every level, and below the
+    coarsest level no more than ``MAX_SOURCE_SHARE`` of them from one source.
 
     ``rows`` has the columns of ``KEYS`` (framework ``none`` where a row names none), ``SPAN``
-    (SI units) and ``log_ratio``, the time-oriented ``log(measured / predicted)``."""
+    (SI units), ``source`` and ``log_ratio``, the time-oriented ``log(measured / predicted)``."""
     table: dict[tuple, Group] = {}
     for level in LEVELS:
         for values, group in rows.groupby(list(level)):
             if len(group) < MIN_ROWS:
+                continue
+            if level != LEVELS[-1] and group["source"].value_counts().iloc[0] > MAX_SOURCE_SHARE * len(group):
                 continue
             named = dict(zip(level, values, strict=True))
             r = group["log_ratio"].to_numpy()

@@ -31,7 +31,8 @@ RANGE_KEYS = [f"{k}_{end}" for k in ESTIMATE_RANGES for end in ("low", "high")]
 
 
 def _rows(n, log_ratio, **fields):
-    """``n`` fit rows of one group: the given key fields, a fixed operating point, ``log_ratio``."""
+    """``n`` fit rows of one group: the given key fields, a fixed operating point, ``log_ratio``,
+    from two sources in turn (unless ``source`` is given)."""
     base = {
         "device_class": "datacenter-gpu",
         "phase": "decode",
@@ -41,9 +42,13 @@ def _rows(n, log_ratio, **fields):
         "context": 1024.0,
         "peak_flop_per_s": 1e15,
         "mem_bw_bytes_per_s": 3e12,
-        "source": "s",
     }
-    return pd.DataFrame([{**base, **fields, "log_ratio": r} for r in np.broadcast_to(log_ratio, n)])
+    return pd.DataFrame(
+        [
+            {**base, "source": f"s{i % 2}", **fields, "log_ratio": r}
+            for i, r in enumerate(np.broadcast_to(log_ratio, n))
+        ]
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -125,6 +130,22 @@ def test_group_fallback_on_a_hand_built_table():
     assert out["tpot_s_high"] == pytest.approx(e.tpot_s * np.exp(h))
     assert out["decode_tokens_per_s_low"] == pytest.approx(e.decode_tokens_per_s * np.exp(-h))
     assert np.isnan(out["ttft_s_low"]) and np.isnan(out["energy_j_per_token_high"])
+
+
+def test_a_group_that_is_mostly_one_source_defers_to_a_coarser_one():
+    """Twenty vLLM decode rows, 17 from one source (85% > ``MAX_SOURCE_SHARE`` = 0.8): neither the
+    fine group nor (datacenter-gpu, decode) gives a range; (decode), the coarsest level, does, from
+    all twenty. With 16 from that source (80%) the fine group gives its own."""
+    from roofline.intervals import MAX_SOURCE_SHARE
+
+    assert MAX_SOURCE_SHARE == 0.8
+    rows = pd.concat([_rows(17, 0.1, source="big"), _rows(3, 0.5, source="small")])
+    table = fit_table(rows)
+    key = {"device_class": "datacenter-gpu", "phase": "decode", "framework": "vllm", "format": "w16"}
+    assert set(table) == {(None, "decode", None, None)}
+    assert choose(table, key).rows == 20
+    table = fit_table(pd.concat([_rows(16, 0.1, source="big"), _rows(4, 0.5, source="small")]))
+    assert choose(table, key) is table[("datacenter-gpu", "decode", "vllm", "w16")]
 
 
 def test_a_biased_group_still_contains_the_prediction():
