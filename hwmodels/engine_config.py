@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from hwmodels.device_spec import DeviceSpec
+from hwmodels.schedulers import running_tokens_per_seq
 from workloads.errors import ConfigError, DoesNotFitError, unknown_name
 from workloads.graph import activation_peak_bytes, kv_bytes_per_token, kv_state_bytes_per_seq, weight_bytes
 from workloads.model_spec import ModelSpec
@@ -195,3 +196,18 @@ def kv_capacity(
         kv_bytes=blocks * block_bytes,
         rule=rule,
     )
+
+
+def steady_batch(
+    engine: EngineConfig,
+    kv_tokens: float,
+    input_len: float,
+    output_len: float,
+    max_num_seqs: int | None = None,
+) -> int:
+    """The most requests ``engine`` runs at once at steady state: its KV pool (``kv_tokens`` per
+    replica) over the tokens one running request holds (``running_tokens_per_seq``: TensorRT-LLM
+    reserves the whole output at admission, others hold half on average), capped by
+    ``max_num_seqs`` (default: the engine's)."""
+    per_seq = running_tokens_per_seq(engine.scheduler, input_len, output_len)
+    return min(max_num_seqs or engine.max_num_seqs, int(kv_tokens // per_seq))

@@ -43,9 +43,8 @@ import yaml
 from hwmodels import registry
 from hwmodels.calibration.params import framework_names, framework_terms
 from hwmodels.device_spec import catalog
-from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity
+from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity, steady_batch
 from hwmodels.placement import Placement
-from hwmodels.schedulers import running_tokens_per_seq
 from roofline.estimate import estimate, kv_cache_bytes, weight_bytes
 from roofline.intervals import row_features, row_range
 from workloads.errors import ConfigError, DoesNotFitError, HwsimError
@@ -416,12 +415,9 @@ def offline_kv_tokens(c: Condition) -> int:
 
 
 def offline_max_batch(c: Condition) -> int:
-    """The most sequences the engine runs at once at steady state: its KV pool over the tokens
-    one running request holds (``running_tokens_per_seq``: TensorRT-LLM reserves the whole
-    output at admission), capped by its ``max_num_seqs`` (or the row's stated one)."""
-    engine = offline_engine(c)
-    per_seq = running_tokens_per_seq(engine.scheduler, c.input_len, c.output_len)
-    return min(c.max_num_seqs or engine.max_num_seqs, int(offline_kv_tokens(c) // per_seq))
+    """The most sequences the row's engine runs at once at steady state (``steady_batch``), capped
+    by its ``max_num_seqs`` or the row's stated one."""
+    return steady_batch(offline_engine(c), offline_kv_tokens(c), c.input_len, c.output_len, c.max_num_seqs)
 
 
 def _estimate(c: Condition, batch: Any):

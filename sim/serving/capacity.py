@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hwmodels.calibration.params import framework_names, framework_terms
-from hwmodels.schedulers import running_tokens_per_seq
+from hwmodels.engine_config import steady_batch
 from sim.serving.queueing import QueueEstimate, ServingQueue
 from sim.serving.serve import prepare, serve
 from workloads.errors import ConfigError
@@ -36,8 +36,7 @@ def approximate(
     pool = setup.pools["agg"]
     engines = pool.workers * pool.pp
     kv = setup.engine_kv["agg"]
-    per_seq = running_tokens_per_seq(setup.engine.scheduler, input_len, output_len)
-    n_max = min(setup.engine.max_num_seqs, int(kv.tokens // per_seq))
+    n_max = steady_batch(setup.engine, kv.tokens, input_len, output_len)
     lag = framework_terms(setup.framework).output_lag_steps if setup.framework in framework_names() else 0.0
     queue = ServingQueue(
         setup.pricers["agg"], input_len, output_len, setup.engine.max_num_batched_tokens, n_max, lag
