@@ -58,15 +58,31 @@ class Chunk:
         return f"part-{self.index:07d}"
 
 
-def _design_columns(chunk: Chunk) -> dict[str, Any]:
-    """The chunk's design (one value each, which a DataFrame broadcasts over the rows) and axes."""
-    return {**chunk.design, **{k: np.asarray(v) for k, v in chunk.axes.items()}}
+def _frame(chunk: Chunk, columns: dict[str, Any]) -> pd.DataFrame:
+    """The chunk's rows: its design (one value each, repeated over the rows), its axes and
+    ``columns`` (arrays of one value per point), built in one piece."""
+    n = chunk.n
+    design = {
+        k: np.full(n, v, dtype=object if isinstance(v, str) or v is None else None)
+        for k, v in chunk.design.items()
+    }
+    return pd.DataFrame({**design, **{k: np.asarray(v) for k, v in chunk.axes.items()}, **columns})
+
+
+def _unpriced(n: int, error: str) -> dict[str, np.ndarray]:
+    """The metric columns of ``n`` points that cannot be priced, with the reason."""
+    return {
+        **{m: np.full(n, np.nan) for m in METRICS},
+        "bound": np.full(n, "", dtype=object),
+        "fits": np.zeros(n, dtype=bool),
+        "shortfall_bytes": np.full(n, np.nan),
+        "error": np.full(n, error, dtype=object),
+    }
 
 
 def price_analytic(chunk: Chunk) -> pd.DataFrame:
     """Every point of an analytic chunk, in one vectorized estimate."""
     d = chunk.design
-    cols = _design_columns(chunk)
     try:
         if d.get("system"):
             system = load_system(d["system"])
@@ -97,32 +113,26 @@ def price_analytic(chunk: Chunk) -> pd.DataFrame:
             economics=Economics(basis=d["price_basis"]),
         )
     except HwsimError as exc:
-        frame = pd.DataFrame(cols)
-        for m in METRICS:
-            frame[m] = np.nan
-        frame["bound"] = ""
-        frame["fits"] = False
-        frame["shortfall_bytes"] = np.nan
-        frame["error"] = str(exc).splitlines()[0]
-        return frame
-    frame = pd.DataFrame(cols)
-    for m in METRICS:
-        frame[m] = np.asarray(getattr(est, m), dtype=float).reshape(-1)
-    frame["bound"] = np.asarray(est.bound).reshape(-1).astype(str)
-    capacity = load_device(d["device"]).memory.capacity_bytes
-    frame["fits"] = np.asarray(est.fits).reshape(-1).astype(bool)
-    frame["shortfall_bytes"] = np.maximum(frame["memory_bytes"] - capacity, 0.0)
-    frame["error"] = ""
+        return _frame(chunk, _unpriced(chunk.n, str(exc).splitlines()[0]))
+    cols = {m: np.asarray(getattr(est, m), dtype=float).reshape(-1) for m in METRICS}
+    cols["bound"] = np.asarray(est.bound).reshape(-1).astype(object)
+    cols["fits"] = np.asarray(est.fits).reshape(-1).astype(bool)
+    cols["shortfall_bytes"] = np.maximum(
+        cols["memory_bytes"] - load_device(d["device"]).memory.capacity_bytes, 0.0
+    )
+    cols["error"] = np.full(chunk.n, "", dtype=object)
     max_context = load_model(d["model"]).max_context
     if max_context is not None:  # an engine refuses requests longer than the model's context
-        over = (frame["input_len"] + frame["output_len"]) > max_context
-        frame.loc[over, list(METRICS)] = np.nan
-        frame.loc[over, "bound"] = ""
-        frame.loc[over, "fits"] = False
-        frame.loc[over, "error"] = (
-            f"input_len + output_len exceeds the model's max context of {max_context:,} tokens"
-        )
-    return frame
+        over = (np.asarray(chunk.axes["input_len"]) + np.asarray(chunk.axes["output_len"])) > max_context
+        if over.any():
+            refused = _unpriced(
+                int(over.sum()),
+                f"input_len + output_len exceeds the model's max context of {max_context:,} tokens",
+            )
+            for k, v in refused.items():
+                if k != "shortfall_bytes":
+                    cols[k][over] = v
+    return _frame(chunk, cols)
 
 
 def price_serving(chunk: Chunk) -> pd.DataFrame:
