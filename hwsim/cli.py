@@ -179,6 +179,13 @@ def _workload_options(f):
 @_workload_options
 @moe_options
 @click.option(
+    "--cached-len",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Prompt tokens per sequence already in the prefix cache (a shared system prompt): not prefilled.",
+)
+@click.option(
     "--price-basis",
     type=click.Choice(["tco", "cloud"]),
     default="tco",
@@ -203,6 +210,7 @@ def estimate(
     expert_imbalance,
     mtp_tokens,
     mtp_acceptance,
+    cached_len,
     price_basis,
     as_json,
 ):
@@ -237,6 +245,7 @@ def estimate(
         expert_imbalance=expert_imbalance,
         mtp_tokens=mtp_tokens,
         mtp_acceptance=mtp_acceptance,
+        cached_len=cached_len,
     )
     warn_scale_out(dev, tp * ep, "the estimate prices them over NVLink")
     d = est.to_dict()

@@ -271,6 +271,16 @@ def _op_groups_cached(
     return tuple(_build(spec, quant, phase, batch_array, tokens, context_array, par, elementwise))
 
 
+def _cached_tokens(value: Any) -> int:
+    """``estimate``'s ``cached_len`` checked: an integer from 0 to ``MAX_COUNT``."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+    if not ok:
+        raise ConfigError(
+            f"cached_len is {value!r}; expected an integer from 0 to {MAX_COUNT:,} (prompt tokens in the prefix cache)"
+        )
+    return int(value)
+
+
 MAX_DRAFT_TOKENS = 64
 """Most tokens a multi-token-prediction step may draft (DeepSeek-V3 drafts 1; EAGLE-style trees
 verify tens)."""
@@ -308,6 +318,7 @@ def estimate(
     expert_imbalance: float = 1.0,
     mtp_tokens: int = 0,
     mtp_acceptance: float = 0.0,
+    cached_len: int = 0,
 ) -> Estimate:
     """Analytic estimate of serving ``batch`` sequences; arrays broadcast into a sweep.
 
@@ -331,6 +342,10 @@ def estimate(
         verifies ``mtp_tokens`` drafted tokens per sequence (drafted by the model's MTP module,
         one pass each) and keeps each with probability ``mtp_acceptance`` while all before it
         were kept; TPOT is the step over the tokens it emits.
+    cached_len : prompt tokens per sequence whose KV blocks the engine finds in its prefix cache
+        (a shared system prompt, or a benchmark that repeats its prompts); the prefill computes
+        the other ``input_len - cached_len`` tokens (at least one: an engine recomputes the last
+        token to get its logits) over the cached ones. An integer >= 0, the same for every point.
     framework : a serving framework of ``hwmodels/calibration/frameworks.yaml`` whose launch
         and per-step host overheads apply, and whose output lag delays the tokens a streaming
         client sees (default: the device class's launch overhead only). A framework with
@@ -345,6 +360,7 @@ def estimate(
     B = _positive_ints(batch, "batch")
     L_in = _positive_ints(input_len, "input_len")
     L_out = _positive_ints(output_len, "output_len")
+    cached = _cached_tokens(cached_len)
     try:
         np.broadcast_shapes(B.shape, L_in.shape, L_out.shape)
     except ValueError:
@@ -384,6 +400,7 @@ def estimate(
         mtp_tokens=mtp_tokens,
         mtp_expected=mtp_expected_tokens(mtp_tokens, mtp_acceptance) if mtp_tokens else 1.0,
         elementwise=bool(getattr(model_cost, "elementwise", False)),
+        cached=cached,
     )
     shape = np.broadcast_shapes(B.shape, L_in.shape, L_out.shape)
     values = _price_in_chunks(design, B, L_in, L_out, shape)
@@ -425,6 +442,8 @@ class _Design:
     elementwise: bool
     """The cost model prices each op at each point from that op's values at that point alone
     (``RooflineCostModel.elementwise``): ops may be priced in groups, points in chunks."""
+    cached: int
+    """Prompt tokens per sequence found in the prefix cache (``estimate``'s ``cached_len``; 0 for none)."""
 
     def costs(
         self, phase: str, B: np.ndarray, tokens: Any, context: Any, spec: ModelSpec | None = None
@@ -527,9 +546,11 @@ def _total(per_group: Iterable[np.ndarray]) -> np.ndarray:
 
 def _prefill(d: _Design, B: np.ndarray, L_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Time (s) and dynamic energy (J) of the prefill step, summed over op groups as each is
-    priced, and the device's static and capped power (W)."""
+    priced, and the device's static and capped power (W). Prompt tokens in the prefix cache
+    (``d.cached``, all but the last at most) are context, not computed."""
     time_s, dynamic_j = [], []
-    for cost in d.costs("prefill", B, L_in, 0.0):
+    cached = np.minimum(float(d.cached), L_in - 1.0) if d.cached else 0.0
+    for cost in d.costs("prefill", B, L_in - cached if d.cached else L_in, cached):
         time_s.append(cost.total_time_s())
         dynamic_j.append(cost.dynamic_energy_j.sum(axis=0))
         power_w = cost.static_power_w, cost.power_cap_w

@@ -207,6 +207,8 @@ class Condition:
     max_num_seqs: int | None = None
     """The engine's limit on running sequences when the row states it (``--max-num-seqs N`` in
     its notes); None keeps the engine's default."""
+    cached_len: int = 0
+    """Prompt tokens per sequence the engine finds in its prefix cache (``cached_prompt_tokens``)."""
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -284,6 +286,7 @@ def resolve(row: pd.Series) -> Condition | str:
         lin, lout = int(row["batch"]), 1
     if lin is None or lout is None:
         return "input_len or output_len is not stated"
+    lin, lout = max(lin, zero), max(lout, zero)
     return Condition(
         model,
         device,
@@ -292,8 +295,8 @@ def resolve(row: pd.Series) -> Condition | str:
         phase,
         metric,
         _int_or_none(row["batch"]),
-        max(lin, zero),
-        max(lout, zero),
+        lin,
+        lout,
         tp,
         pp,
         n_devices,
@@ -301,7 +304,26 @@ def resolve(row: pd.Series) -> Condition | str:
         lengths,
         serving,
         _stated_max_num_seqs(row["notes"]),
+        cached_prompt_tokens(row["notes"], framework, phase, lin),
     )
+
+
+def cached_prompt_tokens(notes: Any, framework: str | None, phase: str, input_len: int) -> int:
+    """Prompt tokens per sequence a timed run finds in its engine's prefix cache: for a benchmark
+    that repeats its prompts (``repeated_prompts`` in the alias table) on an engine that caches
+    prefixes, every full KV block of the prompt but the last token (vLLM V1's
+    ``kv_cache_manager`` caps a hit at ``num_tokens - 1`` so the last token's logits are
+    computed); 0 otherwise."""
+    if (
+        phase == "server"
+        or not framework
+        or not any(re.search(rule["match"], str(notes)) for rule in aliases().get("repeated_prompts", []))
+    ):
+        return 0
+    engine = engine_for(framework)
+    if not engine.prefix_caching:
+        return 0
+    return (input_len - 1) // engine.block_size * engine.block_size
 
 
 def _stated_max_num_seqs(notes: Any) -> int | None:
@@ -433,6 +455,7 @@ def _estimate(c: Condition, batch: Any):
         n_devices=c.n_devices,
         precision=c.precision,
         framework=c.framework,
+        cached_len=c.cached_len,
     )
 
 

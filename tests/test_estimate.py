@@ -142,3 +142,35 @@ def test_host_part_is_not_a_compute_device():
 def test_to_frame_is_tidy():
     frame = estimate("llama-2-7b", "t4", batch=np.array([1, 2, 4]), input_len=64, output_len=8).to_frame()
     assert len(frame) == 3 and {"batch", "tpot_s", "device", "fits"} <= set(frame.columns)
+
+
+def test_cached_prompt_tokens_are_context_not_computed():
+    """A prefix-cache hit prices the prefill of the uncached tail over the cached context (hand
+    composition of the cost model's own step), caps the hit at all but the last prompt token,
+    and leaves decode and memory alone."""
+    from hwmodels import registry
+    from hwmodels.placement import Placement
+    from workloads.graph import build_ops
+    from workloads.quant import Quant
+
+    args = dict(batch=4, input_len=2048, output_len=64)
+    cold = estimate("llama-3.1-8b", "h100-sxm", **args)
+    warm = estimate("llama-3.1-8b", "h100-sxm", cached_len=2032, **args)
+    ops = build_ops(
+        load_model("llama-3.1-8b"), Quant.from_name("fp16"), phase="prefill", batch=4, tokens=16, context=2032
+    )
+    dev = load_device("h100-sxm")
+    tail = float(registry.get(dev.arch).estimate(ops, dev, Placement()).total_time_s())
+    assert float(warm.ttft_s) == pytest.approx(tail, rel=1e-9)
+    assert float(warm.ttft_s) < float(cold.ttft_s) / 20
+    assert float(warm.tpot_s) == pytest.approx(float(cold.tpot_s), rel=1e-12)
+    assert float(warm.memory_bytes) == float(cold.memory_bytes)
+    whole = estimate("llama-3.1-8b", "h100-sxm", cached_len=2047, **args)
+    beyond = estimate("llama-3.1-8b", "h100-sxm", cached_len=10_000, **args)
+    assert float(beyond.ttft_s) == float(whole.ttft_s) < float(warm.ttft_s)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "16"])
+def test_bad_cached_len_is_refused(bad):
+    with pytest.raises(ConfigError, match="cached_len"):
+        estimate("llama-2-7b", "a100-sxm-80gb", batch=1, input_len=10, output_len=10, cached_len=bad)

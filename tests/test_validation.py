@@ -13,6 +13,7 @@ from hwmodels.device_spec import catalog
 from roofline.validation import (
     COLUMNS,
     SERVING_COLUMNS,
+    cached_prompt_tokens,
     load_measured,
     resolve,
     summarize,
@@ -281,3 +282,16 @@ def test_a_batch_beyond_the_engines_pool_runs_in_waves():
     assert predict(at(batch=64.0))[0] == pytest.approx(3 * wave + last, rel=1e-9)
     # a framework without a paged pool cannot run it
     assert engine_waves(at(batch=64.0, framework="hf-accelerate"), 64) == []
+
+
+def test_a_benchmark_that_repeats_its_prompts_hits_the_prefix_cache():
+    """vLLM's latency benchmark reruns the same prompts: V1 (prefix caching on) finds all full
+    16-token blocks below the last token; V0 and unrelated rows compute the whole prompt."""
+    notes = "vLLM benchmark_latency.py, one static batch of random prompts"
+    assert cached_prompt_tokens(notes, "vllm", "e2e", 2048) == 2032
+    assert cached_prompt_tokens(notes, "vllm", "e2e", 128) == 112
+    assert cached_prompt_tokens(notes, "vllm", "e2e", 17) == 16
+    assert cached_prompt_tokens(notes, "vllm", "e2e", 16) == 0
+    assert cached_prompt_tokens(notes, "vllm-v0", "e2e", 2048) == 0
+    assert cached_prompt_tokens("benchmark_throughput.py", "vllm", "offline", 2048) == 0
+    assert cached_prompt_tokens(notes, None, "e2e", 2048) == 0
