@@ -18,7 +18,8 @@ keys_half)``) instead of the class's single ``compute_efficiency`` (the curves' 
 call is not added: it holds the collectors' launch, which ``kernel_overhead_us`` charges), and an
 all-reduce over NVLink takes the fitted bandwidth fraction and latencies instead of NCCL's
 nominal model. Elsewhere an FP8 or FP4 GEMM runs at most the measured speed-up of its format
-over BF16 (``format_speedup``).
+over BF16 (``format_speedup``: the chip's own where its architecture states one, else the
+median of the architectures with curves).
 """
 
 from __future__ import annotations
@@ -83,7 +84,11 @@ def _format_curves(device: DeviceSpec, fmt: str, state: tuple[Any, str | None]) 
     ``state`` (``_fitted_state``)."""
     found = _FORMATS.get((device.name, fmt))
     if found is None or found[0] is not state[0] or found[1] != state[1]:
-        curves = (gemm_curve(device.name, fmt), attention_curve(device.name, fmt), format_speedup(fmt))
+        curves = (
+            gemm_curve(device.name, fmt),
+            attention_curve(device.name, fmt),
+            format_speedup(fmt, device.name),
+        )
         found = _FORMATS[(device.name, fmt)] = (*state, curves)
     return found[2]
 

@@ -191,11 +191,18 @@ def attention_curve(device: str, fmt: str) -> AttentionCurve | None:
     return None if entry is None else AttentionCurve(**{k: float(entry[k]) for k in AttentionCurve.__slots__})
 
 
-def format_speedup(fmt: str) -> float | None:
-    """Measured speed of ``fmt`` GEMMs over BF16 ones on the same chip (median over the measured
-    architectures of ``e_max * peak`` ratios), for devices without curves; None for 16-bit formats."""
-    value = fitted_curves().get("format_speedup", {}).get(FORMAT_CURVE.get(fmt, ""))
-    return None if value is None or FORMAT_CURVE[fmt] == "bf16" else float(value)
+def format_speedup(fmt: str, device: str | None = None) -> float | None:
+    """Measured speed of ``fmt`` GEMMs over BF16 ones on the same chip, for devices without curves:
+    the one stated for ``device``'s architecture (``format_speedup`` in ``gpu_kernels.yaml``, from
+    that chip's own GEMM tables), else the median over the measured architectures of ``e_max *
+    peak`` ratios; None for 16-bit formats."""
+    curve_fmt = FORMAT_CURVE.get(fmt, "")
+    if curve_fmt == "bf16" or not curve_fmt:
+        return None
+    arch = architecture(device) if device else None
+    stated = architectures()[arch].get("format_speedup", {}).get(curve_fmt) if arch else None
+    value = stated if stated is not None else fitted_curves().get("format_speedup", {}).get(curve_fmt)
+    return None if value is None else float(value)
 
 
 def link_curve(link: str) -> LinkCurve | None:
