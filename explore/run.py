@@ -1,9 +1,11 @@
-"""Run a sweep on a backend and stream its rows to a Parquet dataset, resumably.
+"""Run a sweep on a backend and stream its rows to one Parquet file, resumably.
 
-The output is a directory (``sweep.parquet/``) of one Parquet file per chunk; a chunk's
-file is written to a temporary name and renamed when complete, so a sweep stopped at any
-moment leaves only whole chunks, and a rerun skips the chunks whose file exists: every
-point ends up written exactly once. ``pandas.read_parquet(out)`` reads the whole table.
+While it runs, each chunk is written to its own file in a working directory beside the output
+(``sweep.parquet.parts/``), under a temporary name renamed when complete, so a sweep stopped at
+any moment leaves only whole chunks, and a rerun skips the chunks whose file exists: every point
+ends up written exactly once. When every chunk is written they are streamed, in chunk order, into
+the output file (``sweep.parquet``, written under a temporary name and renamed), and the working
+directory is removed. ``pandas.read_parquet(out)`` reads the whole table.
 
 Backends: ``local`` (in this process), ``processes`` (the local cores), ``dask`` (a Dask
 distributed cluster at ``scheduler``, or a ``LocalCluster`` when none is given; the
@@ -13,10 +15,13 @@ distributed cluster at ``scheduler``, or a ``LocalCluster`` when none is given; 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from explore.chunks import chunks
 from explore.points import Chunk, price
@@ -29,32 +34,63 @@ SCHEDULER_TIMEOUT_S = 7
 connection retries add a little, so the sweep fails within 10 s)."""
 
 
-def _out_dir(out: str | Path) -> Path:
-    path = Path(out)
+PARTS_SUFFIX = ".parts"
+"""The working directory of a running sweep: the output's name plus this suffix."""
+
+SPEC_KEY = b"hwsim.sweep.chunks"
+"""Parquet metadata key of a finished sweep: its chunks (name and points), to tell a rerun of the
+same sweep (nothing left to do) from another sweep aimed at the same file."""
+
+
+def _paths(out: str | Path) -> tuple[Path, Path]:
+    """(the output file, its working directory), checked: the parent can be made, the output is
+    not a directory."""
     if str(out).strip() == "":
-        raise ConfigError("out is an empty path; expected a directory name such as sweep.parquet")
-    if path.exists() and not path.is_dir():
+        raise ConfigError("out is an empty path; expected a file name such as results/sweep.parquet")
+    path = Path(out)
+    if path.is_dir():
         raise ConfigError(
-            f"out {str(path)!r} exists and is not a directory (a sweep writes a Parquet dataset)"
+            f"out {str(path)!r} is a directory; a sweep writes one Parquet file (e.g. {path}.parquet)"
         )
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"out {str(path)!r}: cannot create it ({exc.strerror})") from None
-    return path
+        raise ConfigError(f"out {str(path)!r}: cannot create its folder ({exc.strerror})") from None
+    return path, path.with_name(path.name + PARTS_SUFFIX)
 
 
-def _write(out: Path, chunk: Chunk, frame: pd.DataFrame) -> None:
-    tmp = out / f".{chunk.name}.tmp"
+def _fingerprint(spec: SweepSpec) -> bytes:
+    return ",".join(f"{c.name}:{c.n}" for c in chunks(spec)).encode()
+
+
+def _write(parts: Path, chunk: Chunk, frame: pd.DataFrame) -> None:
+    tmp = parts / f".{chunk.name}.tmp"
     frame.to_parquet(tmp, index=False)
-    os.replace(tmp, out / f"{chunk.name}.parquet")
+    os.replace(tmp, parts / f"{chunk.name}.parquet")
 
 
-def pending(spec: SweepSpec, out: Path) -> tuple[list[Chunk], int]:
-    """The chunks not yet written, and the points already done."""
+def _finish(spec: SweepSpec, out: Path, parts: Path) -> None:
+    """Stream the chunk files, in chunk order, into ``out`` (one schema: a column that is null in
+    one chunk takes its type from the others) and remove the working directory."""
+    files = [parts / f"{c.name}.parquet" for c in chunks(spec)]
+    schema = pa.unify_schemas(
+        [pq.read_schema(f).remove_metadata() for f in files], promote_options="permissive"
+    )
+    schema = schema.with_metadata({SPEC_KEY: _fingerprint(spec)})
+    tmp = out.with_name(f".{out.name}.tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for f in files:
+            table = pq.read_table(f).replace_schema_metadata(None)
+            writer.write_table(table.select(schema.names).cast(schema))
+    os.replace(tmp, out)
+    shutil.rmtree(parts)
+
+
+def pending(spec: SweepSpec, parts: Path) -> tuple[list[Chunk], int]:
+    """The chunks not yet written to the working directory ``parts``, and the points already done."""
     todo, done = [], 0
     for c in chunks(spec):
-        if (out / f"{c.name}.parquet").exists():
+        if (parts / f"{c.name}.parquet").exists():
             done += c.n
         else:
             todo.append(c)
@@ -110,30 +146,48 @@ def run_sweep(
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Price every pending chunk of ``spec`` on ``backend`` and write it under ``out``."""
+    """Price every pending chunk of ``spec`` on ``backend`` and write the table to ``out`` (a
+    Parquet file); a finished sweep of the same spec at ``out`` is left as it is."""
     if backend not in BACKENDS:
         raise ConfigError(f"backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if scheduler and backend != "dask":
         raise ConfigError(f"scheduler {scheduler!r} given with backend {backend!r}; it needs --backend dask")
-    path = _out_dir(out)
-    todo, done = pending(spec, path)
+    path, parts = _paths(out)
+    if path.exists() and not parts.exists():
+        if _finished_with(path) == _fingerprint(spec):
+            if progress:
+                progress(spec.size, spec.size)
+            return path
+        raise ConfigError(
+            f"out {str(path)!r} already holds another sweep's table; remove it or choose another --out"
+        )
+    parts.mkdir(exist_ok=True)
+    todo, done = pending(spec, parts)
     total = done + sum(c.n for c in todo)
     if progress:
         progress(done, total)
     runs = {"local": lambda: _local(todo), "processes": lambda: _processes(todo)}
     results = runs[backend]() if backend != "dask" else _dask(todo, scheduler)
     for chunk, frame in results:
-        _write(path, chunk, frame)
+        _write(parts, chunk, frame)
         done += chunk.n
         if progress:
             progress(done, total)
+    _finish(spec, path, parts)
     return path
+
+
+def _finished_with(path: Path) -> bytes | None:
+    """The chunk fingerprint a finished sweep file records, or None (not a sweep's file)."""
+    try:
+        return (pq.read_schema(path).metadata or {}).get(SPEC_KEY)
+    except (OSError, pa.ArrowInvalid):
+        return None
 
 
 def read_sweep(out: str | Path) -> pd.DataFrame:
     """The sweep's rows in chunk order."""
     path = Path(out)
-    parts = sorted(path.glob("part-*.parquet"))
-    if not parts:
-        raise ConfigError(f"{str(path)!r} holds no sweep results (part-*.parquet)")
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    if not path.is_file():
+        raise ConfigError(f"{str(path)!r} holds no finished sweep (run hwsim sweep with --out {path})")
+    return pd.read_parquet(path)

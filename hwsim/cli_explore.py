@@ -22,7 +22,7 @@ OBJECTIVE_DIRECTION = {"tokens_per_usd": "max", "tokens_per_j": "max", "tpot_s":
     "-o",
     type=click.Path(path_type=Path),
     default=None,
-    help="Parquet dataset to write (a directory; default results/<spec>.parquet). A rerun resumes it.",
+    help="Parquet file to write (default results/<spec>.parquet). A rerun resumes a stopped sweep.",
 )
 @click.option(
     "--backend", type=click.Choice(["local", "processes", "dask"]), default="local", show_default=True

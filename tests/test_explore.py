@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+import explore.run as run_module
 from explore.run import read_sweep, run_sweep
 from explore.spec import load_spec, parse_spec
 from roofline.pareto import pareto_front, pareto_mask
@@ -80,7 +82,7 @@ def test_dask_backend_gives_the_local_table(tmp_path):
     pd.testing.assert_frame_equal(local, dask)
 
 
-def test_a_stopped_sweep_resumes_without_losing_or_repeating_a_point(tmp_path):
+def test_a_stopped_sweep_resumes_without_losing_or_repeating_a_point(tmp_path, monkeypatch):
     """Stop after the first chunks are written, rerun: every point once, finished chunks untouched."""
     spec = parse_spec(SMALL)  # 8 design groups, one chunk each
     out = tmp_path / "s.parquet"
@@ -94,14 +96,37 @@ def test_a_stopped_sweep_resumes_without_losing_or_repeating_a_point(tmp_path):
 
     with pytest.raises(Stop):
         run_sweep(spec, out, progress=stop_after_three)
-    first = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    parts = tmp_path / "s.parquet.parts"
+    assert not out.exists()  # the table is written only when every chunk is
+    first = {p.name: p.stat().st_mtime_ns for p in parts.glob("part-*.parquet")}
     assert len(first) == 3
-    run_sweep(spec, out)
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet") if p.name in first} == first
+    written = []
+    real_write = run_module._write
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "_write", lambda p, c, f: (written.append(c.name), real_write(p, c, f)))
+        run_sweep(spec, out)
+    assert len(written) == 5 and not set(written) & set(first)  # finished chunks are not recomputed
+    assert not parts.exists()
     table = read_sweep(out)
     keys = ["device", "precision", "tp", "batch", "input_len"]
     assert len(table) == spec.size and not table.duplicated(keys).any()
     pd.testing.assert_frame_equal(table, read_sweep(run_sweep(spec, tmp_path / "fresh.parquet")))
+
+
+def test_a_finished_sweep_is_one_file_that_a_rerun_keeps_and_another_spec_does_not_overwrite(tmp_path):
+    """The table is one Parquet file (a column null in some chunks keeps the others' type); the same
+    spec again leaves it as it is; another spec at that path, or a directory, is refused."""
+    spec = parse_spec({**SMALL, "framework": [None, "vllm"]})
+    out = run_sweep(spec, tmp_path / "s.parquet")
+    assert out.is_file() and pq.ParquetFile(out).metadata.num_rows == spec.size
+    stamp = out.stat().st_mtime_ns
+    run_sweep(spec, out)
+    assert out.stat().st_mtime_ns == stamp
+    assert set(read_sweep(out)["framework"].dropna()) == {"vllm"}
+    with pytest.raises(ConfigError, match="another sweep"):
+        run_sweep(parse_spec(SMALL), out)
+    with pytest.raises(ConfigError, match="is a directory"):
+        run_sweep(spec, tmp_path)
 
 
 def test_random_and_lhs_sampling_draw_the_stated_number_of_points(tmp_path):
