@@ -12,8 +12,8 @@ CU 64 lanes) on devices whose catalog entry gives SM (CU) count, issue lanes and
 (``gpu`` block).
 
 On the architectures with measured kernels (``hwmodels/calibration/curves.py``), GEMMs take
-their format's fitted curve (``e_max * m / (m + m_half)`` of peak and their own
-weight-streaming efficiency) and prefill attention its own (``e_max * keys / (keys +
+their format's fitted curve (``e_max * m / (m + m_half)`` of peak, their own
+weight-streaming efficiency, and a partial overlap of the two: ``GemmCurve.overlap``) and prefill attention its own (``e_max * keys / (keys +
 keys_half)``) instead of the class's single ``compute_efficiency`` (the curves' fixed latency per
 call is not added: it holds the collectors' launch, which ``kernel_overhead_us`` charges), and an
 all-reduce over NVLink takes the fitted bandwidth fraction and latencies instead of NCCL's
@@ -36,6 +36,7 @@ from hwmodels.calibration.curves import (
     format_speedup,
     gemm_curve,
     link_curve,
+    overlapped_s,
 )
 from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import DeviceSpec
@@ -118,24 +119,35 @@ def _new_curve_terms(
     nd = ops.flops.ndim
     gemm = _is_gemm(ops)
     attention = (ops.kind == "attention") & (ops.phase != "decode")  # fitted on context attention
-    priced = []  # (ops it prices (n_ops,), curve, its argument, its streaming efficiency)
+    priced = []  # (ops it prices (n_ops,), curve, its argument, its streaming efficiency, its overlap)
     for f in set(ops.fmt):
         g, a, _ = _format_curves(device, f, state)
         if g is not None and (gemm & (ops.fmt == f)).any():
-            priced.append((gemm & (ops.fmt == f), g, ops.m, g.stream_efficiency))
+            priced.append((gemm & (ops.fmt == f), g, ops.m, g.stream_efficiency, g.overlap))
         if a is not None and (attention & (ops.fmt == f)).any():
-            priced.append((attention & (ops.fmt == f), a, ops.keys, np.nan))
+            priced.append((attention & (ops.fmt == f), a, ops.keys, np.nan, np.inf))
     if not priced:
         return None
-    rows, curve, x, stream = priced[0]
+    rows, curve, x, stream, overlap = priced[0]
     if len(priced) == 1 and rows.all() and (x > 0).all():  # one curve prices everything: no masks
-        return {"hit": None, "efficiency": curve.efficiency(np.maximum(x, 1.0)), "stream": stream}
+        return {
+            "hit": None,
+            "efficiency": curve.efficiency(np.maximum(x, 1.0)),
+            "stream": stream,
+            "overlap": overlap,
+        }
     shape = np.broadcast_shapes(ops.flops.shape, ops.m.shape, ops.keys.shape)
-    out = {"hit": np.zeros(shape, dtype=bool), "efficiency": np.ones(shape), "stream": np.full(shape, np.nan)}
-    for rows, curve, x, stream in priced:
+    out = {
+        "hit": np.zeros(shape, dtype=bool),
+        "efficiency": np.ones(shape),
+        "stream": np.full(shape, np.nan),
+        "overlap": np.full(shape, np.inf),
+    }
+    for rows, curve, x, stream, overlap in priced:
         hit = rows.reshape((-1,) + (1,) * (nd - 1)) & (x > 0)
         out["efficiency"] = np.where(hit, curve.efficiency(np.maximum(x, 1.0)), out["efficiency"])
         out["stream"] = np.where(hit, stream, out["stream"])
+        out["overlap"] = np.where(hit, overlap, out["overlap"])
         out["hit"] = out["hit"] | hit
     return out if out["hit"].any() else None
 
@@ -169,6 +181,16 @@ class GpuCostModel(RooflineCostModel):
         if terms is None:
             return p["memory_efficiency"]
         return np.where(np.isnan(terms["stream"]), p["memory_efficiency"], terms["stream"])
+
+    def overlap(self, ops: OpTable, device: DeviceSpec, compute_s: Any, memory_s: Any) -> tuple[Any, Any]:
+        """Where a fitted GEMM curve prices an op, the larger of its math and memory times becomes
+        the curve's partly overlapped time (``GemmCurve.overlapped_s``); unchanged elsewhere."""
+        terms = _curve_terms(ops, device)
+        if terms is None or np.all(np.isinf(terms["overlap"])):
+            return compute_s, memory_s
+        joint = overlapped_s(compute_s, memory_s, terms["overlap"])
+        math_bound = compute_s >= memory_s
+        return np.where(math_bound, joint, compute_s), np.where(math_bound, memory_s, joint)
 
     def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
         """The fitted GEMM curve's ``latency_us`` per GEMM occurrence, where the architecture's

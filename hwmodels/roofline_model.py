@@ -100,6 +100,11 @@ class RooflineCostModel:
         fill and drain), s: none in the roofline form."""
         return 0.0
 
+    def overlap(self, ops: OpTable, device: DeviceSpec, compute_s: Any, memory_s: Any) -> tuple[Any, Any]:
+        """(math time, memory time), the larger raised where an op's math and memory traffic do
+        not overlap fully (an op takes the larger of the two): unchanged in the roofline form."""
+        return compute_s, memory_s
+
     def memory_bw(self, ops: OpTable, device: DeviceSpec) -> float:
         """Bandwidth of the memory the op's bytes cross: device memory (HBM, GDDR, unified DRAM)."""
         return device.memory.bw_bytes_per_s
@@ -154,6 +159,7 @@ class RooflineCostModel:
         )
         bw = self.memory_bw(ops, device)
         memory_s = mem_bytes / (bw * self.memory_efficiency(ops, device, p))
+        compute_s, memory_s = self.overlap(ops, device, compute_s, memory_s)
 
         has_link = bool(np.any(ops.link_bytes > 0))
         if has_link:

@@ -140,7 +140,8 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "",
         "On the GPU architectures with public per-kernel measurements (`hwmodels/calibration/kernels/README.md`), "
         "a GEMM of m token rows reaches `e_max * m / (m + m_half)` of its format's dense peak, streams its bytes at "
-        "`stream_efficiency` and costs `latency_us` besides; prefill attention reaches `e_max * keys / (keys + "
+        "`stream_efficiency`, takes `(math^k + memory^k)^(1/k)` of the two times (`k = overlap`: infinite is the "
+        "roofline's max, 1 their sum) and costs `latency_us` besides; prefill attention reaches `e_max * keys / (keys + "
         "keys_half)`; an NVLink all-reduce moves its ring bytes at `bw_efficiency` of the link plus a base and a "
         f"per-step latency. Fitted on {record['fitted_at']} (`gpu_kernels_fitted.yaml`); checked on Vidur's FP16 "
         f"projections, a source never fitted: median error {pct(errors['vidur_check']['median_ape'])}. On a GPU "

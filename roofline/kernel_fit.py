@@ -55,6 +55,7 @@ PARAMS = {
         "m_half": (32.0, 0.0, 4096.0),
         "stream_efficiency": (0.8, 0.05, 1.0),
         "latency_us": (5.0, 0.0, 50.0),
+        "overlap": (4.0, 1.0, 64.0),
     },
     "attention_prefill": {
         "e_max": (0.5, 0.02, 1.0),

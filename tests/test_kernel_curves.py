@@ -41,6 +41,26 @@ def test_gemm_curve_hand_case():
     np.testing.assert_allclose(cost.overhead_s, plain.overhead_s)
 
 
+def test_partial_overlap_of_math_and_memory_hand_case():
+    """The hand case above with overlap k: the larger time (memory, 25.24 us) becomes
+    (17.36^k + 25.24^k)^(1/k) us: their sum at k = 1 (42.60 us), 30.63 us at k = 2; the math time
+    and the bound stay; a compute-bound GEMM (m = 8192) is raised on its math time instead."""
+    c, m = 2 * 64 * 8192**2 / (1978.9e12 * 0.25), (8192**2 + 2 * 64 * 8192) / (0.8 * 3.35e12)
+    device = catalog()["h100-sxm"]
+    for k, expect in ((1.0, c + m), (2.0, (c**2 + m**2) ** 0.5), (64.0, m)):
+        record = {"gemm": {"hopper-gh100": {"fp8": {**CURVE, "overlap": k}}}}
+        with curves_overridden(record):
+            cost = GpuCostModel().estimate(gemm_table(64.0, 8192.0, 8192.0, Quant.from_name("fp8")), device)
+        assert float(cost.memory_s[0]) == pytest.approx(expect, rel=1e-3), k
+        assert float(cost.compute_s[0]) == pytest.approx(c, rel=1e-3)
+    with curves_overridden({"gemm": {"hopper-gh100": {"fp8": {**CURVE, "overlap": 1.0}}}}):
+        big = GpuCostModel().estimate(gemm_table(8192.0, 8192.0, 8192.0, Quant.from_name("fp8")), device)
+    c_big = 2 * 8192**3 / (1978.9e12 * 0.5 * 8192 / (8192 + 64))
+    m_big = (8192**2 + 2 * 8192 * 8192) / (0.8 * 3.35e12)
+    assert float(big.compute_s[0]) == pytest.approx(c_big + m_big, rel=1e-3)
+    assert float(big.memory_s[0]) == pytest.approx(m_big, rel=1e-3)
+
+
 def test_gemm_efficiency_saturates_with_rows():
     """More token rows never lower a GEMM's achieved rate, and the rate approaches e_max."""
     m = 2.0 ** np.arange(4, 15)

@@ -5,7 +5,8 @@ names the measured chips and the catalog devices that share them):
 
 - **GEMM**: a GEMM of ``m`` token rows reaches ``e_max * m / (m + m_half)`` of the dense
   peak of its format, streams its bytes at ``stream_efficiency`` of the memory bandwidth,
-  and costs ``latency_us`` besides (its prologue and epilogue, and for FP8 and NVFP4 the
+  overlaps the two to degree ``overlap`` (``(math^k + memory^k)^(1/k)``: near the ridge a
+  kernel pays part of both), and costs ``latency_us`` besides (its prologue and epilogue, and for FP8 and NVFP4 the
   kernel that quantizes the activations and their scale factors); that latency is charged
   end to end only where the kernels were timed on the device alone
   (``latency_is_device_time``), since a collector's per-call time also holds its launch;
@@ -26,6 +27,7 @@ FP4 GEMMs run no faster than the measured speed-up of those formats over BF16
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +35,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from hwmodels.calibration.params import fits_folder
@@ -53,10 +56,24 @@ class GemmCurve:
     m_half: float
     stream_efficiency: float
     latency_us: float
+    overlap: float = math.inf
+    """How fully the kernel overlaps its weight streaming with its math: the GEMM takes
+    ``(compute^k + memory^k)^(1/k)`` for ``k = overlap``; infinite is the roofline's ``max``
+    (perfect overlap), 1 their sum (none). Near the ridge, where neither dominates, a kernel with
+    few pipeline stages in flight pays part of both."""
 
     def efficiency(self, m: Any) -> Any:
         """Fraction of the dense peak at ``m`` token rows."""
         return self.e_max * m / (m + self.m_half)
+
+
+def overlapped_s(compute_s: Any, memory_s: Any, overlap: Any) -> Any:
+    """An op's time from its math and memory times when they overlap to degree ``overlap``
+    (``GemmCurve.overlap``; arrays broadcast): ``(compute^k + memory^k)^(1/k)``, s."""
+    hi, lo = np.maximum(compute_s, memory_s), np.minimum(compute_s, memory_s)
+    ratio = np.divide(lo, hi, out=np.zeros(np.broadcast_shapes(np.shape(lo), np.shape(hi))), where=hi > 0)
+    with np.errstate(over="ignore"):
+        return hi * (1.0 + ratio**overlap) ** (1.0 / overlap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +199,9 @@ def device_time_latency(arch: str) -> bool:
 def gemm_curve(device: str, fmt: str) -> GemmCurve | None:
     """The GEMM curve of ``device`` in op math format ``fmt``, or None."""
     entry = _entry("gemm", device, fmt)
-    return None if entry is None else GemmCurve(**{k: float(entry[k]) for k in GemmCurve.__slots__})
+    if entry is None:
+        return None
+    return GemmCurve(**{k: float(entry[k]) for k in GemmCurve.__slots__ if k in entry})
 
 
 def attention_curve(device: str, fmt: str) -> AttentionCurve | None:
