@@ -70,10 +70,15 @@ class GemmCurve:
 def overlapped_s(compute_s: Any, memory_s: Any, overlap: Any) -> Any:
     """An op's time from its math and memory times when they overlap to degree ``overlap``
     (``GemmCurve.overlap``; arrays broadcast): ``(compute^k + memory^k)^(1/k)``, s."""
-    hi, lo = np.maximum(compute_s, memory_s), np.minimum(compute_s, memory_s)
-    ratio = np.divide(lo, hi, out=np.zeros(np.broadcast_shapes(np.shape(lo), np.shape(hi))), where=hi > 0)
-    with np.errstate(over="ignore"):
-        return hi * (1.0 + ratio**overlap) ** (1.0 / overlap)
+    hi = np.maximum(compute_s, memory_s)
+    x = np.minimum(compute_s, memory_s)  # worked in place: lo / hi, its k-th power, 1 + it, ...
+    np.divide(x, hi, out=x, where=hi > 0)
+    with np.errstate(over="ignore", under="ignore"):
+        np.power(x, overlap, out=x)
+        x += 1.0
+        np.power(x, 1.0 / overlap, out=x)
+    x *= hi
+    return x
 
 
 @dataclass(frozen=True, slots=True)
