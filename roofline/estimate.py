@@ -226,6 +226,12 @@ def memory_per_device(
     return weights + kv + activation_peak_bytes(spec, quant, B * np.asarray(input_len), B, tp)
 
 
+MEMO_POINTS = 256
+"""Largest step (points of batch, tokens and context together) whose op tables are memoized:
+validation and fitting price the same points many times, and a design search (``hwsim best``)
+prices the same few batches on every device."""
+
+
 def _op_groups(
     spec: ModelSpec,
     quant: Quant,
@@ -238,18 +244,11 @@ def _op_groups(
 ) -> Iterable[OpTable]:
     """The step's ``OpTable``: split into op groups (``build_op_groups``) for an ``elementwise``
     cost model, else whole, as a 1-tuple. ``par`` is (tp, pp, ep, attention_dp,
-    expert_imbalance). Memoized for a single point (validation and fitting price the same points
-    many times; a decode step's context may hold both ends of its run); sweeps are built
-    directly, each group stacked when it is priced."""
-    if np.size(batch) == 1 and np.ndim(tokens) == 0 and np.size(context) <= 2:
-        point = (
-            np.shape(batch),
-            float(np.ravel(batch)[0]),
-            float(tokens),
-            np.shape(context),
-            tuple(float(c) for c in np.ravel(context)),
-        )
-        return _op_groups_cached(spec, quant, phase, point, par, elementwise)
+    expert_imbalance). Memoized for a small step (``MEMO_POINTS``; a decode step's context may
+    hold both ends of its run); sweeps are built directly, each group stacked when it is priced."""
+    if np.size(batch) + np.size(tokens) + np.size(context) <= MEMO_POINTS:
+        key = tuple((np.shape(x), tuple(float(v) for v in np.ravel(x))) for x in (batch, tokens, context))
+        return _op_groups_cached(spec, quant, phase, key, par, elementwise)
     return _build(spec, quant, phase, batch, tokens, context, par, elementwise)
 
 
@@ -263,12 +262,12 @@ def _build(spec, quant, phase, batch, tokens, context, par, elementwise) -> Iter
 
 @lru_cache(maxsize=8192)
 def _op_groups_cached(
-    spec: ModelSpec, quant: Quant, phase: str, point: tuple, par: tuple, elementwise: bool
+    spec: ModelSpec, quant: Quant, phase: str, key: tuple, par: tuple, elementwise: bool
 ) -> tuple[OpTable, ...]:
-    """``_build`` at one ``point``: (batch's shape, batch, tokens, context's shape, context values)."""
-    batch_shape, batch, tokens, context_shape, context = point
-    batch_array, context_array = np.full(batch_shape, batch), np.reshape(context, context_shape)
-    return tuple(_build(spec, quant, phase, batch_array, tokens, context_array, par, elementwise))
+    """``_build`` of a small step: ``key`` holds (shape, values) of its batch, tokens and context."""
+    batch, tokens, context = (np.reshape(np.array(values, dtype=float), shape) for shape, values in key)
+    tokens = float(tokens) if tokens.ndim == 0 else tokens
+    return tuple(_build(spec, quant, phase, batch, tokens, context, par, elementwise))
 
 
 def _cached_tokens(value: Any) -> int:
