@@ -246,9 +246,11 @@ def _op_groups(
     cost model, else whole, as a 1-tuple. ``par`` is (tp, pp, ep, attention_dp,
     expert_imbalance). Memoized for a small step (``MEMO_POINTS``; a decode step's context may
     hold both ends of its run); sweeps are built directly, each group stacked when it is priced."""
-    if np.size(batch) + np.size(tokens) + np.size(context) <= MEMO_POINTS:
+    size = np.size(batch) + np.size(tokens) + np.size(context)
+    if size <= MEMO_POINTS:
         key = tuple((np.shape(x), tuple(float(v) for v in np.ravel(x))) for x in (batch, tokens, context))
-        return _op_groups_cached(spec, quant, phase, key, par, elementwise)
+        memo = _op_groups_point if size <= 4 else _op_groups_small
+        return memo(spec, quant, phase, key, par, elementwise)
     return _build(spec, quant, phase, batch, tokens, context, par, elementwise)
 
 
@@ -260,14 +262,19 @@ def _build(spec, quant, phase, batch, tokens, context, par, elementwise) -> Iter
     return (build_ops(spec, quant, phase=phase, batch=batch, expert_imbalance=imbalance, **kw),)
 
 
-@lru_cache(maxsize=8192)
-def _op_groups_cached(
+def _op_groups_of(
     spec: ModelSpec, quant: Quant, phase: str, key: tuple, par: tuple, elementwise: bool
 ) -> tuple[OpTable, ...]:
     """``_build`` of a small step: ``key`` holds (shape, values) of its batch, tokens and context."""
     batch, tokens, context = (np.reshape(np.array(values, dtype=float), shape) for shape, values in key)
     tokens = float(tokens) if tokens.ndim == 0 else tokens
     return tuple(_build(spec, quant, phase, batch, tokens, context, par, elementwise))
+
+
+_op_groups_point = lru_cache(maxsize=8192)(_op_groups_of)
+"""Single points (tables of a few KB): validation and fitting."""
+_op_groups_small = lru_cache(maxsize=256)(_op_groups_of)
+"""Steps of up to ``MEMO_POINTS`` points (a few MB at most each): a design search."""
 
 
 def _cached_tokens(value: Any) -> int:
