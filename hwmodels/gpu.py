@@ -184,7 +184,7 @@ class GpuCostModel(RooflineCostModel):
 
     def overlap(self, ops: OpTable, device: DeviceSpec, compute_s: Any, memory_s: Any) -> tuple[Any, Any]:
         """Where a fitted GEMM curve prices an op, the larger of its math and memory times becomes
-        the curve's partly overlapped time (``GemmCurve.overlapped_s``); unchanged elsewhere."""
+        the curve's partly overlapped time (``curves.overlapped_s`` at ``GemmCurve.overlap``); unchanged elsewhere."""
         terms = _curve_terms(ops, device)
         if terms is None or np.all(np.isinf(terms["overlap"])):
             return compute_s, memory_s

@@ -71,7 +71,9 @@ def overlapped_s(compute_s: Any, memory_s: Any, overlap: Any) -> Any:
     """An op's time from its math and memory times when they overlap to degree ``overlap``
     (``GemmCurve.overlap``; arrays broadcast): ``(compute^k + memory^k)^(1/k)``, s."""
     hi = np.maximum(compute_s, memory_s)
-    x = np.minimum(compute_s, memory_s)  # worked in place: lo / hi, its k-th power, 1 + it, ...
+    x = np.asarray(
+        np.minimum(compute_s, memory_s), dtype=float
+    )  # worked in place: lo / hi, its k-th power, 1 + it, ...
     np.divide(x, hi, out=x, where=hi > 0)
     with np.errstate(over="ignore", under="ignore"):
         np.power(x, overlap, out=x)
