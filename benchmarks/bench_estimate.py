@@ -3,12 +3,14 @@ the ratio to llm-analysis's per-point inference call measured in the same run.
 
 hwsim prices a grid of batch 1..1000 x prompt lengths 64, 128, ... (output 128 tokens) of
 Llama-2-7B on one H100 SXM in one call, at 10^5 and 10^6 points (best of a few repeats, wall
-time). llm-analysis (``pip install -e '.[bench]'``, version 0.2.2) prices one point per
+time), its chunks on as many threads as it has cores (``HWSIM_THREADS``, the default) and, for
+comparison, on one. llm-analysis (``pip install -e '.[bench]'``, version 0.2.2) prices one point per
 ``LLMAnalysis.inference`` call; it is timed over many calls on the same kind of point (its
 shipped Llama-2-7B config, H100-SXM-80GB and W16A16 configs, batch 1..32 x prompt 64..2048
 tokens, which fit its memory check), with its logger set to errors only (it logs every call's
 configs and warnings otherwise). The rounds of the two alternate, so both see the same load on a
-shared machine; ``ratio_vs_llm_analysis`` is the smaller of the ratios at the two sizes. Run
+shared machine; ``ratio_vs_llm_analysis`` is the smaller of the ratios at the two sizes (hwsim on
+its default threads; llm-analysis has no way to use a second core within one call). Run
 ``python benchmarks/bench_estimate.py [--points 100000 1000000] [--json]``; timing is never
 asserted in tests.
 """
@@ -18,12 +20,14 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 import hwsim
+from roofline.estimate import THREADS_ENV, threads
 
 HWSIM_PER_POINT = (
     "TTFT, TPOT (exact mean over the decode run), end-to-end time, prefill and decode tokens/s, "
@@ -51,11 +55,13 @@ def grid(points: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(1, BATCH_AXIS + 1)[:, None], (np.arange(1, n_prompts + 1) * 64)[None, :]
 
 
-def hwsim_call(model: str, device: str, points: int) -> Callable[[], int]:
-    """One ``estimate`` call over the ``grid`` of about ``points`` points."""
+def hwsim_call(model: str, device: str, points: int, threads: int) -> Callable[[], int]:
+    """One ``estimate`` call over the ``grid`` of about ``points`` points, its chunks priced on
+    ``threads`` threads (``HWSIM_THREADS``)."""
     batch, input_len = grid(points)
 
     def call() -> int:
+        os.environ[THREADS_ENV] = str(threads)
         est = hwsim.estimate(model, device, batch=batch, input_len=input_len, output_len=OUTPUT_LEN)
         return est.tpot_s.size
 
@@ -117,27 +123,36 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
     hwsim.estimate(args.model, args.device, batch=1, input_len=64, output_len=OUTPUT_LEN)  # loads the catalog
-    calls = {n: hwsim_call(args.model, args.device, n) for n in args.points}
+    cores = threads()
+    calls = {n: hwsim_call(args.model, args.device, n, cores) for n in args.points}
+    alone = {n: hwsim_call(args.model, args.device, n, 1) for n in args.points} if cores > 1 else {}
     other = llm_analysis_calls(args.model, args.device)
-    rates = {n: 0.0 for n in calls}
+    rates, rates_alone = {n: 0.0 for n in calls}, {n: 0.0 for n in alone}
     other_rate = 0.0
     for _ in range(args.repeats):  # alternate the tools, so both see the same load
-        for n, call in calls.items():
-            rates[n] = best_rate(call, rates[n])
+        for n in calls:
+            rates[n] = best_rate(calls[n], rates[n])
+            if n in alone:
+                rates_alone[n] = best_rate(alone[n], rates_alone[n])
         if other is not None:
             other_rate = best_rate(other, other_rate)
+    os.environ.pop(THREADS_ENV)
     sizes = {n: int(np.prod(np.broadcast_shapes(*(a.shape for a in grid(n))))) for n in calls}
     ratios = {n: rates[n] / other_rate for n in calls} if other else {}
+    ratios_alone = {n: rates_alone[n] / other_rate for n in alone} if other else {}
     result = {
         "model": args.model,
         "device": args.device,
         "output_len": OUTPUT_LEN,
         "repeats": args.repeats,
+        "threads": cores,
         **{f"points_per_s_{size_label(sizes[n])}": rates[n] for n in calls},
+        **{f"points_per_s_{size_label(sizes[n])}_one_thread": r for n, r in rates_alone.items()},
         "llm_analysis_version": importlib.metadata.version("llm-analysis") if other else None,
         "llm_analysis_points_per_s": other_rate if other else None,
         "ratio_vs_llm_analysis": min(ratios.values()) if other else None,
         **{f"ratio_vs_llm_analysis_{size_label(sizes[n])}": r for n, r in ratios.items()},
+        **{f"ratio_vs_llm_analysis_{size_label(sizes[n])}_one_thread": r for n, r in ratios_alone.items()},
         "hwsim_per_point": HWSIM_PER_POINT,
         "llm_analysis_per_point": LLM_ANALYSIS_PER_POINT,
     }
@@ -147,7 +162,8 @@ def main() -> None:
     for n in calls:
         print(
             f"hwsim: {args.model} on {args.device}, {sizes[n]:,} (batch, prompt) points in one call: "
-            f"{rates[n]:,.0f} points/s (best of {args.repeats})"
+            f"{rates[n]:,.0f} points/s on {cores} thread(s) (best of {args.repeats})"
+            + (f"; {rates_alone[n]:,.0f} points/s on one" if n in alone else "")
         )
     print(f"  per point: {HWSIM_PER_POINT}")
     if other is None:
@@ -159,7 +175,10 @@ def main() -> None:
     )
     print(f"  per point: {LLM_ANALYSIS_PER_POINT}")
     for n, r in ratios.items():
-        print(f"ratio at {sizes[n]:,} points: {r:,.0f}x")
+        print(
+            f"ratio at {sizes[n]:,} points: {r:,.0f}x"
+            + (f" ({ratios_alone[n]:,.0f}x with hwsim on one thread)" if n in ratios_alone else "")
+        )
 
 
 if __name__ == "__main__":

@@ -150,20 +150,31 @@ def performance_block(figures: dict[str, Any]) -> str:
     if not figures:
         return "No benchmark figures recorded yet: run `python benchmarks/readme_figures.py`.\n"
     e, g, s = figures.get("estimate", {}), figures.get("engine", {}), figures.get("serving", {})
+    cores = e.get("threads", 1)
     lines = [
-        f"Measured {figures['date']} on {figures['machine']} (one core each; figures vary about 2x with load):",
+        f"Measured {figures['date']} on {figures['machine']} with {cores} core(s): `hwsim.estimate` prices a "
+        "sweep's chunks on every core (`HWSIM_THREADS` caps them), the other benchmarks run on one; "
+        "figures vary about 2x with load:",
         "",
     ]
     for key, n in (("points_per_s_1e5", "100,000"), ("points_per_s_1e6", "1,000,000")):
         if key in e:
+            alone = e.get(f"{key}_one_thread")
             lines.append(
                 f"- `bench_estimate.py`: one `hwsim.estimate` call over {n} design points, {e[key]:,.0f} points/s"
+                + (f" ({alone:,.0f} on one thread)" if alone else "")
             )
     if "llm_analysis_points_per_s" in e:
         lines.append(
-            f"- llm-analysis 0.2.2 in the same run: {e['llm_analysis_points_per_s']:,.0f} points/s; per design point "
-            f"hwsim is {e['ratio_vs_llm_analysis_1e5']:,.0f}x faster at 100,000 points and "
+            f"- llm-analysis 0.2.2 in the same run: {e['llm_analysis_points_per_s']:,.0f} points/s (one call per point, "
+            f"one core); per design point hwsim is {e['ratio_vs_llm_analysis_1e5']:,.0f}x faster at 100,000 points and "
             f"{e['ratio_vs_llm_analysis_1e6']:,.0f}x at 1,000,000"
+            + (
+                f" ({e['ratio_vs_llm_analysis_1e5_one_thread']:,.0f}x and "
+                f"{e['ratio_vs_llm_analysis_1e6_one_thread']:,.0f}x on one thread)"
+                if "ratio_vs_llm_analysis_1e6_one_thread" in e
+                else ""
+            )
         )
     if g:
         lines.append(

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from explore.chunks import chunks
 from explore.points import Chunk, price
 from explore.spec import SweepSpec
+from roofline.estimate import THREADS_ENV
 from workloads.errors import ConfigError
 
 BACKENDS = ("local", "processes", "dask")
@@ -102,10 +103,15 @@ def _local(todo: Iterable[Chunk]):
         yield c, price(c)
 
 
+def _one_thread() -> None:
+    """A worker process prices its chunks on one thread: the processes already share the cores."""
+    os.environ[THREADS_ENV] = "1"
+
+
 def _processes(todo: list[Chunk]):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, initializer=_one_thread) as pool:
         futures = {pool.submit(price, c): c for c in todo}
         for f in as_completed(futures):
             yield futures[f], f.result()

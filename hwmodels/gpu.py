@@ -24,6 +24,7 @@ median of the architectures with curves).
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -67,8 +68,9 @@ def issue_bound_gemm_s(ops: OpTable, rate_macs_per_s: float, gemv_max_rows: floa
 GEMM_KINDS = ("gemm", "router")
 
 
-_LAST: list[tuple[Any, ...]] = [()]
-"""The last (ops, device, curve record, architecture, terms): one estimate asks for its terms twice."""
+_LAST = threading.local()
+"""``terms``: this thread's last (ops, device, curve record, architecture, terms): one estimate asks
+for its terms three times (threads price chunks at once: ``roofline.estimate.threads``)."""
 
 _FORMATS: dict[tuple[str, str], tuple[Any, ...]] = {}
 """(device, format) -> (curve record, architecture, (GEMM curve, attention curve, format speed-up)):
@@ -105,11 +107,11 @@ def _curve_terms(ops: OpTable, device: DeviceSpec) -> dict[str, Any] | None:
     efficiency, NaN elsewhere; a scalar with ``hit`` None); None when no op of ``ops`` has a curve
     on ``device``."""
     state = _fitted_state(device)
-    last = _LAST[0]
+    last = getattr(_LAST, "terms", ())
     if last and last[0] is ops and last[1] == device.name and last[2] is state[0] and last[3] == state[1]:
         return last[4]
     terms = _new_curve_terms(ops, device, state)
-    _LAST[0] = (ops, device.name, *state, terms)
+    _LAST.terms = (ops, device.name, *state, terms)
     return terms
 
 

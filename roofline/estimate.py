@@ -18,7 +18,8 @@ pp * ep)`` replicas in all:
 cache at the final context, and the activation workspace of the prefill step.
 
 For a cost model that prices each op at each point on its own (``elementwise``: the GPU model),
-a sweep is priced in chunks of ``CHUNK_POINTS`` points cut along the grid's axes, each step op
+a sweep is priced in chunks of ``CHUNK_POINTS`` points cut along the grid's axes (on as many
+threads as ``threads()`` gives, each chunk writing its own block of the result), each step op
 group by op group (``workloads.graph.build_op_groups``: a decode step's GEMMs, which vary with
 the batch alone, stay of the batch's size) with a group's costs summed before the next is priced,
 and the first and last decode steps in one table. The numbers are those of the whole op table
@@ -28,7 +29,10 @@ priced at once over the whole sweep, within rounding (``tests/test_estimate_chun
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache, partial
 from typing import Any
@@ -420,11 +424,50 @@ def estimate(
     )
 
 
-CHUNK_POINTS = 65_536
+CHUNK_POINTS = 131_072
 """Most sweep points an elementwise cost model prices at once (``_chunks``). Each chunk costs
 about 2 ms in Python (building and pricing its op tables) and its arithmetic runs over arrays of
-(ops in a group) x (points) that should stay in cache: on a 2-core EPYC, 65,536 points (arrays of
-0.5-2 MiB) priced 10^5- and 10^6-point grids fastest of 16,384 to 131,072."""
+(ops in a group) x (points): on a 2-core Xeon, 131,072 points priced a 10^6-point grid fastest of
+8,192 to 524,288, alone and on two threads (0.28 s and 0.18 s; 65,536: 0.29 s and 0.22 s)."""
+
+THREAD_MIN_POINTS = 16_384
+"""Fewest points a thread is handed (``threads``): below it a chunk's fixed Python cost outweighs
+a second core."""
+
+THREADS_ENV = "HWSIM_THREADS"
+"""Environment variable that caps the threads ``estimate`` prices chunks on (default: the cores
+this process may run on)."""
+
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+"""The thread pool of each size in use, kept across calls: a new thread's first chunk pays ~10 ms
+more for first touching its allocator's memory."""
+os.register_at_fork(after_in_child=_POOL.clear)  # a forked child has none of the parent's threads
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """The process's pool of ``n`` threads."""
+    if n not in _POOL:
+        _POOL[n] = ThreadPoolExecutor(n, thread_name_prefix="hwsim-estimate")
+    return _POOL[n]
+
+
+def threads() -> int:
+    """Threads that price a sweep's chunks: ``HWSIM_THREADS`` if set, else the cores this process
+    may use; one in a thread other than the main one (a Dask worker thread, a caller's pool), which
+    already shares the cores."""
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    raw = os.environ.get(THREADS_ENV)
+    if raw is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"{THREADS_ENV}={raw!r}; expected an integer >= 1")
+    return n
 
 
 @dataclass(frozen=True)
@@ -531,11 +574,24 @@ def _price_in_chunks(
     out = {n: block[i, ...] for i, n in enumerate(floats)}
     out |= {"bound": np.empty(shape, dtype=np.intp), "fits": np.empty(shape, dtype=bool)}
     inputs = [x.reshape((1,) * (len(shape) - x.ndim) + x.shape) for x in (B, L_in, L_out)]
-    for index in _chunks(shape, CHUNK_POINTS if design.elementwise else int(np.prod(shape))):
+
+    def price_chunk(index: tuple[slice, ...]) -> None:
         chunk = [
             x[tuple(i if n > 1 else slice(None) for i, n in zip(index, x.shape, strict=True))] for x in inputs
         ]
         _price(design, *chunk, partial(_write, out, index))
+
+    size = int(np.prod(shape))
+    n_threads = max(1, min(threads(), size // THREAD_MIN_POINTS)) if design.elementwise else 1
+    n_chunks = -(-size // CHUNK_POINTS) if design.elementwise else 1
+    n_chunks = -(-n_chunks // n_threads) * n_threads  # every thread gets as many points
+    index = list(_chunks(shape, -(-size // n_chunks)))
+    if n_threads > 1 and len(index) > 1:  # NumPy's loops release the GIL: chunks run on the cores at once
+        for _ in _pool(n_threads).map(price_chunk, index):  # each chunk writes its own block of ``out``
+            pass
+    else:
+        for i in index:
+            price_chunk(i)
     out["bound"] = np.asarray(BOUNDS)[out["bound"]]
     return out
 

@@ -10,6 +10,7 @@ import pytest
 import roofline.estimate as estimate_module
 from hwmodels.gpu import GpuCostModel
 from roofline.estimate import _chunks, estimate
+from workloads.errors import ConfigError
 from workloads.graph import build_op_groups, build_ops
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -70,6 +71,27 @@ def test_a_sweep_priced_in_chunks_equals_it_priced_at_once(case, monkeypatch):
     whole = _numbers(estimate(model, device, batch=BATCH, input_len=PROMPT, **kw))
     monkeypatch.setattr(estimate_module, "CHUNK_POINTS", 4)
     _assert_same(whole, _numbers(estimate(model, device, batch=BATCH, input_len=PROMPT, **kw)))
+
+
+@pytest.mark.parametrize("case", ["dense, measured curves", "output axis", "mla, mtp"])
+def test_chunks_priced_on_threads_equal_them_priced_in_turn(case, monkeypatch):
+    """Three threads pricing 4-point chunks at once write every point's numbers as one thread does."""
+    kw = dict(CASES[case])
+    model, device = kw.pop("model"), kw.pop("device")
+    monkeypatch.setattr(estimate_module, "CHUNK_POINTS", 4)
+    monkeypatch.setattr(estimate_module, "THREAD_MIN_POINTS", 1)
+    monkeypatch.setenv(estimate_module.THREADS_ENV, "1")
+    alone = _numbers(estimate(model, device, batch=BATCH, input_len=PROMPT, **kw))
+    monkeypatch.setenv(estimate_module.THREADS_ENV, "3")
+    assert estimate_module.threads() == 3
+    _assert_same(alone, _numbers(estimate(model, device, batch=BATCH, input_len=PROMPT, **kw)))
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "two", ""])
+def test_a_bad_thread_count_is_named(raw, monkeypatch):
+    monkeypatch.setenv(estimate_module.THREADS_ENV, raw)
+    with pytest.raises(ConfigError, match=f"HWSIM_THREADS={raw!r}; expected an integer >= 1"):
+        estimate_module.threads()
 
 
 @pytest.mark.parametrize("case", list(CASES))
