@@ -119,13 +119,19 @@ def roofline(
     """
     from hwmodels.placement import Placement
     from hwsim.checks import check_lengths, precision_for
-    from roofline.estimate import compute_device, resolve_parallelism
+    from roofline.estimate import compute_device, positive_ints, resolve_parallelism
     from roofline.roofline import op_roofline
     from workloads.graph import build_ops
 
     spec, dev = load_model(model), compute_device(device)
     quant = precision if isinstance(precision, Quant) else precision_for(precision, dev)
     resolve_parallelism(spec, None, tp, pp, ep)
+    for label, value in (("batch", batch), ("input_len", input_len)):
+        if positive_ints(value, label).ndim:
+            raise ConfigError(
+                f"{label} is {value!r}; expected one positive integer (a roofline is of one configuration; "
+                "hwsim.estimate prices arrays)"
+            )
     check_lengths(spec, input_len, 1)
     place = Placement(tp=tp, pp=pp, ep=ep, framework=framework)
     kw = dict(tp=tp, pp=pp, ep=ep)
@@ -222,8 +228,10 @@ def best(
     from explore.search import rank_best, search
     from roofline.pareto import OBJECTIVES
 
-    if objective not in OBJECTIVES:
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
         raise unknown_name("objective", objective, OBJECTIVES)
+    if isinstance(devices, str):  # one name, not its characters
+        devices = [devices]
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top is {top!r}; expected a positive integer")
     result = search(

@@ -52,3 +52,14 @@ def warn_scale_out(device: DeviceSpec, group: int, priced_over: str) -> None:
     note = scale_out_note(device, group)
     if note:
         click.echo(f"hwsim: warning: {note}; {priced_over}", err=True)
+
+
+def note_missing_price(device: str, price_basis: str) -> None:
+    """On stderr, why ``device`` has no $ figures on ``price_basis`` (no price of that kind)."""
+    from hwmodels.device_spec import load_device
+    from roofline.economics import Economics, NoPriceError, pricing_basis
+
+    try:
+        pricing_basis(load_device(device), Economics(basis=price_basis))
+    except NoPriceError as exc:
+        click.echo(f"hwsim: note: no $ figures: {exc}", err=True)

@@ -219,7 +219,7 @@ def estimate(
     FP8 or FP4 on a GPU without those tensor cores is refused, naming the weight-only precision
     engines run there; a prompt plus output beyond the model's context is refused; tp x ep beyond
     the device's NVLink domain is priced with a warning."""
-    from hwsim.checks import check_lengths, precision_for, warn_scale_out
+    from hwsim.checks import check_lengths, note_missing_price, precision_for, warn_scale_out
     from roofline.economics import Economics
     from roofline.estimate import compute_device
     from roofline.estimate import estimate as run
@@ -250,13 +250,7 @@ def estimate(
     warn_scale_out(dev, tp * ep, "the estimate prices them over NVLink")
     d = est.to_dict()
     if d["usd_per_million_tokens"] is None:
-        from hwmodels.device_spec import load_device
-        from roofline.economics import NoPriceError, pricing_basis
-
-        try:
-            pricing_basis(load_device(device), Economics(basis=price_basis))
-        except NoPriceError as exc:
-            click.echo(f"hwsim: note: no $ figures: {exc}", err=True)
+        note_missing_price(device, price_basis)
     if not d["fits"]:
         from hwmodels.device_spec import load_device
 

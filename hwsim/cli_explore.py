@@ -226,6 +226,7 @@ def compare(
     """Two or more devices side by side under the same workload: a table and a chart."""
     import pandas as pd
 
+    from hwsim.checks import note_missing_price
     from roofline.economics import Economics
     from roofline.estimate import estimate
     from roofline.plots import compare_chart
@@ -248,6 +249,8 @@ def compare(
             economics=Economics(basis=price_basis),
         )
         rows.append(est.to_dict())
+        if rows[-1]["usd_per_million_tokens"] is None:
+            note_missing_price(device, price_basis)
     frame = pd.DataFrame(rows)
     metrics = ["ttft_s", "tpot_s", "tokens_per_j", "tokens_per_usd"]
     out = out or Path("results") / f"compare-{frame['model'].iloc[0]}.png"
@@ -266,5 +269,6 @@ def compare(
         "memory_bytes",
         "fits",
     ]
-    text = frame.set_index("device")[shown].T.to_string() + f"\n\nchart: {', '.join(map(str, paths))}"
+    table = frame.set_index("device")[shown].T.to_string(na_rep="-")  # "-": no figure (no price on the basis)
+    text = table + f"\n\nchart: {', '.join(map(str, paths))}"
     emit(as_json, rows, text)

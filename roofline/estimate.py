@@ -156,17 +156,41 @@ MAX_COUNT = MAX_TOKENS
 enough that every product of them stays finite and exact in float64."""
 
 
-def _positive_ints(value: Any, field: str) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iuf" or arr.size == 0:
+MAX_SWEEP_AXES = 16
+"""Most axes a sweep's arrays may have (NumPy allows 64; pricing adds an op axis and an end axis)."""
+
+MAX_DEVICES = 1_048_576
+"""Most devices an estimate takes (``n_devices``, ``tp * pp * ep``): beyond any cluster built."""
+
+
+def positive_ints(value: Any, field: str) -> np.ndarray:
+    """``value`` (a number or an array of them) as a float array of positive integers up to
+    ``MAX_COUNT``; a one-line ``ConfigError`` naming ``field`` and the first bad value otherwise."""
+    try:
+        given = np.asarray(value)
+    except (ValueError, TypeError):  # ragged nesting
+        raise ConfigError(
+            f"{field} is {value!r}; expected a positive integer or a rectangular array of them"
+        ) from None
+    if given.dtype.kind not in "iuf" or given.size == 0:
         raise ConfigError(f"{field} is {value!r}; expected a positive integer (or an array of them)")
-    arr = arr.astype(float)
+    if given.ndim > MAX_SWEEP_AXES:
+        raise ConfigError(f"{field} has {given.ndim} axes; expected at most {MAX_SWEEP_AXES}")
+    arr = given.astype(float)
     bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.round(arr)) | (arr > MAX_COUNT)
     if np.any(bad):
-        raise ConfigError(
-            f"{field} is {arr[bad].ravel()[0]:g}; expected a positive integer up to {MAX_COUNT:,}"
-        )
+        first = given[bad].ravel()[0]
+        shown = f"{int(first):,}" if np.isfinite(first) and first == np.round(first) else repr(float(first))
+        raise ConfigError(f"{field} is {shown}; expected a positive integer up to {MAX_COUNT:,}")
     return arr
+
+
+def _degree(label: str, value: Any, most: int = MAX_DEVICES) -> int:
+    """A parallel degree or device count as a Python ``int`` (a NumPy integer's arithmetic would
+    wrap in its own width), from 1 to ``most``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
+        raise ConfigError(f"{label} is {value!r}; expected a positive integer up to {most:,}")
+    return int(value)
 
 
 def _check_options(economics: Any, link: Any, framework: Any, attention_dp: Any, imbalance: Any) -> None:
@@ -186,12 +210,14 @@ def _check_options(economics: Any, link: Any, framework: Any, attention_dp: Any,
 
 def resolve_parallelism(spec: ModelSpec, n_devices: int | None, tp: int, pp: int, ep: int) -> tuple[int, int]:
     """(devices per replica, replicas); raises ``ConfigError`` when they do not divide."""
+    tp, pp, ep = (_degree(label, v) for label, v in (("tp", tp), ("pp", pp), ("ep", ep)))
     check_parallelism(spec, tp, pp, ep)
     per_replica = tp * pp * ep
+    if per_replica > MAX_DEVICES:
+        raise ConfigError(f"tp*pp*ep is {per_replica:,} devices; expected at most {MAX_DEVICES:,}")
     if n_devices is None:
         return per_replica, 1
-    if isinstance(n_devices, bool) or not isinstance(n_devices, (int, np.integer)) or n_devices < 1:
-        raise ConfigError(f"n_devices is {n_devices!r}; expected a positive integer")
+    n_devices = _degree("n_devices", n_devices)
     if n_devices % per_replica:
         raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}")
     return per_replica, n_devices // per_replica
@@ -301,7 +327,8 @@ def mtp_expected_tokens(n_draft: int, acceptance: float) -> float:
     drafted one while all before it were accepted, ``1 + a + a^2 + ... + a^n`` for a per-draft
     acceptance rate ``a`` (DeepSeek-V3 Sec. 5.4.3 reports 85-90% for the second token)."""
     ok_draft = isinstance(n_draft, (int, np.integer)) and not isinstance(n_draft, bool)
-    if not ok_draft or not 0 <= n_draft <= MAX_DRAFT_TOKENS or not 0.0 <= acceptance <= 1.0:
+    ok_rate = isinstance(acceptance, (int, float, np.number)) and not isinstance(acceptance, bool)
+    if not ok_draft or not ok_rate or not 0 <= n_draft <= MAX_DRAFT_TOKENS or not 0.0 <= acceptance <= 1.0:
         raise ConfigError(
             f"mtp draft tokens {n_draft!r} and acceptance {acceptance!r}; expected an integer "
             f"0..{MAX_DRAFT_TOKENS} and a rate in [0, 1]"
@@ -367,10 +394,16 @@ def estimate(
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
     _check_options(economics, link, framework, attention_dp, expert_imbalance)
     per_replica, replicas = resolve_parallelism(spec, n_devices, tp, pp, ep)
-    B = _positive_ints(batch, "batch")
-    L_in = _positive_ints(input_len, "input_len")
-    L_out = _positive_ints(output_len, "output_len")
+    tp, pp, ep = int(tp), int(pp), int(ep)  # checked there: NumPy integers become Python ones
+    B = positive_ints(batch, "batch")
+    L_in = positive_ints(input_len, "input_len")
+    L_out = positive_ints(output_len, "output_len")
     cached = _cached_tokens(cached_len)
+    if cached > L_in.min():
+        raise ConfigError(
+            f"cached_len {cached:,} exceeds input_len {int(L_in.min()):,}: a prompt holds no more "
+            "cached tokens than it has"
+        )
     try:
         np.broadcast_shapes(B.shape, L_in.shape, L_out.shape)
     except ValueError:
@@ -408,7 +441,7 @@ def estimate(
         replicas=replicas,
         economics=economics,
         mtp_tokens=mtp_tokens,
-        mtp_expected=mtp_expected_tokens(mtp_tokens, mtp_acceptance) if mtp_tokens else 1.0,
+        mtp_expected=mtp_expected_tokens(mtp_tokens, mtp_acceptance),  # 1 without drafts
         elementwise=bool(getattr(model_cost, "elementwise", False)),
         cached=cached,
     )

@@ -570,6 +570,8 @@ def validate_frame(frame: pd.DataFrame, serving: ServingPredictor | None = None)
                 predicted, reason = predict(cond, serving)
             except HwsimError as exc:
                 predicted, reason = None, str(exc)
+            if predicted is not None and not np.isfinite(predicted):  # a TPOT of one output token
+                predicted, reason = None, f"{row['metric']} is undefined at this row's conditions"
         measured = float(row["value"])
         covered = predicted is not None and measured > 0
         low, high = row_range(row_features(cond), predicted) if covered else (np.nan, np.nan)

@@ -67,6 +67,11 @@ def unknown_name(kind: str, name: str, known: Iterable[str], list_cmd: str | Non
     ``list_cmd`` is the CLI command that lists them all (``"hwsim models"``), if any.
     """
     known = sorted(known)
+    if not isinstance(name, str):  # a number or a list where a name belongs: no name is close
+        return UnknownNameError(
+            f"{kind} is {name!r}; expected a name, one of {', '.join(known[:8])}"
+            + (f" (`{list_cmd}` lists all {len(known)})" if list_cmd else "")
+        )
     near = closest_names(name, known)
     hint = f"; closest: {', '.join(near)}" if near else f"; known: {', '.join(known[:8])}"
     more = f" (`{list_cmd}` lists all {len(known)})" if list_cmd else ""

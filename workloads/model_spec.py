@@ -475,7 +475,10 @@ def _int_list(value: Any, where: str, field: str) -> list[int]:
     if isinstance(value, str):
         value = [v for v in value.replace(" ", "").split(",") if v]
     try:
-        return [int(v) for v in value]
+        out = [int(v) for v in value]
+        if any(isinstance(v, (bool, float)) and v != int(v) or isinstance(v, bool) for v in value):
+            raise ValueError  # 1.5 or true is no layer index
+        return out
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(
             f"{where}: field {field!r} is {value!r}; expected a list of layer indices"

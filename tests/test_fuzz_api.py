@@ -1,0 +1,119 @@
+"""Findings of an independent fuzz campaign at the API and a few CLI commands, each a case that
+raised a bare Python exception, printed NaN or accepted a value that cannot happen: now a
+one-line ``ConfigError`` naming the argument and the value, or the right result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import hwsim
+from hwsim.cli import cli
+from workloads.errors import ConfigError, HwsimError
+from workloads.model_spec import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_numpy_unsigned_degrees_are_counted_as_python_integers():
+    """A uint8 degree's arithmetic would wrap (16 * 16 = 0 in uint8): the devices are 256."""
+    est = hwsim.estimate(
+        "llama-3.1-405b", "h100-sxm", batch=4, input_len=64, output_len=8, tp=np.uint8(16), pp=np.uint8(16)
+    )
+    assert est.n_devices == 256
+    moe = hwsim.estimate("mixtral-8x7b", "h100-sxm", batch=4, input_len=64, output_len=8, ep=np.uint8(8))
+    assert moe.n_devices == 8
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: hwsim.best("llama-2-7b", ["h100-sxm"], objective=5), "objective is 5; expected a name"),
+        (lambda: hwsim.best("llama-2-7b", ["h100-sxm"], objective=["x"]), "objective is ['x']"),
+        (
+            lambda: hwsim.estimate("llama-2-7b", "h100-sxm", batch=[[1], [2, 3]], input_len=64, output_len=8),
+            "batch is [[1], [2, 3]]; expected a positive integer or a rectangular array",
+        ),
+        (
+            lambda: hwsim.estimate(
+                "llama-2-7b", "h100-sxm", batch=np.ones((1,) * 32), input_len=64, output_len=8
+            ),
+            "batch has 32 axes; expected at most 16",
+        ),
+        (
+            lambda: hwsim.roofline("llama-2-7b", "h100-sxm", batch=[1, 2]),
+            "batch is [1, 2]; expected one positive integer",
+        ),
+        (
+            lambda: hwsim.estimate("llama-2-7b", "h100-sxm", batch=10_000_001, input_len=64, output_len=8),
+            "batch is 10,000,001; expected a positive integer up to 10,000,000",
+        ),
+        (
+            lambda: hwsim.estimate(
+                "llama-2-7b", "h100-sxm", batch=1, input_len=64, output_len=8, n_devices=2**63 - 1
+            ),
+            "n_devices is 9223372036854775807; expected a positive integer up to 1,048,576",
+        ),
+        (
+            lambda: hwsim.estimate(
+                "llama-2-7b", "h100-sxm", batch=1, input_len=64, output_len=8, mtp_acceptance=1e300
+            ),
+            "acceptance 1e+300",
+        ),
+        (
+            lambda: hwsim.estimate(
+                "llama-2-7b", "h100-sxm", batch=1, input_len=[16, 64], output_len=8, cached_len=20
+            ),
+            "cached_len 20 exceeds input_len 16",
+        ),
+    ],
+)
+def test_bad_arguments_are_named(call, message):
+    with pytest.raises(HwsimError) as info:
+        call()
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_device_name_is_not_split_into_letters():
+    """``best(model, "h100-sxm")``: one device, not the devices 'h', '1', ..."""
+    assert set(hwsim.best("llama-2-7b", "h100-sxm", batches=[1, 8])["device"]) == {"h100-sxm"}
+
+
+@pytest.mark.parametrize("value", [[1.5], [True]])
+def test_a_layer_index_that_is_no_integer_is_refused(tmp_path, value):
+    config = json.loads((ROOT / "workloads/presets/qwen3-235b-a22b.json").read_text())
+    config["mlp_only_layers"] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="mlp_only_layers"):
+        load_model(str(path))
+
+
+def test_a_row_without_a_finite_prediction_is_not_covered(tmp_path):
+    """A server TPOT row of one output token has no decode step: reported as not covered with the
+    reason, and ``validate --json`` stays valid JSON (no bare NaN)."""
+    rows = pd.read_csv(ROOT / "hwmodels/validation/measured.csv")
+    row = rows.loc[rows["id"] == "s122-tpot"].copy()
+    row["output_len"] = 1
+    data = tmp_path / "one.csv"
+    row.to_csv(data, index=False)
+    result = CliRunner().invoke(cli, ["validate", "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in validate --json"))
+    (point,) = report["points"]
+    assert not point["covered"] and "undefined" in point["reason"]
+
+
+def test_compare_names_a_missing_price_and_prints_no_nan(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["compare", "-m", "llama-2-7b", "-d", "h100-sxm", "-d", "sail-n1", "-o", str(tmp_path / "c.png")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "NaN" not in result.stdout
+    assert "hwsim: note: no $ figures: device 'sail-n1' has no tco price" in result.stderr
