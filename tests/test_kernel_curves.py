@@ -255,14 +255,16 @@ def test_device_time_latency_is_charged_only_where_kernels_were_timed_alone():
 
 
 def test_allreduce_curves_are_fitted_per_link_type():
-    """The shipped all-reduce extract holds NVLink (aiconfigurator) and Infinity Fabric (RCCL on 8
-    MI300X) rows; each link gets its own curve, and an MI300X all-reduce is priced by its own."""
+    """The shipped all-reduce extract holds NVLink (aiconfigurator), Infinity Fabric (RCCL on 8
+    MI300X) and PCIe (nccl-tests on RTX 4090s) rows; each link gets its own curve, and an MI300X
+    all-reduce is priced by its own."""
     from roofline.kernel_fit import allreduce_links
 
     rows = load_kernels("allreduce")
     links = allreduce_links(rows)
-    assert set(links) == {"nvlink", "infinity_fabric"}
+    assert set(links) == {"nvlink", "infinity_fabric", "pcie"}
     assert set(rows.loc[links == "infinity_fabric", "device"]) == {"mi300x"}
+    assert set(rows.loc[links == "pcie", "device"]) == {"rtx-4090"}
     ops = allreduce_table(2.0**20, 8, Quant.from_name("bf16"))
     record = {
         "allreduce": {
