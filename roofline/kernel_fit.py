@@ -259,7 +259,7 @@ def calibrate_kernels(progress: Callable[[str], None] | None = None) -> dict[str
             "hwmodels/calibration/kernels/: TensorRT-LLM GEMMs with 4096^2+ weights (gemm.csv), context attention "
             "(attention_prefill.csv) and custom all-reduce (allreduce.csv) from ai-dynamo/aiconfigurator, MI300X FP8 "
             "GEMMs from ROCm/aiter's tuned table, RCCL all-reduce from AMD's rccl-tests run and NCCL all-reduce over "
-            "PCIe from public nccl-tests runs on RTX 4090s; least squares on "
+            "PCIe from public nccl-tests runs on RTX 4090s and aiconfigurator's on two L40S; least squares on "
             "log(predicted/measured) per architecture and format (gpu_kernels.yaml), the all-reduce per link type "
             "over every device that measured it; checked on Vidur's FP16 projections (gemm_vidur.csv)"
         ),

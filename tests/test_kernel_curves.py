@@ -256,7 +256,7 @@ def test_device_time_latency_is_charged_only_where_kernels_were_timed_alone():
 
 def test_allreduce_curves_are_fitted_per_link_type():
     """The shipped all-reduce extract holds NVLink (aiconfigurator), Infinity Fabric (RCCL on 8
-    MI300X) and PCIe (nccl-tests on RTX 4090s) rows; each link gets its own curve, and an MI300X
+    MI300X) and PCIe (nccl-tests on RTX 4090s, aiconfigurator on two L40S) rows; each link gets its own curve, and an MI300X
     all-reduce is priced by its own."""
     from roofline.kernel_fit import allreduce_links
 
@@ -264,7 +264,7 @@ def test_allreduce_curves_are_fitted_per_link_type():
     links = allreduce_links(rows)
     assert set(links) == {"nvlink", "infinity_fabric", "pcie"}
     assert set(rows.loc[links == "infinity_fabric", "device"]) == {"mi300x"}
-    assert set(rows.loc[links == "pcie", "device"]) == {"rtx-4090"}
+    assert set(rows.loc[links == "pcie", "device"]) == {"rtx-4090", "l40s"}
     ops = allreduce_table(2.0**20, 8, Quant.from_name("bf16"))
     record = {
         "allreduce": {
