@@ -8,6 +8,7 @@ generator and group the drawn points by design.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,15 +34,18 @@ def _axis_keys(spec: SweepSpec) -> list[str]:
 
 def _grid_chunks(spec: SweepSpec) -> Iterator[Chunk]:
     axis_keys = _axis_keys(spec)
-    mesh = np.meshgrid(*(np.asarray(spec.values[k], dtype=object) for k in axis_keys), indexing="ij")
-    flat = {k: m.reshape(-1) for k, m in zip(axis_keys, mesh, strict=True)}
-    n = len(next(iter(flat.values())))
+    values = {k: _typed(k, np.asarray(spec.values[k], dtype=object)) for k in axis_keys}
+    shape = tuple(len(v) for v in values.values())
+    n = math.prod(shape)
     step = n if spec.serving else MAX_CHUNK  # a serving group is one task; analytic ones are cut
     index = 0
     for design in design_groups(spec):
         d = _with_devices(design)
         for start in range(0, n, step):
-            axes = {k: _typed(k, v[start : start + step]) for k, v in flat.items()}
+            # the points start..stop of the flattened grid (C order: the last key varies fastest),
+            # without building the whole grid
+            at = np.unravel_index(np.arange(start, min(start + step, n)), shape)
+            axes = {k: values[k][i] for k, i in zip(axis_keys, at, strict=True)}
             yield Chunk(index, d, axes, {"seed": spec.seed} if spec.serving else None)
             index += 1
 

@@ -43,21 +43,68 @@ SPEC_KEY = b"hwsim.sweep.chunks"
 same sweep (nothing left to do) from another sweep aimed at the same file."""
 
 
+NAME_MAX_BYTES = 255
+"""Longest file or folder name Linux and macOS file systems take."""
+
+
 def _paths(out: str | Path) -> tuple[Path, Path]:
-    """(the output file, its working directory), checked: the parent can be made, the output is
-    not a directory."""
+    """(the output file, its working directory), checked before any work: a file name short
+    enough for its working directory's name, not a folder, in a folder that can be made and
+    written to."""
     if str(out).strip() == "":
         raise ConfigError("out is an empty path; expected a file name such as results/sweep.parquet")
     path = Path(out)
-    if path.is_dir():
+    if path.name in ("", ".", ".."):
         raise ConfigError(
-            f"out {str(path)!r} is a directory; a sweep writes one Parquet file (e.g. {path}.parquet)"
+            f"out {str(out)!r} names a folder, not a file; expected a file name such as results/sweep.parquet"
         )
+    longest = NAME_MAX_BYTES - len(PARTS_SUFFIX)  # the working directory is OUT.parts
+    size = len(os.fsencode(path.name))
+    if size > longest:
+        raise ConfigError(
+            f"out {_clipped(path)}: its name is {size} bytes long; expected at most {longest} "
+            f"(file systems take {NAME_MAX_BYTES}, and the working directory adds {PARTS_SUFFIX!r})"
+        )
+    for part in path.parent.parts:
+        if len(os.fsencode(part)) > NAME_MAX_BYTES:
+            raise ConfigError(
+                f"out {_clipped(path)}: a folder name in it is {len(os.fsencode(part))} bytes long; "
+                f"file systems take {NAME_MAX_BYTES}"
+            )
     try:
+        if path.is_dir():
+            raise ConfigError(
+                f"out {str(path)!r} is a directory; a sweep writes one Parquet file (e.g. {path}.parquet)"
+            )
+        file = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if file is not None:
+            raise ConfigError(f"out {str(path)!r}: {str(file)!r} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"out {str(path)!r}: cannot create its folder ({exc.strerror})") from None
+        raise ConfigError(f"out {str(path)!r}: cannot create its folder ({exc.strerror or exc})") from None
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"out {str(path)!r}: its folder {str(folder)!r} cannot be written to")
     return path, path.with_name(path.name + PARTS_SUFFIX)
+
+
+def _clipped(path: Path, most: int = 80) -> str:
+    """``path`` quoted, its middle cut out when it is long (a message stays one readable line)."""
+    text = str(path)
+    return repr(text) if len(text) <= most else repr(f"{text[: most // 2]}...{text[-most // 2 :]}")
+
+
+def _make_parts(parts: Path) -> None:
+    """Create the working directory (refused, one line, when the file system will not)."""
+    try:
+        parts.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"out {str(parts)[: -len(PARTS_SUFFIX)]!r}: cannot create its working directory {parts.name!r} "
+            f"({exc.strerror or exc})"
+        ) from None
+    if not parts.is_dir():
+        raise ConfigError(f"out: {str(parts)!r} is a file; remove it or choose another --out")
 
 
 def _fingerprint(spec: SweepSpec) -> bytes:
@@ -71,17 +118,25 @@ def _write(parts: Path, chunk: Chunk, frame: pd.DataFrame) -> None:
 
 
 def _finish(spec: SweepSpec, out: Path, parts: Path) -> None:
-    """Stream the chunk files, in chunk order, into ``out`` (one schema: a column that is null in
-    one chunk takes its type from the others) and remove the working directory."""
+    """Stream the chunk files, in chunk order, into ``out`` (one schema, the union of the chunks'
+    columns with ``error`` last: a column that is null in one chunk takes its type from the others,
+    and a column a chunk lacks, such as the metrics of a serving design that could not run, is null
+    there) and remove the working directory."""
     files = [parts / f"{c.name}.parquet" for c in chunks(spec)]
     schema = pa.unify_schemas(
         [pq.read_schema(f).remove_metadata() for f in files], promote_options="permissive"
     )
+    if "error" in schema.names:
+        error = schema.field("error")
+        schema = schema.remove(schema.get_field_index("error")).append(error)
     schema = schema.with_metadata({SPEC_KEY: _fingerprint(spec)})
     tmp = out.with_name(f".{out.name}.tmp")
     with pq.ParquetWriter(tmp, schema) as writer:
         for f in files:
             table = pq.read_table(f).replace_schema_metadata(None)
+            for field in schema:
+                if field.name not in table.column_names:
+                    table = table.append_column(field.name, pa.nulls(len(table), field.type))
             writer.write_table(table.select(schema.names).cast(schema))
     os.replace(tmp, out)
     shutil.rmtree(parts)
@@ -167,7 +222,7 @@ def run_sweep(
         raise ConfigError(
             f"out {str(path)!r} already holds another sweep's table; remove it or choose another --out"
         )
-    parts.mkdir(exist_ok=True)
+    _make_parts(parts)
     todo, done = pending(spec, parts)
     total = done + sum(c.n for c in todo)
     if progress:

@@ -22,6 +22,7 @@ one-line ``ConfigError`` naming the key.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ import yaml
 
 from hwmodels import registry
 from hwmodels.device_spec import catalog, load_device
+from roofline.estimate import MAX_DEVICES
 from sim.system import System, load_system
 from workloads.errors import ConfigError, HwsimError, unknown_name
 from workloads.model_spec import load_model
+from workloads.traces import MAX_TOKENS
 
 ANALYTIC_KEYS = (
     "models",
@@ -65,6 +68,28 @@ NUMERIC_KEYS = {
     "slo_tpot": float,
     "num_requests": int,
 }
+INT_LIMITS = {
+    "n_devices": MAX_DEVICES,
+    "tp": MAX_DEVICES,
+    "pp": MAX_DEVICES,
+    "ep": MAX_DEVICES,
+    "batch": MAX_TOKENS,
+    "input_len": MAX_TOKENS,
+    "output_len": MAX_TOKENS,
+    "concurrency": 10_000_000,
+    "num_requests": 100_000_000,
+}
+"""The largest value of each integer key: what ``hwsim estimate`` and ``hwsim serve`` take (device
+counts and degrees up to 1,048,576, lengths and batches up to 10,000,000)."""
+MAX_POINTS = 1_000_000_000
+"""Most points a sweep may have (its grid, or its samples)."""
+MAX_DESIGNS = 1_000_000
+"""Most design groups (combinations of the keys other than the workload axes) a sweep may have:
+each is at least one chunk, one file while the sweep runs."""
+MAX_SAMPLES = 1_000_000
+"""Most points ``random`` and ``lhs`` sampling draw (the draw is held in memory)."""
+MAX_SEED = 2**63 - 1
+SAMPLING_KEYS = ("method", "n", "seed")
 DEFAULTS = {
     "tp": [1],
     "pp": [1],
@@ -104,6 +129,31 @@ class SweepSpec:
         return int(np.prod([len(v) for v in self.values.values()], dtype=object))
 
 
+def _shown(v: Any) -> str:
+    """``v`` as the user wrote it (an integer too long for ``repr`` by its size)."""
+    try:
+        return repr(v)
+    except ValueError:  # an integer of more than 4300 digits
+        return f"an integer of {v.bit_length():,} bits"
+
+
+def _finite(v: Any) -> float | None:
+    """``v`` as a finite float, or None when it is not a finite number (bools are not numbers)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:  # an integer beyond float range
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _expected(key: str, kind: type) -> str:
+    if kind is int:
+        return f"a positive integer up to {INT_LIMITS[key]:,}"
+    return "a positive number"
+
+
 def _range(raw: dict, key: str, kind: type, where: str) -> list[Any]:
     unknown = set(raw) - {"start", "stop", "num", "log"}
     if unknown or not {"start", "stop"} <= set(raw):
@@ -111,17 +161,26 @@ def _range(raw: dict, key: str, kind: type, where: str) -> list[Any]:
             f"{where}: {key} range {raw!r}; expected {{start, stop, num, log}} (num and log optional)"
         )
     start, stop = raw["start"], raw["stop"]
-    num = raw.get("num", 10)
+    num, log = raw.get("num", 10), raw.get("log", False)
     for label, v in (("start", start), ("stop", stop)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-            raise ConfigError(f"{where}: {key}.{label} is {v!r}; expected a positive number")
+        f = _finite(v)
+        if kind is int and (f is None or not 1 <= f <= INT_LIMITS[key]):
+            raise ConfigError(
+                f"{where}: {key}.{label} is {_shown(v)}; expected a number from 1 to {INT_LIMITS[key]:,} "
+                f"({key} takes integers)"
+            )
+        if f is None or f <= 0:
+            raise ConfigError(f"{where}: {key}.{label} is {_shown(v)}; expected a positive number")
     if stop < start:
         raise ConfigError(f"{where}: {key} range is reversed (start {start} > stop {stop})")
     if isinstance(num, bool) or not isinstance(num, int) or num < 1 or num > 10**6:
-        raise ConfigError(f"{where}: {key}.num is {num!r}; expected an integer from 1 to 1,000,000")
-    values = np.geomspace(start, stop, num) if raw.get("log") else np.linspace(start, stop, num)
-    if kind is int:
-        values = np.unique(np.round(values).astype(np.int64))
+        raise ConfigError(f"{where}: {key}.num is {_shown(num)}; expected an integer from 1 to 1,000,000")
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}: {key}.log is {_shown(log)}; expected true or false")
+    start, stop = float(start), float(stop)
+    values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
+    if kind is int:  # start and stop lie in [1, limit], so the rounded values do too
+        values = np.unique(np.clip(np.round(values), 1, INT_LIMITS[key]).astype(np.int64))
     return [kind(v) for v in values]
 
 
@@ -135,14 +194,32 @@ def _values(raw: Any, key: str, where: str) -> list[Any]:
     if not values:
         raise ConfigError(f"{where}: {key} is an empty list; expected at least one value")
     if kind is None:
-        return values
+        return [_name(v, key, where) for v in values]
     out = []
     for v in values:
-        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and np.isfinite(v) and v > 0
-        if not ok or (kind is int and v != int(v)):
-            raise ConfigError(f"{where}: {key} value {v!r}; expected a positive {kind.__name__}")
+        f = _finite(v)
+        ok = f is not None and f > 0
+        if ok and kind is int:
+            ok = f.is_integer() and f <= INT_LIMITS[key]
+        if not ok:
+            raise ConfigError(f"{where}: {key} value {_shown(v)}; expected {_expected(key, kind)}")
         out.append(kind(v))
     return out
+
+
+def _name(v: Any, key: str, where: str) -> Any:
+    """A value of a name key: a string (a number is read as its digits; ``framework`` also takes
+    null); a list, a mapping, a bool or a null is refused."""
+    if v is None and key == "framework":
+        return None
+    if isinstance(v, str):
+        return v
+    if key in ("models", "devices", "systems") and not isinstance(v, bool) and isinstance(v, (int, float)):
+        return str(v)  # a number where a name goes: the unknown-name error suggests names
+    expected = "a name, or null for none" if key == "framework" else "a name"
+    if key == "price_basis":
+        expected = "tco or cloud"
+    raise ConfigError(f"{where}: {key} value {_shown(v)}; expected {expected}")
 
 
 def expand_devices(names: list[Any], where: str = "sweep spec") -> list[str]:
@@ -178,7 +255,8 @@ def parse_spec(raw: Any, where: str = "sweep spec") -> SweepSpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of keys to lists, got {type(raw).__name__}")
     raw = dict(raw)
-    sampling = raw.pop("sampling", None) or {"method": "grid"}
+    sampling = raw.pop("sampling", None)
+    sampling = {"method": "grid"} if sampling is None else sampling
     known = set(ANALYTIC_KEYS) | set(SERVING_KEYS)
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -200,20 +278,55 @@ def parse_spec(raw: Any, where: str = "sweep spec") -> SweepSpec:
         values["devices"] = expand_devices(values["devices"], where)
     else:
         values["systems"] = [load_system(str(s)).name for s in values["systems"]]
-    if "price_basis" in values and set(values["price_basis"]) - {"tco", "cloud"}:
-        raise ConfigError(f"{where}: price_basis {values['price_basis']!r}; expected tco or cloud")
+    if "price_basis" in values:
+        bad = [b for b in values["price_basis"] if b not in ("tco", "cloud")]
+        if bad:
+            raise ConfigError(f"{where}: price_basis value {bad[0]!r}; expected tco or cloud")
     for key, default in DEFAULTS.items():
         values.setdefault(key, default)
-    if not isinstance(sampling, dict) or sampling.get("method", "grid") not in ("grid", "random", "lhs"):
-        raise ConfigError(
-            f"{where}: sampling {sampling!r}; expected {{method: grid | random | lhs, n, seed}}"
-        )
-    method = sampling.get("method", "grid")
-    n = sampling.get("n", 0)
-    if method != "grid" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ConfigError(f"{where}: sampling.n is {n!r}; expected a positive integer for {method} sampling")
+    method, n, seed = _sampling(sampling, where)
     order = [k for k in (*ANALYTIC_KEYS, *SERVING_KEYS) if k in values]
-    return SweepSpec({k: values[k] for k in order}, method, int(n), int(sampling.get("seed", 0)), where)
+    spec = SweepSpec({k: values[k] for k in order}, method, n, seed, where)
+    designs = math.prod(
+        len(v) for k, v in spec.values.items() if k not in SWEEP_AXES and k not in SERVING_KEYS
+    )
+    if spec.sampling == "grid" and designs > MAX_DESIGNS:
+        raise ConfigError(
+            f"{where}: the grid has {designs:,} designs (combinations of the keys other than batch, "
+            f"input_len, output_len and the serving keys); expected at most {MAX_DESIGNS:,} "
+            "(give fewer values, or sample it: sampling: {method: lhs, n: N})"
+        )
+    if spec.size > MAX_POINTS:
+        raise ConfigError(
+            f"{where}: the grid has {spec.size:,} points; expected at most {MAX_POINTS:,} "
+            "(give fewer values, or sample it: sampling: {method: lhs, n: N})"
+        )
+    return spec
+
+
+def _sampling(sampling: Any, where: str) -> tuple[str, int, int]:
+    """(method, n, seed) of a spec's ``sampling`` mapping, checked."""
+    expected = "{method: grid | random | lhs, n, seed}"
+    if not isinstance(sampling, dict):
+        raise ConfigError(f"{where}: sampling {_shown(sampling)}; expected {expected}")
+    unknown = [k for k in sampling if k not in SAMPLING_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: sampling key {unknown[0]!r}; expected {expected}")
+    method = sampling.get("method", "grid")
+    if not isinstance(method, str) or method not in ("grid", "random", "lhs"):
+        raise ConfigError(f"{where}: sampling.method is {_shown(method)}; expected grid, random or lhs")
+    n = sampling.get("n", 0)
+    if method != "grid" and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES):
+        raise ConfigError(
+            f"{where}: sampling.n is {_shown(n)}; expected a positive integer up to {MAX_SAMPLES:,} "
+            f"for {method} sampling"
+        )
+    seed = sampling.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(
+            f"{where}: sampling.seed is {_shown(seed)}; expected an integer from 0 to 2**63 - 1"
+        )
+    return method, (n if method != "grid" else 0), seed
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -224,6 +337,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+    except ValueError as exc:  # an integer literal of more than 4300 digits
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return parse_spec(raw, str(path))
 

@@ -26,12 +26,14 @@ class StrictCommand(click.Command):
         rest = super().parse_args(ctx, args)
         for param in self.params:
             value = ctx.params.get(param.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                continue
-            if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
-                raise click.BadParameter(f"{value} is beyond the 64-bit integer range", ctx, param)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise click.BadParameter(f"{value} is not a finite number", ctx, param)
+            # a repeatable option (multiple=True) holds a tuple: every value is checked
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                if isinstance(v, int) and not INT64[0] <= v <= INT64[1]:
+                    raise click.BadParameter(f"{v} is beyond the 64-bit integer range", ctx, param)
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise click.BadParameter(f"{v} is not a finite number", ctx, param)
         return rest
 
 

@@ -180,7 +180,8 @@ def positive_ints(value: Any, field: str) -> np.ndarray:
     bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.round(arr)) | (arr > MAX_COUNT)
     if np.any(bad):
         first = given[bad].ravel()[0]
-        shown = f"{int(first):,}" if np.isfinite(first) and first == np.round(first) else repr(float(first))
+        exact = np.isfinite(first) and first == np.round(first) and abs(first) <= 2**53
+        shown = f"{int(first):,}" if exact else f"{float(first):g}"
         raise ConfigError(f"{field} is {shown}; expected a positive integer up to {MAX_COUNT:,}")
     return arr
 
