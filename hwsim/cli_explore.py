@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hwsim.options import StrictCommand
+from hwsim.options import StrictCommand, output_file
 from hwsim.output import LazyBar, emit, fmt
 from workloads.errors import ConfigError
 
@@ -170,7 +170,12 @@ def best(objective, top_k, per_arch, as_json, **o):
     "--z", "z_metric", default=None, help="A third metric (the front is then 3-D; the plot shows x-y)."
 )
 @click.option(
-    "--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Chart path."
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    callback=output_file,
+    help="Chart path (a .png; an .svg is written beside it).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the front as JSON.")
 def pareto(x_metric, y_metric, z_metric, out, as_json, **o):
@@ -217,7 +222,12 @@ def pareto(x_metric, y_metric, z_metric, out, as_json, **o):
 @click.option("--framework", default=None)
 @click.option("--price-basis", type=click.Choice(["tco", "cloud"]), default="tco", show_default=True)
 @click.option(
-    "--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Chart path."
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    callback=output_file,
+    help="Chart path (a .png; an .svg is written beside it).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per device.")
 def compare(

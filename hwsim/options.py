@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,22 @@ def check_output_path(path: Path, folder: bool = False) -> str | None:
             return "it is a folder; expected a file name"
         if folder and path.exists() and not path.is_dir():
             return "it is a file; expected a folder"
-        for parent in path.parents:
+        for parent in path.absolute().parents:
             if parent.exists():
-                return None if parent.is_dir() else f"{str(parent)!r} is a file, not a folder"
+                return _unwritable(parent) if parent.is_dir() else f"{str(parent)!r} is a file, not a folder"
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        return f"it cannot be used ({getattr(exc, 'strerror', None) or exc})"
+    return None
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why nothing can be made in ``folder`` (tried: a folder made and removed at once; a
+    permission check passes for root on a read-only or virtual file system such as /proc), or None."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".hwsim-probe-", dir=folder)
     except OSError as exc:
-        return f"it cannot be used ({exc.strerror})"
+        return f"nothing can be written in {str(folder)!r} ({exc.strerror or exc})"
+    os.rmdir(probe)
     return None
 
 

@@ -5,6 +5,7 @@ one-line ``ConfigError`` naming the argument and the value, or the right result.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import hwsim
-from hwsim.cli import cli
+from hwsim.cli import cli, main
 from workloads.errors import ConfigError, HwsimError
 from workloads.model_spec import load_model
 
@@ -117,3 +118,29 @@ def test_compare_names_a_missing_price_and_prints_no_nan(tmp_path):
     assert result.exit_code == 0, result.output
     assert "NaN" not in result.stdout
     assert "hwsim: note: no $ figures: device 'sail-n1' has no tco price" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compare", "-m", "llama-2-7b", "-d", "h100-sxm", "-d", "l40s", "-o", "{file}/x.png"],
+        ["pareto", "-m", "llama-3.1-8b", "-d", "h100-sxm", "-o", "/proc/x.png"],
+        ["pareto", "-m", "llama-3.1-8b", "-d", "h100-sxm", "-o", "z" * 300 + ".png"],
+        ["roofline", "-m", "llama-2-7b", "-d", "h100-sxm", "-o", "/proc/x.png"],
+        ["simulate", "-s", "1xa100", "-m", "llama-2-7b", "--output-len", "4", "--timeline", "/proc/x.png"],
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_refused_before_work(tmp_path, monkeypatch, capsys, args):
+    """A parent that is a file, a folder nothing can be made in (/proc), a name too long: one
+    line naming the option, exit 2, and no chart drawn."""
+    import roofline.plots
+
+    monkeypatch.setattr(roofline.plots, "_save", lambda *a, **k: pytest.fail("a chart was drawn"))
+    (tmp_path / "afile").write_text("")
+    args = [a.replace("{file}", str(tmp_path / "afile")) for a in args]
+    monkeypatch.setattr(sys, "argv", ["hwsim", *args, "--json"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("hwsim: error: Invalid value for"), err
