@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from hwmodels import registry
 from hwmodels.device_spec import catalog, load_device
 from roofline.estimate import MAX_DEVICES
 from sim.system import System, load_system
 from workloads.errors import ConfigError, HwsimError, unknown_name
+from workloads.files import read_yaml
 from workloads.model_spec import load_model
 from workloads.traces import MAX_TOKENS
 
@@ -330,19 +330,10 @@ def _sampling(sampling: Any, where: str) -> tuple[str, int, int]:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """A spec from a YAML file (one-line errors for a missing file or bad YAML)."""
+    """A spec from a YAML file (one-line errors for a missing, special or oversized file or bad YAML:
+    ``workloads.files.read_yaml``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep spec {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
-    except ValueError as exc:  # an integer literal of more than 4300 digits
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_spec(raw, str(path))
+    return parse_spec(read_yaml(path, "sweep spec"), str(path))
 
 
 def design_groups(spec: SweepSpec) -> list[dict[str, Any]]:

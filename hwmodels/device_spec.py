@@ -1,6 +1,6 @@
 """``DeviceSpec`` and the device catalog (``hwmodels/catalog/*.yaml``).
 
-Each YAML file is parsed and validated once: exact key sets, positive numbers, a
+Each YAML file is parsed and validated once: exact key sets, numbers within their spans (``Span``), a
 ``source`` beside every block of numbers. YAML keys carry human units
 (``bw_GBps``, ``tdp_W``); this module is the only place they become SI.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import yaml
 
 from workloads.errors import ConfigError, HwsimNote, unknown_name
@@ -152,14 +153,26 @@ class DeviceSpec:
         return fmt
 
     def scaled(self, *, bw: float = 1.0, compute: float = 1.0) -> DeviceSpec:
-        """A copy with memory bandwidth and compute peaks (and a GPU's SM clock) multiplied (for what-if sweeps)."""
+        """A copy with memory bandwidth and compute peaks (and a GPU's SM clock) multiplied (for what-if sweeps).
+
+        Each factor must be a finite number > 0, and the scaled figures must stay in the spans a
+        device file may give (``PEAK_TFLOPS``, ``BW_GBPS``, ``CLOCK_GHZ``); else a ``ConfigError``
+        naming the argument.
+        """
+        call = f"{self.name}.scaled(bw={_shown(bw)}, compute={_shown(compute)})"
+        bw, compute = _factor(bw, "bw"), _factor(compute, "compute")
         mem = replace(self.memory, bw_bytes_per_s=self.memory.bw_bytes_per_s * bw) if self.memory else None
+        if mem is not None:
+            _in_span(mem.bw_bytes_per_s / 1e9, f"{call}: memory.bw_GBps", BW_GBPS)
         peaks = MappingProxyType({k: v * compute for k, v in self.peak_flop_per_s.items()})
         sparse = MappingProxyType({k: v * compute for k, v in self.peak_flop_per_s_sparse.items()})
+        for fmt, value in (*peaks.items(), *sparse.items()):
+            _in_span(value / 1e12, f"{call}: compute.peak_TFLOPs.{fmt}", PEAK_TFLOPS)
         extra = dict(self.extra)
         if "gpu" in extra:
             gpu = extra["gpu"]
-            extra["gpu"] = MappingProxyType({**gpu, "boost_clock_GHz": gpu["boost_clock_GHz"] * compute})
+            clock = _in_span(gpu["boost_clock_GHz"] * compute, f"{call}: gpu.boost_clock_GHz", CLOCK_GHZ)
+            extra["gpu"] = MappingProxyType({**gpu, "boost_clock_GHz": clock})
         return replace(
             self,
             memory=mem,
@@ -186,10 +199,102 @@ def _check_keys(
         )
 
 
-def _positive(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise ConfigError(f"{where} is {value!r}; expected a positive number")
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The values a number of a device file may take: ``lo`` to ``hi`` (``lo`` excluded when
+    ``lo_open``), an integer when ``integer``, a multiple of ``step`` when given; ``words`` is what
+    an error says was expected."""
+
+    lo: float
+    hi: float
+    words: str
+    integer: bool = False
+    lo_open: bool = False
+    step: int | None = None
+
+    def holds(self, x: float) -> bool:
+        """Whether ``x`` (finite) is one of the values."""
+        if x > self.hi or x < self.lo or (self.lo_open and x == self.lo):
+            return False
+        if self.integer and not float(x).is_integer():
+            return False
+        return self.step is None or int(x) % self.step == 0
+
+
+def _between(lo: float, hi: float, unit: str = "") -> Span:
+    return Span(lo, hi, f"a positive number from {lo:g} to {hi:g}{unit}")
+
+
+def _count(hi: int, lo: int = 1) -> Span:
+    return Span(lo, hi, f"an integer from {lo} to {hi:,}", integer=True)
+
+
+POSITIVE = _between(1e-9, 1e12)
+"""Any number of a device file without a narrower span: positive and of a size no real part has
+beyond (products of a few of them stay far from float overflow, never inf or NaN)."""
+PEAK_TFLOPS = _between(1e-3, 1e9, " TFLOPS")
+"""A compute peak: 1 GFLOPS to a zettaFLOPS (the catalog spans 0.09 to 3e7 TFLOPS)."""
+BW_GBPS = _between(1e-3, 1e9, " GB/s")
+"""A memory, link or storage bandwidth: 1 MB/s to an exabyte/s (the catalog: 0.5 to 2.1e7 GB/s)."""
+CAPACITY_GB = _between(1e-6, 1e9, " GB")
+TDP_W = _between(1e-3, 1e9, " W")
+PRICE_USD = _between(1e-3, 1e12, " USD")
+CLOCK_GHZ = _between(1e-3, 1e3, " GHz")
+SHARE = Span(0.0, 1.0, "a share in (0, 1]", lo_open=True)
+SHARE_OR_NONE = Span(0.0, 1.0, "a share in [0, 1]")
+NON_NEGATIVE = Span(0.0, 1e12, "a number from 0 to 1e+12")
+SIMD_BITS = Span(
+    32, 2048, "a multiple of 32 from 32 to 2048 (bits of a vector register)", integer=True, step=32
+)
+"""A vector register holds whole fp32 lanes (the CPU model divides 32-bit math by it); SVE's
+largest is 2048 bits."""
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut short for a long one (an integer of hundreds of digits)."""
+    text = repr(value)
+    if len(text) <= 40:
+        return text
+    what = f"{len(text)} digits" if isinstance(value, int) else f"{len(text)} characters"
+    return f"{text[:16]}... ({what})"
+
+
+def _checked(value: Any, where: str, span: Span = POSITIVE) -> float:
+    """``value`` as a float when it is a number (not a bool) that ``span`` holds; else a
+    ``ConfigError`` naming the field, the value and the span."""
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
+    except OverflowError:  # an integer past float range (2**1100)
+        ok = False
+    if not ok or not span.holds(float(value)):
+        raise ConfigError(f"{where} is {_shown(value)}; expected {span.words}")
     return float(value)
+
+
+def _factor(value: Any, name: str) -> float:
+    """A ``DeviceSpec.scaled`` factor: a finite number > 0 (a NumPy scalar too)."""
+    try:
+        ok = not isinstance(value, (bool, np.bool_)) and isinstance(
+            value, (int, float, np.integer, np.floating)
+        )
+        ok = ok and math.isfinite(float(value)) and float(value) > 0
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"DeviceSpec.scaled: {name} is {_shown(value)}; expected a finite factor > 0")
+    return float(value)
+
+
+def _in_span(value: float, where: str, span: Span) -> float:
+    """A figure computed from a device's (``DeviceSpec.scaled``), which ``span`` must hold."""
+    if not math.isfinite(value) or not span.holds(value):
+        raise ConfigError(f"{where} would be {value:g}; expected {span.words}")
+    return value
+
+
+def _positive(value: Any, where: str, span: Span = POSITIVE) -> float:
+    """A positive number of a device file, within ``span`` (in the file's units)."""
+    return _checked(value, where, span)
 
 
 def _as_mapping(raw: Any, where: str) -> Mapping[str, Any]:
@@ -231,8 +336,8 @@ def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
     return MemoryLevel(
         name,
         raw["type"],
-        _positive(raw[unit_key], f"{where}.{unit_key}") * scale,
-        _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9,
+        _positive(raw[unit_key], f"{where}.{unit_key}", CAPACITY_GB) * scale,
+        _positive(raw["bw_GBps"], f"{where}.bw_GBps", BW_GBPS) * 1e9,
         energies[raw["type"]][0],
         _source(raw, where),
     )
@@ -247,7 +352,7 @@ def _link(name: str, raw: Mapping[str, Any], where: str) -> LinkSpec:
         raise ConfigError(f"{where}.domain_gpus is {domain!r}; expected a positive integer")
     return LinkSpec(
         name,
-        _positive(raw["bw_GBps"], f"{where}.bw_GBps") * 1e9,
+        _positive(raw["bw_GBps"], f"{where}.bw_GBps", BW_GBPS) * 1e9,
         None if lat is None else _positive(lat, f"{where}.latency_us") * 1e-6,
         None if energy is None else _positive(energy, f"{where}.energy_pJ_per_byte") * 1e-12,
         _source(raw, where),
@@ -305,27 +410,76 @@ def _cpu_block(raw: Mapping[str, Any], where: str) -> CpuMicroarch:
     if not caches:
         raise ConfigError(f"{where}.caches is empty; expected at least the last-level cache")
     return CpuMicroarch(
-        int(_positive(raw["cores"], f"{where}.cores")),
-        _positive(raw["freq_GHz"], f"{where}.freq_GHz") * 1e9,
-        int(_positive(raw["simd_bits"], f"{where}.simd_bits")),
-        int(_positive(raw["simd_units"], f"{where}.simd_units")),
+        int(_checked(raw["cores"], f"{where}.cores", _count(10**6))),
+        _positive(raw["freq_GHz"], f"{where}.freq_GHz", CLOCK_GHZ) * 1e9,
+        int(_checked(raw["simd_bits"], f"{where}.simd_bits", SIMD_BITS)),
+        int(_checked(raw["simd_units"], f"{where}.simd_units", _count(64))),
         bool(raw["int8_dot"]),
         tuple(caches),
         _source(raw, where),
     )
 
 
-def _param_block(raw: Mapping[str, Any], where: str) -> Mapping[str, float]:
-    """An arch's own parameters (``sail``, ``wafer``): every entry a {value, source} pair; the
-    cost model reads them by name."""
+PARAM_SPANS: Mapping[str, Mapping[str, Span]] = MappingProxyType(
+    {
+        "wafer": {
+            "mesh_height": _count(100_000),
+            "mesh_width": _count(100_000),
+            "clock_GHz": CLOCK_GHZ,
+            "hop_cycles": NON_NEGATIVE,
+            "station_cycles": NON_NEGATIVE,
+            "reserved_KB": NON_NEGATIVE,
+            "static_power_fraction": SHARE_OR_NONE,
+        },
+        "sail": {
+            "lut_group": _count(16),
+            "act_bits": _count(32),
+            "quant_group": _count(2**20),
+            "pim_freq_GHz": CLOCK_GHZ,
+            "area_overhead": NON_NEGATIVE,
+            "dram_efficiency": SHARE,
+            "pattern_reuse_fraction": SHARE_OR_NONE,
+        },
+        "csd": {
+            "channels": _count(2**20),
+            "static_power_fraction": SHARE_OR_NONE,
+            "math_power_fraction": SHARE_OR_NONE,
+        },
+        "npu": {"chunk_tokens": _count(10**7), "int8_efficiency": SHARE},
+        "gpu": {"sm_count": _count(10**6), "issue_lanes_per_sm": _count(10**6), "boost_clock_GHz": CLOCK_GHZ},
+        "hardwired": {
+            "n_chips": _count(10**6),
+            "grid_rows": _count(10**6),
+            "grid_cols": _count(10**6),
+            "act_bits": _count(32),
+            "weight_values": _count(2**20),
+            "clock_GHz": CLOCK_GHZ,
+            "nonzero_weight_fraction": SHARE,
+            "link_efficiency": SHARE,
+            "respins_per_lifetime": NON_NEGATIVE,
+        },
+        "fpga": {
+            "nm_group": _count(2**16),
+            "clock_MHz": _between(1e-3, 1e6, " MHz"),
+            "hbm_efficiency": SHARE,
+            "mpe_dsp_fraction": SHARE,
+            "nm_density": SHARE,
+        },
+    }
+)
+"""What each arch block's numbers may be, by field (``value`` of its {value, source} pair): a
+count the cost model takes as an integer, a share, a clock; any other field is ``POSITIVE``."""
+
+
+def _param_block(raw: Mapping[str, Any], where: str, block: str) -> Mapping[str, float]:
+    """An arch's own parameters (``sail``, ``wafer``): every entry a {value, source} pair whose
+    value ``PARAM_SPANS[block]`` holds (else ``POSITIVE``); the cost model reads them by name."""
+    spans = PARAM_SPANS.get(block, {})
     out = {}
     for name, entry in _as_mapping(raw, where).items():
         if not isinstance(entry, Mapping) or "value" not in entry or not entry.get("source"):
             raise ConfigError(f"{where}.{name}: expected {{value, source}}")
-        value = entry["value"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where}.{name}.value is {value!r}; expected a finite number")
-        out[name] = float(value)
+        out[name] = _checked(entry["value"], f"{where}.{name}.value", spans.get(name, POSITIVE))
     return MappingProxyType(out)
 
 
@@ -340,7 +494,7 @@ def _sparse_peaks(raw: Any, dense: Mapping[str, float], where: str) -> dict[str,
         raise ConfigError(f"{where}: {field_name}: expected a mapping of format to TFLOPS")
     out = {}
     for fmt, tflops in raw.items():
-        value = _positive(tflops, f"{where}: {field_name}.{fmt}") * 1e12
+        value = _positive(tflops, f"{where}: {field_name}.{fmt}", PEAK_TFLOPS) * 1e12
         if fmt not in dense:
             raise ConfigError(
                 f"{where}: {field_name}.{fmt} has no dense compute.peak_TFLOPs.{fmt} beside it; "
@@ -402,7 +556,7 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         for fmt, tflops in _as_mapping(
             raw["compute"]["peak_TFLOPs"], f"{where}: compute.peak_TFLOPs"
         ).items():
-            peaks[fmt] = _positive(tflops, f"{where}: compute.peak_TFLOPs.{fmt}") * 1e12
+            peaks[fmt] = _positive(tflops, f"{where}: compute.peak_TFLOPs.{fmt}", PEAK_TFLOPS) * 1e12
         sparse = _sparse_peaks(raw["compute"].get("peak_TFLOPs_sparse"), peaks, where)
         compute_source = _source(raw["compute"], f"{where}: compute")
     memory = (
@@ -421,30 +575,30 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         extra["cpu"] = _cpu_block(raw["cpu"], f"{where}: cpu")
     for block in ("sail", "wafer", "csd", "npu", "gpu"):
         if block in raw:
-            extra[block] = _param_block(raw[block], f"{where}: {block}")
+            extra[block] = _param_block(raw[block], f"{where}: {block}", block)
     if "gpu" in raw:
         _check_keys(raw["gpu"], f"{where}: gpu", {"sm_count", "issue_lanes_per_sm", "boost_clock_GHz"})
     if "hardwired" in raw:  # numbers, plus the preset name of the model wired into the chip
-        wired = dict(raw["hardwired"])
+        wired = dict(_as_mapping(raw["hardwired"], f"{where}: hardwired"))
         model = wired.pop("model", None)
         name = model.get("value") if isinstance(model, Mapping) and model.get("source") else None
         if not isinstance(name, str):
             raise ConfigError(f"{where}: hardwired.model: expected {{value: <model preset name>, source}}")
-        extra["hardwired"] = _param_block(wired, f"{where}: hardwired")
+        extra["hardwired"] = _param_block(wired, f"{where}: hardwired", "hardwired")
         extra["hardwired_model"] = name
     if "fpga" in raw:
         _check_keys(raw["fpga"], f"{where}: fpga", set(), FPGA_FIELDS)
-        extra["fpga"] = _param_block(raw["fpga"], f"{where}: fpga")
-        for name, value in extra["fpga"].items():
-            _positive(value, f"{where}: fpga.{name}.value")
+        extra["fpga"] = _param_block(raw["fpga"], f"{where}: fpga", "fpga")
     if "storage" in raw:
         s = raw["storage"]
         _check_keys(s, f"{where}: storage", {"capacity_GB", "read_GBps", "write_GBps", "source"})
         extra["storage"] = MappingProxyType(
             {
-                "capacity_bytes": _positive(s["capacity_GB"], f"{where}: storage.capacity_GB") * 1e9,
-                "read_bytes_per_s": _positive(s["read_GBps"], f"{where}: storage.read_GBps") * 1e9,
-                "write_bytes_per_s": _positive(s["write_GBps"], f"{where}: storage.write_GBps") * 1e9,
+                "capacity_bytes": _positive(s["capacity_GB"], f"{where}: storage.capacity_GB", CAPACITY_GB)
+                * 1e9,
+                "read_bytes_per_s": _positive(s["read_GBps"], f"{where}: storage.read_GBps", BW_GBPS) * 1e9,
+                "write_bytes_per_s": _positive(s["write_GBps"], f"{where}: storage.write_GBps", BW_GBPS)
+                * 1e9,
                 "source": _source(s, f"{where}: storage"),
             }
         )
@@ -452,14 +606,14 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
     if "power" in raw:
         _check_keys(raw["power"], f"{where}: power", {"tdp_W", "source"})
         tdp, power_source = (
-            _positive(raw["power"]["tdp_W"], f"{where}: power.tdp_W"),
+            _positive(raw["power"]["tdp_W"], f"{where}: power.tdp_W", TDP_W),
             _source(raw["power"], f"{where}: power"),
         )
     price = price_src = None
     if "price" in raw:
         _check_keys(raw["price"], f"{where}: price", {"usd", "date", "source"})
         price, price_src = (
-            _positive(raw["price"]["usd"], f"{where}: price.usd"),
+            _positive(raw["price"]["usd"], f"{where}: price.usd", PRICE_USD),
             _source(raw["price"], f"{where}: price"),
         )
     cloud = cloud_src = None

@@ -32,7 +32,7 @@ from hwmodels.calibration.params import framework_terms, params_for
 from hwmodels.placement import Placement
 from roofline.economics import Economics
 from sim.engine import TaskGraph, check_size, run
-from sim.system import System, load_system
+from sim.system import System, check_roles, load_system
 from workloads.errors import DoesNotFitError
 from workloads.graph import build_ops, kv_cache_bytes, weight_bytes
 from workloads.model_spec import ModelSpec, load_model
@@ -144,6 +144,7 @@ def layer_costs(
     """Price one layer of one GPU batch with the GPU's cost model, and its decode attention both on
     the GPU and on the CPU (the KV read at the host's bandwidth, or the framework's CPU attention
     rate if slower); a policy takes the share of each its KV placement asks for."""
+    check_roles(system)  # a System built in Python: a disk without storage, a host without memory
     dev, L = system.gpu, spec.n_layers
     model = registry.get(dev.arch)
     mid_ctx = input_len + max(output_len - 1, 0) / 2.0

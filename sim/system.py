@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from hwmodels import registry
 from hwmodels.device_spec import DeviceSpec, load_device
 from workloads.errors import ConfigError, unknown_name
 from workloads.files import read_yaml_mapping
@@ -176,6 +177,39 @@ def _tier_fractions(raw: Any, where: str) -> dict[str, float]:
     return out
 
 
+HOST_ARCHES = ("host", "cpu")
+"""Arches a ``host`` role may name: host memory (``host-ddr5``) or a CPU with its DRAM; the
+offload path reads its memory's capacity and bandwidth (CPU attention over the KV cache)."""
+
+
+def _check_role(role: str, device: DeviceSpec, where: str) -> None:
+    """A device of the kind its role needs: ``gpu`` one with a cost model and memory, ``host``
+    host memory, ``disk`` storage; other roles are free."""
+    name = f"{device.name!r} (arch {device.arch})"
+    if role == "gpu":
+        if device.arch not in registry.names() or device.memory is None:
+            raise ConfigError(
+                f"{where} is {name}; the gpu role needs a device with a cost model and memory "
+                f"(arch {', '.join(a for a in registry.names())})"
+            )
+    elif role == "host":
+        if device.arch not in HOST_ARCHES or device.memory is None:
+            raise ConfigError(
+                f"{where} is {name}; the host role needs host memory (arch host, such as host-ddr5, or a cpu)"
+            )
+    elif role == "disk" and "storage" not in device.extra:
+        raise ConfigError(
+            f"{where} is {name}; the disk role needs storage (a device with a storage block, such as nvme-ssd)"
+        )
+
+
+def check_roles(system: System) -> None:
+    """Every role of ``system`` holds a device of its kind (``_check_role``): a system built in
+    Python, not read from a file, is checked here before an offloaded run reads its host or disk."""
+    for role, (device, _) in system.devices.items():
+        _check_role(role, device, f"system {system.name!r}: devices.{role}.device")
+
+
 def _check_parallelism(system: System, where: str) -> None:
     n_gpu = system.devices["gpu"][1]
     need = system.tp * system.pp * system.ep * system.dp
@@ -207,7 +241,9 @@ def parse_system(raw: Mapping[str, Any], where: str) -> System:
                 f"{where}: devices.{role}.device is {entry.get('device')!r}; expected a catalog device name"
             )
         count = _positive_int(entry.get("count", 1), f"{where}: devices.{role}.count")
-        devices[str(role)] = (load_device(entry["device"]), count)
+        device = load_device(entry["device"])
+        _check_role(str(role), device, f"{where}: devices.{role}.device")
+        devices[str(role)] = (device, count)
     if "gpu" not in devices:
         raise ConfigError(f"{where}: devices needs a 'gpu' role (the accelerator that runs the model)")
     links = {}

@@ -165,9 +165,11 @@ def test_cached_prompt_tokens_are_context_not_computed():
     assert float(warm.ttft_s) < float(cold.ttft_s) / 20
     assert float(warm.tpot_s) == pytest.approx(float(cold.tpot_s), rel=1e-12)
     assert float(warm.memory_bytes) == float(cold.memory_bytes)
-    whole = estimate("llama-3.1-8b", "h100-sxm", cached_len=2047, **args)
-    beyond = estimate("llama-3.1-8b", "h100-sxm", cached_len=10_000, **args)
-    assert float(beyond.ttft_s) == float(whole.ttft_s) < float(warm.ttft_s)
+    most = estimate("llama-3.1-8b", "h100-sxm", cached_len=2047, **args)
+    whole = estimate("llama-3.1-8b", "h100-sxm", cached_len=2048, **args)  # the last token is recomputed
+    assert float(whole.ttft_s) == float(most.ttft_s) < float(warm.ttft_s)
+    with pytest.raises(ConfigError, match="cached_len 10,000 exceeds input_len 2,048"):
+        estimate("llama-3.1-8b", "h100-sxm", cached_len=10_000, **args)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "16"])
