@@ -103,6 +103,19 @@ class LinkSpec:
     domain_gpus: int | None = None
     """GPUs this link joins all to all (an NVLink domain: 8 on an HGX board, 72 in an NVL72
     rack, 2 over a bridge); beyond it collectives cross the scale-out network. None: not stated."""
+    mesh_peers: int | None = None
+    """Point-to-point links ``bw_bytes_per_s`` is the sum of, one to each other device of a board
+    wired all to all without a switch (7 on an 8-GPU MI300X or Gaudi board); None: a switched
+    fabric or a single link, whose whole bandwidth any collective gets."""
+
+    def group_bw(self, peers: Any) -> Any:
+        """Bytes/s a device sends when its traffic goes to ``peers`` other devices at once (a
+        collective's ``link_peers``): on a mesh, the links to those peers (at least one; at most
+        all), ``bw * min(max(peers, 1), mesh_peers) / mesh_peers``; elsewhere the whole link."""
+        if self.mesh_peers is None:
+            return self.bw_bytes_per_s
+        share = np.clip(peers, 1, self.mesh_peers) / self.mesh_peers
+        return self.bw_bytes_per_s * share
 
 
 @dataclass(frozen=True)
@@ -344,12 +357,20 @@ def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
 
 
 def _link(name: str, raw: Mapping[str, Any], where: str) -> LinkSpec:
-    _check_keys(raw, where, {"bw_GBps", "source"}, {"gen", "latency_us", "energy_pJ_per_byte", "domain_gpus"})
+    _check_keys(
+        raw,
+        where,
+        {"bw_GBps", "source"},
+        {"gen", "latency_us", "energy_pJ_per_byte", "domain_gpus", "mesh_peers"},
+    )
     lat = raw.get("latency_us")
     energy = raw.get("energy_pJ_per_byte")
     domain = raw.get("domain_gpus")
     if domain is not None and (isinstance(domain, bool) or not isinstance(domain, int) or domain < 1):
         raise ConfigError(f"{where}.domain_gpus is {domain!r}; expected a positive integer")
+    mesh = raw.get("mesh_peers")
+    if mesh is not None and (isinstance(mesh, bool) or not isinstance(mesh, int) or not 1 <= mesh <= 1024):
+        raise ConfigError(f"{where}.mesh_peers is {mesh!r}; expected an integer from 1 to 1024")
     return LinkSpec(
         name,
         _positive(raw["bw_GBps"], f"{where}.bw_GBps", BW_GBPS) * 1e9,
@@ -357,6 +378,7 @@ def _link(name: str, raw: Mapping[str, Any], where: str) -> LinkSpec:
         None if energy is None else _positive(energy, f"{where}.energy_pJ_per_byte") * 1e-12,
         _source(raw, where),
         domain,
+        mesh,
     )
 
 

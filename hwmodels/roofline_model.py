@@ -169,7 +169,7 @@ class RooflineCostModel:
                     "use tp = pp = ep = 1"
                 )
             link = placement.collective_link(device)
-            link_bw = link.bw_bytes_per_s
+            link_bw = _per_op(np.asarray(link.group_bw(ops.link_peers), dtype=float), nd)
             bw_eff, base_s, step_s = self.collective_terms(link.name, p)
             step_s = self.step_latency_s(link, step_s, p)
             link_s = (
@@ -218,7 +218,7 @@ def _derived(
     peaks: np.ndarray,
     mem_bytes: np.ndarray,
     bw: float,
-    link_bw: float | None,
+    link_bw: np.ndarray | None,
     count: np.ndarray,
 ) -> dict[str, Any]:
     """A ``CostTable``'s fields that step pricing never reads, computed when first asked for:

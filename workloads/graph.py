@@ -132,6 +132,11 @@ class OpTable:
     kv_group : np.ndarray, shape (n_ops,)
         Query heads that share each cached KV head in an attention op (1 elsewhere): a
         kernel that does not exploit the sharing reads the KV cache this many times.
+    link_peers : np.ndarray, shape (n_ops,)
+        Other devices a collective op's traffic goes to at once (``tp - 1`` for a tensor-parallel
+        all-reduce, ``ep - 1`` for the experts' all-to-all, 1 for a pipeline send; 0 elsewhere):
+        on a board whose devices are wired all to all (``LinkSpec.mesh_peers``) it crosses that
+        many of each device's point-to-point links.
 
     In a table of ``build_op_groups``, a sweep column that is the same array for every op has
     size 1 along the op axis too (it broadcasts to ``(n_ops, *sweep_shape)`` all the same).
@@ -155,6 +160,7 @@ class OpTable:
     link_steps: np.ndarray
     fmt: np.ndarray
     kv_group: np.ndarray
+    link_peers: np.ndarray
     phase: str = "decode"
 
     @property
@@ -229,6 +235,7 @@ class _Rows:
         kv_write: Any = 0.0,
         link_bytes: Any = 0.0,
         link_steps: Any = 0.0,
+        link_peers: int = 0,
         m: Any = 0.0,
         n: Any = 0.0,
         k: Any = 0.0,
@@ -257,6 +264,7 @@ class _Rows:
                 kv_write_bytes=kv_write,
                 link_bytes=link_bytes,
                 link_steps=link_steps,
+                link_peers=float(link_peers),
                 m=m,
                 n=n,
                 k=k,
@@ -409,6 +417,7 @@ def _stack(
         n_kernels=np.array([r["n_kernels"] for r in rows]),
         fmt=np.array([r["fmt"] for r in rows]),
         kv_group=np.array([r.get("kv_group", 1.0) for r in rows]),
+        link_peers=np.array([r.get("link_peers", 0.0) for r in rows]),
         phase=phase,
         **cols,
     )
@@ -583,7 +592,7 @@ def _step_rows(
     )
     r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q)
     if pp > 1:
-        r.add("pp_send", "collective", pp - 1, link_bytes=m * h * rb / 8.0, link_steps=1.0)
+        r.add("pp_send", "collective", pp - 1, link_bytes=m * h * rb / 8.0, link_steps=1.0, link_peers=1)
     return r
 
 
@@ -753,7 +762,14 @@ def _linear_state_bytes(spec: ModelSpec, q: Quant, tp: int = 1) -> float:
 
 
 def _allreduce(r: _Rows, name: str, count: float, data_bytes: Any, tp: int) -> None:
-    r.add(name, "collective", count, link_bytes=2.0 * (tp - 1) / tp * data_bytes, link_steps=2.0 * (tp - 1))
+    r.add(
+        name,
+        "collective",
+        count,
+        link_bytes=2.0 * (tp - 1) / tp * data_bytes,
+        link_steps=2.0 * (tp - 1),
+        link_peers=tp - 1,
+    )
 
 
 def _ffn(
@@ -842,7 +858,14 @@ def _moe_block(
         # each device dispatches its share of the group's tokens to the other (ep - 1)/ep of the
         # experts and takes the results back; the busiest device receives imbalance x the mean
         sent = m_group / ep * k * h * q.act_bits / 8.0 * (ep - 1) / ep
-        r.add("all_to_all_moe", "collective", n, link_bytes=2.0 * sent * imbalance, link_steps=2.0)
+        r.add(
+            "all_to_all_moe",
+            "collective",
+            n,
+            link_bytes=2.0 * sent * imbalance,
+            link_steps=2.0,
+            link_peers=ep - 1,
+        )
 
 
 def _mla_block(
