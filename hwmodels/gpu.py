@@ -36,6 +36,7 @@ from hwmodels.calibration.curves import (
     fitted_curves,
     format_speedup,
     gemm_curve,
+    gemm_peak_fraction,
     link_curve,
     overlapped_s,
 )
@@ -154,20 +155,25 @@ def _new_curve_terms(
     return out if out["hit"].any() else None
 
 
-def _narrow_format_scale(ops: OpTable, device: DeviceSpec) -> Any:
-    """Per-op factor on the class's compute efficiency: an FP8 or FP4 GEMM on a device without a
-    curve for its format runs at most ``format_speedup`` times its BF16 rate, so where the datasheet
-    peak promises more (``peak(fmt) / peak(bf16)``) its efficiency shrinks by their ratio; 1 elsewhere."""
+def _uncurved_gemm_efficiency(ops: OpTable, device: DeviceSpec, class_eff: float) -> Any:
+    """Per-op compute efficiency where no fitted curve prices a GEMM: the architecture's measured
+    ``gemm_peak_fraction`` of the format where stated; else the class's efficiency, for an FP8 or
+    FP4 GEMM shrunk where the datasheet peak promises more over BF16 (``peak(fmt) / peak(bf16)``)
+    than the measured ``format_speedup``; the class's efficiency for every other op."""
     state = _fitted_state(device)
     gemm = _is_gemm(ops)
-    scale = np.ones(ops.n_ops)
+    eff = np.full(ops.n_ops, class_eff)
     for f in set(ops.fmt):
         g, _, speedup = _format_curves(device, f, state)
-        if speedup is None or g is not None:
+        if g is not None:
             continue
-        promised = device.peak(f) / device.peak("bf16")
-        scale = np.where(gemm & (ops.fmt == f), min(1.0, speedup / promised), scale)
-    return scale.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
+        stated = gemm_peak_fraction(f, device.name)
+        if stated is not None:
+            eff = np.where(gemm & (ops.fmt == f), stated, eff)
+        elif speedup is not None:
+            promised = device.peak(f) / device.peak("bf16")
+            eff = np.where(gemm & (ops.fmt == f), class_eff * min(1.0, speedup / promised), eff)
+    return eff.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
 
 
 @register
@@ -232,7 +238,7 @@ class GpuCostModel(RooflineCostModel):
         if terms is not None and terms["hit"] is None:
             compute_eff = terms["efficiency"]
         else:
-            compute_eff = compute_eff * _narrow_format_scale(ops, device)
+            compute_eff = _uncurved_gemm_efficiency(ops, device, compute_eff)
             if terms is not None:
                 compute_eff = np.where(terms["hit"], terms["efficiency"], compute_eff)
         tensor_s = super().compute_s(ops, device, p, peaks, compute_eff, placement)

@@ -21,7 +21,9 @@ names the measured chips and the catalog devices that share them):
 error. A device outside every listed architecture, or a format without a curve, keeps its
 device class's single ``compute_efficiency`` and ``memory_efficiency``, except that its FP8 and
 FP4 GEMMs run no faster than the measured speed-up of those formats over BF16
-(``format_speedup``, the median over the measured architectures) where its datasheet promises more.
+(``format_speedup``, the median over the measured architectures) where its datasheet promises more;
+an architecture whose public GEMM tables hold only compute-bound shapes states the share of the
+peak its large GEMMs reach instead (``gemm_peak_fraction``, Gaudi 2).
 """
 
 from __future__ import annotations
@@ -228,6 +230,18 @@ def format_speedup(fmt: str, device: str | None = None) -> float | None:
     arch = architecture(device) if device else None
     stated = architectures()[arch].get("format_speedup", {}).get(curve_fmt) if arch else None
     value = stated if stated is not None else fitted_curves().get("format_speedup", {}).get(curve_fmt)
+    return None if value is None else float(value)
+
+
+def gemm_peak_fraction(fmt: str, device: str) -> float | None:
+    """The share of ``fmt``'s dense peak that large GEMMs reach on ``device``'s architecture,
+    where its entry of ``gpu_kernels.yaml`` states one measured on compute-bound shapes only
+    (``gemm_peak_fraction``: too few shapes for a curve); None elsewhere."""
+    arch = architecture(device)
+    curve_fmt = FORMAT_CURVE.get(fmt)
+    if arch is None or curve_fmt is None:
+        return None
+    value = architectures()[arch].get("gemm_peak_fraction", {}).get(curve_fmt)
     return None if value is None else float(value)
 
 
