@@ -155,7 +155,7 @@ class DeviceSpec:
             if candidate in self.peak_flop_per_s:
                 return self.peak_flop_per_s[candidate]
         raise ConfigError(
-            f"device {self.name!r} has no compute peak for {fmt!r} (has {', '.join(self.peak_flop_per_s)})"
+            f"device {self.name!r} has no compute peak for {str(fmt)!r} (has {', '.join(self.peak_flop_per_s)})"
         )
 
     def math_format(self, fmt: str) -> str:
@@ -579,6 +579,10 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
             raw["compute"]["peak_TFLOPs"], f"{where}: compute.peak_TFLOPs"
         ).items():
             peaks[fmt] = _positive(tflops, f"{where}: compute.peak_TFLOPs.{fmt}", PEAK_TFLOPS) * 1e12
+        if not peaks:
+            raise ConfigError(
+                f"{where}: compute.peak_TFLOPs is empty; expected a peak for each math format (bf16: ...)"
+            )
         sparse = _sparse_peaks(raw["compute"].get("peak_TFLOPs_sparse"), peaks, where)
         compute_source = _source(raw["compute"], f"{where}: compute")
     memory = (

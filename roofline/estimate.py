@@ -180,8 +180,9 @@ def positive_ints(value: Any, field: str) -> np.ndarray:
     bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.round(arr)) | (arr > MAX_COUNT)
     if np.any(bad):
         first = given[bad].ravel()[0]
-        exact = np.isfinite(first) and first == np.round(first) and abs(first) <= 2**53
-        shown = f"{int(first):,}" if exact else f"{float(first):g}"
+        value = float(first)  # an int64's abs() would overflow at -2**63
+        exact = np.isfinite(value) and value == round(value) and abs(value) <= 2**53
+        shown = f"{int(first):,}" if exact else f"{value:g}"
         raise ConfigError(f"{field} is {shown}; expected a positive integer up to {MAX_COUNT:,}")
     return arr
 

@@ -278,6 +278,8 @@ def resolve(row: pd.Series) -> Condition | str:
         lin = d["input_len"] if lin is None else lin
         lout = d["output_len"] if lout is None else lout
     kernel_op = None
+    if (phase == "kernel") != (metric == "kernel_s"):
+        return f"metric {metric!r} does not go with phase {phase!r}: kernel rows measure kernel_s, and only they do"
     if phase == "kernel":
         op = _note_field(row["notes"], "op")
         kernel_op = al["kernel_ops"].get(op or "")
@@ -573,6 +575,8 @@ def validate_frame(frame: pd.DataFrame, serving: ServingPredictor | None = None)
             if predicted is not None and not np.isfinite(predicted):  # a TPOT of one output token
                 predicted, reason = None, f"{row['metric']} is undefined at this row's conditions"
         measured = float(row["value"])
+        if predicted is not None and not np.isfinite(predicted / measured):
+            predicted, reason = None, f"measured value {measured!r} is too small to compare with"
         covered = predicted is not None and measured > 0
         low, high = row_range(row_features(cond), predicted) if covered else (np.nan, np.nan)
         out.append(

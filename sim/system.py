@@ -134,14 +134,34 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
-def _number(value: Any, where: str, positive: bool) -> float:
-    """A finite number, positive or non-negative."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+LINK_GBPS = (1e-3, 1e9)
+"""A link's bandwidth, GB/s: as a device file's links (1 MB/s to an exabyte/s)."""
+LINK_LATENCY_US = (0.0, 1e6)
+"""A link's latency, us: up to a second."""
+LINK_PJ_PER_BYTE = (0.0, 1e6)
+"""A link's energy, pJ per byte: up to a microjoule."""
+
+
+def _number(value: Any, where: str, positive: bool, span: tuple[float, float] | None = None) -> float:
+    """A finite number, positive or non-negative, within ``span`` (low, high) when given."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    try:
+        ok = ok and math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        ok = False
     if not ok or value < 0 or (positive and value == 0):
         raise ConfigError(
-            f"{where} is {value!r}; expected a {'positive' if positive else 'non-negative'} number"
+            f"{where} is {_shown(value)}; expected a {'positive' if positive else 'non-negative'} number"
         )
+    if span is not None and not span[0] <= value <= span[1]:
+        raise ConfigError(f"{where} is {_shown(value)}; expected a number from {span[0]:g} to {span[1]:g}")
     return float(value)
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message, a very long one cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}"
 
 
 def _by_direction(raw: Any, between: tuple[str, str], where: str) -> dict[tuple[str, str], float]:
@@ -264,9 +284,16 @@ def parse_system(raw: Mapping[str, Any], where: str) -> System:
         links[str(name)] = Link(
             str(name),
             (between[0], between[1]),
-            _number(entry["bw_GBps"], f"{at}.bw_GBps", positive=True) * 1e9,
-            _number(entry.get("latency_us", 0.0), f"{at}.latency_us", positive=False) * 1e-6,
-            _number(entry.get("energy_pJ_per_byte", 0.0), f"{at}.energy_pJ_per_byte", positive=False) * 1e-12,
+            _number(entry["bw_GBps"], f"{at}.bw_GBps", positive=True, span=LINK_GBPS) * 1e9,
+            _number(entry.get("latency_us", 0.0), f"{at}.latency_us", positive=False, span=LINK_LATENCY_US)
+            * 1e-6,
+            _number(
+                entry.get("energy_pJ_per_byte", 0.0),
+                f"{at}.energy_pJ_per_byte",
+                positive=False,
+                span=LINK_PJ_PER_BYTE,
+            )
+            * 1e-12,
             str(entry["source"]),
             _by_direction(entry.get("bw_GBps_by_direction") or {}, (between[0], between[1]), at),
         )

@@ -5,7 +5,9 @@ one-line ``ConfigError`` naming the argument and the value, or the right result.
 from __future__ import annotations
 
 import json
+import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +146,67 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_work(tmp_path, 
     err = capsys.readouterr().err
     assert exited.value.code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("hwsim: error: Invalid value for"), err
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"phase": "decode"}, "metric 'kernel_s' does not go with phase 'decode'"),
+        ({"metric": "decode_tokens_per_s"}, "metric 'decode_tokens_per_s' does not go with phase 'kernel'"),
+        ({"value": 1e-320}, "measured value 1e-320 is too small to compare with"),
+    ],
+)
+def test_a_row_that_cannot_be_compared_is_not_covered(tmp_path, change, reason):
+    """A kernel time on a decode row, a throughput on a kernel row, a subnormal measurement: each
+    reported as not covered with its reason (no KeyError, no Infinity in the JSON)."""
+    rows = pd.read_csv(ROOT / "hwmodels/validation/measured.csv")
+    row = rows.loc[rows["id"] == "c072"].copy()
+    for key, value in change.items():
+        row[key] = value
+    data = tmp_path / "one.csv"
+    row.to_csv(data, index=False)
+    result = CliRunner().invoke(cli, ["validate", "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in validate --json"))
+    (point,) = report["points"]
+    assert not point["covered"] and reason in point["reason"]
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("bw_GBps", 1e-300, "links.nvlink.bw_GBps is 1e-300; expected a number from 0.001 to 1e+09"),
+        ("latency_us", 1e308, "links.nvlink.latency_us is 1e+308; expected a number from 0 to 1e+06"),
+    ],
+)
+def test_a_system_link_outside_its_span_is_refused(tmp_path, field, value, message):
+    import yaml
+
+    from sim.system import load_system
+
+    raw = yaml.safe_load((ROOT / "sim/systems/8xh100-nvlink.yaml").read_text())
+    raw["links"]["nvlink"][field] = value
+    path = tmp_path / "sys.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_system(str(path))
+
+
+def test_a_device_without_peaks_is_refused_when_loaded(tmp_path):
+    import yaml
+
+    from hwmodels.device_spec import load_device
+
+    raw = yaml.safe_load((ROOT / "hwmodels/catalog/l40s.yaml").read_text())
+    raw["compute"]["peak_TFLOPs"] = {}
+    path = tmp_path / "dev.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="compute.peak_TFLOPs is empty"):
+        load_device(str(path))
+
+
+def test_the_smallest_int64_is_refused_without_an_overflow_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ConfigError, match="batch is -9.22337e"):
+            hwsim.estimate("llama-2-7b", "h100-sxm", batch=np.int64(-(2**63)), input_len=8, output_len=8)
