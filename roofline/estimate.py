@@ -46,7 +46,7 @@ from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
 from roofline.economics import Economics, usd_per_s
-from roofline.intervals import estimate_ranges
+from roofline.intervals import range_factors
 from workloads.errors import ConfigError
 from workloads.graph import (
     OpTable,
@@ -593,6 +593,9 @@ def _chunks(shape: tuple[int, ...], target: int) -> Iterator[tuple[slice, ...]]:
             )
 
 
+_BOUND_NAMES = np.asarray(BOUNDS)
+"""``BOUNDS`` as an array, whose ``take`` names each point's bound in its chunk (on its thread)."""
+
 _SWEEP_WIDE = ("model", "device", "n_devices", "precision", "price_basis")
 """The ``Estimate`` fields that hold one value for the whole sweep."""
 
@@ -607,7 +610,7 @@ def _price_in_chunks(
     floats = [n for n in names if n not in ("bound", "fits")]
     block = np.empty((len(floats), *shape))  # one allocation: huge pages, not a page fault per 4 KiB
     out = {n: block[i, ...] for i, n in enumerate(floats)}
-    out |= {"bound": np.empty(shape, dtype=np.intp), "fits": np.empty(shape, dtype=bool)}
+    out |= {"bound": np.empty(shape, dtype=_BOUND_NAMES.dtype), "fits": np.empty(shape, dtype=bool)}
     inputs = [x.reshape((1,) * (len(shape) - x.ndim) + x.shape) for x in (B, L_in, L_out)]
 
     def price_chunk(index: tuple[slice, ...]) -> None:
@@ -627,13 +630,18 @@ def _price_in_chunks(
     else:
         for i in index:
             price_chunk(i)
-    out["bound"] = np.asarray(BOUNDS)[out["bound"]]
     return out
 
 
-def _write(out: dict[str, np.ndarray], index: tuple[slice, ...], name: str, value: Any) -> None:
-    """Store ``value`` (broadcast over the chunk) as field ``name`` of the chunk at ``index``."""
-    out[name][index] = value
+def _write(
+    out: dict[str, np.ndarray], index: tuple[slice, ...], name: str, value: Any, *operands: Any
+) -> None:
+    """Store ``value`` (broadcast over the chunk) as field ``name`` of the chunk at ``index``; with
+    ``operands``, ``value`` is a ufunc applied to them straight into the field (no temporary)."""
+    if operands:
+        value(*operands, out=out[name][(*index, Ellipsis)])  # a view even of a 0-d field
+    else:
+        out[name][index] = value
 
 
 def _total(per_group: Iterable[np.ndarray]) -> np.ndarray:
@@ -691,12 +699,10 @@ def _first_largest(terms: tuple[np.ndarray, ...]) -> np.ndarray:
     return index
 
 
-def _price(
-    d: _Design, B: np.ndarray, L_in: np.ndarray, L_out: np.ndarray, put: Callable[[str, Any], None]
-) -> None:
+def _price(d: _Design, B: np.ndarray, L_in: np.ndarray, L_out: np.ndarray, put: Callable[..., None]) -> None:
     """Every field of ``Estimate`` at points ``B``, ``L_in``, ``L_out`` (arrays that broadcast
-    together), each handed to ``put`` (field name, value) when it is priced, so a chunk holds few
-    of them at once; ``bound`` as an index into ``BOUNDS``."""
+    together), each handed to ``put`` (field name, value; or name, ufunc, operands: ``_write``)
+    when it is priced, so a chunk holds few of them at once."""
     put("batch", B)
     put("input_len", L_in)
     put("output_len", L_out)
@@ -736,16 +742,15 @@ def _price(
         "decode_tokens_per_s": d.replicas * B / tpot,
         "energy_j_per_token": energy_per_token,
     }
+    factor = range_factors(d.device, d.quant, d.placement.framework, B, L_in, L_out)
     for name, value in ranged.items():
         put(name, value)
-    for name, value in estimate_ranges(
-        d.device, d.quant, d.placement.framework, B, L_in, L_out, ranged
-    ).items():
-        put(name, value)
-    put("tokens_per_j", 1.0 / energy_per_token)
+        put(f"{name}_low", np.divide, value, factor[name])
+        put(f"{name}_high", np.multiply, value, factor[name])
+    put("tokens_per_j", np.divide, 1.0, energy_per_token)
     put("usd_per_million_tokens", replica_usd / tokens * 1e6)
-    put("tokens_per_usd", tokens / replica_usd)
-    put("bound", _first_largest(busy))
+    put("tokens_per_usd", np.divide, tokens, replica_usd)
+    put("bound", _BOUND_NAMES.take(_first_largest(busy)))
     memory = memory_per_device(d.spec, d.quant, B, L_in, L_out, tp, pp, ep, attention_dp)
     put("memory_bytes", memory)
     put("fits", memory <= d.device.memory.capacity_bytes)

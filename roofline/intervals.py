@@ -222,8 +222,27 @@ def estimate_ranges(
 ) -> dict[str, np.ndarray]:
     """``<field>_low`` and ``<field>_high`` of each field of ``ESTIMATE_RANGES`` (``values`` holds
     their predictions, arrays of the broadcast shape of ``batch``, ``input_len`` and
-    ``output_len``, in sequences and tokens): one lookup per phase in ``groups`` (default: the
-    shipped table), then a few vectorized operations over the arrays."""
+    ``output_len``, in sequences and tokens): the predictions over and times ``range_factors``."""
+    factor = range_factors(device, quant, framework, batch, input_len, output_len, groups)
+    out = {}
+    for name in ESTIMATE_RANGES:
+        out[f"{name}_low"], out[f"{name}_high"] = _scaled(np.asarray(values[name], dtype=float), factor[name])
+    return out
+
+
+def range_factors(
+    device: DeviceSpec,
+    quant: Quant,
+    framework: str | None,
+    batch: np.ndarray,
+    input_len: np.ndarray,
+    output_len: np.ndarray,
+    groups: Table | None = None,
+) -> dict[str, np.ndarray]:
+    """The factor (``exp`` of the log half-width, >= 1) that each field of ``ESTIMATE_RANGES``
+    is divided by for its low end and multiplied by for its high one, over the broadcast shape of
+    ``batch``, ``input_len`` and ``output_len`` (or smaller): one lookup per phase in ``groups``
+    (default: the shipped table), then a few vectorized operations."""
     groups = table() if groups is None else groups
     peak, bw = device_point(device, quant)
     key = {
@@ -240,12 +259,7 @@ def estimate_ranges(
             "mem_bw_bytes_per_s": bw,
         }
         factor[phase] = np.exp(half_width(choose(groups, {**key, "phase": phase}), point))
-    out = {}
-    for name, phase in ESTIMATE_RANGES.items():
-        out[f"{name}_low"], out[f"{name}_high"] = _scaled(
-            np.asarray(values[name], dtype=float), factor[phase]
-        )
-    return out
+    return {name: factor[phase] for name, phase in ESTIMATE_RANGES.items()}
 
 
 def row_features(cond: Condition) -> dict[str, Any]:
