@@ -118,10 +118,11 @@ def roofline(
     ``{"decode": frame, "prefill": frame}``, the input of ``hwsim.plots.roofline``.
     """
     from hwmodels.placement import Placement
-    from hwsim.checks import check_lengths, precision_for
+    from hwsim.checks import precision_for
     from roofline.estimate import compute_device, positive_ints, resolve_parallelism
     from roofline.roofline import op_roofline
     from workloads.graph import build_ops
+    from workloads.model_spec import check_lengths
 
     spec, dev = load_model(model), compute_device(device)
     quant = precision if isinstance(precision, Quant) else precision_for(precision, dev)
@@ -361,9 +362,10 @@ def serve(
     SLO attainment, $ per million tokens, J per token, the KV pool in tokens), ``.config`` (what
     was resolved: engine limits, KV pool breakdown, trace) and the per-request ``.requests``.
     """
-    from hwsim.checks import check_lengths, precision_for
+    from hwsim.checks import precision_for
     from roofline.estimate import compute_device
     from sim.serving.serve import serve as run
+    from workloads.model_spec import check_lengths
 
     stream = _trace(trace, rate, concurrency, num_requests, input_len, output_len, lengths, arrival, cv, seed)
     spec, dev = load_model(model), compute_device(device)

@@ -11,13 +11,10 @@
 from __future__ import annotations
 
 import click
-import numpy as np
 
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import scale_out_note
 from hwmodels.precision import check_math_units
-from workloads.errors import ConfigError
-from workloads.model_spec import ModelSpec
 from workloads.quant import Quant
 
 
@@ -26,25 +23,6 @@ def precision_for(precision: str, device: DeviceSpec) -> Quant:
     quant = Quant.from_name(precision)
     check_math_units(quant, device)
     return quant
-
-
-def check_lengths(spec: ModelSpec, input_len: object, output_len: object) -> None:
-    """Refuse requests (one, or arrays of them) longer than the model's context."""
-    if spec.max_context is None:
-        return
-    lin = np.atleast_1d(np.asarray(input_len, dtype=float))
-    lout = np.atleast_1d(np.asarray(output_len, dtype=float))
-    total = lin + lout
-    over = total > spec.max_context
-    if not over.any():
-        return
-    i = int(np.argmax(total))
-    which = f"{int(over.sum())} of {total.size} requests are" if total.size > 1 else "the request is"
-    raise ConfigError(
-        f"{which} longer than {spec.name}'s max context of {spec.max_context:,} tokens "
-        f"(max_position_embeddings): input_len {lin[i]:.0f} + output_len {lout[i]:.0f} = {total[i]:.0f}; "
-        "expected at most that (an engine refuses longer requests)"
-    )
 
 
 def warn_scale_out(device: DeviceSpec, group: int, priced_over: str) -> None:

@@ -219,11 +219,11 @@ def estimate(
     FP8 or FP4 on a GPU without those tensor cores is refused, naming the weight-only precision
     engines run there; a prompt plus output beyond the model's context is refused; tp x ep beyond
     the device's NVLink domain is priced with a warning."""
-    from hwsim.checks import check_lengths, note_missing_price, precision_for, warn_scale_out
+    from hwsim.checks import note_missing_price, precision_for, warn_scale_out
     from roofline.economics import Economics
     from roofline.estimate import compute_device
     from roofline.estimate import estimate as run
-    from workloads.model_spec import load_model
+    from workloads.model_spec import check_lengths, load_model
 
     spec, dev = load_model(model), compute_device(device)
     quant = precision_for(precision, dev)
@@ -280,12 +280,12 @@ def roofline(
 ):
     """Roofline chart of a decode step's and a prefill's ops on a device's roof (checks as estimate's)."""
     from hwmodels.placement import Placement
-    from hwsim.checks import check_lengths, precision_for, warn_scale_out
+    from hwsim.checks import precision_for, warn_scale_out
     from roofline.estimate import MAX_COUNT, compute_device, resolve_parallelism
     from roofline.plots import roofline_chart
     from roofline.roofline import op_roofline, ridge_point
     from workloads.graph import build_ops
-    from workloads.model_spec import load_model
+    from workloads.model_spec import check_lengths, load_model
 
     spec, dev = load_model(model), compute_device(device)
     quant = precision_for(precision, dev)

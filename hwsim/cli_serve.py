@@ -100,12 +100,12 @@ def serve(**o):
 
     Checks as estimate's: FP8 or FP4 without those tensor cores and requests beyond the model's
     context are refused; a tp x ep group beyond the device's NVLink domain is warned of."""
-    from hwsim.checks import check_lengths, precision_for, warn_scale_out
+    from hwsim.checks import precision_for, warn_scale_out
     from roofline.economics import Economics
     from roofline.estimate import compute_device
     from sim.serving.capacity import find_capacity
     from sim.serving.serve import serve as run
-    from workloads.model_spec import load_model
+    from workloads.model_spec import check_lengths, load_model
     from workloads.traces import make_trace, read_trace_csv
 
     if o["slo_ttft"] is not None and not o["slo_ttft"] > 0:

@@ -64,10 +64,10 @@ def simulate(
 
     Checks as estimate's: FP8 or FP4 without those tensor cores and a prompt plus output beyond
     the model's context are refused; tp x ep beyond the GPU's NVLink domain is warned of."""
-    from hwsim.checks import check_lengths, precision_for, warn_scale_out
+    from hwsim.checks import precision_for, warn_scale_out
     from sim.simulate import simulate as run
     from sim.system import load_system
-    from workloads.model_spec import load_model
+    from workloads.model_spec import check_lengths, load_model
 
     system, spec = load_system(system_name), load_model(model)
     precision_for(precision, system.gpu)

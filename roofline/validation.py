@@ -157,7 +157,7 @@ NUMERIC_COLUMNS = {
     "value": "a positive number",
     "request_rate": "empty, inf (every request at once) or a positive number",
     **{
-        c: "empty or a count from 0 to 10,000,000"
+        c: "empty or a count from 0 to 10,000,000 (a whole number but for input_len and output_len)"
         for c in ("n_devices", "batch", "input_len", "output_len", "tp", "pp", "concurrency", "dp", "ep")
         + tuple(f"{p}_{k}" for p in ("prefill", "decode") for k in ("workers", "tp", "dp", "ep", "batch"))
     },
@@ -171,7 +171,13 @@ def _numeric_column(frame: pd.DataFrame, column: str, need: str, path: Path) -> 
     present = num.notna() | (raw.notna() & (raw.astype(str).str.strip() != ""))
     count = need.startswith("empty or a count")
     ok = num.notna() & (np.isfinite(num) | (column == "request_rate"))
-    ok &= (num >= 0) & (num <= 10_000_000) if count else num > 0
+    whole = column not in ("input_len", "output_len")  # lengths may be a trace's means
+    if count:
+        ok &= (num >= 0) & (num <= 10_000_000)
+        if whole:
+            ok &= num == np.round(num)
+    else:
+        ok &= num > 0
     bad = present & ~ok if need.startswith("empty") else ~ok
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -285,7 +291,10 @@ def resolve(row: pd.Series) -> Condition | str:
         kernel_op = al["kernel_ops"].get(op or "")
         if kernel_op is None:
             return f"kernel op {op!r} has no hwsim op"
-        lin, lout = int(row["batch"]), 1
+        tokens = _int_or_none(row["batch"])
+        if not tokens:
+            return "kernel row states no batch (the tokens the operator ran on)"
+        lin, lout = tokens, 1
     if lin is None or lout is None:
         return "input_len or output_len is not stated"
     lin, lout = max(lin, zero), max(lout, zero)
@@ -347,7 +356,7 @@ def _dataset_lengths(dataset: Any) -> str | None:
 
 def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[str, Any] | str:
     """The serving run a ``server`` row describes, or why it is not covered."""
-    concurrency = _int_or_none(row.get("concurrency"))
+    concurrency = _int_or_none(row.get("concurrency")) or None  # 0: no closed loop stated
     rate = row.get("request_rate")
     rate = None if rate is None or (isinstance(rate, float) and math.isnan(rate)) else float(rate)
     if concurrency is None and (rate is None or not math.isfinite(rate)):
@@ -363,6 +372,8 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
     for key in ("max_num_batched_tokens", "prefix_groups", "num_requests"):
         value = _note_field(row["notes"], key)
         if value:
+            if not value.isdigit() or int(value) < 1:
+                return f"notes field {key}={value} is not a positive whole number"
             settings[key] = int(value)
     if mode == "disagg":
         pools = {}

@@ -30,7 +30,7 @@ from sim.engine import TaskGraph, Timeline, check_size, run
 from sim.system import Link, System, load_system
 from workloads.errors import ConfigError
 from workloads.graph import OpTable, build_ops
-from workloads.model_spec import ModelSpec, load_model
+from workloads.model_spec import ModelSpec, check_lengths, load_model
 from workloads.quant import Quant
 from workloads.traces import MAX_TOKENS
 
@@ -171,6 +171,7 @@ def simulate(
             or not 1 <= value <= MAX_TOKENS
         ):
             raise _bad(field, value)
+    check_lengths(load_model(model), input_len, output_len)
     if system.offloaded:
         from sim.offload import simulate_offload
 

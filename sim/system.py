@@ -174,7 +174,9 @@ def _by_direction(raw: Any, between: tuple[str, str], where: str) -> dict[tuple[
                 f"{where}.bw_GBps_by_direction has {key!r}; expected {' or '.join(sorted(allowed))}"
             )
         src, dst = key.split("->")
-        out[(src, dst)] = _number(bw, f"{where}.bw_GBps_by_direction.{key}", positive=True) * 1e9
+        out[(src, dst)] = (
+            _number(bw, f"{where}.bw_GBps_by_direction.{key}", positive=True, span=LINK_GBPS) * 1e9
+        )
     return out
 
 

@@ -210,3 +210,70 @@ def test_the_smallest_int64_is_refused_without_an_overflow_warning():
         warnings.simplefilter("error")
         with pytest.raises(ConfigError, match="batch is -9.22337e"):
             hwsim.estimate("llama-2-7b", "h100-sxm", batch=np.int64(-(2**63)), input_len=8, output_len=8)
+
+
+def test_a_serving_deployment_beyond_the_event_loop_is_refused_at_once():
+    with pytest.raises(ConfigError, match="n_devices is 10000000; expected a positive integer up to 4,096"):
+        hwsim.serve(
+            "llama-3.1-8b", "h100-sxm", n_devices=10_000_000, concurrency=4, input_len=128, output_len=16
+        )
+
+
+@pytest.mark.parametrize(
+    "row_id, change, reason",
+    [
+        (
+            "s272",
+            {"concurrency": 0, "request_rate": None},
+            "states neither a concurrency nor a finite request_rate",
+        ),
+        (
+            "s272",
+            {"notes": "num_requests=abc"},
+            "notes field num_requests=abc is not a positive whole number",
+        ),
+        ("c069", {"batch": None}, "kernel row states no batch"),
+    ],
+)
+def test_a_server_or_kernel_row_missing_its_conditions_is_not_covered(tmp_path, row_id, change, reason):
+    rows = pd.read_csv(ROOT / "hwmodels/validation/measured.csv")
+    row = rows.loc[rows["id"] == row_id].copy()
+    for key, value in change.items():
+        row[key] = value
+    data = tmp_path / "one.csv"
+    row.to_csv(data, index=False)
+    result = CliRunner().invoke(cli, ["validate", "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    (point,) = json.loads(result.stdout)["points"]
+    assert not point["covered"] and reason in point["reason"]
+
+
+def test_a_fractional_count_in_measured_data_is_refused(tmp_path):
+    from roofline.validation import load_measured
+
+    rows = pd.read_csv(ROOT / "hwmodels/validation/measured.csv")
+    row = rows.loc[rows["id"] == "c069"].copy()
+    row["batch"] = 1.5
+    data = tmp_path / "one.csv"
+    row.to_csv(data, index=False)
+    with pytest.raises(ConfigError, match="batch"):
+        load_measured(data)
+
+
+def test_a_direction_bandwidth_outside_its_span_is_refused(tmp_path):
+    import yaml
+
+    from sim.system import load_system
+
+    raw = yaml.safe_load((ROOT / "sim/systems/t4-flexgen.yaml").read_text())
+    link = next(v for v in raw["links"].values() if "bw_GBps_by_direction" in v)
+    link["bw_GBps_by_direction"]["host->gpu"] = 1e-9
+    path = tmp_path / "sys.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=re.escape("expected a number from 0.001 to 1e+09")):
+        load_system(str(path))
+
+
+def test_simulate_refuses_a_request_past_the_models_context():
+    with pytest.raises(ConfigError, match="max context of 2,048 tokens"):
+        hwsim.simulate("1xa100", "gpt-j-6b", batch=1, input_len=3000, output_len=8)

@@ -23,6 +23,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from workloads.errors import ConfigError, unknown_name
@@ -884,3 +885,22 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
         ids = [i for entry in preset_index().values() for i in entry.get("hf_ids", [])]
         raise unknown_name("model (HuggingFace repo id)", str(name_or_path), ids, "hwsim models --json")
     raise unknown_name("model", str(name_or_path), preset_index(), "hwsim models")
+
+
+def check_lengths(spec: ModelSpec, input_len: object, output_len: object) -> None:
+    """Refuse requests (one, or arrays of them) longer than the model's context."""
+    if spec.max_context is None:
+        return
+    lin = np.atleast_1d(np.asarray(input_len, dtype=float))
+    lout = np.atleast_1d(np.asarray(output_len, dtype=float))
+    total = lin + lout
+    over = total > spec.max_context
+    if not over.any():
+        return
+    i = int(np.argmax(total))
+    which = f"{int(over.sum())} of {total.size} requests are" if total.size > 1 else "the request is"
+    raise ConfigError(
+        f"{which} longer than {spec.name}'s max context of {spec.max_context:,} tokens "
+        f"(max_position_embeddings): input_len {lin[i]:.0f} + output_len {lout[i]:.0f} = {total[i]:.0f}; "
+        "expected at most that (an engine refuses longer requests)"
+    )

@@ -89,9 +89,15 @@ class ServeResult:
         return out
 
 
+MAX_COUNT = 4096
+"""Most devices, replicas or workers a serving run takes (each replica is a process of the event
+loop; a larger deployment is its replicas' behaviour times their number)."""
+
+
 def _positive_int(value: Any, field_name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{field_name} is {value!r}; expected a positive integer")
+    """A positive integer up to ``MAX_COUNT`` (as a Python int: a NumPy one's arithmetic wraps)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_COUNT:
+        raise ConfigError(f"{field_name} is {value!r}; expected a positive integer up to {MAX_COUNT:,}")
     return int(value)
 
 

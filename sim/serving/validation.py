@@ -13,7 +13,7 @@ serves from the cache after their first use) and ``num_requests=N`` (the measure
 requests: an overloaded run's queue, and so its TTFT, grows with its length).
 
 The number of requests is enough for a steady state well past the ramp-up: a closed loop runs
-``max(8 x concurrency, 400)`` requests, an open loop ``rate x 300 s`` of arrivals between 1,000
+``max(8 x concurrency, 400)`` requests (at most ``MAX_CLOSED_LOOP_REQUESTS``), an open loop ``rate x 300 s`` of arrivals between 1,000
 and 6,000 requests (benchmarks measure stages of 10 to 20 minutes; the cap keeps a run near a
 second). One simulation serves every metric of a condition (cached).
 """
@@ -30,6 +30,9 @@ from workloads.errors import HwsimError
 from workloads.traces import Trace, load_lengths
 
 VALIDATION_SEED = 0
+MAX_CLOSED_LOOP_REQUESTS = 60_000
+"""Most requests a closed loop simulates: eight rounds of the largest shipped concurrency (7,168)."""
+
 MAX_REQUESTS = 20_000
 """Most requests a validation run simulates (about two seconds)."""
 METRIC_KEYS = {
@@ -47,7 +50,7 @@ to 20 minutes, so its ramp-up and drain weigh less than in a shorter simulated r
 def n_requests(concurrency: int | None, rate: float | None) -> int:
     """Requests simulated for a validation row (see the module docstring)."""
     if concurrency:
-        return max(8 * concurrency, 400)
+        return min(max(8 * concurrency, 400), MAX_CLOSED_LOOP_REQUESTS)
     return int(np.clip(rate * 300.0, 1000, 6000))
 
 
