@@ -89,15 +89,19 @@ class ServeResult:
         return out
 
 
-MAX_COUNT = 4096
-"""Most devices, replicas or workers a serving run takes (each replica is a process of the event
-loop; a larger deployment is its replicas' behaviour times their number)."""
+MAX_DEVICES = 4096
+"""Most devices, replicas or workers a serving run takes, and the largest parallel degree (each
+replica is a process of the event loop; a larger deployment is its replicas' behaviour times their
+number)."""
 
 
-def _positive_int(value: Any, field_name: str) -> int:
-    """A positive integer up to ``MAX_COUNT`` (as a Python int: a NumPy one's arithmetic wraps)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_COUNT:
-        raise ConfigError(f"{field_name} is {value!r}; expected a positive integer up to {MAX_COUNT:,}")
+def _positive_int(value: Any, field_name: str, most: int | None = MAX_DEVICES) -> int:
+    """A positive integer up to ``most`` (None: no limit), as a Python int (a NumPy one's arithmetic
+    wraps in its own width)."""
+    top = most if most is not None else float("inf")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= top:
+        limit = f" up to {most:,}" if most is not None else ""
+        raise ConfigError(f"{field_name} is {value!r}; expected a positive integer{limit}")
     return int(value)
 
 
@@ -251,7 +255,7 @@ def prepare(
         ranks = pool.dp_ranks
         kvs[role] = _ranks_kv(kv_capacity(spec, quant, dev, engine, pool.tp, pool.pp, pool.ep), ranks)
         if max_kv_tokens is not None:
-            kvs[role] = _capped(kvs[role], _positive_int(max_kv_tokens, "max_kv_tokens"))
+            kvs[role] = _capped(kvs[role], _positive_int(max_kv_tokens, "max_kv_tokens", most=None))
         engine_kv[role] = _virtual_engine_kv(kvs[role], pool.pp)
         engines[role] = replace(
             engine,
