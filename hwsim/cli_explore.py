@@ -162,14 +162,7 @@ def best(objective, top_k, per_arch, as_json, **o):
     emit(as_json, records, "\n".join(lines))
 
 
-@click.command(cls=StrictCommand)
-@_search_options
-@click.option("--x", "x_metric", default="tpot_s", show_default=True, help="Metric on the x axis.")
-@click.option("--y", "y_metric", default="tokens_per_usd", show_default=True, help="Metric on the y axis.")
-@click.option(
-    "--z", "z_metric", default=None, help="A third metric (the front is then 3-D; the plot shows x-y)."
-)
-@click.option(
+_chart_out = click.option(
     "--out",
     "-o",
     type=click.Path(path_type=Path),
@@ -177,6 +170,17 @@ def best(objective, top_k, per_arch, as_json, **o):
     callback=output_file,
     help="Chart path (a .png; an .svg is written beside it).",
 )
+"""The chart path option of ``pareto`` and ``compare``, checked before any work."""
+
+
+@click.command(cls=StrictCommand)
+@_search_options
+@click.option("--x", "x_metric", default="tpot_s", show_default=True, help="Metric on the x axis.")
+@click.option("--y", "y_metric", default="tokens_per_usd", show_default=True, help="Metric on the y axis.")
+@click.option(
+    "--z", "z_metric", default=None, help="A third metric (the front is then 3-D; the plot shows x-y)."
+)
+@_chart_out
 @click.option("--json", "as_json", is_flag=True, help="Print the front as JSON.")
 def pareto(x_metric, y_metric, z_metric, out, as_json, **o):
     """The Pareto front of a model's designs over two or three metrics, as a table and a plot."""
@@ -221,14 +225,7 @@ def pareto(x_metric, y_metric, z_metric, out, as_json, **o):
 @click.option("--ep", type=int, default=1, show_default=True)
 @click.option("--framework", default=None)
 @click.option("--price-basis", type=click.Choice(["tco", "cloud"]), default="tco", show_default=True)
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(path_type=Path),
-    default=None,
-    callback=output_file,
-    help="Chart path (a .png; an .svg is written beside it).",
-)
+@_chart_out
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per device.")
 def compare(
     model, devices, batch, input_len, output_len, precision, tp, pp, ep, framework, price_basis, out, as_json

@@ -1,5 +1,9 @@
 """Shared fixtures."""
 
+import signal
+import sys
+from types import SimpleNamespace
+
 import pytest
 
 import hwmodels  # noqa: F401  (registers the cost models)
@@ -23,3 +27,43 @@ def small_ops():
 @pytest.fixture(scope="session")
 def a100():
     return load_device("a100-sxm-80gb")
+
+
+CLI_LIMIT_S = 10
+"""A command that runs longer in a test hangs."""
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """``run_cli.hwsim(*args)``: (exit status, stdout, stderr) of ``hwsim ARGS`` run in process,
+    stopped after ``CLI_LIMIT_S``; ``run_cli.refused(*args)``: the one ``hwsim: error:`` line of a
+    command that must be refused (exit 2, no traceback)."""
+    from hwsim.cli import main
+
+    def hwsim(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["hwsim", *args])
+
+        def hang(_signum, _frame):
+            raise AssertionError(f"hwsim {' '.join(args)} ran past {CLI_LIMIT_S} s (a hang)")
+
+        previous = signal.signal(signal.SIGALRM, hang)
+        signal.alarm(CLI_LIMIT_S)
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def refused(*args: str) -> str:
+        code, out, err = hwsim(*args)
+        assert code == 2, (code, out, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("hwsim: error: "), err
+        return err.strip()
+
+    return SimpleNamespace(hwsim=hwsim, refused=refused)

@@ -23,6 +23,22 @@ from workloads.model_spec import load_model
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def validated_point(tmp_path: Path, row_id: str, change: dict) -> dict:
+    """The one point of ``hwsim validate --json`` on shipped row ``row_id`` with ``change`` made
+    to its cells (the JSON must hold no bare NaN or Infinity)."""
+    rows = pd.read_csv(ROOT / "hwmodels/validation/measured.csv")
+    row = rows.loc[rows["id"] == row_id].copy()
+    for key, value in change.items():
+        row[key] = value
+    data = tmp_path / "one.csv"
+    row.to_csv(data, index=False)
+    result = CliRunner().invoke(cli, ["validate", "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in validate --json"))
+    (point,) = report["points"]
+    return point
+
+
 def test_numpy_unsigned_degrees_are_counted_as_python_integers():
     """A uint8 degree's arithmetic would wrap (16 * 16 = 0 in uint8): the devices are 256."""
     est = hwsim.estimate(
@@ -101,15 +117,7 @@ def test_a_layer_index_that_is_no_integer_is_refused(tmp_path, value):
 def test_a_row_without_a_finite_prediction_is_not_covered(tmp_path):
     """A server TPOT row of one output token has no decode step: reported as not covered with the
     reason, and ``validate --json`` stays valid JSON (no bare NaN)."""
-    rows = pd.read_csv(ROOT / "hwmodels/validation/measured.csv")
-    row = rows.loc[rows["id"] == "s122-tpot"].copy()
-    row["output_len"] = 1
-    data = tmp_path / "one.csv"
-    row.to_csv(data, index=False)
-    result = CliRunner().invoke(cli, ["validate", "--data", str(data), "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in validate --json"))
-    (point,) = report["points"]
+    point = validated_point(tmp_path, "s122-tpot", {"output_len": 1})
     assert not point["covered"] and "undefined" in point["reason"]
 
 
@@ -159,16 +167,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_work(tmp_path, 
 def test_a_row_that_cannot_be_compared_is_not_covered(tmp_path, change, reason):
     """A kernel time on a decode row, a throughput on a kernel row, a subnormal measurement: each
     reported as not covered with its reason (no KeyError, no Infinity in the JSON)."""
-    rows = pd.read_csv(ROOT / "hwmodels/validation/measured.csv")
-    row = rows.loc[rows["id"] == "c072"].copy()
-    for key, value in change.items():
-        row[key] = value
-    data = tmp_path / "one.csv"
-    row.to_csv(data, index=False)
-    result = CliRunner().invoke(cli, ["validate", "--data", str(data), "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in validate --json"))
-    (point,) = report["points"]
+    point = validated_point(tmp_path, "c072", change)
     assert not point["covered"] and reason in point["reason"]
 
 
@@ -236,15 +235,7 @@ def test_a_serving_deployment_beyond_the_event_loop_is_refused_at_once():
     ],
 )
 def test_a_server_or_kernel_row_missing_its_conditions_is_not_covered(tmp_path, row_id, change, reason):
-    rows = pd.read_csv(ROOT / "hwmodels/validation/measured.csv")
-    row = rows.loc[rows["id"] == row_id].copy()
-    for key, value in change.items():
-        row[key] = value
-    data = tmp_path / "one.csv"
-    row.to_csv(data, index=False)
-    result = CliRunner().invoke(cli, ["validate", "--data", str(data), "--json"])
-    assert result.exit_code == 0, result.output
-    (point,) = json.loads(result.stdout)["points"]
+    point = validated_point(tmp_path, row_id, change)
     assert not point["covered"] and reason in point["reason"]
 
 

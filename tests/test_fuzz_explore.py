@@ -10,7 +10,6 @@ into that line).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,34 +17,12 @@ import pytest
 
 import explore.run as run_module
 from explore.spec import MAX_SAMPLES, parse_spec
-from hwsim.cli import main
 from workloads.errors import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # an int64 wrap is a finding
 
 MIN = "models: [llama-3.2-1b]\ndevices: [h100-sxm]\n"
 """The smallest spec the campaign added one line to."""
-
-
-def hwsim(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``hwsim ARGS`` run in process."""
-    monkeypatch.setattr(sys, "argv", ["hwsim", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(monkeypatch, capsys, *args: str) -> str:
-    """The one ``hwsim: error:`` line of a refused command."""
-    code, out, err = hwsim(monkeypatch, capsys, *args)
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("hwsim: error: "), err
-    return err.strip()
 
 
 @pytest.fixture
@@ -59,7 +36,7 @@ def no_work(monkeypatch):
 
 
 # ----- 1. a serving sweep mixing designs that run and designs that cannot -------------------
-def test_serving_sweep_with_error_and_priced_designs_writes_every_point(monkeypatch, capsys, tmp_path):
+def test_serving_sweep_with_error_and_priced_designs_writes_every_point(run_cli, tmp_path):
     """Mixtral fp16 runs on the EPYC's 768 GB but leaves no KV cache on an 80 GB H100: the H100's
     chunk has no serving columns, and the table still has both points, the H100's metrics null."""
     spec = tmp_path / "mixed.yaml"
@@ -67,7 +44,7 @@ def test_serving_sweep_with_error_and_priced_designs_writes_every_point(monkeypa
         "models: [mixtral-8x7b]\ndevices: [epyc-9654, h100-sxm]\nrate: [0.5]\nnum_requests: [1]\n"
     )
     out = tmp_path / "mixed.parquet"
-    code, stdout, err = hwsim(monkeypatch, capsys, "sweep", str(spec), "-o", str(out), "--json")
+    code, stdout, err = run_cli.hwsim("sweep", str(spec), "-o", str(out), "--json")
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["points"] == 2 and summary["errors"] == 1
@@ -144,22 +121,20 @@ SPEC_CASES = [
 
 
 @pytest.mark.parametrize("line,message", SPEC_CASES, ids=[c[0][:40] for c in SPEC_CASES])
-def test_bad_spec_values_are_refused_before_any_work(monkeypatch, capsys, tmp_path, no_work, line, message):
+def test_bad_spec_values_are_refused_before_any_work(run_cli, tmp_path, no_work, line, message):
     spec = tmp_path / "spec.yaml"
     spec.write_text(MIN + line + "\n")
     out = tmp_path / "out.parquet"
-    err = refused(monkeypatch, capsys, "sweep", str(spec), "-o", str(out))
+    err = run_cli.refused("sweep", str(spec), "-o", str(out))
     assert f"{spec}: {message}" in err, err
     assert "1e+07" not in err
     assert not out.exists() and not (tmp_path / "out.parquet.parts").exists()
 
 
-def test_best_names_an_out_of_range_batch_not_a_pricing_failure(monkeypatch, capsys):
-    err = refused(
-        monkeypatch, capsys, "best", "-m", "llama-2-7b", "-d", "h100-sxm", "-b", "10000001", "--json"
-    )
+def test_best_names_an_out_of_range_batch_not_a_pricing_failure(run_cli):
+    err = run_cli.refused("best", "-m", "llama-2-7b", "-d", "h100-sxm", "-b", "10000001", "--json")
     assert "batch value 10000001; expected a positive integer up to 10,000,000" in err
-    err = refused(monkeypatch, capsys, "pareto", "-m", "llama-2-7b", "-d", "h100-sxm", "--tp", "4294967296")
+    err = run_cli.refused("pareto", "-m", "llama-2-7b", "-d", "h100-sxm", "--tp", "4294967296")
     assert "tp value 4294967296; expected a positive integer up to 1,048,576" in err
 
 
@@ -194,17 +169,15 @@ def test_an_integer_too_long_to_print_is_described_by_its_size():
     ],
     ids=["deep", "bigint"],
 )
-def test_spec_files_nested_too_deeply_or_with_huge_integers(
-    monkeypatch, capsys, tmp_path, no_work, text, message
-):
+def test_spec_files_nested_too_deeply_or_with_huge_integers(run_cli, tmp_path, no_work, text, message):
     spec = tmp_path / "spec.yaml"
     spec.write_text(text)
-    err = refused(monkeypatch, capsys, "sweep", str(spec), "-o", str(tmp_path / "o.parquet"))
+    err = run_cli.refused("sweep", str(spec), "-o", str(tmp_path / "o.parquet"))
     assert message in err
 
 
 # ----- 3. sweep -o paths that cannot be written: refused before any work --------------------
-def test_sweep_out_paths_that_cannot_be_written(monkeypatch, capsys, tmp_path, no_work):
+def test_sweep_out_paths_that_cannot_be_written(run_cli, tmp_path, no_work):
     spec = tmp_path / "min.yaml"
     spec.write_text(MIN)
     (tmp_path / "afile").write_text("")
@@ -221,7 +194,7 @@ def test_sweep_out_paths_that_cannot_be_written(monkeypatch, capsys, tmp_path, n
     if Path("/proc/self").is_dir():  # Linux: /proc takes no new files, even from root
         cases.append(("/proc/x.parquet", "cannot create its working directory"))
     for out, message in cases:
-        err = refused(monkeypatch, capsys, "sweep", str(spec), "-o", out)
+        err = run_cli.refused("sweep", str(spec), "-o", out)
         assert message in err and err.startswith("hwsim: error: out "), (out, err)
         assert len(err) < 400
 
@@ -237,7 +210,7 @@ def test_sweep_out_paths_that_cannot_be_written(monkeypatch, capsys, tmp_path, n
         (["pareto", "-b", "18446744073709551616"], "--batch", "18446744073709551616"),
     ],
 )
-def test_repeatable_integer_options_are_checked_value_by_value(monkeypatch, capsys, args, option, value):
+def test_repeatable_integer_options_are_checked_value_by_value(run_cli, args, option, value):
     command, *rest = args
-    err = refused(monkeypatch, capsys, command, "-m", "llama-2-7b", "-d", "h100-sxm", *rest, "--json")
+    err = run_cli.refused(command, "-m", "llama-2-7b", "-d", "h100-sxm", *rest, "--json")
     assert option in err and value in err and "64-bit integer range" in err

@@ -15,8 +15,6 @@ import contextlib
 import copy
 import math
 import os
-import signal
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from importlib.resources import files
@@ -27,42 +25,11 @@ import yaml
 
 import workloads.files as files_module
 from hwmodels.device_spec import load_device
-from hwsim.cli import main
 from sim.offload import simulate_offload
 from sim.system import load_system
 from workloads.errors import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # a 0/0 or an overflow is a finding
-
-
-def hwsim(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``hwsim ARGS`` run in process, stopped after 10 s."""
-    monkeypatch.setattr(sys, "argv", ["hwsim", *args])
-
-    def hang(_signum, _frame):
-        raise AssertionError(f"hwsim {' '.join(args)} ran past 10 s (a hang)")
-
-    previous = signal.signal(signal.SIGALRM, hang)
-    signal.alarm(10)
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(monkeypatch, capsys, *args: str) -> str:
-    """The one ``hwsim: error:`` line of a refused command."""
-    code, out, err = hwsim(monkeypatch, capsys, *args)
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("hwsim: error: "), err
-    return err.strip()
 
 
 @contextlib.contextmanager
@@ -105,62 +72,62 @@ def device_file(tmp_path: Path, base: str, path: str, value) -> Path:
 
 
 # ----- 1. the files themselves -----------------------------------------------------------------
-def test_json_integer_past_the_digit_limit(monkeypatch, capsys, tmp_path):
+def test_json_integer_past_the_digit_limit(run_cli, tmp_path):
     path = tmp_path / "bigint.json"
     path.write_text('{"num_hidden_layers": ' + "9" * 5000 + "}")
-    err = refused(monkeypatch, capsys, "estimate", "-m", str(path), "-d", "h100-sxm", "--json")
+    err = run_cli.refused("estimate", "-m", str(path), "-d", "h100-sxm", "--json")
     assert "bigint.json: not valid JSON (an integer of more than 4,300 digits" in err
 
 
 @pytest.mark.parametrize("command", ["simulate", "device"])
-def test_yaml_integer_past_the_digit_limit(monkeypatch, capsys, tmp_path, command):
+def test_yaml_integer_past_the_digit_limit(run_cli, tmp_path, command):
     path = tmp_path / "bigint.yaml"
     path.write_text("schema_version: " + "9" * 5000 + "\n")
     if command == "simulate":
-        err = refused(monkeypatch, capsys, "simulate", "-s", str(path), "-m", "llama-2-7b", "--json")
+        err = run_cli.refused("simulate", "-s", str(path), "-m", "llama-2-7b", "--json")
     else:
-        err = refused(monkeypatch, capsys, "estimate", "-m", "llama-2-7b", "-d", str(path), "--json")
+        err = run_cli.refused("estimate", "-m", "llama-2-7b", "-d", str(path), "--json")
     assert "bigint.yaml: not valid YAML (an integer of more than 4,300 digits" in err
 
 
-def test_deep_nesting(monkeypatch, capsys, tmp_path):
+def test_deep_nesting(run_cli, tmp_path):
     deep_yaml = tmp_path / "deep.yaml"
     deep_yaml.write_text("a: " + "[" * 3000 + "]" * 3000 + "\n")
     deep_json = tmp_path / "deep.json"
     deep_json.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    err = refused(monkeypatch, capsys, "simulate", "-s", str(deep_yaml), "-m", "llama-2-7b", "--json")
+    err = run_cli.refused("simulate", "-s", str(deep_yaml), "-m", "llama-2-7b", "--json")
     assert "deep.yaml: not valid YAML (nested too deeply)" in err
-    err = refused(monkeypatch, capsys, "estimate", "-m", "llama-2-7b", "-d", str(deep_yaml), "--json")
+    err = run_cli.refused("estimate", "-m", "llama-2-7b", "-d", str(deep_yaml), "--json")
     assert "deep.yaml: not valid YAML (nested too deeply)" in err
-    err = refused(monkeypatch, capsys, "estimate", "-m", str(deep_json), "-d", "h100-sxm", "--json")
+    err = run_cli.refused("estimate", "-m", str(deep_json), "-d", "h100-sxm", "--json")
     assert "deep.json: not valid JSON (nested too deeply)" in err
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-def test_fifo_is_refused_not_waited_on(monkeypatch, capsys, tmp_path):
+def test_fifo_is_refused_not_waited_on(run_cli, tmp_path):
     for name in ("fifo.json", "fifo.yaml"):
         os.mkfifo(tmp_path / name)
     fifo_json, fifo_yaml = str(tmp_path / "fifo.json"), str(tmp_path / "fifo.yaml")
-    err = refused(monkeypatch, capsys, "estimate", "-m", fifo_json, "-d", "h100-sxm")
+    err = run_cli.refused("estimate", "-m", fifo_json, "-d", "h100-sxm")
     assert f"model config {fifo_json!r} is a FIFO (named pipe); expected a regular file" in err
-    err = refused(monkeypatch, capsys, "estimate", "-m", "llama-2-7b", "-d", fifo_yaml)
+    err = run_cli.refused("estimate", "-m", "llama-2-7b", "-d", fifo_yaml)
     assert f"device file {fifo_yaml!r} is a FIFO" in err
-    err = refused(monkeypatch, capsys, "simulate", "-s", fifo_yaml, "-m", "llama-2-7b")
+    err = run_cli.refused("simulate", "-s", fifo_yaml, "-m", "llama-2-7b")
     assert f"system file {fifo_yaml!r} is a FIFO" in err
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero here")
-def test_endless_device_file_is_refused_before_reading(monkeypatch, capsys):
+def test_endless_device_file_is_refused_before_reading(run_cli):
     with memory_capped(2 * 2**30):  # a reader that reads /dev/zero fails here, not the machine
-        err = refused(monkeypatch, capsys, "estimate", "-m", "/dev/zero", "-d", "h100-sxm")
+        err = run_cli.refused("estimate", "-m", "/dev/zero", "-d", "h100-sxm")
     assert "model config '/dev/zero' is a character device; expected a regular file" in err
 
 
-def test_file_past_the_size_cap(monkeypatch, capsys, tmp_path):
+def test_file_past_the_size_cap(run_cli, tmp_path):
     big = tmp_path / "big.json"
     with big.open("wb") as handle:  # sparse: 65 MiB on paper, nothing on disk
         handle.truncate(65 * 2**20)
-    err = refused(monkeypatch, capsys, "estimate", "-m", str(big), "-d", "h100-sxm")
+    err = run_cli.refused("estimate", "-m", str(big), "-d", "h100-sxm")
     assert f"model config {str(big)!r} is 68,157,440 bytes; expected at most 64 MiB" in err
 
 
@@ -190,8 +157,8 @@ def test_nul_byte_in_a_path():
         load_device("x\x00.yaml")
 
 
-def test_nul_byte_in_a_path_on_the_command_line(monkeypatch, capsys):
-    err = refused(monkeypatch, capsys, "estimate", "-m", "x\x00.json", "-d", "h100-sxm")
+def test_nul_byte_in_a_path_on_the_command_line(run_cli):
+    err = run_cli.refused("estimate", "-m", "x\x00.json", "-d", "h100-sxm")
     assert "holds a NUL byte" in err
 
 
@@ -222,19 +189,19 @@ DEVICE_CASES = [
     DEVICE_CASES,
     ids=[f"{c[0]}:{c[1]}={c[2] if len(repr(c[2])) < 20 else 'huge'}" for c in DEVICE_CASES],
 )
-def test_device_number_out_of_span(monkeypatch, capsys, tmp_path, base, field, value, model, needle):
+def test_device_number_out_of_span(run_cli, tmp_path, base, field, value, model, needle):
     path = device_file(tmp_path, base, field, value)
-    err = refused(monkeypatch, capsys, "estimate", "-m", model, "-d", str(path), "--json")
+    err = run_cli.refused("estimate", "-m", model, "-d", str(path), "--json")
     assert str(path) in err and needle in err, err
 
 
-def test_edited_device_inside_its_spans_still_estimates(monkeypatch, capsys, tmp_path):
+def test_edited_device_inside_its_spans_still_estimates(run_cli, tmp_path):
     """The spans refuse nothing real: the smallest peak and bandwidth they take give finite results."""
     path = device_file(tmp_path, "h100-sxm", "memory.bw_GBps", 0.001)
     raw = yaml.safe_load(path.read_text())
     raw["compute"]["peak_TFLOPs"] = {"fp16": 0.001}
     path.write_text(yaml.safe_dump(raw))
-    code, out, err = hwsim(monkeypatch, capsys, "estimate", "-m", "llama-3.2-1b", "-d", str(path), "--json")
+    code, out, err = run_cli.hwsim("estimate", "-m", "llama-3.2-1b", "-d", str(path), "--json")
     assert code == 0, err
     assert "NaN" not in out and "Infinity" not in out
 
@@ -282,7 +249,7 @@ def system_file(tmp_path: Path, base: str, role: str, device: str) -> Path:
         ("1xa100", "gpu", "pcie-gen4-x16", "devices.gpu.device is 'pcie-gen4-x16' (arch link); the gpu role needs"),
     ],
 )  # fmt: skip
-def test_system_role_of_the_wrong_kind(monkeypatch, capsys, tmp_path, base, role, device, needle):
+def test_system_role_of_the_wrong_kind(run_cli, tmp_path, base, role, device, needle):
     path = system_file(tmp_path, base, role, device)
     args = (
         "simulate",
@@ -297,7 +264,7 @@ def test_system_role_of_the_wrong_kind(monkeypatch, capsys, tmp_path, base, role
         "--output-len",
         "3",
     )
-    err = refused(monkeypatch, capsys, *args, "--json")
+    err = run_cli.refused(*args, "--json")
     assert str(path) in err and needle in err, err
 
 
