@@ -268,3 +268,16 @@ def test_a_direction_bandwidth_outside_its_span_is_refused(tmp_path):
 def test_simulate_refuses_a_request_past_the_models_context():
     with pytest.raises(ConfigError, match="max context of 2,048 tokens"):
         hwsim.simulate("1xa100", "gpt-j-6b", batch=1, input_len=3000, output_len=8)
+
+
+def test_a_long_closed_loop_at_low_concurrency_is_cut_to_the_step_budget():
+    """Two requests at a time, 6,000 requests of 247 tokens would be 741,000 decode steps (a minute
+    of event loop); the trace keeps ``DECODE_STEP_BUDGET`` of them."""
+    from roofline.validation import load_measured, operating_point, resolve
+    from sim.serving.validation import DECODE_STEP_BUDGET, row_trace
+
+    rows = load_measured(ROOT / "hwmodels/validation/measured.csv")
+    row = rows.loc[rows["id"] == "s122-tpot"].iloc[0].copy()
+    row["concurrency"], row["request_rate"], row["notes"] = 2, float("nan"), "num_requests=6000"
+    trace = row_trace(operating_point(resolve(row)))
+    assert len(trace.input_len) * 247 / 2 == pytest.approx(DECODE_STEP_BUDGET, rel=0.01)

@@ -13,7 +13,8 @@ serves from the cache after their first use) and ``num_requests=N`` (the measure
 requests: an overloaded run's queue, and so its TTFT, grows with its length).
 
 The number of requests is enough for a steady state well past the ramp-up: a closed loop runs
-``max(8 x concurrency, 400)`` requests (at most ``MAX_CLOSED_LOOP_REQUESTS``), an open loop ``rate x 300 s`` of arrivals between 1,000
+``max(8 x concurrency, 400)`` requests (at most ``MAX_CLOSED_LOOP_REQUESTS``, and no more than
+``DECODE_STEP_BUDGET`` decode steps), an open loop ``rate x 300 s`` of arrivals between 1,000
 and 6,000 requests (benchmarks measure stages of 10 to 20 minutes; the cap keeps a run near a
 second). One simulation serves every metric of a condition (cached).
 """
@@ -32,6 +33,13 @@ from workloads.traces import Trace, load_lengths
 VALIDATION_SEED = 0
 MAX_CLOSED_LOOP_REQUESTS = 60_000
 """Most requests a closed loop simulates: eight rounds of the largest shipped concurrency (7,168)."""
+
+DECODE_STEP_BUDGET = 200_000
+"""Most decode steps (requests x output tokens / concurrency) a closed loop simulates, a few
+seconds: the shipped covered rows take at most 16,384 (a row of one request at a time with long
+outputs reaches its steady state within a few requests)."""
+MIN_CLOSED_LOOP_REQUESTS = 16
+"""Fewest requests a closed loop keeps under ``DECODE_STEP_BUDGET``."""
 
 MAX_REQUESTS = 20_000
 """Most requests a validation run simulates (about two seconds)."""
@@ -63,6 +71,11 @@ def row_trace(c: Condition) -> Trace:
         if s.get("num_requests")
         else n_requests(s["concurrency"], s["rate"])
     )
+    if s["concurrency"]:  # a closed loop of long outputs at a low concurrency: its steady state comes early
+        n = min(
+            n,
+            max(MIN_CLOSED_LOOP_REQUESTS, -(-DECODE_STEP_BUDGET * s["concurrency"] // max(c.output_len, 1))),
+        )
     rng = np.random.default_rng(VALIDATION_SEED)
     if c.lengths:
         hist = load_lengths(c.lengths)
