@@ -225,7 +225,7 @@ def test_offload_shortfall_names_the_tier_in_gb():
     from workloads.errors import DoesNotFitError
 
     with pytest.raises(DoesNotFitError, match=r"GPU memory short by \d+\.\d\d GB .*placement"):
-        simulate("a6000-offload", "opt-30b", batch=64, input_len=2048, output_len=8)
+        simulate("a6000-offload", "opt-30b", batch=64, input_len=2040, output_len=8)
 
 
 def test_half_the_kv_on_the_host_moves_traffic_and_cpu_work():
