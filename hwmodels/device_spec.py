@@ -710,6 +710,10 @@ def load_device(name_or_path: str | Path | DeviceSpec) -> DeviceSpec:
     key = str(name_or_path).strip().lower()
     if key in catalog():
         return catalog()[key]
+    if any(ord(ch) < 32 for ch in str(name_or_path)):  # a NUL or a newline is in no name nor path
+        raise ConfigError(
+            f"device {str(name_or_path)!r} holds a control character; expected a name or a file path"
+        )
     found = resolve_device_name(str(name_or_path))
     if found is not None:
         name, note = found

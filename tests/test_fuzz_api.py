@@ -281,3 +281,11 @@ def test_a_long_closed_loop_at_low_concurrency_is_cut_to_the_step_budget():
     row["concurrency"], row["request_rate"], row["notes"] = 2, float("nan"), "num_requests=6000"
     trace = row_trace(operating_point(resolve(row)))
     assert len(trace.input_len) * 247 / 2 == pytest.approx(DECODE_STEP_BUDGET, rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["h100\x00", "h100\nsxm"])
+def test_a_device_name_with_a_control_character_is_refused(name):
+    from hwmodels.device_spec import load_device
+
+    with pytest.raises(ConfigError, match="holds a control character"):
+        load_device(name)
