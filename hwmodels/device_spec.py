@@ -710,7 +710,8 @@ def load_device(name_or_path: str | Path | DeviceSpec) -> DeviceSpec:
     key = str(name_or_path).strip().lower()
     if key in catalog():
         return catalog()[key]
-    if any(ord(ch) < 32 for ch in str(name_or_path)):  # a NUL or a newline is in no name nor path
+    path = Path(str(name_or_path))
+    if path.suffix not in (".yaml", ".yml") and any(ord(ch) < 32 for ch in str(name_or_path)):  # in no name
         raise ConfigError(
             f"device {str(name_or_path)!r} holds a control character; expected a name or a file path"
         )
@@ -720,7 +721,6 @@ def load_device(name_or_path: str | Path | DeviceSpec) -> DeviceSpec:
         if note:
             warnings.warn(note, HwsimNote, stacklevel=2)
         return catalog()[name]
-    path = Path(str(name_or_path))
     if path.suffix in (".yaml", ".yml"):
         return parse_device(read_yaml_mapping(path, "device file"), str(path))
     raise unknown_name("device", str(name_or_path), catalog(), "hwsim devices")

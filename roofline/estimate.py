@@ -47,7 +47,7 @@ from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
 from roofline.economics import Economics, usd_per_s
 from roofline.intervals import range_factors
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, positive_count
 from workloads.graph import (
     OpTable,
     activation_peak_bytes,
@@ -187,14 +187,6 @@ def positive_ints(value: Any, field: str) -> np.ndarray:
     return arr
 
 
-def _degree(label: str, value: Any, most: int = MAX_DEVICES) -> int:
-    """A parallel degree or device count as a Python ``int`` (a NumPy integer's arithmetic would
-    wrap in its own width), from 1 to ``most``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
-        raise ConfigError(f"{label} is {value!r}; expected a positive integer up to {most:,}")
-    return int(value)
-
-
 def _check_options(economics: Any, link: Any, framework: Any, attention_dp: Any, imbalance: Any) -> None:
     """Refuse arguments of the wrong type or range with a one-line ``ConfigError``."""
     if economics is not None and not isinstance(economics, Economics):
@@ -212,14 +204,14 @@ def _check_options(economics: Any, link: Any, framework: Any, attention_dp: Any,
 
 def resolve_parallelism(spec: ModelSpec, n_devices: int | None, tp: int, pp: int, ep: int) -> tuple[int, int]:
     """(devices per replica, replicas); raises ``ConfigError`` when they do not divide."""
-    tp, pp, ep = (_degree(label, v) for label, v in (("tp", tp), ("pp", pp), ("ep", ep)))
+    tp, pp, ep = (positive_count(v, label, MAX_DEVICES) for label, v in (("tp", tp), ("pp", pp), ("ep", ep)))
     check_parallelism(spec, tp, pp, ep)
     per_replica = tp * pp * ep
     if per_replica > MAX_DEVICES:
         raise ConfigError(f"tp*pp*ep is {per_replica:,} devices; expected at most {MAX_DEVICES:,}")
     if n_devices is None:
         return per_replica, 1
-    n_devices = _degree("n_devices", n_devices)
+    n_devices = positive_count(n_devices, "n_devices", MAX_DEVICES)
     if n_devices % per_replica:
         raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}")
     return per_replica, n_devices // per_replica

@@ -9,6 +9,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
 
 
 class HwsimError(Exception):
@@ -76,3 +79,14 @@ def unknown_name(kind: str, name: str, known: Iterable[str], list_cmd: str | Non
     hint = f"; closest: {', '.join(near)}" if near else f"; known: {', '.join(known[:8])}"
     more = f" (`{list_cmd}` lists all {len(known)})" if list_cmd else ""
     return UnknownNameError(f"unknown {kind} {name!r}{hint}{more}")
+
+
+def positive_count(value: Any, field: str, limit: int | None = None) -> int:
+    """``value`` as a Python ``int`` from 1 to ``limit`` (None: no limit); a NumPy integer is
+    taken (its arithmetic would wrap in its own width), a bool or a float is not. Otherwise a
+    one-line ``ConfigError`` naming ``field``, the value and what was expected."""
+    top = float("inf") if limit is None else limit
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= top:
+        most = "" if limit is None else f" up to {limit:,}"
+        raise ConfigError(f"{field} is {value!r}; expected a positive integer{most}")
+    return int(value)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.errors import ConfigError, unknown_name
+from workloads.errors import ConfigError, positive_count, unknown_name
 from workloads.files import is_file
 
 MAX_TOKENS = 10_000_000
@@ -82,12 +82,12 @@ class Trace:
         prompts or system prompts."""
         from dataclasses import replace
 
-        groups = _count(groups, "prefix groups", 10_000_000)
+        groups = positive_count(groups, "prefix groups", 10_000_000)
         n = self.n_requests
         shared = (
             self.input_len
             if prefix_len is None
-            else np.minimum(_count(prefix_len, "prefix_len"), self.input_len)
+            else np.minimum(positive_count(prefix_len, "prefix_len", MAX_TOKENS), self.input_len)
         )
         return replace(
             self,
@@ -107,12 +107,6 @@ def _positive(value: Any, field: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{field} is {value!r}; expected a positive number")
     return float(value)
-
-
-def _count(value: Any, field: str, limit: int = MAX_TOKENS) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= limit:
-        raise ConfigError(f"{field} is {value!r}; expected an integer from 1 to {limit:,}")
-    return int(value)
 
 
 # ---- arrivals ------------------------------------------------------------------------------
@@ -282,7 +276,7 @@ def make_trace(
     shipped dataset name or a CSV of requests whose ``input_len, output_len`` columns are
     resampled.
     """
-    n = _count(n_requests, "num_requests", 100_000_000)
+    n = positive_count(n_requests, "num_requests", 100_000_000)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ConfigError(f"seed is {seed!r}; expected an integer from 0 to 2**63 - 1")
     rng = np.random.default_rng(seed)
@@ -295,8 +289,8 @@ def make_trace(
     else:
         if input_len is None or output_len is None:
             raise ConfigError("give input_len and output_len, or a lengths distribution")
-        _count(input_len, "input_len")
-        _count(output_len, "output_len")
+        positive_count(input_len, "input_len", MAX_TOKENS)
+        positive_count(output_len, "output_len", MAX_TOKENS)
         if length_cv:
             lin = lognormal_lengths(input_len, length_cv, n, rng)
             lout = lognormal_lengths(output_len, length_cv, n, rng)
@@ -306,7 +300,7 @@ def make_trace(
             lout = np.full(n, output_len, dtype=np.int64)
             what = f"fixed lengths {input_len}/{output_len}"
     if concurrency is not None:
-        c = _count(concurrency, "concurrency", 10_000_000)
+        c = positive_count(concurrency, "concurrency", 10_000_000)
         return Trace(
             lin, lout, concurrency=c, description=f"closed loop, concurrency {c}, {what}, seed {seed}"
         )

@@ -38,7 +38,7 @@ from sim.serving.metrics import request_metrics, weighted_percentiles
 from sim.serving.replica import Replica
 from sim.serving.requests import Requests
 from sim.serving.step_cost import StepPricer
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, positive_count
 from workloads.graph import check_parallelism, kv_bytes_per_token, kv_state_bytes_per_seq
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
@@ -93,16 +93,6 @@ MAX_DEVICES = 4096
 """Most devices, replicas or workers a serving run takes, and the largest parallel degree (each
 replica is a process of the event loop; a larger deployment is its replicas' behaviour times their
 number)."""
-
-
-def _positive_int(value: Any, field_name: str, most: int | None = MAX_DEVICES) -> int:
-    """A positive integer up to ``most`` (None: no limit), as a Python int (a NumPy one's arithmetic
-    wraps in its own width)."""
-    top = most if most is not None else float("inf")
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= top:
-        limit = f" up to {most:,}" if most is not None else ""
-        raise ConfigError(f"{field_name} is {value!r}; expected a positive integer{limit}")
-    return int(value)
 
 
 def _slo(value: float | None, field_name: str) -> float | None:
@@ -209,12 +199,12 @@ def prepare(
         )
     if mode == "agg":
         for label, v in (("tp", tp), ("pp", pp), ("ep", ep)):
-            _positive_int(v, label)
+            positive_count(v, label, MAX_DEVICES)
         per_replica = tp * pp * ep
         if dp is not None:
-            _positive_int(dp, "dp")
+            positive_count(dp, "dp", MAX_DEVICES)
         if n_devices is not None:
-            _positive_int(n_devices, "n_devices")
+            positive_count(n_devices, "n_devices", MAX_DEVICES)
             if n_devices % per_replica:
                 raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}")
             if dp is not None and dp * per_replica != n_devices:
@@ -226,22 +216,22 @@ def prepare(
     elif mode == "disagg":
         pools = {
             "prefill": Pool(
-                _positive_int(prefill_workers, "prefill_workers"),
-                _positive_int(prefill_tp, "prefill_tp"),
-                ep=_positive_int(prefill_ep, "prefill_ep"),
+                positive_count(prefill_workers, "prefill_workers", MAX_DEVICES),
+                positive_count(prefill_tp, "prefill_tp", MAX_DEVICES),
+                ep=positive_count(prefill_ep, "prefill_ep", MAX_DEVICES),
                 attention_dp=attention_dp,
                 expert_imbalance=expert_imbalance,
             ),
             "decode": Pool(
-                _positive_int(decode_workers, "decode_workers"),
-                _positive_int(decode_tp, "decode_tp"),
-                ep=_positive_int(decode_ep, "decode_ep"),
+                positive_count(decode_workers, "decode_workers", MAX_DEVICES),
+                positive_count(decode_tp, "decode_tp", MAX_DEVICES),
+                ep=positive_count(decode_ep, "decode_ep", MAX_DEVICES),
                 attention_dp=attention_dp,
                 expert_imbalance=expert_imbalance,
             ),
         }
         need = sum(p.devices for p in pools.values())
-        if n_devices is not None and need > _positive_int(n_devices, "n_devices"):
+        if n_devices is not None and need > positive_count(n_devices, "n_devices", MAX_DEVICES):
             raise ConfigError(
                 f"the disaggregated split needs {need} devices ({prefill_workers} x TP{prefill_tp} x EP{prefill_ep} "
                 f"prefill + {decode_workers} x TP{decode_tp} x EP{decode_ep} decode); n_devices gives {n_devices}"
@@ -255,7 +245,7 @@ def prepare(
         ranks = pool.dp_ranks
         kvs[role] = _ranks_kv(kv_capacity(spec, quant, dev, engine, pool.tp, pool.pp, pool.ep), ranks)
         if max_kv_tokens is not None:
-            kvs[role] = _capped(kvs[role], _positive_int(max_kv_tokens, "max_kv_tokens", most=None))
+            kvs[role] = _capped(kvs[role], positive_count(max_kv_tokens, "max_kv_tokens"))
         engine_kv[role] = _virtual_engine_kv(kvs[role], pool.pp)
         engines[role] = replace(
             engine,
