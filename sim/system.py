@@ -21,7 +21,7 @@ import yaml
 
 from hwmodels import registry
 from hwmodels.device_spec import DeviceSpec, load_device
-from workloads.errors import ConfigError, unknown_name
+from workloads.errors import ConfigError, positive_count, unknown_name
 from workloads.files import read_yaml_mapping
 
 TIERS = ("gpu", "host", "disk")
@@ -100,8 +100,8 @@ class System:
         """A copy with other TP/PP degrees (the CLI's ``--tp/--pp``); must fit the GPU count."""
         out = replace(
             self,
-            tp=self.tp if tp is None else _positive_int(tp, "tp"),
-            pp=self.pp if pp is None else _positive_int(pp, "pp"),
+            tp=self.tp if tp is None else positive_count(tp, "tp", MAX_DEVICES),
+            pp=self.pp if pp is None else positive_count(pp, "pp", MAX_DEVICES),
         )
         _check_parallelism(out, f"system {self.name!r}")
         return out
@@ -126,12 +126,6 @@ def _keys(raw: Any, where: str, allowed: set[str]) -> Mapping[str, Any]:
             f"{where}: unknown field(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(allowed))}"
         )
     return raw
-
-
-def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DEVICES:
-        raise ConfigError(f"{where} is {value!r}; expected a positive integer up to {MAX_DEVICES:,}")
-    return value
 
 
 LINK_GBPS = (1e-3, 1e9)
@@ -262,7 +256,7 @@ def parse_system(raw: Mapping[str, Any], where: str) -> System:
             raise ConfigError(
                 f"{where}: devices.{role}.device is {entry.get('device')!r}; expected a catalog device name"
             )
-        count = _positive_int(entry.get("count", 1), f"{where}: devices.{role}.count")
+        count = positive_count(entry.get("count", 1), f"{where}: devices.{role}.count", MAX_DEVICES)
         device = load_device(entry["device"])
         _check_role(str(role), device, f"{where}: devices.{role}.device")
         devices[str(role)] = (device, count)
@@ -308,7 +302,10 @@ def parse_system(raw: Mapping[str, Any], where: str) -> System:
             not isinstance(name, str) or name not in links or links[name].between != ("gpu", "gpu")
         ):
             raise ConfigError(f"{where}: parallelism.{key} is {name!r}; expected a gpu-gpu link of links")
-    degree = {k: _positive_int(par.get(k, 1), f"{where}: parallelism.{k}") for k in ("tp", "pp", "ep", "dp")}
+    degree = {
+        k: positive_count(par.get(k, 1), f"{where}: parallelism.{k}", MAX_DEVICES)
+        for k in ("tp", "pp", "ep", "dp")
+    }
     gpu_batch = offload.get("gpu_batch")
     system = System(
         name=raw["name"],
@@ -317,8 +314,12 @@ def parse_system(raw: Mapping[str, Any], where: str) -> System:
         **degree,
         weights=_tier_fractions(place.get("weights", "gpu"), f"{where}: placement.weights"),
         kv=_tier_fractions(place.get("kv", "gpu"), f"{where}: placement.kv"),
-        gpu_batch=None if gpu_batch is None else _positive_int(gpu_batch, f"{where}: offload.gpu_batch"),
-        n_gpu_batches=_positive_int(offload.get("n_gpu_batches", 1), f"{where}: offload.n_gpu_batches"),
+        gpu_batch=None
+        if gpu_batch is None
+        else positive_count(gpu_batch, f"{where}: offload.gpu_batch", MAX_DEVICES),
+        n_gpu_batches=positive_count(
+            offload.get("n_gpu_batches", 1), f"{where}: offload.n_gpu_batches", MAX_DEVICES
+        ),
         tp_link=par.get("tp_link"),
         pp_link=par.get("pp_link"),
         source=str(raw.get("source", "")),
