@@ -42,15 +42,16 @@ import yaml
 
 from hwmodels import registry
 from hwmodels.calibration.params import framework_names, framework_terms
+from hwmodels.device_names import resolve_device_name
 from hwmodels.device_spec import catalog
 from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity, steady_batch
 from hwmodels.placement import Placement
 from roofline.estimate import estimate, kv_cache_bytes, weight_bytes
 from roofline.intervals import row_features, row_range
-from workloads.errors import ConfigError, DoesNotFitError, HwsimError
+from workloads.errors import AmbiguousNameError, ConfigError, DoesNotFitError, HwsimError
 from workloads.files import is_file
 from workloads.graph import build_ops
-from workloads.model_spec import load_model, preset_index
+from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
 from workloads.traces import load_lengths
 
@@ -222,9 +223,18 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def hardware_device(hardware: str) -> str:
-    """The catalog name of a measured row's ``hardware`` (its alias, else itself)."""
+    """The catalog name of a measured row's ``hardware``: its entry in the alias table, else the
+    part the name users type stands for (``resolve_device_name``: ``H100 SXM``, ``HL-225``,
+    ``AMD Instinct MI300X``; an ambiguous name takes the variant that table assumes), else the
+    name itself, lowercased."""
     hw = str(hardware).strip().lower()
-    return aliases()["hardware"].get(hw, {}).get("device", hw)
+    if hw in aliases()["hardware"]:
+        return aliases()["hardware"][hw]["device"]
+    try:
+        resolved = resolve_device_name(hw)
+    except AmbiguousNameError:  # a SoC: no one part to price
+        resolved = None
+    return hw if resolved is None else resolved[0]
 
 
 def resolve(row: pd.Series) -> Condition | str:
@@ -237,8 +247,8 @@ def resolve(row: pd.Series) -> Condition | str:
     if catalog()[device].arch not in registry.names():
         return f"hardware {hw!r} is a {catalog()[device].arch} part with no cost model yet"
     name = str(row["model"]).strip().lower()
-    model = al["model"].get(name, {}).get("preset", name)
-    if model not in preset_index():
+    model = al["model"].get(name, {}).get("preset") or preset_for(name)
+    if model is None:
         return f"model {name!r} has no preset"
     precision = str(row["precision"]).strip().lower()
     precision = (
@@ -400,7 +410,9 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
 
 
 def _framework(name: str, notes: str) -> str | None:
-    """The frameworks.yaml entry of a row: by alias rules on its notes, else by name, else none."""
+    """The frameworks.yaml entry of a row: its name read through ``framework_names``, then by
+    alias rules on its notes, else by name, else none."""
+    name = aliases().get("framework_names", {}).get(name, name)
     for rule in aliases().get("framework", {}).get(name, []):
         if re.search(rule["match"], notes):
             return rule["framework"]

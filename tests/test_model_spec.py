@@ -9,6 +9,7 @@ from workloads.model_spec import (
     FULL,
     AttentionLayer,
     load_model,
+    preset_for,
     preset_index,
     preset_names,
     spec_from_config,
@@ -89,7 +90,18 @@ def test_lookup_ignores_case():
 
 def test_unknown_model_lists_closest():
     with pytest.raises(UnknownNameError, match="llama-2-7b"):
-        load_model("llama2-7b")
+        load_model("llama2-7")
+
+
+def test_loose_names_find_the_preset():
+    """Case, spaces, a missing hyphen after the family and -Instruct/-chat/-hf suffixes are
+    the same preset; a dot stays significant (Qwen2-57B is not Qwen2.5-7B)."""
+    assert load_model("llama2-7b").name == "llama-2-7b"
+    assert load_model("Llama 3.1 70B Instruct").name == "llama-3.1-70b"
+    assert load_model("llama-2-70b-chat").name == "llama-2-70b"
+    assert load_model("some-org/Llama-3.1-8B-Instruct").name == "llama-3.1-8b"
+    assert preset_for("qwen2-57b") is None
+    assert preset_for("llama-3.1-8b-fp8") is None
 
 
 def test_config_missing_field_names_it(tmp_path):

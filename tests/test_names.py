@@ -174,7 +174,7 @@ def test_devices_query_by_word_in_the_description():
         "sd8g3-gpu",
         "sd8g3-npu",
     }
-    assert find_devices("a100") == ["a100-sxm-40gb", "a100-sxm-80gb"]
+    assert find_devices("a100") == ["a100-sxm-40gb", "a100-sxm-80gb", "a100-pcie-40gb", "a100-pcie-80gb"]
     assert find_devices("h200 sxm") == ["h200"]
     with pytest.raises(UnknownNameError, match="unknown device 'quantum-gpu'"):
         find_devices("quantum-gpu")
@@ -222,7 +222,7 @@ def test_every_listed_repo_id_maps_to_its_preset():
 
 def test_unknown_repo_id_suggests_repo_ids():
     with pytest.raises(UnknownNameError, match="closest: meta-llama/Llama-3.1-8B"):
-        load_model("meta-llama/Llama-3.1-8B-Chat")
+        load_model("meta-llama/Llama-3.1-8B-Vision")
 
 
 def _write_config(path: Path, **fields) -> Path:

@@ -17,6 +17,7 @@ MLA model. Configs whose attention hwsim does not model are refused with a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
@@ -846,6 +847,46 @@ def hf_id_index() -> dict[str, str]:
     return full | {b: names.pop() for b, names in bare.items() if len(names) == 1 and b not in full}
 
 
+VARIANT_WORDS = ("instruct", "chat", "hf", "it", "base")
+"""Trailing words of a model's name that mark a fine-tune or a repackaging of the same shape
+(``Llama-3.1-70B-Instruct``, ``Llama-2-7b-chat-hf``, ``gemma-2b-it``): dropped when a name is
+matched loosely (``preset_for``)."""
+
+
+def _loose_key(name: str) -> str:
+    """``name`` as ``preset_for`` compares it: lowercase, its organization dropped, spaces and
+    underscores as hyphens, trailing ``VARIANT_WORDS`` dropped, a hyphen between a letter and a
+    digit dropped (``Llama 3.1 70B Instruct`` -> ``llama3.1-70b``; dots kept, so ``qwen2-57b``
+    stays apart from ``qwen2.5-7b``)."""
+    words = re.sub(r"[\s_]+", "-", name.strip().lower().rsplit("/", 1)[-1]).strip("-").split("-")
+    while len(words) > 1 and words[-1] in VARIANT_WORDS:
+        words.pop()
+    return re.sub(r"(?<=[a-z])-(?=\d)", "", "-".join(words))
+
+
+@lru_cache(maxsize=1)
+def _loose_index() -> dict[str, str]:
+    """``_loose_key`` of every preset name and HuggingFace repo id -> its preset; a key two presets
+    share is left out (it names neither)."""
+    keys: dict[str, set[str]] = {}
+    for spelling, name in [*((n, n) for n in preset_index()), *hf_id_index().items()]:
+        keys.setdefault(_loose_key(spelling), set()).add(name)
+    return {k: names.pop() for k, names in keys.items() if len(names) == 1}
+
+
+def preset_for(name: str) -> str | None:
+    """The preset a typed model name stands for: a preset name, a HuggingFace repo id of one
+    (with or without its organization or ``https://huggingface.co/``), or either written loosely
+    (case, spaces, ``-Instruct``/``-chat``/``-hf`` suffixes: ``_loose_key``); None when none."""
+    key = str(name).strip().lower()
+    if key in preset_index():
+        return key
+    repo = key.removeprefix("https://").removeprefix("huggingface.co/").removeprefix("hf.co/").strip("/")
+    if repo in hf_id_index():
+        return hf_id_index()[repo]
+    return _loose_index().get(_loose_key(repo)) if repo else None
+
+
 def _config_name(path: Path, cfg: dict[str, Any]) -> str:
     """The name a ``config.json`` goes by, lowercased: the repository of a HuggingFace cache
     folder (``.../models--org--name/snapshots/<hash>/config.json`` -> ``name``), else the last
@@ -876,8 +917,9 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
     if is_dir(path) and is_file(path / "config.json"):
         path = path / "config.json"
     repo = key.removeprefix("https://").removeprefix("huggingface.co/").removeprefix("hf.co/").strip("/")
-    if not exists(path) and repo in hf_id_index():
-        return _load_preset(hf_id_index()[repo])
+    preset = None if exists(path) or path.suffix == ".json" else preset_for(key)
+    if preset is not None:
+        return _load_preset(preset)
     if path.suffix == ".json" or exists(path):
         cfg = read_json_mapping(path, "model config")
         return spec_from_config(cfg, _config_name(path, cfg), source=str(path), where=str(path))

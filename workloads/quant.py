@@ -118,6 +118,23 @@ def _format(value: int | str, field_name: str) -> tuple[int, str]:
     return value, name
 
 
+PRECISION_ALIASES = {
+    "float32": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "bfloat16": "bf16",
+    "awq": "int4",
+    "gptq": "int4",
+    "int4-awq": "int4",
+    "int4-gptq": "int4",
+    "w4a16-awq": "int4",
+    "nvfp4": "fp4",
+}
+"""Other names of ``Quant.from_name``'s precisions: PyTorch dtype names, and the quantization
+methods whose weight and activation widths the named precision states (AWQ and GPTQ checkpoints
+are 4-bit weights in groups of 128 with 16-bit activations; NVFP4 is ``fp4``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Quant:
     """Precision of each tensor class.
@@ -180,13 +197,13 @@ class Quant:
         FP8 checkpoints so unless told ``--kv-cache-dtype fp8``).
         ``fp4``: FP4 weights and activations with an FP8 KV cache (the usual NVFP4 recipe). ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
         ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
-        e.g. ``w3a16g64``, ``w4a8kv8``.
+        e.g. ``w3a16g64``, ``w4a8kv8``. Other spellings: ``PRECISION_ALIASES``.
         """
         if not isinstance(name, str):
             raise ConfigError(
                 f"precision is {name!r}; expected a name such as fp16, bf16, fp8, int8, int4 or w4a16"
             )
-        key = name.strip().lower()
+        key = PRECISION_ALIASES.get(name.strip().lower(), name.strip().lower())
         if key in named_formats():
             f = named_formats()[key]
             q = cls.make(
