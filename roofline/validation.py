@@ -75,6 +75,9 @@ COLUMNS = [
     "source",
     "notes",
 ]
+REQUIRED_COLUMNS = ("hardware", "model", "precision", "phase", "metric", "value")
+"""The columns a measured-data CSV must have; the rest of ``COLUMNS`` read as empty where absent
+(an ``id`` as the row's line in the file)."""
 SERVING_COLUMNS = [
     "framework_version",
     "dataset",
@@ -141,12 +144,17 @@ def load_measured(path: str | Path | None = None) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas' parser errors are ValueErrors
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{path}: not a readable CSV ({reason})") from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
+        raise ConfigError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected at least {', '.join(REQUIRED_COLUMNS)} "
+            f"(and, read as empty where absent, {', '.join(c for c in COLUMNS if c not in REQUIRED_COLUMNS)})"
+        )
     if frame.empty:
         raise ConfigError(f"{path}: no rows")
-    for c in SERVING_COLUMNS:
+    if "id" not in frame.columns:
+        frame["id"] = [f"row{i + 2}" for i in range(len(frame))]  # its line in the file
+    for c in (*COLUMNS, *SERVING_COLUMNS):
         if c not in frame.columns:
             frame[c] = np.nan
     for c, need in NUMERIC_COLUMNS.items():

@@ -127,8 +127,21 @@ def test_other_file_reports_unmatched_rows(tmp_path):
 def test_missing_column_is_a_clear_error(tmp_path):
     path = tmp_path / "bad.csv"
     pd.DataFrame({"id": ["a"], "value": [1.0]}).to_csv(path, index=False)
-    with pytest.raises(ConfigError, match="missing column"):
+    with pytest.raises(ConfigError, match="missing column.*hardware"):
         load_measured(path)
+
+
+def test_optional_columns_read_as_empty(tmp_path):
+    """A CSV with only the required columns is priced: tp, pp and n_devices default to 1 and an
+    id is the row's line in the file."""
+    path = tmp_path / "few.csv"
+    row = {"hardware": "H100 SXM", "model": "Llama-2-7b-hf", "precision": "fp16", "phase": "decode"}
+    pd.DataFrame(
+        [row | {"metric": "tpot_s", "value": 0.01, "batch": 1, "input_len": 128, "output_len": 128}]
+    ).to_csv(path, index=False)
+    r = validate(path)
+    (point,) = r["points"]
+    assert point["id"] == "row2" and point["covered"] and point["predicted"] > 0
 
 
 def test_alias_maps_source_names():
