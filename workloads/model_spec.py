@@ -38,6 +38,7 @@ GATED_FAMILIES = frozenset(
         "qwen3",
         "gemma",
         "gemma2",
+        "phi3",
         "mixtral",
         "qwen2_moe",
         "qwen3_moe",
