@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from hwmodels.calibration.params import canonical_framework
+
 INT64 = (-(2**63), 2**63 - 1)
 """The range an integer option must lie in: NumPy holds counts as int64, and beyond it they wrap."""
 
@@ -25,6 +27,8 @@ class StrictCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         _refuse_repeats(self, ctx, args)
         rest = super().parse_args(ctx, args)
+        if isinstance(ctx.params.get("framework"), str):  # trt-llm, llamacpp: the frameworks.yaml name
+            ctx.params["framework"] = canonical_framework(ctx.params["framework"])
         for param in self.params:
             value = ctx.params.get(param.name)
             # a repeatable option (multiple=True) holds a tuple: every value is checked

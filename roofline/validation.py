@@ -41,7 +41,7 @@ import pandas as pd
 import yaml
 
 from hwmodels import registry
-from hwmodels.calibration.params import framework_names, framework_terms
+from hwmodels.calibration.params import canonical_framework, framework_names, framework_terms
 from hwmodels.device_names import resolve_device_name
 from hwmodels.device_spec import catalog
 from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity, steady_batch
@@ -260,7 +260,7 @@ def resolve(row: pd.Series) -> Condition | str:
         return f"model {name!r} has no preset"
     precision = str(row["precision"]).strip().lower()
     precision = (
-        al.get("precision", {}).get(str(row["framework"]).strip().lower(), {}).get(precision, precision)
+        al.get("precision", {}).get(canonical_framework(str(row["framework"])), {}).get(precision, precision)
     )
     try:
         Quant.from_name(precision)
@@ -418,9 +418,9 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
 
 
 def _framework(name: str, notes: str) -> str | None:
-    """The frameworks.yaml entry of a row: its name read through ``framework_names``, then by
-    alias rules on its notes, else by name, else none."""
-    name = aliases().get("framework_names", {}).get(name, name)
+    """The frameworks.yaml entry of a row: its name read as ``canonical_framework`` reads it
+    (``trt-llm``, ``transformers``), then by alias rules on its notes, else by name, else none."""
+    name = canonical_framework(name)
     for rule in aliases().get("framework", {}).get(name, []):
         if re.search(rule["match"], notes):
             return rule["framework"]

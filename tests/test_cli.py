@@ -125,3 +125,12 @@ def test_does_not_fit_warns_with_shortfall():
     r = hwsim("estimate", "-m", "llama-2-70b", "-d", "a10", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["fits"] is False
     assert "short by" in r.stderr
+
+
+def test_framework_spelling_is_the_framework(run_cli):
+    """--framework trt-llm prices as tensorrt-llm; a name that is no framework is refused."""
+    args = ("estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--json", "--framework")
+    code, spelled, _ = run_cli.hwsim(*args, "TRT-LLM")
+    code_named, named, _ = run_cli.hwsim(*args, "tensorrt-llm")
+    assert code == code_named == 0 and json.loads(spelled) == json.loads(named)
+    assert "unknown framework 'trtx'" in run_cli.refused(*args, "trtx")

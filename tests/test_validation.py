@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from hwmodels.calibration.params import class_params, fitted, fitted_path, params_for
+from hwmodels.calibration.params import canonical_framework, class_params, fitted, fitted_path, params_for
 from hwmodels.device_spec import catalog
 from roofline.validation import (
     COLUMNS,
@@ -142,6 +142,21 @@ def test_optional_columns_read_as_empty(tmp_path):
     r = validate(path)
     (point,) = r["points"]
     assert point["id"] == "row2" and point["covered"] and point["predicted"] > 0
+
+
+def test_other_framework_spellings_are_the_framework():
+    """A source's trt-llm, llamacpp or transformers is the frameworks.yaml entry (its version rules
+    still apply after: an HF Transformers row is hf-accelerate's)."""
+    row = load_measured().set_index("id").loc["c017"]
+    for spelling, framework in (
+        ("trt-llm", "tensorrt-llm-0.6"),
+        ("TRTLLM", "tensorrt-llm-0.6"),
+        ("transformers", "hf-accelerate"),
+    ):
+        spelled = row.copy()
+        spelled["framework"] = spelling
+        assert resolve(_with_id(spelled, "c017")).framework == framework, spelling
+    assert canonical_framework("llamacpp") == "llama.cpp" and canonical_framework("tgi") == "tgi"
 
 
 def test_alias_maps_source_names():

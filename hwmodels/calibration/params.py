@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -326,3 +327,28 @@ def framework_terms(name: str) -> FrameworkTerms:
 
 def framework_names() -> list[str]:
     return sorted(_frameworks())
+
+
+@lru_cache(maxsize=1)
+def _spellings() -> Mapping[str, str]:
+    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("frameworks.yaml").read_text())
+    table = raw.get("spellings", {})
+    for other, name in table.items():
+        if name not in _frameworks():
+            raise unknown_name(
+                f"framework of spelling {other!r} in hwmodels/calibration/frameworks.yaml",
+                name,
+                _frameworks(),
+            )
+    return MappingProxyType(table)
+
+
+def canonical_framework(name: str) -> str:
+    """The frameworks.yaml name of ``name``: itself (stripped, lowercased) when it is one, else
+    what ``spellings:`` there maps it to (``trt-llm`` -> ``tensorrt-llm``, ``llamacpp`` ->
+    ``llama.cpp``); ``name`` unchanged when neither, for ``framework_terms`` to refuse with the
+    closest names."""
+    key = name.strip().lower()
+    if key in _frameworks():
+        return key
+    return _spellings().get(key, name)
