@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hwmodels import registry
+from hwmodels.calibration.params import canonical_framework
 from hwmodels.device_spec import catalog, load_device
 from roofline.estimate import MAX_DEVICES
 from sim.system import System, load_system
@@ -213,7 +214,7 @@ def _name(v: Any, key: str, where: str) -> Any:
     if v is None and key == "framework":
         return None
     if isinstance(v, str):
-        return v
+        return canonical_framework(v) if key == "framework" else v
     if key in ("models", "devices", "systems") and not isinstance(v, bool) and isinstance(v, (int, float)):
         return str(v)  # a number where a name goes: the unknown-name error suggests names
     expected = "a name, or null for none" if key == "framework" else "a name"
