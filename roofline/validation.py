@@ -224,6 +224,21 @@ class Condition:
     its notes); None keeps the engine's default."""
     cached_len: int = 0
     """Prompt tokens per sequence the engine finds in its prefix cache (``cached_prompt_tokens``)."""
+    link: str | None = None
+    """The device link collectives run over when the row names one the device has besides its
+    default (``stated_link``: a PCIe run of cards that also take an NVLink bridge); None: the default."""
+
+
+def stated_link(interconnect: Any, device: str) -> str | None:
+    """The catalog link a row's ``interconnect`` names when it is PCIe (``pcie-gen4``,
+    ``pcie3-x16``, ``PCIe``) and ``device`` has one; None otherwise (NVLink, Infinity Fabric and
+    RoCE names are the device's default scale-up link, which collectives use anyway)."""
+    text = (
+        ""
+        if interconnect is None or (isinstance(interconnect, float) and math.isnan(interconnect))
+        else str(interconnect)
+    )
+    return "pcie" if text.strip().lower().startswith("pcie") and "pcie" in catalog()[device].links else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -334,6 +349,7 @@ def resolve(row: pd.Series) -> Condition | str:
         serving,
         _stated_max_num_seqs(row["notes"]),
         cached_prompt_tokens(row["notes"], framework, phase, lin),
+        stated_link(row["interconnect"], device),
     )
 
 
@@ -489,6 +505,7 @@ def _estimate(c: Condition, batch: Any):
         precision=c.precision,
         framework=c.framework,
         cached_len=c.cached_len,
+        link=c.link,
     )
 
 

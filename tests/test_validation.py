@@ -323,3 +323,24 @@ def test_a_benchmark_that_repeats_its_prompts_hits_the_prefix_cache():
     assert cached_prompt_tokens(notes, "vllm-v0", "e2e", 2048) == 0
     assert cached_prompt_tokens("benchmark_throughput.py", "vllm", "offline", 2048) == 0
     assert cached_prompt_tokens(notes, None, "e2e", 2048) == 0
+
+
+def test_a_stated_pcie_link_carries_the_collectives():
+    """Two H100 PCIe cards at tp 2: a row that says PCIe runs its all-reduces over PCIe (slower than
+    over the NVLink bridge the catalog also lists); an L40S, which has PCIe only, is the same either way."""
+    base = {"id": "x", "n_devices": 2, "model": "llama-3.1-70b", "precision": "fp8", "framework": "vllm"}
+    base |= {"phase": "decode", "batch": 8, "input_len": 1024, "output_len": 256, "tp": 2, "pp": 1}
+    base |= {"metric": "tpot_s", "value": 0.03, "unit": "s", "source": "s", "notes": ""}
+    rows = [
+        base | {"id": id_, "hardware": hw, "interconnect": link}
+        for id_, hw, link in (
+            ("h-pcie", "h100-pcie", "pcie-gen5"),
+            ("h-nvl", "h100-pcie", "nvlink4"),
+            ("h-none", "h100-pcie", None),
+            ("l-pcie", "l40s", "PCIe"),
+            ("l-none", "l40s", None),
+        )
+    ]
+    t = validate_frame(pd.DataFrame(rows)).set_index("id")["predicted"]
+    assert t["h-pcie"] > 1.02 * t["h-nvl"] and t["h-nvl"] == t["h-none"]
+    assert t["l-pcie"] == t["l-none"]
