@@ -282,7 +282,11 @@ def resolve(row: pd.Series) -> Condition | str:
     except ConfigError:
         return f"precision {precision!r} is not modeled"
     version = row.get("framework_version")
-    version = "" if version is None or (isinstance(version, float) and math.isnan(version)) else str(version)
+    version = (
+        ""
+        if version is None or (isinstance(version, float) and math.isnan(version))
+        else stated_version(version)
+    )
     framework = _framework(str(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
     phase, metric = str(row["phase"]), str(row["metric"])
     if metric in WALL_ENERGY_METRICS:
@@ -431,6 +435,14 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
         )
     settings["ep"] = ep
     return settings
+
+
+def stated_version(text: Any) -> str:
+    """A ``framework_version`` cell from its first version number on (``vLLM 0.4.3+rocm614 (AMD
+    fork)`` -> ``0.4.3+rocm614 (AMD fork)``, ``v0.6.3`` -> ``0.6.3``), so the alias rules'
+    ``version=`` patterns read the number whatever precedes it; the cell as it is when it holds none."""
+    found = re.search(r"\d+\.\d", str(text))
+    return str(text)[found.start() :] if found else str(text)
 
 
 def _framework(name: str, notes: str) -> str | None:

@@ -16,6 +16,7 @@ from roofline.validation import (
     cached_prompt_tokens,
     load_measured,
     resolve,
+    stated_version,
     summarize,
     validate,
     validate_frame,
@@ -344,3 +345,17 @@ def test_a_stated_pcie_link_carries_the_collectives():
     t = validate_frame(pd.DataFrame(rows)).set_index("id")["predicted"]
     assert t["h-pcie"] > 1.02 * t["h-nvl"] and t["h-nvl"] == t["h-none"]
     assert t["l-pcie"] == t["l-none"]
+
+
+def test_a_stated_version_is_read_past_the_engine_name():
+    """'vLLM 0.4.3+rocm614 (AMD fork)' is a V0-engine vLLM, as '0.4.3' is; 'vLLM v0.10.0' is not."""
+    row = load_measured().set_index("id").loc["s225"]
+    for version, framework in (
+        ("vLLM 0.4.3+rocm614 (AMD fork)", "vllm-v0"),
+        ("v0.6.3", "vllm-v0"),
+        ("vLLM v0.10.0", "vllm"),
+    ):
+        stated = row.copy()
+        stated["framework_version"] = version
+        assert resolve(_with_id(stated, "s225")).framework == framework, version
+    assert stated_version("SGLang (May 2025 main)") == "SGLang (May 2025 main)"
