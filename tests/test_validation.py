@@ -145,18 +145,22 @@ def test_optional_columns_read_as_empty(tmp_path):
     assert point["id"] == "row2" and point["covered"] and point["predicted"] > 0
 
 
+def _framework_with(row_id: str, column: str, value: str) -> str | None:
+    """The framework a shipped row resolves to with one of its cells changed."""
+    row = load_measured().set_index("id").loc[row_id].copy()
+    row[column] = value
+    return resolve(_with_id(row, row_id)).framework
+
+
 def test_other_framework_spellings_are_the_framework():
     """A source's trt-llm, llamacpp or transformers is the frameworks.yaml entry (its version rules
     still apply after: an HF Transformers row is hf-accelerate's)."""
-    row = load_measured().set_index("id").loc["c017"]
     for spelling, framework in (
         ("trt-llm", "tensorrt-llm-0.6"),
         ("TRTLLM", "tensorrt-llm-0.6"),
         ("transformers", "hf-accelerate"),
     ):
-        spelled = row.copy()
-        spelled["framework"] = spelling
-        assert resolve(_with_id(spelled, "c017")).framework == framework, spelling
+        assert _framework_with("c017", "framework", spelling) == framework, spelling
     assert canonical_framework("llamacpp") == "llama.cpp" and canonical_framework("tgi") == "tgi"
 
 
@@ -349,13 +353,10 @@ def test_a_stated_pcie_link_carries_the_collectives():
 
 def test_a_stated_version_is_read_past_the_engine_name():
     """'vLLM 0.4.3+rocm614 (AMD fork)' is a V0-engine vLLM, as '0.4.3' is; 'vLLM v0.10.0' is not."""
-    row = load_measured().set_index("id").loc["s225"]
     for version, framework in (
         ("vLLM 0.4.3+rocm614 (AMD fork)", "vllm-v0"),
         ("v0.6.3", "vllm-v0"),
         ("vLLM v0.10.0", "vllm"),
     ):
-        stated = row.copy()
-        stated["framework_version"] = version
-        assert resolve(_with_id(stated, "s225")).framework == framework, version
+        assert _framework_with("s225", "framework_version", version) == framework, version
     assert stated_version("SGLang (May 2025 main)") == "SGLang (May 2025 main)"
