@@ -233,12 +233,13 @@ def stated_link(interconnect: Any, device: str) -> str | None:
     """The catalog link a row's ``interconnect`` names when it is PCIe (``pcie-gen4``,
     ``pcie3-x16``, ``PCIe``) and ``device`` has one; None otherwise (NVLink, Infinity Fabric and
     RoCE names are the device's default scale-up link, which collectives use anyway)."""
-    text = (
-        ""
-        if interconnect is None or (isinstance(interconnect, float) and math.isnan(interconnect))
-        else str(interconnect)
-    )
+    text = _text(interconnect)
     return "pcie" if text.strip().lower().startswith("pcie") and "pcie" in catalog()[device].links else None
+
+
+def _text(cell: Any) -> str:
+    """A CSV cell as text: "" for an empty one (None or NaN)."""
+    return "" if cell is None or (isinstance(cell, float) and math.isnan(cell)) else str(cell)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -281,12 +282,7 @@ def resolve(row: pd.Series) -> Condition | str:
         Quant.from_name(precision)
     except ConfigError:
         return f"precision {precision!r} is not modeled"
-    version = row.get("framework_version")
-    version = (
-        ""
-        if version is None or (isinstance(version, float) and math.isnan(version))
-        else stated_version(version)
-    )
+    version = stated_version(_text(row.get("framework_version")))
     framework = _framework(str(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
     phase, metric = str(row["phase"]), str(row["metric"])
     if metric in WALL_ENERGY_METRICS:
