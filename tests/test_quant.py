@@ -36,3 +36,16 @@ def test_bad_bits_are_refused(bad):
             Quant.from_name(bad)
         else:
             Quant.make(bad)
+
+
+def test_other_precision_names_are_the_same_format():
+    """PyTorch dtype names and quantization methods are the precision they name: AWQ and GPTQ are
+    4-bit weights in groups of 128 with 16-bit activations, NVFP4 is fp4 (4.5 bits a weight)."""
+    assert Quant.from_name("bfloat16") == Quant.from_name("bf16")
+    assert Quant.from_name("Float16") == Quant.from_name("fp16")
+    for method in ("awq", "GPTQ", "int4-awq"):
+        q = Quant.from_name(method)
+        assert (q.weight_bits, q.act_bits, q.group_size) == (4, 16, 128), method
+    assert Quant.from_name("nvfp4") == Quant.from_name("fp4")
+    with pytest.raises(ConfigError, match="closest"):
+        Quant.from_name("awq8")

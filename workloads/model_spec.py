@@ -875,6 +875,11 @@ def _loose_index() -> dict[str, str]:
     return {k: names.pop() for k, names in keys.items() if len(names) == 1}
 
 
+def _repo_id(key: str) -> str:
+    """A lowercased name without a leading ``https://``, ``huggingface.co/`` or ``hf.co/``."""
+    return key.removeprefix("https://").removeprefix("huggingface.co/").removeprefix("hf.co/").strip("/")
+
+
 def preset_for(name: str) -> str | None:
     """The preset a typed model name stands for: a preset name, a HuggingFace repo id of one
     (with or without its organization or ``https://huggingface.co/``), or either written loosely
@@ -882,7 +887,7 @@ def preset_for(name: str) -> str | None:
     key = str(name).strip().lower()
     if key in preset_index():
         return key
-    repo = key.removeprefix("https://").removeprefix("huggingface.co/").removeprefix("hf.co/").strip("/")
+    repo = _repo_id(key)
     if repo in hf_id_index():
         return hf_id_index()[repo]
     return _loose_index().get(_loose_key(repo)) if repo else None
@@ -917,7 +922,7 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
     path = Path(str(name_or_path))
     if is_dir(path) and is_file(path / "config.json"):
         path = path / "config.json"
-    repo = key.removeprefix("https://").removeprefix("huggingface.co/").removeprefix("hf.co/").strip("/")
+    repo = _repo_id(key)
     preset = None if exists(path) or path.suffix == ".json" else preset_for(key)
     if preset is not None:
         return _load_preset(preset)

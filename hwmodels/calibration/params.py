@@ -225,9 +225,15 @@ MULTI_GPU = ("tensor_parallel", "sequential_layers")
 
 
 @lru_cache(maxsize=1)
+def _frameworks_file() -> Mapping[str, Any]:
+    """``hwmodels/calibration/frameworks.yaml``, parsed once."""
+    return yaml.safe_load(files("hwmodels.calibration").joinpath("frameworks.yaml").read_text())
+
+
+@lru_cache(maxsize=1)
 def _frameworks() -> Mapping[str, FrameworkTerms]:
     where = "hwmodels/calibration/frameworks.yaml"
-    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("frameworks.yaml").read_text())
+    raw = _frameworks_file()
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
     out = {}
@@ -331,8 +337,7 @@ def framework_names() -> list[str]:
 
 @lru_cache(maxsize=1)
 def _spellings() -> Mapping[str, str]:
-    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("frameworks.yaml").read_text())
-    table = raw.get("spellings", {})
+    table = _frameworks_file().get("spellings", {})
     for other, name in table.items():
         if name not in _frameworks():
             raise unknown_name(
