@@ -134,7 +134,9 @@ def _rows(table, sweep_shape) -> list[tuple]:
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_op_groups_hold_the_table_rows(phase):
     """The groups together hold every row of ``build_ops`` with its values (a column one array
-    fills for every op of a group has size 1 along the op axis)."""
+    fills for every op of a group has size 1 along the op axis): as it is, or summed into one
+    row with the other rows of its kind that only move memory in proportion to the token rows
+    (names joined by '+', one occurrence, bytes and launches times each part's occurrences)."""
     spec, quant = load_model("qwen3.5-397b-a17b"), Quant.from_name("fp8")
     kw = dict(
         phase=phase,
@@ -146,6 +148,27 @@ def test_op_groups_hold_the_table_rows(phase):
     whole = build_ops(spec, quant, **kw)
     groups = list(build_op_groups(spec, quant, **kw))
     assert all(len(getattr(g, c)) in (1, g.n_ops) for g in groups for c in COLUMNS)
-    assert sorted(r for g in groups for r in _rows(g, whole.sweep_shape)) == sorted(
-        _rows(whole, whole.sweep_shape)
-    )
+    kept, merged = [], []
+    for g in groups:
+        rows = _rows(g, whole.sweep_shape)
+        for i, row in enumerate(rows):
+            (merged if "+" in g.name[i] else kept).append((g, i, row))
+    by_name = {whole.name[i]: i for i in range(whole.n_ops)}
+    parts_seen = []
+    for g, i, _ in merged:
+        parts = [by_name[p] for p in g.name[i].split("+")]
+        parts_seen += [_rows(whole, whole.sweep_shape)[j] for j in parts]
+        assert g.count[i] == 1.0 and {whole.kind[j] for j in parts} == {g.kind[i]}
+        assert g.n_kernels[i] == sum(whole.count[j] * whole.n_kernels[j] for j in parts)
+        for c in COLUMNS:
+            column, full = getattr(g, c), getattr(whole, c)
+            value = np.broadcast_to(column[i if len(column) > 1 else 0], whole.sweep_shape)
+            summed = sum(whole.count[j] * np.broadcast_to(full[j], whole.sweep_shape) for j in parts)
+            np.testing.assert_allclose(value, summed, rtol=1e-12, err_msg=c)
+            if c not in ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes"):
+                assert not np.any(value), f"{g.name[i]} merges rows with {c}"
+    # the norms are one row; RoPE, the gates and the activations another
+    names = {str(g.name[i]) for g, i, _ in merged}
+    assert any(n.startswith("attn_norm+ffn_norm") for n in names)
+    assert "rope+attn_gate+linear_conv+linear_gate_norm+shared_expert_act" in names
+    assert sorted([r for _, _, r in kept] + parts_seen) == sorted(_rows(whole, whole.sweep_shape))

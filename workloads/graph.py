@@ -311,8 +311,10 @@ class _Rows:
         an attention row that also varies with the context; a norm's FLOPs stay a scalar beside
         a GEMM's), and every table has the same number of sweep axes. Rows more than
         ``SMALL_ROW_RATIO`` times smaller than the step's largest are grouped by their own shape
-        alone: their arrays cost little, a table more costs its fixed overhead. Each table is
-        stacked when asked for, so a caller that prices one before the next holds one at a time."""
+        alone: their arrays cost little, a table more costs its fixed overhead. Within a table,
+        rows that only move memory in proportion to the same token rows are one row
+        (``_merge_traffic``). Each table is stacked when asked for, so a caller that prices one
+        before the next holds one at a time."""
         shapes = self._shapes()
         sizes = [math.prod(_broadcast(row_shapes)) for row_shapes in shapes]
         largest = max(sizes)
@@ -322,7 +324,10 @@ class _Rows:
             rows, group_shapes = by_key.setdefault(key, ([], []))
             rows.append(row)
             group_shapes.append(row_shapes)
-        return (_stack(rows, group_shapes, phase, share=True) for rows, group_shapes in by_key.values())
+        return (
+            _stack(*_merge_traffic(rows, group_shapes), phase, share=True)
+            for rows, group_shapes in by_key.values()
+        )
 
     def _shapes(self) -> list[tuple[tuple[int, ...], ...]]:
         """Each row's value shapes (``_NUMERIC`` order), all with the widest value's axes."""
@@ -337,6 +342,58 @@ class _Rows:
 SMALL_ROW_RATIO = 16
 """A row whose values span this many times fewer points than the step's largest row's is priced
 with the rows of its own shape, whatever the shapes of its columns (``_Rows.groups``)."""
+
+
+_COMPUTE_COLUMNS = ("m", "n", "k", "keys", "flops", "link_bytes", "link_steps")
+"""The columns of a row that computes or communicates; all zero in a row that only moves memory."""
+
+
+def _traffic_key(row: dict[str, Any]) -> tuple | None:
+    """The key under which rows merge (``_merge_traffic``): kind, format, the token-rows array
+    and which byte columns are proportional to it; None for a row that computes, communicates,
+    reads a KV cache per query head, or has a sweep value not proportional to one rows array."""
+    if "kv_group" in row or row["link_peers"] or any(_shape(row[c]) or row[c] for c in _COMPUTE_COLUMNS):
+        return None
+    values = [row[c] for c in BYTE_CLASSES]
+    per_row = [v for v in values if isinstance(v, _PerRow)]
+    if not per_row or any(_shape(v) and not isinstance(v, _PerRow) for v in values):
+        return None
+    if any(v.rows is not per_row[0].rows for v in per_row):
+        return None
+    return row["kind"], row["fmt"], id(per_row[0].rows), tuple(isinstance(v, _PerRow) for v in values)
+
+
+def _merge_traffic(
+    rows: list[dict[str, Any]], shapes: list[tuple]
+) -> tuple[list[dict[str, Any]], list[tuple]]:
+    """``rows`` (and their ``shapes``) with the rows of one ``_traffic_key`` summed into one row
+    (occurrences 1, launches and bytes times each row's occurrences), at the first's place.
+
+    Such a row's time is its bytes over a bandwidth plus its launches, its energy its bytes and
+    launches times constants: the sum of rows is priced as the rows summed, at one row's cost
+    over a sweep (a layer's norms, RoPE and activation)."""
+    merged: list[dict[str, Any]] = []
+    kept: list[tuple] = []
+    at: dict[tuple, int] = {}
+    for row, row_shapes in zip(rows, shapes, strict=True):
+        key = _traffic_key(row)
+        if key is None or key not in at:
+            if key is not None:
+                at[key] = len(merged)
+            merged.append(row)
+            kept.append(row_shapes)
+            continue
+        first = merged[at[key]]
+        total = dict(first, name=f"{first['name']}+{row['name']}", count=1.0)
+        total["n_kernels"] = first["count"] * first["n_kernels"] + row["count"] * row["n_kernels"]
+        for c in BYTE_CLASSES:
+            a, b = first[c], row[c]
+            if isinstance(a, _PerRow):
+                total[c] = _PerRow(a.rows, first["count"] * a.per_row + row["count"] * b.per_row)
+            else:
+                total[c] = first["count"] * a + row["count"] * b
+        merged[at[key]] = total
+    return merged, kept
 
 
 def _broadcast(shapes: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
@@ -365,6 +422,12 @@ def _times_rows(rows: Any, per_row: Any) -> Any:
     """``rows * per_row``, left as a ``_PerRow`` when ``rows`` is a sweep's array and ``per_row``
     one number."""
     return _PerRow(rows, per_row) if np.ndim(rows) and not np.ndim(per_row) else rows * per_row
+
+
+def _row_bytes(rows: Any, numel_per_row: Any, bits: float) -> Any:
+    """Bytes of ``numel_per_row`` elements of ``bits`` bits in each of ``rows`` token rows
+    (``_times_rows``: deferred over a sweep)."""
+    return _times_rows(rows, bytes_of(numel_per_row, bits))
 
 
 def _evaluated(value: Any) -> Any:
@@ -556,7 +619,7 @@ def _step_rows(
 
     emb_wbytes = q.weight_bytes_per_param("embedding")
     hidden_bytes = _times_rows(m, bytes_of(h, rb))  # the hidden states: every norm's input and output
-    r.add("embedding", "embedding", 1, weight=m * h * emb_wbytes, act_out=hidden_bytes)
+    r.add("embedding", "embedding", 1, weight=_times_rows(m, h * emb_wbytes), act_out=hidden_bytes)
     norm_weight = bytes_of(h, rb)
     r.add("attn_norm", "norm", L_layers, weight=norm_weight, act_in=hidden_bytes, act_out=hidden_bytes)
 
@@ -587,8 +650,8 @@ def _step_rows(
         "norm",
         1,
         weight=norm_weight,
-        act_in=bytes_of(rows_out * h, rb),
-        act_out=bytes_of(rows_out * h, rb),
+        act_in=_row_bytes(rows_out, h, rb),
+        act_out=_row_bytes(rows_out, h, rb),
     )
     r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q)
     if pp > 1:
@@ -651,8 +714,8 @@ def _attention_block(
         "rope",
         "elementwise",
         n,
-        act_in=bytes_of(m * (heads + kv_heads) * dq, ab),
-        act_out=bytes_of(m * (heads + kv_heads) * dq, ab),
+        act_in=_row_bytes(m, (heads + kv_heads) * dq, ab),
+        act_out=_row_bytes(m, (heads + kv_heads) * dq, ab),
     )
     for kind, count in spec.layer_kind_counts:
         if kind.kind != "linear":
@@ -662,8 +725,8 @@ def _attention_block(
             "attn_gate",
             "elementwise",
             n,
-            act_in=bytes_of(2 * m * heads * dv, ab),
-            act_out=bytes_of(m * heads * dv, ab),
+            act_in=_row_bytes(m, 2 * heads * dv, ab),
+            act_out=_row_bytes(m, heads * dv, ab),
         )
     r.gemm("o_proj", n, m, h, heads * dv, q)
 
@@ -691,10 +754,10 @@ def _softmax_attention(
         count,
         flops=gemm_flops(B * heads * T, keys, 2 * head_dim),
         keys=keys,
-        act_in=bytes_of(m * (heads * head_dim + kv_per_token), q.act_bits),
-        act_out=bytes_of(m * heads * head_dim, q.act_bits),
+        act_in=_row_bytes(m, heads * head_dim + kv_per_token, q.act_bits),
+        act_out=_row_bytes(m, heads * head_dim, q.act_bits),
         kv_read=bytes_of(B * _cached_read(kind, L) * kv_per_token, q.kv_bits),
-        kv_write=bytes_of(m * kv_per_token, q.kv_bits),
+        kv_write=_row_bytes(m, kv_per_token, q.kv_bits),
     )
     r.rows[-1]["kv_group"] = heads / kv_heads
 
@@ -728,7 +791,7 @@ def _linear_attention_block(r: _Rows, spec: ModelSpec, q: Quant, B: Any, m: Any,
     nv, dk, dv = la.n_value_heads / tp, la.key_head_dim, la.value_head_dim
     conv = la.conv_dim / tp
     r.gemm("linear_in_proj", n, m, conv + nv * dv + 2 * nv, h, q)  # q, k, v, z, b, a
-    r.add("linear_conv", "elementwise", n, act_in=bytes_of(m * conv, ab), act_out=bytes_of(m * conv, ab))
+    r.add("linear_conv", "elementwise", n, act_in=_row_bytes(m, conv, ab), act_out=_row_bytes(m, conv, ab))
     state = _linear_state_bytes(spec, q, tp)
     r.add(
         "attention",
@@ -744,8 +807,8 @@ def _linear_attention_block(r: _Rows, spec: ModelSpec, q: Quant, B: Any, m: Any,
         "linear_gate_norm",
         "elementwise",
         n,
-        act_in=bytes_of(2 * m * nv * dv, ab),
-        act_out=bytes_of(m * nv * dv, ab),
+        act_in=_row_bytes(m, 2 * nv * dv, ab),
+        act_out=_row_bytes(m, nv * dv, ab),
     )
     r.gemm("linear_out_proj", n, m, h, nv * dv, q)
 
@@ -791,8 +854,8 @@ def _ffn(
         f"{prefix}_act",
         "elementwise",
         count,
-        act_in=bytes_of(m * up_n, q.act_bits),
-        act_out=bytes_of(m * f, q.act_bits),
+        act_in=_row_bytes(m, up_n, q.act_bits),
+        act_out=_row_bytes(m, f, q.act_bits),
     )
     r.gemm(f"{prefix}_down", count, m, h, f, q, weight_op="ffn_down", n_weights=h * f * scale)
 
