@@ -627,13 +627,16 @@ def _price_in_chunks(
 
 def _write(
     out: dict[str, np.ndarray], index: tuple[slice, ...], name: str, value: Any, *operands: Any
-) -> None:
+) -> np.ndarray:
     """Store ``value`` (broadcast over the chunk) as field ``name`` of the chunk at ``index``; with
-    ``operands``, ``value`` is a ufunc applied to them straight into the field (no temporary)."""
+    ``operands``, ``value`` is a ufunc applied to them straight into the field (no temporary).
+    Returns the chunk's block of the field, as stored."""
+    stored = out[name][(*index, Ellipsis)]  # a view even of a 0-d field
     if operands:
-        value(*operands, out=out[name][(*index, Ellipsis)])  # a view even of a 0-d field
+        value(*operands, out=stored)
     else:
-        out[name][index] = value
+        stored[...] = value
+    return stored
 
 
 def _total(per_group: Iterable[np.ndarray]) -> np.ndarray:
@@ -691,10 +694,12 @@ def _first_largest(terms: tuple[np.ndarray, ...]) -> np.ndarray:
     return index
 
 
-def _price(d: _Design, B: np.ndarray, L_in: np.ndarray, L_out: np.ndarray, put: Callable[..., None]) -> None:
+def _price(
+    d: _Design, B: np.ndarray, L_in: np.ndarray, L_out: np.ndarray, put: Callable[..., np.ndarray]
+) -> None:
     """Every field of ``Estimate`` at points ``B``, ``L_in``, ``L_out`` (arrays that broadcast
-    together), each handed to ``put`` (field name, value; or name, ufunc, operands: ``_write``)
-    when it is priced, so a chunk holds few of them at once."""
+    together), each handed to ``put`` (field name, value; or name, ufunc, operands: ``_write``,
+    which returns the field as stored) when it is priced, so a chunk holds few of them at once."""
     put("batch", B)
     put("input_len", L_in)
     put("output_len", L_out)
@@ -715,7 +720,19 @@ def _price(d: _Design, B: np.ndarray, L_in: np.ndarray, L_out: np.ndarray, put: 
     tpot = step / d.mtp_expected if d.mtp_tokens else step
     if d.framework and d.framework.output_lag_steps:  # a client sees every token that many steps late
         ttft = ttft + d.framework.output_lag_steps * tpot
-    e2e = ttft + (L_out - 1.0) * tpot
+    factor = range_factors(d.device, d.quant, d.placement.framework, B, L_in, L_out)
+
+    def ranged(name: str, *value: Any) -> np.ndarray:
+        """``put`` the field and its 10-90% range; the stored field."""
+        stored = put(name, *value)
+        put(f"{name}_low", np.divide, stored, factor[name])
+        put(f"{name}_high", np.multiply, stored, factor[name])
+        return stored
+
+    ttft, tpot = ranged("ttft_s", ttft), ranged("tpot_s", tpot)
+    e2e = ranged("e2e_s", np.add, ttft, (L_out - 1.0) * tpot)
+    ranged("prefill_tokens_per_s", np.divide, d.replicas * B * L_in, ttft)
+    ranged("decode_tokens_per_s", np.divide, d.replicas * B, tpot)
 
     # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device
     tp, pp, ep, attention_dp, _ = d.par
@@ -724,23 +741,10 @@ def _price(d: _Design, B: np.ndarray, L_in: np.ndarray, L_out: np.ndarray, put: 
         dynamic = tp * ep * dynamic
     replica_energy = np.minimum(dynamic + d.per_replica * static_w * e2e, d.per_replica * cap_w * e2e)
     tokens = B * L_out
-    energy_per_token = replica_energy / tokens
+    energy_per_token = ranged("energy_j_per_token", np.divide, replica_energy, tokens)
     replica_usd = usd_per_s(d.device, d.per_replica, replica_energy / e2e, d.economics) * e2e
-    ranged = {
-        "ttft_s": ttft,
-        "tpot_s": tpot,
-        "e2e_s": e2e,
-        "prefill_tokens_per_s": d.replicas * B * L_in / ttft,
-        "decode_tokens_per_s": d.replicas * B / tpot,
-        "energy_j_per_token": energy_per_token,
-    }
-    factor = range_factors(d.device, d.quant, d.placement.framework, B, L_in, L_out)
-    for name, value in ranged.items():
-        put(name, value)
-        put(f"{name}_low", np.divide, value, factor[name])
-        put(f"{name}_high", np.multiply, value, factor[name])
     put("tokens_per_j", np.divide, 1.0, energy_per_token)
-    put("usd_per_million_tokens", replica_usd / tokens * 1e6)
+    put("usd_per_million_tokens", np.multiply, replica_usd / tokens, 1e6)
     put("tokens_per_usd", np.divide, tokens, replica_usd)
     put("bound", _BOUND_NAMES.take(_first_largest(busy)))
     memory = memory_per_device(d.spec, d.quant, B, L_in, L_out, tp, pp, ep, attention_dp)
