@@ -172,4 +172,3 @@ def test_op_groups_hold_the_table_rows(phase):
     assert any(n.startswith("attn_norm+ffn_norm") for n in names)
     assert "rope+attn_gate+linear_conv+linear_gate_norm+shared_expert_act" in names
     assert sorted([r for _, _, r in kept] + parts_seen) == sorted(_rows(whole, whole.sweep_shape))
-
