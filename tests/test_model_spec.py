@@ -71,6 +71,27 @@ def test_llama2_7b_hand_count():
     assert load_model("llama-2-7b").n_params() == 32 * per_layer + 2 * 32000 * 4096 + 4096 == 6_738_415_616
 
 
+def test_gemma2_has_four_norms_per_layer():
+    """Gemma 2 norms each sublayer's input and output (HF Gemma2DecoderLayer): its count equals
+    the published one (keras-hub gemma2_9b_en: 9,241,705,984), and a step moves a hidden state
+    through four norms per layer where Llama moves it through two."""
+    assert load_model("gemma-2-9b").n_params() == 9_241_705_984
+    from workloads.graph import build_ops
+    from workloads.quant import Quant
+
+    def norm_bytes(name: str) -> float:
+        ops = build_ops(load_model(name), Quant.from_name("bf16"), phase="prefill", batch=1, tokens=100)
+        norms = ops.kind == "norm"
+        return float((ops.count[norms] * ops.memory_bytes[norms].ravel()).sum())
+
+    spec = load_model("gemma-2-9b")
+    per_norm = (
+        2 * 100 * spec.hidden_size * 2 + spec.hidden_size * 2
+    )  # the hidden state in and out, its weight
+    final = 2 * spec.hidden_size * 2 + spec.hidden_size * 2  # the last position only
+    assert norm_bytes("gemma-2-9b") == pytest.approx(4 * spec.n_layers * per_norm + final)
+
+
 def test_attention_kinds_and_moe_shapes():
     assert load_model("llama-2-7b").attention_kind == "mha"
     assert load_model("llama-3.1-8b").attention_kind == "gqa"

@@ -632,9 +632,14 @@ def _step_rows(
         _linear_attention_block(r, spec, q, B, m, tp)
     if tp > 1:
         _allreduce(r, "allreduce_attn", L_layers, m * h * rb / 8.0, tp)
+    sandwich = spec.norms_per_layer == 4  # each sublayer's output normed before the residual add
+    if sandwich:
+        r.add(
+            "attn_post_norm", "norm", L_layers, weight=norm_weight, act_in=hidden_bytes, act_out=hidden_bytes
+        )
 
     # ---- FFN block --------------------------------------------------------------------
-    if spec.norms_per_layer == 2:
+    if spec.norms_per_layer >= 2:
         r.add("ffn_norm", "norm", L_layers, weight=norm_weight, act_in=hidden_bytes, act_out=hidden_bytes)
     n_dense = spec.n_dense_layers
     _ffn(r, "ffn", n_dense, m, spec.ffn_size / tp, h, spec.ffn_gated, q)
@@ -642,6 +647,10 @@ def _step_rows(
         _moe_block(r, spec, q, m, tp, ep, m * group, expert_imbalance)
     if tp > 1:
         _allreduce(r, "allreduce_ffn", L_layers, m * h * rb / 8.0, tp)
+    if sandwich:
+        r.add(
+            "ffn_post_norm", "norm", L_layers, weight=norm_weight, act_in=hidden_bytes, act_out=hidden_bytes
+        )
 
     # ---- head ---------------------------------------------------------------------------
     rows_out = B if phase == "prefill" else m  # prefill: the last position; decode: every new one

@@ -70,6 +70,9 @@ LAYER_TYPES = {
 """``layer_types`` values of HF configs and the ``AttentionLayer.kind`` each maps to."""
 
 INTERLEAVED_SLIDING_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2"})
+SANDWICH_NORM_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text"})
+"""Families whose blocks norm each sublayer's input and its output before the residual add: four
+RMSNorms per layer (HF ``Gemma2DecoderLayer``: input, post-attention, pre- and post-feedforward)."""
 """Families whose sliding/full interleave is a code default when ``layer_types`` is absent."""
 
 UNMODELLED_FIELDS = {
@@ -748,7 +751,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     layernorm = family in LAYERNORM_FAMILIES
     bias_all = bool(cfg.get("bias", False) if family == "falcon" else cfg.get("enable_bias", family == "opt"))
     attention_bias = bool(cfg.get("attention_bias", False))
-    norms_per_layer = 1 if family == "gptj" else 2
+    norms_per_layer = 1 if family == "gptj" else 4 if family in SANDWICH_NORM_FAMILIES else 2
     if family == "falcon":
         norms_per_layer = _falcon_norms_per_layer(cfg)
     max_context = None
