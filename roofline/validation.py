@@ -13,7 +13,10 @@ Operating points:
   doubling), the highest throughput whose paged KV cache fits the engine's KV pool
   (``hwmodels/calibration/engines.yaml``, resolved as the engine does: vLLM and SGLang take
   a share of all memory, TensorRT-LLM a share of what the loaded engine leaves free); at
-  steady state a running sequence holds its prompt and half its output on average;
+  steady state a running sequence holds its prompt and half its output on average, and for a
+  row drawn from a length distribution (its ``dataset``) the decode steps run at the
+  length-biased mean context of continuous batching (a long answer stays in the batch longer:
+  ``LengthHistogram.decode_context``);
 - ``server`` rows are simulated as request streams by the serving simulator, which a layer
   above passes in (``ServingPredictor``);
 - ``kernel`` rows price one operator of the op graph (``kernel_ops`` in the alias table).
@@ -46,6 +49,7 @@ from hwmodels.device_names import resolve_device_name
 from hwmodels.device_spec import catalog
 from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity, steady_batch
 from hwmodels.placement import Placement
+from hwmodels.schedulers import policy
 from roofline.estimate import estimate, kv_cache_bytes, weight_bytes
 from roofline.intervals import row_features, row_range
 from workloads.errors import AmbiguousNameError, ConfigError, DoesNotFitError, HwsimError
@@ -495,17 +499,50 @@ def offline_kv_tokens(c: Condition) -> int:
 
 def offline_max_batch(c: Condition) -> int:
     """The most sequences the row's engine runs at once at steady state (``steady_batch``), capped
-    by its ``max_num_seqs`` or the row's stated one."""
-    return steady_batch(offline_engine(c), offline_kv_tokens(c), c.input_len, c.output_len, c.max_num_seqs)
+    by its ``max_num_seqs`` or the row's stated one. A running request holds its prompt and half
+    its output (the whole output where the engine reserves it), length-biased for a row drawn
+    from a length distribution (``decode_input_len``)."""
+    engine = offline_engine(c)
+    held = c.input_len
+    if c.phase == "offline" and c.lengths:
+        if policy(engine.scheduler).admission == "reserve_full":
+            hist = load_lengths(c.lengths)
+            held = hist.decode_context(c.input_len, c.output_len, reserved=True) - c.output_len
+        else:
+            held = decode_input_len(c)
+    return steady_batch(engine, offline_kv_tokens(c), held, c.output_len, c.max_num_seqs)
 
 
-def _estimate(c: Condition, batch: Any):
-    """The estimate of a row's conditions at ``batch`` (the one call every metric comes from)."""
+def decode_input_len(c: Condition) -> int:
+    """The prompt length whose equal-length decode run has the row's mean decode context: for an
+    offline row drawn from a length distribution (``c.lengths``), continuous batching keeps a
+    long answer in the batch longer, so the running sequences' mean context is length-biased
+    (``LengthHistogram.decode_context``), above the mean prompt plus half the mean output; the
+    row's ``input_len`` otherwise."""
+    if c.phase != "offline" or not c.lengths:
+        return c.input_len
+    context = load_lengths(c.lengths).decode_context(c.input_len, c.output_len)
+    return max(1, round(context - (c.output_len - 2) / 2.0))
+
+
+def offline_run(c: Condition, batch: Any) -> tuple[Any, Any, Any]:
+    """(prompt estimate, decode estimate, time of one batch's run in s) of an offline row at
+    ``batch``: the prefill at the mean prompt, the decode steps at the mean decode context
+    (``decode_input_len``; the one estimate for fixed lengths)."""
+    prompt = _estimate(c, batch)
+    lin = decode_input_len(c)
+    decode = prompt if lin == c.input_len else _estimate(c, batch, input_len=lin)
+    return prompt, decode, prompt.ttft_s + (c.output_len - 1) * decode.tpot_s
+
+
+def _estimate(c: Condition, batch: Any, input_len: int | None = None):
+    """The estimate of a row's conditions at ``batch`` (the one call every metric comes from;
+    ``input_len`` replaces the row's)."""
     return estimate(
         c.model,
         c.device,
         batch=batch,
-        input_len=c.input_len,
+        input_len=c.input_len if input_len is None else input_len,
         output_len=c.output_len,
         tp=c.tp,
         pp=c.pp,
@@ -527,11 +564,11 @@ def operating_point(c: Condition) -> Condition:
 
 def offline_batch(c: Condition) -> int:
     """The maximum-throughput batch within the engine's limits (``offline_max_batch``)."""
-    e = _estimate(c, OFFLINE_BATCHES)
+    e, _, e2e = offline_run(c, OFFLINE_BATCHES)
     fits = e.batch <= offline_max_batch(c)
     if not fits.any():
         raise HwsimError("does not fit at batch 1")
-    rate = np.where(fits, e.batch * e.output_len / e.e2e_s, -np.inf)
+    rate = np.where(fits, e.batch * e.output_len / e2e, -np.inf)
     return int(e.batch[int(np.argmax(rate))])
 
 
@@ -563,20 +600,20 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
             None,
             f"does not fit in device memory (short by {short / 1e9:.1f} GB): needs offload (event path)",
         )
-    runs = [(n, _estimate(c, size)) for size, n in waves]
-    e = runs[0][1]
-    e2e = sum(n * float(run.e2e_s) for n, run in runs)
+    runs = [(n, offline_run(c, size)) for size, n in waves]
+    e, d, _ = runs[0][1]
+    e2e = sum(n * float(run[2]) for n, run in runs)
     replicas = c.n_devices // (c.tp * c.pp)
     system_rate = replicas * batch * c.output_len / e2e
     value = {
         "output_tokens_per_s": system_rate,
         "output_tokens_per_s_per_device": system_rate / c.n_devices,
-        "decode_tokens_per_s": 1.0 / float(e.tpot_s),
+        "decode_tokens_per_s": 1.0 / float(d.tpot_s),
         "prefill_tokens_per_s": float(e.prefill_tokens_per_s),
         "ttft_s": float(e.ttft_s),
-        "tpot_s": float(e.tpot_s),
+        "tpot_s": float(d.tpot_s),
         "e2e_s": e2e,
-        "j_per_token": float(e.energy_j_per_token),
+        "j_per_token": float(d.energy_j_per_token),
         "requests_per_s": system_rate / c.output_len,
     }[c.metric]
     return value, ""

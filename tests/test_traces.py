@@ -5,6 +5,7 @@ import pytest
 
 from workloads.errors import ConfigError, UnknownNameError
 from workloads.traces import (
+    LengthHistogram,
     gamma_arrivals,
     lengths_index,
     load_lengths,
@@ -76,3 +77,31 @@ def test_bad_arguments_are_named():
         make_trace(n_requests=5, rate=1.0, lengths="sharegtp")
     with pytest.raises(ConfigError, match="num_requests"):
         make_trace(n_requests=0, rate=1.0, input_len=4, output_len=4)
+
+
+def _two_requests(n_short: int, n_long: int, prompt: int = 100) -> LengthHistogram:
+    """Half the requests ``prompt`` + ``n_short`` tokens, half ``prompt`` + ``n_long`` (one-token cells)."""
+    return LengthHistogram(
+        name="two",
+        input_lo=np.array([prompt, prompt]),
+        input_hi=np.array([prompt + 1, prompt + 1]),
+        output_lo=np.array([n_short, n_long]),
+        output_hi=np.array([n_short + 1, n_long + 1]),
+        weight=np.array([0.5, 0.5]),
+        source="hand-made",
+    )
+
+
+def test_decode_context_weights_each_request_by_its_decode_steps():
+    """Two requests of 100 prompt tokens and 11 or 101 output tokens decode 10 and 100 steps at
+    contexts 100..109 and 100..199: (1,045 + 14,950) / 110 = 145.4 tokens per running sequence,
+    not the 127 of the mean lengths; an engine reserving the whole output holds
+    (10 x 111 + 100 x 201) / 110 = 192.8."""
+    hist = _two_requests(11, 101)
+    assert hist.mean() == (100.0, 56.0)
+    assert hist.decode_context(100, 56) == pytest.approx(15_995 / 110)
+    assert hist.decode_context(100, 56, reserved=True) == pytest.approx(21_210 / 110)
+    same = _two_requests(56, 56)  # fixed lengths: the mean of the contexts 100 .. 154
+    assert same.decode_context(100, 56) == pytest.approx(100 + 54 / 2)
+    # scaled to other means: prompts of 200, outputs twice as long (22 and 202 tokens: 21 and 201 steps)
+    assert hist.decode_context(200, 112) == pytest.approx((21 * 210 + 201 * 300) / 222)

@@ -22,6 +22,7 @@ from roofline.validation import (
     validate_frame,
 )
 from workloads.errors import ConfigError
+from workloads.traces import load_lengths
 
 KEYS = [
     "rows",
@@ -360,3 +361,24 @@ def test_a_stated_version_is_read_past_the_engine_name():
     ):
         assert _framework_with("s225", "framework_version", version) == framework, version
     assert stated_version("SGLang (May 2025 main)") == "SGLang (May 2025 main)"
+
+
+def test_an_offline_row_drawn_from_a_length_distribution_decodes_at_its_length_biased_context():
+    """Under continuous batching a long answer stays in the batch longer, so the running
+    sequences of a ShareGPT run hold more context than the mean prompt plus half the mean output:
+    the decode is priced at that context, the KV pool holds fewer of them, and the predicted
+    throughput is below that of the same row at fixed mean lengths."""
+    from roofline.validation import decode_input_len, offline_max_batch, predict
+
+    row = _offline("vllm")
+    row["input_len"], row["output_len"] = float("nan"), 194.0
+    fixed_row = row.copy()
+    row["dataset"] = "sharegpt"
+    drawn = resolve(row)
+    fixed_row["input_len"] = drawn.input_len
+    fixed = resolve(fixed_row)
+    assert drawn.lengths == "sharegpt" and fixed.lengths is None and fixed.input_len == drawn.input_len
+    context = load_lengths("sharegpt").decode_context(drawn.input_len, 194)
+    assert decode_input_len(drawn) == round(context - 96) > drawn.input_len == decode_input_len(fixed)
+    assert offline_max_batch(drawn) <= offline_max_batch(fixed)
+    assert predict(drawn)[0] < predict(fixed)[0]

@@ -162,6 +162,30 @@ class LengthHistogram:
         mid_out = (self.output_lo + self.output_hi - 1) / 2.0
         return float(self.weight @ mid_in), float(self.weight @ mid_out)
 
+    def decode_context(self, input_len: float, output_len: float, reserved: bool = False) -> float:
+        """Mean KV tokens (the context) of a sequence in a decode step of continuous batching at
+        steady state, with the histogram's lengths scaled to mean ``input_len`` and ``output_len``.
+
+        A request of ``n`` output tokens takes ``n - 1`` decode steps (the prefill gives the
+        first), at contexts ``L_in .. L_in + n - 2``: a long answer stays in the batch longer, so
+        the running population is weighted by its steps, ``E[(n-1) L_in + (n-1)(n-2)/2] / E[n-1]``
+        (``L_in + (n - 2) / 2`` for fixed lengths). With ``reserved``, the tokens an engine that
+        reserves the whole output at admission holds instead: ``E[(n-1)(L_in + n)] / E[n-1]``.
+        Integers are uniform inside each cell, input and output independent within a cell."""
+        mean_in, mean_out = self.mean()
+        s_in, s_out = input_len / mean_in, output_len / mean_out
+        lo, hi = self.output_lo.astype(float), self.output_hi.astype(float)
+        m_in = s_in * (self.input_lo + self.input_hi - 1) / 2.0
+        m_out = s_out * (lo + hi - 1) / 2.0
+        sq_out = s_out**2 * (((hi - lo) ** 2 - 1) / 12.0 + ((lo + hi - 1) / 2.0) ** 2)  # E[n^2] per cell
+        steps = self.weight @ (m_out - 1.0)
+        if steps <= 0:  # every request ends at its first token: no decode step
+            return float(input_len + (output_len if reserved else 0.0))
+        held = (
+            sq_out - m_out if reserved else (sq_out - 3.0 * m_out + 2.0) / 2.0
+        )  # E[(n-1) n], E[(n-1)(n-2)/2]
+        return float(self.weight @ ((m_out - 1.0) * m_in + held) / steps)
+
 
 @lru_cache(maxsize=1)
 def lengths_index() -> dict[str, dict[str, str]]:
