@@ -280,3 +280,15 @@ def test_docs_table_is_in_sync():
 def test_help_of_devices_names_the_query():
     r = hwsim("devices", "--help")
     assert r.returncode == 0 and "QUERY" in r.stdout
+
+
+def test_an_unknown_name_with_nothing_close_lists_a_short_list_whole():
+    """With no close name, a list of up to 20 known names is given whole (the frameworks), a
+    longer one as its first 8 and how many more."""
+    from workloads.errors import unknown_name
+
+    short = [f"engine-{i:02d}" for i in range(15)]
+    assert str(unknown_name("framework", "tgi", short)).endswith(", ".join(short))
+    long = [f"part-{i:02d}" for i in range(30)]
+    message = str(unknown_name("device", "zzz", long))
+    assert message.endswith(f"{', '.join(long[:8])} and 22 more")

@@ -64,20 +64,28 @@ def closest_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     return list(dict.fromkeys(prefixed + near))[:n]
 
 
+LISTED_NAMES = 20
+"""Most known names an unknown-name error lists in full; a longer list shows its first 8."""
+
+
+def _some(known: list[str]) -> str:
+    """``known`` (sorted) for an error message: all of a short list, else the first 8 and a count."""
+    if len(known) <= LISTED_NAMES:
+        return ", ".join(known)
+    return f"{', '.join(known[:8])} and {len(known) - 8} more"
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str], list_cmd: str | None = None) -> UnknownNameError:
     """An ``UnknownNameError`` whose message lists the closest known names.
 
     ``list_cmd`` is the CLI command that lists them all (``"hwsim models"``), if any.
     """
     known = sorted(known)
-    if not isinstance(name, str):  # a number or a list where a name belongs: no name is close
-        return UnknownNameError(
-            f"{kind} is {name!r}; expected a name, one of {', '.join(known[:8])}"
-            + (f" (`{list_cmd}` lists all {len(known)})" if list_cmd else "")
-        )
-    near = closest_names(name, known)
-    hint = f"; closest: {', '.join(near)}" if near else f"; known: {', '.join(known[:8])}"
     more = f" (`{list_cmd}` lists all {len(known)})" if list_cmd else ""
+    if not isinstance(name, str):  # a number or a list where a name belongs: no name is close
+        return UnknownNameError(f"{kind} is {name!r}; expected a name, one of {_some(known)}{more}")
+    near = closest_names(name, known)
+    hint = f"; closest: {', '.join(near)}" if near else f"; known: {_some(known)}"
     return UnknownNameError(f"unknown {kind} {name!r}{hint}{more}")
 
 
