@@ -178,13 +178,15 @@ class LengthHistogram:
         m_in = s_in * (self.input_lo + self.input_hi - 1) / 2.0
         m_out = s_out * (lo + hi - 1) / 2.0
         sq_out = s_out**2 * (((hi - lo) ** 2 - 1) / 12.0 + ((lo + hi - 1) / 2.0) ** 2)  # E[n^2] per cell
-        steps = self.weight @ (m_out - 1.0)
-        if steps <= 0:  # every request ends at its first token: no decode step
-            return float(input_len + (output_len if reserved else 0.0))
+        steps = np.maximum(m_out - 1.0, 0.0)  # a cell scaled below one output token decodes nothing
         held = (
             sq_out - m_out if reserved else (sq_out - 3.0 * m_out + 2.0) / 2.0
         )  # E[(n-1) n], E[(n-1)(n-2)/2]
-        return float(self.weight @ ((m_out - 1.0) * m_in + held) / steps)
+        held = np.where(steps > 0, np.maximum(held, 0.0), 0.0)
+        total = self.weight @ steps
+        if total <= 1e-9:  # every request ends at its first token: no decode step
+            return float(input_len + (output_len if reserved else 0.0))
+        return float(self.weight @ (steps * m_in + held) / total)
 
 
 @lru_cache(maxsize=1)
