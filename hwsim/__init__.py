@@ -402,24 +402,27 @@ def serve_estimate(
     Mean TTFT, TPOT and end-to-end latency (s), throughput (requests/s) and the capacity
     (``capacity_requests_per_s``, the rate at which the queue stops being ``stable``) of an
     aggregated configuration, from the same step pricer as the simulation
-    (``sim.serving.queueing``). It ignores the variance of lengths and bursts of steps, so it
-    parts from ``serve`` near saturation.
+    (``sim.serving.queueing``). Of the variance of lengths it keeps the length bias of the
+    running sequences (a long answer stays in the batch longer); it ignores the rest and bursts
+    of steps, so it parts from ``serve`` near saturation.
 
     Parameters
     ----------
     model, device : preset and catalog names, as for ``serve``.
     rate, concurrency : one of them, as for ``serve``.
     input_len, output_len : mean prompt and output tokens; or ``lengths``, a shipped length
-        distribution whose means are taken.
+        distribution whose means are taken and whose shape sets the running sequences' context.
     precision, framework, config : as for ``serve`` (aggregated mode only).
     """
     from sim.serving.capacity import approximate
     from workloads.traces import load_lengths
 
+    hist = None
     if lengths is not None:
         if input_len is not None or output_len is not None:
             raise ConfigError("give either lengths or input_len/output_len, not both")
-        input_len, output_len = load_lengths(lengths).mean()
+        hist = load_lengths(lengths)
+        input_len, output_len = hist.mean()
     if input_len is None or output_len is None:
         raise ConfigError("give input_len and output_len, or a lengths distribution")
     return approximate(
@@ -427,6 +430,7 @@ def serve_estimate(
         device,
         input_len=input_len,
         output_len=output_len,
+        lengths=hist,
         rate=rate,
         concurrency=concurrency,
         precision=precision,

@@ -26,9 +26,10 @@ REQUESTS = 1500
 
 
 def _rate_sweep(quick: bool) -> pd.DataFrame:
-    mean_in, mean_out = load_lengths(LENGTHS).mean()
+    hist = load_lengths(LENGTHS)
+    mean_in, mean_out = hist.mean()
     kw = dict(precision=PRECISION, framework=FRAMEWORK)
-    cap = approximate(MODEL, DEVICE, input_len=mean_in, output_len=mean_out, rate=1e-3, **kw)
+    cap = approximate(MODEL, DEVICE, input_len=mean_in, output_len=mean_out, rate=1e-3, lengths=hist, **kw)
     rows = []
     for share in (0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1) if not quick else (0.3, 0.8):
         rate = share * cap.capacity_requests_per_s
@@ -37,7 +38,7 @@ def _rate_sweep(quick: bool) -> pd.DataFrame:
             MODEL, DEVICE, trace, slo_ttft_s=SLO_TTFT_S, slo_tpot_s=SLO_TPOT_S, record=False, **kw
         ).metrics
         rows.append({"rate": rate, "source": "simulation", "mean_output_len": mean_out, **m})
-        a = approximate(MODEL, DEVICE, input_len=mean_in, output_len=mean_out, rate=rate, **kw)
+        a = approximate(MODEL, DEVICE, input_len=mean_in, output_len=mean_out, rate=rate, lengths=hist, **kw)
         rows.append(
             {
                 "rate": rate,

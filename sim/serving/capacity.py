@@ -8,10 +8,11 @@ from typing import Any
 
 from hwmodels.calibration.params import framework_names, framework_terms
 from hwmodels.engine_config import steady_batch
+from hwmodels.schedulers import policy
 from sim.serving.queueing import QueueEstimate, ServingQueue
 from sim.serving.serve import prepare, serve
 from workloads.errors import ConfigError
-from workloads.traces import make_trace
+from workloads.traces import LengthHistogram, make_trace
 
 ATTAINMENT_TARGET = 0.9
 """SLO attainment a rate must reach to count as served (``--find-capacity``)."""
@@ -25,21 +26,30 @@ def approximate(
     output_len: float,
     rate: float | None = None,
     concurrency: int | None = None,
+    lengths: LengthHistogram | None = None,
     **config: Any,
 ) -> QueueEstimate:
     """The analytic approximation (``queueing.ServingQueue``) of an aggregated configuration with
-    mean lengths; ``rate`` (open loop, requests/s) or ``concurrency`` (closed loop) is shared
-    evenly by the engines (replicas times pipeline stages)."""
+    mean lengths (drawn from ``lengths``, whose shape sets the running sequences' length-biased
+    context and KV footprint); ``rate`` (open loop, requests/s) or ``concurrency`` (closed loop) is
+    shared evenly by the engines (replicas times pipeline stages)."""
     if (rate is None) == (concurrency is None):
         raise ConfigError("give exactly one of rate and concurrency")
     setup = prepare(model, device, max_context=int(input_len + output_len), **config)
     pool = setup.pools["agg"]
     engines = pool.workers * pool.pp
     kv = setup.engine_kv["agg"]
-    n_max = steady_batch(setup.engine, kv.tokens, input_len, output_len)
+    context, held = None, input_len  # held: the prompt tokens of steady_batch's footprint
+    if lengths is not None:
+        context = lengths.decode_context(input_len, output_len) + 1.0  # the step's new token too
+        if policy(setup.engine.scheduler).admission == "reserve_full":
+            held = lengths.decode_context(input_len, output_len, reserved=True) - output_len
+        else:
+            held = context - output_len / 2.0
+    n_max = steady_batch(setup.engine, kv.tokens, held, output_len)
     lag = framework_terms(setup.framework).output_lag_steps if setup.framework in framework_names() else 0.0
     queue = ServingQueue(
-        setup.pricers["agg"], input_len, output_len, setup.engine.max_num_batched_tokens, n_max, lag
+        setup.pricers["agg"], input_len, output_len, setup.engine.max_num_batched_tokens, n_max, lag, context
     )
     est = (
         queue.open(rate / engines) if rate is not None else queue.closed(max(1, round(concurrency / engines)))

@@ -3,7 +3,8 @@
 Steady state of one replica with mean prompt ``I`` and output ``O`` tokens:
 
 - ``n`` sequences run at once; each step decodes ``n`` tokens at the mean context
-  ``I + O / 2`` and prefills the prompts that arrive meanwhile, ``X * I * tau`` tokens for a
+  ``I + O / 2`` (for a length distribution, the length-biased mean of the running sequences: a
+  long answer stays in the batch longer) and prefills the prompts that arrive meanwhile, ``X * I * tau`` tokens for a
   throughput of ``X`` requests/s and a step of ``tau`` seconds; ``tau`` is priced by the same
   ``StepPricer`` as the simulation and found by fixed-point iteration;
 - a share of the steps carries a prompt chunk (``X`` requests/s times ``ceil(I / budget)``
@@ -18,9 +19,9 @@ Steady state of one replica with mean prompt ``I`` and output ``O`` tokens:
   capacity ``n_max / S(n_max)`` the queue grows without bound.
 
 ``n_max`` is the engine's ``max_num_seqs`` or the sequences whose mean KV footprint fits the
-pool, whichever is smaller. The approximation ignores the variance of lengths and the
-burstiness of steps, so it parts from the simulation near saturation (the report plots
-both against the rate).
+pool, whichever is smaller. Beyond that length bias the approximation ignores the variance of
+lengths and the burstiness of steps, so it parts from the simulation near saturation (the
+report plots both against the rate).
 """
 
 from __future__ import annotations
@@ -69,8 +70,12 @@ class ServingQueue:
         budget: int,
         n_max: int,
         output_lag_steps: float = 0.0,
+        context: float | None = None,
     ) -> None:
         self.pricer, self.I, self.O = pricer, float(input_len), float(output_len)
+        self.context = self.I + self.O / 2.0 if context is None else float(context)
+        """Mean KV tokens of a running sequence in a decode step: ``I + O / 2``, or the
+        length-biased one of a length distribution (``LengthHistogram.decode_context``)."""
         self.lag = float(output_lag_steps)
         self.budget, self.n_max = budget, max(int(n_max), 1)
         self.prefill_steps = math.ceil(self.I / budget)
@@ -78,7 +83,7 @@ class ServingQueue:
     def _tau(self, n: float, chunk: float) -> float:
         k = max(round(n), 1)
         chunks = [(max(round(chunk), 1), 0)] if chunk >= 0.5 else []
-        return self.pricer.step(k, k * (self.I + self.O / 2.0), chunks, k).time_s
+        return self.pricer.step(k, k * self.context, chunks, k).time_s
 
     def step_s(self, n: float, throughput: float) -> tuple[float, float]:
         """(mean step time, time of a step that carries a prompt chunk) with ``n`` running
