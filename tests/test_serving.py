@@ -251,3 +251,16 @@ def test_vllm_kv_capacity_matches_what_vllm_reported(model, tp, precision, repor
     engine = engine_for("vllm").with_limits(128, 2048)
     kv = kv_capacity(load_model(model), Quant.from_name(precision), load_device("h100-sxm"), engine, tp)
     assert kv.blocks == pytest.approx(reported_blocks, rel=0.01)
+
+
+def test_an_engine_that_mixes_prompts_with_decodes_chunks_a_prompt_longer_than_its_budget():
+    """TensorRT-LLM runs a 10,000-token prompt, longer than its 8,192-token step budget, only with
+    chunked context on; its chunks then share the steps with the other requests' decodes, so
+    8 such requests arriving together finish in well under 8 times one request's run (before,
+    each waited for a step with nothing else in it: the requests ran one after another)."""
+    trace = dict(rate=1000.0, input_len=10_000, output_len=200)
+    engine = dict(precision="fp8", framework="tensorrt-llm", record=False)
+    one = serve("llama-3.1-8b", "h100-sxm", make_trace(n_requests=1, **trace), **engine)
+    eight = serve("llama-3.1-8b", "h100-sxm", make_trace(n_requests=8, **trace), **engine)
+    assert eight.metrics["completed"] == 8
+    assert eight.metrics["duration_s"] < 3.0 * one.metrics["duration_s"]

@@ -215,7 +215,7 @@ class Replica:
         for i in np.flatnonzero(partial)[np.argsort(self.order[partial])]:
             if budget <= 0:
                 break
-            t = self._chunk(int(self.pre_left[i]), budget)
+            t = self._chunk(int(self.pre_left[i]), budget, started=True)
             if t == 0 or not self._grow(i, t):
                 break
             chunks.append((int(i), t, int(self.ctx[i])))
@@ -223,11 +223,19 @@ class Replica:
         extra_s = self._admit(budget, chunks)
         return chunks, extra_s
 
-    def _chunk(self, left: int, budget: int) -> int:
-        """Prompt tokens of one request that go into this step."""
+    def _chunk(self, left: int, budget: int, started: bool = False) -> int:
+        """Prompt tokens of one request that go into this step (``left`` of its prompt to go).
+
+        An unchunked engine takes a prompt whole or waits for a step with room for it. One longer
+        than its whole token budget it can only run in chunks: an engine that mixes prompts with
+        decodes chunks it into whatever budget each step leaves, beside the decodes, and so the
+        rest of a prompt ``started`` that way (TensorRT-LLM refuses such a prompt unless chunked
+        context is on, so a run that served it had it on); one that prefills in steps of its own
+        gives it a whole step."""
         if self.policy.chunked or left <= budget:
             return min(left, budget)
-        # an unchunked engine splits only a prompt longer than its whole budget
+        if self.policy.mixed and (started or left > self.engine.max_num_batched_tokens):
+            return budget
         return budget if budget == self.engine.max_num_batched_tokens else 0
 
     def _grow(self, i: int, tokens: int) -> bool:
