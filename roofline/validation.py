@@ -307,6 +307,11 @@ def resolve(row: pd.Series) -> Condition | str:
     lin, lout = _int_or_none(row["input_len"]), _int_or_none(row["output_len"])
     lengths = _dataset_lengths(row.get("dataset"))
     serving = None
+    ep = _int_or_none(row.get("ep")) or 1
+    if phase != "server" and ep > 1:
+        # the analytic rows here carry tp and pp only: pricing an expert-parallel run (and the
+        # per-rank batch of attention data parallelism) as tensor parallel would misstate it
+        return f"ep {ep}: expert parallelism is validated on server rows only (the simulated engine)"
     if phase == "server":
         serving = _serving_settings(row, n_devices, tp, pp)
         if isinstance(serving, str):

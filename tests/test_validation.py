@@ -382,3 +382,14 @@ def test_an_offline_row_drawn_from_a_length_distribution_decodes_at_its_length_b
     assert decode_input_len(drawn) == round(context - 96) > drawn.input_len == decode_input_len(fixed)
     assert offline_max_batch(drawn) <= offline_max_batch(fixed)
     assert predict(drawn)[0] < predict(fixed)[0]
+
+
+def test_an_offline_row_with_expert_parallelism_is_not_priced_as_tensor_parallel():
+    """An offline row that states ep 8 (DeepSeek-R1 over 8 ranks with attention data parallelism)
+    is reported as not covered, naming ep, rather than priced as tp 8 with an eighth of its batch."""
+    row = _offline("tensorrt-llm")
+    row["model"], row["n_devices"], row["tp"], row["ep"], row["dp"] = "deepseek-r1", 8, 8, 8, 8
+    reason = resolve(row)
+    assert isinstance(reason, str) and reason.startswith("ep 8:")
+    row["ep"] = float("nan")  # the same row without it is priced
+    assert not isinstance(resolve(row), str)
