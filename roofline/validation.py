@@ -510,11 +510,8 @@ def offline_max_batch(c: Condition) -> int:
     engine = offline_engine(c)
     held = c.input_len
     if c.phase == "offline" and c.lengths:
-        if policy(engine.scheduler).admission == "reserve_full":
-            hist = load_lengths(c.lengths)
-            held = hist.decode_context(c.input_len, c.output_len, reserved=True) - c.output_len
-        else:
-            held = decode_input_len(c)
+        reserved = policy(engine.scheduler).admission == "reserve_full"
+        held = load_lengths(c.lengths).held_prompt_len(c.input_len, c.output_len, reserved)
     return steady_batch(engine, offline_kv_tokens(c), held, c.output_len, c.max_num_seqs)
 
 
@@ -526,8 +523,7 @@ def decode_input_len(c: Condition) -> int:
     row's ``input_len`` otherwise."""
     if c.phase != "offline" or not c.lengths:
         return c.input_len
-    context = load_lengths(c.lengths).decode_context(c.input_len, c.output_len)
-    return max(1, round(context - (c.output_len - 2) / 2.0))
+    return max(1, round(load_lengths(c.lengths).held_prompt_len(c.input_len, c.output_len)))
 
 
 def offline_run(c: Condition, batch: Any) -> tuple[Any, Any, Any]:

@@ -162,6 +162,14 @@ class LengthHistogram:
         mid_out = (self.output_lo + self.output_hi - 1) / 2.0
         return float(self.weight @ mid_in), float(self.weight @ mid_out)
 
+    def held_prompt_len(self, input_len: float, output_len: float, reserved: bool = False) -> float:
+        """The prompt length of the fixed-length request that holds, at steady state, the KV of a
+        request drawn from the histogram (``decode_context``): its prompt plus half its output
+        (``L_in + (n - 2) / 2`` over its decode steps, plus the new token), or plus the whole
+        output where the engine ``reserved`` it at admission."""
+        context = self.decode_context(input_len, output_len, reserved)
+        return context - output_len if reserved else context - (output_len - 2.0) / 2.0
+
     def decode_context(self, input_len: float, output_len: float, reserved: bool = False) -> float:
         """Mean KV tokens (the context) of a sequence in a decode step of continuous batching at
         steady state, with the histogram's lengths scaled to mean ``input_len`` and ``output_len``.

@@ -42,10 +42,8 @@ def approximate(
     context, held = None, input_len  # held: the prompt tokens of steady_batch's footprint
     if lengths is not None:
         context = lengths.decode_context(input_len, output_len) + 1.0  # the step's new token too
-        if policy(setup.engine.scheduler).admission == "reserve_full":
-            held = lengths.decode_context(input_len, output_len, reserved=True) - output_len
-        else:
-            held = context - output_len / 2.0
+        reserved = policy(setup.engine.scheduler).admission == "reserve_full"
+        held = lengths.held_prompt_len(input_len, output_len, reserved)
     n_max = steady_batch(setup.engine, kv.tokens, held, output_len)
     lag = framework_terms(setup.framework).output_lag_steps if setup.framework in framework_names() else 0.0
     queue = ServingQueue(
