@@ -156,10 +156,13 @@ class LengthHistogram:
         lout = rng.integers(self.output_lo[cell], self.output_hi[cell])
         return lin.astype(np.int64), lout.astype(np.int64)
 
+    def _midpoints(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each cell's mean (input, output) tokens: integers uniform over ``[lo, hi)``."""
+        return (self.input_lo + self.input_hi - 1) / 2.0, (self.output_lo + self.output_hi - 1) / 2.0
+
     def mean(self) -> tuple[float, float]:
         """Mean (input, output) tokens of the histogram (integers uniform inside each cell)."""
-        mid_in = (self.input_lo + self.input_hi - 1) / 2.0
-        mid_out = (self.output_lo + self.output_hi - 1) / 2.0
+        mid_in, mid_out = self._midpoints()
         return float(self.weight @ mid_in), float(self.weight @ mid_out)
 
     def held_prompt_len(self, input_len: float, output_len: float, reserved: bool = False) -> float:
@@ -180,12 +183,11 @@ class LengthHistogram:
         (``L_in + (n - 2) / 2`` for fixed lengths). With ``reserved``, the tokens an engine that
         reserves the whole output at admission holds instead: ``E[(n-1)(L_in + n)] / E[n-1]``.
         Integers are uniform inside each cell, input and output independent within a cell."""
-        mean_in, mean_out = self.mean()
-        s_in, s_out = input_len / mean_in, output_len / mean_out
-        lo, hi = self.output_lo.astype(float), self.output_hi.astype(float)
-        m_in = s_in * (self.input_lo + self.input_hi - 1) / 2.0
-        m_out = s_out * (lo + hi - 1) / 2.0
-        sq_out = s_out**2 * (((hi - lo) ** 2 - 1) / 12.0 + ((lo + hi - 1) / 2.0) ** 2)  # E[n^2] per cell
+        mid_in, mid_out = self._midpoints()
+        s_in, s_out = input_len / float(self.weight @ mid_in), output_len / float(self.weight @ mid_out)
+        width = (self.output_hi - self.output_lo).astype(float)
+        m_in, m_out = s_in * mid_in, s_out * mid_out
+        sq_out = s_out**2 * ((width**2 - 1) / 12.0 + mid_out**2)  # E[n^2] per cell
         steps = np.maximum(m_out - 1.0, 0.0)  # a cell scaled below one output token decodes nothing
         held = (
             sq_out - m_out if reserved else (sq_out - 3.0 * m_out + 2.0) / 2.0
