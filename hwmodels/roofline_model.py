@@ -188,11 +188,14 @@ class RooflineCostModel:
         tdp = device.tdp_w
         static_w = p["static_power_fraction"] * tdp
         j_per_flop = p["math_power_fraction"] * (tdp - static_w) / peaks
+        # a byte of device-memory traffic also crosses the chip (L2, network, SRAM); an arch
+        # whose parameters state no such energy counts none
+        onchip_j_per_byte = p.get("onchip_pJ_per_byte", 0.0) * 1e-12
         count = _per_op(ops.count, nd)
         # per-step energy: the per-op factors first, so each full-size column is multiplied once
         actions = (
             (ops.flops, count * j_per_flop),
-            (mem_bytes, count * device.memory.energy_j_per_byte),
+            (mem_bytes, count * (device.memory.energy_j_per_byte + onchip_j_per_byte)),
             (ops.link_bytes, count * link_e),
         )
         dynamic = running_sum(

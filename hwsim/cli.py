@@ -515,14 +515,16 @@ def _calibrate(part, as_json):
 
         record["energy"] = calibrate_energy(progress=say)
         for key, v in record["energy"]["by_class"].items():
+            defaults = ", ".join(f"{p} {x:g}" for p, x in v["default"].items())
             if v["fitted"] is None:
                 lines.append(
-                    f"energy {key}: not fitted (needs 8+ rows from 2+ sources); median APE at the default "
-                    f"static_power_fraction {v['default']}: {pct(v['at_default']['median_ape'])}"
+                    f"energy {key}: not fitted (needs 8+ rows from 2+ sources); median APE at the defaults "
+                    f"({defaults}): {pct(v['at_default']['median_ape'])}"
                 )
                 continue
+            values = ", ".join(f"{p} {x:.3g}" for p, x in v["fitted"].items())
             lines.append(
-                f"energy {key}: static_power_fraction {v['fitted']:.3f} (default {v['default']}) on "
+                f"energy {key}: {values} (defaults {defaults}) on "
                 f"{v['in_sample']['rows']} rows from {len(v['sources'])} sources; median APE at the default "
                 f"{pct(v['at_default']['median_ape'])}, in-sample {pct(v['in_sample']['median_ape'])}, "
                 f"leave-one-source-out {pct(v['leave_one_source_out']['median_ape'])} "

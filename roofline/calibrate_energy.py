@@ -1,15 +1,19 @@
-"""``hwsim calibrate --part energy``: fit the static power fraction per device class on measured energy.
+"""``hwsim calibrate --part energy``: fit a device class's static power and on-chip data-movement
+energy on measured energy.
 
 What is fitted, on what:
 
-- per arch and device class, ``static_power_fraction`` (the share of the power cap a device
-  draws while it runs, whatever its FLOPs and memory bytes: clocks, schedulers, caches and
-  on-chip data movement that the per-action energies do not count, leakage at operating
-  temperature), the one energy parameter the class's measured energy pins down;
+- per arch and device class, two parameters (``PARAMS``): ``static_power_fraction`` (the share of
+  the power cap a device draws while it runs, whatever its work: clocks, schedulers, leakage at
+  operating temperature) and ``onchip_pJ_per_byte`` (the energy of carrying each byte of
+  device-memory traffic across the chip, on top of the DRAM's own energy per bit). The first
+  sets the power of a step that does little, the second how it grows with the bytes a step
+  moves; rows from small batches (memory-bound, low power) and large ones (near the cap) pin
+  down both;
 - on the rows of the shipped measured set whose metric is the devices' own energy per output
   token (``ENERGY_METRICS``: NVML counters or power readings, never wall power), for a class
   with at least ``MIN_ROWS`` such rows from at least two sources (so that the
-  leave-one-source-out error exists); other classes keep their stated default;
+  leave-one-source-out error exists); other classes keep their stated defaults;
 - by bounded least squares on ``log(predicted / measured)``, with the time parameters as
   fitted (``<arch>_fitted.yaml``): an energy row's time comes from the same estimate.
 
@@ -20,7 +24,7 @@ Values and both errors are written to ``hwmodels/calibration/<arch>_energy_fitte
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,16 +32,19 @@ import pandas as pd
 import yaml
 from scipy.optimize import least_squares
 
-from hwmodels.calibration.params import class_params, fitted, fitted_path, overridden
+from hwmodels.calibration.params import ENERGY_FITTABLE, class_params, fitted, fitted_path, overridden
 from hwmodels.device_spec import catalog
 from roofline.validation import ENERGY_METRICS, load_measured, operating_point, predict, resolve, source_key
 from workloads.errors import HwsimError
 
-PARAM = "static_power_fraction"
-BOUNDS = (0.05, 0.95)
-"""A device draws some power whenever it is on and never all of its cap regardless of work."""
+PARAMS = ENERGY_FITTABLE
+BOUNDS = {"static_power_fraction": (0.05, 0.95), "onchip_pJ_per_byte": (0.0, 400.0)}
+"""A device draws some power whenever it is on and never all of its cap regardless of work; a
+byte's trip across the chip costs from nothing to several times the DRAM access (400 pJ/B)."""
+SCALE = {"static_power_fraction": 0.1, "onchip_pJ_per_byte": 50.0}
+"""The step each parameter's least squares takes as one unit."""
 MIN_ROWS = 8
-"""Energy rows a class needs before its static power fraction is fitted."""
+"""Energy rows a class needs before its parameters are fitted."""
 
 
 def energy_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +63,7 @@ def energy_rows(frame: pd.DataFrame) -> pd.DataFrame:
         if predict(cond)[0] is None:
             continue
         dev = catalog()[cond.device]
-        if PARAM not in class_params(dev.arch).get(dev.device_class, {}):
+        if not set(PARAMS) <= set(class_params(dev.arch).get(dev.device_class, {})):
             continue
         out.append(
             {
@@ -71,21 +78,22 @@ def energy_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["id", "cond", "measured", "arch", "device_class", "source"])
 
 
-def _predict(rows: pd.DataFrame, arch: str, cls: str, value: float) -> np.ndarray:
-    with overridden(arch, cls, {PARAM: value}):
+def _predict(rows: pd.DataFrame, arch: str, cls: str, values: Mapping[str, float]) -> np.ndarray:
+    with overridden(arch, cls, values):
         return np.array([predict(c)[0] for c in rows["cond"]], dtype=float)
 
 
-def fit_class(rows: pd.DataFrame, arch: str, cls: str, start: float) -> float:
-    """The static power fraction of one class that best fits ``rows`` (least squares on log ratios)."""
+def fit_class(rows: pd.DataFrame, arch: str, cls: str, start: Mapping[str, float]) -> dict[str, float]:
+    """The ``PARAMS`` of one class that best fit ``rows`` (least squares on log ratios, from ``start``)."""
     measured = rows["measured"].to_numpy()
+    low, high = ([BOUNDS[p][i] for p in PARAMS] for i in (0, 1))
     result = least_squares(
-        lambda x: np.log(_predict(rows, arch, cls, float(x[0])) / measured),
-        x0=[float(np.clip(start, *BOUNDS))],
-        bounds=([BOUNDS[0]], [BOUNDS[1]]),
-        x_scale=[0.1],
+        lambda x: np.log(_predict(rows, arch, cls, dict(zip(PARAMS, map(float, x), strict=True))) / measured),
+        x0=[float(np.clip(start[p], *BOUNDS[p])) for p in PARAMS],
+        bounds=(low, high),
+        x_scale=[SCALE[p] for p in PARAMS],
     )
-    return float(result.x[0])
+    return dict(zip(PARAMS, map(float, result.x), strict=True))
 
 
 def _stats(ape: pd.Series) -> dict[str, Any]:
@@ -99,17 +107,17 @@ def _stats(ape: pd.Series) -> dict[str, Any]:
 
 
 def calibrate_energy(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Fit ``static_power_fraction`` per class on the shipped energy rows; write each arch's
+    """Fit ``PARAMS`` per class on the shipped energy rows; write each arch's
     ``<arch>_energy_fitted.yaml``; return the values and their in-sample and leave-one-source-out errors."""
     say = progress or (lambda _msg: None)
     rows = energy_rows(load_measured())
-    default: dict[tuple[str, str], float] = {}
-    values: dict[tuple[str, str], float] = {}
+    default: dict[tuple[str, str], dict[str, float]] = {}
+    values: dict[tuple[str, str], dict[str, float]] = {}
     at_default = pd.Series(index=rows.index, dtype=float)
     in_sample = pd.Series(index=rows.index, dtype=float)
     loso = pd.Series(index=rows.index, dtype=float)
     for (arch, cls), group in rows.groupby(["arch", "device_class"]):
-        default[(arch, cls)] = class_params(arch)[cls][PARAM].value
+        default[(arch, cls)] = {p: class_params(arch)[cls][p].value for p in PARAMS}
         at_default[group.index] = _predict(group, arch, cls, default[(arch, cls)]) / group["measured"] - 1
         sources = group["source"].nunique()
         if len(group) < MIN_ROWS or sources < 2:
@@ -148,7 +156,9 @@ def calibrate_energy(progress: Callable[[str], None] | None = None) -> dict[str,
             "schema_version": 1,
             "fitted_on": fitted_on,
             "date": today,
-            "classes": {cls: {PARAM: round(v, 4)} for (a, cls), v in values.items() if a == arch},
+            "classes": {
+                cls: {p: round(x, 4) for p, x in v.items()} for (a, cls), v in values.items() if a == arch
+            },
             "errors": {k: v for k, v in by_class.items() if k.startswith(f"{arch}/")},
         }
         fitted_path(f"{arch}_energy").write_text(yaml.safe_dump(content, sort_keys=False, width=120))

@@ -224,3 +224,30 @@ def test_a_faster_fabric_shortens_the_all_reduce():
     fabric = model.estimate(ops, dev, Placement(tp=8)).time_s.sum()
     pcie = model.estimate(ops, dev, Placement(tp=8, link="pcie")).time_s.sum()
     assert fabric < pcie
+
+
+def test_gpu_dynamic_energy_by_hand(a100):
+    """A step's dynamic energy is its FLOPs at the class's J per FLOP plus its device-memory bytes
+    at the DRAM's energy per byte and the on-chip carry (``onchip_pJ_per_byte``), times each op's
+    count: tripling the bytes triples their share, and the on-chip term adds its own."""
+    from hwmodels.calibration.params import overridden
+
+    gpu = registry.get("gpu")
+    ops = build_ops(SPEC, FP16, phase="decode", batch=4, tokens=1, context=512)
+    cls = a100.device_class
+    with overridden("gpu", cls, {"onchip_pJ_per_byte": 30.0}):
+        p = {k: v.value for k, v in params_for("gpu", cls).items()}
+        cost = gpu.estimate(ops, a100)
+    static_w = p["static_power_fraction"] * a100.tdp_w
+    j_per_flop = (
+        p["math_power_fraction"] * (a100.tdp_w - static_w) / np.array([a100.peak(f) for f in ops.fmt])
+    )
+    j_per_byte = a100.memory.energy_j_per_byte + 30e-12
+    by_hand = ops.count * (ops.flops * j_per_flop + ops.memory_bytes * j_per_byte)
+    assert cost.dynamic_energy_j == pytest.approx(by_hand, rel=1e-12)
+    tripled = replace(ops, weight_bytes=3 * ops.weight_bytes)
+    with overridden("gpu", cls, {"onchip_pJ_per_byte": 30.0}):
+        more = gpu.estimate(tripled, a100).dynamic_energy_j
+    assert more - cost.dynamic_energy_j == pytest.approx(
+        2 * ops.count * ops.weight_bytes * j_per_byte, rel=1e-9
+    )

@@ -58,7 +58,7 @@ FITTABLE = (
     "issue_bound_gemm_macs_per_lane_cycle",
 )
 """Parameters a fit may set, in the order they are added as a class's rows allow."""
-ENERGY_FITTABLE = ("static_power_fraction",)
+ENERGY_FITTABLE = ("static_power_fraction", "onchip_pJ_per_byte")
 """Parameters the energy fit sets on measured device energy (``roofline.calibrate_energy``),
 stored in ``<arch>_energy_fitted.yaml``."""
 
