@@ -12,7 +12,7 @@ BOUNDS = ("compute", "memory", "link", "overhead")
 """What limits an op: its math, its memory traffic, its link transfers, or fixed overheads."""
 
 
-def _count_sum(count: np.ndarray, per_occurrence: np.ndarray) -> np.ndarray:
+def count_sum(count: np.ndarray, per_occurrence: np.ndarray) -> np.ndarray:
     """Sum over ops (axis 0) of ``count`` times a per-occurrence term, shape ``sweep``. NumPy's own
     loop, not BLAS: a threaded BLAS call costs more than the sum on a busy machine."""
     return np.einsum("i,i...->...", count, per_occurrence)
@@ -50,12 +50,16 @@ class CostTable:
     power_cap_w: float
 
     @classmethod
-    def deferred(cls, derive: Callable[[], Mapping[str, Any]], **values: Any) -> CostTable:
+    def deferred(
+        cls, derive: Callable[[], Mapping[str, Any]], step_dynamic_j: np.ndarray, **values: Any
+    ) -> CostTable:
         """A table whose ``DERIVED`` fields (which step pricing never reads) are computed by
-        ``derive`` (a mapping of the three) on first access, then stored; every other field from
-        ``values``. It reads, compares and copies (``dataclasses.replace``) as one built whole."""
+        ``derive`` (a mapping of them) on first access, then stored; every other field from
+        ``values``; ``step_dynamic_j`` is its per-op dynamic energy already summed over the ops
+        (``step_dynamic_energy_j``). It reads, compares and copies (``dataclasses.replace``) as
+        one built whole."""
         table = object.__new__(cls)
-        table.__dict__.update(values, _derive=derive)
+        table.__dict__.update(values, _derive=derive, _step_dynamic=step_dynamic_j)
         missing = {f.name for f in fields(cls)} - DERIVED - values.keys()
         if missing:
             raise TypeError(f"CostTable.deferred: missing {sorted(missing)}")
@@ -97,13 +101,19 @@ class CostTable:
     def total_time_s(self) -> np.ndarray:
         """Step time, seconds, shape ``sweep``: each term summed over the ops at its own shape (link
         and launch terms are often one value per op)."""
-        overlapped = _count_sum(self.count, np.maximum(self.compute_s, self.memory_s))
-        return overlapped + _count_sum(self.count, self.link_s) + _count_sum(self.count, self.overhead_s)
+        overlapped = count_sum(self.count, np.maximum(self.compute_s, self.memory_s))
+        return overlapped + count_sum(self.count, self.link_s) + count_sum(self.count, self.overhead_s)
+
+    def step_dynamic_energy_j(self) -> np.ndarray:
+        """Dynamic energy of the whole step, joules, shape ``sweep``: ``dynamic_energy_j`` summed
+        over the ops (a deferred table has it summed as it was priced, with no per-op array)."""
+        total = self.__dict__.get("_step_dynamic")
+        return self.dynamic_energy_j.sum(axis=0) if total is None else total
 
     def total_energy_j(self) -> np.ndarray:
         """Step energy, joules, capped for the step as a whole."""
         t = self.total_time_s()
-        return np.minimum(self.dynamic_energy_j.sum(axis=0) + self.static_power_w * t, self.power_cap_w * t)
+        return np.minimum(self.step_dynamic_energy_j() + self.static_power_w * t, self.power_cap_w * t)
 
     def total_roofline_s(self) -> np.ndarray:
         """The step's roofline bound, seconds."""
@@ -118,7 +128,7 @@ class CostTable:
         """``busy_s`` as one array per resource, each of its own shape (a resource whose terms
         do not vary along a sweep axis has size 1 there)."""
         return tuple(
-            _count_sum(self.count, term)
+            count_sum(self.count, term)
             for term in (self.compute_s, self.memory_s, self.link_s, self.overhead_s)
         )
 
@@ -151,5 +161,5 @@ class CostTable:
         return pd.DataFrame(data)
 
 
-DERIVED = frozenset({"roofline_s", "flops", "bytes_by_level"})
+DERIVED = frozenset({"roofline_s", "flops", "bytes_by_level", "dynamic_energy_j"})
 """The ``CostTable`` fields a ``CostTable.deferred`` table computes on first access."""

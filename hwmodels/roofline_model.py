@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwmodels.calibration.params import framework_terms, params_for
-from hwmodels.cost_table import CostTable
+from hwmodels.cost_table import CostTable, count_sum
 from hwmodels.device_spec import DeviceSpec, LinkSpec
 from hwmodels.placement import Placement
 from workloads.errors import ConfigError
@@ -192,17 +192,23 @@ class RooflineCostModel:
         # whose parameters state no such energy counts none
         onchip_j_per_byte = p.get("onchip_pJ_per_byte", 0.0) * 1e-12
         count = _per_op(ops.count, nd)
-        # per-step energy: the per-op factors first, so each full-size column is multiplied once
-        actions = (
-            (ops.flops, count * j_per_flop),
-            (mem_bytes, count * (device.memory.energy_j_per_byte + onchip_j_per_byte)),
-            (ops.link_bytes, count * link_e),
+        # dynamic energy: each action's count times its energy per action and occurrences per
+        # step (J per unit, one per op), summed over the ops as it is priced (no per-op array)
+        per_unit = (
+            ops.count * j_per_flop.reshape(-1),
+            ops.count * (device.memory.energy_j_per_byte + onchip_j_per_byte),
+            ops.count * link_e,
         )
-        dynamic = running_sum(
-            (a * e for a, e in actions if not (is_blank(a) or is_blank(e))), np.zeros_like(count), fresh=True
+        actions = [
+            (a, e) for a, e in zip((ops.flops, mem_bytes, ops.link_bytes), per_unit, strict=True) if e.any()
+        ]
+        actions = [(a, e) for a, e in actions if not is_blank(a)]
+        step_dynamic = running_sum(
+            (count_sum(e, a) for a, e in actions), np.zeros((1,) * (nd - 1)), fresh=True
         )
         return CostTable.deferred(
-            partial(_derived, ops, peaks, mem_bytes, bw, link_bw if has_link else None, count),
+            partial(_derived, ops, peaks, mem_bytes, bw, link_bw if has_link else None, count, actions),
+            step_dynamic,
             op=ops.name,
             kind=ops.kind,
             count=ops.count,
@@ -210,7 +216,6 @@ class RooflineCostModel:
             memory_s=memory_s,
             link_s=link_s,
             overhead_s=overhead_s,
-            dynamic_energy_j=dynamic,
             static_power_w=static_w,
             power_cap_w=tdp,
         )
@@ -223,10 +228,16 @@ def _derived(
     bw: float,
     link_bw: np.ndarray | None,
     count: np.ndarray,
+    actions: list[tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, Any]:
     """A ``CostTable``'s fields that step pricing never reads, computed when first asked for:
     ``roofline_s`` (100% of peak compute and bandwidth, plus the link at its full bandwidth),
-    ``flops`` and ``bytes_by_level`` per step."""
+    ``flops`` and ``bytes_by_level`` per step, and ``dynamic_energy_j`` per op (``actions``:
+    each priced action's count per occurrence and its J per unit and step, one per op)."""
+    nd = count.ndim
+    dynamic = running_sum(
+        (a * e.reshape((-1,) + (1,) * (nd - 1)) for a, e in actions), np.zeros_like(count), fresh=True
+    )
     roofline_s = np.maximum(ops.flops / peaks, mem_bytes / bw)
     if link_bw is not None:
         roofline_s = roofline_s + ops.link_bytes / link_bw
@@ -234,4 +245,5 @@ def _derived(
         "roofline_s": roofline_s,
         "flops": ops.per_step("flops"),
         "bytes_by_level": {"hbm": count * mem_bytes, "link": count * ops.link_bytes},
+        "dynamic_energy_j": dynamic,
     }

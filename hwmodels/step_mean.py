@@ -91,5 +91,5 @@ def mean_step(first: CostTable, last: CostTable, n_steps: np.ndarray) -> tuple[n
         + (al(first.overhead_s) + al(last.overhead_s)) / 2.0
     )
     time_s = (count * per_op).sum(axis=0)
-    dynamic = (first.dynamic_energy_j.sum(axis=0) + last.dynamic_energy_j.sum(axis=0)) / 2.0
+    dynamic = (first.step_dynamic_energy_j() + last.step_dynamic_energy_j()) / 2.0
     return time_s, dynamic

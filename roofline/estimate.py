@@ -534,10 +534,10 @@ class _Design:
             del group  # before the next group's table is stacked
 
 
-_END_FIELDS = ("compute_s", "memory_s", "link_s", "overhead_s", "dynamic_energy_j")
+_END_FIELDS = ("compute_s", "memory_s", "link_s", "overhead_s")
 """The per-op arrays of a ``CostTable`` (shape (n_ops, *sweep)) that step pricing reads; its
-``DERIVED`` ones (``roofline_s``, ``flops``, ``bytes_by_level``) are taken at the end when first
-asked for."""
+``DERIVED`` ones (``roofline_s``, ``flops``, ``bytes_by_level``, ``dynamic_energy_j``) are taken
+at the end when first asked for."""
 
 _SCALAR_FIELDS = ("op", "kind", "count", "static_power_w", "power_cap_w")
 
@@ -551,6 +551,7 @@ def _derived_at_end(cost: CostTable, end: int) -> dict[str, Any]:
         "roofline_s": _pick(cost.roofline_s, end),
         "flops": _pick(cost.flops, end),
         "bytes_by_level": {k: _pick(v, end) for k, v in cost.bytes_by_level.items()},
+        "dynamic_energy_j": _pick(cost.dynamic_energy_j, end),
     }
 
 
@@ -558,8 +559,10 @@ def _at_end(cost: CostTable, end: int) -> CostTable:
     """One end (0: the first step, -1: the last) of a ``CostTable`` priced at both ends of a
     decode run (``_decode``): its first sweep axis taken at ``end``, or at its one index where
     the op does not read the context."""
+    step_dynamic = cost.step_dynamic_energy_j()
     return type(cost).deferred(
         partial(_derived_at_end, cost, end),
+        step_dynamic[end if step_dynamic.shape[0] > 1 else 0],
         **{f: getattr(cost, f) for f in _SCALAR_FIELDS},
         **{f: _pick(getattr(cost, f), end) for f in _END_FIELDS},
     )
@@ -652,7 +655,7 @@ def _prefill(d: _Design, B: np.ndarray, L_in: np.ndarray) -> tuple[np.ndarray, n
     cached = np.minimum(float(d.cached), L_in - 1.0) if d.cached else 0.0
     for cost in d.costs("prefill", B, L_in - cached if d.cached else L_in, cached):
         time_s.append(cost.total_time_s())
-        dynamic_j.append(cost.dynamic_energy_j.sum(axis=0))
+        dynamic_j.append(cost.step_dynamic_energy_j())
         power_w = cost.static_power_w, cost.power_cap_w
         del cost  # its arrays go before the next group's are made
     return _total(time_s), _total(dynamic_j), *power_w
