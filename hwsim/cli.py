@@ -431,7 +431,7 @@ def calibrate(part, out, write, as_json):
 def _fits_destination(out: Path | None, write: bool) -> Iterator[None]:
     """Inside the block the fit reads and writes its files where the user said (a temporary folder,
     deleted after, when they named none)."""
-    from hwmodels.calibration.params import fits_folder, fits_in
+    from hwmodels.calibration.params import differing_fits, fits_folder, fits_in
     from roofline import intervals
 
     if out is not None and write:
@@ -448,6 +448,13 @@ def _fits_destination(out: Path | None, write: bool) -> Iterator[None]:
                 err=True,
             )
         folder = out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hwsim-fit-")))
+        kept = differing_fits(folder)
+        if kept:
+            click.echo(
+                f"hwsim: note: {folder}/ already holds {', '.join(kept)}, unlike the package's: the fit "
+                "reads those (empty the folder to start from the shipped fits)",
+                err=True,
+            )
         stack.enter_context(fits_in(folder))
         stack.callback(intervals.table.cache_clear)
         intervals.table.cache_clear()

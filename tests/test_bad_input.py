@@ -121,6 +121,18 @@ def test_fits_in_reads_and_writes_another_folder(tmp_path):
     assert fitted("gpu")["classes"]
 
 
+def test_a_folder_with_older_fits_is_named_before_the_fit_reads_them(tmp_path):
+    """A refit into a folder that already holds fitted files reads those, not the package's: the
+    files that differ are listed (and the CLI says so), those equal to the package's are not."""
+    from hwmodels.calibration.params import differing_fits, fits_in
+
+    with fits_in(tmp_path):
+        pass
+    assert differing_fits(tmp_path) == []
+    (tmp_path / "serving_fitted.yaml").write_text("schema_version: 1\nframeworks: {}\n")
+    assert differing_fits(tmp_path) == ["serving_fitted.yaml"]
+
+
 @pytest.mark.parametrize("path", ["", "afile/x.png", "y" * 300 + ".png", "."])
 def test_bad_output_paths_are_refused_before_any_work(tmp_path, monkeypatch, path):
     monkeypatch.chdir(tmp_path)

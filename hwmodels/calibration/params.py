@@ -81,6 +81,16 @@ def _package_folder() -> Path:
     return Path(str(files("hwmodels.calibration")))
 
 
+def differing_fits(folder: Path) -> list[str]:
+    """The fitted files ``folder`` already holds whose content differs from the package's: ``fits_in``
+    keeps and reads them (a refit of one part then reads those fits of the others)."""
+    return [
+        shipped.name
+        for shipped in sorted(_package_folder().glob("*_fitted.yaml"))
+        if (folder / shipped.name).is_file() and (folder / shipped.name).read_bytes() != shipped.read_bytes()
+    ]
+
+
 @contextlib.contextmanager
 def fits_in(folder: Path) -> Iterator[None]:
     """Read and write every fitted file in ``folder`` inside the block (``hwsim calibrate --out``),
