@@ -128,11 +128,19 @@ PRECISION_ALIASES = {
     "int4-awq": "int4",
     "int4-gptq": "int4",
     "w4a16-awq": "int4",
+    "awq-int4": "int4",
+    "gptq-int4": "int4",
     "nvfp4": "fp4",
+    "e4m3": "fp8",
+    "fp8-e4m3": "fp8",
+    "fp8-kv8": "fp8",
+    "smoothquant": "int8",
+    "int8-smoothquant": "int8",
 }
 """Other names of ``Quant.from_name``'s precisions: PyTorch dtype names, and the quantization
 methods whose weight and activation widths the named precision states (AWQ and GPTQ checkpoints
-are 4-bit weights in groups of 128 with 16-bit activations; NVFP4 is ``fp4``)."""
+are 4-bit weights in groups of 128 with 16-bit activations; NVFP4 is ``fp4``; FP8 is E4M3 for
+inference, with its KV cache in FP8; SmoothQuant is W8A8, ``int8``)."""
 
 
 @dataclass(frozen=True, slots=True)
