@@ -54,6 +54,8 @@ GATED_FAMILIES = frozenset(
         "qwen3_5_moe_text",
         "glm_moe_dsa",
         "step3_text",
+        "cohere",
+        "cohere2",
     }
 )
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices)."""
@@ -70,10 +72,14 @@ LAYER_TYPES = {
 """``layer_types`` values of HF configs and the ``AttentionLayer.kind`` each maps to."""
 
 INTERLEAVED_SLIDING_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2"})
+"""Families whose sliding/full interleave is a code default when ``layer_types`` is absent."""
 SANDWICH_NORM_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text"})
 """Families whose blocks norm each sublayer's input and its output before the residual add: four
 RMSNorms per layer (HF ``Gemma2DecoderLayer``: input, post-attention, pre- and post-feedforward)."""
-"""Families whose sliding/full interleave is a code default when ``layer_types`` is absent."""
+PARALLEL_BLOCK_FAMILIES = frozenset({"gptj", "cohere", "cohere2"})
+"""Families whose attention and FFN read the same normed input and add to the residual together:
+one norm per layer (HF ``GPTJBlock``, ``CohereDecoderLayer``). Cohere's LayerNorm has no bias
+(``CohereLayerNorm``), so its weights and traffic are an RMSNorm's, as which it is priced."""
 
 UNMODELLED_FIELDS = {
     "compress_ratios": "compressed (DeepSeek-V4 style) attention layers are not modelled",
@@ -751,7 +757,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     layernorm = family in LAYERNORM_FAMILIES
     bias_all = bool(cfg.get("bias", False) if family == "falcon" else cfg.get("enable_bias", family == "opt"))
     attention_bias = bool(cfg.get("attention_bias", False))
-    norms_per_layer = 1 if family == "gptj" else 4 if family in SANDWICH_NORM_FAMILIES else 2
+    norms_per_layer = 1 if family in PARALLEL_BLOCK_FAMILIES else 4 if family in SANDWICH_NORM_FAMILIES else 2
     if family == "falcon":
         norms_per_layer = _falcon_norms_per_layer(cfg)
     max_context = None
