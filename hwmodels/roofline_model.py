@@ -200,9 +200,10 @@ class RooflineCostModel:
             ops.count * link_e,
         )
         actions = [
-            (a, e) for a, e in zip((ops.flops, mem_bytes, ops.link_bytes), per_unit, strict=True) if e.any()
+            (a, e)
+            for a, e in zip((ops.flops, mem_bytes, ops.link_bytes), per_unit, strict=True)
+            if e.any() and not is_blank(a)
         ]
-        actions = [(a, e) for a, e in actions if not is_blank(a)]
         step_dynamic = running_sum(
             (count_sum(e, a) for a, e in actions), np.zeros((1,) * (nd - 1)), fresh=True
         )

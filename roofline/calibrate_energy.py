@@ -48,7 +48,8 @@ MIN_ROWS = 8
 
 
 def energy_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The measured device-energy rows that resolve and predict, with arch, class and source."""
+    """The measured device-energy rows that resolve and predict, with arch, class and source, of
+    the device classes whose parameters state every one of ``PARAMS``."""
     out = []
     for _, row in frame.iterrows():
         if row["metric"] not in ENERGY_METRICS or not row["value"] > 0:
