@@ -103,3 +103,26 @@ def test_frameworks_multi_gpu_values_are_known():
     from hwmodels.calibration.params import MULTI_GPU, framework_names
 
     assert {framework_terms(n).multi_gpu for n in framework_names()} <= set(MULTI_GPU)
+
+
+def test_tgi_and_lmdeploy_are_named_engines_with_their_spellings():
+    """TGI's Python server adds host time to every step where TurboMind's C++ engine adds none, so
+    under one stream TGI decodes slower than LMDeploy and than no named framework by about that
+    time; both serve every request, and the names their users type resolve."""
+    import hwsim
+    from hwmodels.calibration.params import canonical_framework
+
+    assert canonical_framework("Text-Generation-Inference") == "tgi"
+    assert canonical_framework("TurboMind") == "lmdeploy"
+    kw = dict(batch=1, input_len=512, output_len=128)
+    bare = float(estimate("llama-3.1-8b", "h100-sxm", **kw).tpot_s)
+    tgi = float(estimate("llama-3.1-8b", "h100-sxm", framework="tgi", **kw).tpot_s)
+    assert tgi - bare == pytest.approx(framework_terms("tgi").step_overhead_s, rel=0.2)
+    runs = {
+        fw: hwsim.serve(
+            "llama-3.1-8b", "h100-sxm", rate=5, num_requests=100, lengths="sharegpt", framework=fw
+        )
+        for fw in ("tgi", "lmdeploy")
+    }
+    assert all(r.metrics["completed"] == 100 for r in runs.values())
+    assert runs["tgi"].metrics["tpot_s_mean"] > runs["lmdeploy"].metrics["tpot_s_mean"]
