@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from hwmodels import registry
-from hwmodels.calibration.params import FrameworkTerms, framework_terms
+from hwmodels.calibration.params import FrameworkTerms, canonical_framework, framework_terms
 from hwmodels.cost_table import BOUNDS, CostTable
 from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.placement import Placement
@@ -387,6 +387,7 @@ def estimate(
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
     _check_options(economics, link, framework, attention_dp, expert_imbalance)
+    framework = canonical_framework(framework) if framework else framework  # ``trt-llm``, as the CLI
     per_replica, replicas = resolve_parallelism(spec, n_devices, tp, pp, ep)
     tp, pp, ep = int(tp), int(pp), int(ep)  # checked there: NumPy integers become Python ones
     B = positive_ints(batch, "batch")

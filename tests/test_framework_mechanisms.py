@@ -126,3 +126,24 @@ def test_tgi_and_lmdeploy_are_named_engines_with_their_spellings():
     }
     assert all(r.metrics["completed"] == 100 for r in runs.values())
     assert runs["tgi"].metrics["tpot_s_mean"] > runs["lmdeploy"].metrics["tpot_s_mean"]
+
+
+def test_the_api_takes_the_spellings_the_cli_takes():
+    """``trt-llm`` prices as ``tensorrt-llm`` in the API as on the command line, and a serving run
+    under ``turbomind`` runs LMDeploy's engine (its 64-token KV blocks)."""
+    import hwsim
+
+    kw = dict(batch=4, input_len=512, output_len=64)
+    spelled = hwsim.estimate("llama-3.1-8b", "h100-sxm", framework="TRT-LLM", **kw)
+    named = hwsim.estimate("llama-3.1-8b", "h100-sxm", framework="tensorrt-llm", **kw)
+    assert float(spelled.tpot_s) == float(named.tpot_s)
+    run = hwsim.serve(
+        "llama-3.1-8b",
+        "h100-sxm",
+        rate=2,
+        num_requests=10,
+        input_len=256,
+        output_len=16,
+        framework="turbomind",
+    )
+    assert run.kv["agg"].block_size == 64 and run.metrics["completed"] == 10

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from hwmodels.calibration.params import framework_names, framework_terms
+from hwmodels.calibration.params import canonical_framework, framework_names, framework_terms
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.engine_config import EngineConfig, KvCapacity, engine_for, kv_capacity
 from hwmodels.placement import Placement
@@ -186,6 +186,8 @@ def prepare(
     mtp_acceptance: float = 0.0,
 ) -> Setup:
     """Resolve a serving configuration (see ``serve`` for the arguments)."""
+    if isinstance(framework, str):  # other spellings (``trt-llm``, ``turbomind``), as the CLI takes them
+        framework = canonical_framework(framework)
     spec = load_model(model)
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
