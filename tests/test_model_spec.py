@@ -115,14 +115,16 @@ def test_unknown_model_lists_closest():
 
 
 def test_loose_names_find_the_preset():
-    """Case, spaces, a missing hyphen after the family and -Instruct/-chat/-hf suffixes are
-    the same preset; a dot stays significant (Qwen2-57B is not Qwen2.5-7B)."""
+    """Case, spaces, a missing hyphen after the family, -Instruct/-chat/-hf suffixes and a
+    quantized checkpoint's format words (with a note: ``test_names``) are the same preset; a dot
+    stays significant (Qwen2-57B is not Qwen2.5-7B)."""
     assert load_model("llama2-7b").name == "llama-2-7b"
     assert load_model("Llama 3.1 70B Instruct").name == "llama-3.1-70b"
     assert load_model("llama-2-70b-chat").name == "llama-2-70b"
     assert load_model("some-org/Llama-3.1-8B-Instruct").name == "llama-3.1-8b"
     assert preset_for("qwen2-57b") is None
-    assert preset_for("llama-3.1-8b-fp8") is None
+    assert preset_for("llama-3.1-8b-fp8") == "llama-3.1-8b"
+    assert preset_for("fp8") is None  # a format word alone names nothing
 
 
 def test_config_missing_field_names_it(tmp_path):

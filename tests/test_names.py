@@ -52,6 +52,29 @@ def test_estimate_takes_the_names_users_type(model, device, want_model, want_dev
     assert "note: device" not in r.stderr  # an exact alias assumes nothing
 
 
+@pytest.mark.parametrize(
+    "typed,preset,note",
+    [
+        ("llama3.1:8b", "llama-3.1-8b", None),  # an Ollama tag
+        ("gemma2:9b", "gemma-2-9b", None),
+        ("amd/Llama-3.1-70B-Instruct-FP8-KV", "llama-3.1-70b", "FP8-KV"),
+        ("hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4", "llama-3.1-8b", "AWQ-INT4"),
+        ("TheBloke/Llama-2-7B-GPTQ", "llama-2-7b", "GPTQ"),
+    ],
+)
+def test_quantized_checkpoints_and_ollama_tags_name_their_preset(typed, preset, note):
+    """A quantized checkpoint is its preset's shape in another format: it resolves, and a note says
+    that the format words in its name are not read as the precision; an Ollama tag resolves quietly."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_model(typed).name == preset
+    notes = [str(w.message) for w in caught if issubclass(w.category, HwsimNote)]
+    if note is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and note in notes[0] and "--precision" in notes[0]
+
+
 def test_cli_names_the_variant_it_assumed_once():
     r = hwsim("estimate", "-m", "llama-2-7b", "-d", "a100", "--json")
     assert r.returncode == 0, r.stderr

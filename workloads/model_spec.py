@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from workloads.errors import ConfigError, unknown_name
+from workloads.errors import ConfigError, HwsimNote, unknown_name
 from workloads.files import exists, is_dir, is_file, read_json_mapping
 
 GATED_FAMILIES = frozenset(
@@ -861,17 +862,38 @@ VARIANT_WORDS = ("instruct", "chat", "hf", "it", "base")
 """Trailing words of a model's name that mark a fine-tune or a repackaging of the same shape
 (``Llama-3.1-70B-Instruct``, ``Llama-2-7b-chat-hf``, ``gemma-2b-it``): dropped when a name is
 matched loosely (``preset_for``)."""
+FORMAT_WORDS = (
+    "fp8", "fp4", "nvfp4", "mxfp4", "kv", "dynamic", "awq", "gptq", "int4", "int8",
+    "w4a16", "w8a8", "w8a16", "4bit", "8bit", "bnb", "quantized",
+)  # fmt: skip
+"""Trailing words of a quantized checkpoint's name (``Llama-3.1-70B-Instruct-FP8-KV``,
+``Meta-Llama-3.1-8B-Instruct-AWQ-INT4``): the same shape in another storage format, which
+``--precision`` sets, not the name; dropped when a name is matched loosely, with a note."""
+
+
+def _words(name: str) -> list[str]:
+    """``name`` lowercased, its organization dropped, split at spaces, underscores, hyphens and the
+    colon of an Ollama tag (``llama3.1:8b``)."""
+    return re.sub(r"[\s_:]+", "-", name.strip().lower().rsplit("/", 1)[-1]).strip("-").split("-")
 
 
 def _loose_key(name: str) -> str:
-    """``name`` as ``preset_for`` compares it: lowercase, its organization dropped, spaces and
-    underscores as hyphens, trailing ``VARIANT_WORDS`` dropped, a hyphen between a letter and a
-    digit dropped (``Llama 3.1 70B Instruct`` -> ``llama3.1-70b``; dots kept, so ``qwen2-57b``
-    stays apart from ``qwen2.5-7b``)."""
-    words = re.sub(r"[\s_]+", "-", name.strip().lower().rsplit("/", 1)[-1]).strip("-").split("-")
-    while len(words) > 1 and words[-1] in VARIANT_WORDS:
+    """``name`` as ``preset_for`` compares it: ``_words`` with trailing ``VARIANT_WORDS`` and
+    ``FORMAT_WORDS`` dropped, rejoined with hyphens, a hyphen between a letter and a digit dropped
+    (``Llama 3.1 70B Instruct`` -> ``llama3.1-70b``; dots kept, so ``qwen2-57b`` stays apart from
+    ``qwen2.5-7b``)."""
+    words = _words(name)
+    while len(words) > 1 and words[-1] in VARIANT_WORDS + FORMAT_WORDS:
         words.pop()
     return re.sub(r"(?<=[a-z])-(?=\d)", "", "-".join(words))
+
+
+def format_words(name: str) -> list[str]:
+    """The ``FORMAT_WORDS`` among the trailing words ``_loose_key`` drops from ``name``."""
+    words, dropped = _words(name), []
+    while len(words) > 1 and words[-1] in VARIANT_WORDS + FORMAT_WORDS:
+        dropped.append(words.pop())
+    return [w for w in reversed(dropped) if w in FORMAT_WORDS]
 
 
 @lru_cache(maxsize=1)
@@ -934,6 +956,14 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
     repo = _repo_id(key)
     preset = None if exists(path) or path.suffix == ".json" else preset_for(key)
     if preset is not None:
+        dropped = [] if repo in hf_id_index() else format_words(repo)
+        if dropped:
+            warnings.warn(
+                f"model {name_or_path!r}: priced as preset {preset}; the {'-'.join(dropped).upper()} in its name "
+                "is not read: the precision is the one --precision (precision=) names",
+                HwsimNote,
+                stacklevel=2,
+            )
         return _load_preset(preset)
     if path.suffix == ".json" or exists(path):
         cfg = read_json_mapping(path, "model config")
