@@ -871,29 +871,27 @@ FORMAT_WORDS = (
 ``--precision`` sets, not the name; dropped when a name is matched loosely, with a note."""
 
 
-def _words(name: str) -> list[str]:
-    """``name`` lowercased, its organization dropped, split at spaces, underscores, hyphens and the
-    colon of an Ollama tag (``llama3.1:8b``)."""
-    return re.sub(r"[\s_:]+", "-", name.strip().lower().rsplit("/", 1)[-1]).strip("-").split("-")
+def _stem(name: str) -> tuple[list[str], list[str]]:
+    """(the words of ``name`` without its trailing ``VARIANT_WORDS`` and ``FORMAT_WORDS``, those
+    trailing words in order): lowercased, its organization dropped, split at spaces, underscores,
+    hyphens and the colon of an Ollama tag (``llama3.1:8b``)."""
+    words = re.sub(r"[\s_:]+", "-", name.strip().lower().rsplit("/", 1)[-1]).strip("-").split("-")
+    cut = len(words)
+    while cut > 1 and words[cut - 1] in VARIANT_WORDS + FORMAT_WORDS:
+        cut -= 1
+    return words[:cut], words[cut:]
 
 
 def _loose_key(name: str) -> str:
-    """``name`` as ``preset_for`` compares it: ``_words`` with trailing ``VARIANT_WORDS`` and
-    ``FORMAT_WORDS`` dropped, rejoined with hyphens, a hyphen between a letter and a digit dropped
-    (``Llama 3.1 70B Instruct`` -> ``llama3.1-70b``; dots kept, so ``qwen2-57b`` stays apart from
-    ``qwen2.5-7b``)."""
-    words = _words(name)
-    while len(words) > 1 and words[-1] in VARIANT_WORDS + FORMAT_WORDS:
-        words.pop()
-    return re.sub(r"(?<=[a-z])-(?=\d)", "", "-".join(words))
+    """``name`` as ``preset_for`` compares it: its ``_stem`` rejoined with hyphens, a hyphen
+    between a letter and a digit dropped (``Llama 3.1 70B Instruct`` -> ``llama3.1-70b``; dots
+    kept, so ``qwen2-57b`` stays apart from ``qwen2.5-7b``)."""
+    return re.sub(r"(?<=[a-z])-(?=\d)", "", "-".join(_stem(name)[0]))
 
 
 def format_words(name: str) -> list[str]:
     """The ``FORMAT_WORDS`` among the trailing words ``_loose_key`` drops from ``name``."""
-    words, dropped = _words(name), []
-    while len(words) > 1 and words[-1] in VARIANT_WORDS + FORMAT_WORDS:
-        dropped.append(words.pop())
-    return [w for w in reversed(dropped) if w in FORMAT_WORDS]
+    return [w for w in _stem(name)[1] if w in FORMAT_WORDS]
 
 
 @lru_cache(maxsize=1)
