@@ -411,17 +411,18 @@ def serve_estimate(
     model, device : preset and catalog names, as for ``serve``.
     rate, concurrency : one of them, as for ``serve``.
     input_len, output_len : mean prompt and output tokens; or ``lengths``, a shipped length
-        distribution whose means are taken and whose shape sets the running sequences' context.
+        distribution or a trace CSV (``arrival_s, input_len, output_len``, as ``serve`` replays)
+        whose means are taken and whose shape sets the running sequences' context.
     precision, framework, config : as for ``serve`` (aggregated mode only).
     """
     from sim.serving.capacity import approximate
-    from workloads.traces import load_lengths
+    from workloads.traces import lengths_of
 
     hist = None
     if lengths is not None:
         if input_len is not None or output_len is not None:
             raise ConfigError("give either lengths or input_len/output_len, not both")
-        hist = load_lengths(lengths)
+        hist = lengths_of(lengths)
         input_len, output_len = hist.mean()
     if input_len is None or output_len is None:
         raise ConfigError("give input_len and output_len, or a lengths distribution")

@@ -286,3 +286,19 @@ def test_serve_estimate_of_a_distribution_keeps_its_length_bias():
     fixed = hwsim.serve_estimate("llama-2-13b", "a100-sxm-80gb", input_len=mean_in, output_len=mean_out, **kw)
     assert drawn.tpot_s > fixed.tpot_s
     assert drawn.capacity_requests_per_s < 0.9 * fixed.capacity_requests_per_s
+
+
+def test_serve_estimate_reads_a_trace_files_lengths(tmp_path):
+    """A trace CSV's requests are the distribution: one repeated (prompt, output) pair prices as
+    those fixed lengths; two pairs hold the length-biased context, more than their means do."""
+    same = tmp_path / "same.csv"
+    same.write_text("arrival_s,input_len,output_len\n" + "".join(f"{i * 0.1},300,80\n" for i in range(20)))
+    kw = dict(rate=2.0, precision="bf16", framework="vllm")
+    drawn = hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", lengths=str(same), **kw)
+    fixed = hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", input_len=300, output_len=80, **kw)
+    assert drawn.tpot_s == pytest.approx(fixed.tpot_s, rel=1e-9)
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("arrival_s,input_len,output_len\n0,300,10\n0.1,300,150\n")
+    biased = hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", lengths=str(mixed), **kw)
+    at_means = hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", input_len=300, output_len=80, **kw)
+    assert biased.tpot_s > at_means.tpot_s

@@ -228,6 +228,26 @@ def load_lengths(name: str) -> LengthHistogram:
     return _histogram(frame, key, str(entry["source"]), f"workloads/lengths/{entry['file']}")
 
 
+def lengths_of(name: str) -> LengthHistogram:
+    """A shipped length distribution by name (``load_lengths``), or the requests of a trace CSV
+    (``read_trace_csv``): each distinct (input, output) pair a one-token cell weighted by its count."""
+    if not str(name).endswith(".csv"):
+        return load_lengths(name)
+    trace = read_trace_csv(name)
+    pairs, counts = np.unique(
+        np.stack([trace.input_len, trace.output_len], axis=1), axis=0, return_counts=True
+    )
+    return LengthHistogram(
+        Path(name).name,
+        pairs[:, 0],
+        pairs[:, 0] + 1,
+        pairs[:, 1],
+        pairs[:, 1] + 1,
+        counts / counts.sum(),
+        f"the {trace.n_requests} requests of {name}",
+    )
+
+
 def _histogram(frame, name: str, source: str, where: str) -> LengthHistogram:
     cols = ["input_lo", "input_hi", "output_lo", "output_hi", "weight"]
     missing = [c for c in cols if c not in frame.columns]
