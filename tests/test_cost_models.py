@@ -245,6 +245,8 @@ def test_gpu_dynamic_energy_by_hand(a100):
     j_per_byte = a100.memory.energy_j_per_byte + 30e-12
     by_hand = ops.count * (ops.flops * j_per_flop + ops.memory_bytes * j_per_byte)
     assert cost.dynamic_energy_j == pytest.approx(by_hand, rel=1e-12)
+    # the step total the estimate reads is summed as it is priced, not from the per-op array
+    assert cost.step_dynamic_energy_j() == pytest.approx(by_hand.sum(axis=0), rel=1e-12)
     tripled = replace(ops, weight_bytes=3 * ops.weight_bytes)
     with overridden("gpu", cls, {"onchip_pJ_per_byte": 30.0}):
         more = gpu.estimate(tripled, a100).dynamic_energy_j
