@@ -8,6 +8,7 @@ price on the basis are kept, the others counted by reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from explore.points import price
 from explore.spec import parse_spec
 from hwmodels.device_spec import load_device
 from roofline.pareto import OBJECTIVES
+from workloads.errors import ConfigError
 
 DEFAULT_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 DEFAULT_TP = [1, 2, 4, 8]
@@ -51,14 +53,21 @@ def search(
 ) -> SearchResult:
     """Price the design grid and keep the feasible designs (with a price on the basis when
     ``need_price``: a $ objective never mixes in a design it cannot price)."""
+    for field, limit in (("slo_ttft_s", slo_ttft_s), ("slo_tpot_s", slo_tpot_s)):
+        if limit is not None and not (
+            isinstance(limit, (int, float, np.integer, np.floating))
+            and not isinstance(limit, bool)
+            and 0 < limit < float("inf")
+        ):
+            raise ConfigError(f"{field} is {limit!r}; expected a positive number of seconds or None")
     spec = parse_spec(
         {
             "models": [model],
-            "devices": devices or ["all"],
-            "tp": tp or DEFAULT_TP,
-            "precision": precisions or DEFAULT_PRECISIONS,
+            "devices": _axis(devices, "devices", ["all"]),
+            "tp": _axis(tp, "tp", DEFAULT_TP),
+            "precision": _axis(precisions, "precisions", DEFAULT_PRECISIONS),
             "framework": [framework],
-            "batch": batches or DEFAULT_BATCHES,
+            "batch": _axis(batches, "batches", DEFAULT_BATCHES),
             "input_len": [input_len],
             "output_len": [output_len],
             "price_basis": [price_basis],
@@ -83,6 +92,20 @@ def search(
         dropped[reason] = int(mask.sum())
         keep &= ~mask
     return SearchResult(frame, frame.loc[keep].reset_index(drop=True), dropped)
+
+
+def _axis(values: Any, field: str, default: list[Any]) -> list[Any]:
+    """A search axis as a list: ``default`` for None, a single name or number as a list of one,
+    a sequence or 1-D array as its items; an empty one is a one-line ``ConfigError``."""
+    if values is None:
+        return list(default)
+    if isinstance(values, (str, bytes, int, float, np.generic)):
+        return [values]
+    if isinstance(values, np.ndarray):
+        values = values.ravel().tolist() if values.ndim <= 1 else values
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ConfigError(f"{field} is {values!r}; expected a non-empty list (or None for the default)")
+    return list(values)
 
 
 def rank_best(result: SearchResult, objective: str, top: int, per_arch: bool = False) -> pd.DataFrame:

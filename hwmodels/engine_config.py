@@ -103,6 +103,8 @@ def engine_for(framework: str | None) -> EngineConfig:
     from hwmodels.calibration.params import framework_names, framework_terms
 
     table = _engines()
+    if framework is not None and not isinstance(framework, str):
+        raise ConfigError(f"framework is {framework!r}; expected a name or None")
     name = framework or "vllm"
     if name in table:
         return table[name]

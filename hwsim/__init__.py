@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from hwmodels.device_spec import DeviceSpec, load_device
 from roofline.economics import Economics
 from roofline.estimate import Estimate, estimate
@@ -39,10 +41,12 @@ from workloads.errors import (
     HwsimError,
     HwsimNote,
     UnknownNameError,
+    positive_count,
     unknown_name,
 )
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
+from workloads.traces import MAX_TOKENS
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -235,9 +239,9 @@ def best(
         devices = [devices]
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top is {top!r}; expected a positive integer")
-    result = search(
-        model, list(devices) if devices else None, need_price="usd" in objective, **search_options
-    )
+    if not isinstance(per_arch, (bool, np.bool_)):
+        raise ConfigError(f"per_arch is {per_arch!r}; expected True or False")
+    result = search(model, devices, need_price="usd" in objective, **search_options)
     if result.kept.empty:
         reasons = "; ".join(f"{n:,} {r}" for r, n in result.dropped.items() if n)
         raise ConfigError(f"no design of {model} meets the limits ({reasons})")
@@ -426,6 +430,16 @@ def serve_estimate(
         input_len, output_len = hist.mean()
     if input_len is None or output_len is None:
         raise ConfigError("give input_len and output_len, or a lengths distribution")
+    for field, value, low in (
+        ("input_len", input_len, 1.0),
+        ("output_len", output_len, 1.0),
+        ("rate", rate, 0.0),
+    ):
+        if value is not None and not _number_in(value, low):
+            least = "> 0" if low == 0.0 else f">= {low:g}"
+            raise ConfigError(f"{field} is {value!r}; expected a finite number {least} up to {MAX_TOKENS:,}")
+    if concurrency is not None:
+        positive_count(concurrency, "concurrency", MAX_TOKENS)
     return approximate(
         model,
         device,
@@ -438,6 +452,14 @@ def serve_estimate(
         framework=framework,
         **config,
     )
+
+
+def _number_in(value: Any, low: float) -> bool:
+    """Whether ``value`` is a real number (not a bool) above ``low`` (or equal when ``low`` >= 1)
+    and at most ``MAX_TOKENS``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return (value >= low if low >= 1 else value > low) and value <= MAX_TOKENS
 
 
 def experiment(name: str) -> ModuleType:

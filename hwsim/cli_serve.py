@@ -174,14 +174,20 @@ def serve(**o):
     warn_scale_out(dev, max(groups), "the simulation prices them over NVLink")
     d = result.to_dict()
     if o["find_capacity"]:
+        capacity_trace_args = (
+            dict(trace_args, lengths=o["trace_csv"], input_len=None, output_len=None)
+            if o["trace_csv"]
+            else trace_args
+        )  # a replayed trace lends its requests' lengths to the Poisson probes
         with LazyBar("capacity search", "runs") as cap_bar:
             d["capacity_requests_per_s"] = find_capacity(
                 o["model"],
                 o["device"],
                 slo_ttft_s=o["slo_ttft"],
                 slo_tpot_s=o["slo_tpot"],
-                trace_args=trace_args,
+                trace_args=capacity_trace_args,
                 progress=cap_bar,
+                sim_args=dict(kv_link_GBps=o["kv_link_gbps"], router=o["router"]),
                 **config,
             )
     if o["timeline"]:

@@ -57,6 +57,8 @@ class Economics:
     def resolved(self) -> Economics:
         """A copy with every default filled in, checked."""
         d = economics_defaults()
+        if not isinstance(self.basis, str):
+            raise ConfigError(f"pricing basis is {self.basis!r}; expected one of {', '.join(PRICING_BASES)}")
         out = Economics(
             BASIS_ALIASES.get(self.basis, self.basis),
             d["lifetime_years"][0] if self.lifetime_years is None else self.lifetime_years,

@@ -422,6 +422,7 @@ def estimate(
             f"framework {framework!r} runs the layers one device after another (multi_gpu: sequential_layers in "
             f"hwmodels/calibration/frameworks.yaml): tp {tp} and ep {ep} must be 1; split the model with pp instead"
         )
+    mtp_expected = mtp_expected_tokens(mtp_tokens, mtp_acceptance)  # 1 without drafts; checks both
     if mtp_tokens and not spec.n_mtp_layers:
         raise ConfigError(f"mtp_tokens {mtp_tokens}: {spec.name} has no multi-token-prediction module")
     design = _Design(
@@ -436,7 +437,7 @@ def estimate(
         replicas=replicas,
         economics=economics,
         mtp_tokens=mtp_tokens,
-        mtp_expected=mtp_expected_tokens(mtp_tokens, mtp_acceptance),  # 1 without drafts
+        mtp_expected=mtp_expected,
         elementwise=bool(getattr(model_cost, "elementwise", False)),
         cached=cached,
     )

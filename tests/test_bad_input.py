@@ -272,3 +272,59 @@ def test_api_arguments_are_checked(kw, needle):
     with pytest.raises(ConfigError) as info:
         estimate("deepseek-v3", "h100-sxm", tp=8, **args)
     assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        ({"rate": float("inf")}, "rate is inf"),
+        ({"rate": object()}, "rate is <object"),
+        ({"rate": 2.0, "output_len": float("nan")}, "output_len is nan"),
+        ({"rate": 2.0, "input_len": ""}, "input_len is ''"),
+        ({"concurrency": []}, "concurrency is []"),
+        (
+            {"rate": 2.0, "input_len": None, "output_len": None, "lengths": [1, 2]},
+            "length distribution is [1, 2]",
+        ),
+        ({"rate": 2.0, "framework": []}, "framework is []"),
+    ],
+)
+def test_serve_estimate_arguments_are_checked(kw, needle):
+    from hwsim import serve_estimate
+
+    args = {"input_len": 512, "output_len": 64} | kw
+    with pytest.raises((ConfigError, UnknownNameError)) as info:
+        serve_estimate("llama-2-7b", "h100-sxm", **args)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        ({"batches": []}, "batches is []"),
+        ({"tp": np.array([[1, 2], [4, 8]])}, "tp is array([[1, 2], [4, 8]])"),  # one line
+        ({"slo_tpot_s": b"0.1"}, "slo_tpot_s is b'0.1'"),
+        ({"per_arch": []}, "per_arch is []"),
+    ],
+)
+def test_best_arguments_are_checked(kw, needle):
+    from hwsim import best
+
+    with pytest.raises(ConfigError) as info:
+        best("llama-2-7b", ["h100-sxm"], **({"precisions": ["fp16"]} | kw))
+    assert needle in str(info.value)
+
+
+def test_best_takes_an_array_of_batches_and_one_precision_name():
+    from hwsim import best
+
+    top = best("llama-2-7b", "h100-sxm", tp=1, precisions="fp16", batches=np.array([1, 8]), top=5)
+    assert set(top["batch"]) <= {1, 8} and set(top["precision"]) == {"fp16"}
+
+
+@pytest.mark.parametrize("arrival", [[1, 2], np.array([]), None])
+def test_serve_refuses_an_arrival_that_is_not_a_name(arrival):
+    from hwsim import serve
+
+    with pytest.raises(ConfigError, match="arrival is"):
+        serve("llama-2-7b", "h100-sxm", rate=2.0, num_requests=5, input_len=8, output_len=8, arrival=arrival)

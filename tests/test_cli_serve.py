@@ -135,3 +135,38 @@ def test_estimate_and_simulate_take_a_framework():
     assert json.loads(r.stdout)["tpot_s"] != json.loads(base.stdout)["tpot_s"]
     r = hwsim("simulate", "-s", "1xa100", "-m", "llama-2-7b", "--framework", "vllm", "--json")
     assert r.returncode == 0, r.stderr
+
+
+def test_disaggregated_capacity_meets_the_slo_and_a_third_more_does_not():
+    """The disaggregated search doubles from 1 request/s, then bisects; the analytic bound the
+    aggregated search starts from does not exist for two pools."""
+    from sim.serving.capacity import ATTAINMENT_TARGET, find_capacity
+    from sim.serving.serve import serve
+    from workloads.traces import make_trace
+
+    args = dict(n_requests=150, seed=0, input_len=512, output_len=64)
+    cfg = dict(mode="disagg", prefill_workers=1, decode_workers=1, precision="bf16")
+    cap = find_capacity(
+        "llama-3.1-8b", "h100-sxm", slo_ttft_s=0.2, slo_tpot_s=None, trace_args=args, iterations=6, **cfg
+    )
+
+    def attainment(rate):
+        trace = make_trace(rate=rate, **args)
+        return serve("llama-3.1-8b", "h100-sxm", trace, slo_ttft_s=0.2, record=False, **cfg).metrics[
+            "slo_attainment"
+        ]
+
+    assert attainment(cap) >= ATTAINMENT_TARGET > attainment(1.3 * cap)
+
+
+def test_a_trace_too_short_to_find_the_capacity_says_so():
+    from sim.serving.capacity import find_capacity
+    from workloads.errors import HwsimNote
+
+    with pytest.warns(HwsimNote, match="all 5 requests met the SLOs.*--num-requests"):
+        cap = find_capacity(
+            "llama-3.1-8b", "h100-sxm", slo_ttft_s=5.0, slo_tpot_s=None, iterations=4,
+            trace_args=dict(n_requests=5, seed=0, input_len=512, output_len=64),
+            mode="disagg", precision="bf16",
+        )  # fmt: skip
+    assert cap > 1.0

@@ -73,6 +73,24 @@ def test_replay_sorts_by_arrival(tmp_path):
     assert list(t.arrival_s) == [0, 1, 2] and list(t.input_len) == [20, 30, 10]
 
 
+def test_a_lengths_csv_needs_no_arrival_column(tmp_path):
+    p = tmp_path / "lengths.csv"
+    p.write_text("input_len,output_len\n10,1\n20,2\n")
+    t = make_trace(n_requests=200, rate=1.0, lengths=str(p), seed=3)
+    assert set(zip(t.input_len.tolist(), t.output_len.tolist())) == {(10, 1), (20, 2)}
+    with pytest.raises(ConfigError, match="missing column.*arrival_s"):
+        read_trace_csv(p)  # a replay does need the arrivals
+
+
+def test_a_bad_csv_value_is_named_by_row_and_column_as_written(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("arrival_s,input_len,output_len\n0,10,1\n0,1e9,2\n")
+    with pytest.raises(
+        ConfigError, match=r"row 2: input_len is 1000000000.0; expected an integer 1\.\.10,000,000$"
+    ):
+        read_trace_csv(p)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ConfigError, match="exactly one"):
         make_trace(n_requests=5, input_len=4, output_len=4)

@@ -15,7 +15,13 @@ import numpy as np
 
 
 class HwsimError(Exception):
-    """Base class of every error hwsim raises for bad input."""
+    """Base class of every error hwsim raises for bad input.
+
+    The message is one line: a value shown in it by its ``repr`` (a 2-D array, a string with a
+    newline) has its line breaks and the spaces around them folded into one space."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(re.sub(r"\s*[\r\n]+\s*", " ", str(message)).strip(), *args)
 
 
 class ConfigError(HwsimError):

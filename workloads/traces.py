@@ -228,15 +228,20 @@ def load_lengths(name: str) -> LengthHistogram:
     return _histogram(frame, key, str(entry["source"]), f"workloads/lengths/{entry['file']}")
 
 
+def _named(name: Any) -> str | Path:
+    """``name`` if it is a name or a path, else the unknown-name error of a length distribution."""
+    if not isinstance(name, (str, Path)):
+        raise unknown_name("length distribution", name, lengths_index())
+    return name
+
+
 def lengths_of(name: str) -> LengthHistogram:
-    """A shipped length distribution by name (``load_lengths``), or the requests of a trace CSV
-    (``read_trace_csv``): each distinct (input, output) pair a one-token cell weighted by its count."""
-    if not str(name).endswith(".csv"):
-        return load_lengths(name)
-    trace = read_trace_csv(name)
-    pairs, counts = np.unique(
-        np.stack([trace.input_len, trace.output_len], axis=1), axis=0, return_counts=True
-    )
+    """A shipped length distribution by name (``load_lengths``), or the requests of a CSV with
+    ``input_len, output_len`` columns (``read_lengths_csv``; a trace CSV serves): each distinct (input, output) pair a one-token cell weighted by its count."""
+    if not str(_named(name)).endswith(".csv"):
+        return load_lengths(str(name))
+    lin, lout = read_lengths_csv(name)
+    pairs, counts = np.unique(np.stack([lin, lout], axis=1), axis=0, return_counts=True)
     return LengthHistogram(
         Path(name).name,
         pairs[:, 0],
@@ -244,7 +249,7 @@ def lengths_of(name: str) -> LengthHistogram:
         pairs[:, 1],
         pairs[:, 1] + 1,
         counts / counts.sum(),
-        f"the {trace.n_requests} requests of {name}",
+        f"the {lin.size} requests of {name}",
     )
 
 
@@ -274,18 +279,18 @@ def _histogram(frame, name: str, source: str, where: str) -> LengthHistogram:
 
 
 # ---- whole traces -----------------------------------------------------------------------------
-def read_trace_csv(path: str | Path) -> Trace:
-    """Replay a CSV with columns ``arrival_s, input_len, output_len`` (one row per request)."""
+def _request_columns(path: str | Path, cols: list[str], what: str) -> dict[str, np.ndarray]:
+    """The named columns of a CSV with one row per request, each value checked: ``arrival_s`` a
+    time 0..MAX_TOKENS s, token counts integers 1..MAX_TOKENS; other columns are ignored."""
     import pandas as pd
 
     path = Path(path)
     if not is_file(path):
-        raise ConfigError(f"trace file {str(path)!r} does not exist or is not a file")
+        raise ConfigError(f"{what} file {str(path)!r} does not exist or is not a file")
     try:
         frame = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"trace file {str(path)!r} is not a readable CSV ({exc})") from None
-    cols = ["arrival_s", "input_len", "output_len"]
+        raise ConfigError(f"{what} file {str(path)!r} is not a readable CSV ({exc})") from None
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(cols)}")
@@ -299,15 +304,30 @@ def read_trace_csv(path: str | Path) -> Trace:
             bad |= v != np.round(v)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            need = "a time >= 0 in seconds" if c == "arrival_s" else "an integer >= 1"
-            raise ConfigError(f"{path}: row {row + 1}: {c} is {frame[c].iloc[row]!r}; expected {need}")
+            need = f"a time 0..{MAX_TOKENS:,} s" if c == "arrival_s" else f"an integer 1..{MAX_TOKENS:,}"
+            shown = frame[c].iloc[row]
+            shown = shown.item() if isinstance(shown, np.generic) else shown
+            raise ConfigError(f"{path}: row {row + 1}: {c} is {shown!r}; expected {need}")
         values[c] = v
+    return values
+
+
+def read_lengths_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The ``input_len, output_len`` columns of a CSV with one row per request (an
+    ``arrival_s`` column, as in a trace, is allowed and not read)."""
+    values = _request_columns(path, ["input_len", "output_len"], "lengths")
+    return values["input_len"].astype(np.int64), values["output_len"].astype(np.int64)
+
+
+def read_trace_csv(path: str | Path) -> Trace:
+    """Replay a CSV with columns ``arrival_s, input_len, output_len`` (one row per request)."""
+    values = _request_columns(path, ["arrival_s", "input_len", "output_len"], "trace")
     order = np.argsort(values["arrival_s"], kind="stable")
     return Trace(
         values["input_len"][order].astype(np.int64),
         values["output_len"][order].astype(np.int64),
         arrival_s=values["arrival_s"][order],
-        description=f"replay of {path.name}",
+        description=f"replay of {Path(path).name}",
     )
 
 
@@ -360,20 +380,17 @@ def make_trace(
         return Trace(
             lin, lout, concurrency=c, description=f"closed loop, concurrency {c}, {what}, seed {seed}"
         )
-    if arrival == "poisson":
-        times = poisson_arrivals(rate, n, rng)
-    elif arrival == "gamma":
-        times = gamma_arrivals(rate, cv, n, rng)
-    else:
+    if not isinstance(arrival, str) or arrival not in ("poisson", "gamma"):
         raise ConfigError(f"arrival is {arrival!r}; expected 'poisson' or 'gamma'")
+    times = poisson_arrivals(rate, n, rng) if arrival == "poisson" else gamma_arrivals(rate, cv, n, rng)
     return Trace(lin, lout, arrival_s=times, description=f"{arrival} at {rate:g} req/s, {what}, seed {seed}")
 
 
 def _dataset_lengths(name: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    if name.endswith(".csv"):
-        trace = read_trace_csv(name)
-        pick = rng.integers(0, trace.n_requests, size=n)
-        return trace.input_len[pick], trace.output_len[pick], f"lengths resampled from {Path(name).name}"
-    hist = load_lengths(name)
+    if str(_named(name)).endswith(".csv"):
+        lin, lout = read_lengths_csv(name)
+        pick = rng.integers(0, lin.size, size=n)
+        return lin[pick], lout[pick], f"lengths resampled from {Path(name).name}"
+    hist = load_lengths(str(name))
     lin, lout = hist.sample(n, rng)
     return lin, lout, f"{hist.name} lengths"
