@@ -77,7 +77,7 @@ def test_a_lengths_csv_needs_no_arrival_column(tmp_path):
     p = tmp_path / "lengths.csv"
     p.write_text("input_len,output_len\n10,1\n20,2\n")
     t = make_trace(n_requests=200, rate=1.0, lengths=str(p), seed=3)
-    assert set(zip(t.input_len.tolist(), t.output_len.tolist())) == {(10, 1), (20, 2)}
+    assert set(zip(t.input_len.tolist(), t.output_len.tolist(), strict=True)) == {(10, 1), (20, 2)}
     with pytest.raises(ConfigError, match="missing column.*arrival_s"):
         read_trace_csv(p)  # a replay does need the arrivals
 
