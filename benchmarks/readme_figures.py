@@ -122,7 +122,14 @@ def accuracy_block() -> str:
     lines += [
         "",
         f"10th-90th percentile ranges hold {_pct(cov['inside'])} of {cov['with_range']} held-out fit rows "
-        f"(80% is the aim; median range {cov['median_width']:.2f}x from low to high). Datacenter-GPU "
+        f"(80% is the aim; median range {cov['median_width']:.2f}x from low to high)"
+        + (
+            f" and {_pct(held['ranges']['inside'])} of the {held['ranges']['with_range']} never-fitted held-out "
+            f"rows that have a range (median {held['ranges']['median_width']:.2f}x)"
+            if held and held.get("ranges", {}).get("with_range")
+            else ""
+        )
+        + ". Datacenter-GPU "
         f"energy per token, leaving a source out: {_pct(energy['median_ape'])} median error on "
         f"{energy['rows']} rows. Recorded by `hwsim calibrate` on {v['recorded_at']}.",
     ]
@@ -131,6 +138,18 @@ def accuracy_block() -> str:
             "",
             f"GPU families with {MIN_FAMILY_ROWS}+ fit rows, each left out of the fit and predicted (median error): "
             + ", ".join(f"{f} {_pct(e['median_ape'])} ({e['covered']})" for f, e in sorted(big.items()))
+            + ".",
+        ]
+    if held and held.get("by_batch"):
+        lines += [
+            "",
+            "Held-out rows by the batch they were added in (median error, p90, rows; share of measured "
+            "values inside their 10th-90th percentile range): "
+            + ", ".join(
+                f"`{b}` {_pct(e['median_ape'])}, {_pct(e['p90_ape'])} ({e['covered']}; "
+                f"{_pct(e['ranges']['inside'])} of {e['ranges']['with_range']})"
+                for b, e in sorted(held["by_batch"].items())
+            )
             + ".",
         ]
     if held and held.get("by_family"):

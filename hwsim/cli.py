@@ -487,8 +487,9 @@ def _calibrate(part, as_json):
         )
     if part in ("all", "devices"):
         from roofline.calibrate import calibrate as run
+        from sim.serving.validation import predict_serving
 
-        record["devices"] = run(progress=say)
+        record["devices"] = run(progress=say, serving=predict_serving)
         e = record["devices"]["errors"]
         lines.append(
             f"fitted: {record['devices']['classes']}\nin-sample median APE {pct(e['in_sample']['median_ape'])}, "

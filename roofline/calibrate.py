@@ -45,7 +45,9 @@ from hwmodels.device_spec import catalog
 from roofline import intervals
 from roofline.validation import (
     ENERGY_METRICS,
+    HELD_OUT_PREFIXES,
     Condition,
+    ServingPredictor,
     hardware_device,
     load_measured,
     operating_point,
@@ -80,13 +82,6 @@ instruction's share at 4096 MACs per 128-lane SM-cycle)."""
 
 Values = dict[tuple[str, str], dict[str, float]]
 """``{(arch, class): {param: value}}``."""
-
-
-HELD_OUT_PREFIXES = ("vf",)
-"""Ids of measured rows kept out of every fit: ``vf`` rows (added 2026-12-02 from sources the fit
-had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
-runs on 8x MI300X, TensorRT-LLM 0.17 tables on GH200, L40S, H100 and H200) stay an unseen-source
-check; ``hwsim validate`` reports their error like any row's."""
 
 
 def covered_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -288,22 +283,47 @@ def _stats(ape: pd.Series) -> dict[str, Any]:
 
 
 def held_out_errors(points: pd.DataFrame) -> dict[str, Any]:
-    """Error of the rows no fit sees (``HELD_OUT_PREFIXES``), overall and per device family, from
-    ``hwsim validate``'s points (time and rate rows)."""
+    """Error of the rows no fit sees (``HELD_OUT_PREFIXES``), overall, per device family and per
+    batch (the prefix: the rows added together), from ``hwsim validate``'s points (time and rate
+    rows)."""
     mine = points.loc[points["id"].astype(str).str.startswith(HELD_OUT_PREFIXES)]
     mine = mine.loc[~mine["metric"].isin(ENERGY_METRICS)]
     covered = mine.loc[mine["covered"]]
     families = covered["hardware"].map(lambda h: device_family(hardware_device(h)))
+    batches = covered["id"].astype(str).map(lambda i: next(p for p in HELD_OUT_PREFIXES if i.startswith(p)))
     return {
         "rows": int(len(mine)),
         **_stats(covered["ape"]),
+        "ranges": _range_coverage(covered),
         "by_family": {f: _stats(g["ape"]) for f, g in covered.groupby(families)},
+        "by_batch": {
+            b: {**_stats(g["ape"]), "ranges": _range_coverage(g)} for b, g in covered.groupby(batches)
+        },
     }
 
 
-def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def _range_coverage(points: pd.DataFrame) -> dict[str, Any]:
+    """Of ``points`` with a 10th-90th percentile range, how many, the share whose measured value
+    lies inside it (80% is the aim) and the median width (high / low)."""
+    ranged = points.loc[points["predicted_low"].notna() & points["predicted_high"].notna()]
+    inside = (ranged["measured"] >= ranged["predicted_low"]) & (
+        ranged["measured"] <= ranged["predicted_high"]
+    )
+    width = ranged["predicted_high"] / ranged["predicted_low"]
+    return {
+        "with_range": int(len(ranged)),
+        "inside": round(float(inside.mean()), 4) if len(ranged) else None,
+        "median_width": round(float(width.median()), 4) if len(ranged) else None,
+    }
+
+
+def calibrate(
+    progress: Callable[[str], None] | None = None, serving: ServingPredictor | None = None
+) -> dict[str, Any]:
     """Fit on the shipped measured set, compute in-sample and leave-one-source-out errors,
-    write the fitted files and return the record."""
+    write the fitted files and return the record. ``serving`` predicts the ``server`` rows of the
+    validation record (``sim.serving.validation.predict_serving``, as ``hwsim validate`` does);
+    without it they are recorded as not covered."""
     say = progress or (lambda _msg: None)
     with without_fitted():
         rows = covered_rows(load_measured())
@@ -360,7 +380,7 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         intervals.residual_rows(rows, loso_predicted),
         f"the leave-one-source-out predictions of the {len(rows)} fit rows from {n_sources} sources",
     )
-    report = validate()
+    report = validate(serving=serving)
     recorded = {
         k: report[k] for k in ("rows", "covered", "median_ape", "p90_ape", "within_10pct", "within_25pct")
     }

@@ -34,7 +34,15 @@ from scipy.optimize import least_squares
 
 from hwmodels.calibration.params import ENERGY_FITTABLE, class_params, fitted, fitted_path, overridden
 from hwmodels.device_spec import catalog
-from roofline.validation import ENERGY_METRICS, load_measured, operating_point, predict, resolve, source_key
+from roofline.validation import (
+    ENERGY_METRICS,
+    HELD_OUT_PREFIXES,
+    load_measured,
+    operating_point,
+    predict,
+    resolve,
+    source_key,
+)
 from workloads.errors import HwsimError
 
 PARAMS = ENERGY_FITTABLE
@@ -49,10 +57,13 @@ MIN_ROWS = 8
 
 def energy_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The measured device-energy rows that resolve and predict, with arch, class and source, of
-    the device classes whose parameters state every one of ``PARAMS``."""
+    the device classes whose parameters state every one of ``PARAMS`` (held-out rows,
+    ``HELD_OUT_PREFIXES``, are never fitted)."""
     out = []
     for _, row in frame.iterrows():
         if row["metric"] not in ENERGY_METRICS or not row["value"] > 0:
+            continue
+        if str(row["id"]).startswith(HELD_OUT_PREFIXES):
             continue
         cond = resolve(row)
         if isinstance(cond, str):

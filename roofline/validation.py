@@ -59,6 +59,16 @@ from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
 from workloads.traces import load_lengths
 
+HELD_OUT_PREFIXES = ("vf", "vg")
+"""Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
+that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
+had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
+runs on 8x MI300X, TensorRT-LLM 0.17 tables on GH200, L40S, H100 and H200) and ``vg`` rows
+(added 2026-12-03, read by a helper from sources hwsim had not used, none of them fitted: the
+TensorRT-LLM v0.5 H200 and H100-vs-A100 blogs, AMD's ROCm blog of MI300X vLLM against H100
+TensorRT-LLM 0.16 on Llama-3.1-70B/405B, NVIDIA NIM's Llama-3.3-70B benchmark on 2x H100, and
+dstack's DeepSeek-R1 serving on 8x MI300X and 8x H200 and Llama-3.1-405B on 8x H100 and MI300X)."""
+
 COLUMNS = [
     "id",
     "hardware",

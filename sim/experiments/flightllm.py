@@ -6,8 +6,8 @@ HBM efficiency, N:M format) each with its basis. The compressed model is a state
 once: N:M sparsity at the catalog's mean density (8:16) and mixed 4/8-bit weights whose mean
 over all weight positions is the paper's ~3.5 bits (pruned positions 0 bits; the 4-bit indices
 come on top), INT8 activations and KV cache. The GPU side is hwsim's GPU model with the paper's
-"opt" baseline, vLLM + SmoothQuant W8A8 (hwsim: precision ``int8``, framework ``vllm-v0``, the
-vLLM of early 2024). Every headline is the geometric mean over the paper's six
+"opt" baseline, vLLM + SmoothQuant W8A8 (hwsim: precision ``int8``, framework ``vllm-eager``:
+the artifact's log shows vLLM 0.1.7, which ran every decode step eagerly, before CUDA graphs). Every headline is the geometric mean over the paper's six
 [prefill, decode] lengths (Fig. 11, the artifact's README), batch 1.
 
 Dollars are on one basis: the purchase price per card as the paper states it (throughput per
@@ -44,9 +44,10 @@ AVG_WEIGHT_BITS = 3.5
 0; index metadata apart): the ~3.5-bit average secondary summaries of the paper report (not
 verified against the PDF). With the catalog's 8:16 mean density the kept weights average 7 bits,
 i.e. 75% of them 8-bit and 25% 4-bit."""
-GPU_PRECISION, GPU_FRAMEWORK = "int8", "vllm-v0"
+GPU_PRECISION, GPU_FRAMEWORK = "int8", "vllm-eager"
 """The paper's "opt" GPU baseline, vLLM + SmoothQuant (Sec. 6.1): W8A8 with a 16-bit KV cache in
-hwsim (``Quant.from_name('int8')``) under vLLM's V0 engine overheads."""
+hwsim (``Quant.from_name('int8')``) under the overheads of vLLM 0.1.7, the version of the
+artifact's log (no CUDA graphs before v0.2.6)."""
 A100 = "a100-sxm-80gb"
 """The artifact's GPU has 80 GB: its vLLM log reports 7,449 KV blocks of 16 tokens at 0.5 MB a
 token (about 62 GB of cache, profile/README.md), more than a 40 GB card holds."""
@@ -118,7 +119,7 @@ PAPER_SETUP = [
     (
         "GPU baselines",
         "V100S and A100, vLLM + SmoothQuant INT8 ('opt'); HF fp16 ('naive'); power by nvprof",
-        "hwsim's GPU model: int8 (W8A8) under vllm-v0; V100S = V100 SXM2 scaled to its datasheet; A100 80 GB SXM",
+        "hwsim's GPU model: int8 (W8A8) under vllm-eager (vLLM 0.1.7); V100S = V100 SXM2 scaled to its datasheet; A100 80 GB SXM",
         "Sec. 6.1; the artifact's log shows vLLM 0.1.7 in fp16",
     ),
     (
@@ -131,36 +132,23 @@ PAPER_SETUP = [
 """The paper's setup beside hwsim's, with sources (docs/paper-setups.md)."""
 MISS_CAUSES = {
     "energy_efficiency_vs_v100s": (
-        "the GPU side: hwsim's V100S decodes W8A8 at 85 tok/s (paper ~45) drawing 93 W (paper ~220 W), so "
-        "its tokens/J (0.90) are 4.4x the paper's (0.20); hwsim's U280 (1.39 tokens/J at 45 W) against the "
+        "the GPU side: hwsim's V100S decodes W8A8 at 72 tok/s (paper ~45) drawing 165 W (paper ~220 W), so "
+        "its tokens/J (0.43) are 2.1x the paper's (0.20); hwsim's U280 (1.39 tokens/J at 45 W) against the "
         "paper's V100 figures gives 6.8x"
     ),
-    "energy_efficiency_vs_a100": (
-        "the GPU side: the paper's 4.2x puts the A100 at ~0.29 tokens/J (~88 tok/s at ~300 W); hwsim's A100 "
-        "under vLLM W8A8 gives 0.84 tokens/J (117 tok/s at 140 W: static 25% of TDP plus counted actions), "
-        "2.9x that"
-    ),
     "cost_efficiency_vs_v100s": (
-        "hwsim's V100S W8A8 decode (85 tok/s) is 1.9x the paper's measured ~45; with 45 tok/s on the V100S "
+        "hwsim's V100S W8A8 decode (72 tok/s) is 1.6x the paper's measured ~45; with 45 tok/s on the V100S "
         "side the ratio is 2.1x"
-    ),
-    "vhk158_throughput_vs_a100": (
-        "the A100 side: hwsim's A100 under vLLM W8A8 (117 tok/s) is 1.34x the artifact's measured GPU-opt "
-        "(~88 tok/s, vLLM 0.1.7 in fp16 per its log); hwsim's VHK158 (105 tok/s) over that measured A100 is "
-        "1.20x, over hwsim's A100 fp16 1.31x"
     ),
     "v100s_opt_tokens_per_s": (
         "hwsim reads W8A8 as 1-byte weights at the V100's memory efficiency; a V100 has no INT8 tensor cores "
         "(SmoothQuant's INT8 GEMMs need Turing or later), so the measured 'opt' runs near fp16 speed: hwsim's "
-        "V100S fp16 under vllm-v0 gives 53 tok/s (1.19x)"
+        "V100S fp16 under vllm-eager gives 48 tok/s (1.08x)"
     ),
     "v100s_opt_power_w": (
-        "hwsim's GPU power is static 25% of TDP plus counted actions (93 W at batch-1 decode); the paper's "
-        "nvprof reading is the board's draw under load, 2.4x that"
-    ),
-    "a100_opt_tokens_per_s": (
-        "hwsim's A100 under vLLM W8A8 reads 1-byte weights; the artifact's 'opt' run (its log) is vLLM 0.1.7 "
-        "in fp16, for which hwsim gives 81 tok/s (0.92x)"
+        "hwsim's GPU power is the class's fitted static share of TDP plus counted actions (165 W over the "
+        "batch-1 run, reading 1-byte weights); the paper's nvprof reading is the board's draw under load, "
+        "1.34x that"
     ),
 }
 """One-line cause of each headline that misses its tolerance (``hwsim reproduce``)."""

@@ -31,7 +31,7 @@ from hwmodels.calibration.params import (
     framework_terms,
     serving_fitted_path,
 )
-from roofline.validation import load_measured, resolve
+from roofline.validation import HELD_OUT_PREFIXES, load_measured, resolve
 from sim.serving.metrics import request_metrics
 from sim.serving.validation import METRIC_KEYS
 from workloads.errors import HwsimError
@@ -53,11 +53,14 @@ MIN_ROWS = 6
 
 
 def serving_rows(frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The latency rows of ``server`` measurements that resolve to a serving run."""
+    """The latency rows of ``server`` measurements that resolve to a serving run (held-out rows,
+    ``roofline.validation.HELD_OUT_PREFIXES``, are never fitted)."""
     frame = load_measured() if frame is None else frame
     out = []
     for _, row in frame.iterrows():
         if row["phase"] != "server" or row["metric"] not in FIT_METRICS:
+            continue
+        if str(row["id"]).startswith(HELD_OUT_PREFIXES):
             continue
         cond = resolve(row)
         if isinstance(cond, str) or cond.serving is None or not cond.framework:

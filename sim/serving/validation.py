@@ -34,10 +34,11 @@ VALIDATION_SEED = 0
 MAX_CLOSED_LOOP_REQUESTS = 60_000
 """Most requests a closed loop simulates: eight rounds of the largest shipped concurrency (7,168)."""
 
-DECODE_STEP_BUDGET = 200_000
-"""Most decode steps (requests x output tokens / concurrency) a closed loop simulates, a few
-seconds: the shipped covered rows take at most 16,384 (a row of one request at a time with long
-outputs reaches its steady state within a few requests)."""
+DECODE_STEP_BUDGET = 20_000
+"""Most decode steps (requests x output tokens / concurrency) a closed loop simulates, under a
+second: the fitted covered rows take at most 16,384 (a row of one request at a time with long
+outputs reaches its steady state within a few requests); dstack's DeepSeek-R1 rows (500 requests
+of 800 tokens at concurrency 4) would take 100,000."""
 MIN_CLOSED_LOOP_REQUESTS = 16
 """Fewest requests a closed loop keeps under ``DECODE_STEP_BUDGET``."""
 
