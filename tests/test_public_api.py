@@ -2,6 +2,7 @@
 light, and each function does what its docstring says on small cases."""
 
 import inspect
+import math
 import subprocess
 import sys
 import textwrap
@@ -173,6 +174,19 @@ def test_serve_estimate_takes_fixed_lengths_or_a_distribution():
     assert hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", rate=1.0, lengths="sharegpt").stable
     with pytest.raises(hwsim.ConfigError):
         hwsim.serve_estimate("llama-3.1-8b", "h100-sxm", rate=1.0, lengths="sharegpt", input_len=8)
+
+
+def test_serve_estimate_above_capacity_has_no_steady_latency_but_a_full_batch_tpot():
+    """Past the capacity the queue grows without bound (TTFT and end-to-end time infinite, said by
+    ``stable``), while the engine decodes full batches: the TPOT of a closed loop that keeps more
+    requests in flight than the engine runs."""
+    kw = dict(input_len=512, output_len=64, precision="bf16")
+    cap = hwsim.serve_estimate("llama-2-13b", "a100-sxm-80gb", rate=0.1, **kw).capacity_requests_per_s
+    over = hwsim.serve_estimate("llama-2-13b", "a100-sxm-80gb", rate=2.0 * cap, **kw)
+    full = hwsim.serve_estimate("llama-2-13b", "a100-sxm-80gb", concurrency=100_000, **kw)
+    assert not over.stable and math.isinf(over.ttft_s) and math.isinf(over.e2e_s)
+    assert over.tpot_s == pytest.approx(full.tpot_s, rel=1e-6) and math.isfinite(over.tpot_s)
+    assert over.requests_per_s == pytest.approx(cap)
 
 
 def test_experiments_and_kernels_by_name():

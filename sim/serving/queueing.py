@@ -34,7 +34,9 @@ from sim.serving.step_cost import StepPricer
 
 @dataclass(frozen=True)
 class QueueEstimate:
-    """Mean latencies (s) and throughput of the approximation; ``stable`` False above capacity."""
+    """Mean latencies (s) and throughput of the approximation. Above capacity (``stable`` False)
+    the queue grows without bound: ``ttft_s`` and ``e2e_s`` are ``math.inf`` (no steady state),
+    while the engine runs full batches, whose ``tpot_s`` and throughput (the capacity) are given."""
 
     ttft_s: float
     tpot_s: float
@@ -135,7 +137,8 @@ class ServingQueue:
     def open(self, rate: float) -> QueueEstimate:
         cap = self.capacity()
         if rate >= cap:
-            return QueueEstimate(math.inf, math.inf, math.inf, cap, self.n_max, cap, False)
+            tau_full = self.service_s(self.n_max, cap)[1]
+            return QueueEstimate(math.inf, tau_full, math.inf, cap, self.n_max, cap, False)
         n = 1.0
         for _ in range(200):
             s, tau, _ = self.service_s(n, rate)
