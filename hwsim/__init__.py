@@ -363,7 +363,9 @@ def serve(
     Returns
     -------
     A ``ServeResult``: ``.metrics`` (TTFT, TPOT, end-to-end latency percentiles in s, throughput,
-    SLO attainment, $ per million tokens, J per token, the KV pool in tokens), ``.config`` (what
+    SLO attainment, $ per million tokens, J per token, the KV pool in tokens; the mean TTFT, TPOT
+    and end-to-end time and the output tokens/s with a 10th-90th percentile range,
+    ``<key>_low`` and ``<key>_high``, None where no group of the interval table gives one), ``.config`` (what
     was resolved: engine limits, KV pool breakdown, trace) and the per-request ``.requests``.
     """
     from hwsim.checks import precision_for

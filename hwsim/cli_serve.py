@@ -34,6 +34,12 @@ TEXT_KEYS = (
 )
 
 
+def _range_text(d: dict, key: str) -> str:
+    """``  (10-90%: low-high)`` after a metric that carries a range, else nothing."""
+    low, high = d.get(f"{key}_low"), d.get(f"{key}_high")
+    return "" if low is None or high is None else f"  (10-90%: {fmt(low)}-{fmt(high)})"
+
+
 @click.command(cls=StrictCommand)
 @click.option("--model", "-m", required=True, help="Preset name or path to a config.json.")
 @click.option("--device", "-d", required=True, help="Catalog device name.")
@@ -196,7 +202,7 @@ def serve(**o):
         serving_timeline(
             result, o["timeline"], title=f"{result.config['model']} on {result.config['device']}"
         )
-    text = "\n".join(f"{k:>32}: {fmt(d[k])}" for k in TEXT_KEYS if k in d)
+    text = "\n".join(f"{k:>32}: {fmt(d[k])}{_range_text(d, k)}" for k in TEXT_KEYS if k in d)
     kv = result.config["kv"]
     text += "\n" + "\n".join(
         f"{'KV pool (' + role + ')':>32}: {v['kv_capacity_tokens']:,} tokens per engine = {v['kv_bytes_per_device'] / 1e9:.1f} GB "

@@ -53,6 +53,7 @@ from roofline.validation import (
     operating_point,
     predict,
     resolve,
+    serving_source,
     source_key,
     validate,
 )
@@ -317,6 +318,39 @@ def _range_coverage(points: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def server_residual_rows(serving: ServingPredictor, say: Callable[[str], None]) -> pd.DataFrame:
+    """The interval residuals (``intervals.residual_rows``) of the shipped ``server`` rows that no
+    fit holds out and the simulation covers."""
+    measured = load_measured()
+    server = measured.loc[
+        (measured["phase"] == "server")
+        & ~measured["id"].astype(str).str.startswith(HELD_OUT_PREFIXES)
+        & ~measured["metric"].isin(ENERGY_METRICS)
+    ]
+    say(f"simulating {len(server)} server rows for their ranges")
+    out = []
+    for _, row in server.iterrows():
+        cond = resolve(row)
+        if isinstance(cond, str):
+            continue
+        try:
+            cond = operating_point(cond)
+            value, _ = predict(cond, serving)
+        except HwsimError:
+            continue
+        if value is not None and np.isfinite(value) and row["value"] > 0:
+            out.append(
+                {
+                    "cond": cond,
+                    "measured": float(row["value"]),
+                    "source": serving_source(row["source"]),
+                    "p": value,
+                }
+            )
+    frame = pd.DataFrame(out)
+    return intervals.residual_rows(frame, frame["p"].to_numpy())
+
+
 def calibrate(
     progress: Callable[[str], None] | None = None, serving: ServingPredictor | None = None
 ) -> dict[str, Any]:
@@ -376,9 +410,12 @@ def calibrate(
         fitted_path(arch).write_text(yaml.safe_dump(content, sort_keys=False, width=120))
     fitted.cache_clear()
     say("interval table and its held-out coverage")
+    residuals = intervals.residual_rows(rows, loso_predicted)
+    served = server_residual_rows(serving, say) if serving else None
     coverage = intervals.write(
-        intervals.residual_rows(rows, loso_predicted),
-        f"the leave-one-source-out predictions of the {len(rows)} fit rows from {n_sources} sources",
+        residuals if served is None else pd.concat([residuals, served], ignore_index=True),
+        f"the leave-one-source-out predictions of the {len(rows)} fit rows from {n_sources} sources"
+        + ("" if served is None else f" and the simulated predictions of {len(served)} server rows"),
     )
     report = validate(serving=serving)
     recorded = {

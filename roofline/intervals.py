@@ -12,6 +12,11 @@ them from one source (``LEVELS``; the coarsest level takes any source mix):
 2. (device class, phase),
 3. (phase).
 
+A ``server`` row (a simulated request stream) takes the groups of ``server-ttft``,
+``server-tpot``, ``server-e2e`` or ``server-rate`` by its metric; their residuals are those of
+the shipped server rows that no fit holds out, predicted by the simulation (not left out of the
+serving fit, whose three vLLM terms see them: the one exception to leave-one-source-out).
+
 With no such group the range is NaN (``null`` in JSON), never a guess. ``phase`` is the
 measured row's phase (prefill, decode, e2e, offline, kernel), or ``energy`` for a J/token
 row; an estimate's TTFT and prefill tokens/s take the prefill groups, its TPOT and decode
@@ -120,9 +125,19 @@ def weight_format(quant: Quant) -> str:
     return "w4" if bits <= 4 else "w8" if bits <= 8 else "w16"
 
 
+SERVER_KINDS = {"ttft_s": "ttft", "tpot_s": "tpot", "e2e_s": "e2e"}
+"""The metric kinds of a served stream's rows, each its own interval phase (``server-ttft`` ...;
+any rate is ``server-rate``): queueing widens a TTFT's error far more than a TPOT's."""
+
+
 def phase_of(phase: str, metric: str) -> str:
-    """The interval phase of a measured row: ``energy`` for J/token, else its phase."""
-    return "energy" if metric == "j_per_token" else phase
+    """The interval phase of a measured row: ``energy`` for J/token; for a ``server`` row
+    ``server-`` and its metric's kind (``SERVER_KINDS``); else its phase."""
+    if metric == "j_per_token":
+        return "energy"
+    if phase == "server":
+        return f"server-{SERVER_KINDS.get(metric, 'rate')}"
+    return phase
 
 
 def is_rate(metric: str) -> bool:
@@ -264,20 +279,75 @@ def range_factors(
 
 def row_features(cond: Condition) -> dict[str, Any]:
     """A resolved measured row's group key and operating point (``KEYS`` and ``SPAN``)."""
-    device = catalog()[cond.device]
-    quant = Quant.from_name(cond.precision)
+    return features(
+        catalog()[cond.device],
+        Quant.from_name(cond.precision),
+        phase_of(cond.phase, cond.metric),
+        cond.framework,
+        cond.batch,
+        cond.input_len,
+        cond.output_len,
+    )
+
+
+def features(
+    device: DeviceSpec,
+    quant: Quant,
+    phase: str,
+    framework: str | None,
+    batch: float | None,
+    input_len: float,
+    output_len: float,
+) -> dict[str, Any]:
+    """A group key and operating point (``KEYS`` and ``SPAN``) of a prediction in ``phase``."""
     peak, bw = device_point(device, quant)
-    phase = phase_of(cond.phase, cond.metric)
     return {
         "device_class": device.device_class,
         "phase": phase,
-        "framework": cond.framework or "none",
+        "framework": framework or "none",
         "format": weight_format(quant),
-        "batch": np.nan if cond.batch is None else float(cond.batch),
-        "context": float(context_of(phase, cond.input_len, cond.output_len)),
+        "batch": np.nan if batch is None else float(batch),
+        "context": float(context_of(phase, input_len, output_len)),
         "peak_flop_per_s": peak,
         "mem_bw_bytes_per_s": bw,
     }
+
+
+SERVER_RANGES = {
+    "ttft_s_mean": "ttft_s",
+    "tpot_s_mean": "tpot_s",
+    "e2e_s_mean": "e2e_s",
+    "output_tokens_per_s": "output_tokens_per_s",
+}
+"""The metrics of a served stream (``hwsim serve``) that carry a range, each with the measured
+metric whose ``server-`` group gives it."""
+
+
+def server_ranges(
+    metrics: Mapping[str, Any],
+    device: DeviceSpec,
+    quant: Quant,
+    framework: str | None,
+    max_batch: float | None,
+    input_len: float,
+    output_len: float,
+) -> dict[str, float | None]:
+    """``<metric>_low`` and ``<metric>_high`` of each of ``SERVER_RANGES`` in a served stream's
+    metrics, from the ``server-`` groups (None where no group gives one or the value is not a
+    positive number)."""
+    out: dict[str, float | None] = {}
+    for key, metric in SERVER_RANGES.items():
+        value = metrics.get(key)
+        low = high = None
+        if isinstance(value, (int, float)) and np.isfinite(value) and value > 0:
+            point = features(
+                device, quant, phase_of("server", metric), framework, max_batch, input_len, output_len
+            )
+            lo, hi = bounds(value, half_width(choose(table(), point), point))
+            if np.isfinite(lo) and np.isfinite(hi):
+                low, high = float(lo), float(hi)
+        out[f"{key}_low"], out[f"{key}_high"] = low, high
+    return out
 
 
 def residual_rows(rows: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame:

@@ -712,6 +712,17 @@ def source_key(source: str) -> str:
     return str(source).split(",")[0].split(" @")[0].strip()
 
 
+def serving_source(source: str) -> str:
+    """The independent source of a serving row, for leave-one-source-out: a repository (all of
+    ``inference-sim/training``'s runs are one campaign), or an MLPerf round's submitter."""
+    words = str(source).split()
+    if not words:
+        return ""
+    if words[0].startswith("mlcommons/") and len(words) > 1:
+        return f"{words[0]} {'/'.join(words[1].split('/')[:2])}"
+    return words[0]
+
+
 POINT_KEYS = [
     "id",
     "hardware",

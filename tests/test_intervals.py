@@ -246,3 +246,28 @@ def test_cli_estimate_json_and_table_show_ranges():
     assert "tpot_s_low" not in text and "10th - 90th percentile" in text
     (line,) = [x for x in text.splitlines() if x.strip().startswith("tpot_s:")]
     assert "[" in line
+
+
+def test_a_served_stream_takes_the_range_of_its_metrics_server_group(monkeypatch):
+    """A server row's interval phase is its metric's kind; a served stream's TPOT takes the
+    ``server-tpot`` group: 12 rows with |r| 0.0, 0.1, ..., 1.1 put the 80th percentile at
+    position 8.8, 0.88, and the H100's point lies inside the rows' span (peak and bandwidth set
+    to its own), so no widening: low = TPOT x exp(-0.88). Its TTFT has no group: no range."""
+    from hwmodels.device_spec import load_device
+
+    assert intervals.phase_of("server", "tpot_s") == "server-tpot"
+    assert intervals.phase_of("server", "requests_per_s") == "server-rate"
+    assert intervals.phase_of("decode", "tpot_s") == "decode"
+    device, quant = load_device("h100-sxm"), Quant.from_name("bf16")
+    peak, bw = intervals.device_point(device, quant)
+    rows = _rows(
+        12, np.arange(12) / 10, phase="server-tpot", batch=256.0, context=1100.0, peak_flop_per_s=peak,
+        mem_bw_bytes_per_s=bw,
+    )  # fmt: skip
+    monkeypatch.setattr(intervals, "table", lambda: fit_table(rows))
+    metrics = {"tpot_s_mean": 0.02, "ttft_s_mean": 0.1, "e2e_s_mean": float("nan")}
+    out = intervals.server_ranges(metrics, device, quant, "vllm", 256, 1000.0, 200.0)
+    assert out["tpot_s_mean_low"] == pytest.approx(0.02 * np.exp(-0.88))
+    assert out["tpot_s_mean_high"] == pytest.approx(0.02 * np.exp(0.88))
+    assert out["ttft_s_mean_low"] is None and out["e2e_s_mean_high"] is None
+    assert out["output_tokens_per_s_low"] is None  # absent from the metrics

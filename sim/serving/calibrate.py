@@ -31,7 +31,7 @@ from hwmodels.calibration.params import (
     framework_terms,
     serving_fitted_path,
 )
-from roofline.validation import HELD_OUT_PREFIXES, load_measured, resolve
+from roofline.validation import HELD_OUT_PREFIXES, load_measured, resolve, serving_source
 from sim.serving.metrics import request_metrics
 from sim.serving.validation import METRIC_KEYS
 from workloads.errors import HwsimError
@@ -76,17 +76,6 @@ def serving_rows(frame: pd.DataFrame | None = None) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
-
-
-def serving_source(source: str) -> str:
-    """The independent source of a serving row, for leave-one-source-out: a repository (all of
-    ``inference-sim/training``'s runs are one campaign), or an MLPerf round's submitter."""
-    words = str(source).split()
-    if not words:
-        return ""
-    if words[0].startswith("mlcommons/") and len(words) > 1:
-        return f"{words[0]} {'/'.join(words[1].split('/')[:2])}"
-    return words[0]
 
 
 def host_grid(framework: str) -> list[tuple[float, float]]:

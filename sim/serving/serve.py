@@ -34,6 +34,7 @@ from hwmodels.placement import Placement
 from hwmodels.schedulers import policy
 from roofline.economics import Economics, usd_per_s
 from roofline.estimate import compute_device, mtp_expected_tokens
+from roofline.intervals import server_ranges
 from sim.serving.metrics import request_metrics, weighted_percentiles
 from sim.serving.replica import Replica
 from sim.serving.requests import Requests
@@ -418,6 +419,17 @@ def serve(
     )
     metrics.update(_itl(all_replicas))
     metrics.update(_energy_and_cost(all_replicas, pools, pricers, dev, metrics, economics))
+    metrics.update(
+        server_ranges(
+            metrics,
+            dev,
+            quant,
+            setup.framework or "vllm",
+            config.get("max_batch"),
+            float(req.input_len.mean()),
+            float(req.output_len.mean()),
+        )
+    )
     metrics["kv_capacity_tokens"] = int(sum(kv.tokens * pools[role].workers for role, kv in kvs.items()))
     metrics["n_devices"] = total_devices
     metrics["sim_wall_s"] = time.perf_counter() - wall0
