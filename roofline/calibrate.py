@@ -318,9 +318,9 @@ def _range_coverage(points: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def server_residual_rows(serving: ServingPredictor, say: Callable[[str], None]) -> pd.DataFrame:
+def server_residual_rows(serving: ServingPredictor, say: Callable[[str], None]) -> pd.DataFrame | None:
     """The interval residuals (``intervals.residual_rows``) of the shipped ``server`` rows that no
-    fit holds out and the simulation covers."""
+    fit holds out and the simulation covers (None if there are none)."""
     measured = load_measured()
     server = measured.loc[
         (measured["phase"] == "server")
@@ -347,6 +347,8 @@ def server_residual_rows(serving: ServingPredictor, say: Callable[[str], None]) 
                     "p": value,
                 }
             )
+    if not out:
+        return None
     frame = pd.DataFrame(out)
     return intervals.residual_rows(frame, frame["p"].to_numpy())
 
