@@ -18,7 +18,7 @@ from explore.points import price
 from explore.spec import parse_spec
 from hwmodels.device_spec import load_device
 from roofline.pareto import OBJECTIVES
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, positive_number
 
 DEFAULT_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 DEFAULT_TP = [1, 2, 4, 8]
@@ -54,12 +54,8 @@ def search(
     """Price the design grid and keep the feasible designs (with a price on the basis when
     ``need_price``: a $ objective never mixes in a design it cannot price)."""
     for field, limit in (("slo_ttft_s", slo_ttft_s), ("slo_tpot_s", slo_tpot_s)):
-        if limit is not None and not (
-            isinstance(limit, (int, float, np.integer, np.floating))
-            and not isinstance(limit, bool)
-            and 0 < limit < float("inf")
-        ):
-            raise ConfigError(f"{field} is {limit!r}; expected a positive number of seconds or None")
+        if limit is not None:
+            positive_number(limit, field, "seconds")
     spec = parse_spec(
         {
             "models": [model],

@@ -42,6 +42,7 @@ from workloads.errors import (
     HwsimNote,
     UnknownNameError,
     positive_count,
+    positive_number,
     unknown_name,
 )
 from workloads.model_spec import ModelSpec, load_model
@@ -432,14 +433,10 @@ def serve_estimate(
         input_len, output_len = hist.mean()
     if input_len is None or output_len is None:
         raise ConfigError("give input_len and output_len, or a lengths distribution")
-    for field, value, low in (
-        ("input_len", input_len, 1.0),
-        ("output_len", output_len, 1.0),
-        ("rate", rate, 0.0),
-    ):
-        if value is not None and not _number_in(value, low):
-            least = "> 0" if low == 0.0 else f">= {low:g}"
-            raise ConfigError(f"{field} is {value!r}; expected a finite number {least} up to {MAX_TOKENS:,}")
+    positive_number(input_len, "input_len", "tokens", MAX_TOKENS, minimum=1.0)
+    positive_number(output_len, "output_len", "tokens", MAX_TOKENS, minimum=1.0)
+    if rate is not None:
+        positive_number(rate, "rate", "requests per second", MAX_TOKENS)
     if concurrency is not None:
         positive_count(concurrency, "concurrency", MAX_TOKENS)
     return approximate(
@@ -454,14 +451,6 @@ def serve_estimate(
         framework=framework,
         **config,
     )
-
-
-def _number_in(value: Any, low: float) -> bool:
-    """Whether ``value`` is a real number (not a bool) above ``low`` (or equal when ``low`` >= 1)
-    and at most ``MAX_TOKENS``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return False
-    return (value >= low if low >= 1 else value > low) and value <= MAX_TOKENS
 
 
 def experiment(name: str) -> ModuleType:

@@ -328,3 +328,20 @@ def test_serve_refuses_an_arrival_that_is_not_a_name(arrival):
 
     with pytest.raises(ConfigError, match="arrival is"):
         serve("llama-2-7b", "h100-sxm", rate=2.0, num_requests=5, input_len=8, output_len=8, arrival=arrival)
+
+
+def test_positive_number_takes_numpy_reals_and_names_what_it_expected():
+    from workloads.errors import positive_number
+
+    assert positive_number(np.float32(2.5), "rate") == 2.5 and positive_number(3, "x", limit=3) == 3.0
+    for bad, needle in (
+        (True, "expected a positive number"),
+        (float("nan"), "x is nan"),
+        (0, "x is 0"),
+        ("1", "x is '1'"),
+        (4, "up to 3"),
+    ):
+        with pytest.raises(ConfigError, match=needle):
+            positive_number(bad, "x", limit=3)
+    with pytest.raises(ConfigError, match=r"input_len is 0.5; expected a number >= 1 of tokens"):
+        positive_number(0.5, "input_len", "tokens", minimum=1.0)

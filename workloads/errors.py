@@ -7,6 +7,7 @@ these; the CLI prints its message on one line and exits non-zero, never a traceb
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -104,3 +105,24 @@ def positive_count(value: Any, field: str, limit: int | None = None) -> int:
         most = "" if limit is None else f" up to {limit:,}"
         raise ConfigError(f"{field} is {value!r}; expected a positive integer{most}")
     return int(value)
+
+
+def positive_number(
+    value: Any, field: str, unit: str = "", limit: float | None = None, minimum: float | None = None
+) -> float:
+    """``value`` as a Python ``float``: a real number (a NumPy one is taken, a bool is not), finite,
+    above 0 (or at least ``minimum``) and at most ``limit``. Otherwise a one-line ``ConfigError``
+    naming ``field``, the value and what was expected (``unit``: what the number counts)."""
+    real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    top = float("inf") if limit is None else limit
+    if not (
+        real
+        and math.isfinite(value)
+        and (value > 0 if minimum is None else value >= minimum)
+        and value <= top
+    ):
+        need = "a positive number" if minimum is None else f"a number >= {minimum:g}"
+        need += f" of {unit}" if unit else ""
+        need += "" if limit is None else f" up to {limit:,}"
+        raise ConfigError(f"{field} is {value!r}; expected {need}")
+    return float(value)

@@ -39,7 +39,7 @@ from sim.serving.metrics import request_metrics, weighted_percentiles
 from sim.serving.replica import Replica
 from sim.serving.requests import Requests
 from sim.serving.step_cost import StepPricer
-from workloads.errors import ConfigError, positive_count
+from workloads.errors import ConfigError, positive_count, positive_number
 from workloads.graph import check_parallelism, kv_bytes_per_token, kv_state_bytes_per_seq
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
@@ -97,16 +97,7 @@ number)."""
 
 
 def _slo(value: float | None, field_name: str) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{field_name} is {value!r}; expected a positive number of seconds")
-    return float(value)
+    return None if value is None else positive_number(value, field_name, "seconds")
 
 
 class _Router:
