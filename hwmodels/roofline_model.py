@@ -181,9 +181,13 @@ class RooflineCostModel:
         else:
             link_s = np.zeros((ops.n_ops,) + (1,) * (nd - 1))
             link_e = 0.0
-        overhead_s = _per_op(
-            _launches(ops, fused) * kernel_overhead_us * 1e-6 + self.kernel_latency_s(ops, device), nd
-        )
+        launch_s = _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd)
+        overhead_s = _per_op(np.asarray(self.kernel_latency_s(ops, device), dtype=float), nd)
+        if placement.framework and framework_terms(placement.framework).launch_overlaps_device:
+            # launched from the host one by one while the device runs the ones before: only
+            # the launch time beyond the op's own device time delays the step
+            launch_s = np.maximum(launch_s - (np.maximum(compute_s, memory_s) + link_s + overhead_s), 0.0)
+        overhead_s = overhead_s + launch_s
 
         tdp = device.tdp_w
         static_w = p["static_power_fraction"] * tdp

@@ -275,6 +275,15 @@ def hardware_device(hardware: str) -> str:
     return hw if resolved is None else resolved[0]
 
 
+def checkpoint_precision(text: str, precision: str) -> str | None:
+    """The precision a checkpoint named in ``text`` (a row's model, source and notes) fixes for
+    rows of ``precision`` (``checkpoints:`` in aliases.yaml), or None."""
+    for rule in aliases().get("checkpoints", []):
+        if rule["of"] == precision and re.search(rule["match"], text.lower()):
+            return str(rule["precision"])
+    return None
+
+
 def resolve(row: pd.Series) -> Condition | str:
     """Map a row to a ``Condition``, or return why it is not covered."""
     al = aliases()
@@ -289,7 +298,7 @@ def resolve(row: pd.Series) -> Condition | str:
     if model is None:
         return f"model {name!r} has no preset"
     precision = str(row["precision"]).strip().lower()
-    precision = (
+    precision = checkpoint_precision(f"{row['model']} {row['source']} {row['notes']}", precision) or (
         al.get("precision", {}).get(canonical_framework(str(row["framework"])), {}).get(precision, precision)
     )
     try:

@@ -49,3 +49,28 @@ def test_other_precision_names_are_the_same_format():
     assert Quant.from_name("nvfp4") == Quant.from_name("fp4")
     with pytest.raises(ConfigError, match="closest"):
         Quant.from_name("awq8")
+
+
+def test_fp8_ffn_keeps_attention_embedding_and_head_in_16_bits():
+    """Meta's FP8 Llama 3.1 recipe: hand-counted weight bytes of the 405B (126 layers, d 16384,
+    FFN 53248, 128 query and 8 KV heads of 128, vocabulary 128256): FFN weights at 1 byte,
+    attention projections, embedding and LM head at 2 (the norms' 4 MB at the base width, as for
+    every format); the attention GEMMs run 16-bit math, the FFN GEMMs FP8."""
+    from workloads.graph import build_ops, weight_bytes
+    from workloads.model_spec import load_model
+
+    spec, q = load_model("llama-3.1-405b"), Quant.from_name("fp8-ffn")
+    assert Quant.from_name("fbgemm_fp8") == q and q.kv_bits == 16
+    h, f, layers, vocab = 16384, 53248, 126, 128256
+    attention = h * 128 * 128 + 2 * h * 8 * 128 + 128 * 128 * h
+    ffn = 3 * h * f
+    norms = (2 * layers + 1) * h
+    want = layers * ffn + norms + 2 * (layers * attention + 2 * vocab * h)
+    assert weight_bytes(spec, q) == pytest.approx(want, rel=1e-12)
+    ops = build_ops(spec, q, phase="decode", batch=4, context=256)
+    fmt = dict(zip(ops.name, ops.fmt, strict=True))
+    assert (fmt["qkv_proj"], fmt["o_proj"], fmt["lm_head"]) == ("fp16",) * 3
+    assert (fmt["ffn_up"], fmt["ffn_down"]) == ("fp8", "fp8")
+    per_op = dict(zip(ops.name, ops.weight_bytes, strict=True))
+    assert per_op["qkv_proj"] == pytest.approx(2 * (h * 128 * 128 + 2 * h * 8 * 128))
+    assert per_op["ffn_down"] == pytest.approx(f * h)

@@ -415,3 +415,17 @@ def test_held_out_rows_enter_no_fit():
         held = row.assign(id=HELD_OUT_PREFIXES[-1] + "999")
         assert fit(held).empty
     assert not any(str(i).startswith(HELD_OUT_PREFIXES) for i in fitted_ids)
+
+
+def test_meta_fp8_checkpoint_rows_take_its_recipe():
+    """A row of Meta's FP8 405B checkpoint (named in its model or notes) is priced as that
+    checkpoint stores it (fp8-ffn: FP8 feed-forward only); AMD's all-linear FP8-KV checkpoint
+    and a plain fp8 row keep their precisions."""
+    frame = load_measured().set_index("id")
+    for row_id, precision in (
+        ("vg266", "fp8-ffn"),
+        ("en103", "fp8-ffn"),
+        ("vg285", "fp8-kv16"),
+        ("a300", "fp8"),
+    ):
+        assert resolve(_with_id(frame.loc[row_id], row_id)).precision == precision, row_id

@@ -241,14 +241,16 @@ class _Rows:
         k: Any = 0.0,
         keys: Any = 0.0,
         n_kernels: int = 1,
+        fmt: str | None = None,
     ) -> None:
         if count <= 0:
             return
-        fmt = self.quant.act
-        if kind in ("gemm", "router"):
-            fmt = self.quant.compute_format
-        elif kind == "attention":
-            fmt = self.quant.attention_format
+        if fmt is None:
+            fmt = self.quant.act
+            if kind in ("gemm", "router"):
+                fmt = self.quant.compute_format
+            elif kind == "attention":
+                fmt = self.quant.attention_format
         self.rows.append(
             dict(
                 name=name,
@@ -283,19 +285,22 @@ class _Rows:
         weight_op: str | None = None,
         n_weights: Any | None = None,
     ) -> None:
-        """A GEMM of m tokens by an (k x n) weight; ``n_weights`` overrides the weight elements read."""
+        """A GEMM of m tokens by an (k x n) weight; ``n_weights`` overrides the weight elements
+        read; ``weight_op`` names the weight for ``quant``'s overrides (default ``name``)."""
         wbytes = quant.weight_bytes_per_param(weight_op or name)
+        fmt, act_bits = quant.gemm_format(weight_op or name)
         self.add(
             name,
             "gemm",
             count,
             flops=_times_rows(m, gemm_flops(1.0, n, k)),
             weight=(n * k if n_weights is None else n_weights) * wbytes,
-            act_in=_times_rows(m, bytes_of(k, quant.act_bits)),
-            act_out=_times_rows(m, bytes_of(n, quant.act_bits)),
+            act_in=_times_rows(m, bytes_of(k, act_bits)),
+            act_out=_times_rows(m, bytes_of(n, act_bits)),
             m=m,
             n=n,
             k=k,
+            fmt=fmt,
         )
 
     def table(self, phase: str) -> OpTable:
@@ -715,10 +720,10 @@ def _attention_block(
     h, dq, dv, ab = spec.hidden_size, spec.head_dim, spec.head_dim, q.act_bits
     q_heads = 2 * heads if spec.attn_output_gate else heads  # the gate rides on q_proj
     if spec.q_low_rank:  # MFA (Step-3): the rank-r query and the one KV head are replicated
-        r.gemm("qkv_proj", n, m, spec.q_low_rank + 2 * kv_heads * dq, h, q)
-        r.gemm("q_up", n, m, q_heads * dq, spec.q_low_rank, q)
+        r.gemm("qkv_proj", n, m, spec.q_low_rank + 2 * kv_heads * dq, h, q, weight_op="attention")
+        r.gemm("q_up", n, m, q_heads * dq, spec.q_low_rank, q, weight_op="attention")
     else:
-        r.gemm("qkv_proj", n, m, (q_heads + 2 * kv_heads) * dq, h, q)
+        r.gemm("qkv_proj", n, m, (q_heads + 2 * kv_heads) * dq, h, q, weight_op="attention")
     r.add(
         "rope",
         "elementwise",
@@ -737,7 +742,7 @@ def _attention_block(
             act_in=_row_bytes(m, 2 * heads * dv, ab),
             act_out=_row_bytes(m, heads * dv, ab),
         )
-    r.gemm("o_proj", n, m, h, heads * dv, q)
+    r.gemm("o_proj", n, m, h, heads * dv, q, weight_op="attention")
 
 
 def _softmax_attention(
@@ -971,17 +976,17 @@ def _mla_block(
     kind = AttentionLayer("sparse", ix.topk) if ix else FULL
     att_keys = _mean_keys(kind, T, L) if ix else keys
     if mla.q_lora_rank:
-        r.gemm("q_down", n, m, mla.q_lora_rank, h, q)
-        r.gemm("q_up", n, m, heads * qk, mla.q_lora_rank, q)
+        r.gemm("q_down", n, m, mla.q_lora_rank, h, q, weight_op="attention")
+        r.gemm("q_up", n, m, heads * qk, mla.q_lora_rank, q, weight_op="attention")
     else:
-        r.gemm("q_proj", n, m, heads * qk, h, q)
-    r.gemm("kv_down", n, m, latent, h, q)
+        r.gemm("q_proj", n, m, heads * qk, h, q, weight_op="attention")
+    r.gemm("kv_down", n, m, latent, h, q, weight_op="attention")
     kv_write = bytes_of(m * latent, q.kv_bits)
     kv_read = bytes_of(B * _cached_read(kind, L) * latent, q.kv_bits)
     ix_flops, ix_read, ix_write, ix_act = 0.0, 0.0, 0.0, 0.0
     if ix:
-        r.gemm("indexer_q", n, m, ix.n_heads * ix.head_dim, mla.q_lora_rank or h, q)
-        r.gemm("indexer_k", n, m, ix.head_dim + ix.n_heads, h, q)  # key and per-head weights
+        r.gemm("indexer_q", n, m, ix.n_heads * ix.head_dim, mla.q_lora_rank or h, q, weight_op="attention")
+        r.gemm("indexer_k", n, m, ix.head_dim + ix.n_heads, h, q, weight_op="attention")  # key, head weights
         ix_flops = gemm_flops(B * T * ix.n_heads, keys, ix.head_dim)
         ix_read = bytes_of(B * L * ix.head_dim, q.kv_bits)
         ix_write = bytes_of(m * ix.head_dim, q.kv_bits)
@@ -994,6 +999,7 @@ def _mla_block(
             heads * mla.kv_lora_rank,
             mla.qk_nope_head_dim,
             q,
+            weight_op="attention",
             n_weights=heads * mla.qk_nope_head_dim * mla.kv_lora_rank,
         )
         r.rows[-1]["flops"] = gemm_flops(m * heads, mla.kv_lora_rank, mla.qk_nope_head_dim)
@@ -1016,12 +1022,21 @@ def _mla_block(
             heads * mla.v_head_dim,
             mla.kv_lora_rank,
             q,
+            weight_op="attention",
             n_weights=heads * mla.kv_lora_rank * mla.v_head_dim,
         )
         r.rows[-1]["flops"] = gemm_flops(m * heads, mla.v_head_dim, mla.kv_lora_rank)
     else:
         rows_kv = B * (L + T)
-        r.gemm("kv_up", n, rows_kv, heads * (mla.qk_nope_head_dim + mla.v_head_dim), mla.kv_lora_rank, q)
+        r.gemm(
+            "kv_up",
+            n,
+            rows_kv,
+            heads * (mla.qk_nope_head_dim + mla.v_head_dim),
+            mla.kv_lora_rank,
+            q,
+            weight_op="attention",
+        )
         r.add(
             "attention",
             "attention",
@@ -1033,7 +1048,7 @@ def _mla_block(
             kv_read=kv_read + ix_read,
             kv_write=kv_write + ix_write,
         )
-    r.gemm("o_proj", n, m, h, heads * mla.v_head_dim, q)
+    r.gemm("o_proj", n, m, h, heads * mla.v_head_dim, q, weight_op="attention")
 
 
 def _kv_per_token_layer(spec: ModelSpec, tp: int) -> Any:
@@ -1099,13 +1114,18 @@ def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: in
     Embedding and LM head are split by ``tp`` (vocabulary-parallel) and counted on the
     first and last stage; with ``pp > 1`` a device holds ``1/pp`` of the layers. They take
     their own widths where ``quant`` overrides ``embedding`` or ``lm_head`` (a llama.cpp GGUF
-    keeps output.weight in Q6_K, for one); a tied embedding is stored once, at the LM head's.
+    keeps output.weight in Q6_K, for one), and so do the attention blocks' projections where it
+    overrides ``attention`` (``fp8-ffn``); a tied embedding is stored once, at the LM head's.
     """
     per = quant.weight_bytes_per_param()
     head = quant.weight_bytes_per_param("lm_head")
     emb = head if spec.tied_embeddings else quant.weight_bytes_per_param("embedding")
+    attention = spec.n_attention_layers * spec.attention_params()
     total = (
-        spec.n_params() * per + spec.embedding_params() * (emb - per) + spec.lm_head_params() * (head - per)
+        spec.n_params() * per
+        + spec.embedding_params() * (emb - per)
+        + spec.lm_head_params() * (head - per)
+        + attention * (quant.weight_bytes_per_param("attention") - per)
     )
     if spec.moe and ep > 1:
         per_expert = (

@@ -958,7 +958,12 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
         if dropped:
             warnings.warn(
                 f"model {name_or_path!r}: priced as preset {preset}; the {'-'.join(dropped).upper()} in its name "
-                "is not read: the precision is the one --precision (precision=) names",
+                "is not read: the precision is the one --precision (precision=) names"
+                + (
+                    " (Meta's own FP8 checkpoints keep attention in BF16: fp8-ffn)"
+                    if "fp8" in dropped and repo.startswith("meta-llama/")
+                    else ""
+                ),
                 HwsimNote,
                 stacklevel=2,
             )

@@ -134,6 +134,8 @@ PRECISION_ALIASES = {
     "e4m3": "fp8",
     "fp8-e4m3": "fp8",
     "fp8-kv8": "fp8",
+    "fbgemm-fp8": "fp8-ffn",
+    "fbgemm_fp8": "fp8-ffn",
     "smoothquant": "int8",
     "int8-smoothquant": "int8",
 }
@@ -203,6 +205,13 @@ class Quant:
         activations and KV cache (TensorRT-LLM's FP8 recipe, ``--enable_fp8 --fp8_kv_cache``).
         ``fp8-kv16``: FP8 weights and activations with a 16-bit KV cache (vLLM and SGLang serve
         FP8 checkpoints so unless told ``--kv-cache-dtype fp8``).
+        ``fp8-ffn``: FP8 weights and activations in the FFNs only, attention projections,
+        embedding and LM head in 16 bits, 16-bit KV cache: Meta's FP8 checkpoints of Llama 3.1
+        (``fbgemm_fp8``, FBGEMM rowwise scales; Llama 3 paper, arXiv 2407.21783, Sec. 6.2: the
+        self-attention parameters stay in BF16; meta-llama/llama-stack @c05fbf14
+        ``llama_stack/providers/impls/meta_reference/inference/quantization/loader.py``
+        quantizes the feed-forward w1, w3, w2 of every layer but the first and the last; those
+        two layers' FFNs, under 2% of the FFN weights of the 405B, are priced in FP8 here).
         ``fp4``: FP4 weights and activations with an FP8 KV cache (the usual NVFP4 recipe). ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
         ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
         e.g. ``w3a16g64``, ``w4a8kv8``. Other spellings: ``PRECISION_ALIASES``.
@@ -233,6 +242,9 @@ class Quant:
             return cls.make("fp8", "fp8", "fp8")
         if key == "fp8-kv16":  # FP8 checkpoint served with the model's 16-bit KV cache
             return replace(cls.make("fp8", "fp8", "fp16"), label="fp8-kv16")
+        if key == "fp8-ffn":  # Meta's FBGEMM FP8 Llama 3.1 checkpoints: FP8 FFNs, 16-bit elsewhere
+            wide = {"attention": 16, "embedding": 16, "lm_head": 16}
+            return replace(cls.make("fp8", "fp8", "fp16", overrides=wide), label="fp8-ffn")
         if key == "fp4":  # NVFP4: E2M1 values, one FP8 scale per 16 (NVIDIA Blackwell docs): 4.5 bits
             return replace(cls.make("fp4", "fp4", "fp8"), extra_bits=0.5, label="fp4")
         if key == "int8":
@@ -244,10 +256,11 @@ class Quant:
             w, a, kv, g = m.groups()
             return cls.make(int(w), int(a), int(kv) if kv else int(a), group_size=int(g) if g else 0)
         near = closest_names(
-            key, [*named_formats(), "fp32", "bf16", "fp16", "fp8", "fp8-kv16", "fp4", "int8", "int4"]
+            key,
+            [*named_formats(), "fp32", "bf16", "fp16", "fp8", "fp8-kv16", "fp8-ffn", "fp4", "int8", "int4"],
         )
         raise ConfigError(
-            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, fp8-kv16, fp4, int8, int4, "
+            f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, fp8-kv16, fp8-ffn, fp4, int8, int4, "
             f"a named format of {_FORMATS_FILE} (llama.cpp GGUF types q4_0, q4_k_m, iq2_xxs..., qnn_w4a16) "
             f"or a pattern like w4a16, w4a8kv8, w3a16g64; closest: {', '.join(near) or 'none'}"
         )
@@ -310,6 +323,15 @@ class Quant:
         if self.weight_bits <= 4 and self.act_bits <= 4:
             return "fp4" if "fp4" in (self.weight, self.act) else "int4"
         return "fp8" if "fp8" in (self.weight, self.act) else "int8"
+
+    def gemm_format(self, op: str) -> tuple[str, int]:
+        """(math format, activation bits) of the GEMMs of weight ``op``: a weight kept in 16 bits
+        or more by an override (``fp8-ffn``'s attention projections) runs 16-bit math on 16-bit
+        activations; every other GEMM runs ``compute_format`` on ``act_bits``."""
+        bits = dict(self.overrides).get(op)
+        if bits is not None and bits >= 16 and self.act_bits < 16:
+            return "fp16", 16
+        return self.compute_format, self.act_bits
 
     @property
     def attention_format(self) -> str:

@@ -224,6 +224,7 @@ class FrameworkTerms:
     source: str
     output_lag_steps: float = 0.0
     multi_gpu: str = "tensor_parallel"
+    launch_overlaps_device: bool = False
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
@@ -279,6 +280,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             source=str(entry["source"]),
             output_lag_steps=float(entry.get("output_lag_steps", 0.0)),
             multi_gpu=multi_gpu,
+            launch_overlaps_device=bool(entry.get("launch_overlaps_device", False)),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
