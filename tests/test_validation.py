@@ -191,16 +191,24 @@ def test_server_rows_without_the_serving_predictor_say_so():
 
 
 def test_cli_validate_json(tmp_path):
-    out = tmp_path / "pv.png"
+    """The command over a slice of the shipped set (analytic rows and a simulated server row;
+    the whole set goes through the same ``validate`` in the ``report`` fixture)."""
+    frame = load_measured()
+    server = frame[frame["id"].str.match(r"s1\d\d-")].head(1)
+    part = pd.concat([frame.head(12), server])
+    data_path, out = tmp_path / "part.csv", tmp_path / "pv.png"
+    part.to_csv(data_path, index=False)
     r = subprocess.run(
-        [sys.executable, "-m", "hwsim", "validate", "--json", "--plot", str(out)],
+        [sys.executable, "-m", "hwsim", "validate", "--data", str(data_path), "--json", "--plot", str(out)],
         capture_output=True,
         text=True,
-        timeout=600,  # a hang guard: the whole measured set takes about two minutes on two cores
+        timeout=600,  # a hang guard
     )
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert list(data) == KEYS and out.exists()
+    assert data["rows"] == 13 and [p["id"] for p in data["points"]] == list(part["id"])
+    assert next(p for p in data["points"] if p["id"] == server["id"].iloc[0])["covered"]
 
 
 def test_summarize_hand_case():
