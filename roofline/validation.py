@@ -827,5 +827,27 @@ def summarize(points: pd.DataFrame) -> dict[str, Any]:
 
 
 def validate(path: str | Path | None = None, serving: ServingPredictor | None = None) -> dict[str, Any]:
-    """Predict every row of a measured file and summarize the error."""
-    return summarize(validate_frame(load_measured(path), serving))
+    """Predict every row of a measured file and summarize the error. A ``serving`` predictor
+    with a ``prepare`` attribute (``sim.serving.validation.predict_serving``) is first given the
+    server rows' conditions all at once, to run their simulations in parallel."""
+    frame = load_measured(path)
+    prepare = getattr(serving, "prepare", None)
+    if prepare is not None:
+        prepare(server_conditions(frame))
+    return summarize(validate_frame(frame, serving))
+
+
+def server_conditions(frame: pd.DataFrame) -> list[Condition]:
+    """The conditions of the rows of ``frame`` that a serving simulation predicts, at their
+    operating points (as ``validate_frame`` predicts them); rows that do not resolve are left
+    to ``validate_frame`` to report."""
+    out = []
+    for _, row in frame[frame["phase"] == "server"].iterrows():
+        cond = resolve(row)
+        if isinstance(cond, str) or cond.serving is None:
+            continue
+        try:
+            out.append(operating_point(cond))
+        except HwsimError:
+            continue
+    return out

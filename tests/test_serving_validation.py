@@ -86,3 +86,26 @@ def test_attention_data_parallel_rows_run_experts_over_the_same_ranks():
     )
     mixed = resolve(frame.loc["s281"].rename("s281").to_frame().T.reset_index(names="id").iloc[0])
     assert isinstance(mixed, str) and "not modelled" in mixed
+
+
+def test_parallel_simulation_gives_the_serial_predictions(monkeypatch):
+    """``simulate_rows`` runs server rows on forked processes and caches what each would have
+    given one by one: the same predictions, every run cached, whatever order they come in."""
+    from roofline.estimate import THREADS_ENV
+    from roofline.validation import server_conditions
+    from sim.serving import validation as sv
+
+    frame = load_measured()
+    runs = {}
+    for c in server_conditions(frame[frame["id"].str.match(r"s1\d\d-")]):
+        runs.setdefault(sv._key(c), c)  # one row of each of three simulated runs
+    conds = list(runs.values())[:3]
+    assert len(conds) == 3
+    monkeypatch.setattr(sv, "_RUNS", {})
+    serial = [sv.predict_serving(c) for c in conds]
+    monkeypatch.setattr(sv, "_RUNS", {})
+    monkeypatch.setenv(THREADS_ENV, "2")
+    sv.simulate_rows(reversed(conds))
+    assert len(sv._RUNS) == len({sv._key(c) for c in conds})
+    assert [sv.predict_serving(c) for c in conds] == serial
+    assert all(p[0] is not None for p in serial)
