@@ -347,10 +347,12 @@ def roofline(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def validate(data, plot, as_json):
     """Predict every measured row and report the error, overall and per device class."""
-    from roofline.validation import load_measured, summarize, validate_frame
-    from sim.serving.validation import predict_serving
+    from roofline.validation import load_measured, server_conditions, summarize, validate_frame
+    from sim.serving.validation import predict_serving, simulate_rows
 
-    points = validate_frame(load_measured(data), serving=predict_serving)
+    frame = load_measured(data)
+    simulate_rows(server_conditions(frame))  # the server rows' runs, one process per core
+    points = validate_frame(frame, serving=predict_serving)
     report = summarize(points)
     if plot:
         from roofline.plots import predicted_vs_measured
