@@ -408,7 +408,7 @@ def validate(data, plot, as_json):
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     default=None,
     callback=output_folder,
     help="Write the refitted files (*_fitted.yaml) into this folder; the shipped fits of the parts not "
@@ -570,8 +570,8 @@ def _calibrate(part, as_json):
 @click.option(
     "--out",
     "-o",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
+    type=click.Path(file_okay=False),
+    default="results",
     show_default=True,
     callback=output_folder,
     help="Folder for plots, tables, index.md and index.html.",

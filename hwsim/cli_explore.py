@@ -185,10 +185,11 @@ _chart_out = click.option(
 def pareto(x_metric, y_metric, z_metric, out, as_json, **o):
     """The Pareto front of a model's designs over two or three metrics, as a table and a plot."""
     from hwmodels.device_spec import load_device
-    from roofline.pareto import pareto_front
+    from roofline.pareto import check_metrics, pareto_front
     from roofline.plots import pareto_chart
 
-    metrics = [m for m in (x_metric, y_metric, z_metric) if m]
+    metrics = [x_metric, y_metric] + ([] if z_metric is None else [z_metric])
+    check_metrics(metrics)  # before the search
     needs_price = any("usd" in m for m in metrics)
     result = _run_search(o, need_price=needs_price)
     kept = result.kept.copy()

@@ -134,6 +134,10 @@ def output_folder(ctx: click.Context, param: click.Parameter, value: Any) -> Pat
     """Click callback of an output-folder option (as ``output_file``)."""
     if value is None:
         return None
+    if not str(value).strip():  # Path("") is the current folder: writing there must be asked for
+        raise click.BadParameter(
+            f"{str(value)!r}: an empty name; expected a folder ('.' for the current one)", ctx, param
+        )
     why = check_output_path(Path(value), folder=True)
     if why:
         raise click.BadParameter(f"{str(value)!r}: {why}", ctx, param)

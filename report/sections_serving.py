@@ -11,11 +11,11 @@ import pandas as pd
 
 from report.tables import SectionOutput, write_csvs
 from roofline import plots
-from roofline.validation import load_measured, summarize, validate_frame
+from roofline.validation import load_measured, server_conditions, summarize, validate_frame
 from sim.serving.capacity import ATTAINMENT_TARGET, approximate
 from sim.serving.plots import serving_timeline
 from sim.serving.serve import serve
-from sim.serving.validation import predict_serving
+from sim.serving.validation import predict_serving, simulate_rows
 from workloads.traces import load_lengths, make_trace
 
 MODEL, DEVICE, PRECISION, FRAMEWORK, LENGTHS = "llama-3.1-8b", "h100-sxm", "bf16", "vllm", "sharegpt"
@@ -94,7 +94,9 @@ def serving_section(out: Path, quick: bool) -> SectionOutput:
         f"{MODEL} on two {DEVICE}s, arXiv-summarization lengths (long prompts)",
     )
     frame = load_measured()
-    points = validate_frame(frame[frame["phase"] == "server"], serving=predict_serving)
+    frame = frame[frame["phase"] == "server"]
+    simulate_rows(server_conditions(frame))  # the rows' simulations, one process per core
+    points = validate_frame(frame, serving=predict_serving)
     summary = summarize(points)
     files += write_csvs(
         out,

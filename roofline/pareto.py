@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, closest_names
 
 OBJECTIVES = {
     "ttft_s": "min",
@@ -28,17 +28,20 @@ OBJECTIVES = {
 """Metrics a front can be drawn over, and whether lower or higher is better."""
 
 
-def _check(metrics: Sequence[str]) -> None:
+def check_metrics(metrics: Sequence[str]) -> None:
+    """Refuse anything but two or three different metrics of ``OBJECTIVES``."""
     if not 2 <= len(metrics) <= 3 or len(set(metrics)) != len(metrics):
         raise ConfigError(f"a Pareto front takes two or three different metrics; got {list(metrics)}")
     for m in metrics:
         if m not in OBJECTIVES:
-            raise ConfigError(f"metric {m!r} has no direction; expected one of {', '.join(OBJECTIVES)}")
+            near = closest_names(m, OBJECTIVES) if m.strip() else []
+            hint = f"closest: {', '.join(near)}; " if near else ""
+            raise ConfigError(f"metric {m!r} has no direction; {hint}expected one of {', '.join(OBJECTIVES)}")
 
 
 def pareto_mask(frame: pd.DataFrame, metrics: Sequence[str]) -> np.ndarray:
     """Boolean mask of the rows on the front (lower-is-better after flipping the 'max' metrics)."""
-    _check(metrics)
+    check_metrics(metrics)
     values = np.column_stack(
         [frame[m].to_numpy(float) * (1.0 if OBJECTIVES[m] == "min" else -1.0) for m in metrics]
     )

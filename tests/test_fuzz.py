@@ -40,6 +40,7 @@ CASE_LIMIT_S = 10.0
 """A case that takes longer hangs (a normal one takes milliseconds; a roofline chart about 2 s)."""
 
 N_ESTIMATE, N_SIMULATE, N_SERVE, N_ROOFLINE, N_VALIDATE, N_LISTINGS = 900, 300, 250, 12, 40, 40
+N_COMPARE, N_DESIGNS, N_SWEEPS = 60, 30, 60
 N_CONFIGS, N_SYSTEMS, N_DEVICES, N_API = 700, 450, 250, 700
 SHOW = 10
 """Failing cases a failure message lists."""
@@ -404,6 +405,59 @@ def cli_cases(scratch: Path) -> Iterator[tuple[str, list[str]]]:
             args += ["--plot", str(rng.choice(bad_out_paths(scratch, ".png")))]
         yield f"validate#{i}", args + (["--json"] if rng.random() < 0.7 else [])
 
+    compare_pools = dict(workload, **{"-o": bad_out_paths(scratch, ".png")})
+    del compare_pools["--device"], compare_pools["--n-devices"]
+    for i in range(N_COMPARE):
+        devices = [str(d) for d in rng.choice(DEVICES + names, size=int(rng.integers(0, 4)))]
+        args = mutate_args(rng, {"--model": "llama-2-7b", "--batch": "4"}, compare_pools, [])
+        yield f"compare#{i}", ["compare", *[a for d in devices for a in ("-d", d)], *args]
+
+    design_pools = dict(
+        compare_pools,
+        **{
+            "--devices": DEVICES + names + ["gpu", "datacenter-gpu", "all", ""],
+            "--slo-ttft": floats(),
+            "--slo-tpot": floats(),
+            "--objective": ["tokens_per_j", "tpot_s", "x", ""],
+            "--top": ints(),
+            "--x": ["ttft_s", "nope", ""],
+            "--z": ["tokens_per_j", "x"],
+        },
+    )
+    for i in range(2 * N_DESIGNS):
+        cmd = ("best", "pareto")[i % 2]
+        pools = {k: v for k, v in design_pools.items() if cmd == "pareto" or k not in ("--x", "--z", "-o")}
+        base = {
+            "--model": "llama-2-7b",
+            "--devices": "h100-sxm",
+            "--batch": "8",
+            "--tp": "1",
+            "--precision": "fp16",
+        }
+        args = mutate_args(rng, base, pools, ["--per-arch"] if cmd == "best" else [])
+        yield f"{cmd}#{i}", [cmd, *args]
+
+    for i in range(N_SWEEPS):
+        spec: dict[str, Any] = {"models": ["llama-2-7b"], "devices": ["h100-sxm"], "batch": [1, 8]}
+        for _ in range(int(rng.integers(1, 4))):
+            key = str(rng.choice(list(SPEC_VALUES)))
+            spec[key] = SPEC_VALUES[key][int(rng.integers(0, len(SPEC_VALUES[key])))]
+        path = scratch / f"spec{i}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        out = (
+            str(scratch / f"sweep{i}.parquet")
+            if rng.random() < 0.8
+            else str(rng.choice(bad_out_paths(scratch, ".pq")))
+        )
+        yield f"sweep#{i}", ["sweep", str(path), "--out", out, "--json"]
+    for path in [*names, str(scratch / "folder.json")]:
+        yield f"sweep-spec {path[-40:]!r}", ["sweep", path]
+
+    bad_folders = ["", " ", str(scratch / "afile"), str(scratch / "afile" / "x"), "y" * 300]
+    for folder in bad_folders:  # refused before any work: a good folder would run the whole job
+        yield f"report --out {folder!r}", ["report", "--out", folder, "--quick"]
+        yield f"calibrate --out {folder!r}", ["calibrate", "--part", "energy", "--out", folder]
+
     for i in range(N_LISTINGS):
         cmd = ["models", "devices"][i % 2]
         junk = [
@@ -411,6 +465,38 @@ def cli_cases(scratch: Path) -> Iterator[tuple[str, list[str]]]:
             for _ in range(int(rng.integers(0, 3)))
         ]
         yield f"{cmd}#{i}", [cmd, *junk]
+
+
+SPEC_VALUES: dict[str, list[Any]] = {
+    "models": ["llama-2-7b", [], [""], "x" * 300, [1], None, {"a": 1}],
+    "devices": ["all", "gpu", [], ["nope"], 3, None],
+    "precision": ["int4", [None], ["x"], 5],
+    "tp": [
+        0,
+        -1,
+        "two",
+        [1.5],
+        float("nan"),
+        2**70,
+        {"start": 8, "stop": 1},
+        {"start": 1, "stop": 8, "num": 0},
+    ],
+    "batch": [{"start": 0, "stop": 10, "num": 3, "log": True}, {"start": 1, "stop": 1e30, "num": 3}, -5, []],
+    "input_len": [0, 1e300, "x", {"start": 1, "stop": 10, "num": -3}],
+    "output_len": [1, 0, [2**63]],
+    "rate": [0, -1, float("inf"), "x"],
+    "concurrency": [0, -2],
+    "sampling": [{"method": "lhs", "n": 0}, {"method": "x"}, "grid", {"method": "random", "n": 10**12}],
+    "lengths": [["nope"], ["sharegpt"]],
+    "systems": [["nope"], ["1xa100"]],
+    "price_basis": ["x"],
+    "slo_ttft": [-1, "x"],
+    "num_requests": [0, -1, 10**12],
+    "n_devices": [0, 3, "x"],
+    "framework": ["nope", None],
+    "unknown_key": [1],
+}
+"""Bad or edge values of sweep-spec keys; a spec takes one to three of them."""
 
 
 def mutate_csv_row(rng: np.random.Generator, row: str) -> str:

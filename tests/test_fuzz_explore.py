@@ -214,3 +214,32 @@ def test_repeatable_integer_options_are_checked_value_by_value(run_cli, args, op
     command, *rest = args
     err = run_cli.refused(command, "-m", "llama-2-7b", "-d", "h100-sxm", *rest, "--json")
     assert option in err and value in err and "64-bit integer range" in err
+
+
+@pytest.mark.parametrize(
+    "option,value,hint",
+    [
+        ("--x", "", ""),
+        ("--z", "", ""),
+        ("--y", "tokens_per", "closest: tokens_per_j, tokens_per_usd, decode_tokens_per_s; "),
+    ],
+)
+def test_pareto_metrics_are_checked_before_the_search(run_cli, monkeypatch, option, value, hint):
+    """An empty --x used to drop out of the front's metrics and crash the chart (KeyError '')."""
+    import hwsim.cli_explore as cli_explore
+
+    monkeypatch.setattr(cli_explore, "_run_search", lambda *a, **k: pytest.fail("searched before refusing"))
+    err = run_cli.refused("pareto", "-m", "llama-2-7b", "-d", "h100-sxm", option, value)
+    assert f"metric {value!r} has no direction; {hint}expected one of ttft_s" in err
+
+
+@pytest.mark.parametrize("command", [["report", "--quick"], ["calibrate", "--part", "energy"]])
+@pytest.mark.parametrize("folder", ["", " "])
+def test_an_empty_output_folder_is_refused_not_read_as_the_current_one(
+    run_cli, tmp_path, monkeypatch, command, folder
+):
+    """``--out ''`` was the current folder: the whole report (or a refit) written where the user stood."""
+    monkeypatch.chdir(tmp_path)
+    err = run_cli.refused(*command, "--out", folder)
+    assert f"{folder!r}: an empty name; expected a folder ('.' for the current one)" in err
+    assert not any(tmp_path.iterdir())
