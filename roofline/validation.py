@@ -648,6 +648,14 @@ def static_batch_bytes(c: Condition, batch: int) -> float:
     return float(weight_bytes(spec, quant, c.tp, c.pp) + kv)
 
 
+POOL_AT_START = ("utilization", "static_fraction")
+"""KV-pool rules (``engines.yaml``) of engines that size their pool at start-up from the device's
+memory, whatever the run (vLLM's ``gpu_memory_utilization``, SGLang's ``mem_fraction_static``):
+a static batch whose final KV cache exceeds that pool cannot run at once there, even where it
+would fit the device. TensorRT-LLM's tables state the largest batch the engine they built for it
+ran at once, so its rows keep the device's memory as the bound."""
+
+
 def engine_waves(c: Condition, batch: int) -> list[tuple[int, int]]:
     """How a row's batch runs, as (sequences, times): at once when it holds; an engine with a
     paged KV pool (vLLM, TensorRT-LLM, SGLang) given more equal requests than its pool holds
@@ -657,14 +665,19 @@ def engine_waves(c: Condition, batch: int) -> list[tuple[int, int]]:
     once the weights leave room for KV blocks."""
     if c.phase == "offline":
         return [(batch, 1)] if offline_kv_tokens(c) > 0 else []
-    if static_batch_bytes(c, batch) <= catalog()[c.device].memory.capacity_bytes:
-        return [(batch, 1)]
     engine = offline_engine(c)
+    if (
+        engine.kv_rule not in POOL_AT_START
+        and static_batch_bytes(c, batch) <= catalog()[c.device].memory.capacity_bytes
+    ):
+        return [(batch, 1)]
     if not c.framework or engine.scheduler == "static":
         return []
     size = min(c.max_num_seqs or engine.max_num_seqs, offline_kv_tokens(c) // (c.input_len + c.output_len))
     if size < 1:
         return []
+    if batch <= size:
+        return [(batch, 1)]
     full, rest = divmod(batch, size)
     return [(size, full)] + ([(rest, 1)] if rest else [])
 

@@ -328,6 +328,27 @@ def test_a_batch_beyond_the_engines_pool_runs_in_waves():
     assert engine_waves(at(batch=64.0, framework="hf-accelerate"), 64) == []
 
 
+def test_vllms_pool_bounds_a_batch_that_fits_the_device():
+    """64 sequences of 1,024 + 1,024 tokens of Llama-2-7B FP16 on an A100 80 GB: 13.48 GB of
+    weights and 68.72 GB of KV cache (0.5 MiB a token) fit the device's 85.9 GB, but not vLLM's
+    pool, 0.9 x 85.9 GB less the weights, 0.53 GB of activations and 1.5 GB of reserve = 61.8 GB,
+    117,872 tokens: 57 sequences of 2,048. vLLM runs 57 and then 7 (30 at once); TensorRT-LLM's
+    tables, whose batch is the largest the engine built for it ran, keep the device's bound."""
+    from roofline.validation import engine_waves, offline_kv_tokens
+
+    row = {
+        **_offline("vllm-v0").to_dict(),
+        **{"hardware": "a100-sxm-80gb", "model": "llama-2-7b", "precision": "fp16", "phase": "e2e"},
+        **{"input_len": 1024, "output_len": 1024, "metric": "e2e_s", "batch": 64.0},
+    }
+    vllm = resolve(pd.Series(row))
+    trt = resolve(pd.Series({**row, "framework": "tensorrt-llm"}))
+    assert offline_kv_tokens(vllm) // 2048 == 57
+    assert engine_waves(vllm, 64) == [(57, 1), (7, 1)]
+    assert engine_waves(vllm, 30) == [(30, 1)]
+    assert engine_waves(trt, 64) == [(64, 1)]
+
+
 def test_a_benchmark_that_repeats_its_prompts_hits_the_prefix_cache():
     """vLLM's latency benchmark reruns the same prompts: V1 (prefix caching on) finds all full
     16-token blocks below the last token; V0 and unrelated rows compute the whole prompt."""
