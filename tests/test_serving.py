@@ -264,3 +264,32 @@ def test_an_engine_that_mixes_prompts_with_decodes_chunks_a_prompt_longer_than_i
     eight = serve("llama-3.1-8b", "h100-sxm", make_trace(n_requests=8, **trace), **engine)
     assert eight.metrics["completed"] == 8
     assert eight.metrics["duration_s"] < 3.0 * one.metrics["duration_s"]
+
+
+def _finished_run(finish_s: np.ndarray) -> dict:
+    """Metrics of 100 requests of 10 output tokens arriving one a second (0 to 99 s), each
+    producing its first token 0.5 s after arriving and finishing at ``finish_s``."""
+    from sim.serving.metrics import request_metrics
+    from sim.serving.requests import Requests
+
+    req = Requests(Trace(np.full(100, 64), np.full(100, 10), arrival_s=np.arange(100.0)))
+    req.arrival_s = np.arange(100.0)
+    req.first_token_s = req.arrival_s + 0.5
+    req.finish_s = finish_s
+    return request_metrics(req, n_devices=1)
+
+
+def test_steady_throughput_only_where_the_run_keeps_up():
+    """Kept up (each done 2 s after arriving): the steady window, 9.9 s to 99 s, holds the 90
+    requests finishing at 10-99 s (arrivals 8-97), 90 / 89.1 = 1.0101 a second. A burst served after its last
+    arrival (finishing at 150-249 s): no request finishes in the window, so no steady figure;
+    the whole run's stands, 1,000 tokens over 249 s."""
+    kept = _finished_run(np.arange(100.0) + 2.0)
+    assert kept["steady_requests_per_s"] == pytest.approx(90 / 89.1)
+    assert kept["steady_output_tokens_per_s"] == pytest.approx(900 / 89.1)
+    burst = _finished_run(np.arange(100.0) + 150.0)
+    assert "steady_requests_per_s" not in burst
+    assert burst["output_tokens_per_s"] == pytest.approx(1000 / 249.0)
+    # a run whose window holds under half of its completions has none either: 42 of 100
+    late = np.where(np.arange(100) < 50, np.arange(100.0) + 2.0, 300.0)  # 42 inside (10-51 s)
+    assert "steady_requests_per_s" not in _finished_run(late)

@@ -95,10 +95,17 @@ def request_metrics(
     return metrics
 
 
+STEADY_MIN_SHARE = 0.5
+"""Least share of a run's completed requests its steady window must hold to stand for the run."""
+
+
 def _steady(req: Requests, n_devices: int) -> dict[str, float]:
     """Throughput at steady state: requests (and their output tokens) finishing between the
     first 10% and the end of the arrival span, over that window. Open loop only; a closed loop
-    has no arrival span, so its whole-run figures stand."""
+    has no arrival span, so its whole-run figures stand, as they do for a burst that the
+    engine mostly serves after its last arrival (fewer than ``STEADY_MIN_SHARE`` of the
+    requests finish inside the window: a short overloaded run, whose client measures its
+    tokens over the whole run)."""
     done = req.completed
     arrival = req.arrival_s
     t0, t1 = float(np.nanmin(arrival)), float(np.nanmax(arrival))
@@ -106,7 +113,7 @@ def _steady(req: Requests, n_devices: int) -> dict[str, float]:
     finish = req.finish_s[done]
     inside = (finish >= lo) & (finish <= t1)
     span = t1 - lo
-    if span <= 0 or inside.sum() < 10:
+    if span <= 0 or inside.sum() < max(10, STEADY_MIN_SHARE * done.sum()):
         return {}
     rate = float(inside.sum()) / span
     tokens = float(req.output_len[done][inside].sum()) / span
