@@ -616,6 +616,11 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
     waves = engine_waves(c, batch)
     if not waves:
         short = static_batch_bytes(c, batch) - catalog()[c.device].memory.capacity_bytes
+        if short <= 0:  # it fits the device, but not the pool the engine sized at start-up
+            return None, (
+                f"{c.framework}'s KV pool on {c.device} holds {offline_kv_tokens(c):,} tokens, not one sequence "
+                f"of {c.input_len + c.output_len:,}"
+            )
         return (
             None,
             f"does not fit in device memory (short by {short / 1e9:.1f} GB): needs offload (event path)",
@@ -657,7 +662,8 @@ ran at once, so its rows keep the device's memory as the bound."""
 
 
 def engine_waves(c: Condition, batch: int) -> list[tuple[int, int]]:
-    """How a row's batch runs, as (sequences, times): at once when it holds; an engine with a
+    """How a row's batch runs, as (sequences, times): at once when it holds (in the KV pool of an
+    engine that sizes it at start-up, ``POOL_AT_START``; else in the device's memory); an engine with a
     paged KV pool (vLLM, TensorRT-LLM, SGLang) given more equal requests than its pool holds
     runs them in waves of as many as fit, each to its end; [] when not one sequence fits.
 

@@ -334,7 +334,7 @@ def test_vllms_pool_bounds_a_batch_that_fits_the_device():
     pool, 0.9 x 85.9 GB less the weights, 0.53 GB of activations and 1.5 GB of reserve = 61.8 GB,
     117,872 tokens: 57 sequences of 2,048. vLLM runs 57 and then 7 (30 at once); TensorRT-LLM's
     tables, whose batch is the largest the engine built for it ran, keep the device's bound."""
-    from roofline.validation import engine_waves, offline_kv_tokens
+    from roofline.validation import engine_waves, offline_kv_tokens, predict
 
     row = {
         **_offline("vllm-v0").to_dict(),
@@ -347,6 +347,9 @@ def test_vllms_pool_bounds_a_batch_that_fits_the_device():
     assert engine_waves(vllm, 64) == [(57, 1), (7, 1)]
     assert engine_waves(vllm, 30) == [(30, 1)]
     assert engine_waves(trt, 64) == [(64, 1)]
+    # on a T4 (15.8 GB) the 13.5 GB of weights fit, but vLLM's 0.9 share leaves no pool
+    t4 = resolve(pd.Series({**row, "hardware": "t4", "batch": 1.0}))
+    assert predict(t4) == (None, "vllm-v0's KV pool on t4 holds 0 tokens, not one sequence of 2,048")
 
 
 def test_a_benchmark_that_repeats_its_prompts_hits_the_prefix_cache():
