@@ -17,7 +17,9 @@ weight-streaming efficiency, and a partial overlap of the two: ``GemmCurve.overl
 keys_half)``) instead of the class's single ``compute_efficiency`` (the curves' fixed latency per
 call is not added: it holds the collectors' launch, which ``kernel_overhead_us`` charges), and an
 all-reduce over NVLink takes the fitted bandwidth fraction and latencies instead of NCCL's
-nominal model. Elsewhere an FP8 or FP4 GEMM runs at most the measured speed-up of its format
+nominal model; under a framework whose decode-attention kernels were timed there
+(``kernels``: ``tensorrt-llm``, ``vllm``, ``sglang``), a decode attention streams its KV cache at
+that engine's fitted efficiency and pays its time per (sequence, KV head) walked. Elsewhere an FP8 or FP4 GEMM runs at most the measured speed-up of its format
 over BF16 (``format_speedup``: the chip's own where its architecture states one, else the
 median of the architectures with curves).
 """
@@ -32,6 +34,7 @@ import numpy as np
 from hwmodels.calibration.curves import (
     architecture,
     attention_curve,
+    decode_attention_curve,
     device_time_latency,
     fitted_curves,
     format_speedup,
@@ -176,6 +179,33 @@ def _uncurved_gemm_efficiency(ops: OpTable, device: DeviceSpec, class_eff: float
     return eff.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
 
 
+def decode_attention_terms(
+    ops: OpTable, device: DeviceSpec, framework: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(which ops take a decode-attention curve, its streaming efficiency, its time per stream in s),
+    each shape (n_ops,), for the decode softmax attentions of ``ops`` under ``framework``'s kernels
+    (``FrameworkTerms.kernels``) on ``device``; None when no op takes one."""
+    if not framework or ops.phase != "decode":
+        return None
+    engine = framework_terms(framework).kernels
+    attention = ops.kind == "attention"
+    if not attention.any():
+        return None
+    hit = np.zeros(ops.n_ops, dtype=bool)
+    efficiency, stream_s = np.ones(ops.n_ops), np.zeros(ops.n_ops)
+    for f in set(ops.fmt[attention]):
+        curve = decode_attention_curve(device.name, f, engine)
+        if curve is None:
+            continue
+        rows = (
+            attention & (ops.fmt == f) & np.any(ops.kv_streams > 0, axis=tuple(range(1, ops.kv_streams.ndim)))
+        )
+        hit |= rows
+        efficiency = np.where(rows, curve.stream_efficiency, efficiency)
+        stream_s = np.where(rows, curve.stream_ns * 1e-9, stream_s)
+    return (hit, efficiency, stream_s) if hit.any() else None
+
+
 @register
 class GpuCostModel(RooflineCostModel):
     """GPUs and accelerators that run kernels on a device memory (HBM, GDDR, unified LPDDR)."""
@@ -189,6 +219,22 @@ class GpuCostModel(RooflineCostModel):
         if terms is None:
             return p["memory_efficiency"]
         return np.where(np.isnan(terms["stream"]), p["memory_efficiency"], terms["stream"])
+
+    def memory_time_s(
+        self, ops: OpTable, device: DeviceSpec, p: dict[str, float], mem_bytes: Any, placement: Placement
+    ) -> Any:
+        """The roofline memory time, but for a decode attention under an engine with a fitted
+        decode-attention curve (``decode_attention_terms``): its bytes at the curve's streaming
+        efficiency plus ``stream_ns`` per (sequence, KV head) it walks."""
+        memory_s = super().memory_time_s(ops, device, p, mem_bytes, placement)
+        terms = decode_attention_terms(ops, device, placement.framework)
+        if terms is None:
+            return memory_s
+        hit, efficiency, stream_s = terms
+        nd = ops.flops.ndim
+        shape = (-1,) + (1,) * (nd - 1)
+        curved = mem_bytes / (device.memory.bw_bytes_per_s * efficiency.reshape(shape))
+        return np.where(hit.reshape(shape), curved + ops.kv_streams * stream_s.reshape(shape), memory_s)
 
     def overlap(self, ops: OpTable, device: DeviceSpec, compute_s: Any, memory_s: Any) -> tuple[Any, Any]:
         """Where a fitted GEMM curve prices an op, the larger of its math and memory times becomes

@@ -113,6 +113,13 @@ class RooflineCostModel:
         """Achievable fraction of the memory bandwidth, per op or for all: the class's value."""
         return p["memory_efficiency"]
 
+    def memory_time_s(
+        self, ops: OpTable, device: DeviceSpec, p: dict[str, float], mem_bytes: Any, placement: Placement
+    ) -> Any:
+        """Time of each op's memory traffic (``mem_bytes`` per occurrence), s: the bytes over the
+        bandwidth at the achievable fraction (``memory_efficiency``)."""
+        return mem_bytes / (self.memory_bw(ops, device) * self.memory_efficiency(ops, device, p))
+
     def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
         """(achievable fraction of the link bandwidth, base latency s, latency per ring step s
         or None to use the link's own) of a collective: NCCL's model at full bandwidth."""
@@ -158,7 +165,7 @@ class RooflineCostModel:
             else ops.memory_bytes + (kv_repeat - 1) * ops.kv_read_bytes
         )
         bw = self.memory_bw(ops, device)
-        memory_s = mem_bytes / (bw * self.memory_efficiency(ops, device, p))
+        memory_s = self.memory_time_s(ops, device, p, mem_bytes, placement)
         compute_s, memory_s = self.overlap(ops, device, compute_s, memory_s)
 
         has_link = bool(np.any(ops.link_bytes > 0))

@@ -477,7 +477,7 @@ def _calibrate(part, as_json):
             "kernel curves (median APE in sample): "
             + "; ".join(
                 f"{kind} {arch} {fmt} {pct(v['in_sample']['median_ape'])}"
-                for kind in ("gemm", "attention_prefill")
+                for kind in ("gemm", "attention_prefill", "attention_decode")
                 for arch, formats in e[kind].items()
                 for fmt, v in formats.items()
             )

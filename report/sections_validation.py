@@ -142,7 +142,9 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "a GEMM of m token rows reaches `e_max * m / (m + m_half)` of its format's dense peak, streams its bytes at "
         "`stream_efficiency`, takes `(math^k + memory^k)^(1/k)` of the two times (`k = overlap`: infinite is the "
         "roofline's max, 1 their sum) and costs `latency_us` besides; prefill attention reaches `e_max * keys / (keys + "
-        "keys_half)`; an NVLink all-reduce moves its ring bytes at `bw_efficiency` of the link plus a base and a "
+        "keys_half)`; decode attention under an engine whose kernels were timed (TensorRT-LLM, vLLM, SGLang; format "
+        "`engine/KV format`) streams its KV cache at `stream_efficiency` and pays `stream_ns` per (sequence, KV head); "
+        "an NVLink all-reduce moves its ring bytes at `bw_efficiency` of the link plus a base and a "
         f"per-step latency. Fitted on {record['fitted_at']} (`gpu_kernels_fitted.yaml`); checked on Vidur's FP16 "
         f"projections, a source never fitted: median error {pct(errors['vidur_check']['median_ape'])}. On a GPU "
         "without curves, FP8 and FP4 GEMMs run at most the measured speed-up of those formats over BF16 ("
@@ -151,8 +153,8 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "",
     ]
     rows = []
-    for kind in ("gemm", "attention_prefill"):
-        for arch, formats in record[kind].items():
+    for kind in ("gemm", "attention_prefill", "attention_decode"):
+        for arch, formats in record.get(kind, {}).items():
             for fmt, values in formats.items():
                 err = errors[kind][arch][fmt]
                 rows.append(
@@ -180,6 +182,7 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
     labels = {
         "gemm": ("token rows m", "fraction of dense peak"),
         "attention_prefill": ("mean keys per query", "fraction of dense peak"),
+        "attention_decode": ("cached tokens per sequence", "fraction of memory bandwidth"),
         "allreduce": ("message bytes", "latency (us)"),
     }
     for (kind, group), frame in curve_frames().items():

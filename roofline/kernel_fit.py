@@ -2,8 +2,9 @@
 
 Data: the extracts in ``hwmodels/calibration/kernels/`` (their README names each source
 repository, path, commit and filter): TensorRT-LLM GEMMs, context attention and custom
-all-reduce timed by NVIDIA's aiconfigurator collectors on A100, H100, H200, B200, GB200,
-L40S and RTX PRO 6000 Blackwell, and Vidur's PyTorch projections on A100 and H100.
+all-reduce, and the decode attention of TensorRT-LLM, vLLM and SGLang, timed by NVIDIA's
+aiconfigurator collectors on A100, H100, H200, B200, GB200, L40S and RTX PRO 6000 Blackwell,
+and Vidur's PyTorch projections on A100 and H100.
 
 Model: each measured kernel is priced by the GPU cost model itself (``gemm_table``,
 ``attention_table`` and ``allreduce_table`` through ``GpuCostModel`` under trial curve
@@ -38,6 +39,8 @@ from hwmodels.calibration.curves import (
     architectures,
     attention_curve,
     curves_overridden,
+    decode_attention_curve,
+    decode_key,
     fitted_curves,
     fitted_curves_path,
     gemm_curve,
@@ -46,7 +49,7 @@ from hwmodels.calibration.curves import (
 from hwmodels.device_spec import catalog
 from hwmodels.gpu import GpuCostModel
 from hwmodels.placement import Placement
-from workloads.graph import allreduce_table, attention_table, gemm_table
+from workloads.graph import allreduce_table, attention_table, decode_attention_table, gemm_table
 from workloads.quant import Quant
 
 PARAMS = {
@@ -60,6 +63,11 @@ PARAMS = {
     "attention_prefill": {
         "e_max": (0.5, 0.02, 1.0),
         "keys_half": (500.0, 0.0, 1e5),
+        "latency_us": (10.0, 0.0, 100.0),
+    },
+    "attention_decode": {
+        "stream_efficiency": (0.8, 0.05, 1.0),
+        "stream_ns": (10.0, 0.0, 500.0),
         "latency_us": (10.0, 0.0, 100.0),
     },
     "allreduce": {
@@ -78,8 +86,16 @@ per-call time, which would bias the streaming efficiency (the A100's marginal ra
 and 512 MB of weights is 0.88 of its bandwidth, its 32 MB calls reach 0.63)."""
 
 
+MIN_DECODE_KV_BYTES = 128e6
+"""Decode attentions are fitted on calls that read at least this much KV cache (128 MB): about
+the last-level cache of the largest fitted chip (B200, 126 MB), past which the keys and values
+stream from HBM; smaller calls are dominated by the collectors' per-call time and hit in L2
+(the L40S's 96 MB L2 serves them faster than its 864 GB/s GDDR6)."""
+
+
 def load_kernels(name: str) -> pd.DataFrame:
-    """One shipped extract (``gemm``, ``gemm_vidur``, ``attention_prefill``, ``allreduce``)."""
+    """One shipped extract (``gemm``, ``gemm_vidur``, ``attention_prefill``, ``attention_decode``,
+    ``allreduce``)."""
     return pd.read_csv(Path(str(files("hwmodels.calibration").joinpath(f"kernels/{name}.csv"))))
 
 
@@ -119,6 +135,30 @@ def predict_attention(rows: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def decode_kv_bytes(rows: pd.DataFrame) -> np.ndarray:
+    """KV-cache bytes each decode-attention row (``batch``, ``context``, ``kv_heads``,
+    ``head_dim``, ``kv_dtype``) reads: keys and values of every cached token."""
+    width = np.where(rows["kv_dtype"] == "fp8", 1.0, 2.0)
+    return (rows["batch"] * rows["context"] * rows["kv_heads"] * rows["head_dim"] * 2 * width).to_numpy(float)
+
+
+def predict_decode_attention(rows: pd.DataFrame) -> np.ndarray:
+    """Kernel time (s) of each decode-attention row (``device``, ``engine``, ``kv_dtype``, ``batch``,
+    ``context``, ``heads``, ``kv_heads``, ``head_dim``) under the curves in use, priced with that
+    engine's kernels (an ``fp8`` KV cache as FP8 attention, ``Quant.attention_format``)."""
+    out = np.empty(len(rows))
+    for (device, engine, dtype, heads, kv_heads, head_dim), g in rows.groupby(
+        ["device", "engine", "kv_dtype", "heads", "kv_heads", "head_dim"]
+    ):
+        quant = _quant(dtype)
+        ops = decode_attention_table(g["batch"], g["context"], heads, kv_heads, head_dim, quant)
+        cost = GpuCostModel().estimate(ops, catalog()[device], Placement(framework=engine))
+        curve = decode_attention_curve(device, quant.attention_format, engine)
+        t = np.maximum(cost.compute_s, cost.memory_s) + (curve.latency_us * 1e-6 if curve else 0.0)
+        out[rows.index.get_indexer(g.index)] = np.asarray(t).reshape(-1)
+    return out
+
+
 def predict_allreduce(rows: pd.DataFrame) -> np.ndarray:
     """Time (s) of each all-reduce row (``device``, ``n_gpus``, ``message_bytes``) under the curves in use."""
     out = np.empty(len(rows))
@@ -133,6 +173,7 @@ def predict_allreduce(rows: pd.DataFrame) -> np.ndarray:
 PREDICT: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] = {
     "gemm": predict_gemm,
     "attention_prefill": predict_attention,
+    "attention_decode": predict_decode_attention,
     "allreduce": predict_allreduce,
 }
 
@@ -183,6 +224,13 @@ def _curve_groups() -> list[tuple[str, str, str | None, pd.DataFrame]]:
             mine = frame.loc[frame["device"].isin(entry["measured"])]
             for dtype, rows in mine.groupby("dtype"):
                 groups.append((kind, arch, str(dtype), rows.reset_index(drop=True)))
+    decode = load_kernels("attention_decode")
+    decode = decode.loc[decode_kv_bytes(decode) >= MIN_DECODE_KV_BYTES]
+    for arch, entry in architectures().items():
+        mine = decode.loc[decode["device"].isin(entry["measured"])]
+        for (engine, dtype), rows in mine.groupby(["engine", "kv_dtype"]):
+            key = decode_key(str(engine), _quant(str(dtype)).attention_format)
+            groups.append(("attention_decode", arch, key, rows.reset_index(drop=True)))
     allreduce = load_kernels("allreduce")
     for link, rows in allreduce.groupby(allreduce_links(allreduce)):
         groups.append(("allreduce", str(link), None, rows.reset_index(drop=True)))
@@ -198,8 +246,8 @@ def allreduce_links(rows: pd.DataFrame) -> pd.Series:
 def fit_all(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fit every curve; return the record (values and errors) without writing it."""
     say = progress or (lambda _msg: None)
-    record: dict[str, Any] = {"gemm": {}, "attention_prefill": {}, "allreduce": {}}
-    errors: dict[str, Any] = {"gemm": {}, "attention_prefill": {}, "allreduce": {}}
+    record: dict[str, Any] = {"gemm": {}, "attention_prefill": {}, "attention_decode": {}, "allreduce": {}}
+    errors: dict[str, Any] = {"gemm": {}, "attention_prefill": {}, "attention_decode": {}, "allreduce": {}}
     for kind, group, key, rows in _curve_groups():
         say(f"fitting {kind} {group} {key or ''} on {len(rows)} kernels")
         values = fit_curve(kind, group, key, rows)
@@ -257,7 +305,8 @@ def calibrate_kernels(progress: Callable[[str], None] | None = None) -> dict[str
         "schema_version": 1,
         "fitted_on": (
             "hwmodels/calibration/kernels/: TensorRT-LLM GEMMs with 4096^2+ weights (gemm.csv), context attention "
-            "(attention_prefill.csv) and custom all-reduce (allreduce.csv) from ai-dynamo/aiconfigurator, MI300X FP8 "
+            "(attention_prefill.csv), TensorRT-LLM's, vLLM's and SGLang's decode attention over 128 MB+ of KV "
+            "cache (attention_decode.csv) and custom all-reduce (allreduce.csv) from ai-dynamo/aiconfigurator, MI300X FP8 "
             "GEMMs from ROCm/aiter's tuned table, RCCL all-reduce from AMD's rccl-tests run and NCCL all-reduce over "
             "PCIe from public nccl-tests runs on RTX 4090s and aiconfigurator's on two L40S; least squares on "
             "log(predicted/measured) per architecture and format (gpu_kernels.yaml), the all-reduce per link type "
@@ -312,6 +361,7 @@ def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
                     "predicted": flops / predicted / peak,
                 }
             )
+    out.update(_decode_frames())
     allreduce = load_kernels("allreduce")
     for link, ar in allreduce.groupby(allreduce_links(allreduce)):
         ar = ar.reset_index(drop=True)
@@ -322,6 +372,42 @@ def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
                 "series": ar["device"],
                 "measured": ar["latency_us"],
                 "predicted": predict_allreduce(ar) * 1e6,
+            }
+        )
+    return out
+
+
+DECODE_CHART = {"heads": 64, "kv_heads": 8, "batch": (16, 256)}
+"""The decode attentions the report charts: Llama-70B's heads on one device, two batches."""
+
+
+def _decode_frames() -> dict[tuple[str, str], pd.DataFrame]:
+    """Fitted decode attentions (``MIN_DECODE_KV_BYTES`` and up) of the charted shape, per
+    architecture: achieved fraction of the memory bandwidth against the context, one panel per
+    engine and format."""
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    rows = load_kernels("attention_decode")
+    rows = rows.loc[
+        (rows["heads"] == DECODE_CHART["heads"])
+        & (rows["kv_heads"] == DECODE_CHART["kv_heads"])
+        & rows["batch"].isin(DECODE_CHART["batch"])
+        & (decode_kv_bytes(rows) >= MIN_DECODE_KV_BYTES)
+    ]
+    for arch, entry in architectures().items():
+        mine = rows.loc[rows["device"].isin(entry["measured"])].reset_index(drop=True)
+        if mine.empty:
+            continue
+        moved = decode_kv_bytes(mine) / np.array([catalog()[d].memory.bw_bytes_per_s for d in mine["device"]])
+        out[("attention_decode", arch)] = pd.DataFrame(
+            {
+                "panel": [
+                    decode_key(e, _quant(f).attention_format)
+                    for e, f in zip(mine["engine"], mine["kv_dtype"], strict=True)
+                ],
+                "x": mine["context"],
+                "series": mine["device"] + " batch " + mine["batch"].astype(str),
+                "measured": moved / (mine["latency_us"] * 1e-6),
+                "predicted": moved / predict_decode_attention(mine),
             }
         )
     return out

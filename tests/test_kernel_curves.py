@@ -1,4 +1,4 @@
-"""Kernel-efficiency curves (GEMM, prefill attention, NVLink all-reduce), their fit on the shipped
+"""Kernel-efficiency curves (GEMM, prefill and decode attention, NVLink all-reduce), their fit on the shipped
 kernel extracts, and the leave-one-family-out error they are judged by."""
 
 import json
@@ -14,9 +14,9 @@ from hwmodels.device_spec import catalog
 from hwmodels.gpu import GpuCostModel
 from hwmodels.placement import Placement
 from roofline.calibrate import covered_rows, device_family, families, leave_one_family_out
-from roofline.kernel_fit import PARAMS, fit_curve, load_kernels, predict_gemm
+from roofline.kernel_fit import PARAMS, fit_curve, load_kernels, predict_decode_attention, predict_gemm
 from roofline.validation import load_measured
-from workloads.graph import allreduce_table, attention_table, build_ops, gemm_table
+from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 
@@ -112,6 +112,77 @@ def test_prefill_attention_curve_hand_case():
     flops = 2 * 4 * 32 * 2048 * 1024.5 * 256
     assert float(cost.compute_s.ravel()[0]) == pytest.approx(flops / (989.4e12 * 0.25), rel=1e-3)
     np.testing.assert_allclose(dec.compute_s, dec_plain.compute_s)
+
+
+DECODE = {"stream_efficiency": 0.8, "stream_ns": 10.0, "latency_us": 12.0}
+DECODE_RECORD = {"attention_decode": {"hopper-gh100": {"vllm/bf16": DECODE}}}
+
+
+def test_decode_attention_curve_hand_case():
+    """Decode attention of 64 sequences after 2048 cached tokens, 64 query heads over 8 KV heads of
+    128 in BF16 on an H100 (3.35 TB/s) under vLLM's kernels: its bytes (the 64 x 2048 x 8 x 128 x 2
+    x 2 = 536,870,912 B of cached keys and values, plus the new token's query, output and K/V)
+    stream at 0.8 of the bandwidth, and its 64 x 8 = 512 (sequence, KV head) walks cost 10 ns each:
+    5.12 us. The curve's 12 us per call (the collector's launch) is not charged. Tripling the time
+    per walk adds twice 5.12 us. The same op under TensorRT-LLM's kernels (no curve here), with no
+    framework, or on an MI300X keeps the class's efficiency and no time per walk."""
+    bf16 = Quant.from_name("bf16")
+    ops = decode_attention_table(64.0, 2048.0, 64, 8, 128, bf16)
+    h100 = catalog()["h100-sxm"]
+    model = GpuCostModel()
+    kv = 64 * 2048 * 8 * 128 * 2 * 2
+    assert float(ops.kv_read_bytes.ravel()[0]) == kv and float(ops.kv_streams.ravel()[0]) == 512
+    moved = float(ops.memory_bytes.ravel()[0])
+    with curves_overridden(DECODE_RECORD):
+        vllm = float(model.estimate(ops, h100, Placement(framework="vllm")).memory_s.ravel()[0])
+        trt = float(model.estimate(ops, h100, Placement(framework="tensorrt-llm")).memory_s.ravel()[0])
+        bare = float(model.estimate(ops, h100).memory_s.ravel()[0])
+        amd = model.estimate(ops, catalog()["mi300x"], Placement(framework="vllm"))
+    triple = {"attention_decode": {"hopper-gh100": {"vllm/bf16": {**DECODE, "stream_ns": 30.0}}}}
+    with curves_overridden(triple):
+        slower = float(model.estimate(ops, h100, Placement(framework="vllm")).memory_s.ravel()[0])
+    with curves_overridden({}):
+        plain = float(model.estimate(ops, h100, Placement(framework="vllm")).memory_s.ravel()[0])
+        amd_plain = model.estimate(ops, catalog()["mi300x"], Placement(framework="vllm"))
+    assert vllm == pytest.approx(moved / (0.8 * 3.35e12) + 512 * 10e-9, rel=1e-9)
+    assert slower - vllm == pytest.approx(2 * 512 * 10e-9, rel=1e-6)
+    assert trt == pytest.approx(plain) and bare == pytest.approx(plain) and plain != pytest.approx(vllm)
+    np.testing.assert_allclose(amd.memory_s, amd_plain.memory_s)
+
+
+def test_decode_attention_curve_prices_only_decode_in_full_models():
+    """In a whole decode step of Llama-3.1-8B under vLLM only the attention row changes with the
+    decode curve (its GEMMs, norms and the prefill step do not); more context or more sequences
+    never make it faster."""
+    spec, bf16, h100 = load_model("llama-3.1-8b"), Quant.from_name("bf16"), catalog()["h100-sxm"]
+    batch = np.array([1.0, 16.0, 256.0])[:, None]
+    context = np.array([128.0, 2048.0, 16384.0])[None, :]
+    decode = build_ops(spec, bf16, phase="decode", batch=batch, context=context)
+    prefill = build_ops(spec, bf16, phase="prefill", batch=4, tokens=512)
+    place, model = Placement(framework="vllm"), GpuCostModel()
+    with curves_overridden(DECODE_RECORD):
+        on, pre_on = model.estimate(decode, h100, place), model.estimate(prefill, h100, place)
+    with curves_overridden({}):
+        off, pre_off = model.estimate(decode, h100, place), model.estimate(prefill, h100, place)
+    attention = decode.kind == "attention"
+    np.testing.assert_allclose(on.memory_s[~attention], off.memory_s[~attention])
+    np.testing.assert_allclose(pre_on.memory_s, pre_off.memory_s)
+    t = np.broadcast_to(on.memory_s[attention][0], (3, 3))
+    assert np.all(np.diff(t, axis=0) > 0) and np.all(np.diff(t, axis=1) > 0)
+
+
+def test_decode_attention_fit_recovers_its_parameters():
+    """Decode-attention times the model gives under known curve values (latency included, as the
+    collectors time each call) are fitted back to those values."""
+    rows = load_kernels("attention_decode")
+    rows = rows.loc[
+        rows["device"].isin(["h100-sxm", "h200"]) & (rows["engine"] == "vllm") & (rows["kv_dtype"] == "bf16")
+    ].reset_index(drop=True)
+    with curves_overridden(DECODE_RECORD):
+        rows["latency_us"] = predict_decode_attention(rows) * 1e6
+    got = fit_curve("attention_decode", "hopper-gh100", "vllm/bf16", rows)
+    for name, value in DECODE.items():
+        assert got[name] == pytest.approx(value, rel=0.02), name
 
 
 def test_allreduce_curve_hand_case():
@@ -227,7 +298,7 @@ def test_cli_fits_the_shipped_kernels(tmp_path):
         assert set(gemm.loc[gemm["device"].isin(entry["measured"]), "dtype"]) == set(
             record["gemm"].get(arch, {})
         )
-    for kind in ("gemm", "attention_prefill"):
+    for kind in ("gemm", "attention_prefill", "attention_decode"):
         for arch, formats in record[kind].items():
             for fmt, values in formats.items():
                 for name, value in values.items():

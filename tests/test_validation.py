@@ -22,6 +22,7 @@ from roofline.validation import (
     validate_frame,
 )
 from workloads.errors import ConfigError
+from workloads.quant import Quant
 from workloads.traces import load_lengths
 
 KEYS = [
@@ -461,3 +462,19 @@ def test_meta_fp8_checkpoint_rows_take_its_recipe():
         ("a300", "fp8"),
     ):
         assert resolve(_with_id(frame.loc[row_id], row_id)).precision == precision, row_id
+
+
+def test_rows_that_asked_for_an_fp8_kv_cache_are_priced_with_one():
+    """vLLM keeps an FP8 checkpoint's 16-bit KV cache unless told otherwise, so its plain ``fp8``
+    rows are priced as fp8-kv16; every vLLM or SGLang row whose notes state ``--kv-cache-dtype
+    fp8`` says fp8-kv8 and is priced with an 8-bit cache (MLPerf's H100 and L40S runs, the ROCm
+    dev-docker throughput table)."""
+    frame = load_measured().set_index("id")
+    stated = frame["notes"].str.contains(r"--kv-cache-dtype fp8\b", regex=True) & frame["framework"].isin(
+        ["vllm", "sglang"]
+    )
+    assert stated.sum() >= 29
+    for row_id in frame.index[stated]:
+        cond = resolve(_with_id(frame.loc[row_id], row_id))
+        assert Quant.from_name(cond.precision).kv_bits == 8, row_id
+    assert resolve(_with_id(frame.loc["vf049"], "vf049")).precision == "fp8-kv16"

@@ -58,7 +58,7 @@ INT8_MAX_BITS_PER_WEIGHT = 8.6
 """Stored bits per weight up to which weights are 8-bit or narrower integers (Q8_0 stores
 8.5 with its block scales) and run through integer kernels."""
 
-_NUMERIC = ("m", "n", "k", "keys", "flops", *BYTE_CLASSES, "link_bytes", "link_steps")
+_NUMERIC = ("m", "n", "k", "keys", "kv_streams", "flops", *BYTE_CLASSES, "link_bytes", "link_steps")
 
 
 def gemm_flops(m: Any, n: Any, k: Any) -> Any:
@@ -119,6 +119,10 @@ class OpTable:
     keys : np.ndarray, shape (n_ops, *sweep)
         Mean keys each query attends in a softmax ``attention`` op (``ctx + (T + 1) / 2`` for
         full causal attention); 0 for every other op.
+    kv_streams : np.ndarray, shape (n_ops, *sweep)
+        (sequence, KV head) pairs whose cache a softmax ``attention`` op walks per occurrence
+        (``batch x kv_heads`` on the device): a decode kernel's unit of work, each with its own
+        block table and split-KV reduction; 0 for every other op.
     flops : np.ndarray
         FLOPs per occurrence.
     weight_bytes, act_in_bytes, act_out_bytes, kv_read_bytes, kv_write_bytes : np.ndarray
@@ -150,6 +154,7 @@ class OpTable:
     n: np.ndarray
     k: np.ndarray
     keys: np.ndarray
+    kv_streams: np.ndarray
     flops: np.ndarray
     weight_bytes: np.ndarray
     act_in_bytes: np.ndarray
@@ -240,6 +245,7 @@ class _Rows:
         n: Any = 0.0,
         k: Any = 0.0,
         keys: Any = 0.0,
+        kv_streams: Any = 0.0,
         n_kernels: int = 1,
         fmt: str | None = None,
     ) -> None:
@@ -271,6 +277,7 @@ class _Rows:
                 n=n,
                 k=k,
                 keys=keys,
+                kv_streams=kv_streams,
             )
         )
 
@@ -349,7 +356,7 @@ SMALL_ROW_RATIO = 16
 with the rows of its own shape, whatever the shapes of its columns (``_Rows.groups``)."""
 
 
-_COMPUTE_COLUMNS = ("m", "n", "k", "keys", "flops", "link_bytes", "link_steps")
+_COMPUTE_COLUMNS = ("m", "n", "k", "keys", "kv_streams", "flops", "link_bytes", "link_steps")
 """The columns of a row that computes or communicates; all zero in a row that only moves memory."""
 
 
@@ -768,6 +775,7 @@ def _softmax_attention(
         count,
         flops=gemm_flops(B * heads * T, keys, 2 * head_dim),
         keys=keys,
+        kv_streams=B * kv_heads,
         act_in=_row_bytes(m, heads * head_dim + kv_per_token, q.act_bits),
         act_out=_row_bytes(m, heads * head_dim, q.act_bits),
         kv_read=bytes_of(B * _cached_read(kind, L) * kv_per_token, q.kv_bits),
@@ -786,6 +794,19 @@ def attention_table(
         r, 1, np.asarray(batch, float), np.asarray(tokens, float), 0.0, heads, kv_heads, head_dim, quant
     )
     return r.table("prefill")
+
+
+def decode_attention_table(
+    batch: Any, context: Any, heads: int, kv_heads: int, head_dim: int, quant: Quant
+) -> OpTable:
+    """An ``OpTable`` of one decode attention (for kernel studies): one new token in each of
+    ``batch`` sequences after ``context`` cached ones, the row ``build_ops`` gives a
+    full-attention layer."""
+    r = _Rows(quant)
+    _softmax_attention(
+        r, 1, np.asarray(batch, float), 1.0, np.asarray(context, float), heads, kv_heads, head_dim, quant
+    )
+    return r.table("decode")
 
 
 def allreduce_table(data_bytes: Any, tp: int, quant: Quant) -> OpTable:

@@ -13,6 +13,11 @@ names the measured chips and the catalog devices that share them):
 - **prefill attention**: a softmax attention whose queries attend ``keys`` keys on average
   reaches ``e_max * keys / (keys + keys_half)`` of the peak of its format (FlashAttention
   tiles are idle at short sequences), plus ``latency_us``;
+- **decode attention**, per serving engine whose kernels were timed (``tensorrt-llm``, ``vllm``,
+  ``sglang``: a framework's ``kernels`` name in ``frameworks.yaml``) and KV-cache format: the
+  cached keys and values stream at ``stream_efficiency`` of the memory bandwidth, each
+  (sequence, KV head) the kernel walks costs ``stream_ns`` besides (its block-table walk and
+  split-KV reduction), plus ``latency_us`` per call (not charged end to end, as for prefill);
 - **all-reduce over NVLink**: bytes at ``bw_efficiency`` of the link bandwidth, plus a base
   latency and a latency per ring step.
 
@@ -102,6 +107,15 @@ class AttentionCurve:
 
 
 @dataclass(frozen=True, slots=True)
+class DecodeAttentionCurve:
+    """Achievable decode attention of one architecture, engine and KV-cache format."""
+
+    stream_efficiency: float
+    stream_ns: float
+    latency_us: float
+
+
+@dataclass(frozen=True, slots=True)
 class LinkCurve:
     """Achievable all-reduce over one link type."""
 
@@ -159,7 +173,7 @@ _HIDDEN: set[str] = set()
 
 
 def fitted_curves() -> Mapping[str, Any]:
-    """The fit record in use: ``gemm``, ``attention_prefill``, ``allreduce``, ``errors``; empty
+    """The fit record in use: ``gemm``, ``attention_prefill``, ``attention_decode``, ``allreduce``, ``errors``; empty
     when never fitted."""
     return _RECORD[0] if _RECORD[0] is not None else _stored(fitted_curves_path())
 
@@ -220,6 +234,24 @@ def attention_curve(device: str, fmt: str) -> AttentionCurve | None:
     """The prefill-attention curve of ``device`` in op math format ``fmt``, or None."""
     entry = _entry("attention_prefill", device, fmt)
     return None if entry is None else AttentionCurve(**{k: float(entry[k]) for k in AttentionCurve.__slots__})
+
+
+def decode_attention_curve(device: str, fmt: str, engine: str) -> DecodeAttentionCurve | None:
+    """The decode-attention curve of ``engine``'s kernels on ``device`` for an attention op of math
+    format ``fmt`` (the wider of activations and KV cache: ``Quant.attention_format``), or None."""
+    arch = architecture(device)
+    curve_fmt = FORMAT_CURVE.get(fmt)
+    if arch is None or curve_fmt is None:
+        return None
+    entry = fitted_curves().get("attention_decode", {}).get(arch, {}).get(decode_key(engine, curve_fmt))
+    if entry is None:
+        return None
+    return DecodeAttentionCurve(**{k: float(entry[k]) for k in DecodeAttentionCurve.__slots__})
+
+
+def decode_key(engine: str, fmt: str) -> str:
+    """The key of an engine's decode-attention curve in a format, under its architecture: ``vllm/bf16``."""
+    return f"{engine}/{fmt}"
 
 
 def format_speedup(fmt: str, device: str | None = None) -> float | None:
