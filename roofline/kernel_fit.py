@@ -377,8 +377,8 @@ def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
     return out
 
 
-DECODE_CHART = {"heads": 64, "kv_heads": 8, "batch": (16, 256)}
-"""The decode attentions the report charts: Llama-70B's heads on one device, two batches."""
+DECODE_CHART = {"heads": 64, "kv_heads": 8, "batch": (16, 64, 256, 1024)}
+"""The decode attentions the report charts: Llama-70B's heads on one device, four batches."""
 
 
 def _decode_frames() -> dict[tuple[str, str], pd.DataFrame]:

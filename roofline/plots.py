@@ -654,26 +654,31 @@ def compare_chart(frame: pd.DataFrame, metrics: Sequence[str], out: Path, title:
 def kernel_curve_chart(
     frame: pd.DataFrame, out: Path, xlabel: str, ylabel: str, title: str = "", log_y: bool = False
 ) -> list[Path]:
-    """Measured kernels (markers) beside a fitted curve's predictions (lines), one panel per
+    """Measured kernels (dots) beside a fitted curve's predictions (lines with crosses), one panel per
     ``panel`` value, one colour per ``series``; x on a log-2 axis. ``frame``: columns ``panel``,
     ``x``, ``series``, ``measured``, ``predicted``."""
     plt = _plt()
     panels = sorted(frame["panel"].unique())
+    every = sorted(frame["series"].unique())  # one colour per series in every panel
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         part = frame.loc[frame["panel"] == panel]
-        for i, (series, g) in enumerate(part.groupby("series")):
+        for series, g in part.groupby("series"):
             g = g.sort_values("x")
-            colour = OKABE_ITO[i % len(OKABE_ITO)]
-            ax.scatter(g["x"], g["measured"], s=10, color=colour, label=series)
-            ax.plot(g["x"], g["predicted"], color=colour, lw=1.2)
+            colour = OKABE_ITO[every.index(series) % len(OKABE_ITO)]
+            ax.scatter(g["x"], g["measured"], s=10, color=colour)
+            ax.plot(g["x"], g["predicted"], color=colour, lw=1.2, marker="x", ms=3)
         ax.set_xscale("log", base=2)
         if log_y:
             ax.set_yscale("log")
         ax.set_title(str(panel), fontsize=9)
         ax.set_xlabel(xlabel)
     axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=6, loc="best")
-    fig.suptitle(f"{title} (markers: measured; lines: fitted curve)", fontsize=9)
+    handles = [
+        plt.Line2D([], [], color=OKABE_ITO[i % len(OKABE_ITO)], marker="o", ms=3, lw=1.2, label=series)
+        for i, series in enumerate(every)
+    ]
+    axes[0][-1].legend(handles=handles, fontsize=6, loc="best")
+    fig.suptitle(f"{title} (dots: measured; lines and crosses: fitted curve)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out)
