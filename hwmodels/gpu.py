@@ -19,9 +19,10 @@ call is not added: it holds the collectors' launch, which ``kernel_overhead_us``
 all-reduce over NVLink takes the fitted bandwidth fraction and latencies instead of NCCL's
 nominal model; under a framework whose decode-attention kernels were timed there
 (``kernels``: ``tensorrt-llm``, ``vllm``, ``sglang``), a decode attention streams its KV cache at
-that engine's fitted efficiency and pays its time per (sequence, KV head) walked. Elsewhere an FP8 or FP4 GEMM runs at most the measured speed-up of its format
-over BF16 (``format_speedup``: the chip's own where its architecture states one, else the
-median of the architectures with curves).
+that engine's fitted efficiency and pays its time per (sequence, KV head) walked. Elsewhere an
+FP8 or FP4 GEMM runs at most the measured speed-up of its format over BF16
+(``format_speedup``: the chip's own where its architecture states one, else the median of the
+architectures with curves).
 """
 
 from __future__ import annotations
