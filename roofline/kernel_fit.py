@@ -103,10 +103,11 @@ def _quant(dtype: str) -> Quant:
     return Quant.from_name({"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp4": "fp4"}[dtype])
 
 
-def _kernel_time_s(ops, device: str, curve) -> np.ndarray:
+def _kernel_time_s(ops, device: str, curve, placement: Placement | None = None) -> np.ndarray:
     """A measured kernel's time (s) as the collectors time it: the cost model's ``max(compute,
-    memory)`` plus the curve's fixed latency per call (none without a curve)."""
-    cost = GpuCostModel().estimate(ops, catalog()[device])
+    memory)`` (under ``placement``'s framework, whose kernels a decode attention runs) plus the
+    curve's fixed latency per call (none without a curve)."""
+    cost = GpuCostModel().estimate(ops, catalog()[device], placement)
     t = np.maximum(cost.compute_s, cost.memory_s) + (curve.latency_us * 1e-6 if curve else 0.0)
     return np.asarray(t).reshape(-1)
 
@@ -138,7 +139,7 @@ def predict_attention(rows: pd.DataFrame) -> np.ndarray:
 def decode_kv_bytes(rows: pd.DataFrame) -> np.ndarray:
     """KV-cache bytes each decode-attention row (``batch``, ``context``, ``kv_heads``,
     ``head_dim``, ``kv_dtype``) reads: keys and values of every cached token."""
-    width = np.where(rows["kv_dtype"] == "fp8", 1.0, 2.0)
+    width = rows["kv_dtype"].map(lambda dtype: _quant(dtype).kv_bits / 8.0)
     return (rows["batch"] * rows["context"] * rows["kv_heads"] * rows["head_dim"] * 2 * width).to_numpy(float)
 
 
@@ -152,10 +153,8 @@ def predict_decode_attention(rows: pd.DataFrame) -> np.ndarray:
     ):
         quant = _quant(dtype)
         ops = decode_attention_table(g["batch"], g["context"], heads, kv_heads, head_dim, quant)
-        cost = GpuCostModel().estimate(ops, catalog()[device], Placement(framework=engine))
         curve = decode_attention_curve(device, quant.attention_format, engine)
-        t = np.maximum(cost.compute_s, cost.memory_s) + (curve.latency_us * 1e-6 if curve else 0.0)
-        out[rows.index.get_indexer(g.index)] = np.asarray(t).reshape(-1)
+        out[rows.index.get_indexer(g.index)] = _kernel_time_s(ops, device, curve, Placement(framework=engine))
     return out
 
 
