@@ -44,7 +44,7 @@ from hwmodels.calibration.curves import (
     link_curve,
     overlapped_s,
 )
-from hwmodels.calibration.params import framework_terms
+from hwmodels.calibration.params import BlockFp8Kernels, framework_terms
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
 from hwmodels.registry import register
@@ -180,6 +180,27 @@ def _uncurved_gemm_efficiency(ops: OpTable, device: DeviceSpec, class_eff: float
     return eff.reshape((-1,) + (1,) * (ops.flops.ndim - 1))
 
 
+MOE_EXPERT_GEMMS = ("experts_up", "experts_down")
+"""The routed experts' GEMMs of a step (``workloads.graph``), which engines run as one fused MoE kernel."""
+
+
+def block_fp8_terms(
+    ops: OpTable, framework: str | None
+) -> tuple[BlockFp8Kernels, np.ndarray, np.ndarray] | None:
+    """(``framework``'s ``BlockFp8Kernels``, which ops are GEMMs over block-scaled FP8 weights,
+    which of those are routed-expert GEMMs), masks of shape (n_ops,); None when the framework
+    states no such kernels or no op is one."""
+    if not framework:
+        return None
+    kernels = framework_terms(framework).block_fp8
+    if kernels is None:
+        return None
+    block = _is_gemm(ops) & (ops.weight_block > 0)
+    if not block.any():
+        return None
+    return kernels, block, block & np.isin(ops.name, MOE_EXPERT_GEMMS)
+
+
 def decode_attention_terms(
     ops: OpTable, device: DeviceSpec, framework: str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -228,12 +249,17 @@ class GpuCostModel(RooflineCostModel):
         decode-attention curve (``decode_attention_terms``): its bytes at the curve's streaming
         efficiency plus ``stream_ns`` per (sequence, KV head) it walks."""
         memory_s = super().memory_time_s(ops, device, p, mem_bytes, placement)
+        nd = ops.flops.ndim
+        shape = (-1,) + (1,) * (nd - 1)
+        block = block_fp8_terms(ops, placement.framework)
+        if block is not None and block[2].any():
+            kernels, _, moe = block
+            fused = mem_bytes / (device.memory.bw_bytes_per_s * kernels.moe_stream_efficiency)
+            memory_s = np.where(moe.reshape(shape), fused, memory_s)
         terms = decode_attention_terms(ops, device, placement.framework)
         if terms is None:
             return memory_s
         hit, efficiency, stream_s = terms
-        nd = ops.flops.ndim
-        shape = (-1,) + (1,) * (nd - 1)
         curved = mem_bytes / (device.memory.bw_bytes_per_s * efficiency.reshape(shape))
         return np.where(hit.reshape(shape), curved + ops.kv_streams * stream_s.reshape(shape), memory_s)
 
@@ -247,20 +273,23 @@ class GpuCostModel(RooflineCostModel):
         math_bound = compute_s >= memory_s
         return np.where(math_bound, joint, compute_s), np.where(math_bound, memory_s, joint)
 
-    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
+    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec, placement: Placement) -> Any:
         """The fitted GEMM curve's ``latency_us`` per GEMM occurrence, where the architecture's
         kernels were timed on the device alone (``latency_is_device_time`` in
-        ``gpu_kernels.yaml``); 0 elsewhere (a collector's per-call time includes its launch,
-        which ``kernel_overhead_us`` prices)."""
-        state = _fitted_state(device)
-        if state[1] is None or not device_time_latency(state[1]):
-            return 0.0
-        gemm = _is_gemm(ops)
+        ``gpu_kernels.yaml``), 0 elsewhere (a collector's per-call time includes its launch,
+        which ``kernel_overhead_us`` prices); for a GEMM over block-scaled FP8 weights under a
+        framework with ``block_fp8`` kernels, theirs (``BlockFp8Kernels.gemm_latency_us``)."""
         out = np.zeros(ops.n_ops)
-        for f in set(ops.fmt):
-            g = _format_curves(device, f, state)[0]
-            if g is not None:
-                out = np.where(gemm & (ops.fmt == f), g.latency_us * 1e-6, out)
+        state = _fitted_state(device)
+        if state[1] is not None and device_time_latency(state[1]):
+            gemm = _is_gemm(ops)
+            for f in set(ops.fmt):
+                g = _format_curves(device, f, state)[0]
+                if g is not None:
+                    out = np.where(gemm & (ops.fmt == f), g.latency_us * 1e-6, out)
+        block = block_fp8_terms(ops, placement.framework)
+        if block is not None:
+            out = np.where(block[1], block[0].gemm_latency_us * 1e-6, out)
         return out
 
     def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
@@ -289,6 +318,10 @@ class GpuCostModel(RooflineCostModel):
             if terms is not None:
                 compute_eff = np.where(terms["hit"], terms["efficiency"], compute_eff)
         tensor_s = super().compute_s(ops, device, p, peaks, compute_eff, placement)
+        block = block_fp8_terms(ops, placement.framework)
+        if block is not None and block[2].any():  # the fused MoE's routed FLOPs, its tiling in its efficiency
+            moe = block[2].reshape((-1,) + (1,) * (ops.flops.ndim - 1))
+            tensor_s = np.where(moe, ops.flops / (peaks * block[0].moe_math_efficiency), tensor_s)
         lane_rate = issue_lane_cycles_per_s(device)
         if not placement.framework or lane_rate is None:
             return tensor_s

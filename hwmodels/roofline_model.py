@@ -95,7 +95,7 @@ class RooflineCostModel:
         # the padding over the efficiency first: both often one array for every op (the GEMMs' m)
         return ops.flops / peaks * (np.where(tiled, padded, 1.0) / compute_eff)
 
-    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec) -> Any:
+    def kernel_latency_s(self, ops: OpTable, device: DeviceSpec, placement: Placement) -> Any:
         """Fixed device time per occurrence of each op besides its roofline time (its kernels'
         fill and drain), s: none in the roofline form."""
         return 0.0
@@ -189,7 +189,7 @@ class RooflineCostModel:
             link_s = np.zeros((ops.n_ops,) + (1,) * (nd - 1))
             link_e = 0.0
         launch_s = _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd)
-        overhead_s = _per_op(np.asarray(self.kernel_latency_s(ops, device), dtype=float), nd)
+        overhead_s = _per_op(np.asarray(self.kernel_latency_s(ops, device, placement), dtype=float), nd)
         if placement.framework and framework_terms(placement.framework).launch_overlaps_device:
             # launched from the host one by one while the device runs the ones before: only
             # the launch time beyond the op's own device time delays the step

@@ -136,6 +136,10 @@ class OpTable:
     kv_group : np.ndarray, shape (n_ops,)
         Query heads that share each cached KV head in an attention op (1 elsewhere): a
         kernel that does not exploit the sharing reads the KV cache this many times.
+    weight_block : np.ndarray, shape (n_ops,)
+        Edge of the square weight blocks that share one FP8 scale in a GEMM over block-scaled
+        FP8 weights (128 for DeepSeek-V3/R1's checkpoint, ``ModelSpec.fp8_weight_block``): its
+        kernels dequantize per block (``FrameworkTerms.block_fp8``); 0 for every other op.
     link_peers : np.ndarray, shape (n_ops,)
         Other devices a collective op's traffic goes to at once (``tp - 1`` for a tensor-parallel
         all-reduce, ``ep - 1`` for the experts' all-to-all, 1 for a pipeline send; 0 elsewhere):
@@ -166,6 +170,7 @@ class OpTable:
     fmt: np.ndarray
     kv_group: np.ndarray
     link_peers: np.ndarray
+    weight_block: np.ndarray
     phase: str = "decode"
 
     @property
@@ -222,9 +227,19 @@ class OpTable:
 class _Rows:
     """Collects op rows as scalars or arrays, then broadcasts them into an ``OpTable``."""
 
-    def __init__(self, quant: Quant) -> None:
+    def __init__(self, quant: Quant, fp8_weight_block: int = 0) -> None:
         self.rows: list[dict[str, Any]] = []
         self.quant = quant
+        self.fp8_weight_block = fp8_weight_block
+        """The model's FP8 weight-scale block edge (``ModelSpec.fp8_weight_block``), 0 if none."""
+
+    def weight_block(self, weight_bytes_per_param: float, fmt: str) -> float:
+        """The ``weight_block`` of a GEMM whose weight takes ``weight_bytes_per_param`` bytes
+        and runs ``fmt`` math: the model's FP8 block edge where the checkpoint is block-scaled
+        FP8 and this weight is stored in it (one byte a weight, FP8 math), else 0."""
+        if self.fp8_weight_block and weight_bytes_per_param == 1.0 and fmt == "fp8":
+            return float(self.fp8_weight_block)
+        return 0.0
 
     def add(
         self,
@@ -248,6 +263,7 @@ class _Rows:
         kv_streams: Any = 0.0,
         n_kernels: int = 1,
         fmt: str | None = None,
+        weight_block: float = 0.0,
     ) -> None:
         if count <= 0:
             return
@@ -278,6 +294,7 @@ class _Rows:
                 k=k,
                 keys=keys,
                 kv_streams=kv_streams,
+                weight_block=float(weight_block),
             )
         )
 
@@ -291,9 +308,12 @@ class _Rows:
         quant: Quant,
         weight_op: str | None = None,
         n_weights: Any | None = None,
+        block_scaled: bool = True,
     ) -> None:
         """A GEMM of m tokens by an (k x n) weight; ``n_weights`` overrides the weight elements
-        read; ``weight_op`` names the weight for ``quant``'s overrides (default ``name``)."""
+        read; ``weight_op`` names the weight for ``quant``'s overrides (default ``name``).
+        ``block_scaled=False``: a weight that a block-scaled FP8 checkpoint keeps otherwise (its
+        router and LM head in BF16) or that engines re-lay at load (MLA's absorbed products)."""
         wbytes = quant.weight_bytes_per_param(weight_op or name)
         fmt, act_bits = quant.gemm_format(weight_op or name)
         self.add(
@@ -308,6 +328,7 @@ class _Rows:
             n=n,
             k=k,
             fmt=fmt,
+            weight_block=self.weight_block(wbytes, fmt) if block_scaled else 0.0,
         )
 
     def table(self, phase: str) -> OpTable:
@@ -493,6 +514,7 @@ def _stack(
         fmt=np.array([r["fmt"] for r in rows]),
         kv_group=np.array([r.get("kv_group", 1.0) for r in rows]),
         link_peers=np.array([r.get("link_peers", 0.0) for r in rows]),
+        weight_block=np.array([r.get("weight_block", 0.0) for r in rows]),
         phase=phase,
         **cols,
     )
@@ -627,7 +649,7 @@ def _step_rows(
     heads = spec.n_heads / tp
     kv_heads = np.ceil(spec.n_kv_heads / tp)  # KV heads are replicated when tp exceeds them
     rb = q.residual_bits  # the residual stream, its norms and its collectives
-    r = _Rows(q)
+    r = _Rows(q, spec.fp8_weight_block)
 
     emb_wbytes = q.weight_bytes_per_param("embedding")
     hidden_bytes = _times_rows(m, bytes_of(h, rb))  # the hidden states: every norm's input and output
@@ -674,7 +696,7 @@ def _step_rows(
         act_in=_row_bytes(rows_out, h, rb),
         act_out=_row_bytes(rows_out, h, rb),
     )
-    r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q)
+    r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q, block_scaled=False)
     if pp > 1:
         r.add("pp_send", "collective", pp - 1, link_bytes=m * h * rb / 8.0, link_steps=1.0, link_peers=1)
     return r
@@ -905,7 +927,7 @@ def _moe_block(
     assert moe is not None
     h, E, k, f = spec.hidden_size, moe.n_routed_experts, moe.n_active_experts, moe.expert_ffn_size
     n = moe.n_moe_layers
-    r.gemm("router", n, m, E, h, q, weight_op="router")
+    r.gemm("router", n, m, E, h, q, weight_op="router", block_scaled=False)
     r.rows[-1]["kind"] = "router"  # a GEMM, kept apart so reports can show routing cost
     touched = expected_distinct_experts(E, k, m_group)  # over all devices
     touched_dev = touched / E * experts_per_device(spec, ep)  # its slots' share
@@ -926,6 +948,7 @@ def _moe_block(
         n=up_n,
         k=h,
         n_kernels=1,
+        weight_block=r.weight_block(wb, q.compute_format),
     )
     r.add(
         "experts_act",
@@ -946,6 +969,7 @@ def _moe_block(
         n=h,
         k=f / tp,
         n_kernels=1,
+        weight_block=r.weight_block(wb, q.compute_format),
     )
     if moe.n_shared_experts:
         _ffn(r, "shared_expert", n, m, moe.n_shared_experts * moe.shared_ffn_size / tp, h, spec.ffn_gated, q)
@@ -1022,6 +1046,7 @@ def _mla_block(
             q,
             weight_op="attention",
             n_weights=heads * mla.qk_nope_head_dim * mla.kv_lora_rank,
+            block_scaled=False,
         )
         r.rows[-1]["flops"] = gemm_flops(m * heads, mla.kv_lora_rank, mla.qk_nope_head_dim)
         r.add(
@@ -1045,6 +1070,7 @@ def _mla_block(
             q,
             weight_op="attention",
             n_weights=heads * mla.kv_lora_rank * mla.v_head_dim,
+            block_scaled=False,
         )
         r.rows[-1]["flops"] = gemm_flops(m * heads, mla.v_head_dim, mla.kv_lora_rank)
     else:

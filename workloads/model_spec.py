@@ -257,6 +257,10 @@ class ModelSpec:
     max_context: int | None = None
     """Longest sequence (prompt plus output tokens) the model takes, ``max_position_embeddings``
     (or ``n_positions``...); None when the config does not say. The CLI refuses longer requests."""
+    fp8_weight_block: int = 0
+    """Edge of the square blocks of weights that share one scale in the checkpoint's own FP8
+    weights (``quantization_config.weight_block_size``: 128 for DeepSeek-V3/R1, whose kernels
+    then run block-scaled FP8 GEMMs); 0 when its weights are not block-scaled FP8."""
 
     # ----- derived shapes -------------------------------------------------------------
     @property
@@ -483,6 +487,21 @@ def _count(value: Any, where: str, field: str, default: int = 0, limit: int = MA
     return value
 
 
+def _fp8_weight_block(cfg: dict[str, Any], where: str) -> int:
+    """The edge of the checkpoint's FP8 weight-scale blocks (``quantization_config`` with
+    ``quant_method: fp8`` and a square ``weight_block_size``), else 0."""
+    qc = cfg.get("quantization_config")
+    if not isinstance(qc, dict) or qc.get("quant_method") != "fp8" or qc.get("weight_block_size") is None:
+        return 0
+    size = qc["weight_block_size"]
+    if not (isinstance(size, list) and len(size) == 2 and size[0] == size[1]):
+        raise ConfigError(
+            f"{where}: field 'quantization_config.weight_block_size' is {size!r}; "
+            "expected two equal positive integers ([128, 128])"
+        )
+    return _positive_int(size[0], where, "quantization_config.weight_block_size", 65536)
+
+
 def _int_list(value: Any, where: str, field: str) -> list[int]:
     """A list of layer indices from a JSON list or a comma-separated string (Step-3)."""
     if isinstance(value, str):
@@ -659,6 +678,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     not a positive integer, or declares attention hwsim does not model.
     """
     where = where or name
+    block = _fp8_weight_block(cfg, where)
     cfg, wrapper = _unwrap_text_config(cfg, where)
     family = str(cfg.get("model_type", "llama"))
     _refuse_unmodelled(cfg, where)
@@ -810,6 +830,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         n_mtp_layers=n_mtp,
         text_config_of=wrapper,
         max_context=max_context,
+        fp8_weight_block=block,
     )
 
 

@@ -189,6 +189,21 @@ def fitted_on(arch: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockFp8Kernels:
+    """How a framework's kernels run GEMMs over block-scaled FP8 weights (``OpTable.weight_block``,
+    DeepSeek-V3/R1's checkpoint) where they fall short of the device class's GEMMs, from timed
+    kernels: ``gemm_latency_us`` of device time per GEMM call besides its roofline time (a
+    block-scaled kernel's scale loads and few thread blocks at decode sizes); its fused MoE
+    kernel's expert GEMMs stream their weights at ``moe_stream_efficiency`` of the memory
+    bandwidth and compute at ``moe_math_efficiency`` of the FP8 tensor peak."""
+
+    gemm_latency_us: float
+    moe_stream_efficiency: float
+    moe_math_efficiency: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class FrameworkTerms:
     """A serving framework's overheads: per kernel launch (None keeps the device class's)
     and per model step (scheduling, sampling, Python), plus per sequence in a step (input
@@ -207,7 +222,8 @@ class FrameworkTerms:
     steps), which delays the first and last token a client sees. ``multi_gpu``: how one
     model instance spans several devices, ``tensor_parallel`` (the stated tp, pp, ep) or
     ``sequential_layers`` (its layers split over the devices and run one device after
-    another: a pipeline of one micro-batch)."""
+    another: a pipeline of one micro-batch). ``block_fp8``: its block-scaled FP8 kernels where
+    they are slower than the class's GEMMs (``BlockFp8Kernels``; None: as the class's)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -225,6 +241,7 @@ class FrameworkTerms:
     output_lag_steps: float = 0.0
     multi_gpu: str = "tensor_parallel"
     launch_overlaps_device: bool = False
+    block_fp8: BlockFp8Kernels | None = None
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
@@ -281,6 +298,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             output_lag_steps=float(entry.get("output_lag_steps", 0.0)),
             multi_gpu=multi_gpu,
             launch_overlaps_device=bool(entry.get("launch_overlaps_device", False)),
+            block_fp8=_block_fp8(entry.get("block_fp8"), f"{where}: frameworks.{name}.block_fp8"),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
@@ -289,6 +307,25 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
                 raise ConfigError(f"{SERVING_FITTED}: frameworks.{name}: {sorted(unknown)} are not fittable")
             out[name] = _with_terms(out[name], values)
     return out
+
+
+def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:
+    """A framework's ``block_fp8`` entry, checked: a latency >= 0 us and efficiencies in (0, 1]."""
+    if entry is None:
+        return None
+    fields = ("gemm_latency_us", "moe_stream_efficiency", "moe_math_efficiency")
+    if not isinstance(entry, Mapping) or set(entry) != {*fields, "source"}:
+        raise ConfigError(f"{where}: expected the keys {', '.join(fields)} and source")
+    values = {}
+    for key in fields:
+        v = entry[key]
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        ok = ok and (0 <= v < 1e4 if key == "gemm_latency_us" else 0 < v <= 1)
+        if not ok:
+            expected = "microseconds >= 0" if key == "gemm_latency_us" else "a fraction in (0, 1]"
+            raise ConfigError(f"{where}.{key} is {v!r}; expected {expected}")
+        values[key] = float(v)
+    return BlockFp8Kernels(**values, source=str(entry["source"]))
 
 
 def _with_terms(terms: FrameworkTerms, values: Mapping[str, float]) -> FrameworkTerms:
