@@ -64,10 +64,8 @@ def test_report_keys_and_coverage(report):
     assert report["rows"] >= 80 and report["covered"] >= 80
     assert list(report["points"][0]) == POINT_KEYS
     covered = [p for p in report["points"] if p["covered"]]
-    devices = {
-        resolve(load_measured().set_index("id").loc[p["id"]].rename(None).pipe(_with_id, p["id"])).device
-        for p in covered
-    }
+    rows = load_measured().set_index("id")
+    devices = {resolve(rows.loc[p["id"]].rename(None).pipe(_with_id, p["id"])).device for p in covered}
     arches = {catalog()[d].arch for d in devices}
     gpus = {
         d for d in devices if catalog()[d].arch == "gpu" and catalog()[d].device_class != "integrated-gpu"
