@@ -452,6 +452,20 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
         # its own requests and the experts are split over the same ranks (hwsim: tp 1, ep n)
         settings.update(ep=ep, tp=1, attention_dp=True)
         return settings
+    drafts = re.search(r"num_nextn_predict_layers (\d+)", str(row["notes"]))
+    if drafts:
+        return (
+            f"speculative decoding (MTP, {drafts.group(1)} drafted tokens a step) with no stated "
+            "acceptance rate: hwsim prices drafts at a stated acceptance only (--mtp-acceptance)"
+        )
+    if tp * pp * ep > n_devices and tp * pp == n_devices and tp % ep == 0 and dp == 1:
+        # TensorRT-LLM's --tp N --ep M (and SGLang's --ep-size within --tp): the experts split M
+        # ways inside the tp group, each over tp / M of its devices. A device then holds E / M
+        # experts of width f M / tp, the expert bytes and FLOPs of tensor parallelism over tp, and
+        # sums them with the same all-reduce: priced as tp (the M-fold wider expert GEMMs and any
+        # expert-load imbalance across the M groups are not modelled)
+        settings["ep"] = 1
+        return settings
     if tp * pp * ep > n_devices:
         return (
             f"tp {tp} x ep {ep} exceeds the row's {n_devices} devices: attention data parallelism with "

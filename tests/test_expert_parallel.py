@@ -120,3 +120,21 @@ def test_wide_ep_that_does_not_divide_the_experts_holds_redundant_slots():
     assert weight_bytes(spec, FP8, ep=72) == pytest.approx(dense + 4 * per_expert)
     with pytest.raises(ConfigError, match="ep 512 exceeds deepseek-r1's 256 experts"):
         build_ops(spec, FP8, phase="decode", batch=1, ep=512)
+
+
+def test_experts_split_inside_the_tp_group_cost_what_tensor_parallel_experts_cost():
+    """TensorRT-LLM's --tp 8 --ep 4 on 8 GPUs: each GPU holds 256 / 4 = 64 of DeepSeek-V3's experts,
+    each split over 8 / 4 = 2 GPUs. By hand, at 128 decode tokens: the touched experts' share on a
+    GPU times their (2 x 2048 x 4 / 8) x 7168 gate/up bytes, and its routed FLOPs, equal the TP-8
+    rows, so such a run is priced as tp 8 (``test_serving_validation``)."""
+    from workloads.graph import expected_distinct_experts
+
+    spec = load_model("deepseek-v3")
+    E, k, f, h, tp, m_ep = 256, 8, 2048, 7168, 8, 4
+    tokens = 128
+    touched = expected_distinct_experts(E, k, tokens)
+    weight = touched / m_ep * (2 * f * m_ep / tp) * h  # FP8: a byte a weight
+    flops = 2 * (tokens * k / m_ep) * (2 * f * m_ep / tp) * h
+    ops = build_ops(spec, FP8, phase="decode", batch=tokens, context=1, tp=tp)
+    assert _row(ops, "experts_up", "weight_bytes") == pytest.approx(float(weight))
+    assert _row(ops, "experts_up", "flops") == pytest.approx(flops)

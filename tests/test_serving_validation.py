@@ -79,7 +79,9 @@ def test_per_sequence_host_time_adds_per_running_sequence():
 def test_attention_data_parallel_rows_run_experts_over_the_same_ranks():
     """TensorRT-LLM's tp 8, ep 8 with attention DP 8 on 8 GPUs is hwsim's tp 1, ep 8 with
     attention data parallelism (every rank attends its own requests, experts split over the same
-    ranks); tp 8, ep 4 without it (MoE tensor x expert parallel inside the tp group) is refused."""
+    ranks); tp 8, ep 4 without it (MoE tensor x expert parallel inside the tp group) is priced as
+    tp 8 (the same expert bytes and FLOPs per device: ``test_expert_parallel``), and with a data
+    parallel degree besides it is refused."""
     frame = load_measured().set_index("id")
     dp_row = resolve(frame.loc["s275"].rename("s275").to_frame().T.reset_index(names="id").iloc[0])
     assert (dp_row.tp, dp_row.n_devices, dp_row.serving["ep"], dp_row.serving["attention_dp"]) == (
@@ -88,8 +90,21 @@ def test_attention_data_parallel_rows_run_experts_over_the_same_ranks():
         8,
         True,
     )
-    mixed = resolve(frame.loc["s281"].rename("s281").to_frame().T.reset_index(names="id").iloc[0])
-    assert isinstance(mixed, str) and "not modelled" in mixed
+    row = frame.loc["vg166"].rename("vg166").to_frame().T.reset_index(names="id").iloc[0]  # dstack, TRT
+    mixed = resolve(row)
+    assert (row["tp"], row["ep"], mixed.tp, mixed.serving["ep"], mixed.n_devices) == (8, 4, 8, 1, 8)
+    row["dp"] = 2
+    assert "not modelled" in resolve(row)
+
+
+def test_speculative_runs_without_an_acceptance_rate_are_not_priced():
+    """TensorRT-LLM's min-latency DeepSeek-R1 runs draft 3 tokens a step with MTP and state no
+    acceptance rate: priced without drafts they came out 0.34-0.55x of the measured rate, so they
+    are not covered, and say why."""
+    frame = load_measured().set_index("id")
+    row = frame.loc["s281"].rename("s281").to_frame().T.reset_index(names="id").iloc[0]
+    reason = resolve(row)
+    assert isinstance(reason, str) and "MTP, 3 drafted tokens" in reason and "acceptance" in reason
 
 
 def test_parallel_simulation_gives_the_serial_predictions(monkeypatch):
