@@ -22,7 +22,10 @@ nominal model; under a framework whose decode-attention kernels were timed there
 that engine's fitted efficiency and pays its time per (sequence, KV head) walked. Elsewhere an
 FP8 or FP4 GEMM runs at most the measured speed-up of its format over BF16
 (``format_speedup``: the chip's own where its architecture states one, else the median of the
-architectures with curves).
+architectures with curves). Under a framework whose block-scaled FP8 kernels were slower than
+that (``block_fp8`` in ``calibration/frameworks.yaml``: vLLM V0, SGLang before v0.4.6), a GEMM
+over block-scaled FP8 weights (``OpTable.weight_block``, DeepSeek-V3/R1) pays their fixed time per
+call, and the routed experts' fused MoE kernel streams and computes at its own timed efficiencies.
 """
 
 from __future__ import annotations
@@ -247,7 +250,9 @@ class GpuCostModel(RooflineCostModel):
     ) -> Any:
         """The roofline memory time, but for a decode attention under an engine with a fitted
         decode-attention curve (``decode_attention_terms``): its bytes at the curve's streaming
-        efficiency plus ``stream_ns`` per (sequence, KV head) it walks."""
+        efficiency plus ``stream_ns`` per (sequence, KV head) it walks; and for the routed experts'
+        GEMMs over block-scaled FP8 weights under a framework with ``block_fp8`` kernels, their
+        bytes at its fused MoE's ``moe_stream_efficiency``."""
         memory_s = super().memory_time_s(ops, device, p, mem_bytes, placement)
         nd = ops.flops.ndim
         shape = (-1,) + (1,) * (nd - 1)
@@ -308,8 +313,9 @@ class GpuCostModel(RooflineCostModel):
         compute_eff: float,
         placement: Placement,
     ) -> np.ndarray:
-        """The roofline math time (at the fitted curves' efficiencies where they price the op), or
-        the issue-bound time of a framework's quantized GEMMs where longer."""
+        """The roofline math time (at the fitted curves' efficiencies where they price the op; the
+        routed FLOPs of a framework's block-FP8 fused MoE at its ``moe_math_efficiency``, its
+        tiling included), or the issue-bound time of a framework's quantized GEMMs where longer."""
         terms = _curve_terms(ops, device)
         if terms is not None and terms["hit"] is None:
             compute_eff = terms["efficiency"]
