@@ -184,11 +184,16 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "attention_prefill": ("mean keys per query", "fraction of dense peak"),
         "attention_decode": ("cached tokens per sequence", "fraction of memory bandwidth"),
         "allreduce": ("message bytes", "latency (us)"),
+        "fused_moe": ("tokens routed", "time per layer (us)"),
     }
     for (kind, group), frame in curve_frames().items():
         name = f"kernel-curve-{kind}-{group}"
         files += plots.kernel_curve_chart(
-            frame, out / name, *labels[kind], title=f"{kind} on {group}", log_y=kind == "allreduce"
+            frame,
+            out / name,
+            *labels[kind],
+            title=f"{kind} on {group}",
+            log_y=kind in ("allreduce", "fused_moe"),
         )
         lines += [f"![{kind} {group}]({name}.png)", ""]
     return lines, files

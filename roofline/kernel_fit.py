@@ -49,7 +49,8 @@ from hwmodels.calibration.curves import (
 from hwmodels.device_spec import catalog
 from hwmodels.gpu import GpuCostModel
 from hwmodels.placement import Placement
-from workloads.graph import allreduce_table, attention_table, decode_attention_table, gemm_table
+from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
+from workloads.model_spec import load_model
 from workloads.quant import Quant
 
 PARAMS = {
@@ -95,7 +96,7 @@ stream from HBM; smaller calls are dominated by the collectors' per-call time an
 
 def load_kernels(name: str) -> pd.DataFrame:
     """One shipped extract (``gemm``, ``gemm_vidur``, ``attention_prefill``, ``attention_decode``,
-    ``allreduce``)."""
+    ``allreduce``, ``block_fp8``)."""
     return pd.read_csv(Path(str(files("hwmodels.calibration").joinpath(f"kernels/{name}.csv"))))
 
 
@@ -361,6 +362,7 @@ def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
                 }
             )
     out.update(_decode_frames())
+    out.update(_fused_moe_frames())
     allreduce = load_kernels("allreduce")
     for link, ar in allreduce.groupby(allreduce_links(allreduce)):
         ar = ar.reset_index(drop=True)
@@ -409,6 +411,50 @@ def _decode_frames() -> dict[tuple[str, str], pd.DataFrame]:
                 "predicted": moved / predict_decode_attention(mine),
             }
         )
+    return out
+
+
+FUSED_MOE = {"model": "deepseek-v3", "tp": 8, "framework": "vllm-v0"}
+"""The fused MoE timings of ``block_fp8.csv``: DeepSeek-V3's routed experts at TP 8 in vLLM V0."""
+
+
+def predict_fused_moe(tokens: Any, device: str, framework: str = FUSED_MOE["framework"]) -> np.ndarray:
+    """hwsim's time of one layer's routed experts (``experts_up`` and ``experts_down``, their fixed
+    time per call included) for each count of ``tokens`` routed through DeepSeek-V3's fused MoE at
+    TP 8 on ``device`` under ``framework``, s: what ``block_fp8.csv``'s fused-MoE rows timed."""
+    spec, quant, dev = load_model(FUSED_MOE["model"]), Quant.from_name("fp8"), catalog()[device]
+    out = []
+    for t in np.atleast_1d(tokens):
+        ops = build_ops(spec, quant, phase="decode", batch=int(t), context=1, tp=FUSED_MOE["tp"])
+        experts = ops.select(np.isin(ops.name, ["experts_up", "experts_down"]))
+        cost = GpuCostModel().estimate(experts, dev, Placement(tp=FUSED_MOE["tp"], framework=framework))
+        out.append(float(np.sum(np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s)))
+    return np.array(out)
+
+
+def _fused_moe_frames() -> dict[tuple[str, str], pd.DataFrame]:
+    """The timed fused MoE of early block-FP8 engines beside hwsim's ``block_fp8`` pricing and the
+    class's (vLLM V1, without those terms): microseconds a layer against the tokens routed."""
+    rows = load_kernels("block_fp8")
+    moe = rows.loc[rows["kernel"] == "fused_moe"].reset_index(drop=True)
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    for device, mine in moe.groupby("device"):
+        frames = [
+            pd.DataFrame(
+                {
+                    "panel": f"{FUSED_MOE['model']}, TP {FUSED_MOE['tp']}",
+                    "x": mine["tokens"],
+                    "series": f"{device}, priced as {label}",
+                    "measured": mine["latency_us"] if framework == FUSED_MOE["framework"] else np.nan,
+                    "predicted": predict_fused_moe(mine["tokens"], str(device), framework) * 1e6,
+                }
+            )  # the timings dotted once, beside both pricings
+            for label, framework in (
+                ("vllm-v0 (block_fp8)", FUSED_MOE["framework"]),
+                ("vllm (class)", "vllm"),
+            )
+        ]
+        out[("fused_moe", f"{device} block-FP8")] = pd.concat(frames, ignore_index=True)
     return out
 
 
