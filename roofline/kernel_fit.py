@@ -423,13 +423,12 @@ def predict_fused_moe(tokens: Any, device: str, framework: str = FUSED_MOE["fram
     time per call included) for each count of ``tokens`` routed through DeepSeek-V3's fused MoE at
     TP 8 on ``device`` under ``framework``, s: what ``block_fp8.csv``'s fused-MoE rows timed."""
     spec, quant, dev = load_model(FUSED_MOE["model"]), Quant.from_name("fp8"), catalog()[device]
-    out = []
-    for t in np.atleast_1d(tokens):
-        ops = build_ops(spec, quant, phase="decode", batch=int(t), context=1, tp=FUSED_MOE["tp"])
-        experts = ops.select(np.isin(ops.name, ["experts_up", "experts_down"]))
-        cost = GpuCostModel().estimate(experts, dev, Placement(tp=FUSED_MOE["tp"], framework=framework))
-        out.append(float(np.sum(np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s)))
-    return np.array(out)
+    batch = np.asarray(tokens, dtype=float).reshape(-1)  # one sweep point per count
+    ops = build_ops(spec, quant, phase="decode", batch=batch, context=1, tp=FUSED_MOE["tp"])
+    experts = ops.select(np.isin(ops.name, ["experts_up", "experts_down"]))
+    cost = GpuCostModel().estimate(experts, dev, Placement(tp=FUSED_MOE["tp"], framework=framework))
+    per_op = np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s
+    return np.broadcast_to(per_op, (experts.n_ops, len(batch))).sum(axis=0)
 
 
 def _fused_moe_frames() -> dict[tuple[str, str], pd.DataFrame]:
