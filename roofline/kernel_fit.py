@@ -47,7 +47,7 @@ from hwmodels.calibration.curves import (
     reload,
 )
 from hwmodels.device_spec import catalog
-from hwmodels.gpu import GpuCostModel
+from hwmodels.gpu import MOE_EXPERT_GEMMS, GpuCostModel
 from hwmodels.placement import Placement
 from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
 from workloads.model_spec import load_model
@@ -425,7 +425,7 @@ def predict_fused_moe(tokens: Any, device: str, framework: str = FUSED_MOE["fram
     spec, quant, dev = load_model(FUSED_MOE["model"]), Quant.from_name("fp8"), catalog()[device]
     batch = np.asarray(tokens, dtype=float).reshape(-1)  # one sweep point per count
     ops = build_ops(spec, quant, phase="decode", batch=batch, context=1, tp=FUSED_MOE["tp"])
-    experts = ops.select(np.isin(ops.name, ["experts_up", "experts_down"]))
+    experts = ops.select(np.isin(ops.name, MOE_EXPERT_GEMMS))
     cost = GpuCostModel().estimate(experts, dev, Placement(tp=FUSED_MOE["tp"], framework=framework))
     per_op = np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s
     return np.broadcast_to(per_op, (experts.n_ops, len(batch))).sum(axis=0)
