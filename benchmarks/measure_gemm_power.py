@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 # (m, n, k): Llama-3.1-8B's prefill projections (fused QKV, fused gate/up, down) at 2048 and
 # 8192 tokens, and the 8192 cube.
