@@ -59,7 +59,7 @@ from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
 from workloads.traces import load_lengths
 
-HELD_OUT_PREFIXES = ("vf", "vg")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -67,7 +67,10 @@ runs on 8x MI300X, TensorRT-LLM 0.17 tables on GH200, L40S, H100 and H200) and `
 (added 2026-12-03, read by a helper from sources hwsim had not used, none of them fitted: the
 TensorRT-LLM v0.5 H200 and H100-vs-A100 blogs, AMD's ROCm blog of MI300X vLLM against H100
 TensorRT-LLM 0.16 on Llama-3.1-70B/405B, NVIDIA NIM's Llama-3.3-70B benchmark on 2x H100, and
-dstack's DeepSeek-R1 serving on 8x MI300X and 8x H200 and Llama-3.1-405B on 8x H100 and MI300X)."""
+dstack's DeepSeek-R1 serving on 8x MI300X and 8x H200 and Llama-3.1-405B on 8x H100 and MI300X)
+and ``vh`` rows (added 2026-12-04, hwsim's own measurement on one H200, ``benchmarks/
+measure_graph_decode.py``: decode steps and prefills replayed as CUDA graphs, time and the
+board's energy counter)."""
 
 COLUMNS = [
     "id",
@@ -122,11 +125,16 @@ METRICS = (
     "e2e_s",
     "kernel_s",
     "j_per_token",
+    "decode_step_j",
+    "prefill_j",
     "requests_per_s",
 )
-ENERGY_METRICS = ("j_per_token",)
-"""Energy the devices themselves drew (their own counters or power readings, such as NVML),
-per output token: what ``Estimate.energy_j_per_token`` prices."""
+ENERGY_METRICS = ("j_per_token", "decode_step_j", "prefill_j")
+"""Energy the devices themselves drew (their own counters or power readings, such as NVML):
+per output token (``j_per_token``, what ``Estimate.energy_j_per_token`` prices), per decode step
+of the whole batch (``decode_step_j``: the run's energy with one more output token, less the
+run's) or per prefill of the whole batch (``prefill_j``: the energy of a run that emits one
+token)."""
 WALL_ENERGY_METRICS = ("j_per_token_wall",)
 """Energy at the wall (whole system, a power meter): reported apart and not predicted, since
 hwsim prices the devices' energy only, not the host's CPUs, memory, fans or power supply."""
@@ -627,6 +635,8 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
             batch = offline_batch(c)
         except HwsimError as exc:
             return None, str(exc)
+    if c.metric in ("decode_step_j", "prefill_j"):
+        return _step_energy_j(c, batch), ""
     waves = engine_waves(c, batch)
     if not waves:
         short = static_batch_bytes(c, batch) - catalog()[c.device].memory.capacity_bytes
@@ -656,6 +666,20 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
         "requests_per_s": system_rate / c.output_len,
     }[c.metric]
     return value, ""
+
+
+def _step_energy_j(c: Condition, batch: int) -> float:
+    """Devices' energy (J) of one decode step of ``batch`` sequences at the row's context (the
+    run's energy with one output token more, less the run's), or of the prefill of ``batch``
+    prompts (a run that emits one token: the prefill and its static power)."""
+
+    def run_j(output_len: int) -> float:
+        e = _estimate(replace(c, output_len=output_len), batch)
+        return float(e.energy_j_per_token) * batch * output_len * (c.n_devices // (c.tp * c.pp))
+
+    if c.metric == "prefill_j":
+        return run_j(1)
+    return run_j(c.output_len + 1) - run_j(c.output_len)
 
 
 def static_batch_bytes(c: Condition, batch: int) -> float:
