@@ -141,6 +141,7 @@ class DeviceSpec:
     links: Mapping[str, LinkSpec]
     tdp_w: float | None
     power_source: str
+    sustained_gemm: Mapping[str, float] = field(default_factory=dict)
     price_usd: float | None = None
     price_source: str = ""
     cloud_usd_per_hour: float | None = None
@@ -157,6 +158,16 @@ class DeviceSpec:
         raise ConfigError(
             f"device {self.name!r} has no compute peak for {str(fmt)!r} (has {', '.join(self.peak_flop_per_s)})"
         )
+
+    def sustained_rate(self, fmt: str) -> float | None:
+        """Measured FLOP/s of large GEMMs in ``fmt`` run for seconds (``sustained_gemm``: at the
+        power limit, below the dense peak); fp16 and bf16 (the same tensor units) stand for each
+        other. None where the device states no measurement."""
+        math = self.math_format(fmt)
+        for key in (math, *({"fp16": ("bf16",), "bf16": ("fp16",)}.get(math, ()))):
+            if key in self.sustained_gemm:
+                return self.sustained_gemm[key]
+        return None
 
     def math_format(self, fmt: str) -> str:
         """The format the device actually computes ``fmt`` in."""
@@ -179,6 +190,7 @@ class DeviceSpec:
             _in_span(mem.bw_bytes_per_s / 1e9, f"{call}: memory.bw_GBps", BW_GBPS)
         peaks = MappingProxyType({k: v * compute for k, v in self.peak_flop_per_s.items()})
         sparse = MappingProxyType({k: v * compute for k, v in self.peak_flop_per_s_sparse.items()})
+        sustained = MappingProxyType({k: v * compute for k, v in self.sustained_gemm.items()})
         for fmt, value in (*peaks.items(), *sparse.items()):
             _in_span(value / 1e12, f"{call}: compute.peak_TFLOPs.{fmt}", PEAK_TFLOPS)
         extra = dict(self.extra)
@@ -191,8 +203,32 @@ class DeviceSpec:
             memory=mem,
             peak_flop_per_s=peaks,
             peak_flop_per_s_sparse=sparse,
+            sustained_gemm=sustained,
             extra=MappingProxyType(extra),
         )
+
+
+def _sustained_gemm(raw: Any, where: str, peaks: Mapping[str, float]) -> dict[str, float]:
+    """``power.sustained_gemm`` of a device file: format -> TFLOP/s measured on large GEMMs run
+    for seconds (at the power limit), with a source; as format -> FLOP/s. A rate above the
+    format's dense peak is refused."""
+    if raw is None:
+        return {}
+    raw = _as_mapping(raw, where)
+    _source(raw, where)
+    out = {}
+    for fmt, tflops in raw.items():
+        if fmt == "source":
+            continue
+        if fmt not in peaks:
+            raise ConfigError(f"{where}.{fmt}: no compute peak for {fmt!r} (has {', '.join(peaks)})")
+        rate = _positive(tflops, f"{where}.{fmt}", PEAK_TFLOPS) * 1e12
+        if rate > peaks[fmt]:
+            raise ConfigError(
+                f"{where}.{fmt} is {tflops!r} TFLOP/s; expected at most the dense peak {peaks[fmt] / 1e12:g}"
+            )
+        out[fmt] = rate
+    return out
 
 
 # ----- validation helpers -------------------------------------------------------------
@@ -628,13 +664,14 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
                 "source": _source(s, f"{where}: storage"),
             }
         )
-    tdp, power_source = None, ""
+    tdp, power_source, sustained = None, "", {}
     if "power" in raw:
-        _check_keys(raw["power"], f"{where}: power", {"tdp_W", "source"})
+        _check_keys(raw["power"], f"{where}: power", {"tdp_W", "source"}, {"sustained_gemm"})
         tdp, power_source = (
             _positive(raw["power"]["tdp_W"], f"{where}: power.tdp_W", TDP_W),
             _source(raw["power"], f"{where}: power"),
         )
+        sustained = _sustained_gemm(raw["power"].get("sustained_gemm"), f"{where}: power.sustained_gemm", peaks)
     price = price_src = None
     if "price" in raw:
         _check_keys(raw["price"], f"{where}: price", {"usd", "date", "source"})
@@ -661,6 +698,7 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         links=MappingProxyType(links),
         tdp_w=tdp,
         power_source=power_source,
+        sustained_gemm=MappingProxyType(sustained),
         price_usd=price,
         price_source=price_src or "",
         cloud_usd_per_hour=cloud,

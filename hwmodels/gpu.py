@@ -315,7 +315,10 @@ class GpuCostModel(RooflineCostModel):
     ) -> np.ndarray:
         """The roofline math time (at the fitted curves' efficiencies where they price the op; the
         routed FLOPs of a framework's block-FP8 fused MoE at its ``moe_math_efficiency``, its
-        tiling included), or the issue-bound time of a framework's quantized GEMMs where longer."""
+        tiling included), never faster than the device's measured sustained GEMM rate of the
+        op's format (``DeviceSpec.sustained_rate``: kernel timings are bursts, while a prefill
+        runs its math for long enough that the power limit lowers the clocks), or the
+        issue-bound time of a framework's quantized GEMMs where longer."""
         terms = _curve_terms(ops, device)
         if terms is not None and terms["hit"] is None:
             compute_eff = terms["efficiency"]
@@ -324,6 +327,10 @@ class GpuCostModel(RooflineCostModel):
             if terms is not None:
                 compute_eff = np.where(terms["hit"], terms["efficiency"], compute_eff)
         tensor_s = super().compute_s(ops, device, p, peaks, compute_eff, placement)
+        if device.sustained_gemm:  # the board's power limit holds long math below the kernels' burst rate
+            rate_of = {f: device.sustained_rate(f) or np.inf for f in set(ops.fmt)}
+            sustained = np.array([rate_of[f] for f in ops.fmt]).reshape((-1,) + (1,) * (ops.flops.ndim - 1))
+            tensor_s = np.maximum(tensor_s, ops.flops / sustained)
         block = block_fp8_terms(ops, placement.framework)
         if block is not None and block[2].any():  # the fused MoE's routed FLOPs, its tiling in its efficiency
             moe = block[2].reshape((-1,) + (1,) * (ops.flops.ndim - 1))

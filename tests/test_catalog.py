@@ -194,3 +194,22 @@ def test_rack_and_board_systems_load_with_nvlink5(name):
     assert nvlink.name == "nvlink" and nvlink.bw_bytes_per_s == pytest.approx(900e9)
     assert system.tp * system.pp * system.ep * system.dp == system.devices["gpu"][1]
     assert system.links["network"].bw_bytes_per_s < nvlink.bw_bytes_per_s
+
+
+def test_sustained_gemm_rate_is_parsed_and_checked():
+    assert load_device("h200").sustained_gemm["fp8"] == 1200e12
+    raw = copy.deepcopy(_raw("a10"))
+    raw["power"]["sustained_gemm"] = {"fp16": 100, "source": "a measurement"}
+    assert parse_device(raw, "a10.yaml").sustained_rate("bf16") == 100e12
+    raw["power"]["sustained_gemm"] = {"fp16": 200}
+    with pytest.raises(ConfigError, match=r"power\.sustained_gemm\.source is missing"):
+        parse_device(raw, "a10.yaml")
+    raw["power"]["sustained_gemm"] = {"fp16": 200, "source": "s"}  # the A10's dense fp16 peak is 125
+    with pytest.raises(ConfigError, match=r"sustained_gemm\.fp16 is 200 TFLOP/s; expected at most the dense peak 125"):
+        parse_device(raw, "a10.yaml")
+    raw["power"]["sustained_gemm"] = {"fp4": 10, "source": "s"}
+    with pytest.raises(ConfigError, match=r"sustained_gemm\.fp4: no compute peak for 'fp4'"):
+        parse_device(raw, "a10.yaml")
+    raw["power"]["sustained_gemm"] = {"fp16": -1, "source": "s"}
+    with pytest.raises(ConfigError, match=r"sustained_gemm\.fp16"):
+        parse_device(raw, "a10.yaml")

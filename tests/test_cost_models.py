@@ -253,3 +253,27 @@ def test_gpu_dynamic_energy_by_hand(a100):
     assert more - cost.dynamic_energy_j == pytest.approx(
         2 * ops.count * ops.weight_bytes * j_per_byte, rel=1e-9
     )
+
+
+def test_sustained_gemm_rate_bounds_long_math_and_leaves_decode_alone():
+    """Hand case on the H200 (measured sustained bf16 GEMM rate 661 TFLOP/s): a 4096-token
+    prefill's ffn_down, 2*4096*4096*14336 = 481 GFLOP, takes 481e9 / 661e12 s of math,
+    while the burst-timed kernel curve alone prices it faster; halving the stated rate doubles
+    that time. A batch-1 decode step, memory-bound, does not move."""
+    h200 = load_device("h200")
+    assert h200.sustained_rate("bf16") == pytest.approx(661e12)
+    assert h200.sustained_rate("fp16") == pytest.approx(661e12)  # the same tensor units
+    gpu = registry.get("gpu")
+    bf16 = Quant.from_name("bf16")
+    pre = build_ops(SPEC, bf16, phase="prefill", batch=1, tokens=4096)
+    i = int(np.flatnonzero(pre.name == "ffn_down")[0])
+    flops = 2 * 4096 * 4096 * 14336
+    unbound = replace(h200, sustained_gemm={})
+    burst = gpu.estimate(pre, unbound).compute_s[i]
+    assert burst < flops / 661e12  # the kernel curve's burst rate is above the sustained one
+    bound = gpu.estimate(pre, h200).compute_s[i]  # the curve's partial overlap adds a little memory time
+    assert flops / 661e12 <= bound == pytest.approx(flops / 661e12, rel=1e-3)
+    halved = replace(h200, sustained_gemm={"bf16": 330.5e12})
+    assert gpu.estimate(pre, halved).compute_s[i] == pytest.approx(2 * flops / 661e12, rel=1e-3)
+    dec = build_ops(SPEC, bf16, phase="decode", batch=1, context=1024)
+    np.testing.assert_array_equal(gpu.estimate(dec, h200).time_s, gpu.estimate(dec, unbound).time_s)
