@@ -90,3 +90,34 @@ def test_fit_moves_the_parameters_toward_the_measurements():
     assert all(BOUNDS[n][0] <= v <= BOUNDS[n][1] for n, v in values.items())
     error = lambda v: abs(np.log(_predict(one, "gpu", "datacenter-gpu", v) / one["measured"])).sum()  # noqa: E731
     assert error(values) < error(default)
+
+
+def test_step_energies_are_the_cost_models_step_energy():
+    """``prefill_j`` and ``decode_step_j`` rows (hwsim's own graph-replayed H200 steps) are priced
+    as the GPU model's step: its dynamic energy plus static power over its time (the static share
+    times the TDP), for the whole batch; a batch-8 decode step at a 1,024-token context and a
+    2,048-token prefill, each computed here from the cost table directly."""
+    from hwmodels import registry
+    from hwmodels.device_spec import load_device
+    from hwmodels.placement import Placement
+    from workloads.graph import build_ops
+    from workloads.model_spec import load_model
+    from workloads.quant import Quant
+
+    frame = load_measured()
+    rows = frame.loc[frame["id"].isin(["vh004", "vh018"])].set_index("id")
+    assert list(rows.loc[["vh004", "vh018"], "metric"]) == ["decode_step_j", "prefill_j"]
+    got = validate_frame(rows.reset_index()).set_index("id")["predicted"]
+    h200, spec, bf16 = load_device("h200"), load_model("llama-3.1-8b"), Quant.from_name("bf16")
+    static_w = params_for("gpu", "datacenter-gpu")["static_power_fraction"].value * h200.tdp_w
+    gpu, where = registry.get("gpu"), Placement(framework="pytorch-cuda-graphs")
+
+    def step_j(ops) -> float:
+        cost = gpu.estimate(ops, h200, where)
+        return float(cost.step_dynamic_energy_j() + static_w * cost.total_time_s())
+
+    prefill = build_ops(spec, bf16, phase="prefill", batch=1, tokens=2048)
+    assert got["vh018"] == pytest.approx(step_j(prefill), rel=1e-6)
+    # the one more step of a run at 1,023 + 2 tokens: the context grows by half a token on average
+    decode = build_ops(spec, bf16, phase="decode", batch=8, context=1023.0 + 1.5)
+    assert got["vh004"] == pytest.approx(step_j(decode), rel=2e-3)
