@@ -185,6 +185,7 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "attention_decode": ("cached tokens per sequence", "fraction of memory bandwidth"),
         "allreduce": ("message bytes", "latency (us)"),
         "fused_moe": ("tokens routed", "time per layer (us)"),
+        "gemm_power": ("GFLOP per call", "TFLOP/s"),
     }
     for (kind, group), frame in curve_frames().items():
         name = f"kernel-curve-{kind}-{group}"

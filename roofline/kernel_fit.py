@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -104,24 +105,29 @@ def _quant(dtype: str) -> Quant:
     return Quant.from_name({"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp4": "fp4"}[dtype])
 
 
-def _kernel_time_s(ops, device: str, curve, placement: Placement | None = None) -> np.ndarray:
+def _kernel_time_s(
+    ops, device: str, curve, placement: Placement | None = None, sustained: bool = True
+) -> np.ndarray:
     """A measured kernel's time (s) as the collectors time it: the cost model's ``max(compute,
     memory)`` (under ``placement``'s framework, whose kernels a decode attention runs) plus the
-    curve's fixed latency per call (none without a curve)."""
-    cost = GpuCostModel().estimate(ops, catalog()[device], placement)
+    curve's fixed latency per call (none without a curve); ``sustained=False`` sets aside the
+    device's sustained GEMM rate (a burst of calls, as kernel collectors time them)."""
+    spec = catalog()[device] if sustained else replace(catalog()[device], sustained_gemm={})
+    cost = GpuCostModel().estimate(ops, spec, placement)
     t = np.maximum(cost.compute_s, cost.memory_s) + (curve.latency_us * 1e-6 if curve else 0.0)
     return np.asarray(t).reshape(-1)
 
 
-def predict_gemm(rows: pd.DataFrame) -> np.ndarray:
-    """Kernel time (s) of each GEMM row (``device``, ``dtype``, ``m``, ``n``, ``k``) under the curves in use."""
+def predict_gemm(rows: pd.DataFrame, sustained: bool = False) -> np.ndarray:
+    """Kernel time (s) of each GEMM row (``device``, ``dtype``, ``m``, ``n``, ``k``) under the curves
+    in use, in a burst or ``sustained`` (``_kernel_time_s``)."""
     out = np.empty(len(rows))
     for (device, dtype), g in rows.groupby(["device", "dtype"]):
         ops = gemm_table(
             g["m"].to_numpy(float), g["n"].to_numpy(float), g["k"].to_numpy(float), _quant(dtype)
         )
         curve = gemm_curve(device, _quant(dtype).compute_format)
-        out[rows.index.get_indexer(g.index)] = _kernel_time_s(ops, device, curve)
+        out[rows.index.get_indexer(g.index)] = _kernel_time_s(ops, device, curve, sustained=sustained)
     return out
 
 
@@ -363,6 +369,7 @@ def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
             )
     out.update(_decode_frames())
     out.update(_fused_moe_frames())
+    out.update(_sustained_frames())
     allreduce = load_kernels("allreduce")
     for link, ar in allreduce.groupby(allreduce_links(allreduce)):
         ar = ar.reset_index(drop=True)
@@ -454,6 +461,42 @@ def _fused_moe_frames() -> dict[tuple[str, str], pd.DataFrame]:
             )
         ]
         out[("fused_moe", f"{device} block-FP8")] = pd.concat(frames, ignore_index=True)
+    return out
+
+
+GEMM_POWER = ("h200_gemm_power",)
+"""hwsim's own burst and sustained GEMM timings (``kernels/README.md``, [hwsim-h200])."""
+
+
+def _sustained_frames() -> dict[tuple[str, str], pd.DataFrame]:
+    """GEMMs timed in a burst and sustained for 2 s beside hwsim's pricing of each: the kernel
+    curve alone, and bounded by the device's sustained rate (``DeviceSpec.sustained_rate``);
+    TFLOP/s against GFLOP per call."""
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    for name in GEMM_POWER:
+        rows = load_kernels(name)
+        shape = rows["case"].str.extract(r"^(?P<dtype>bf16|fp8) (?P<m>\d+)x(?P<n>\d+)x(?P<k>\d+)$")
+        gemm = pd.concat([rows, shape], axis=1).dropna(subset=["m"]).astype({"m": int, "n": int, "k": int})
+        for device, mine in gemm.groupby("device"):
+            mine = mine.reset_index(drop=True)
+            out[("gemm_power", str(device))] = pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "panel": mine["dtype"],
+                            "x": mine["flops"] / 1e9,
+                            "series": label,
+                            "measured": mine["flops"] / (mine[column] * 1e-6) / 1e12,
+                            "predicted": mine["flops"] / predict_gemm(mine, sustained=sustained) / 1e12,
+                        }
+                    )
+                    for label, column, sustained in (
+                        ("burst of 10 calls; curve alone", "burst_us", False),
+                        ("sustained 2 s; curve and sustained rate", "sustained_us", True),
+                    )
+                ],
+                ignore_index=True,
+            )
     return out
 
 
