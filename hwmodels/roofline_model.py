@@ -52,8 +52,11 @@ FUSABLE_KINDS = ("norm", "elementwise")
 add, RoPE into attention, SwiGLU into the up projection), so they launch no kernel."""
 
 
-def _launches(ops: OpTable, fused: bool) -> np.ndarray:
-    """Kernel launches per occurrence of each op."""
+def _launches(ops: OpTable, fused: bool, hf_modules: bool = False) -> np.ndarray:
+    """Kernel launches per occurrence of each op: HF Transformers' eager modules' where the
+    framework runs them (``OpTable.module_kernels``), else the engine's."""
+    if hf_modules:
+        return ops.module_kernels
     if not fused:
         return ops.n_kernels
     return np.array([0.0 if k in FUSABLE_KINDS else n for k, n in zip(ops.kind, ops.n_kernels, strict=True)])
@@ -188,7 +191,8 @@ class RooflineCostModel:
         else:
             link_s = np.zeros((ops.n_ops,) + (1,) * (nd - 1))
             link_e = 0.0
-        launch_s = _per_op(_launches(ops, fused) * kernel_overhead_us * 1e-6, nd)
+        hf_modules = bool(placement.framework) and framework_terms(placement.framework).hf_modules
+        launch_s = _per_op(_launches(ops, fused, hf_modules) * kernel_overhead_us * 1e-6, nd)
         overhead_s = _per_op(np.asarray(self.kernel_latency_s(ops, device, placement), dtype=float), nd)
         if placement.framework and framework_terms(placement.framework).launch_overlaps_device:
             # launched from the host one by one while the device runs the ones before: only

@@ -161,3 +161,39 @@ def test_the_api_takes_the_spellings_the_cli_takes():
         framework="turbomind",
     )
     assert run.kv["agg"].block_size == 64 and run.metrics["completed"] == 10
+
+
+def test_hf_modules_launch_what_transformers_launches():
+    """HF Transformers' eager modules launch 43 kernels per Llama layer (RMSNorm upcast to FP32
+    8 and the residual add 1, twice; q, k, v 3; rotary 10; attention 6; o 1; gate and up 2;
+    SiLU-and-multiply 2; down 1), which the profiler counted (1,462 in a Llama-3.1-8B decode step,
+    2,774 in a Qwen2.5-32B one, sampling included); Phi-3 fuses qkv and gate/up, BLOOM's LayerNorm
+    is one kernel. Under hf-accelerate each op's launches are those (20 us each, hidden behind
+    the device work before them), under vllm-eager the engine's one per op."""
+    from hwmodels import registry
+    from hwmodels.device_spec import load_device
+    from hwmodels.placement import Placement
+    from workloads.graph import build_ops
+    from workloads.model_spec import load_model
+    from workloads.quant import Quant
+
+    fp16 = Quant.from_name("fp16")
+    per_step = {"llama-3.1-8b": 32 * 43 + 11, "qwen2.5-32b": 64 * 43 + 11, "phi-3-mini": 32 * 40 + 11}
+    per_step["bloom-176b"] = 70 * (2 + 1 + 10 + 6 + 1 + 2 + 1 + 1 + 1) + 1 + 2 + 1
+    for model, want in per_step.items():
+        ops = build_ops(load_model(model), fp16, phase="decode", batch=1, context=100)
+        assert float(ops.count @ ops.module_kernels) == want, model
+    ops = build_ops(load_model("llama-2-7b"), fp16, phase="decode", batch=1, context=128)
+    gpu, a100 = registry.get("gpu"), load_device("a100-sxm-80gb")
+    hf = gpu.estimate(ops, a100, Placement(framework="hf-accelerate"))
+    engine = gpu.estimate(ops, a100, Placement(framework="vllm-eager"))
+    device_s = (np.maximum(hf.compute_s, hf.memory_s) + hf.link_s).reshape(-1)
+    for cost, launches, framework in (
+        (hf, ops.module_kernels, "hf-accelerate"),
+        (engine, ops.n_kernels, "vllm-eager"),
+    ):
+        step = float(
+            ops.count @ np.maximum(device_s, launches * framework_terms(framework).kernel_overhead_us * 1e-6)
+        )
+        assert float(cost.total_time_s()) == pytest.approx(step, rel=1e-9), framework
+    assert float(hf.total_time_s()) > 2 * float(engine.total_time_s())

@@ -114,6 +114,10 @@ class OpTable:
         Occurrences per step (layers).
     n_kernels : np.ndarray, shape (n_ops,)
         Kernel launches per occurrence.
+    module_kernels : np.ndarray, shape (n_ops,)
+        Kernel launches per occurrence when the model runs as HF Transformers' eager PyTorch
+        modules (``HF_MODULE_KERNELS``): an RMSNorm upcast to FP32 is eight kernels, q, k and v
+        three GEMMs, rotary embedding ten elementwise kernels.
     m, n, k : np.ndarray, shape (n_ops, *sweep)
         GEMM shape per occurrence (``m`` rows of activations); 0 for non-GEMM ops.
     keys : np.ndarray, shape (n_ops, *sweep)
@@ -154,6 +158,7 @@ class OpTable:
     kind: np.ndarray
     count: np.ndarray
     n_kernels: np.ndarray
+    module_kernels: np.ndarray
     m: np.ndarray
     n: np.ndarray
     k: np.ndarray
@@ -418,7 +423,10 @@ def _merge_traffic(
             continue
         first = merged[at[key]]
         total = dict(first, name=f"{first['name']}+{row['name']}", count=1.0)
-        total["n_kernels"] = first["count"] * first["n_kernels"] + row["count"] * row["n_kernels"]
+        for c in ("n_kernels", "module_kernels"):
+            total[c] = first["count"] * first.get(c, first["n_kernels"]) + row["count"] * row.get(
+                c, row["n_kernels"]
+            )
         for c in BYTE_CLASSES:
             a, b = first[c], row[c]
             if isinstance(a, _PerRow):
@@ -511,6 +519,7 @@ def _stack(
         kind=np.array([r["kind"] for r in rows]),
         count=np.array([r["count"] for r in rows]),
         n_kernels=np.array([r["n_kernels"] for r in rows]),
+        module_kernels=np.array([r.get("module_kernels", r["n_kernels"]) for r in rows]),
         fmt=np.array([r["fmt"] for r in rows]),
         kv_group=np.array([r.get("kv_group", 1.0) for r in rows]),
         link_peers=np.array([r.get("link_peers", 0.0) for r in rows]),
@@ -699,7 +708,55 @@ def _step_rows(
     r.gemm("lm_head", 1, rows_out, spec.vocab_size / tp, h, q, block_scaled=False)
     if pp > 1:
         r.add("pp_send", "collective", pp - 1, link_bytes=m * h * rb / 8.0, link_steps=1.0, link_peers=1)
+    for row in r.rows:
+        row["module_kernels"] = module_kernels(spec, row["name"], row["n_kernels"])
     return r
+
+
+HF_MODULE_KERNELS = {
+    "rmsnorm": 8.0,
+    "layernorm": 1.0,
+    "residual": 1.0,
+    "q_k_v": 3.0,
+    "rope": 10.0,
+    "attention": 6.0,
+    "gate_up": 2.0,
+    "gated_act": 2.0,
+}
+"""Kernels HF Transformers' eager modules launch (Llama's modeling code: ``LlamaRMSNorm`` casts to
+FP32, squares, takes the mean, adds epsilon, takes rsqrt, multiplies, casts back and multiplies
+by its weight; the residual add before each norm; separate q, k and v ``Linear`` layers;
+``apply_rotary_pos_emb`` multiplies, rotates (negation and concatenation) and adds for q and for
+k; the attention writes K and V into the cache, makes its operands contiguous and runs SDPA; a
+gated MLP's separate gate and up layers and ``act(gate) * up``; ``nn.LayerNorm`` is one kernel).
+Counted on one H200 with the PyTorch profiler (``benchmarks/measure_hf_decode.py``, Transformers
+5.17): 1,462 kernels in a Llama-3.1-8B decode step and 2,774 in a Qwen2.5-32B one, 43 per layer
+as these counts give, the rest in the embedding, head and sampling. Other families are assumed
+to launch as Llama's, except where their modules fuse projections (``HF_FUSED_QKV``,
+``HF_FUSED_GATE_UP``)."""
+HF_FUSED_QKV = frozenset({"bloom", "falcon", "gpt_neox", "phi3", "gpt_bigcode", "gpt2"})
+"""Model families whose HF attention computes q, k and v in one ``Linear`` (``query_key_value``,
+``qkv_proj``, ``c_attn``)."""
+HF_FUSED_GATE_UP = frozenset({"phi3"})
+"""Model families whose HF MLP computes gate and up in one ``Linear`` (``gate_up_proj``)."""
+
+
+def module_kernels(spec: ModelSpec, name: str, n_kernels: float) -> float:
+    """Kernels per occurrence of op ``name`` when ``spec`` runs as HF Transformers' eager
+    modules (``HF_MODULE_KERNELS``); ``n_kernels`` (an engine's) for ops counted alike."""
+    k = HF_MODULE_KERNELS
+    if name in ("attn_norm", "ffn_norm", "final_norm", "attn_post_norm", "ffn_post_norm"):
+        residual = 0.0 if name.endswith("post_norm") else k["residual"]  # the add before a pre-norm
+        return k["rmsnorm" if spec.norm == "rmsnorm" else "layernorm"] + residual
+    if name == "qkv_proj" and not spec.mla and not spec.q_low_rank:
+        return 1.0 if spec.family in HF_FUSED_QKV else k["q_k_v"]
+    if name in ("rope", "attention"):
+        return k[name]
+    if name == "ffn_up" and spec.ffn_gated:
+        return 1.0 if spec.family in HF_FUSED_GATE_UP else k["gate_up"]
+    if name == "ffn_act" and spec.ffn_gated:
+        return k["gated_act"]
+    return n_kernels
 
 
 def _prefix_keys(n: Any, kind: AttentionLayer) -> Any:

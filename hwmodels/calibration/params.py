@@ -223,7 +223,9 @@ class FrameworkTerms:
     model instance spans several devices, ``tensor_parallel`` (the stated tp, pp, ep) or
     ``sequential_layers`` (its layers split over the devices and run one device after
     another: a pipeline of one micro-batch). ``block_fp8``: its block-scaled FP8 kernels where
-    they are slower than the class's GEMMs (``BlockFp8Kernels``; None: as the class's)."""
+    they are slower than the class's GEMMs (``BlockFp8Kernels``; None: as the class's).
+    ``hf_modules``: it runs the model as HF Transformers' eager modules, which launch more
+    kernels per op than an engine's (``OpTable.module_kernels``)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -242,6 +244,7 @@ class FrameworkTerms:
     multi_gpu: str = "tensor_parallel"
     launch_overlaps_device: bool = False
     block_fp8: BlockFp8Kernels | None = None
+    hf_modules: bool = False
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
@@ -298,6 +301,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             output_lag_steps=float(entry.get("output_lag_steps", 0.0)),
             multi_gpu=multi_gpu,
             launch_overlaps_device=bool(entry.get("launch_overlaps_device", False)),
+            hf_modules=bool(entry.get("hf_modules", False)),
             block_fp8=_block_fp8(entry.get("block_fp8"), f"{where}: frameworks.{name}.block_fp8"),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
