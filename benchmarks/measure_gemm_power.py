@@ -14,12 +14,12 @@ plain copy, for the memory side. It needs PyTorch with CUDA and ``nvidia-ml-py``
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
 
 import torch
+from row_log import RowLog
 
 # (m, n, k): Llama-3.1-8B's prefill projections (fused QKV, fused gate/up, down) at 2048 and
 # 8192 tokens, and the 8192 cube.
@@ -161,20 +161,12 @@ def main() -> None:
     dst = torch.empty_like(big)
     cases.append(("copy 1 GiB", lambda: dst.copy_(big), 0.0, 2.0 * big.numel()))
 
-    with open(args.out / "cases.csv", "w", newline="") as fh:
-        writer = None
+    with RowLog(args.out / "cases.csv") as log:
         for name, fn, flops, nbytes in cases:
             try:
-                row = measure(name, fn, flops, nbytes, meter)
+                log.write(measure(name, fn, flops, nbytes, meter))
             except Exception as exc:  # one unsupported case (an FP8 path) must not stop the rest
                 print(f"{name}: failed ({type(exc).__name__}: {exc})", flush=True)
-                continue
-            writer = writer or csv.DictWriter(fh, fieldnames=list(row))
-            if fh.tell() == 0:
-                writer.writeheader()
-            writer.writerow(row)
-            fh.flush()
-            print(row, flush=True)
 
 
 if __name__ == "__main__":

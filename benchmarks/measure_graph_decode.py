@@ -23,13 +23,13 @@ average board power. ``env.json`` has the GPU, driver, idle power and package ve
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from row_log import RowLog
 
 PRESETS = Path(__file__).resolve().parent.parent / "workloads" / "presets"
 
@@ -203,8 +203,7 @@ def main() -> None:
     }
     (args.out / "env.json").write_text(json.dumps(env, indent=2))
     print(env, flush=True)
-    with open(args.out / "cases.csv", "w", newline="") as fh:
-        writer = None
+    with RowLog(args.out / "cases.csv") as log:
         for name, phase, batch, context in CASES:
             cfg = json.loads((PRESETS / f"{name}.json").read_text())
             if args.quick:
@@ -215,26 +214,21 @@ def main() -> None:
                 batch, context = min(batch, 2), min(context, 64)
             try:
                 model = Decoder(cfg, batch, context, phase, device)
-                row = {
-                    "model": name,
-                    "phase": phase,
-                    "batch": batch,
-                    "context": context,
-                    **measure(model, joules),
-                }
+                log.write(
+                    {
+                        "model": name,
+                        "phase": phase,
+                        "batch": batch,
+                        "context": context,
+                        **measure(model, joules),
+                    }
+                )
             except torch.OutOfMemoryError as exc:
                 print(f"{name} {phase} {batch}x{context}: out of memory ({exc})", flush=True)
-                continue
             finally:
                 model = None
                 if device == "cuda":
                     torch.cuda.empty_cache()
-            writer = writer or csv.DictWriter(fh, fieldnames=list(row))
-            if fh.tell() == 0:
-                writer.writeheader()
-            writer.writerow(row)
-            fh.flush()
-            print(row, flush=True)
 
 
 if __name__ == "__main__":

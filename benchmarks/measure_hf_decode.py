@@ -29,7 +29,6 @@ package versions; ``idle_power_w`` the board's power with nothing running.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import statistics
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from row_log import RowLog
 
 PRESETS = Path(__file__).resolve().parent.parent / "workloads" / "presets"
 
@@ -205,8 +205,7 @@ def main() -> None:
     tiny.update(
         hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=4, vocab_size=1024
     )
-    with open(args.out / "probes.csv", "w", newline="") as fh:
-        writer = None
+    with RowLog(args.out / "probes.csv") as log:
         for layers in PROBE_LAYERS:
             model = build({**tiny, "num_hidden_layers": layers}, device)
             ids = torch.randint(1, 1024, (1, 32)).to(device)
@@ -214,22 +213,17 @@ def main() -> None:
             generate(model, ids, 4)
             one = statistics.median(generate(model, ids, 1) for _ in range(5))
             full = statistics.median(generate(model, ids, steps) for _ in range(3))
-            row = {
-                "layers": layers,
-                "decode_step_s": round((full - one) / (steps - 1), 7),
-                "kernels_per_step": kernels_per_decode_step(model, ids),
-            }
-            writer = writer or csv.DictWriter(fh, fieldnames=list(row))
-            if fh.tell() == 0:
-                writer.writeheader()
-            writer.writerow(row)
-            fh.flush()
-            print("probe", row, flush=True)
+            log.write(
+                {
+                    "layers": layers,
+                    "decode_step_s": round((full - one) / (steps - 1), 7),
+                    "kernels_per_step": kernels_per_decode_step(model, ids),
+                }
+            )
             del model
 
     models = args.models
-    with open(args.out / "cases.csv", "w", newline="") as fh:
-        writer = None
+    with RowLog(args.out / "cases.csv") as log:
         for name in models:
             config = json.loads((PRESETS / f"{name}.json").read_text())
             cases = CASES[name]
@@ -247,21 +241,12 @@ def main() -> None:
             kernels = kernels_per_decode_step(model, torch.randint(1, 100, (1, 8)).to(device))
             for batch, prompt in cases:
                 try:
-                    row = {
-                        "model": name,
-                        **run_case(model, device, batch, prompt, output_len, meter, config["vocab_size"]),
-                    }
+                    case = run_case(model, device, batch, prompt, output_len, meter, config["vocab_size"])
                 except torch.OutOfMemoryError as exc:
                     print(f"{name} batch {batch} prompt {prompt}: out of memory ({exc})", flush=True)
                     torch.cuda.empty_cache()
                     continue
-                row["kernels_per_step"] = kernels
-                writer = writer or csv.DictWriter(fh, fieldnames=list(row))
-                if fh.tell() == 0:
-                    writer.writeheader()
-                writer.writerow(row)
-                fh.flush()
-                print(row, flush=True)
+                log.write({"model": name, **case, "kernels_per_step": kernels})
             del model
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
