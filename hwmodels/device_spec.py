@@ -671,7 +671,9 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
             _positive(raw["power"]["tdp_W"], f"{where}: power.tdp_W", TDP_W),
             _source(raw["power"], f"{where}: power"),
         )
-        sustained = _sustained_gemm(raw["power"].get("sustained_gemm"), f"{where}: power.sustained_gemm", peaks)
+        sustained = _sustained_gemm(
+            raw["power"].get("sustained_gemm"), f"{where}: power.sustained_gemm", peaks
+        )
     price = price_src = None
     if "price" in raw:
         _check_keys(raw["price"], f"{where}: price", {"usd", "date", "source"})

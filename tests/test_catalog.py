@@ -205,7 +205,9 @@ def test_sustained_gemm_rate_is_parsed_and_checked():
     with pytest.raises(ConfigError, match=r"power\.sustained_gemm\.source is missing"):
         parse_device(raw, "a10.yaml")
     raw["power"]["sustained_gemm"] = {"fp16": 200, "source": "s"}  # the A10's dense fp16 peak is 125
-    with pytest.raises(ConfigError, match=r"sustained_gemm\.fp16 is 200 TFLOP/s; expected at most the dense peak 125"):
+    with pytest.raises(
+        ConfigError, match=r"sustained_gemm\.fp16 is 200 TFLOP/s; expected at most the dense peak 125"
+    ):
         parse_device(raw, "a10.yaml")
     raw["power"]["sustained_gemm"] = {"fp4": 10, "source": "s"}
     with pytest.raises(ConfigError, match=r"sustained_gemm\.fp4: no compute peak for 'fp4'"):
