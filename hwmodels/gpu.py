@@ -313,12 +313,14 @@ class GpuCostModel(RooflineCostModel):
         compute_eff: float,
         placement: Placement,
     ) -> np.ndarray:
-        """The roofline math time (at the fitted curves' efficiencies where they price the op; the
-        routed FLOPs of a framework's block-FP8 fused MoE at its ``moe_math_efficiency``, its
-        tiling included), never faster than the device's measured sustained GEMM rate of the
-        op's format (``DeviceSpec.sustained_rate``: kernel timings are bursts, while a prefill
-        runs its math for long enough that the power limit lowers the clocks), or the
-        issue-bound time of a framework's quantized GEMMs where longer."""
+        """The roofline math time at the fitted curves' efficiencies where they price the op,
+        never faster than the device's measured sustained GEMM rate of the op's format
+        (``DeviceSpec.sustained_rate``: kernel timings are bursts, while a prefill runs its math
+        for long enough that the power limit lowers the clocks); under a framework with
+        ``block_fp8`` kernels, its dense block-FP8 GEMMs at no more than their
+        ``gemm_math_efficiency`` and its fused MoE's routed FLOPs at its ``moe_math_efficiency``
+        (its tiling included); or the issue-bound time of a framework's quantized GEMMs where
+        longer."""
         terms = _curve_terms(ops, device)
         if terms is not None and terms["hit"] is None:
             compute_eff = terms["efficiency"]
@@ -332,9 +334,14 @@ class GpuCostModel(RooflineCostModel):
             sustained = np.array([rate_of[f] for f in ops.fmt]).reshape((-1,) + (1,) * (ops.flops.ndim - 1))
             tensor_s = np.maximum(tensor_s, ops.flops / sustained)
         block = block_fp8_terms(ops, placement.framework)
-        if block is not None and block[2].any():  # the fused MoE's routed FLOPs, its tiling in its efficiency
-            moe = block[2].reshape((-1,) + (1,) * (ops.flops.ndim - 1))
-            tensor_s = np.where(moe, ops.flops / (peaks * block[0].moe_math_efficiency), tensor_s)
+        if block is not None:
+            kernels, gemms, experts = block
+            axes = (-1,) + (1,) * (ops.flops.ndim - 1)
+            slow = np.maximum(tensor_s, ops.flops / (peaks * kernels.gemm_math_efficiency))
+            tensor_s = np.where((gemms & ~experts).reshape(axes), slow, tensor_s)
+            # the fused MoE's routed FLOPs, its tiling in its efficiency
+            moe = ops.flops / (peaks * kernels.moe_math_efficiency)
+            tensor_s = np.where(experts.reshape(axes), moe, tensor_s)
         lane_rate = issue_lane_cycles_per_s(device)
         if not placement.framework or lane_rate is None:
             return tensor_s

@@ -193,11 +193,13 @@ class BlockFp8Kernels:
     """How a framework's kernels run GEMMs over block-scaled FP8 weights (``OpTable.weight_block``,
     DeepSeek-V3/R1's checkpoint) where they fall short of the device class's GEMMs, from timed
     kernels: ``gemm_latency_us`` of device time per GEMM call besides its roofline time (a
-    block-scaled kernel's scale loads and few thread blocks at decode sizes); its fused MoE
-    kernel's expert GEMMs stream their weights at ``moe_stream_efficiency`` of the memory
-    bandwidth and compute at ``moe_math_efficiency`` of the FP8 tensor peak."""
+    block-scaled kernel's scale loads and few thread blocks at decode sizes); its dense GEMMs
+    compute at no more than ``gemm_math_efficiency`` of the FP8 tensor peak (a prefill's many
+    rows); its fused MoE kernel's expert GEMMs stream their weights at ``moe_stream_efficiency``
+    of the memory bandwidth and compute at ``moe_math_efficiency`` of the FP8 tensor peak."""
 
     gemm_latency_us: float
+    gemm_math_efficiency: float
     moe_stream_efficiency: float
     moe_math_efficiency: float
     source: str
@@ -317,7 +319,7 @@ def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:
     """A framework's ``block_fp8`` entry, checked: a latency >= 0 us and efficiencies in (0, 1]."""
     if entry is None:
         return None
-    fields = ("gemm_latency_us", "moe_stream_efficiency", "moe_math_efficiency")
+    fields = ("gemm_latency_us", "gemm_math_efficiency", "moe_stream_efficiency", "moe_math_efficiency")
     if not isinstance(entry, Mapping) or set(entry) != {*fields, "source"}:
         raise ConfigError(f"{where}: expected the keys {', '.join(fields)} and source")
     values = {}
