@@ -200,7 +200,9 @@ def test_edited_device_inside_its_spans_still_estimates(run_cli, tmp_path):
     path = device_file(tmp_path, "h100-sxm", "memory.bw_GBps", 0.001)
     raw = yaml.safe_load(path.read_text())
     raw["compute"]["peak_TFLOPs"] = {"fp16": 0.001}
-    del raw["power"]["sustained_gemm"]  # its measured rates name formats, and exceed peaks, the edit took away
+    del raw["power"][
+        "sustained_gemm"
+    ]  # its measured rates name formats, and exceed peaks, the edit took away
     path.write_text(yaml.safe_dump(raw))
     code, out, err = run_cli.hwsim("estimate", "-m", "llama-3.2-1b", "-d", str(path), "--json")
     assert code == 0, err
