@@ -197,4 +197,11 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
             log_y=kind in ("allreduce", "fused_moe"),
         )
         lines += [f"![{kind} {group}]({name}.png)", ""]
+        if kind == "gemm_power":
+            lines += [
+                "hwsim's own GEMMs on one board (`benchmarks/measure_gemm_power.py`): ten calls in a burst, "
+                "and the same replayed for 2 s at the power limit; where the fitted curve is slower than the "
+                "sustained rate (FP8 here) the two pricings are one line.",
+                "",
+            ]
     return lines, files
