@@ -295,27 +295,33 @@ def checkpoint_precision(text: str, precision: str) -> str | None:
 def resolve(row: pd.Series) -> Condition | str:
     """Map a row to a ``Condition``, or return why it is not covered."""
     al = aliases()
-    hw = str(row["hardware"]).strip().lower()
+    hw = _text(row["hardware"]).strip().lower()
+    if not hw:
+        return "hardware is empty; expected a device of the catalog (hwsim devices lists them)"
     device = hardware_device(hw)
     if device not in catalog():
         return f"hardware {hw!r} is not in the catalog"
     if catalog()[device].arch not in registry.names():
         return f"hardware {hw!r} is a {catalog()[device].arch} part with no cost model yet"
-    name = str(row["model"]).strip().lower()
+    name = _text(row["model"]).strip().lower()
+    if not name:
+        return "model is empty; expected a preset name (hwsim models lists them)"
     model = al["model"].get(name, {}).get("preset") or preset_for(name)
     if model is None:
         return f"model {name!r} has no preset"
-    precision = str(row["precision"]).strip().lower()
+    precision = _text(row["precision"]).strip().lower()
     precision = checkpoint_precision(f"{row['model']} {row['source']} {row['notes']}", precision) or (
-        al.get("precision", {}).get(canonical_framework(str(row["framework"])), {}).get(precision, precision)
+        al.get("precision", {})
+        .get(canonical_framework(_text(row["framework"])), {})
+        .get(precision, precision)
     )
     try:
         Quant.from_name(precision)
     except ConfigError:
         return f"precision {precision!r} is not modeled"
     version = stated_version(_text(row.get("framework_version")))
-    framework = _framework(str(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
-    phase, metric = str(row["phase"]), str(row["metric"])
+    framework = _framework(_text(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
+    phase, metric = _text(row["phase"]), _text(row["metric"])
     if metric in WALL_ENERGY_METRICS:
         return (
             f"metric {metric!r} is wall (system) energy: hwsim prices the devices' energy only, "

@@ -476,3 +476,14 @@ def test_rows_that_asked_for_an_fp8_kv_cache_are_priced_with_one():
         cond = resolve(_with_id(frame.loc[row_id], row_id))
         assert Quant.from_name(cond.precision).kv_bits == 8, row_id
     assert resolve(_with_id(frame.loc["vf049"], "vf049")).precision == "fp8-kv16"
+
+
+def test_empty_hardware_or_model_cells_say_so():
+    """An empty cell reads as NaN: its row is not covered, and the reason names the empty field
+    (never 'nan')."""
+    row = load_measured().iloc[0].copy()
+    for field, needle in (("hardware", "hardware is empty"), ("model", "model is empty")):
+        bad = row.copy()
+        bad[field] = float("nan")
+        reason = resolve(bad)
+        assert isinstance(reason, str) and needle in reason and "nan" not in reason
