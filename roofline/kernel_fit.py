@@ -106,12 +106,12 @@ def _quant(dtype: str) -> Quant:
 
 
 def _kernel_time_s(
-    ops, device: str, curve, placement: Placement | None = None, sustained: bool = True
+    ops, device: str, curve, placement: Placement | None = None, sustained: bool = False
 ) -> np.ndarray:
-    """A measured kernel's time (s) as the collectors time it: the cost model's ``max(compute,
-    memory)`` (under ``placement``'s framework, whose kernels a decode attention runs) plus the
-    curve's fixed latency per call (none without a curve); ``sustained=False`` sets aside the
-    device's sustained GEMM rate (a burst of calls, as kernel collectors time them)."""
+    """A measured kernel's time (s) as the collectors time it, in a burst of calls: the cost
+    model's ``max(compute, memory)`` (under ``placement``'s framework, whose kernels a decode
+    attention runs) plus the curve's fixed latency per call (none without a curve), without the
+    device's sustained GEMM rate unless ``sustained`` (calls replayed for seconds)."""
     spec = catalog()[device] if sustained else replace(catalog()[device], sustained_gemm={})
     cost = GpuCostModel().estimate(ops, spec, placement)
     t = np.maximum(cost.compute_s, cost.memory_s) + (curve.latency_us * 1e-6 if curve else 0.0)

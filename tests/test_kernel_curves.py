@@ -350,3 +350,17 @@ def test_allreduce_curves_are_fitted_per_link_type():
     with curves_overridden(record):
         cost = GpuCostModel().estimate(ops, catalog()["mi300x"], Placement(tp=8))
     assert float(cost.link_s.ravel()[0]) == pytest.approx(2 * 7 / 8 * 2**20 / 224e9 + 5.8e-6, rel=1e-6)
+
+
+def test_kernel_timings_are_priced_as_bursts():
+    """The collectors time kernels in bursts, so the curves are fitted and charted on prices that
+    set the device's sustained GEMM rate aside: on the H200, aiconfigurator's largest BF16 GEMMs
+    price faster as a burst than sustained (661 TFLOP/s), and never slower."""
+    gemm = load_kernels("gemm")
+    h200 = gemm.loc[(gemm["device"] == "h200") & (gemm["dtype"] == "bf16") & (gemm["m"] >= 4096)].reset_index(
+        drop=True
+    )
+    burst, sustained = predict_gemm(h200), predict_gemm(h200, sustained=True)
+    assert np.all(burst <= sustained) and np.any(burst < 0.95 * sustained)
+    flops = 2.0 * h200["m"] * h200["n"] * h200["k"]
+    assert np.all(flops / sustained <= 661e12 * (1 + 1e-9))
