@@ -26,6 +26,16 @@ from workloads.quant import Quant
 
 KV_RULES = ("utilization", "free_fraction", "static_fraction", "whole")
 SCHEDULERS = ("static", "vllm", "vllm-v0", "tensorrt-llm", "sglang")
+BUDGET_RULES = ("fixed", "max_model_len")
+"""How an engine sets its token budget per step when the run does not (``token_budget`` in
+``engines.yaml``): ``fixed``, its ``max_num_batched_tokens``; ``max_model_len``, vLLM V0's rule
+(``EngineConfig.sized_for``)."""
+V0_MIN_BUDGET = 2048
+"""vLLM V0's floor on a budget taken from ``max_model_len`` (vllm/config.py ``SchedulerConfig``:
+``max(max_model_len, 2048)`` with chunked prefill off)."""
+V0_LONG_CONTEXT = 32768
+"""Above this ``max_model_len`` vLLM V0 turns chunked prefill on by itself (vllm/engine/arg_utils.py
+``use_long_context``), except for an MLA model, whose chunked prefill V0 forces off."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ class EngineConfig:
     source: str
     preemption: str = "recompute"
     prefix_caching: bool = False
+    budget_rule: str = "fixed"
 
     def with_limits(
         self,
@@ -65,6 +76,29 @@ class EngineConfig:
             prefix_caching=self.prefix_caching if prefix_caching is None else bool(prefix_caching),
         )
 
+    def sized_for(self, spec: ModelSpec, max_model_len: int | None = None) -> EngineConfig:
+        """A copy with the token budget the engine itself sets for ``spec`` served at
+        ``max_model_len`` tokens (the run's ``--max-model-len``; None: the model's context).
+
+        vLLM V0 (``budget_rule: max_model_len``) without chunked prefill makes its budget
+        ``max(max_model_len, 2048)``: it prefills any whole prompt the model takes in one step,
+        and its start-up profiling pass runs that many tokens, so the activation peak it reserves,
+        and with it the KV pool, follows. Chunked prefill is off unless ``max_model_len`` exceeds
+        32,768, and always for an MLA model (v0.7: "MLA is enabled; forcing chunked prefill and
+        prefix caching to be disabled"). With chunked prefill on, or a context the model does not
+        state, the budget stays the engine's default (V0's mixed chunked steps are not modelled).
+        Other engines keep their budget."""
+        if max_model_len is not None and (
+            isinstance(max_model_len, bool) or not isinstance(max_model_len, int) or max_model_len < 1
+        ):
+            raise ConfigError(f"max_model_len is {max_model_len!r}; expected a positive integer")
+        length = max_model_len or spec.max_context
+        if self.budget_rule != "max_model_len" or length is None:
+            return self
+        if length > V0_LONG_CONTEXT and spec.mla is None:
+            return self
+        return replace(self, max_num_batched_tokens=max(length, V0_MIN_BUDGET))
+
 
 @lru_cache(maxsize=1)
 def _engines() -> dict[str, EngineConfig]:
@@ -75,8 +109,16 @@ def _engines() -> dict[str, EngineConfig]:
     out = {}
     for name, e in raw["engines"].items():
         mem = e["kv_memory"]
-        if e["scheduler"] not in SCHEDULERS or mem["rule"] not in KV_RULES or not e.get("source"):
-            raise ConfigError(f"{where}: engines.{name} needs a known scheduler, kv rule and a source")
+        budget = e.get("token_budget", "fixed")
+        if (
+            e["scheduler"] not in SCHEDULERS
+            or mem["rule"] not in KV_RULES
+            or budget not in BUDGET_RULES
+            or not e.get("source")
+        ):
+            raise ConfigError(
+                f"{where}: engines.{name} needs a known scheduler, kv rule, token budget and a source"
+            )
         out[name] = EngineConfig(
             name=name,
             scheduler=e["scheduler"],
@@ -88,6 +130,7 @@ def _engines() -> dict[str, EngineConfig]:
             runtime_reserve_bytes=float(mem["runtime_reserve_GB"]) * 1e9,
             source=str(e["source"]).strip(),
             prefix_caching=bool(e.get("prefix_caching", False)),
+            budget_rule=budget,
         )
     return out
 

@@ -70,6 +70,12 @@ def _range_text(d: dict, key: str) -> str:
 @click.option(
     "--max-batched-tokens", type=int, default=None, help="Token budget per step (default: engine's)."
 )
+@click.option(
+    "--max-model-len",
+    type=int,
+    default=None,
+    help="The engine's --max-model-len, which sets vLLM V0's token budget (default: the model's context).",
+)
 @click.option("--preemption", type=click.Choice(["recompute", "swap"]), default=None)
 @click.option("--mode", type=click.Choice(["agg", "disagg"]), default="agg", show_default=True)
 @click.option("--prefill-workers", type=int, default=1, show_default=True)
@@ -145,6 +151,7 @@ def serve(**o):
         framework=o["framework"],
         max_batch=o["max_batch"],
         max_batched_tokens=o["max_batched_tokens"],
+        max_model_len=o["max_model_len"],
         preemption=o["preemption"],
         mode=o["mode"],
         prefill_workers=o["prefill_workers"],

@@ -33,14 +33,14 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 
 from hwmodels import registry
-from hwmodels.calibration.params import FrameworkTerms, canonical_framework, framework_terms
+from hwmodels.calibration.params import FrameworkTerms, GraphLimits, canonical_framework, framework_terms
 from hwmodels.cost_table import BOUNDS, CostTable
 from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.placement import Placement
@@ -689,6 +689,14 @@ def _decode(
     return _total(time_s), _total(dynamic_j), tuple(_total(terms) for terms in zip(*busy_s, strict=True))
 
 
+def _eager_share(limits: GraphLimits, B: np.ndarray, L_in: np.ndarray, n_steps: np.ndarray) -> np.ndarray:
+    """Share of a run's decode steps beyond a framework's graph limits: all of them for a batch
+    above ``max_batch``, else those whose sequences (prompt, the token the prefill emitted and the
+    decoded ones) are longer than ``max_context`` tokens."""
+    longer = np.clip(L_in + n_steps - limits.max_context, 0.0, n_steps) / n_steps
+    return np.where(B > limits.max_batch, 1.0, longer)
+
+
 def _first_largest(terms: tuple[np.ndarray, ...]) -> np.ndarray:
     """Index of the largest of ``terms`` (arrays that broadcast together) at each point, the first
     on a tie (times: no NaN), as ``np.argmax`` over them stacked, without stacking them."""
@@ -720,6 +728,17 @@ def _price(
         decode_dynamic = (step_dynamic + d.mtp_tokens * draft_dynamic) / d.mtp_expected
     else:
         step, decode_dynamic, busy = _decode(d, B, 1.0, context, n_steps)
+        limits = d.framework.graph_limits if d.framework else None
+        share = _eager_share(limits, B, L_in, n_steps) if limits else 0.0
+        if np.any(
+            share > 0
+        ):  # the steps past the graphs' limits run eagerly, at their framework's launch cost
+            eager = replace(
+                d,
+                placement=replace(d.placement, framework=limits.beyond),
+                framework=framework_terms(limits.beyond),
+            )
+            step = step + share * (_decode(eager, B, 1.0, context, n_steps)[0] - step)
     if step_overhead_s is not None:
         step, ttft = step + step_overhead_s, ttft + step_overhead_s
     tpot = step / d.mtp_expected if d.mtp_tokens else step

@@ -249,6 +249,9 @@ class Condition:
     link: str | None = None
     """The device link collectives run over when the row names one the device has besides its
     default (``stated_link``: a PCIe run of cards that also take an NVLink bridge); None: the default."""
+    max_model_len: int | None = None
+    """The engine's ``--max-model-len`` when the row states it (it sets vLLM V0's token budget,
+    ``EngineConfig.sized_for``); None: the model's context."""
 
 
 def stated_link(interconnect: Any, device: str) -> str | None:
@@ -392,6 +395,7 @@ def resolve(row: pd.Series) -> Condition | str:
         _stated_max_num_seqs(row["notes"]),
         cached_prompt_tokens(row["notes"], framework, phase, lin),
         stated_link(row["interconnect"], device),
+        _stated_max_model_len(row["notes"]),
     )
 
 
@@ -418,6 +422,13 @@ def _stated_max_num_seqs(notes: Any) -> int | None:
     a row's notes, or None."""
     match = re.search(r"--max[-_](?:num[-_]seqs|batch[-_]size)[ =](\d+)", str(notes))
     return int(match.group(1)) if match else None
+
+
+def _stated_max_model_len(notes: Any) -> int | None:
+    """``N`` of a ``--max-model-len N`` (vLLM's engine argument, also ``max_model_len=N``) in a
+    row's notes, or None."""
+    match = re.search(r"--max[-_]model[-_]len[ =](\d+)|max_model_len=(\d+)", str(notes))
+    return int(match.group(1) or match.group(2)) if match else None
 
 
 def _dataset_lengths(dataset: Any) -> str | None:
@@ -525,10 +536,11 @@ def _kernel_time_s(c: Condition) -> float:
 
 
 def offline_engine(c: Condition) -> EngineConfig:
-    """The engine a row's offline run is batched by: its framework's (``engines.yaml``), or a
-    static batch in all of the device's memory for a row without one."""
+    """The engine a row's offline run is batched by: its framework's (``engines.yaml``), its token
+    budget set for the row's model and stated ``--max-model-len`` (``EngineConfig.sized_for``), or
+    a static batch in all of the device's memory for a row without one."""
     if c.framework:
-        return engine_for(c.framework)
+        return engine_for(c.framework).sized_for(load_model(c.model), c.max_model_len)
     return replace(engine_for("static"), kv_fraction=1.0, max_num_seqs=max(OFFLINE_BATCHES))
 
 

@@ -1,5 +1,7 @@
 """Framework mechanisms: HF Accelerate's layer-by-layer multi-GPU runs and engine versions as named terms."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -197,3 +199,40 @@ def test_hf_modules_launch_what_transformers_launches():
         )
         assert float(cost.total_time_s()) == pytest.approx(step, rel=1e-9), framework
     assert float(hf.total_time_s()) > 2 * float(engine.total_time_s())
+
+
+def test_vllm_v0_decodes_past_its_graph_limits_eagerly(monkeypatch):
+    """vLLM V0 replays a CUDA graph only for decode steps of at most 256 sequences none longer
+    than 8,192 tokens, and runs the others eagerly (priced as vllm-eager). Llama-3.1-8B on an
+    A100: a 16,000-token prompt decodes every step eagerly; a 7,000-token prompt with 2,001
+    output tokens (2,000 decode steps, sequences of 7,002 to 9,001 tokens) the last
+    7,000 + 2,000 - 8,192 = 808 of them; a 4,000-token one none; batch 300 every step."""
+    import roofline.estimate as est
+
+    def tpot(framework, batch=1, input_len=7000, output_len=2001):
+        e = estimate(
+            "llama-3.1-8b",
+            "a100-sxm-80gb",
+            batch=batch,
+            input_len=input_len,
+            output_len=output_len,
+            framework=framework,
+        )
+        return float(e.tpot_s)
+
+    limits = framework_terms("vllm-v0").graph_limits
+    assert (limits.max_context, limits.max_batch, limits.beyond) == (8192, 256, "vllm-eager")
+    assert framework_terms("vllm-v0").host_step_s(1) == framework_terms("vllm-eager").host_step_s(1)
+    eager = {n: tpot("vllm-eager", input_len=n) for n in (16000, 7000, 4000)}
+    eager_b300 = tpot("vllm-eager", batch=300, input_len=100, output_len=101)
+    v0 = {n: tpot("vllm-v0", input_len=n) for n in (16000, 7000, 4000)}
+    v0_b300 = tpot("vllm-v0", batch=300, input_len=100, output_len=101)
+    terms = est.framework_terms
+    monkeypatch.setattr(
+        est, "framework_terms", lambda name: dataclasses.replace(terms(name), graph_limits=None)
+    )
+    graphs = {n: tpot("vllm-v0", input_len=n) for n in (16000, 7000, 4000)}
+    assert v0[16000] == pytest.approx(eager[16000], rel=1e-12)
+    assert v0[4000] == pytest.approx(graphs[4000], rel=1e-12) and graphs[4000] < eager[4000]
+    assert v0[7000] == pytest.approx(graphs[7000] + 808 / 2000 * (eager[7000] - graphs[7000]), rel=1e-9)
+    assert v0_b300 == pytest.approx(eager_b300, rel=1e-12)

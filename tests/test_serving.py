@@ -293,3 +293,52 @@ def test_steady_throughput_only_where_the_run_keeps_up():
     # a run whose window holds under half of its completions has none either: 42 of 100
     late = np.where(np.arange(100) < 50, np.arange(100.0) + 2.0, 300.0)  # 42 inside (10-51 s)
     assert "steady_requests_per_s" not in _finished_run(late)
+
+
+@pytest.mark.parametrize(
+    ("model", "max_model_len", "budget"),
+    [
+        ("llama-2-7b", None, 4096),  # its context, 4,096: chunked prefill off, the whole context a step
+        ("llama-2-7b", 1000, 2048),  # V0's floor of 2,048
+        ("llama-3.1-8b", None, 8192),  # 131,072 > 32K: V0 turns chunked prefill on; the default stays
+        ("llama-3.1-8b", 16384, 16384),  # stated within 32K: chunked prefill off
+        ("deepseek-r1", None, 163840),  # MLA: V0 forces chunked prefill off at any length
+        ("deepseek-r1", 32768, 32768),
+    ],
+)
+def test_vllm_v0_token_budget_follows_max_model_len(model, max_model_len, budget):
+    """vLLM V0's SchedulerConfig without chunked prefill: max_num_batched_tokens = max(max_model_len, 2048)."""
+    spec = load_model(model)
+    assert engine_for("vllm-v0").sized_for(spec, max_model_len).max_num_batched_tokens == budget
+    assert engine_for("vllm-eager").sized_for(spec, max_model_len).max_num_batched_tokens == budget
+    assert (
+        engine_for("vllm").sized_for(spec, max_model_len).max_num_batched_tokens == 8192
+    )  # V1 keeps its own
+
+
+def test_a_larger_v0_budget_reserves_its_activations_out_of_the_kv_pool():
+    """The profiling pass runs the whole budget: DeepSeek-R1 (FP8 weights and activations, 16-bit
+    KV) on 8 H200s under V0 at its full 163,840-token budget holds (163,840 - 8,192) x (2 x 7,168
+    + 2 x 18,432 / 8) x 1 B = 2.95 GB less KV per device (its widest layer: the dense FFN) than at
+    8,192, in tokens of 61 layers x 576 x 2 B = 70,272 B."""
+    spec, q = load_model("deepseek-r1"), Quant.from_name("fp8-kv16")
+    dev = __import__("hwmodels.device_spec").device_spec.load_device("h200")
+    small = kv_capacity(spec, q, dev, engine_for("vllm-v0"), tp=8)
+    large = kv_capacity(spec, q, dev, engine_for("vllm-v0").sized_for(spec), tp=8)
+    lost = (163840 - 8192) * (2 * 7168 + 2 * 18432 / 8) * 1
+    assert large.bytes_per_token == small.bytes_per_token == 70272
+    assert large.activation_bytes - small.activation_bytes == pytest.approx(lost)
+    assert small.kv_bytes - large.kv_bytes == pytest.approx(lost, abs=70272 * 16)
+
+
+def test_serve_refuses_a_max_model_len_below_the_trace_and_a_bad_one():
+    trace = make_trace(n_requests=4, input_len=3000, output_len=200, rate=1.0)
+    with pytest.raises(
+        ConfigError, match="max_model_len is 2,048; the longest request of the trace needs 3,200"
+    ):
+        serve(MODEL, DEVICE, trace, framework="vllm-v0", max_model_len=2048)
+    with pytest.raises(ConfigError, match="max_model_len is 0; expected a positive integer"):
+        serve(MODEL, DEVICE, trace, framework="vllm-v0", max_model_len=0)
+    stated = serve("llama-2-7b", DEVICE, trace, framework="vllm-v0", max_batched_tokens=8192, record=False)
+    ruled = serve("llama-2-7b", DEVICE, trace, framework="vllm-v0", record=False)  # 4,096-token budget
+    assert stated.metrics["kv_capacity_tokens"] < ruled.metrics["kv_capacity_tokens"]

@@ -227,7 +227,8 @@ class FrameworkTerms:
     another: a pipeline of one micro-batch). ``block_fp8``: its block-scaled FP8 kernels where
     they are slower than the class's GEMMs (``BlockFp8Kernels``; None: as the class's).
     ``hf_modules``: it runs the model as HF Transformers' eager modules, which launch more
-    kernels per op than an engine's (``OpTable.module_kernels``)."""
+    kernels per op than an engine's (``OpTable.module_kernels``). ``graph_limits``: the largest
+    decode step it replays as a captured graph (``GraphLimits``; None: every step as priced)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -247,10 +248,22 @@ class FrameworkTerms:
     launch_overlaps_device: bool = False
     block_fp8: BlockFp8Kernels | None = None
     hf_modules: bool = False
+    graph_limits: GraphLimits | None = None
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
         return self.step_overhead_s + self.seq_overhead_s * n_seqs
+
+
+@dataclass(frozen=True)
+class GraphLimits:
+    """The decode steps a framework replays as captured CUDA (HIP) graphs: up to ``max_batch``
+    sequences, none longer than ``max_context`` tokens. A longer or larger step runs eagerly,
+    priced with the terms of the framework ``beyond`` names."""
+
+    max_context: int
+    max_batch: int
+    beyond: str
 
 
 MULTI_GPU = ("tensor_parallel", "sequential_layers")
@@ -305,6 +318,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             launch_overlaps_device=bool(entry.get("launch_overlaps_device", False)),
             hf_modules=bool(entry.get("hf_modules", False)),
             block_fp8=_block_fp8(entry.get("block_fp8"), f"{where}: frameworks.{name}.block_fp8"),
+            graph_limits=_graph_limits(entry.get("graph_limits"), f"{where}: frameworks.{name}.graph_limits"),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
@@ -313,6 +327,23 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
                 raise ConfigError(f"{SERVING_FITTED}: frameworks.{name}: {sorted(unknown)} are not fittable")
             out[name] = _with_terms(out[name], values)
     return out
+
+
+def _graph_limits(entry: Any, where: str) -> GraphLimits | None:
+    """A framework's ``graph_limits`` entry, checked: positive whole limits and the framework
+    that prices the steps beyond them."""
+    if entry is None:
+        return None
+    fields = ("max_context", "max_batch", "beyond")
+    if not isinstance(entry, Mapping) or set(entry) != set(fields):
+        raise ConfigError(f"{where}: expected the keys {', '.join(fields)}")
+    for key in fields[:2]:
+        v = entry[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{where}.{key} is {v!r}; expected a positive whole number")
+    if entry["beyond"] not in _frameworks_file()["frameworks"]:
+        raise ConfigError(f"{where}.beyond is {entry['beyond']!r}; expected a framework of the same file")
+    return GraphLimits(int(entry["max_context"]), int(entry["max_batch"]), str(entry["beyond"]))
 
 
 def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:

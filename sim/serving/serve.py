@@ -162,6 +162,7 @@ def prepare(
     framework: str | None = None,
     max_batch: int | None = None,
     max_batched_tokens: int | None = None,
+    max_model_len: int | None = None,
     preemption: str | None = None,
     prefix_caching: bool | None = None,
     max_kv_tokens: int | None = None,
@@ -184,6 +185,13 @@ def prepare(
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
     engine = engine_for(framework).with_limits(max_batch, max_batched_tokens, preemption, prefix_caching)
+    if max_batched_tokens is None:
+        engine = engine.sized_for(spec, max_model_len)
+    if max_model_len is not None and max_model_len < max_context:
+        raise ConfigError(
+            f"max_model_len is {max_model_len:,}; the longest request of the trace needs {max_context:,} "
+            "tokens (prompt plus output), which the engine would refuse"
+        )
     mtp_expected_tokens(mtp_tokens, mtp_acceptance)  # checks both
     if mtp_tokens and not spec.n_mtp_layers:
         raise ConfigError(f"mtp_tokens {mtp_tokens}: {spec.name} has no multi-token-prediction module")
@@ -296,7 +304,9 @@ def serve(
         aggregated mode); ``precision``; ``framework`` (``vllm`` by default, ``vllm-v0``,
         ``tensorrt-llm``, ``sglang``, or a framework of ``frameworks.yaml``, which serves
         static batches); ``max_batch`` and ``max_batched_tokens`` (the engine's
-        ``max_num_seqs`` and token budget per step); ``preemption`` (``recompute`` or
+        ``max_num_seqs`` and token budget per step); ``max_model_len`` (the engine's
+        ``--max-model-len``, which sets vLLM V0's token budget: ``EngineConfig.sized_for``;
+        default: the model's context); ``preemption`` (``recompute`` or
         ``swap``, KV to host memory over the PCIe link); ``prefix_caching`` (default: the
         engine's; needs a trace with shared prefixes); ``max_kv_tokens`` (a smaller KV pool than
         the engine would get, for studies of memory pressure); ``mode`` (``agg`` or ``disagg``)

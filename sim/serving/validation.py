@@ -113,6 +113,7 @@ def _key(c: Condition) -> tuple:
         c.n_devices,
         c.lengths,
         tuple(sorted(c.serving.items())),
+        c.max_model_len,
     )
 
 
@@ -140,7 +141,9 @@ def _simulate(c: Condition) -> dict | str:
 def _simulate_result(c: Condition):
     """The ``ServeResult`` of a server row's run, or why it cannot run."""
     s = c.serving
-    config = dict(precision=c.precision, framework=c.framework, max_batch=c.batch)
+    config = dict(
+        precision=c.precision, framework=c.framework, max_batch=c.batch, max_model_len=c.max_model_len
+    )
     if s.get("max_num_batched_tokens"):
         config["max_batched_tokens"] = s["max_num_batched_tokens"]
     if s["mode"] == "disagg":
