@@ -39,6 +39,24 @@ V0_LONG_CONTEXT = 32768
 
 
 @dataclass(frozen=True)
+class DeviceDefaults:
+    """An engine's limits on the devices a rule matches (``device_defaults`` in ``engines.yaml``):
+    at least ``min_memory_bytes`` of memory and no name containing one of ``not_named``; a budget
+    for its server and one for its offline (Python ``LLM`` class) runs."""
+
+    min_memory_bytes: float
+    not_named: tuple[str, ...]
+    max_num_seqs: int
+    server_tokens: int
+    offline_tokens: int
+
+    def matches(self, device: DeviceSpec) -> bool:
+        return device.memory.capacity_bytes >= self.min_memory_bytes and not any(
+            part in device.name for part in self.not_named
+        )
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Batching limits and memory rule of one engine (defaults from ``engines.yaml``)."""
 
@@ -54,6 +72,11 @@ class EngineConfig:
     preemption: str = "recompute"
     prefix_caching: bool = False
     budget_rule: str = "fixed"
+    device_defaults: tuple[DeviceDefaults, ...] = ()
+    sampler_bytes_per_logit: float = 0.0
+    """Bytes per (sequence x vocabulary entry) its start-up profiling pass holds while sampling
+    ``max_num_seqs`` dummy sequences (0: no such pass); the pass's peak is the larger of the
+    forward's activations and the sampler's (``kv_capacity``)."""
 
     def with_limits(
         self,
@@ -75,6 +98,19 @@ class EngineConfig:
             preemption=preemption or self.preemption,
             prefix_caching=self.prefix_caching if prefix_caching is None else bool(prefix_caching),
         )
+
+    def for_device(self, device: DeviceSpec, offline: bool = False) -> EngineConfig:
+        """A copy with the limits the engine picks for ``device`` by itself (the first of its
+        ``device_defaults`` that matches; none: its own), for a server run or, with ``offline``,
+        a run of its offline Python API."""
+        for rule in self.device_defaults:
+            if rule.matches(device):
+                return replace(
+                    self,
+                    max_num_seqs=rule.max_num_seqs,
+                    max_num_batched_tokens=rule.offline_tokens if offline else rule.server_tokens,
+                )
+        return self
 
     def sized_for(self, spec: ModelSpec, max_model_len: int | None = None) -> EngineConfig:
         """A copy with the token budget the engine itself sets for ``spec`` served at
@@ -131,8 +167,27 @@ def _engines() -> dict[str, EngineConfig]:
             source=str(e["source"]).strip(),
             prefix_caching=bool(e.get("prefix_caching", False)),
             budget_rule=budget,
+            device_defaults=tuple(
+                _device_defaults(r, f"{where}: engines.{name}") for r in e.get("device_defaults", ())
+            ),
+            sampler_bytes_per_logit=float(e.get("profile_sampler_bytes_per_logit", 0.0)),
         )
     return out
+
+
+def _device_defaults(rule: Any, where: str) -> DeviceDefaults:
+    """One ``device_defaults`` rule of an engine, checked."""
+    keys = {"min_memory_GiB", "not_named", "max_num_seqs", "max_num_batched_tokens"}
+    if not isinstance(rule, dict) or set(rule) - keys or "max_num_seqs" not in rule:
+        raise ConfigError(f"{where}.device_defaults: expected a mapping of {', '.join(sorted(keys))}")
+    tokens = rule["max_num_batched_tokens"]
+    return DeviceDefaults(
+        min_memory_bytes=float(rule.get("min_memory_GiB", 0)) * 2**30,
+        not_named=tuple(rule.get("not_named", ())),
+        max_num_seqs=int(rule["max_num_seqs"]),
+        server_tokens=int(tokens["server"]),
+        offline_tokens=int(tokens["offline"]),
+    )
 
 
 def engine_names() -> list[str]:
@@ -203,6 +258,8 @@ def kv_capacity(
         if engine.kv_rule != "static_fraction"
         else 0.0
     )
+    if engine.sampler_bytes_per_logit:
+        act = max(act, engine.max_num_seqs * spec.vocab_size * engine.sampler_bytes_per_logit)
     reserve = engine.runtime_reserve_bytes
     f = engine.kv_fraction
     rule = engine.kv_rule

@@ -536,11 +536,16 @@ def _kernel_time_s(c: Condition) -> float:
 
 
 def offline_engine(c: Condition) -> EngineConfig:
-    """The engine a row's offline run is batched by: its framework's (``engines.yaml``), its token
-    budget set for the row's model and stated ``--max-model-len`` (``EngineConfig.sized_for``), or
-    a static batch in all of the device's memory for a row without one."""
+    """The engine a row's offline run is batched by: its framework's (``engines.yaml``) with the
+    limits it picks for the row's device in its offline API (``EngineConfig.for_device``) or the
+    row's stated ``--max-num-seqs``, and its
+    token budget set for the row's model and stated ``--max-model-len`` (``EngineConfig.sized_for``),
+    or a static batch in all of the device's memory for a row without one."""
     if c.framework:
-        return engine_for(c.framework).sized_for(load_model(c.model), c.max_model_len)
+        engine = (
+            engine_for(c.framework).for_device(catalog()[c.device], offline=True).with_limits(c.max_num_seqs)
+        )
+        return engine.sized_for(load_model(c.model), c.max_model_len)
     return replace(engine_for("static"), kv_fraction=1.0, max_num_seqs=max(OFFLINE_BATCHES))
 
 

@@ -116,21 +116,39 @@ def test_tight_kv_pool_preempts_and_a_bigger_pool_does_not():
 def test_vllm_kv_capacity_by_hand():
     """vLLM: 0.9 x memory - weights - activation peak - reserve, in 16-token blocks.
 
-    Llama-3.1-8B bf16 on an H100 SXM (80 GiB = 85.899 GB): weights 16.06 GB; activations of
-    8192 tokens x (2 x 4096 + 2 x 14336) x 2 B = 0.604 GB plus fp32 logits of 256 x 128256 x 4 B
-    = 0.131 GB; reserve 1.5 GB; KV per token 32 layers x 8 heads x 128 x 2 x 2 B = 131,072 B.
-    """
+    Llama-3.1-8B bf16 on an H100 SXM (80 GiB = 85.899 GB), as vLLM V1 sets itself up there
+    (max_num_seqs 1024, an 8192-token budget for its server): weights 16.06 GB; the profiling
+    pass's peak is its sampler's, 1024 x 128256 x 38.9 B = 5.109 GB, above the forward's 8192
+    tokens x (2 x 4096 + 2 x 14336) x 2 B = 0.604 GB; reserve 1.5 GB; KV per token 32 layers x
+    8 heads x 128 x 2 x 2 B = 131,072 B. On an A100 80GB it keeps 256 sequences (1.277 GB)."""
     spec, q = load_model(MODEL), Quant.from_name("bf16")
-    kv = kv_capacity(
-        spec, q, __import__("hwmodels.device_spec").device_spec.load_device(DEVICE), engine_for("vllm")
-    )
-    mem = 80 * 2**30
-    weights = spec.n_params() * 2
-    act = 8192 * (2 * 4096 + 2 * 14336) * 2 + 256 * 128256 * 4
-    expect_blocks = int((0.9 * mem - weights - act - 1.5e9) // (131072 * 16))
-    assert kv.bytes_per_token == 131072
-    assert kv.blocks == expect_blocks
-    assert kv.tokens == expect_blocks * 16
+    load = __import__("hwmodels.device_spec").device_spec.load_device
+    mem, weights = 80 * 2**30, spec.n_params() * 2
+    for device, seqs in ((DEVICE, 1024), ("a100-sxm-80gb", 256)):
+        engine = engine_for("vllm").for_device(load(device))
+        kv = kv_capacity(spec, q, load(device), engine)
+        act = max(engine.max_num_batched_tokens * (2 * 4096 + 2 * 14336) * 2, seqs * 128256 * 38.9)
+        assert engine.max_num_seqs == seqs
+        assert kv.activation_bytes == pytest.approx(act)
+        assert kv.bytes_per_token == 131072
+        assert kv.blocks == int((0.9 * mem - weights - act - 1.5e9) // (131072 * 16))
+
+
+def test_vllm_v1_picks_its_limits_by_device():
+    """vLLM V1's defaults where a run sets none: 1024 sequences and 8192 tokens a step for its server
+    (16384 offline) on GPUs of at least 70 GiB but the A100; 256 and 2048 (8192) elsewhere."""
+    load = __import__("hwmodels.device_spec").device_spec.load_device
+    for device, want in (
+        ("h100-sxm", (1024, 8192, 16384)),
+        ("mi300x", (1024, 8192, 16384)),
+        ("a100-sxm-80gb", (256, 2048, 8192)),
+        ("l40s", (256, 2048, 8192)),
+    ):
+        server = engine_for("vllm").for_device(load(device))
+        offline = engine_for("vllm").for_device(load(device), offline=True)
+        assert (server.max_num_seqs, server.max_num_batched_tokens, offline.max_num_batched_tokens) == want
+    v0 = engine_for("vllm-v0")
+    assert v0.for_device(load("h100-sxm")) == v0  # V0 kept 256 sequences everywhere
 
 
 def test_kv_rules_differ_as_the_engines_do():
@@ -318,17 +336,23 @@ def test_vllm_v0_token_budget_follows_max_model_len(model, max_model_len, budget
 
 def test_a_larger_v0_budget_reserves_its_activations_out_of_the_kv_pool():
     """The profiling pass runs the whole budget: DeepSeek-R1 (FP8 weights and activations, 16-bit
-    KV) on 8 H200s under V0 at its full 163,840-token budget holds (163,840 - 8,192) x (2 x 7,168
-    + 2 x 18,432 / 8) x 1 B = 2.95 GB less KV per device (its widest layer: the dense FFN) than at
-    8,192, in tokens of 61 layers x 576 x 2 B = 70,272 B."""
+    KV) on 8 H200s under V0. At its full 163,840-token budget the forward's activations,
+    163,840 x (2 x 7,168 + 2 x 18,432 / 8) x 1 B (its widest layer: the dense FFN) plus fp32
+    logits of 256 x 129,280 / 8 x 4 B, 3.120 GB, exceed its sampler's 256 x 129,280 x 38.9 B =
+    1.287 GB, which sets the peak at 8,192 tokens: 1.833 GB less KV per device, in tokens of
+    61 layers x 576 x 2 B = 70,272 B."""
     spec, q = load_model("deepseek-r1"), Quant.from_name("fp8-kv16")
     dev = __import__("hwmodels.device_spec").device_spec.load_device("h200")
     small = kv_capacity(spec, q, dev, engine_for("vllm-v0"), tp=8)
     large = kv_capacity(spec, q, dev, engine_for("vllm-v0").sized_for(spec), tp=8)
-    lost = (163840 - 8192) * (2 * 7168 + 2 * 18432 / 8) * 1
+    forward = 163840 * (2 * 7168 + 2 * 18432 / 8) * 1 + 256 * 129280 / 8 * 4
+    sampler = 256 * 129280 * 38.9
     assert large.bytes_per_token == small.bytes_per_token == 70272
-    assert large.activation_bytes - small.activation_bytes == pytest.approx(lost)
-    assert small.kv_bytes - large.kv_bytes == pytest.approx(lost, abs=70272 * 16)
+    assert (large.activation_bytes, small.activation_bytes) == (
+        pytest.approx(forward),
+        pytest.approx(sampler),
+    )
+    assert small.kv_bytes - large.kv_bytes == pytest.approx(forward - sampler, abs=70272 * 16)
 
 
 def test_serve_refuses_a_max_model_len_below_the_trace_and_a_bad_one():

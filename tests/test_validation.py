@@ -290,18 +290,23 @@ def _offline(framework: str, notes: str = "") -> pd.Series:
 
 def test_offline_batch_follows_the_engine_rules():
     """Llama-3.1-70B FP8 (70.6 GB) on one H100 SXM (85.9 GB): TensorRT-LLM takes 0.9 of the memory
-    the loaded engine leaves free, vLLM 0.9 of all memory less the weights, so TensorRT-LLM's pool is
-    the larger; TensorRT-LLM reserves each request's whole output (128 + 2048 tokens), vLLM holds
-    half on average (128 + 1024) and runs at most 256 sequences unless the row states
-    ``--max-num-seqs``."""
+    the loaded engine leaves free, vLLM 0.9 of all memory less the weights and its profiling peak,
+    so TensorRT-LLM's pool is the larger. Left to itself, vLLM V1 runs 1024 sequences there, whose
+    sampling pass (1024 x 128,256 x 38.9 B = 5.1 GB) leaves 448 KV tokens, not one sequence: vLLM
+    left Llama-3.3-70B FP8 (67.7 GiB of weights) on one H100 no KV cache at all (llm-d-benchmark's
+    start-up logs: -1.44 GiB).
+    TensorRT-LLM reserves each request's whole output (128 + 2048 tokens), vLLM holds half on
+    average (128 + 1024) and runs at most the sequences a row states with ``--max-num-seqs``."""
     from roofline.validation import offline_kv_tokens, offline_max_batch
 
     trt, vllm = resolve(_offline("tensorrt-llm")), resolve(_offline("vllm"))
-    assert offline_kv_tokens(trt) > offline_kv_tokens(vllm) > 0
+    assert offline_kv_tokens(vllm) == 448 and offline_max_batch(vllm) == 0
     assert offline_max_batch(trt) == offline_kv_tokens(trt) // 2176
-    assert offline_max_batch(vllm) == min(256, offline_kv_tokens(vllm) // 1152)
+    r256 = resolve(_offline("vllm", "benchmark_throughput.py --max-num-seqs 256 --num-prompts 1000"))
+    assert offline_kv_tokens(trt) > offline_kv_tokens(r256) > 0
+    assert offline_max_batch(r256) == min(256, offline_kv_tokens(r256) // 1152)
     stated = resolve(_offline("vllm", "benchmark_throughput.py --max-num-seqs 4 --num-prompts 100"))
-    assert stated.max_num_seqs == 4 and offline_max_batch(stated) == 4 < offline_max_batch(vllm)
+    assert stated.max_num_seqs == 4 and offline_max_batch(stated) == 4 < offline_max_batch(r256)
 
 
 def test_a_batch_beyond_the_engines_pool_runs_in_waves():
@@ -330,8 +335,9 @@ def test_a_batch_beyond_the_engines_pool_runs_in_waves():
 def test_vllms_pool_bounds_a_batch_that_fits_the_device():
     """64 sequences of 1,024 + 1,024 tokens of Llama-2-7B FP16 on an A100 80 GB: 13.48 GB of
     weights and 68.72 GB of KV cache (0.5 MiB a token) fit the device's 85.9 GB, but not vLLM's
-    pool, 0.9 x 85.9 GB less the weights, 0.53 GB of activations and 1.5 GB of reserve = 61.8 GB,
-    117,872 tokens: 57 sequences of 2,048. vLLM runs 57 and then 7 (30 at once); TensorRT-LLM's
+    pool, 0.9 x 85.9 GB less the weights, 0.32 GB of activations (V0's sampling pass over 256
+    sequences, 256 x 32,000 x 38.9 B, above the forward of its 4,096-token budget) and 1.5 GB of
+    reserve = 62.0 GB, 118,272 tokens: 57 sequences of 2,048. vLLM runs 57 and then 7 (30 at once); TensorRT-LLM's
     tables, whose batch is the largest the engine built for it ran, keep the device's bound."""
     from roofline.validation import engine_waves, offline_kv_tokens, predict
 
@@ -348,7 +354,7 @@ def test_vllms_pool_bounds_a_batch_that_fits_the_device():
     assert engine_waves(trt, 64) == [(64, 1)]
     # on a T4 (15.8 GB) the 13.5 GB of weights fit, but vLLM's 0.9 share leaves no pool
     t4 = resolve(pd.Series({**row, "hardware": "t4", "batch": 1.0}))
-    assert predict(t4) == (None, "vllm-v0's KV pool on t4 holds 0 tokens, not one sequence of 2,048")
+    assert predict(t4) == (None, "vllm-v0's KV pool on t4 holds 304 tokens, not one sequence of 2,048")
 
 
 def test_a_benchmark_that_repeats_its_prompts_hits_the_prefix_cache():

@@ -184,7 +184,11 @@ def prepare(
     spec = load_model(model)
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
-    engine = engine_for(framework).with_limits(max_batch, max_batched_tokens, preemption, prefix_caching)
+    engine = (
+        engine_for(framework)
+        .for_device(dev)
+        .with_limits(max_batch, max_batched_tokens, preemption, prefix_caching)
+    )
     if max_batched_tokens is None:
         engine = engine.sized_for(spec, max_model_len)
     if max_model_len is not None and max_model_len < max_context:
