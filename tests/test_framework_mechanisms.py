@@ -83,6 +83,22 @@ def test_vllm_versions_resolve_to_their_engine_terms():
         assert _framework(name, "notes version=") == "hf-accelerate"
 
 
+def test_tensorrt_llm_pytorch_backend_without_graphs_resolves_to_its_eager_terms():
+    """TensorRT-LLM's PyTorch backend decoded without CUDA graphs unless a run turned them on, until
+    PR #5480 (July 2025): v0.17-v0.21 runs of ``--backend pytorch`` without graph options are
+    priced as eager launches, others as TensorRT-LLM."""
+    eager = "trtllm-serve --backend pytorch --tp_size 8"
+    assert _framework("tensorrt-llm", f"TensorRT-LLM 0.17.post1.dev; '{eager}' version=") == (
+        "tensorrt-llm-pytorch-eager"
+    )
+    assert _framework("trt-llm", f"{eager} version=0.19.0") == "tensorrt-llm-pytorch-eager"
+    assert _framework("tensorrt-llm", f"{eager}, use_cuda_graph: true version=0.19.0") == "tensorrt-llm"
+    assert _framework("tensorrt-llm", f"{eager} version=1.0.0") == "tensorrt-llm"
+    assert _framework("tensorrt-llm", "trtllm-build engine version=0.17.0") == "tensorrt-llm"
+    terms = framework_terms("tensorrt-llm-pytorch-eager")
+    assert terms.launch_overlaps_device and terms.kernel_overhead_us == 20
+
+
 def test_eager_launches_hide_behind_the_device_work_before_them():
     """An eager engine launches each kernel from the host while the device runs the earlier ones:
     an op costs the larger of its device time and its launch (20 us a kernel), not their sum. A
