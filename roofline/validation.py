@@ -59,7 +59,7 @@ from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
 from workloads.traces import load_lengths
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -70,7 +70,11 @@ TensorRT-LLM 0.16 on Llama-3.1-70B/405B, NVIDIA NIM's Llama-3.3-70B benchmark on
 dstack's DeepSeek-R1 serving on 8x MI300X and 8x H200 and Llama-3.1-405B on 8x H100 and MI300X)
 and ``vh`` rows (added 2026-12-04, hwsim's own measurement on one H200, ``benchmarks/
 measure_graph_decode.py``: decode steps and prefills replayed as CUDA graphs, time and the
-board's energy counter)."""
+board's energy counter) and ``vi`` rows (added 2026-12-04, read by a helper from sources hwsim had
+not used, none fitted: LMDeploy's A100, RTX 4090 and H200 benchmark docs, GPUStack's
+performance-lab runs of vLLM, SGLang and TensorRT-LLM on H100, A100 and 8x H200, AutoAWQ's RTX
+4090 tables, Intel's Gaudi 2 and 3 model-performance pages for SynapseAI 1.18, the TensorRT-LLM
+Falcon-180B/H200 blog and vLLM's FP8 KV-cache blog on H100)."""
 
 COLUMNS = [
     "id",
