@@ -361,6 +361,8 @@ def test_serve_refuses_a_max_model_len_below_the_trace_and_a_bad_one():
         ConfigError, match="max_model_len is 2,048; the longest request of the trace needs 3,200"
     ):
         serve(MODEL, DEVICE, trace, framework="vllm-v0", max_model_len=2048)
+    with pytest.raises(ConfigError, match="max_model_len is 8,192; llama-2-7b takes at most 4,096 tokens"):
+        serve("llama-2-7b", DEVICE, trace, framework="vllm-v0", max_model_len=8192)
     with pytest.raises(ConfigError, match="max_model_len is 0; expected a positive integer"):
         serve(MODEL, DEVICE, trace, framework="vllm-v0", max_model_len=0)
     stated = serve("llama-2-7b", DEVICE, trace, framework="vllm-v0", max_batched_tokens=8192, record=False)

@@ -191,6 +191,11 @@ def prepare(
     )
     if max_batched_tokens is None:
         engine = engine.sized_for(spec, max_model_len)
+    if max_model_len is not None and spec.max_context and max_model_len > spec.max_context:
+        raise ConfigError(
+            f"max_model_len is {max_model_len:,}; {spec.name} takes at most {spec.max_context:,} tokens "
+            "(its max_position_embeddings), as the engine would say"
+        )
     if max_model_len is not None and max_model_len < max_context:
         raise ConfigError(
             f"max_model_len is {max_model_len:,}; the longest request of the trace needs {max_context:,} "
