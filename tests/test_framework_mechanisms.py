@@ -99,6 +99,19 @@ def test_tensorrt_llm_pytorch_backend_without_graphs_resolves_to_its_eager_terms
     assert terms.launch_overlaps_device and terms.kernel_overhead_us == 20
 
 
+def test_autoawq_runs_eager_fused_modules():
+    """AutoAWQ and llm-awq's TinyChat: eager PyTorch launches (no CUDA graphs) of fused modules, so
+    a batch-1 decode step costs more than under a graph-replaying engine but launches no norm,
+    RoPE or activation kernels of their own."""
+    assert _framework("llm-awq", "version=") == _framework("autoawq", "version=") == "autoawq"
+    terms = framework_terms("autoawq")
+    assert terms.launch_overlaps_device and terms.fuses_elementwise and terms.kernel_overhead_us == 20
+    kw = dict(batch=1, input_len=64, output_len=64, precision="w4a16g128")
+    eager = float(estimate("mistral-7b", "rtx-4090", framework="autoawq", **kw).tpot_s)
+    graphs = float(estimate("mistral-7b", "rtx-4090", framework="vllm", **kw).tpot_s)
+    assert eager > graphs - framework_terms("vllm").host_step_s(1)
+
+
 def test_eager_launches_hide_behind_the_device_work_before_them():
     """An eager engine launches each kernel from the host while the device runs the earlier ones:
     an op costs the larger of its device time and its launch (20 us a kernel), not their sum. A
