@@ -78,7 +78,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name(0)
     with RowLog(args.out / "device_memory.csv") as log:
-        free, total = torch.cuda.mem_get_info(0)
+        _, total = torch.cuda.mem_get_info(0)
         smi = _smi_total_mib()
         log.write(
             {

@@ -178,9 +178,18 @@ def _engines() -> dict[str, EngineConfig]:
 def _device_defaults(rule: Any, where: str) -> DeviceDefaults:
     """One ``device_defaults`` rule of an engine, checked."""
     keys = {"min_memory_GiB", "not_named", "max_num_seqs", "max_num_batched_tokens"}
-    if not isinstance(rule, dict) or set(rule) - keys or "max_num_seqs" not in rule:
-        raise ConfigError(f"{where}.device_defaults: expected a mapping of {', '.join(sorted(keys))}")
-    tokens = rule["max_num_batched_tokens"]
+    tokens = rule.get("max_num_batched_tokens") if isinstance(rule, dict) else None
+    if (
+        not isinstance(rule, dict)
+        or set(rule) - keys
+        or "max_num_seqs" not in rule
+        or not isinstance(tokens, dict)
+        or set(tokens) != {"server", "offline"}
+    ):
+        raise ConfigError(
+            f"{where}.device_defaults: expected a mapping of {', '.join(sorted(keys))}, "
+            "max_num_batched_tokens with a server and an offline budget"
+        )
     return DeviceDefaults(
         min_memory_bytes=float(rule.get("min_memory_GiB", 0)) * 2**30,
         not_named=tuple(rule.get("not_named", ())),
