@@ -481,6 +481,13 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
         # its own requests and the experts are split over the same ranks (hwsim: tp 1, ep n)
         settings.update(ep=ep, tp=1, attention_dp=True)
         return settings
+    if ep == dp == 1 and tp == n_devices > 1 and re.search(r"--enable-dp-attention\b", str(row["notes"])):
+        # SGLang's DP attention: each rank runs attention for its own requests and keeps their KV
+        # cache (not every rank the whole latent cache); its MoE then runs over the same ranks
+        # (tensor-parallel in v0.4), priced as expert parallelism over them: the same expert
+        # FLOPs and weight bytes per device, other collectives
+        settings.update(ep=tp, tp=1, attention_dp=True)
+        return settings
     drafts = re.search(r"num_nextn_predict_layers (\d+)", str(row["notes"]))
     if drafts:
         return (

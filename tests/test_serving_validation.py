@@ -97,6 +97,21 @@ def test_attention_data_parallel_rows_run_experts_over_the_same_ranks():
     assert "not modelled" in resolve(row)
 
 
+def test_sglang_dp_attention_runs_keep_each_ranks_kv_cache():
+    """SGLang's ``--enable-dp-attention`` over ``--tp 8`` on 8 GPUs (dstack's DeepSeek-R1 runs):
+    every rank attends its own requests and keeps their KV cache, so hwsim prices tp 1 with
+    attention data parallelism over 8 ranks and the experts over the same ranks; without the flag
+    the same row is tp 8, every rank holding the whole latent cache (a pool 8x smaller per
+    request, which queued the 6,400-token answers for minutes where the run took 32 s)."""
+    frame = load_measured().set_index("id")
+    row = frame.loc["vg218"].rename("vg218").to_frame().T.reset_index(names="id").iloc[0]
+    dp = resolve(row)
+    assert (dp.tp, dp.n_devices, dp.serving["ep"], dp.serving["attention_dp"]) == (1, 8, 8, True)
+    row["notes"] = str(row["notes"]).replace("--enable-dp-attention", "")
+    plain = resolve(row)
+    assert (plain.tp, plain.serving["ep"], plain.serving.get("attention_dp", False)) == (8, 1, False)
+
+
 def test_speculative_runs_without_an_acceptance_rate_are_not_priced():
     """TensorRT-LLM's min-latency DeepSeek-R1 runs draft 3 tokens a step with MTP and state no
     acceptance rate: priced without drafts they came out 0.34-0.55x of the measured rate, so they
