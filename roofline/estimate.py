@@ -730,9 +730,8 @@ def _price(
         step, decode_dynamic, busy = _decode(d, B, 1.0, context, n_steps)
         limits = d.framework.graph_limits if d.framework else None
         share = _eager_share(limits, B, L_in, n_steps) if limits else 0.0
-        if np.any(
-            share > 0
-        ):  # the steps past the graphs' limits run eagerly, at their framework's launch cost
+        # the steps past the graphs' limits run eagerly, at their framework's launch cost
+        if np.any(share > 0):
             eager = replace(
                 d,
                 placement=replace(d.placement, framework=limits.beyond),

@@ -184,13 +184,13 @@ def prepare(
     spec = load_model(model)
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
+    # the engine's own limits for this device and model, then the run's (a stated budget wins)
     engine = (
         engine_for(framework)
         .for_device(dev)
+        .sized_for(spec, max_model_len)
         .with_limits(max_batch, max_batched_tokens, preemption, prefix_caching)
     )
-    if max_batched_tokens is None:
-        engine = engine.sized_for(spec, max_model_len)
     if max_model_len is not None and spec.max_context and max_model_len > spec.max_context:
         raise ConfigError(
             f"max_model_len is {max_model_len:,}; {spec.name} takes at most {spec.max_context:,} tokens "
