@@ -434,6 +434,18 @@ def test_an_offline_row_with_expert_parallelism_is_not_priced_as_tensor_parallel
     assert not isinstance(resolve(row), str)
 
 
+def test_a_large_source_weighs_the_square_root_of_its_rows():
+    """Four rows of one source and one of another: each of the four weighs 1/2 of the lone row,
+    together 2x it (not 4x); the weights average 1."""
+    import pandas as pd
+
+    from roofline.calibrate import source_weights
+
+    weight = source_weights(pd.Series(["a", "a", "a", "a", "b"]))
+    assert weight == pytest.approx([5 / 6] * 4 + [5 / 3])
+    assert weight[:4].sum() == pytest.approx(2 * weight[4])
+
+
 def test_held_out_rows_enter_no_fit():
     """A row whose id starts with a held-out prefix is priced by ``hwsim validate`` but left out of
     the device, energy and serving fits; the same row under another id is fitted."""
