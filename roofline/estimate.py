@@ -759,10 +759,12 @@ def _price(
 
     # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device
     tp, pp, ep, attention_dp, _ = d.par
-    dynamic = prefill_dynamic + (L_out - 1.0) * decode_dynamic
-    if tp * ep > 1:
-        dynamic = tp * ep * dynamic
-    replica_energy = np.minimum(dynamic + d.per_replica * static_w * e2e, d.per_replica * cap_w * e2e)
+    static_w, cap_w = d.per_replica * static_w, d.per_replica * cap_w
+    # the power cap holds at every moment, so the prefill and each decode step are capped on their
+    # own: a prefill's draw above the TDP is never paid for by the slack of the decode after it
+    prefill_j = np.minimum(tp * ep * prefill_dynamic + static_w * ttft, cap_w * ttft)
+    decode_j = np.minimum(tp * ep * decode_dynamic + static_w * tpot, cap_w * tpot)
+    replica_energy = prefill_j + (L_out - 1.0) * decode_j
     tokens = B * L_out
     energy_per_token = ranged("energy_j_per_token", np.divide, replica_energy, tokens)
     replica_usd = usd_per_s(d.device, d.per_replica, replica_energy / e2e, d.economics) * e2e

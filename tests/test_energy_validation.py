@@ -95,7 +95,7 @@ def test_fit_moves_the_parameters_toward_the_measurements():
 def test_step_energies_are_the_cost_models_step_energy():
     """``prefill_j`` and ``decode_step_j`` rows (hwsim's own graph-replayed H200 steps) are priced
     as the GPU model's step: its dynamic energy plus static power over its time (the static share
-    times the TDP), for the whole batch; a batch-8 decode step at a 1,024-token context and a
+    times the TDP), never above the TDP over its time, for the whole batch; a batch-8 decode step at a 1,024-token context and a
     2,048-token prefill, each computed here from the cost table directly."""
     from hwmodels import registry
     from hwmodels.device_spec import load_device
@@ -114,7 +114,8 @@ def test_step_energies_are_the_cost_models_step_energy():
 
     def step_j(ops) -> float:
         cost = gpu.estimate(ops, h200, where)
-        return float(cost.step_dynamic_energy_j() + static_w * cost.total_time_s())
+        time_s = cost.total_time_s()
+        return float(min(cost.step_dynamic_energy_j() + static_w * time_s, h200.tdp_w * time_s))
 
     prefill = build_ops(spec, bf16, phase="prefill", batch=1, tokens=2048)
     assert got["vh018"] == pytest.approx(step_j(prefill), rel=1e-6)
