@@ -54,12 +54,20 @@ add, RoPE into attention, SwiGLU into the up projection), so they launch no kern
 
 def _launches(ops: OpTable, fused: bool, hf_modules: bool = False) -> np.ndarray:
     """Kernel launches per occurrence of each op: HF Transformers' eager modules' where the
-    framework runs them (``OpTable.module_kernels``), else the engine's."""
+    framework runs them (``OpTable.module_kernels``), else the engine's; a GEMM over block-scaled
+    FP8 weights (``OpTable.weight_block``) launches one more, which quantizes its activations in
+    groups of the block's width before it (vLLM's and SGLang's ``per_token_group_quant_fp8``,
+    TensorRT-LLM's ``fp8_quantize_1x128``; TensorRT-LLM's PyTorch modules call it before every
+    ``fp8_block_scaling_gemm``, tensorrt_llm/_torch/modules/linear.py, early 2025)."""
     if hf_modules:
-        return ops.module_kernels
-    if not fused:
-        return ops.n_kernels
-    return np.array([0.0 if k in FUSABLE_KINDS else n for k, n in zip(ops.kind, ops.n_kernels, strict=True)])
+        launches = ops.module_kernels
+    elif not fused:
+        launches = ops.n_kernels
+    else:
+        launches = np.array(
+            [0.0 if k in FUSABLE_KINDS else n for k, n in zip(ops.kind, ops.n_kernels, strict=True)]
+        )
+    return launches + ((ops.kind == "gemm") & (ops.weight_block > 0))
 
 
 class RooflineCostModel:
