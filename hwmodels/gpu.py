@@ -297,12 +297,20 @@ class GpuCostModel(RooflineCostModel):
             out = np.where(block[1], block[0].gemm_latency_us * 1e-6, out)
         return out
 
-    def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
+    def collective_terms(
+        self, link_name: str, p: dict[str, float]
+    ) -> tuple[float, float, float | None, float, float]:
         """The all-reduce terms fitted on measured collectives for this link type, else NCCL's model."""
         curve = link_curve(link_name)
         if curve is None:
             return super().collective_terms(link_name, p)
-        return curve.bw_efficiency, curve.base_latency_us * 1e-6, curve.step_latency_us * 1e-6
+        return (
+            curve.bw_efficiency,
+            curve.base_latency_us * 1e-6,
+            curve.step_latency_us * 1e-6,
+            curve.small_bw_efficiency,
+            curve.knee_MB * 1e6,
+        )
 
     def compute_s(
         self,

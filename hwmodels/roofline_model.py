@@ -131,11 +131,14 @@ class RooflineCostModel:
         bandwidth at the achievable fraction (``memory_efficiency``)."""
         return mem_bytes / (self.memory_bw(ops, device) * self.memory_efficiency(ops, device, p))
 
-    def collective_terms(self, link_name: str, p: dict[str, float]) -> tuple[float, float, float | None]:
+    def collective_terms(
+        self, link_name: str, p: dict[str, float]
+    ) -> tuple[float, float, float | None, float, float]:
         """(achievable fraction of the link bandwidth, base latency s, latency per ring step s
-        or None to use the link's own) of a collective: NCCL's model at full bandwidth."""
+        or None to use the link's own, the fraction for a collective's first link bytes, how many
+        bytes that is) of a collective: NCCL's model at full bandwidth, no slower first bytes."""
         step = p.get(f"{link_name}_step_latency_us")
-        return 1.0, p["collective_base_latency_us"] * 1e-6, None if step is None else step * 1e-6
+        return 1.0, p["collective_base_latency_us"] * 1e-6, None if step is None else step * 1e-6, 1.0, 0.0
 
     def step_latency_s(self, link: LinkSpec, step_s: float | None, p: dict[str, float]) -> float:
         """Latency per ring step: the collective terms', else the link's own, else the class's
@@ -188,10 +191,11 @@ class RooflineCostModel:
                 )
             link = placement.collective_link(device)
             link_bw = _per_op(np.asarray(link.group_bw(ops.link_peers), dtype=float), nd)
-            bw_eff, base_s, step_s = self.collective_terms(link.name, p)
+            bw_eff, base_s, step_s, small_eff, knee_bytes = self.collective_terms(link.name, p)
             step_s = self.step_latency_s(link, step_s, p)
             link_s = (
                 ops.link_bytes / (link_bw * bw_eff)
+                + np.minimum(ops.link_bytes, knee_bytes) / link_bw * (1.0 / small_eff - 1.0 / bw_eff)
                 + np.where(ops.link_steps > 0, base_s, 0.0)
                 + ops.link_steps * step_s
             )

@@ -76,10 +76,12 @@ PARAMS = {
         "bw_efficiency": (0.7, 0.05, 1.0),
         "base_latency_us": (5.0, 0.0, 100.0),
         "step_latency_us": (0.5, 0.0, 20.0),
+        "small_bw_efficiency": (0.3, 0.02, 1.0),
+        "knee_MB": (1.0, 0.0, 1000.0),
     },
 }
 """Start value and physical range of each curve parameter: a fraction of peak in (0, 1], a
-half-saturation in rows or keys, a latency in microseconds."""
+half-saturation in rows or keys, a latency in microseconds, a message size in MB."""
 
 MIN_GEMM_WEIGHTS = 4096 * 4096
 """GEMMs are fitted on weight matrices of at least this many elements (32 MB in BF16), the layers

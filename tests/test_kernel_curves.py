@@ -188,12 +188,22 @@ def test_decode_attention_fit_recovers_its_parameters():
 
 def test_allreduce_curve_hand_case():
     """A 1 MiB all-reduce over 8 H100s (450 GB/s NVLink): a ring sends 2 * 7/8 MiB per device in 14
-    steps; at 0.5 of the link, 3 us base and 0.2 us per step it takes 1835008 / 225e9 + 3 + 2.8 us."""
+    steps; at 0.5 of the link, 3 us base and 0.2 us per step it takes 1835008 / 225e9 + 3 + 2.8 us.
+    With its first 1 MB at 0.25 of the link those bytes take 2 x as long: 1e6 / 450e9 x (4 - 2) s
+    more; with a 10 MB knee all 1835008 bytes do."""
     ops = allreduce_table(2.0**20, 8, Quant.from_name("bf16"))
-    record = {"allreduce": {"nvlink": {"bw_efficiency": 0.5, "base_latency_us": 3.0, "step_latency_us": 0.2}}}
-    with curves_overridden(record):
-        cost = GpuCostModel().estimate(ops, catalog()["h100-sxm"], Placement(tp=8))
-    assert float(cost.link_s.ravel()[0]) == pytest.approx(2 * 7 / 8 * 2**20 / 225e9 + 5.8e-6, rel=1e-6)
+    link_bytes = 2 * 7 / 8 * 2**20
+    terms = {"bw_efficiency": 0.5, "base_latency_us": 3.0, "step_latency_us": 0.2}
+
+    def link_s(small: float, knee_mb: float) -> float:
+        record = {"allreduce": {"nvlink": {**terms, "small_bw_efficiency": small, "knee_MB": knee_mb}}}
+        with curves_overridden(record):
+            cost = GpuCostModel().estimate(ops, catalog()["h100-sxm"], Placement(tp=8))
+        return float(cost.link_s.ravel()[0])
+
+    assert link_s(0.5, 0.0) == pytest.approx(link_bytes / 225e9 + 5.8e-6, rel=1e-6)
+    assert link_s(0.25, 1.0) == pytest.approx(link_bytes / 225e9 + 5.8e-6 + 1e6 / 450e9 * 2, rel=1e-6)
+    assert link_s(0.25, 10.0) == pytest.approx(link_bytes / 112.5e9 + 5.8e-6, rel=1e-6)
 
 
 def test_devices_without_measured_kernels_keep_their_class_efficiency():
@@ -344,7 +354,13 @@ def test_allreduce_curves_are_fitted_per_link_type():
     ops = allreduce_table(2.0**20, 8, Quant.from_name("bf16"))
     record = {
         "allreduce": {
-            "infinity_fabric": {"bw_efficiency": 0.5, "base_latency_us": 3.0, "step_latency_us": 0.2}
+            "infinity_fabric": {
+                "bw_efficiency": 0.5,
+                "base_latency_us": 3.0,
+                "step_latency_us": 0.2,
+                "small_bw_efficiency": 0.5,
+                "knee_MB": 0.0,
+            }
         }
     }
     with curves_overridden(record):

@@ -18,8 +18,8 @@ names the measured chips and the catalog devices that share them):
   cached keys and values stream at ``stream_efficiency`` of the memory bandwidth, each
   (sequence, KV head) the kernel walks costs ``stream_ns`` besides (its block-table walk and
   split-KV reduction), plus ``latency_us`` per call (not charged end to end, as for prefill);
-- **all-reduce over NVLink**: bytes at ``bw_efficiency`` of the link bandwidth, plus a base
-  latency and a latency per ring step.
+- **all-reduce over NVLink**: the first ``knee_MB`` of link bytes at ``small_bw_efficiency`` of the
+  link bandwidth and the rest at ``bw_efficiency``, plus a base latency and a latency per ring step.
 
 ``hwsim calibrate --part kernels`` (``roofline/kernel_fit.py``) fits them on the extracts in
 ``hwmodels/calibration/kernels/`` and writes ``gpu_kernels_fitted.yaml``, with each curve's
@@ -117,11 +117,19 @@ class DecodeAttentionCurve:
 
 @dataclass(frozen=True, slots=True)
 class LinkCurve:
-    """Achievable all-reduce over one link type."""
+    """Achievable all-reduce over one link type: the first ``knee_MB`` of a collective's link bytes
+    at ``small_bw_efficiency`` of the link bandwidth, the rest at ``bw_efficiency``, plus a base
+    latency and a latency per ring step. Collective libraries move small and mid-sized messages with
+    low-latency protocols (NCCL's and RCCL's LL and LL128, whose flag words halve or trim the
+    payload per transfer; TensorRT-LLM's one-shot all-reduce, which reads every peer's whole buffer)
+    and large ones with the bandwidth-efficient one: the measured time rises steeply to a few MB and
+    at the large-message rate beyond."""
 
     bw_efficiency: float
     base_latency_us: float
     step_latency_us: float
+    small_bw_efficiency: float
+    knee_MB: float
 
 
 @lru_cache(maxsize=1)
@@ -283,7 +291,14 @@ def gemm_peak_fraction(fmt: str, device: str) -> float | None:
 def link_curve(link: str) -> LinkCurve | None:
     """The all-reduce terms fitted for link type ``link`` (``nvlink``), or None."""
     entry = fitted_curves().get("allreduce", {}).get(link)
-    return None if entry is None else LinkCurve(**{k: float(entry[k]) for k in LinkCurve.__slots__})
+    if entry is None:
+        return None
+    missing = [k for k in LinkCurve.__slots__ if k not in entry]
+    if missing:
+        raise ConfigError(
+            f"{FITTED_FILE}: allreduce.{link} lacks {', '.join(missing)}; refit with hwsim calibrate --part kernels"
+        )
+    return LinkCurve(**{k: float(entry[k]) for k in LinkCurve.__slots__})
 
 
 def _entry(kind: str, device: str, fmt: str) -> Mapping[str, Any] | None:
