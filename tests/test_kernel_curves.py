@@ -19,6 +19,7 @@ from roofline.kernel_fit import PARAMS, fit_curve, load_kernels, predict_decode_
 from roofline.validation import load_measured
 from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
 from workloads.model_spec import load_model
+from workloads.errors import ConfigError
 from workloads.quant import Quant
 
 CURVE = {"e_max": 0.5, "m_half": 64.0, "stream_efficiency": 0.8, "latency_us": 10.0}
@@ -380,3 +381,12 @@ def test_kernel_timings_are_priced_as_bursts():
     assert np.all(burst <= sustained) and np.any(burst < 0.95 * sustained)
     flops = 2.0 * h200["m"] * h200["n"] * h200["k"]
     assert np.all(flops / sustained <= 661e12 * (1 + 1e-9))
+
+
+def test_an_allreduce_curve_without_its_knee_is_a_clear_error():
+    """A fitted file written before the knee terms names what it lacks and how to refit."""
+    from hwmodels.calibration.curves import link_curve
+
+    record = {"allreduce": {"nvlink": {"bw_efficiency": 0.5, "base_latency_us": 3.0, "step_latency_us": 0.2}}}
+    with curves_overridden(record), pytest.raises(ConfigError, match="small_bw_efficiency, knee_MB"):
+        link_curve("nvlink")
