@@ -17,9 +17,9 @@ from hwmodels.placement import Placement
 from roofline.calibrate import covered_rows, device_family, families, leave_one_family_out
 from roofline.kernel_fit import PARAMS, fit_curve, load_kernels, predict_decode_attention, predict_gemm
 from roofline.validation import load_measured
+from workloads.errors import ConfigError
 from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
 from workloads.model_spec import load_model
-from workloads.errors import ConfigError
 from workloads.quant import Quant
 
 CURVE = {"e_max": 0.5, "m_half": 64.0, "stream_efficiency": 0.8, "latency_us": 10.0}
