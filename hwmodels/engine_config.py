@@ -112,15 +112,19 @@ class EngineConfig:
                 )
         return self
 
-    def sized_for(self, spec: ModelSpec, max_model_len: int | None = None) -> EngineConfig:
+    def sized_for(
+        self, spec: ModelSpec, max_model_len: int | None = None, chunked_prefill: bool | None = None
+    ) -> EngineConfig:
         """A copy with the token budget the engine itself sets for ``spec`` served at
         ``max_model_len`` tokens (the run's ``--max-model-len``; None: the model's context).
 
         vLLM V0 (``budget_rule: max_model_len``) without chunked prefill makes its budget
         ``max(max_model_len, 2048)``: it prefills any whole prompt the model takes in one step,
         and its start-up profiling pass runs that many tokens, so the activation peak it reserves,
-        and with it the KV pool, follows. Chunked prefill is off unless ``max_model_len`` exceeds
-        32,768, and always for an MLA model (v0.7: "MLA is enabled; forcing chunked prefill and
+        and with it the KV pool, follows. ``chunked_prefill`` is the run's own setting; left
+        unset (None) V0 turns chunked prefill on above a ``max_model_len`` of 32,768 only
+        (vllm/engine/arg_utils.py: ``if self.enable_chunked_prefill is None: ... use_long_context``),
+        and always off for an MLA model (v0.7: "MLA is enabled; forcing chunked prefill and
         prefix caching to be disabled"). With chunked prefill on, or a context the model does not
         state, the budget stays the engine's default (V0's mixed chunked steps are not modelled).
         Other engines keep their budget."""
@@ -128,10 +132,13 @@ class EngineConfig:
             isinstance(max_model_len, bool) or not isinstance(max_model_len, int) or max_model_len < 1
         ):
             raise ConfigError(f"max_model_len is {max_model_len!r}; expected a positive integer")
+        if chunked_prefill is not None and not isinstance(chunked_prefill, bool):
+            raise ConfigError(f"chunked_prefill is {chunked_prefill!r}; expected true, false or none")
         length = max_model_len or spec.max_context
         if self.budget_rule != "max_model_len" or length is None:
             return self
-        if length > V0_LONG_CONTEXT and spec.mla is None:
+        chunked = (length > V0_LONG_CONTEXT) if chunked_prefill is None else chunked_prefill
+        if chunked and spec.mla is None:
             return self
         return replace(self, max_num_batched_tokens=max(length, V0_MIN_BUDGET))
 

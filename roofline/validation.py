@@ -256,6 +256,9 @@ class Condition:
     max_model_len: int | None = None
     """The engine's ``--max-model-len`` when the row states it (it sets vLLM V0's token budget,
     ``EngineConfig.sized_for``); None: the model's context."""
+    chunked_prefill: bool | None = None
+    """Whether the run turned vLLM's chunked prefill on or off (``stated_chunked_prefill``);
+    None: the engine decides."""
 
 
 def stated_link(interconnect: Any, device: str) -> str | None:
@@ -400,6 +403,7 @@ def resolve(row: pd.Series) -> Condition | str:
         cached_prompt_tokens(row["notes"], framework, phase, lin),
         stated_link(row["interconnect"], device),
         _stated_max_model_len(row["notes"]),
+        stated_chunked_prefill(row["notes"]),
     )
 
 
@@ -433,6 +437,28 @@ def _stated_max_model_len(notes: Any) -> int | None:
     row's notes, or None."""
     match = re.search(r"--max[-_]model[-_]len[ =](\d+)|max_model_len=(\d+)", str(notes))
     return int(match.group(1) or match.group(2)) if match else None
+
+
+def stated_chunked_prefill(notes: Any) -> bool | None:
+    """Whether a row's run set vLLM's chunked prefill: on for ``--enable-chunked-prefill`` (or
+    ``enable_chunked_prefill=True``), off for ``--enable-chunked-prefill=False``,
+    ``--no-enable-chunked-prefill`` or ``enable_chunked_prefill=False``, and off for a run of vLLM's
+    ``benchmarks/benchmark_throughput.py`` that names no such flag: the script declares it
+    ``store_true`` and hands the parsed ``False`` to ``LLM(enable_chunked_prefill=...)``
+    (vllm-project/vllm @018efffd), so V0 never turns it on by itself there, whatever the
+    ``--max-model-len``. None otherwise."""
+    text = str(notes)
+    if re.search(
+        r"--enable[-_]chunked[-_]prefill[ =](?:False|false|0)\b|--no-enable-chunked-prefill|"
+        r"enable_chunked_prefill=False",
+        text,
+    ):
+        return False
+    if re.search(r"(?<!no )--enable[-_]chunked[-_]prefill\b|enable_chunked_prefill=True", text):
+        return True
+    if "benchmark_throughput" in text:
+        return False
+    return None
 
 
 def _dataset_lengths(dataset: Any) -> str | None:
@@ -556,7 +582,7 @@ def offline_engine(c: Condition) -> EngineConfig:
         engine = (
             engine_for(c.framework).for_device(catalog()[c.device], offline=True).with_limits(c.max_num_seqs)
         )
-        return engine.sized_for(load_model(c.model), c.max_model_len)
+        return engine.sized_for(load_model(c.model), c.max_model_len, c.chunked_prefill)
     return replace(engine_for("static"), kv_fraction=1.0, max_num_seqs=max(OFFLINE_BATCHES))
 
 

@@ -334,6 +334,26 @@ def test_vllm_v0_token_budget_follows_max_model_len(model, max_model_len, budget
     )  # V1 keeps its own
 
 
+def test_a_run_that_turns_chunked_prefill_off_gets_the_whole_context_as_its_budget():
+    """Left unset, V0 chunks prefills above 32K and keeps its default budget; a run that states
+    chunked prefill off (as vLLM's benchmark_throughput.py does unless given the flag) prefills
+    whole prompts of its 91,680-token context; one that states it on keeps the default."""
+    from roofline.validation import stated_chunked_prefill
+
+    spec, v0 = load_model("llama-3.1-405b"), engine_for("vllm-v0")
+    default = v0.max_num_batched_tokens
+    assert v0.sized_for(spec, 91680).max_num_batched_tokens == default
+    assert v0.sized_for(spec, 91680, chunked_prefill=False).max_num_batched_tokens == 91680
+    assert v0.sized_for(spec, 16384, chunked_prefill=True).max_num_batched_tokens == default
+    assert stated_chunked_prefill("benchmarks/benchmark_throughput.py --max-model-len 91680") is False
+    assert stated_chunked_prefill("benchmark_throughput.py --enable-chunked-prefill") is True
+    assert stated_chunked_prefill("vllm serve m --enable-chunked-prefill=False") is False
+    assert stated_chunked_prefill("vllm serve m (no --enable-chunked-prefill)") is None
+    assert stated_chunked_prefill("vllm serve m --max-model-len 8192") is None
+    with pytest.raises(ConfigError, match="chunked_prefill is 'yes'"):
+        v0.sized_for(spec, 8192, chunked_prefill="yes")
+
+
 def test_a_larger_v0_budget_reserves_its_activations_out_of_the_kv_pool():
     """The profiling pass runs the whole budget: DeepSeek-R1 (FP8 weights and activations, 16-bit
     KV) on 8 H200s under V0. At its full 163,840-token budget the forward's activations,
