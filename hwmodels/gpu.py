@@ -298,12 +298,13 @@ class GpuCostModel(RooflineCostModel):
         return out
 
     def collective_terms(
-        self, link_name: str, p: dict[str, float]
+        self, link_name: str, p: dict[str, float], device: DeviceSpec
     ) -> tuple[float, float, float | None, float, float]:
-        """The all-reduce terms fitted on measured collectives for this link type, else NCCL's model."""
-        curve = link_curve(link_name)
+        """The all-reduce terms fitted on measured collectives for this link type (on the device's
+        architecture where measured), else NCCL's model."""
+        curve = link_curve(link_name, device.name)
         if curve is None:
-            return super().collective_terms(link_name, p)
+            return super().collective_terms(link_name, p, device)
         return (
             curve.bw_efficiency,
             curve.base_latency_us * 1e-6,

@@ -132,7 +132,7 @@ class RooflineCostModel:
         return mem_bytes / (self.memory_bw(ops, device) * self.memory_efficiency(ops, device, p))
 
     def collective_terms(
-        self, link_name: str, p: dict[str, float]
+        self, link_name: str, p: dict[str, float], device: DeviceSpec
     ) -> tuple[float, float, float | None, float, float]:
         """(achievable fraction of the link bandwidth, base latency s, latency per ring step s
         or None to use the link's own, the fraction for a collective's first link bytes, how many
@@ -191,7 +191,7 @@ class RooflineCostModel:
                 )
             link = placement.collective_link(device)
             link_bw = _per_op(np.asarray(link.group_bw(ops.link_peers), dtype=float), nd)
-            bw_eff, base_s, step_s, small_eff, knee_bytes = self.collective_terms(link.name, p)
+            bw_eff, base_s, step_s, small_eff, knee_bytes = self.collective_terms(link.name, p, device)
             step_s = self.step_latency_s(link, step_s, p)
             link_s = (
                 ops.link_bytes / (link_bw * bw_eff)

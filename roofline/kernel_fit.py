@@ -37,6 +37,7 @@ import yaml
 from scipy.optimize import least_squares
 
 from hwmodels.calibration.curves import (
+    architecture,
     architectures,
     attention_curve,
     curves_overridden,
@@ -240,8 +241,16 @@ def _curve_groups() -> list[tuple[str, str, str | None, pd.DataFrame]]:
             key = decode_key(str(engine), _quant(str(dtype)).attention_format)
             groups.append(("attention_decode", arch, key, rows.reset_index(drop=True)))
     allreduce = load_kernels("allreduce")
+    arches = allreduce["device"].map(lambda d: architecture(d) or "")
     for link, rows in allreduce.groupby(allreduce_links(allreduce)):
         groups.append(("allreduce", str(link), None, rows.reset_index(drop=True)))
+        mine = arches[rows.index]
+        # each architecture its own curve where every row's device has one and they span several
+        # (NVLink: each GPU generation's own link and latency); a link measured on devices outside
+        # the measured architectures (PCIe between RTX 4090s) keeps one curve for the host
+        if mine.nunique() > 1 and (mine != "").all():
+            for arch, arch_rows in rows.groupby(mine):
+                groups.append(("allreduce", f"{link}/{arch}", None, arch_rows.reset_index(drop=True)))
     return groups
 
 

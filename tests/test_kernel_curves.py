@@ -390,3 +390,22 @@ def test_an_allreduce_curve_without_its_knee_is_a_clear_error():
     record = {"allreduce": {"nvlink": {"bw_efficiency": 0.5, "base_latency_us": 3.0, "step_latency_us": 0.2}}}
     with curves_overridden(record), pytest.raises(ConfigError, match="small_bw_efficiency, knee_MB"):
         link_curve("nvlink")
+
+
+def test_an_architectures_own_allreduce_curve_prices_its_devices_only():
+    """With an NVLink curve for Hopper beside the link's own, an H100 takes Hopper's (0.25 of
+    the link: twice the bandwidth term of 0.5), an A100 the link's."""
+    ops = allreduce_table(2.0**24, 8, Quant.from_name("bf16"))
+    flat = {"base_latency_us": 3.0, "step_latency_us": 0.2, "knee_MB": 0.0}
+    record = {
+        "allreduce": {
+            "nvlink": {**flat, "bw_efficiency": 0.5, "small_bw_efficiency": 0.5},
+            "nvlink/hopper-gh100": {**flat, "bw_efficiency": 0.25, "small_bw_efficiency": 0.25},
+        }
+    }
+    link_bytes = 2 * 7 / 8 * 2**24
+    with curves_overridden(record):
+        h100 = GpuCostModel().estimate(ops, catalog()["h100-sxm"], Placement(tp=8))
+        a100 = GpuCostModel().estimate(ops, catalog()["a100-sxm-80gb"], Placement(tp=8))
+    assert float(h100.link_s.ravel()[0]) == pytest.approx(link_bytes / (450e9 * 0.25) + 5.8e-6, rel=1e-6)
+    assert float(a100.link_s.ravel()[0]) == pytest.approx(link_bytes / (300e9 * 0.5) + 5.8e-6, rel=1e-6)

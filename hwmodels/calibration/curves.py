@@ -288,15 +288,22 @@ def gemm_peak_fraction(fmt: str, device: str) -> float | None:
     return None if value is None else float(value)
 
 
-def link_curve(link: str) -> LinkCurve | None:
-    """The all-reduce terms fitted for link type ``link`` (``nvlink``), or None."""
-    entry = fitted_curves().get("allreduce", {}).get(link)
+def link_curve(link: str, device: str | None = None) -> LinkCurve | None:
+    """The all-reduce terms fitted for link type ``link`` (``nvlink``) on ``device``'s
+    architecture (``<link>/<architecture>``, where the link's measured rows span several), else on
+    the link's rows of every device, or None."""
+    curves = fitted_curves().get("allreduce", {})
+    arch = architecture(device) if device else None
+    entry = curves.get(f"{link}/{arch}") if arch else None
+    if entry is None:
+        entry = curves.get(link)
     if entry is None:
         return None
     missing = [k for k in LinkCurve.__slots__ if k not in entry]
     if missing:
         raise ConfigError(
-            f"{FITTED_FILE}: allreduce.{link} lacks {', '.join(missing)}; refit with hwsim calibrate --part kernels"
+            f"{FITTED_FILE}: an allreduce curve for {link} lacks {', '.join(missing)}; refit with hwsim calibrate "
+            "--part kernels"
         )
     return LinkCurve(**{k: float(entry[k]) for k in LinkCurve.__slots__})
 
