@@ -34,6 +34,7 @@ from scipy.optimize import least_squares
 
 from hwmodels.calibration.params import ENERGY_FITTABLE, class_params, fitted, fitted_path, overridden
 from hwmodels.device_spec import catalog
+from roofline import intervals
 from roofline.validation import (
     ENERGY_METRICS,
     HELD_OUT_PREFIXES,
@@ -175,4 +176,14 @@ def calibrate_energy(progress: Callable[[str], None] | None = None) -> dict[str,
         }
         fitted_path(f"{arch}_energy").write_text(yaml.safe_dump(content, sort_keys=False, width=120))
     fitted.cache_clear()
-    return {"fitted_on": fitted_on, "date": today, "by_class": by_class}
+    ranged = rows.loc[loso.notna()]
+    coverage = None
+    if not ranged.empty:
+        predicted = ((loso[ranged.index] + 1.0) * ranged["measured"]).to_numpy()
+        coverage = intervals.write_phase(
+            intervals.residual_rows(ranged, predicted),
+            "energy",
+            f"the leave-one-source-out predictions of {len(ranged)} energy rows from "
+            f"{ranged['source'].nunique()} sources (roofline/calibrate_energy.py)",
+        )
+    return {"fitted_on": fitted_on, "date": today, "by_class": by_class, "intervals": coverage}

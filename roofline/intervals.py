@@ -131,9 +131,10 @@ any rate is ``server-rate``): queueing widens a TTFT's error far more than a TPO
 
 
 def phase_of(phase: str, metric: str) -> str:
-    """The interval phase of a measured row: ``energy`` for J/token; for a ``server`` row
-    ``server-`` and its metric's kind (``SERVER_KINDS``); else its phase."""
-    if metric == "j_per_token":
+    """The interval phase of a measured row: ``energy`` for an energy (J/token, or J of a step:
+    ``decode_step_j``, ``prefill_j``); for a ``server`` row ``server-`` and its metric's kind
+    (``SERVER_KINDS``); else its phase."""
+    if metric == "j_per_token" or metric.endswith("_j"):
         return "energy"
     if phase == "server":
         return f"server-{SERVER_KINDS.get(metric, 'rate')}"
@@ -398,10 +399,8 @@ def _coverage(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def write(rows: pd.DataFrame, fitted_on: str) -> dict[str, Any]:
-    """Fit the table on ``rows`` (all sources), measure its held-out coverage, write both to
-    ``intervals_fitted.yaml`` and return the coverage."""
-    coverage = held_out_coverage(rows)
+def _entries(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The YAML entries of the groups ``fit_table`` fits on ``rows``."""
     groups = []
     for key, g in fit_table(rows).items():
         entry: dict[str, Any] = {k: v for k, v in zip(KEYS, key, strict=True) if v is not None}
@@ -414,6 +413,25 @@ def write(rows: pd.DataFrame, fitted_on: str) -> dict[str, Any]:
         for (name, unit), lo, hi in zip(_SPAN_YAML.items(), g.span_min, g.span_max, strict=True):
             entry[name] = [float(f"{lo / unit:.4g}"), float(f"{hi / unit:.4g}")]
         groups.append(entry)
+    return groups
+
+
+def _shipped() -> dict[str, Any]:
+    """The table file as written, or {} before the first fit."""
+    return yaml.safe_load(path().read_text()) if path().is_file() else {}
+
+
+def write(rows: pd.DataFrame, fitted_on: str) -> dict[str, Any]:
+    """Fit the table on ``rows`` (all sources), measure its held-out coverage, write both to
+    ``intervals_fitted.yaml`` and return the coverage. The groups and coverage of a phase that
+    ``rows`` do not hold (``energy``, written by ``write_phase`` from the energy fit) are kept."""
+    coverage = held_out_coverage(rows)
+    old = _shipped()
+    phases = set(rows["phase"])
+    kept = [g for g in old.get("groups", []) if g["phase"] not in phases]
+    for phase, cov in old.get("held_out_coverage", {}).get("by_phase", {}).items():
+        if phase not in phases:
+            coverage["by_phase"][phase] = cov
     content = {
         "schema_version": 1,
         "fitted_on": fitted_on,
@@ -424,9 +442,35 @@ def write(rows: pd.DataFrame, fitted_on: str) -> dict[str, Any]:
         "min_rows": MIN_ROWS,
         "widen_per_decade": WIDEN_PER_DECADE,
         "levels": [list(level) for level in LEVELS],
+        **({"fitted_on_by_phase": old["fitted_on_by_phase"]} if "fitted_on_by_phase" in old else {}),
         "held_out_coverage": coverage,
-        "groups": groups,
+        "groups": _entries(rows) + kept,
     }
+    path().write_text(yaml.safe_dump(content, sort_keys=False, width=120))
+    table.cache_clear()
+    return coverage
+
+
+def write_phase(rows: pd.DataFrame, phase: str, fitted_on: str) -> dict[str, Any]:
+    """Replace the groups of one ``phase`` in ``intervals_fitted.yaml`` with those fitted on
+    ``rows`` (that phase's residuals, as ``residual_rows`` gives them: the energy fit's
+    leave-one-source-out predictions for ``energy``), record their held-out coverage under
+    ``held_out_coverage.by_phase`` and what they were fitted on under ``fitted_on_by_phase``; the
+    other phases' groups stay. Returns the phase's coverage."""
+    if set(rows["phase"]) != {phase}:
+        raise ConfigError(
+            f"write_phase: rows of phases {sorted(set(rows['phase']))}; expected only {phase!r}"
+        )
+    content = _shipped()
+    if not content:
+        raise ConfigError(
+            f"{path().name} is missing: fit the time ranges first (hwsim calibrate --part devices)"
+        )
+    coverage = held_out_coverage(rows)
+    del coverage["by_phase"]
+    content["groups"] = [g for g in content["groups"] if g["phase"] != phase] + _entries(rows)
+    content.setdefault("held_out_coverage", {}).setdefault("by_phase", {})[phase] = coverage
+    content.setdefault("fitted_on_by_phase", {})[phase] = fitted_on
     path().write_text(yaml.safe_dump(content, sort_keys=False, width=120))
     table.cache_clear()
     return coverage

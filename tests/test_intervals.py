@@ -241,7 +241,8 @@ def test_cli_estimate_json_and_table_show_ranges():
     data = json.loads(r.stdout)
     assert set(RANGE_KEYS) <= set(data)
     assert data["tpot_s_low"] <= data["tpot_s"] <= data["tpot_s_high"]
-    assert data["energy_j_per_token_low"] is None  # no J/token measurements are covered yet
+    # the energy fit's leave-one-source-out residuals give J/token its range (datacenter GPUs)
+    assert data["energy_j_per_token_low"] < data["energy_j_per_token"] < data["energy_j_per_token_high"]
     text = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
     assert "tpot_s_low" not in text and "10th - 90th percentile" in text
     (line,) = [x for x in text.splitlines() if x.strip().startswith("tpot_s:")]
@@ -271,3 +272,27 @@ def test_a_served_stream_takes_the_range_of_its_metrics_server_group(monkeypatch
     assert out["tpot_s_mean_high"] == pytest.approx(0.02 * np.exp(0.88))
     assert out["ttft_s_mean_low"] is None and out["e2e_s_mean_high"] is None
     assert out["output_tokens_per_s_low"] is None  # absent from the metrics
+
+
+def test_the_energy_groups_are_written_apart_and_survive_a_time_refit(tmp_path):
+    """``write_phase`` puts the energy fit's groups beside the time groups; a later ``write`` of
+    time residuals keeps them (and their coverage); rows of another phase are refused."""
+    from hwmodels.calibration.params import fits_in
+    from workloads.errors import ConfigError
+
+    energy = _rows(24, np.linspace(-0.2, 0.2, 24), phase="energy", framework="none")
+    time_rows = _rows(24, np.linspace(-0.1, 0.1, 24))
+    with fits_in(tmp_path):
+        intervals.write(time_rows, "time")
+        cov = intervals.write_phase(energy, "energy", "energy rows")
+        key = ("datacenter-gpu", "energy", None, None)
+        assert intervals.table()[key].half_width == pytest.approx(
+            np.quantile(np.abs(energy["log_ratio"]), 0.8), abs=1e-4
+        )
+        assert cov["rows"] == 24
+        intervals.write(time_rows, "time again")
+        assert key in intervals.table() and ("datacenter-gpu", "decode", None, None) in intervals.table()
+        assert intervals.recorded_coverage()["by_phase"]["energy"] == cov
+        with pytest.raises(ConfigError, match="expected only 'energy'"):
+            intervals.write_phase(time_rows, "energy", "wrong rows")
+    intervals.table.cache_clear()
