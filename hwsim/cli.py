@@ -540,6 +540,12 @@ def _calibrate(part, as_json):
                 f"leave-one-source-out {pct(v['leave_one_source_out']['median_ape'])} "
                 f"(p90 {pct(v['leave_one_source_out']['p90_ape'])})"
             )
+        ranges = record["energy"].get("intervals")
+        if ranges and ranges["with_range"]:
+            lines.append(
+                f"energy 10th-90th percentile ranges, each source held out: {pct(ranges['inside'])} of "
+                f"{ranges['with_range']} rows inside, median width high/low {ranges['median_width']:.3g}x"
+            )
     if part in ("all", "serving"):
         from sim.serving.calibrate import calibrate_serving
 
