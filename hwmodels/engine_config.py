@@ -73,6 +73,10 @@ class EngineConfig:
     prefix_caching: bool = False
     budget_rule: str = "fixed"
     device_defaults: tuple[DeviceDefaults, ...] = ()
+    chunked_prefill_tokens: int = 0
+    """The token budget a V0-style engine (``budget_rule: max_model_len``) takes when it runs with
+    chunked prefill, whose steps then mix decodes and prompt chunks as the ``vllm`` policy does
+    (0: the engine has no chunked prefill)."""
     sampler_bytes_per_logit: float = 0.0
     """Bytes per (sequence x vocabulary entry) its start-up profiling pass holds while sampling
     ``max_num_seqs`` dummy sequences (0: no such pass); the pass's peak is the larger of the
@@ -115,8 +119,8 @@ class EngineConfig:
     def sized_for(
         self, spec: ModelSpec, max_model_len: int | None = None, chunked_prefill: bool | None = None
     ) -> EngineConfig:
-        """A copy with the token budget the engine itself sets for ``spec`` served at
-        ``max_model_len`` tokens (the run's ``--max-model-len``; None: the model's context).
+        """A copy with the token budget and scheduling the engine itself sets for ``spec`` served
+        at ``max_model_len`` tokens (the run's ``--max-model-len``; None: the model's context).
 
         vLLM V0 (``budget_rule: max_model_len``) without chunked prefill makes its budget
         ``max(max_model_len, 2048)``: it prefills any whole prompt the model takes in one step,
@@ -125,9 +129,11 @@ class EngineConfig:
         unset (None) V0 turns chunked prefill on above a ``max_model_len`` of 32,768 only
         (vllm/engine/arg_utils.py: ``if self.enable_chunked_prefill is None: ... use_long_context``),
         and always off for an MLA model (v0.7: "MLA is enabled; forcing chunked prefill and
-        prefix caching to be disabled"). With chunked prefill on, or a context the model does not
-        state, the budget stays the engine's default (V0's mixed chunked steps are not modelled).
-        Other engines keep their budget."""
+        prefix caching to be disabled"). With chunked prefill on, V0 schedules with
+        ``_schedule_chunked_prefill`` (vllm/core/scheduler.py): running decodes first, then
+        prompt chunks in the rest of the budget, the ``vllm`` policy, at its chunked budget
+        (``chunked_prefill_tokens``). A context the model does not state, or an engine without
+        chunked prefill, keeps the engine as it is. Other engines keep their budget."""
         if max_model_len is not None and (
             isinstance(max_model_len, bool) or not isinstance(max_model_len, int) or max_model_len < 1
         ):
@@ -139,7 +145,9 @@ class EngineConfig:
             return self
         chunked = (length > V0_LONG_CONTEXT) if chunked_prefill is None else chunked_prefill
         if chunked and spec.mla is None:
-            return self
+            if not self.chunked_prefill_tokens:
+                return self
+            return replace(self, scheduler="vllm", max_num_batched_tokens=self.chunked_prefill_tokens)
         return replace(self, max_num_batched_tokens=max(length, V0_MIN_BUDGET))
 
 
@@ -178,6 +186,7 @@ def _engines() -> dict[str, EngineConfig]:
                 _device_defaults(r, f"{where}: engines.{name}") for r in e.get("device_defaults", ())
             ),
             sampler_bytes_per_logit=float(e.get("profile_sampler_bytes_per_logit", 0.0)),
+            chunked_prefill_tokens=int(e.get("chunked_prefill_tokens", 0)),
         )
     return out
 

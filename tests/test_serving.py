@@ -297,14 +297,36 @@ def _finished_run(finish_s: np.ndarray) -> dict:
     return request_metrics(req, n_devices=1)
 
 
+def test_steady_tokens_are_those_generated_in_the_window_not_the_outputs_finishing_in_it():
+    """A pair of requests, of 5 and of 500 output tokens, starts every 10 s, and each running
+    request generates a token a second. In the window (100-400 s) the short ones finish, the long
+    ones mostly after it, so whole outputs of the requests finishing inside would count under
+    2 tokens/s where the engine generates about 30 (the running requests, one token a second each)."""
+    from sim.serving.metrics import tokens_generated_between
+
+    first = np.arange(0.0, 1000.0, 10.0)  # a new pair every 10 s
+    out = np.tile([5, 500], 50)
+    first = np.repeat(first[:50], 2)
+    finish = first + (out - 1.0)  # one token a second each
+    tokens = tokens_generated_between(first, finish, out, 100.0, 400.0)
+    short_in = ((out == 5) & (finish >= 100) & (finish <= 400)).sum()
+    assert short_in * 5 / 300.0 < 2.0  # what counting whole finished outputs would give
+    running = [((first <= t) & (finish >= t)).sum() for t in np.arange(100.5, 400.0, 1.0)]
+    assert tokens == pytest.approx(sum(running), rel=0.02)
+    assert tokens_generated_between(first, finish, out, 2000.0, 3000.0) == 0.0
+
+
 def test_steady_throughput_only_where_the_run_keeps_up():
     """Kept up (each done 2 s after arriving): the steady window, 9.9 s to 99 s, holds the 90
-    requests finishing at 10-99 s (arrivals 8-97), 90 / 89.1 = 1.0101 a second. A burst served after its last
+    requests finishing at 10-99 s (arrivals 8-97), 90 / 89.1 = 1.0101 a second; the tokens
+    generated in it (first token 0.5 s after arrival, the other 9 evenly over the next 1.5 s):
+    0.6 of arrival 8's, 6.6 of 9's, all 10 of 10-97's, 4 of 98's (its first and 3 of 9), none of
+    99's: 891.2 / 89.1 = 10.002 a second. A burst served after its last
     arrival (finishing at 150-249 s): no request finishes in the window, so no steady figure;
     the whole run's stands, 1,000 tokens over 249 s."""
     kept = _finished_run(np.arange(100.0) + 2.0)
     assert kept["steady_requests_per_s"] == pytest.approx(90 / 89.1)
-    assert kept["steady_output_tokens_per_s"] == pytest.approx(900 / 89.1)
+    assert kept["steady_output_tokens_per_s"] == pytest.approx(891.2 / 89.1)
     burst = _finished_run(np.arange(100.0) + 150.0)
     assert "steady_requests_per_s" not in burst
     assert burst["output_tokens_per_s"] == pytest.approx(1000 / 249.0)
@@ -318,7 +340,7 @@ def test_steady_throughput_only_where_the_run_keeps_up():
     [
         ("llama-2-7b", None, 4096),  # its context, 4,096: chunked prefill off, the whole context a step
         ("llama-2-7b", 1000, 2048),  # V0's floor of 2,048
-        ("llama-3.1-8b", None, 8192),  # 131,072 > 32K: V0 turns chunked prefill on; the default stays
+        ("llama-3.1-8b", None, 2048),  # 131,072 > 32K: V0 turns chunked prefill on, at its chunked budget
         ("llama-3.1-8b", 16384, 16384),  # stated within 32K: chunked prefill off
         ("deepseek-r1", None, 163840),  # MLA: V0 forces chunked prefill off at any length
         ("deepseek-r1", 32768, 32768),
@@ -328,23 +350,29 @@ def test_vllm_v0_token_budget_follows_max_model_len(model, max_model_len, budget
     """vLLM V0's SchedulerConfig without chunked prefill: max_num_batched_tokens = max(max_model_len, 2048)."""
     spec = load_model(model)
     assert engine_for("vllm-v0").sized_for(spec, max_model_len).max_num_batched_tokens == budget
-    assert engine_for("vllm-eager").sized_for(spec, max_model_len).max_num_batched_tokens == budget
+    # vLLM before v0.2.6 had no chunked prefill: its default stays
+    eager = engine_for("vllm-eager").sized_for(spec, max_model_len).max_num_batched_tokens
+    assert eager == (8192 if budget == 2048 and max_model_len is None else budget)
     assert (
         engine_for("vllm").sized_for(spec, max_model_len).max_num_batched_tokens == 8192
     )  # V1 keeps its own
 
 
 def test_a_run_that_turns_chunked_prefill_off_gets_the_whole_context_as_its_budget():
-    """Left unset, V0 chunks prefills above 32K and keeps its default budget; a run that states
-    chunked prefill off (as vLLM's benchmark_throughput.py does unless given the flag) prefills
-    whole prompts of its 91,680-token context; one that states it on keeps the default."""
+    """Left unset, V0 chunks prefills above 32K: it then schedules as V1 does (decodes first,
+    prompt chunks in the rest of the budget) at its chunked budget of 2,048 tokens; a run that
+    states chunked prefill off (as vLLM's benchmark_throughput.py does unless given the flag)
+    prefills whole prompts of its 91,680-token context in V0's own steps; one that states it on
+    chunks at any length."""
     from roofline.validation import stated_chunked_prefill
 
     spec, v0 = load_model("llama-3.1-405b"), engine_for("vllm-v0")
-    default = v0.max_num_batched_tokens
-    assert v0.sized_for(spec, 91680).max_num_batched_tokens == default
-    assert v0.sized_for(spec, 91680, chunked_prefill=False).max_num_batched_tokens == 91680
-    assert v0.sized_for(spec, 16384, chunked_prefill=True).max_num_batched_tokens == default
+    for chunked in (v0.sized_for(spec, 91680), v0.sized_for(spec, 16384, chunked_prefill=True)):
+        assert (chunked.scheduler, chunked.max_num_batched_tokens) == ("vllm", 2048)
+    whole = v0.sized_for(spec, 91680, chunked_prefill=False)
+    assert (whole.scheduler, whole.max_num_batched_tokens) == ("vllm-v0", 91680)
+    # a stated budget still wins (the serving path applies the run's limits after)
+    assert v0.sized_for(spec, 91680).with_limits(max_num_batched_tokens=512).max_num_batched_tokens == 512
     assert stated_chunked_prefill("benchmarks/benchmark_throughput.py --max-model-len 91680") is False
     assert stated_chunked_prefill("benchmark_throughput.py --enable-chunked-prefill") is True
     assert stated_chunked_prefill("vllm serve m --enable-chunked-prefill=False") is False

@@ -99,13 +99,28 @@ STEADY_MIN_SHARE = 0.5
 """Least share of a run's completed requests its steady window must hold to stand for the run."""
 
 
+def tokens_generated_between(
+    first_s: np.ndarray, finish_s: np.ndarray, output_len: np.ndarray, lo: float, hi: float
+) -> float:
+    """Output tokens generated in ``[lo, hi]`` (s) by requests whose first token came at
+    ``first_s`` and whose last at ``finish_s``: the first at ``first_s``, the other
+    ``output_len - 1`` evenly spread over ``(first_s, finish_s]``."""
+    first_in = (first_s >= lo) & (first_s <= hi)
+    overlap = np.clip(np.minimum(finish_s, hi) - np.maximum(first_s, lo), 0.0, None)
+    share = overlap / np.maximum(finish_s - first_s, 1e-12)  # 0 for a one-token output
+    return float(first_in.sum() + ((output_len - 1) * share).sum())
+
+
 def _steady(req: Requests, n_devices: int) -> dict[str, float]:
-    """Throughput at steady state: requests (and their output tokens) finishing between the
-    first 10% and the end of the arrival span, over that window. Open loop only; a closed loop
-    has no arrival span, so its whole-run figures stand, as they do for a burst that the
-    engine mostly serves after its last arrival (fewer than ``STEADY_MIN_SHARE`` of the
-    requests finish inside the window: a short overloaded run, whose client measures its
-    tokens over the whole run)."""
+    """Throughput at steady state, over the arrival span after its first 10%: requests finishing
+    inside that window, and the output tokens generated inside it. A request's first token comes
+    at its first-token time and its others evenly up to its finish, so a long request running
+    across the window's edge counts the share it generated inside (counting whole outputs of the
+    requests finishing inside would favour short outputs in an overloaded run, whose long
+    requests finish after the window). Open loop only; a closed loop has no arrival span, so its
+    whole-run figures stand, as they do for a burst that the engine mostly serves after its last
+    arrival (fewer than ``STEADY_MIN_SHARE`` of the requests finish inside the window: a short
+    overloaded run, whose client measures its tokens over the whole run)."""
     done = req.completed
     arrival = req.arrival_s
     t0, t1 = float(np.nanmin(arrival)), float(np.nanmax(arrival))
@@ -116,7 +131,7 @@ def _steady(req: Requests, n_devices: int) -> dict[str, float]:
     if span <= 0 or inside.sum() < max(10, STEADY_MIN_SHARE * done.sum()):
         return {}
     rate = float(inside.sum()) / span
-    tokens = float(req.output_len[done][inside].sum()) / span
+    tokens = tokens_generated_between(req.first_token_s[done], finish, req.output_len[done], lo, t1) / span
     return {
         "steady_requests_per_s": rate,
         "steady_output_tokens_per_s": tokens,

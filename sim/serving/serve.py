@@ -163,6 +163,7 @@ def prepare(
     max_batch: int | None = None,
     max_batched_tokens: int | None = None,
     max_model_len: int | None = None,
+    chunked_prefill: bool | None = None,
     preemption: str | None = None,
     prefix_caching: bool | None = None,
     max_kv_tokens: int | None = None,
@@ -188,7 +189,7 @@ def prepare(
     engine = (
         engine_for(framework)
         .for_device(dev)
-        .sized_for(spec, max_model_len)
+        .sized_for(spec, max_model_len, chunked_prefill)
         .with_limits(max_batch, max_batched_tokens, preemption, prefix_caching)
     )
     if max_model_len is not None and spec.max_context and max_model_len > spec.max_context:
@@ -315,7 +316,8 @@ def serve(
         static batches); ``max_batch`` and ``max_batched_tokens`` (the engine's
         ``max_num_seqs`` and token budget per step); ``max_model_len`` (the engine's
         ``--max-model-len``, which sets vLLM V0's token budget: ``EngineConfig.sized_for``;
-        default: the model's context); ``preemption`` (``recompute`` or
+        default: the model's context); ``chunked_prefill`` (vLLM V0's ``--enable-chunked-prefill``;
+        None: V0's own choice, on above a ``max_model_len`` of 32,768); ``preemption`` (``recompute`` or
         ``swap``, KV to host memory over the PCIe link); ``prefix_caching`` (default: the
         engine's; needs a trace with shared prefixes); ``max_kv_tokens`` (a smaller KV pool than
         the engine would get, for studies of memory pressure); ``mode`` (``agg`` or ``disagg``)

@@ -114,6 +114,7 @@ def _key(c: Condition) -> tuple:
         c.lengths,
         tuple(sorted(c.serving.items())),
         c.max_model_len,
+        c.chunked_prefill,
     )
 
 
@@ -142,7 +143,11 @@ def _simulate_result(c: Condition):
     """The ``ServeResult`` of a server row's run, or why it cannot run."""
     s = c.serving
     config = dict(
-        precision=c.precision, framework=c.framework, max_batch=c.batch, max_model_len=c.max_model_len
+        precision=c.precision,
+        framework=c.framework,
+        max_batch=c.batch,
+        max_model_len=c.max_model_len,
+        chunked_prefill=c.chunked_prefill,
     )
     if s.get("max_num_batched_tokens"):
         config["max_batched_tokens"] = s["max_num_batched_tokens"]
