@@ -384,23 +384,44 @@ def test_a_run_that_turns_chunked_prefill_off_gets_the_whole_context_as_its_budg
 
 def test_a_larger_v0_budget_reserves_its_activations_out_of_the_kv_pool():
     """The profiling pass runs the whole budget: DeepSeek-R1 (FP8 weights and activations, 16-bit
-    KV) on 8 H200s under V0. At its full 163,840-token budget the forward's activations,
-    163,840 x (2 x 7,168 + 2 x 18,432 / 8) x 1 B (its widest layer: the dense FFN) plus fp32
-    logits of 256 x 129,280 / 8 x 4 B, 3.120 GB, exceed its sampler's 256 x 129,280 x 38.9 B =
-    1.287 GB, which sets the peak at 8,192 tokens: 1.833 GB less KV per device, in tokens of
-    61 layers x 576 x 2 B = 70,272 B."""
+    KV) on 8 H200s under V0. Its widest block is an MoE layer's: the residual stream, the block's
+    input, its output and the shared expert's output, 4 x 7,168 x 2 B (16-bit: the model's dtype,
+    not the GEMMs' FP8), for each of 163,840 tokens, plus the fused-MoE buffers for a 32,768-token
+    chunk: 8 active experts x (gate-up 512 x 2 B + activated half 256 x 2 B + its FP8 copy 256 x
+    1 B + down output 7,168 x 2 B) = 8 x 16,128 B; the dense FFN's (3 x 7,168 x 2 + 4,608 x 2 +
+    2,304 x 2 + 2,304 x 1 = 59,136 B a token) is narrower. Plus fp32 logits of 256 x 129,280 / 8
+    x 4 B. At the default 8,192-token budget the same sum (1.544 GB) exceeds the sampler's
+    256 x 129,280 x 38.9 B = 1.287 GB. The KV per token: 61 layers x 576 x 2 B = 70,272 B."""
     spec, q = load_model("deepseek-r1"), Quant.from_name("fp8-kv16")
     dev = __import__("hwmodels.device_spec").device_spec.load_device("h200")
     small = kv_capacity(spec, q, dev, engine_for("vllm-v0"), tp=8)
     large = kv_capacity(spec, q, dev, engine_for("vllm-v0").sized_for(spec), tp=8)
-    forward = 163840 * (2 * 7168 + 2 * 18432 / 8) * 1 + 256 * 129280 / 8 * 4
-    sampler = 256 * 129280 * 38.9
+    logits = 256 * 129280 / 8 * 4
+
+    def moe(tokens: int) -> float:
+        return tokens * 4 * 7168 * 2 + min(tokens, 32768) * 8 * 16128 + logits
+
     assert large.bytes_per_token == small.bytes_per_token == 70272
     assert (large.activation_bytes, small.activation_bytes) == (
-        pytest.approx(forward),
-        pytest.approx(sampler),
+        pytest.approx(moe(163840)),
+        pytest.approx(moe(8192)),
     )
-    assert small.kv_bytes - large.kv_bytes == pytest.approx(forward - sampler, abs=70272 * 16)
+    assert moe(8192) > 256 * 129280 * 38.9 > 8192 * 59136
+    assert small.kv_bytes - large.kv_bytes == pytest.approx(moe(163840) - moe(8192), abs=70272 * 16)
+
+
+def test_the_activation_peak_matches_vllms_profiling_of_llama_3_1_8b():
+    """vLLM V0 (v0.6.4) profiled Llama-3.1-8B (bf16, one GPU) at 20,000 and 29,000 budget tokens
+    (256 dummy sequences of 78 and 113 tokens: 19,968 and 28,928) with peak torch memory less
+    weights of 2.10 and 3.02 GiB (vllm-project/vllm issue #10517): the residual stream, the FFN's
+    input and output (3 x 4,096 x 2 B) with its gate-up output and activated half (1.5 x 28,672
+    x 2 B) give 110.6 kB a token, 2.06 and 2.98 GiB (logits left out: no sequences)."""
+    from workloads.graph import activation_peak_bytes
+
+    spec, q = load_model("llama-3.1-8b"), Quant.from_name("bf16")
+    for tokens, measured_gib in ((19968, 2.10), (28928, 3.02)):
+        assert activation_peak_bytes(spec, q, tokens, 0) == pytest.approx(tokens * 110592)
+        assert activation_peak_bytes(spec, q, tokens, 0) / 2**30 == pytest.approx(measured_gib, rel=0.03)
 
 
 def test_serve_refuses_a_max_model_len_below_the_trace_and_a_bad_one():
