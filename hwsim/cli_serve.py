@@ -76,6 +76,11 @@ def _range_text(d: dict, key: str) -> str:
     default=None,
     help="The engine's --max-model-len, which sets vLLM V0's token budget (default: the model's context).",
 )
+@click.option(
+    "--chunked-prefill/--no-chunked-prefill",
+    default=None,
+    help="vLLM V0's --enable-chunked-prefill (default: V0's own choice, on above a max_model_len of 32,768).",
+)
 @click.option("--preemption", type=click.Choice(["recompute", "swap"]), default=None)
 @click.option("--mode", type=click.Choice(["agg", "disagg"]), default="agg", show_default=True)
 @click.option("--prefill-workers", type=int, default=1, show_default=True)
@@ -152,6 +157,7 @@ def serve(**o):
         max_batch=o["max_batch"],
         max_batched_tokens=o["max_batched_tokens"],
         max_model_len=o["max_model_len"],
+        chunked_prefill=o["chunked_prefill"],
         preemption=o["preemption"],
         mode=o["mode"],
         prefill_workers=o["prefill_workers"],

@@ -170,3 +170,30 @@ def test_a_trace_too_short_to_find_the_capacity_says_so():
             mode="disagg", precision="bf16",
         )  # fmt: skip
     assert cap > 1.0
+
+
+def test_serve_takes_vllm_v0s_chunked_prefill_setting():
+    """Llama-3.1-8B's 131,072-token context: with chunked prefill (V0's choice there) its budget is
+    2,048 tokens, and the profiling pass's peak is its sampler's, 256 x 128,256 x 38.9 B = 1.28 GB;
+    with --no-chunked-prefill whole prompts take a 131,072-token budget, whose forward holds
+    131,072 x 110.6 kB plus fp32 logits of 256 x 128,256 x 4 B = 14.63 GB: 13.35 GB, or 101,831
+    tokens of 131,072 B, less KV."""
+    run = [
+        "--framework",
+        "vllm-v0",
+        "--rate",
+        "2",
+        "--input-len",
+        "500",
+        "--output-len",
+        "20",
+        "--num-requests",
+        "8",
+    ]
+    pools = {}
+    for flag in ("--chunked-prefill", "--no-chunked-prefill"):
+        out = hwsim(*BASE, *run, flag, "--json")
+        assert out.returncode == 0, out.stderr
+        pools[flag] = json.loads(out.stdout)["kv_capacity_tokens"]
+    freed = (131072 * 110592 + 256 * 128256 * 4 - 256 * 128256 * 38.9) / 131072
+    assert pools["--chunked-prefill"] - pools["--no-chunked-prefill"] == pytest.approx(freed, abs=16)
