@@ -119,7 +119,7 @@ def test_vllm_kv_capacity_by_hand():
     Llama-3.1-8B bf16 on an H100 SXM (80 GiB = 85.899 GB), as vLLM V1 sets itself up there
     (max_num_seqs 1024, an 8192-token budget for its server): weights 16.06 GB; the profiling
     pass's peak is its sampler's, 1024 x 128256 x 38.9 B = 5.109 GB, above the forward's 8192
-    tokens x (2 x 4096 + 2 x 14336) x 2 B = 0.604 GB; reserve 1.5 GB; KV per token 32 layers x
+    tokens x (3 x 4096 + 1.5 x 28672) x 2 B = 0.906 GB; reserve 1.5 GB; KV per token 32 layers x
     8 heads x 128 x 2 x 2 B = 131,072 B. On an A100 80GB it keeps 256 sequences (1.277 GB)."""
     spec, q = load_model(MODEL), Quant.from_name("bf16")
     load = __import__("hwmodels.device_spec").device_spec.load_device
@@ -127,7 +127,7 @@ def test_vllm_kv_capacity_by_hand():
     for device, seqs in ((DEVICE, 1024), ("a100-sxm-80gb", 256)):
         engine = engine_for("vllm").for_device(load(device))
         kv = kv_capacity(spec, q, load(device), engine)
-        act = max(engine.max_num_batched_tokens * (2 * 4096 + 2 * 14336) * 2, seqs * 128256 * 38.9)
+        act = max(engine.max_num_batched_tokens * (3 * 4096 + 1.5 * 28672) * 2, seqs * 128256 * 38.9)
         assert engine.max_num_seqs == seqs
         assert kv.activation_bytes == pytest.approx(act)
         assert kv.bytes_per_token == 131072
@@ -154,14 +154,14 @@ def test_vllm_v1_picks_its_limits_by_device():
 def test_kv_rules_differ_as_the_engines_do():
     """Llama-3.1-8B bf16 on an H100 SXM (85.899 GB), weights 2 x 8,030,261,248 B = 16.061 GB.
 
-    TensorRT-LLM: 0.9 x (85.899 - 16.061 - activations (8192 x 36,864 x 2 B + 2048 x 128,256 x 4 B
-    = 1.655 GB) - 1.0 reserve) = 60.46 GB; SGLang: 0.88 x 85.899 - 16.061 = 59.53 GB.
+    TensorRT-LLM: 0.9 x (85.899 - 16.061 - activations (8192 x 55,296 x 2 B + 2048 x 128,256 x 4 B
+    = 1.957 GB) - 1.0 reserve) = 60.19 GB; SGLang: 0.88 x 85.899 - 16.061 = 59.53 GB.
     """
     spec, q = load_model(MODEL), Quant.from_name("bf16")
     dev = __import__("hwmodels.device_spec").device_spec.load_device(DEVICE)
     trt, sgl = (kv_capacity(spec, q, dev, engine_for(f)) for f in ("tensorrt-llm", "sglang"))
     mem, weights = 80 * 2**30, 2 * 8_030_261_248
-    act = 8192 * (2 * 4096 + 2 * 14336) * 2 + 2048 * 128256 * 4
+    act = 8192 * (3 * 4096 + 1.5 * 28672) * 2 + 2048 * 128256 * 4
     assert trt.kv_bytes == pytest.approx(0.9 * (mem - weights - act - 1.0e9), rel=1e-4)
     assert sgl.kv_bytes == pytest.approx(0.88 * mem - weights, rel=1e-4)
 
@@ -191,6 +191,23 @@ def test_prefix_caching_serves_repeated_prompts_from_the_cache():
     assert on.metrics["ttft_s_mean"] < off.metrics["ttft_s_mean"]
     # 10 distinct prompts: all but the first 10 requests hit, 592 of 600 tokens (37 whole blocks)
     assert int((on.requests.cached_tokens == 592).sum()) >= 380
+
+
+def test_a_cached_prefix_is_not_allocated_again_as_its_requests_decode():
+    """Requests share one 512-token prompt prefix (32 blocks of 16) and add 8 prompt tokens and 64
+    outputs each, 5 blocks of their own. The first runs alone and leaves the prefix in the cache;
+    the other 23 arrive a second later and run 8 at a time: the cache's 32 blocks and 8 x 5 of
+    their own fit a pool of 80 blocks, so nothing is preempted. Counting the cached prefix again
+    in each decoding request's blocks would need 8 x 37 = 296."""
+    arrival = np.concatenate([[0.0], 1.0 + 0.001 * np.arange(23)])
+    trace = Trace(np.full(24, 520), np.full(24, 64), arrival_s=arrival).with_prefixes(1, prefix_len=512)
+    result = serve(
+        "llama-2-7b", DEVICE, trace, precision="fp16", max_batch=8, max_kv_tokens=80 * 16, record=False
+    )
+    assert result.metrics["preempted"] == 0
+    assert int((result.requests.cached_tokens == 512).sum()) == 23
+    r = result.replicas[0]
+    assert r.free_blocks + sum(r.prefix_cache.values()) == r.kv.blocks
 
 
 def test_static_batches_finish_together():

@@ -376,18 +376,22 @@ class Replica:
         return len(self.rid) - 1
 
     def _make_room_for_decodes(self) -> float:
-        """Preempt the most recently admitted requests until every decode gets its next block;
-        returns the seconds of swap-out transfers."""
+        """Preempt the most recently admitted requests until every decode gets its next block,
+        once cached prefixes no running request uses are evicted (their blocks are free to
+        vLLM's allocator, reused least recently used first); returns the seconds of swap-out
+        transfers."""
         extra_s = 0.0
         while True:
             need = int(self._decode_growth(np.flatnonzero(self.pre_left == 0)).sum())
-            if need <= self.free_blocks or len(self.rid) <= 1:
+            if need <= self.free_blocks or self._reclaim(need) or len(self.rid) <= 1:
                 return extra_s
             extra_s += self._preempt(int(np.argmax(self.order)))
 
     def _decode_growth(self, dec_idx: np.ndarray) -> np.ndarray:
-        """New blocks each decoding slot needs for its next step's ``lookahead`` tokens."""
-        return np.maximum(self._blocks_for(self.ctx[dec_idx] + self.lookahead) - self.blocks[dec_idx], 0)
+        """New blocks each decoding slot needs for its next step's ``lookahead`` tokens (its
+        context less the prefix whose blocks the prefix cache holds)."""
+        own = self.ctx[dec_idx] - self.shared[dec_idx]
+        return np.maximum(self._blocks_for(own + self.lookahead) - self.blocks[dec_idx], 0)
 
     def _preempt(self, i: int) -> float:
         """Evict slot ``i``: free its blocks and queue it first (recompute) or swap its KV out."""
