@@ -305,8 +305,8 @@ def test_offline_batch_follows_the_engine_rules():
     r256 = resolve(_offline("vllm", "benchmark_throughput.py --max-num-seqs 256 --num-prompts 1000"))
     assert offline_kv_tokens(trt) > offline_kv_tokens(r256) > 0
     assert offline_max_batch(r256) == min(256, offline_kv_tokens(r256) // 1152)
-    stated = resolve(_offline("vllm", "benchmark_throughput.py --max-num-seqs 4 --num-prompts 100"))
-    assert stated.max_num_seqs == 4 and offline_max_batch(stated) == 4 < offline_max_batch(r256)
+    stated = resolve(_offline("vllm", "benchmark_throughput.py --max-num-seqs 1 --num-prompts 100"))
+    assert stated.max_num_seqs == 1 and offline_max_batch(stated) == 1 < offline_max_batch(r256)
 
 
 def test_a_batch_beyond_the_engines_pool_runs_in_waves():
@@ -335,9 +335,10 @@ def test_a_batch_beyond_the_engines_pool_runs_in_waves():
 def test_vllms_pool_bounds_a_batch_that_fits_the_device():
     """64 sequences of 1,024 + 1,024 tokens of Llama-2-7B FP16 on an A100 80 GB: 13.48 GB of
     weights and 68.72 GB of KV cache (0.5 MiB a token) fit the device's 85.9 GB, but not vLLM's
-    pool, 0.9 x 85.9 GB less the weights, 0.32 GB of activations (V0's sampling pass over 256
-    sequences, 256 x 32,000 x 38.9 B, above the forward of its 4,096-token budget) and 1.5 GB of
-    reserve = 62.0 GB, 118,272 tokens: 57 sequences of 2,048. vLLM runs 57 and then 7 (30 at once); TensorRT-LLM's
+    pool, 0.9 x 85.9 GB less the weights, 0.40 GB of activations (the forward of V0's 4,096-token
+    budget, 4,096 x (3 x 4,096 + 1.5 x 22,016) x 2 B plus fp32 logits of 256 sequences, above its
+    sampling pass over them, 256 x 32,000 x 38.9 B = 0.32 GB) and 1.5 GB of reserve = 61.9 GB,
+    118,128 tokens: 57 sequences of 2,048. vLLM runs 57 and then 7 (30 at once); TensorRT-LLM's
     tables, whose batch is the largest the engine built for it ran, keep the device's bound."""
     from roofline.validation import engine_waves, offline_kv_tokens, predict
 
@@ -354,7 +355,7 @@ def test_vllms_pool_bounds_a_batch_that_fits_the_device():
     assert engine_waves(trt, 64) == [(64, 1)]
     # on a T4 (15.8 GB) the 13.5 GB of weights fit, but vLLM's 0.9 share leaves no pool
     t4 = resolve(pd.Series({**row, "hardware": "t4", "batch": 1.0}))
-    assert predict(t4) == (None, "vllm-v0's KV pool on t4 holds 304 tokens, not one sequence of 2,048")
+    assert predict(t4) == (None, "vllm-v0's KV pool on t4 holds 144 tokens, not one sequence of 2,048")
 
 
 def test_a_benchmark_that_repeats_its_prompts_hits_the_prefix_cache():
