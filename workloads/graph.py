@@ -1227,13 +1227,13 @@ def activation_peak_bytes(spec: ModelSpec, quant: Quant, tokens: Any, seqs: Any,
     issue #10517), 110 kB a token between them, where this gives 3 x 4,096 x 2 + 1.5 x 28,672
     x 2 = 110.6 kB."""
     stream = max(quant.act_bytes, 2.0)
-    gated = 1.5 if spec.ffn_gated else 2.0  # the up output and the activation fed to the down GEMM
     copy = quant.act_bytes if quant.act_bytes < stream else 0.0
+    up_rows = 2 if spec.ffn_gated else 1  # the gate and up projections' outputs, or the up's alone
 
-    def block(up: float) -> float:
-        """Bytes per token of a feed-forward block whose up projection is ``up`` wide per device."""
-        width = (2 if spec.ffn_gated else 1) * up
-        return width * gated * stream + width / (2 if spec.ffn_gated else 1) * copy
+    def block(ffn: float) -> float:
+        """Bytes per token of a feed-forward block ``ffn`` wide per device: the up projection's
+        output, the activation it feeds the down GEMM, and that activation's quantized copy."""
+        return (up_rows + 1) * ffn * stream + ffn * copy
 
     hidden = spec.hidden_size
     tokens = np.asarray(tokens, dtype=float)
