@@ -74,3 +74,21 @@ def test_fp8_ffn_keeps_attention_embedding_and_head_in_16_bits():
     per_op = dict(zip(ops.name, ops.weight_bytes, strict=True))
     assert per_op["qkv_proj"] == pytest.approx(2 * (h * 128 * 128 + 2 * h * 8 * 128))
     assert per_op["ffn_down"] == pytest.approx(f * h)
+
+
+def test_gpt_oss_mxfp4_holds_only_the_experts_in_four_bits():
+    """OpenAI's gpt-oss-20b checkpoint: the experts in MXFP4 (E2M1 in blocks of 32 with an 8-bit
+    scale, 4.25 bits), the attention blocks, embedding and LM head in BF16. Hand-counted per
+    decode step of one sequence: q, k, v 2,880 x (64 x 64 + 2 x 8 x 64) x 2 B; four active
+    experts' gate and up projections 4 x 2 x 2,880 x 2,880 x 4.25 / 8 B; the LM head 201,088 x
+    2,880 x 2 B."""
+    from workloads.graph import build_ops
+    from workloads.model_spec import load_model
+
+    q = Quant.from_name("mxfp4")
+    assert (q.kv_bits, Quant.from_name("mxfp4-kv8").kv_bits) == (16, 8)
+    ops = build_ops(load_model("gpt-oss-20b"), q, phase="decode", batch=1, context=256)
+    per_op = dict(zip(ops.name, ops.weight_bytes, strict=False))
+    assert per_op["qkv_proj"] == pytest.approx(2880 * (64 * 64 + 2 * 8 * 64) * 2)
+    assert per_op["experts_up"] == pytest.approx(4 * 2 * 2880 * 2880 * 4.25 / 8)
+    assert per_op["lm_head"] == pytest.approx(201088 * 2880 * 2)

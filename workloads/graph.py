@@ -1212,10 +1212,11 @@ intermediate buffers are sized for at most this many (vLLM ``VLLM_FUSED_MOE_CHUN
 def activation_peak_bytes(spec: ModelSpec, quant: Quant, tokens: Any, seqs: Any, tp: int = 1) -> Any:
     """Bytes of a forward pass's activation peak per device, at the down projection of the widest
     feed-forward block, with ``tokens`` token rows: the residual stream, the block's input and its
-    output (three hidden-wide rows, in the model's 16-bit dtype even where GEMMs take quantized
-    activations), the gate-up projection's output and the activated half it feeds the down
-    projection (both ``ffn / tp`` wide, 16-bit), and that half's quantized copy where the format
-    quantizes activations; plus the fp32 logits of ``seqs`` sequences' last positions.
+    output (three hidden-wide rows, at the stream's width, ``Quant.residual_bits``: 16-bit even
+    where GEMMs take FP8 activations), the gate-up projection's output and the activated half it
+    feeds the down projection (both ``ffn / tp`` wide, at the stream's width), and that half's
+    quantized copy where the GEMMs take narrower activations; plus the fp32 logits of ``seqs``
+    sequences' last positions.
 
     An MoE block holds a fourth hidden-wide row where shared experts add their output to the
     routed one, and the fused-MoE kernel's buffers for at most ``FUSED_MOE_CHUNK_TOKENS`` tokens:
@@ -1226,7 +1227,7 @@ def activation_peak_bytes(spec: ModelSpec, quant: Quant, tokens: Any, seqs: Any,
     29,000 budget tokens, peak torch memory less weights 2.10 and 3.02 GiB (vllm-project/vllm
     issue #10517), 110 kB a token between them, where this gives 3 x 4,096 x 2 + 1.5 x 28,672
     x 2 = 110.6 kB."""
-    stream = max(quant.act_bytes, 2.0)
+    stream = quant.residual_bits / 8.0
     copy = quant.act_bytes if quant.act_bytes < stream else 0.0
     up_rows = 2 if spec.ffn_gated else 1  # the gate and up projections' outputs, or the up's alone
 

@@ -212,6 +212,11 @@ class Quant:
         ``llama_stack/providers/impls/meta_reference/inference/quantization/loader.py``
         quantizes the feed-forward w1, w3, w2 of every layer but the first and the last; those
         two layers' FFNs, under 2% of the FFN weights of the 405B, are priced in FP8 here).
+        ``mxfp4``: OpenAI's gpt-oss checkpoints (``quantization_config`` quant_method mxfp4,
+        ``modules_to_not_convert`` the attention blocks, router, embedding and LM head): the
+        experts' weights in MXFP4, E2M1 values in blocks of 32 sharing an 8-bit E8M0 scale (OCP
+        Microscaling Formats spec v1.0), 4.25 bits; the rest BF16; 16-bit activations and KV
+        cache (``mxfp4-kv8``: an 8-bit KV cache).
         ``fp4``: FP4 weights and activations with an FP8 KV cache (the usual NVFP4 recipe). ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
         ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
         e.g. ``w3a16g64``, ``w4a8kv8``. Other spellings: ``PRECISION_ALIASES``.
@@ -245,6 +250,10 @@ class Quant:
         if key == "fp8-ffn":  # Meta's FBGEMM FP8 Llama 3.1 checkpoints: FP8 FFNs, 16-bit elsewhere
             wide = {"attention": 16, "embedding": 16, "lm_head": 16}
             return replace(cls.make("fp8", "fp8", "fp16", overrides=wide), label="fp8-ffn")
+        if key in ("mxfp4", "mxfp4-kv8"):  # OpenAI's gpt-oss checkpoints: MXFP4 experts, BF16 elsewhere
+            wide = {"attention": 16, "embedding": 16, "lm_head": 16}
+            q = cls.make(4, 16, 8 if key == "mxfp4-kv8" else 16, overrides=wide)
+            return replace(q, extra_bits=0.25, label=key)
         if key == "fp4":  # NVFP4: E2M1 values, one FP8 scale per 16 (NVIDIA Blackwell docs): 4.5 bits
             return replace(cls.make("fp4", "fp4", "fp8"), extra_bits=0.5, label="fp4")
         if key == "int8":
@@ -257,7 +266,19 @@ class Quant:
             return cls.make(int(w), int(a), int(kv) if kv else int(a), group_size=int(g) if g else 0)
         near = closest_names(
             key,
-            [*named_formats(), "fp32", "bf16", "fp16", "fp8", "fp8-kv16", "fp8-ffn", "fp4", "int8", "int4"],
+            [
+                *named_formats(),
+                "fp32",
+                "bf16",
+                "fp16",
+                "fp8",
+                "fp8-kv16",
+                "fp8-ffn",
+                "mxfp4",
+                "fp4",
+                "int8",
+                "int4",
+            ],
         )
         raise ConfigError(
             f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, fp8-kv16, fp8-ffn, fp4, int8, int4, "
