@@ -251,7 +251,7 @@ class Quant:
             wide = {"attention": 16, "embedding": 16, "lm_head": 16}
             return replace(cls.make("fp8", "fp8", "fp16", overrides=wide), label="fp8-ffn")
         if key in ("mxfp4", "mxfp4-kv8"):  # OpenAI's gpt-oss checkpoints: MXFP4 experts, BF16 elsewhere
-            wide = {"attention": 16, "embedding": 16, "lm_head": 16}
+            wide = {"attention": 16, "router": 16, "embedding": 16, "lm_head": 16}
             q = cls.make(4, 16, 8 if key == "mxfp4-kv8" else 16, overrides=wide)
             return replace(q, extra_bits=0.25, label=key)
         if key == "fp4":  # NVFP4: E2M1 values, one FP8 scale per 16 (NVIDIA Blackwell docs): 4.5 bits

@@ -18,7 +18,6 @@ workload (1K prompt + 1K output, concurrency 50 per H100) at the paper's OpenAI 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -133,33 +132,32 @@ MISS_CAUSES = {
     ),
     "tokens_per_s_per_mm2": "the throughput's miss over the same 13,233 mm2",
     "h100_tokens_per_s": (
-        "hwsim's H100 at its best batch that fits 80 GB at 2K (210) gives 6.45k tokens/s; even at batch 1 it "
-        "gives 230. The paper's measured 45 is 1/24 of its own App. B figure per H100 (1.08k at concurrency 50)"
+        "hwsim's H100 at its best batch that fits 80 GB at 2K (172) gives 5.69k tokens/s; even at batch 1 it "
+        "gives 221. The paper's measured 45 is 1/24 of its own App. B figure per H100 (1.08k at concurrency 50)"
     ),
-    "throughput_vs_h100": "the HNLPU throughput's 2.28x over the H100 baseline's 143x",
+    "throughput_vs_h100": "the HNLPU throughput's 2.28x over the H100 baseline's 127x",
     "energy_efficiency_vs_h100": (
-        "the H100 baseline: the paper's 34.6 tokens/kJ (45 tokens/s over 1.3 kW) against hwsim's 19.2k at batch "
-        "210 (554x); the HNLPU's 2.28x over that"
+        "the H100 baseline: the paper's 34.6 tokens/kJ (45 tokens/s over 1.3 kW) against hwsim's 9.92k at batch "
+        "172 (287x); the HNLPU's 2.28x over that"
     ),
     "tco_advantage_vs_h100_pessimistic": (
         "the fleets: the paper takes 2 M tokens/s per HNLPU (8x its own Table 2) and 1.08k per H100, so 50 "
-        "systems against 100,000 GPUs (41.7x with these formulas). hwsim's 571k and 2.22k (batch 50, 1K/1K) "
-        "give 176 systems against 45,013 GPUs. hwsim's HNLPU rate alone gives 28.4x; its H100 rate alone 18.8x"
+        "systems against 100,000 GPUs (41.7x with these formulas). hwsim's 571k and 2.27k (batch 50, 1K/1K) "
+        "give 176 systems against 44,073 GPUs. hwsim's HNLPU rate alone gives 28.4x; its H100 rate alone 18.4x"
     ),
     "tco_advantage_vs_h100_optimistic": (
         "as the pessimistic end: the paper's fleets give 80.4x, hwsim's HNLPU rate alone 50.2x, its H100 rate "
-        "alone 36.2x"
+        "alone 35.4x"
     ),
 }
 """One-line cause of each headline that misses its tolerance (``hwsim reproduce``)."""
 
 
 def h100_quant() -> Quant:
-    """gpt-oss-120b as TensorRT-LLM serves it on Hopper. The experts' MXFP4 weights are 4.25
-    bits (a shared 8-bit scale per 32). Attention, router, embeddings and lm_head stay bf16
-    (HF config.json ``modules_to_not_convert``). Activations are bf16 and the KV cache 16-bit."""
-    bf16 = {op: 16 for op in ("qkv_proj", "o_proj", "router", "lm_head", "embedding")}
-    return replace(Quant.make(4, 16, 16, overrides=bf16), extra_bits=0.25, label="mxfp4")
+    """gpt-oss-120b as TensorRT-LLM serves it on Hopper: its checkpoint's own precision,
+    ``mxfp4`` (the experts' MXFP4 weights at 4.25 bits; attention, router, embeddings and
+    lm_head bf16; bf16 activations and a 16-bit KV cache)."""
+    return Quant.from_name("mxfp4")
 
 
 def decode_point(
