@@ -179,6 +179,11 @@ class Replica:
     def _blocks_for(self, tokens):
         return -(-tokens // self.bs)
 
+    def _more_blocks(self, slots, tokens):
+        """Blocks slots ``slots`` need beyond those they hold to add ``tokens`` each: their own
+        context (less the prefix whose blocks the prefix cache holds) plus ``tokens``."""
+        return self._blocks_for(self.ctx[slots] - self.shared[slots] + tokens) - self.blocks[slots]
+
     # ---- forming a step -------------------------------------------------------------------
     def _plan(self):
         """(decode slots, [(slot, tokens, cached)], extra seconds) of the next step, or None."""
@@ -242,7 +247,7 @@ class Replica:
         """Allocate the blocks slot ``i`` needs for ``tokens`` more (on-demand policies)."""
         if self.policy.admission == "reserve_full":
             return True
-        need = int(self._blocks_for(self.ctx[i] - self.shared[i] + tokens)) - int(self.blocks[i])
+        need = int(self._more_blocks(i, tokens))
         if need > self.free_blocks and not self._reclaim(need):
             return False
         self.blocks[i] += need
@@ -388,10 +393,8 @@ class Replica:
             extra_s += self._preempt(int(np.argmax(self.order)))
 
     def _decode_growth(self, dec_idx: np.ndarray) -> np.ndarray:
-        """New blocks each decoding slot needs for its next step's ``lookahead`` tokens (its
-        context less the prefix whose blocks the prefix cache holds)."""
-        own = self.ctx[dec_idx] - self.shared[dec_idx]
-        return np.maximum(self._blocks_for(own + self.lookahead) - self.blocks[dec_idx], 0)
+        """New blocks each decoding slot needs for its next step's ``lookahead`` tokens."""
+        return np.maximum(self._more_blocks(dec_idx, self.lookahead), 0)
 
     def _preempt(self, i: int) -> float:
         """Evict slot ``i``: free its blocks and queue it first (recompute) or swap its KV out."""
