@@ -138,3 +138,61 @@ def test_experts_split_inside_the_tp_group_cost_what_tensor_parallel_experts_cos
     ops = build_ops(spec, FP8, phase="decode", batch=tokens, context=1, tp=tp)
     assert _row(ops, "experts_up", "weight_bytes") == pytest.approx(float(weight))
     assert _row(ops, "experts_up", "flops") == pytest.approx(flops)
+
+
+def _pricers(max_tokens: int = 16384):
+    from hwmodels.device_spec import load_device
+    from hwmodels.placement import Placement
+    from sim.serving.step_cost import StepPricer
+
+    spec, dev = load_model("deepseek-v3"), load_device("h200")
+    kw = dict(max_tokens=max_tokens, max_seqs=256, max_context=8192)
+    dp = StepPricer(spec, FP8, dev, Placement(ep=8, attention_dp=True), **kw)
+    ep = StepPricer(spec, FP8, dev, Placement(ep=8), **kw)
+    return dp, ep
+
+
+def test_attention_dp_runs_one_prompt_on_one_rank():
+    """A lone prompt under attention DP sits on one rank, which runs all of its attention and
+    dense work as a device without DP does (every device runs the whole batch's): the step costs
+    the same. Eight prompts on eight ranks take each rank one prompt's own work plus the experts
+    over all eight, which a device without DP pays eightfold; energy per device is the ranks'
+    mean, so seven idle ranks cut it."""
+    from sim.serving.step_cost import RankWork
+
+    dp, ep = _pricers()
+    assert dp.ranks == 8 and ep.ranks == 1
+    one = RankWork(0, 0.0, ((2048, 0),), 1)
+    lone = dp.step_ranks([one])
+    assert lone.time_s == pytest.approx(ep.step(0, 0.0, [(2048, 0)], 1).time_s, rel=1e-9)
+    assert lone.energy_j < ep.step(0, 0.0, [(2048, 0)], 1).energy_j
+    eight = dp.step_ranks([one] * 8)
+    assert eight.time_s == pytest.approx(dp._rank(one)[0] + dp._group_t(8 * 2048), rel=1e-9)
+    assert eight.time_s < ep.step(0, 0.0, [(2048, 0)] * 8, 8).time_s
+    # the even split step() assumes equals the stated one
+    assert dp.step(0, 0.0, [(2048, 0)] * 8, 8).time_s == pytest.approx(eight.time_s, rel=1e-12)
+    # the busiest rank sets the pace: one rank with two prompts is slower than two ranks with one
+    assert (
+        dp.step_ranks([RankWork(0, 0.0, ((2048, 0), (2048, 0)), 2)]).time_s > dp.step_ranks([one, one]).time_s
+    )
+    with pytest.raises(ValueError, match="9 ranks"):
+        dp.step_ranks([one] * 9)
+
+
+def test_attention_dp_dispatches_requests_to_ranks_in_turn():
+    """Requests go to the ranks round robin as they arrive and keep their rank: eight requests
+    arriving together prefill in one step, one per rank, the step no longer than one prompt's
+    own work plus the experts over all eight."""
+    from sim.serving.serve import serve
+    from workloads.traces import Trace
+
+    trace = Trace(np.full(16, 1024), np.full(16, 4), concurrency=8)
+    run = serve("deepseek-v3", "h200", trace, precision="fp8", framework="sglang", ep=8, attention_dp=True)
+    replica = run.replicas[0]
+    assert bool(run.requests.completed.all())
+    assert replica.steps.prefill_tokens[0] == 8 * 1024
+    dp = replica.pricer
+    from sim.serving.step_cost import RankWork
+
+    one_each = dp.step_ranks([RankWork(0, 0.0, ((1024, 0),), 1)] * 8).time_s
+    assert replica.steps.time_s[0] == pytest.approx(one_each, rel=1e-9)

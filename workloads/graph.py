@@ -974,6 +974,11 @@ def _ffn(
     r.gemm(f"{prefix}_down", count, m, h, f, q, weight_op="ffn_down", n_weights=h * f * scale)
 
 
+ROUTED_EXPERT_OPS = ("experts_up", "experts_act", "experts_down", "all_to_all_moe")
+"""The rows of a MoE block that run over the tokens of the whole expert-parallel group (the routed
+experts and their all-to-all); the router and shared experts run over a device's own tokens."""
+
+
 def _moe_block(
     r: _Rows, spec: ModelSpec, q: Quant, m: Any, tp: int, ep: int, m_group: Any, imbalance: float
 ) -> None:

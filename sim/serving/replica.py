@@ -6,6 +6,10 @@ held). Each engine step is one SimPy timeout: the policy (``schedulers.py``) for
 batch, ``StepPricer`` prices it, and when the step ends the tokens it produced are
 credited. Events are per step and per arrival, never per token.
 
+With attention data parallelism (``pricer.ranks > 1``) each request is dispatched to one rank
+in turn as it arrives (SGLang's round-robin ``DataParallelController``) and keeps it; a step is
+priced from each rank's own sequences (``StepPricer.step_ranks``).
+
 Roles: ``both`` (aggregated serving), ``prefill`` (hands each request to ``on_prefilled``
 once its first token exists, keeping its KV blocks until ``release`` is called) and
 ``decode`` (admits requests whose KV cache arrived, ``prefilled=True``).
@@ -25,7 +29,7 @@ import simpy
 from hwmodels.engine_config import EngineConfig, KvCapacity
 from hwmodels.schedulers import Policy
 from sim.serving.requests import Requests
-from sim.serving.step_cost import StepPricer
+from sim.serving.step_cost import RankWork, StepPricer
 
 
 @dataclass
@@ -109,6 +113,10 @@ class Replica:
         self.prefix_cache: OrderedDict[int, int] = OrderedDict()
         """Prefix id -> KV blocks it holds, least recently used first (prefix caching)."""
         self.prefix_users: dict[int, int] = {}
+        self.rank = np.zeros(0, dtype=np.int64)
+        """Attention data-parallel rank of each running request."""
+        self._rank_of: dict[int, int] = {}
+        self._arrived = 0
         self._admitted = 0
         self._lagging: list[tuple[int, bool]] = []
         self.busy_s = 0.0
@@ -128,6 +136,9 @@ class Replica:
         """A request arrives (with its KV cache already computed when ``prefilled``)."""
         if prefilled:
             self.prefilled_arrivals.add(rid)
+        if self.pricer.ranks > 1:
+            self._rank_of[rid] = self._arrived % self.pricer.ranks
+        self._arrived += 1
         self.waiting.append(rid)
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
@@ -155,8 +166,7 @@ class Replica:
             dec_idx, chunks, extra_s = plan
             n_dec = len(dec_idx)
             n_logits = n_dec * self.lookahead + sum(1 for i, t, _ in chunks if t == self.pre_left[i])
-            dec_ctx = float(self.ctx[dec_idx].sum()) if n_dec else 0.0
-            cost = self.pricer.step(n_dec, dec_ctx, [(t, c) for _, t, c in chunks], n_logits)
+            cost = self._price(dec_idx, chunks, n_logits)
             dt = cost.time_s + extra_s
             for rid, first in self._lagging:  # tokens of the last step reach clients during this one
                 (self.req.first_step_s if first else self.req.last_step_s)[rid] = dt
@@ -175,6 +185,24 @@ class Replica:
             self.dynamic_energy_j += cost.energy_j
             yield env.timeout(dt)
             self._apply(dec_idx, chunks, dt)
+
+    def _price(self, dec_idx: np.ndarray, chunks: list[tuple[int, int, int]], n_logits: int):
+        """The step's cost, split by attention rank when there are several."""
+        if self.pricer.ranks == 1:
+            dec_ctx = float(self.ctx[dec_idx].sum()) if len(dec_idx) else 0.0
+            return self.pricer.step(len(dec_idx), dec_ctx, [(t, c) for _, t, c in chunks], n_logits)
+        n = self.pricer.ranks
+        ranks = self.rank[dec_idx]
+        n_dec = np.bincount(ranks, minlength=n)
+        dec_ctx = np.bincount(ranks, weights=self.ctx[dec_idx], minlength=n)
+        work = [[] for _ in range(n)]
+        logits = n_dec * self.lookahead
+        for i, t, c in chunks:
+            work[self.rank[i]].append((t, c))
+            logits[self.rank[i]] += t == self.pre_left[i]
+        return self.pricer.step_ranks(
+            [RankWork(int(n_dec[k]), float(dec_ctx[k]), tuple(work[k]), int(logits[k])) for k in range(n)]
+        )
 
     def _blocks_for(self, tokens):
         return -(-tokens // self.bs)
@@ -377,6 +405,7 @@ class Replica:
         self.pre_left = np.append(self.pre_left, prompt)
         self.order = np.append(self.order, self._admitted)
         self.blocks = np.append(self.blocks, n_blocks)
+        self.rank = np.append(self.rank, self._rank_of.get(rid, 0))
         self._admitted += 1
         return len(self.rid) - 1
 
@@ -416,7 +445,7 @@ class Replica:
         keep = ~mask
         self.rid, self.ctx, self.pre_left = self.rid[keep], self.ctx[keep], self.pre_left[keep]
         self.order, self.blocks, self.shared = self.order[keep], self.blocks[keep], self.shared[keep]
-        self.ref = self.ref[keep]
+        self.ref, self.rank = self.ref[keep], self.rank[keep]
 
     # ---- static batches ---------------------------------------------------------------------
     def _plan_static(self):
@@ -484,4 +513,6 @@ class Replica:
         for i in np.flatnonzero(handed):
             self.on_prefilled(int(self.rid[i]), int(self.blocks[i]))
         if finished.any() or handed.any():
+            for rid in self.rid[finished | handed]:
+                self._rank_of.pop(int(rid), None)
             self._remove(finished | handed)

@@ -23,13 +23,20 @@ One attention kernel runs per layer for the whole mixed batch (vLLM V1's unified
 FlashAttention varlen call, TensorRT-LLM's attention plugin, FlashInfer in SGLang), so a
 step with several attention groups pays the attention launches once: the launch overhead
 of the extra groups is taken off.
+
+With attention data parallelism (``Placement.attention_dp``, ``ep`` ranks) each rank runs
+attention, the dense layers, router and shared experts for its own sequences only, and the
+ranks meet at the routed experts, which run over all their tokens. A step is then as long as
+its busiest rank's own work plus the routed experts over the group's tokens: one request's
+prompt is not spread over the ranks (SGLang's ``--enable-dp-attention`` dispatches each
+request to one rank, ``DataParallelController``; TensorRT-LLM's attention DP likewise).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,7 +44,7 @@ from hwmodels import registry
 from hwmodels.cost_table import CostTable
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
-from workloads.graph import OpTable, build_ops
+from workloads.graph import ROUTED_EXPERT_OPS, OpTable, build_ops
 from workloads.model_spec import ModelSpec
 from workloads.quant import Quant
 
@@ -105,6 +112,18 @@ class _Surface:
 
 
 @dataclass(frozen=True)
+class RankWork:
+    """One attention rank's share of a step: ``n_decode`` decoding sequences with summed
+    context ``decode_context`` (tokens), prefill ``chunks`` of (new tokens, cached tokens) and
+    ``n_logits`` positions whose logits it computes."""
+
+    n_decode: int = 0
+    decode_context: float = 0.0
+    chunks: tuple[tuple[int, int], ...] = ()
+    n_logits: int = 0
+
+
+@dataclass(frozen=True)
 class StepParts:
     """Time (s) and dynamic energy (J) of one step, split by part."""
 
@@ -131,7 +150,8 @@ class StepPricer:
     max_seqs : most sequences in one step, >= 1.
     max_context : longest context a sequence reaches, tokens.
     host_step_s : host time of a step over n sequences that does not overlap the device
-        (``FrameworkTerms.host_step_s``), or None for none.
+        (``FrameworkTerms.host_step_s``), or None for none; with attention ranks, each rank's
+        scheduler over its own sequences.
     mtp_tokens : tokens drafted per decoding sequence and step by the model's multi-token-
         prediction module (one pass each); the step verifies ``1 + mtp_tokens`` tokens per
         decoding sequence (0: plain decoding).
@@ -153,6 +173,11 @@ class StepPricer:
         self.host_step_s = host_step_s or (lambda _n: 0.0)
         self.verify = 1 + int(mtp_tokens)
         model = registry.get(device.arch)
+        self.ranks = placement.ep if placement.attention_dp and placement.ep > 1 else 1
+        """Attention data-parallel ranks: each prices its own sequences' work."""
+        # one rank's work with its own sequences as the whole batch; the routed experts over
+        # the group's tokens (at the same total, ``build_ops`` prices them alike either way)
+        placement = replace(placement, attention_dp=False)
         kw = placement.graph_kw
 
         def price(ops: OpTable) -> CostTable:
@@ -163,10 +188,13 @@ class StepPricer:
         one_dec = build_ops(spec, quant, phase="decode", batch=1, context=1.0, **kw)
         shared = set(pre.name) & set(one_dec.name)
         dense_rows = np.array([n in shared and n != "attention" and n not in HEAD_OPS for n in pre.name])
+        group_rows = np.isin(pre.name, ROUTED_EXPERT_OPS)
         pre_cost = price(pre)
         self.static_power_w, self.power_cap_w = pre_cost.static_power_w, pre_cost.power_cap_w
-        t, e = _time_energy(pre_cost, dense_rows, m.shape)
+        t, e = _time_energy(pre_cost, dense_rows & ~group_rows, m.shape)
         self._dense_t, self._dense_e = _Curve(m, t), _Curve(m, e)
+        t, e = _time_energy(pre_cost, group_rows, m.shape)
+        self._group_t, self._group_e = _Curve(m, t), _Curve(m, e)
 
         seqs = count_grid(max_seqs)
         ctx = context_grid(max_context)
@@ -213,22 +241,52 @@ class StepPricer:
     ) -> StepParts:
         """One step: ``n_decode`` decoding sequences with summed context ``decode_context``
         (tokens), prefill ``chunks`` of (new tokens, cached tokens), ``n_logits`` positions
-        whose logits it computes (``verify`` per decoding sequence, one per finished prompt)."""
-        m = n_decode * self.verify + sum(c[0] for c in chunks)
+        whose logits it computes (``verify`` per decoding sequence, one per finished prompt).
+        With attention ranks, the decodes are spread evenly over them and each chunk goes to
+        the next rank (``step_ranks`` takes a stated split)."""
+        if self.ranks == 1:
+            return self.step_ranks([RankWork(n_decode, decode_context, tuple(chunks), n_logits)])
+        r = self.ranks
+        dec = [n_decode // r + (k < n_decode % r) for k in range(r)]
+        head = [n_logits // r + (k < n_logits % r) for k in range(r)]
+        return self.step_ranks(
+            [
+                RankWork(dec[k], decode_context * dec[k] / max(n_decode, 1), tuple(chunks[k::r]), head[k])
+                for k in range(r)
+            ]
+        )
+
+    def step_ranks(self, ranks: Sequence[RankWork]) -> StepParts:
+        """One step from each attention rank's work (at most ``self.ranks`` entries; a missing
+        rank is idle): the busiest rank's time plus the routed experts over all their tokens.
+        Energy is per device: the ranks' mean plus the experts'."""
+        if len(ranks) > self.ranks:
+            raise ValueError(f"{len(ranks)} ranks of work for a pricer of {self.ranks}")
+        t_max, e_sum, m = 0.0, 0.0, 0
+        for w in ranks:
+            t, e, rows = self._rank(w)
+            t_max, e_sum, m = max(t_max, t), e_sum + e, m + rows
+        return StepParts(t_max + self._group_t(m), e_sum / self.ranks + self._group_e(m))
+
+    def _rank(self, w: RankWork) -> tuple[float, float, int]:
+        """(time s, dynamic energy J, token rows) of one rank's own work in a step."""
+        m = w.n_decode * self.verify + sum(c[0] for c in w.chunks)
+        if m == 0 and w.n_logits == 0:
+            return 0.0, 0.0, 0
         t = self._dense_t(m)
         e = self._dense_e(m)
-        groups = len(chunks)
-        if n_decode:
-            mean_ctx = decode_context / n_decode
-            t += self._dec_t(n_decode, mean_ctx)
-            e += self._dec_e(n_decode, mean_ctx)
+        groups = len(w.chunks)
+        if w.n_decode:
+            mean_ctx = w.decode_context / w.n_decode
+            t += self._dec_t(w.n_decode, mean_ctx)
+            e += self._dec_e(w.n_decode, mean_ctx)
             groups += 1
-        for tokens, cached in chunks:
+        for tokens, cached in w.chunks:
             t += self._pre_t(tokens, cached)
             e += self._pre_e(tokens, cached)
-        if n_logits:
-            t += self._head_t(n_logits)
-            e += self._head_e(n_logits)
+        if w.n_logits:
+            t += self._head_t(w.n_logits)
+            e += self._head_e(w.n_logits)
         t -= max(groups - 1, 0) * self.attention_launch_s
-        t += self.host_step_s(n_decode + len(chunks))
-        return StepParts(t, e)
+        t += self.host_step_s(w.n_decode + len(w.chunks))
+        return t, e, m
