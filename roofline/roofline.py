@@ -38,7 +38,8 @@ def op_roofline(ops: OpTable, device: DeviceSpec, placement: Placement | None = 
     flops = ops.flops
     moved = ops.memory_bytes
     with np.errstate(divide="ignore", invalid="ignore"):
-        intensity = np.where(moved > 0, flops / moved, np.inf)
+        # an op without math (a norm, a collective that moves link bytes only) has intensity 0
+        intensity = np.where(flops > 0, np.where(moved > 0, flops / moved, np.inf), 0.0)
         per_occurrence_s = cost.time_s / ops.count
         achieved = np.where(per_occurrence_s > 0, flops / per_occurrence_s, 0.0)
     roofs = np.array(

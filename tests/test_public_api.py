@@ -96,6 +96,16 @@ def test_roofline_places_decode_below_the_ridge_and_never_above_the_roof():
     assert ffn["prefill"] > 295
 
 
+def test_roofline_gives_an_op_without_math_intensity_zero():
+    """A tensor-parallel step's all-reduces do no math and move link bytes only: intensity 0
+    FLOP/byte (not 0/0), so the printed table holds no inf or NaN."""
+    tables = hwsim.roofline("llama-3.1-8b", "h100-sxm", batch=1, input_len=512, tp=2)
+    for t in tables.values():
+        ops = t.set_index("op")
+        assert ops.loc["allreduce_ffn", "intensity_flop_per_byte"] == 0.0
+        assert np.isfinite(t["intensity_flop_per_byte"]).all()
+
+
 def test_roofline_refuses_a_precision_the_device_cannot_compute():
     with pytest.raises(hwsim.HwsimError):
         hwsim.roofline("llama-3.1-8b", "a100-sxm-80gb", precision="fp4")
