@@ -16,7 +16,7 @@ import click
 import numpy as np
 
 from hwsim import cli_explore, cli_serve, cli_sim
-from hwsim.options import StrictGroup, moe_options, output_file, output_folder
+from hwsim.options import PathType, StrictGroup, moe_options, output_file, output_folder
 from hwsim.output import emit, estimate_text, fmt, pct, table
 from workloads.errors import HwsimError, HwsimNote
 
@@ -269,7 +269,7 @@ def estimate(
 @click.option(
     "--out",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathType(dir_okay=False, path_type=Path),
     default=None,
     callback=output_file,
     help="Chart path (.png; an .svg is written beside it). Default results/roofline-<model>-<device>.png.",
@@ -333,13 +333,13 @@ def roofline(
 @cli.command()
 @click.option(
     "--data",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathType(dir_okay=False, path_type=Path),
     default=None,
     help="A measured-data CSV in the schema of docs/data-formats.md (default: the shipped set).",
 )
 @click.option(
     "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathType(dir_okay=False, path_type=Path),
     default=None,
     callback=output_file,
     help="Also write the predicted-vs-measured chart (.png and .svg).",
@@ -408,7 +408,7 @@ def validate(data, plot, as_json):
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=PathType(file_okay=False),
     default=None,
     callback=output_folder,
     help="Write the refitted files (*_fitted.yaml) into this folder; the shipped fits of the parts not "
@@ -576,7 +576,7 @@ def _calibrate(part, as_json):
 @click.option(
     "--out",
     "-o",
-    type=click.Path(file_okay=False),
+    type=PathType(file_okay=False),
     default="results",
     show_default=True,
     callback=output_folder,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hwsim.options import StrictCommand, output_file
+from hwsim.options import PathType, StrictCommand, output_file
 from hwsim.output import LazyBar, emit, fmt
 from workloads.errors import ConfigError
 
@@ -16,11 +16,11 @@ OBJECTIVE_DIRECTION = {"tokens_per_usd": "max", "tokens_per_j": "max", "tpot_s":
 
 
 @click.command(cls=StrictCommand)
-@click.argument("spec_path", metavar="SPEC.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("spec_path", metavar="SPEC.yaml", type=PathType(dir_okay=False, path_type=Path))
 @click.option(
     "--out",
     "-o",
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     default=None,
     help="Parquet file to write (default results/<spec>.parquet). A rerun resumes a stopped sweep.",
 )
@@ -165,7 +165,7 @@ def best(objective, top_k, per_arch, as_json, **o):
 _chart_out = click.option(
     "--out",
     "-o",
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     default=None,
     callback=output_file,
     help="Chart path (a .png; an .svg is written beside it).",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hwsim.options import StrictCommand, moe_options, output_file
+from hwsim.options import PathType, StrictCommand, moe_options, output_file
 from hwsim.output import LazyBar, emit, fmt
 from workloads.errors import ConfigError
 
@@ -106,7 +106,7 @@ def _range_text(d: dict, key: str) -> str:
 @click.option("--find-capacity", is_flag=True, help="Also find the highest Poisson rate meeting the SLOs.")
 @click.option(
     "--timeline",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathType(dir_okay=False, path_type=Path),
     default=None,
     callback=output_file,
     help="Write batch size and KV occupancy over time (.png and .svg).",

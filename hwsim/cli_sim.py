@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hwsim.options import StrictCommand, output_file
+from hwsim.options import PathType, StrictCommand, output_file
 from hwsim.output import emit, estimate_text, table
 
 
@@ -51,7 +51,7 @@ def systems(as_json):
 @click.option("--pp", type=int, default=None, help="Override the file's pipeline-parallel degree.")
 @click.option(
     "--timeline",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathType(dir_okay=False, path_type=Path),
     default=None,
     callback=output_file,
     help="Write a Gantt chart of the busy intervals (.png and .svg).",

@@ -20,6 +20,16 @@ NAME_MAX_BYTES = 255
 """Longest file or folder name Linux and macOS file systems take."""
 
 
+class PathType(click.Path):
+    """``click.Path`` that names a path with a NUL byte as a bad parameter (click's own checks
+    stat the path first, and the OS refuses it with a ValueError)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (str, bytes)) and "\x00" in os.fsdecode(value):
+            self.fail(f"{str(value)!r}: a path cannot hold a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class StrictCommand(click.Command):
     """A command that refuses what click would otherwise accept silently: an option given twice
     (click keeps the last), an integer beyond the 64-bit range, and a NaN or infinite number."""

@@ -143,6 +143,18 @@ def test_bad_output_paths_are_refused_before_any_work(tmp_path, monkeypatch, pat
     assert "--timeline" in msg
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sweep", "spec\x00.yaml"],
+        ["sweep", "spec.yaml", "--out", "a\x00b.csv"],
+        ["report", "--out", "r\x00"],
+    ],
+)
+def test_a_path_with_a_nul_byte_is_a_bad_parameter(args):
+    assert "NUL byte" in error_of(run(*args))
+
+
 # ----- simulate ----------------------------------------------------------------------------
 def test_simulate_one_output_token_has_no_tpot_and_valid_json():
     r = run("simulate", "-s", "1xa100", "-m", "llama-2-7b", "--output-len", "1", "--json")
