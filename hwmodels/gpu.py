@@ -297,6 +297,17 @@ class GpuCostModel(RooflineCostModel):
             out = np.where(block[1], block[0].gemm_latency_us * 1e-6, out)
         return out
 
+    def extra_launches(self, ops: OpTable, device: DeviceSpec, placement: Placement) -> Any:
+        """The launches a framework's MXFP4 MoE kernels add on ``device``
+        (``FrameworkTerms.mx4_moe``), charged once per MoE layer on its up-projection GEMM."""
+        if not placement.framework:
+            return 0.0
+        kernels = framework_terms(placement.framework).mx4_moe
+        if kernels is None or device.name not in kernels.devices:
+            return 0.0
+        hit = (ops.name == MOE_EXPERT_GEMMS[0]) & np.isclose(ops.weight_bits, kernels.weight_bits)
+        return np.where(hit, float(kernels.extra_kernels), 0.0)
+
     def collective_terms(
         self, link_name: str, p: dict[str, float], device: DeviceSpec
     ) -> tuple[float, float, float | None, float, float]:

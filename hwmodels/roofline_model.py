@@ -111,6 +111,11 @@ class RooflineCostModel:
         fill and drain), s: none in the roofline form."""
         return 0.0
 
+    def extra_launches(self, ops: OpTable, device: DeviceSpec, placement: Placement) -> Any:
+        """Kernel launches per occurrence of each op beyond its own (``OpTable.n_kernels``) that
+        the framework's kernels for it add on ``device``: none in the roofline form."""
+        return 0.0
+
     def overlap(self, ops: OpTable, device: DeviceSpec, compute_s: Any, memory_s: Any) -> tuple[Any, Any]:
         """(math time, memory time), the larger raised where an op's math and memory traffic do
         not overlap fully (an op takes the larger of the two): unchanged in the roofline form."""
@@ -204,7 +209,8 @@ class RooflineCostModel:
             link_s = np.zeros((ops.n_ops,) + (1,) * (nd - 1))
             link_e = 0.0
         hf_modules = bool(placement.framework) and framework_terms(placement.framework).hf_modules
-        launch_s = _per_op(_launches(ops, fused, hf_modules) * kernel_overhead_us * 1e-6, nd)
+        launches = _launches(ops, fused, hf_modules) + self.extra_launches(ops, device, placement)
+        launch_s = _per_op(launches * kernel_overhead_us * 1e-6, nd)
         overhead_s = _per_op(np.asarray(self.kernel_latency_s(ops, device, placement), dtype=float), nd)
         if placement.framework and framework_terms(placement.framework).launch_overlaps_device:
             # launched from the host one by one while the device runs the ones before: only

@@ -144,6 +144,10 @@ class OpTable:
         Edge of the square weight blocks that share one FP8 scale in a GEMM over block-scaled
         FP8 weights (128 for DeepSeek-V3/R1's checkpoint, ``ModelSpec.fp8_weight_block``): its
         kernels dequantize per block (``FrameworkTerms.block_fp8``); 0 for every other op.
+    weight_bits : np.ndarray, shape (n_ops,)
+        Bits each weight parameter of the op takes as stored, scales included (16 for BF16,
+        4.25 for MXFP4's 4-bit values with an 8-bit scale per 32); 0 for an op without weights.
+        An engine may run a format on kernels of its own (``FrameworkTerms.mx4_moe``).
     link_peers : np.ndarray, shape (n_ops,)
         Other devices a collective op's traffic goes to at once (``tp - 1`` for a tensor-parallel
         all-reduce, ``ep - 1`` for the experts' all-to-all, 1 for a pipeline send; 0 elsewhere):
@@ -176,6 +180,7 @@ class OpTable:
     kv_group: np.ndarray
     link_peers: np.ndarray
     weight_block: np.ndarray
+    weight_bits: np.ndarray
     phase: str = "decode"
 
     @property
@@ -205,10 +210,10 @@ class OpTable:
 
     @property
     def bits_per_weight(self) -> np.ndarray:
-        """Stored bits per weight of each op, scales included (16 for ops without weights)."""
-        weights = self.n * self.k
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(weights > 0, self.weight_bytes * 8.0 / np.where(weights > 0, weights, 1.0), 16.0)
+        """Stored bits per weight of each op, scales included (``weight_bits``; 16 for ops
+        without weights), shape (n_ops, 1, ...) with the sweep's axes."""
+        bits = np.where(self.weight_bits > 0, self.weight_bits, 16.0)
+        return bits.reshape((-1,) + (1,) * (np.ndim(self.flops) - 1))
 
     def select(self, mask: np.ndarray) -> OpTable:
         """The rows where ``mask`` (shape (n_ops,)) is true."""
@@ -269,6 +274,7 @@ class _Rows:
         n_kernels: int = 1,
         fmt: str | None = None,
         weight_block: float = 0.0,
+        weight_bits: float = 0.0,
     ) -> None:
         if count <= 0:
             return
@@ -300,6 +306,7 @@ class _Rows:
                 keys=keys,
                 kv_streams=kv_streams,
                 weight_block=float(weight_block),
+                weight_bits=float(weight_bits),
             )
         )
 
@@ -334,6 +341,7 @@ class _Rows:
             k=k,
             fmt=fmt,
             weight_block=self.weight_block(wbytes, fmt) if block_scaled else 0.0,
+            weight_bits=8.0 * wbytes,
         )
 
     def table(self, phase: str) -> OpTable:
@@ -524,6 +532,7 @@ def _stack(
         kv_group=np.array([r.get("kv_group", 1.0) for r in rows]),
         link_peers=np.array([r.get("link_peers", 0.0) for r in rows]),
         weight_block=np.array([r.get("weight_block", 0.0) for r in rows]),
+        weight_bits=np.array([r.get("weight_bits", 0.0) for r in rows]),
         phase=phase,
         **cols,
     )
@@ -1011,6 +1020,7 @@ def _moe_block(
         k=h,
         n_kernels=1,
         weight_block=r.weight_block(wb, q.compute_format),
+        weight_bits=8.0 * wb,
     )
     r.add(
         "experts_act",
@@ -1032,6 +1042,7 @@ def _moe_block(
         k=f / tp,
         n_kernels=1,
         weight_block=r.weight_block(wb, q.compute_format),
+        weight_bits=8.0 * wb,
     )
     if moe.n_shared_experts:
         _ffn(r, "shared_expert", n, m, moe.n_shared_experts * moe.shared_ffn_size / tp, h, spec.ffn_gated, q)

@@ -206,6 +206,19 @@ class BlockFp8Kernels:
 
 
 @dataclass(frozen=True, slots=True)
+class Mx4MoeKernels:
+    """A framework's MoE kernels for experts stored at ``weight_bits`` bits a weight (MXFP4:
+    4.25) on ``devices``, where they launch ``extra_kernels`` more per MoE layer than the fused
+    MoE kernel priced (the router GEMM, one expert GEMM each way): routing metadata built by a
+    chain of small kernels and a separate reduction of the top-k outputs."""
+
+    devices: tuple[str, ...]
+    weight_bits: float
+    extra_kernels: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class FrameworkTerms:
     """A serving framework's overheads: per kernel launch (None keeps the device class's)
     and per model step (scheduling, sampling, Python), plus per sequence in a step (input
@@ -228,7 +241,8 @@ class FrameworkTerms:
     they are slower than the class's GEMMs (``BlockFp8Kernels``; None: as the class's).
     ``hf_modules``: it runs the model as HF Transformers' eager modules, which launch more
     kernels per op than an engine's (``OpTable.module_kernels``). ``graph_limits``: the largest
-    decode step it replays as a captured graph (``GraphLimits``; None: every step as priced)."""
+    decode step it replays as a captured graph (``GraphLimits``; None: every step as priced).
+    ``mx4_moe``: its MoE kernels for MXFP4 experts where they launch more (``Mx4MoeKernels``)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -249,6 +263,7 @@ class FrameworkTerms:
     block_fp8: BlockFp8Kernels | None = None
     hf_modules: bool = False
     graph_limits: GraphLimits | None = None
+    mx4_moe: Mx4MoeKernels | None = None
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
@@ -319,6 +334,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             hf_modules=bool(entry.get("hf_modules", False)),
             block_fp8=_block_fp8(entry.get("block_fp8"), f"{where}: frameworks.{name}.block_fp8"),
             graph_limits=_graph_limits(entry.get("graph_limits"), f"{where}: frameworks.{name}.graph_limits"),
+            mx4_moe=_mx4_moe(entry.get("mx4_moe"), f"{where}: frameworks.{name}.mx4_moe"),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
@@ -344,6 +360,24 @@ def _graph_limits(entry: Any, where: str) -> GraphLimits | None:
     if entry["beyond"] not in _frameworks_file()["frameworks"]:
         raise ConfigError(f"{where}.beyond is {entry['beyond']!r}; expected a framework of the same file")
     return GraphLimits(int(entry["max_context"]), int(entry["max_batch"]), str(entry["beyond"]))
+
+
+def _mx4_moe(entry: Any, where: str) -> Mx4MoeKernels | None:
+    """A framework's ``mx4_moe`` entry, checked: device names, bits in (0, 16], launches >= 0."""
+    if entry is None:
+        return None
+    fields = ("devices", "weight_bits", "extra_kernels", "source")
+    if not isinstance(entry, Mapping) or set(entry) != set(fields):
+        raise ConfigError(f"{where}: expected the keys {', '.join(fields)}")
+    devices = entry["devices"]
+    if not isinstance(devices, list) or not devices or not all(isinstance(d, str) for d in devices):
+        raise ConfigError(f"{where}.devices is {devices!r}; expected a list of device names")
+    bits, extra = entry["weight_bits"], entry["extra_kernels"]
+    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not 0 < bits <= 16:
+        raise ConfigError(f"{where}.weight_bits is {bits!r}; expected bits in (0, 16]")
+    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+        raise ConfigError(f"{where}.extra_kernels is {extra!r}; expected a whole number >= 0")
+    return Mx4MoeKernels(tuple(devices), float(bits), extra, str(entry["source"]))
 
 
 def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:
