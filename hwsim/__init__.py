@@ -131,6 +131,8 @@ def roofline(
 
     spec, dev = load_model(model), compute_device(device)
     quant = precision if isinstance(precision, Quant) else precision_for(precision, dev)
+    if framework is not None and not isinstance(framework, str):
+        raise ConfigError(f"framework is {framework!r}; expected a name or None")
     resolve_parallelism(spec, None, tp, pp, ep)
     for label, value in (("batch", batch), ("input_len", input_len)):
         if positive_ints(value, label).ndim:
@@ -273,9 +275,27 @@ def pareto(
     feasible_only : drop rows that do not fit in memory (``fits`` False) or could not be priced
         (``error`` set) first.
     """
+    import pandas as pd
+
     from explore.search import DESIGN_LABEL
     from roofline.pareto import pareto_front
 
+    if not isinstance(frame, pd.DataFrame):
+        raise ConfigError(f"frame is a {type(frame).__name__}; expected a pandas DataFrame of designs")
+    for field, value in (("x", x), ("y", y), ("z", z)):
+        if not (value is None and field == "z") and not isinstance(value, str):
+            raise ConfigError(f"{field} is {value!r}; expected a metric name")
+    if not isinstance(feasible_only, (bool, np.bool_)):
+        raise ConfigError(f"feasible_only is {feasible_only!r}; expected True or False")
+    if label_columns is not None and (
+        isinstance(label_columns, str) or not all(isinstance(c, str) and c in frame for c in label_columns)
+    ):
+        raise ConfigError(f"label_columns is {label_columns!r}; expected a list of the frame's column names")
+    missing = [m for m in (x, y, z) if m and m not in frame]
+    if missing:
+        raise ConfigError(
+            f"the frame has no column {missing[0]!r}; it has {', '.join(map(str, frame.columns))}"
+        )
     points = frame
     if feasible_only and "fits" in points:
         points = points.loc[points["fits"].astype(bool)]
@@ -297,11 +317,15 @@ def _trace(
     cv: float,
     seed: int,
 ) -> Trace:
-    from workloads.traces import make_trace
+    from workloads.traces import Trace, make_trace
 
     if trace is not None:
         if rate is not None or concurrency is not None or lengths is not None:
             raise ConfigError("give either a trace or rate/concurrency and lengths, not both")
+        if not isinstance(trace, Trace):
+            raise ConfigError(
+                f"trace is a {type(trace).__name__}; expected a Trace (workloads.traces.make_trace or read_trace_csv)"
+            )
         return trace
     return make_trace(
         n_requests=num_requests,

@@ -327,6 +327,32 @@ def test_best_arguments_are_checked(kw, needle):
     assert needle in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "call,needle",
+    [
+        (lambda h: h.pareto([1, 2, 3]), "frame is a list"),
+        (lambda h: h.pareto(_designs(), y=("tpot_s",)), "y is ('tpot_s',)"),
+        (lambda h: h.pareto(_designs(), y="tokens_per_j"), "no column 'tokens_per_j'"),
+        (lambda h: h.pareto(_designs(), feasible_only=[1]), "feasible_only is [1]"),
+        (lambda h: h.pareto(_designs(), label_columns=["nope"]), "label_columns is ['nope']"),
+        (lambda h: h.serve("llama-2-7b", "h100-sxm", trace=[1, 2]), "trace is a list"),
+        (lambda h: h.roofline("llama-2-7b", "h100-sxm", framework=[1]), "framework is [1]"),
+    ],
+)
+def test_pareto_serve_and_roofline_arguments_are_checked(call, needle):
+    import hwsim
+
+    with pytest.raises(ConfigError) as info:
+        call(hwsim)
+    assert needle in str(info.value)
+
+
+def _designs():
+    import pandas as pd
+
+    return pd.DataFrame({"device": ["a", "b"], "ttft_s": [1.0, 2.0], "tpot_s": [2.0, 1.0]})
+
+
 def test_best_takes_an_array_of_batches_and_one_precision_name():
     from hwsim import best
 
