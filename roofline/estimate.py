@@ -748,8 +748,8 @@ def _price(
     def ranged(name: str, *value: Any) -> np.ndarray:
         """``put`` the field and its 10-90% range; the stored field."""
         stored = put(name, *value)
-        put(f"{name}_low", np.divide, stored, factor[name])
-        put(f"{name}_high", np.multiply, stored, factor[name])
+        put(f"{name}_low", np.multiply, stored, factor[name][0])
+        put(f"{name}_high", np.multiply, stored, factor[name][1])
         return stored
 
     ttft, tpot = ranged("ttft_s", ttft), ranged("tpot_s", tpot)

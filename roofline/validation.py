@@ -808,7 +808,7 @@ def validate_frame(frame: pd.DataFrame, serving: ServingPredictor | None = None)
         if predicted is not None and not np.isfinite(predicted / measured):
             predicted, reason = None, f"measured value {measured!r} is too small to compare with"
         covered = predicted is not None and measured > 0
-        low, high = row_range(row_features(cond), predicted) if covered else (np.nan, np.nan)
+        low, high = row_range(row_features(cond), predicted, cond.metric) if covered else (np.nan, np.nan)
         out.append(
             {
                 "id": row["id"],

@@ -1,5 +1,6 @@
 """The 10th-90th percentile range on every prediction (``roofline.intervals``)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from roofline.intervals import (
     fit_table,
     half_width,
     held_out_coverage,
+    log_range,
 )
 from roofline.validation import POINT_KEYS, load_measured, validate_frame
 from workloads.quant import Quant
@@ -93,10 +95,11 @@ def test_group_fallback_on_a_hand_built_table():
     """Fifteen datacenter decode rows: 5 of vLLM fp16 (too few alone, ``MIN_ROWS`` = 12) and 10 of
     TensorRT-LLM fp8. A vLLM fp16 query falls back to (datacenter-gpu, decode), whose 15 residuals
     0.0, 0.1, ..., 1.4 have 10th percentile 0.14 (position 0.1 x 14 = 1.4, between 0.1 and 0.2),
-    90th 1.26 (position 12.6) and half-width 1.12 (80th percentile of |r|, position 11.2). A
-    consumer-GPU decode query falls back to (decode): the same 15 plus 3 consumer rows at -1.0,
-    whose |r| puts the 80th percentile at position 13.6 of 0, 0.1, ..., 1.0, 1.0, 1.0, 1.0, 1.1,
-    ..., 1.4: 1.06. No group has prefill rows: no range."""
+    90th 1.26 (position 12.6), median 0.7, so shift 0.35 (``BIAS_SHARE`` 0.5), and half-width 0.77
+    (80th percentile of |r - 0.35|: position 11.2 of 0.05, 0.05, 0.15, 0.15, ..., 0.75, 0.85, ...,
+    1.05). A consumer-GPU decode query falls back to (decode): the same 15 plus 3 consumer rows at
+    -1.0, median 0.55, shift 0.275, and |r - 0.275| puts the 80th percentile at position 13.6 of
+    0.025, 0.075, ..., 1.025, 1.125, 1.275 x 3: 1.085. No group has prefill rows: no range."""
     assert MIN_ROWS == 12
     r = np.arange(15) / 10
     rows = pd.concat(
@@ -112,9 +115,12 @@ def test_group_fallback_on_a_hand_built_table():
     group = choose(table, key)
     assert group is table[("datacenter-gpu", "decode", None, None)]
     assert (group.rows, group.q10, group.q90) == (15, pytest.approx(0.14), pytest.approx(1.26))
-    assert group.half_width == pytest.approx(1.12)
+    assert (group.shift, group.half_width) == (pytest.approx(0.35), pytest.approx(0.77))
     coarse = choose(table, {**key, "device_class": "consumer-gpu"})
-    assert coarse.rows == 18 and coarse.half_width == pytest.approx(1.06)
+    assert coarse.rows == 18 and (coarse.shift, coarse.half_width) == (
+        pytest.approx(0.275),
+        pytest.approx(1.085),
+    )
     assert choose(table, {**key, "phase": "prefill"}) is None
     # the same table through the estimate's lookup: a consumer GPU's TPOT gets (decode)'s range,
     # widened by the farthest of: context 1024 + 16 / 2 = 1032 against the rows' 1024, the 4090's
@@ -125,10 +131,11 @@ def test_group_fallback_on_a_hand_built_table():
     out = estimate_ranges(device, quant, None, 8, 1024, 16, values, table)
     peak, bw = device.peak(quant.compute_format), device.memory.bw_bytes_per_s
     decades = max(np.log10(1032 / 1024), np.log10(1e15 / peak), np.log10(3e12 / bw))
-    h = 1.06 + decades * np.log(WIDEN_PER_DECADE)
-    assert out["tpot_s_low"] == pytest.approx(e.tpot_s * np.exp(-h))
-    assert out["tpot_s_high"] == pytest.approx(e.tpot_s * np.exp(h))
-    assert out["decode_tokens_per_s_low"] == pytest.approx(e.decode_tokens_per_s * np.exp(-h))
+    h = 1.085 + decades * np.log(WIDEN_PER_DECADE)
+    assert out["tpot_s_low"] == pytest.approx(e.tpot_s * np.exp(0.275 - h))
+    assert out["tpot_s_high"] == pytest.approx(e.tpot_s * np.exp(0.275 + h))
+    assert out["decode_tokens_per_s_low"] == pytest.approx(e.decode_tokens_per_s * np.exp(-0.275 - h))
+    assert out["decode_tokens_per_s_high"] == pytest.approx(e.decode_tokens_per_s * np.exp(h - 0.275))
     assert np.isnan(out["ttft_s_low"]) and np.isnan(out["energy_j_per_token_high"])
 
 
@@ -149,12 +156,20 @@ def test_a_group_that_is_mostly_one_source_defers_to_a_coarser_one():
 
 
 def test_a_biased_group_still_contains_the_prediction():
-    """Residuals all positive (hwsim too fast, 0.1 to 0.3): the range is symmetric about the
-    prediction, +-the 80th percentile of |r|, so the prediction stays inside."""
+    """Residuals all positive (hwsim too fast, 0.1 to 0.3, median 0.2): the range is shifted by
+    half the median, 0.1, +-the 80th percentile of |r - 0.1| (0.16), so it runs from -0.06 to
+    0.26 and holds the prediction. A range shifted past its half-width is stretched to start at
+    the prediction. From one source, a group is not shifted at all."""
     r = np.linspace(0.1, 0.3, 12)
     group = fit_table(_rows(12, r))[(None, "decode", None, None)]
-    assert group.q10 > 0 and group.half_width == pytest.approx(np.quantile(r, 0.8))
-    assert half_width(group, _rows(1, 0.0).iloc[0]) == pytest.approx(group.half_width)
+    assert group.q10 > 0 and group.shift == pytest.approx(0.1)
+    assert group.half_width == pytest.approx(np.quantile(r - 0.1, 0.8)) == pytest.approx(0.16)
+    point = _rows(1, 0.0).iloc[0]
+    assert log_range(group, point) == (pytest.approx(-0.06), pytest.approx(0.26))
+    far = dataclasses.replace(group, shift=0.5, half_width=0.1)
+    assert log_range(far, point) == (0.0, pytest.approx(0.6))
+    alone = fit_table(_rows(12, r, source="one"))[(None, "decode", None, None)]
+    assert alone.shift == 0.0 and alone.half_width == pytest.approx(np.quantile(r, 0.8))
 
 
 def test_widening_outside_the_fitted_span():
@@ -165,13 +180,14 @@ def test_widening_outside_the_fitted_span():
     assert WIDEN_PER_DECADE == 1.2
     rows = pd.concat([_rows(6, -0.2, batch=1.0), _rows(6, 0.3, batch=64.0)])
     group = fit_table(rows)[(None, "decode", None, None)]
-    assert group.half_width == pytest.approx(0.3)
+    assert group.shift == pytest.approx(0.025)  # half the median, 0.05
+    assert group.half_width == pytest.approx(0.275)  # |r - 0.025| is 0.225 or 0.275
     point = {"batch": 8.0, "context": 1024.0, "peak_flop_per_s": np.nan, "mem_bw_bytes_per_s": 3e12}
     h = half_width(
         group,
         {**point, "batch": np.array([8.0, 6400.0, 640.0]), "context": np.array([1024.0, 10.24, 1024.0])},
     )
-    assert h == pytest.approx([0.3, 0.3 + 2 * np.log(1.2), 0.3 + np.log(1.2)])
+    assert h == pytest.approx([0.275, 0.275 + 2 * np.log(1.2), 0.275 + np.log(1.2)])
 
 
 def test_widening_reaches_the_estimate():
@@ -251,9 +267,11 @@ def test_cli_estimate_json_and_table_show_ranges():
 
 def test_a_served_stream_takes_the_range_of_its_metrics_server_group(monkeypatch):
     """A server row's interval phase is its metric's kind; a served stream's TPOT takes the
-    ``server-tpot`` group: 12 rows with |r| 0.0, 0.1, ..., 1.1 put the 80th percentile at
-    position 8.8, 0.88, and the H100's point lies inside the rows' span (peak and bandwidth set
-    to its own), so no widening: low = TPOT x exp(-0.88). Its TTFT has no group: no range."""
+    ``server-tpot`` group: 12 rows with r 0.0, 0.1, ..., 1.1 (median 0.55, shift 0.275) put the
+    80th percentile of |r - 0.275| at position 8.8 of 0.025, 0.075, ..., 0.525, 0.625, ...: 0.605;
+    the H100's point lies inside the rows' span (peak and bandwidth set to its own), so no
+    widening: low = TPOT x exp(0.275 - 0.605), high = TPOT x exp(0.275 + 0.605). Its TTFT has no
+    group: no range."""
     from hwmodels.device_spec import load_device
 
     assert intervals.phase_of("server", "tpot_s") == "server-tpot"
@@ -268,8 +286,8 @@ def test_a_served_stream_takes_the_range_of_its_metrics_server_group(monkeypatch
     monkeypatch.setattr(intervals, "table", lambda: fit_table(rows))
     metrics = {"tpot_s_mean": 0.02, "ttft_s_mean": 0.1, "e2e_s_mean": float("nan")}
     out = intervals.server_ranges(metrics, device, quant, "vllm", 256, 1000.0, 200.0)
-    assert out["tpot_s_mean_low"] == pytest.approx(0.02 * np.exp(-0.88))
-    assert out["tpot_s_mean_high"] == pytest.approx(0.02 * np.exp(0.88))
+    assert out["tpot_s_mean_low"] == pytest.approx(0.02 * np.exp(0.275 - 0.605))
+    assert out["tpot_s_mean_high"] == pytest.approx(0.02 * np.exp(0.275 + 0.605))
     assert out["ttft_s_mean_low"] is None and out["e2e_s_mean_high"] is None
     assert out["output_tokens_per_s_low"] is None  # absent from the metrics
 
