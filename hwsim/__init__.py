@@ -84,8 +84,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The public names, the lazy ones included (for tab completion)."""
-    return sorted({*globals(), *__all__})
+    """The public names, the lazy ones included (for tab completion); not the helpers the
+    module imports for itself (``np``, ``Any``, ``Mapping``...)."""
+    return sorted(__all__)
 
 
 def roofline(

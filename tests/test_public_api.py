@@ -41,6 +41,12 @@ def test_every_public_name_resolves_and_is_listed(name):
     assert name in dir(hwsim)
 
 
+def test_dir_lists_the_public_names_only():
+    """Tab completion offers the API, not the typing helpers and modules it imports."""
+    assert dir(hwsim) == sorted(hwsim.__all__)
+    assert not {"Any", "Mapping", "np", "importlib"} & set(dir(hwsim))
+
+
 @pytest.mark.parametrize("name", [n for n in hwsim.__all__ if n != "__version__"])
 def test_every_public_name_has_a_docstring(name):
     assert (inspect.getdoc(getattr(hwsim, name)) or "").strip(), f"hwsim.{name} has no docstring"
