@@ -37,6 +37,7 @@ import yaml
 from scipy.optimize import least_squares
 
 from hwmodels.calibration.curves import (
+    FORMAT_CURVE,
     architecture,
     architectures,
     attention_curve,
@@ -231,8 +232,9 @@ def _curve_groups() -> list[tuple[str, str, str | None, pd.DataFrame]]:
             frame = frame.loc[frame["n"] * frame["k"] >= MIN_GEMM_WEIGHTS]
         for arch, entry in architectures().items():
             mine = frame.loc[frame["device"].isin(entry["measured"])]
-            for dtype, rows in mine.groupby("dtype"):
-                groups.append((kind, arch, str(dtype), rows.reset_index(drop=True)))
+            # FP16 and BF16 kernels run the same matrix cores at the same rate: one 16-bit curve
+            for fmt, rows in mine.groupby(mine["dtype"].map(FORMAT_CURVE)):
+                groups.append((kind, arch, str(fmt), rows.reset_index(drop=True)))
     decode = load_kernels("attention_decode")
     decode = decode.loc[decode_kv_bytes(decode) >= MIN_DECODE_KV_BYTES]
     for arch, entry in architectures().items():

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
-from hwmodels.calibration.curves import architectures, curves_overridden, gemm_curve, without_curves
+from hwmodels.calibration.curves import (
+    FORMAT_CURVE,
+    architectures,
+    curves_overridden,
+    gemm_curve,
+    without_curves,
+)
 from hwmodels.device_spec import catalog
 from hwmodels.gpu import GpuCostModel
 from hwmodels.placement import Placement
@@ -307,10 +313,10 @@ def test_cli_fits_the_shipped_kernels(tmp_path):
     assert json.loads(r.stdout)["kernels"]["errors"] == record["errors"]
     gemm = load_kernels("gemm")
     for arch, entry in architectures().items():
-        # an architecture without kernel rows (Gaudi 2: only its FP8 speed-up is stated) has no curves
-        assert set(gemm.loc[gemm["device"].isin(entry["measured"]), "dtype"]) == set(
-            record["gemm"].get(arch, {})
-        )
+        # an architecture without kernel rows (Gaudi 2: only its FP8 speed-up is stated) has no
+        # curves; FP16 kernels (MI300X's) fit the 16-bit curve
+        measured = gemm.loc[gemm["device"].isin(entry["measured"]), "dtype"].map(FORMAT_CURVE)
+        assert set(measured) == set(record["gemm"].get(arch, {}))
     for kind in ("gemm", "attention_prefill", "attention_decode"):
         for arch, formats in record[kind].items():
             for fmt, values in formats.items():
@@ -339,6 +345,22 @@ def test_device_time_latency_is_charged_only_where_kernels_were_timed_alone():
     np.testing.assert_allclose(nvidia.overhead_s, nvidia_plain.overhead_s)
     # the M = 1 GEMM streams its 64 MiB of FP8 weights at 0.8 of 5.3 TB/s
     assert float(amd.memory_s.ravel()[0]) == pytest.approx((8192**2 + 2 * 8192) / (0.8 * 5.3e12), rel=1e-3)
+
+
+def test_mi300x_fp16_kernels_price_its_16_bit_gemms():
+    """vLLM's PyTorch TunableOp results on MI300X (FP16, hipBLASLt) fit cdna3's 16-bit curve, which
+    then prices BF16 GEMMs too (the same matrix cores, 1307 TFLOP/s each): the shipped curve meets
+    the M = 1, 8192 x 8192 GEMM (34.1898 us) and the M = 8192, 57344 x 8192 one (14,817.7 us)
+    within 15%."""
+    assert gemm_curve("mi300x", "bf16") is not None and gemm_curve("mi300x", "fp16") is not None
+    rows = load_kernels("gemm")
+    rows = rows.loc[(rows["device"] == "mi300x") & (rows["dtype"] == "fp16")]
+    big = rows.loc[(rows["m"] == 8192) & (rows["n"] == 57344) & (rows["k"] == 8192)]
+    small = rows.loc[(rows["m"] == 1) & (rows["n"] == 8192) & (rows["k"] == 8192)]
+    assert small["latency_us"].item() == 34.1898 and big["latency_us"].item() == 14817.7
+    for row in (small, big):
+        predicted = predict_gemm(row.reset_index(drop=True))[0] * 1e6
+        assert predicted == pytest.approx(row["latency_us"].item(), rel=0.15)
 
 
 def test_allreduce_curves_are_fitted_per_link_type():
