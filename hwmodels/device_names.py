@@ -146,16 +146,93 @@ def _index() -> Mapping[str, str | Ambiguous]:
     return MappingProxyType(out)
 
 
+MEMORY_WORDS = frozenset({"hbm", "hbm2", "hbm2e", "hbm3", "hbm3e", "gddr6", "gddr6x", "gddr7", "lpddr5x"})
+"""Memory-type words a typed name may carry beside its size (``H100 80GB HBM3``)."""
+
+
+def _stated_memory(typed: str) -> tuple[str, float] | None:
+    """(``typed`` without its memory size and type words, the size in GB) when it states one size
+    (``RTX 4090 24GB``, ``H100 94 GB``), else None."""
+    text = re.sub(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)\s*(gb|gib|g)\b", r" \1gb ", typed.lower())
+    tokens = [t for t in re.split(r"[^a-z0-9.]+", text) if t]
+    sizes = [t for t in tokens if re.fullmatch(r"\d+(?:\.\d+)?gb", t)]
+    if len(sizes) != 1:
+        return None
+    rest = [t for t in tokens if t != sizes[0] and t not in MEMORY_WORDS]
+    return (" ".join(rest), float(sizes[0][:-2])) if rest else None
+
+
+def _memory_gap(device: str, size_gb: float) -> float:
+    """How far ``size_gb`` is from ``device``'s memory, as a fraction of it, in GB or GiB
+    (whichever is closer)."""
+    gib = catalog()[device].memory.capacity_bytes / 2**30
+    return min(abs(size_gb - c) / c for c in (gib, gib * 2**30 / 1e9))
+
+
+def _holds(device: str, size_gb: float) -> bool:
+    """Whether ``device``'s memory is ``size_gb`` as vendors state it: GB or GiB, physical or
+    usable (B200: 192 GB on the package, 180 GB usable), within 10%."""
+    return _memory_gap(device, size_gb) <= 0.1
+
+
 def resolve_device_name(typed: str) -> tuple[str, str | None] | None:
     """The catalog name ``typed`` stands for, with the note to show when a variant was assumed
     (else None); None when the name is unknown. Raises ``AmbiguousNameError`` for a name that
-    stands for several parts and assumes none (a phone SoC)."""
+    stands for several parts and assumes none (a phone SoC). A name not known as typed that states
+    a memory size (``RTX 4090 24GB``, ``H100 94GB``) is the part its other words name whose memory
+    is that size: one variant of an ambiguous name picked by it, never a part of another size."""
     target = _index().get(name_table().key(typed))
-    if target is None or isinstance(target, str):
-        return None if target is None else (target, None)
+    if target is None:
+        return _by_memory(typed)
+    if isinstance(target, str):
+        return target, None
     if target.assume is None:
         raise target.refusal(typed)
     return target.assume, target.note(typed)
+
+
+def _sized(typed: str) -> tuple[list[str], float] | None:
+    """(the parts the words of ``typed`` other than its memory size name, that size in GB), or
+    None when it states no size or its other words name nothing."""
+    stated = _stated_memory(typed)
+    if stated is None:
+        return None
+    base, size = stated
+    target = _index().get(name_table().key(base))
+    if target is None:
+        return None
+    return ([target] if isinstance(target, str) else list(target.variants)), size
+
+
+def memory_mismatch(typed: str) -> str | None:
+    """Why a name that states a memory size names no part (``RTX 4090 48GB``: the catalog's
+    rtx-4090 has 24 GB), or None."""
+    sized = _sized(typed)
+    if sized is None or any(_holds(d, sized[1]) for d in sized[0]):
+        return None
+    have = ", ".join(f"{d} {catalog()[d].memory.capacity_bytes / 2**30:.4g} GiB" for d in sized[0])
+    return (
+        f"device {typed!r}: no catalog part of {sized[1]:g} GB by that name ({have}); "
+        "a device YAML (-d FILE.yaml) can describe another"
+    )
+
+
+def _by_memory(typed: str) -> tuple[str, str | None] | None:
+    """``resolve_device_name`` of a name that states its memory size, or None."""
+    sized = _sized(typed)
+    if sized is None:
+        return None
+    candidates, size = sized
+    target = _index().get(name_table().key(_stated_memory(typed)[0]))
+    fits = [d for d in candidates if _holds(d, size)]
+    if fits:  # the closest sizes only: 94 GB is the H100 NVL, not the 80 GB parts
+        best = min(_memory_gap(d, size) for d in fits)
+        fits = [d for d in fits if _memory_gap(d, size) <= best + 0.01]
+    if len(fits) == 1:
+        return fits[0], None
+    if isinstance(target, Ambiguous) and target.assume in fits:
+        return target.assume, target.note(typed)
+    return None
 
 
 def find_devices(query: str) -> list[str]:

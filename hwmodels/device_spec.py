@@ -743,7 +743,7 @@ def load_device(name_or_path: str | Path | DeviceSpec) -> DeviceSpec:
     ``HwsimNote`` warning; a name hwsim will not resolve (a phone SoC) raises
     ``AmbiguousNameError`` listing its parts.
     """
-    from hwmodels.device_names import resolve_device_name  # it reads the catalog built here
+    from hwmodels.device_names import memory_mismatch, resolve_device_name  # they read the catalog
 
     if isinstance(name_or_path, DeviceSpec):
         return name_or_path
@@ -763,4 +763,7 @@ def load_device(name_or_path: str | Path | DeviceSpec) -> DeviceSpec:
         return catalog()[name]
     if path.suffix in (".yaml", ".yml"):
         return parse_device(read_yaml_mapping(path, "device file"), str(path))
+    mismatch = memory_mismatch(str(name_or_path))
+    if mismatch:
+        raise ConfigError(mismatch)
     raise unknown_name("device", str(name_or_path), catalog(), "hwsim devices")

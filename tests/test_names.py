@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hwmodels.device_names import find_devices, name_table, names_markdown
 from hwmodels.device_spec import catalog, load_device
-from workloads.errors import AmbiguousNameError, HwsimNote, UnknownNameError, closest_names
+from workloads.errors import AmbiguousNameError, ConfigError, HwsimNote, UnknownNameError, closest_names
 from workloads.model_spec import hf_id_index, load_model, preset_index
 
 ROOT = Path(__file__).parent.parent
@@ -114,10 +114,38 @@ def test_api_issues_the_note_as_a_warning():
         ("NVIDIA GeForce RTX 4090", "rtx-4090"),
         ("Tesla T4", "t4"),
         ("Snapdragon 8 Gen 3 GPU", "sd8g3-gpu"),
+        ("DGX H100", "h100-sxm"),
+        ("HGX H200", "h200"),
     ],
 )
 def test_alias_resolves_without_a_note(typed, name):
     assert load_quietly(typed).name == name
+
+
+@pytest.mark.parametrize(
+    "typed, name",
+    [
+        ("RTX 4090 24GB", "rtx-4090"),  # GiB stated as GB
+        ("A10G 24 GB", "a10g"),  # the G of A10G is not a size
+        ("H100 94GB", "h100-nvl"),  # the size picks the variant of an ambiguous name
+        ("H100 96GB", "h100-nvl"),
+        ("B200 192GB", "b200"),  # physical 192 GB, 180 GB usable: within 10%
+        ("MI325X 256GB HBM3E", "mi325x"),
+    ],
+)
+def test_a_stated_memory_size_names_the_part_of_that_size(typed, name):
+    assert load_quietly(typed).name == name
+
+
+def test_a_size_two_variants_share_takes_the_assumed_one_with_a_note():
+    with pytest.warns(HwsimNote, match="assumed h100-sxm"):
+        assert load_device("H100 80GB").name == "h100-sxm"
+
+
+@pytest.mark.parametrize("typed", ["RTX 4090 48GB", "V100 16GB"])
+def test_a_size_no_part_has_is_refused_naming_the_sizes_there_are(typed):
+    with pytest.raises(ConfigError, match=r"no catalog part of \d+ GB by that name \(.* GiB\)"):
+        load_device(typed)
 
 
 def test_normalization_drops_vendor_words_only_when_something_is_left():
