@@ -57,9 +57,34 @@ GATED_FAMILIES = frozenset(
         "step3_text",
         "cohere",
         "cohere2",
+        "granite",
+        "granitemoe",
+        "granitemoeshared",
+        "olmo",
+        "olmo2",
+        "olmoe",
+        "exaone",
+        "internlm2",
+        "baichuan",
+        "gemma3",
+        "gemma3_text",
+        "phimoe",
+        "glm4",
     }
 )
-"""Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices)."""
+"""Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices; HF transformers'
+modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP ... have ``gate_proj``
+or ``w1``/``w3`` beside the down projection)."""
+
+TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3_text", "opt", "falcon", "cohere", "cohere2"})
+"""Families whose HF config class ties the LM head to the embedding unless ``tie_word_embeddings``
+says otherwise (GemmaConfig, Gemma2Config, CohereConfig, Cohere2Config, OPTConfig, FalconConfig:
+``tie_word_embeddings=True`` in their signatures)."""
+
+UNGATED_FAMILIES = frozenset(
+    {"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom", "starcoder2", "nemotron", "phi", "mpt", "gpt_bigcode"}
+)
+"""Model families whose FFN is two matrices (up, activation, down)."""
 
 LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom"})
 """Families that use LayerNorm (weight and bias) rather than RMSNorm (weight only)."""
@@ -681,6 +706,13 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     block = _fp8_weight_block(cfg, where)
     cfg, wrapper = _unwrap_text_config(cfg, where)
     family = str(cfg.get("model_type", "llama"))
+    if family not in GATED_FAMILIES | UNGATED_FAMILIES:
+        warnings.warn(
+            f"{where}: model_type {family!r} is not one hwsim knows; its FFN is taken as two matrices "
+            "(up and down, no gate) and its other layers as Llama's",
+            HwsimNote,
+            stacklevel=3,
+        )
     _refuse_unmodelled(cfg, where)
     g = lambda *k, **kw: _get(cfg, where, *k, **kw)  # noqa: E731
     n_layers = _positive_int(g("num_hidden_layers", "n_layer"), where, "num_hidden_layers", MAX_LAYERS)
@@ -808,7 +840,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         ffn_size=ffn,
         ffn_gated=family in GATED_FAMILIES,
         vocab_size=vocab,
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", family in {"gemma", "opt", "falcon"})),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", family in TIED_BY_DEFAULT)),
         norm="layernorm" if layernorm else "rmsnorm",
         norms_per_layer=norms_per_layer,
         qk_norm=qk_norm,
