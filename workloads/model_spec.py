@@ -82,7 +82,19 @@ says otherwise (GemmaConfig, Gemma2Config, CohereConfig, Cohere2Config, OPTConfi
 ``tie_word_embeddings=True`` in their signatures)."""
 
 UNGATED_FAMILIES = frozenset(
-    {"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom", "starcoder2", "nemotron", "phi", "mpt", "gpt_bigcode"}
+    {
+        "opt",
+        "gptj",
+        "gpt2",
+        "gpt_neox",
+        "falcon",
+        "bloom",
+        "starcoder2",
+        "nemotron",
+        "phi",
+        "mpt",
+        "gpt_bigcode",
+    }
 )
 """Model families whose FFN is two matrices (up, activation, down)."""
 
