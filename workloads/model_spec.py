@@ -835,7 +835,15 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         learned_pos = (max_context or 2048) + 2  # OPT offsets positions by 2
     # q/k RMSNorm with weights: Qwen3 family per head; MiniMax-M2 over all q and all k channels.
     # Llama 4's use_qk_norm is a weightless L2 norm (no parameters).
-    qk_norm = family in {"qwen3", "qwen3_moe", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
+    qk_norm = family in {
+        "qwen3",
+        "qwen3_moe",
+        "qwen3_next",
+        "qwen3_5_text",
+        "qwen3_5_moe_text",
+        "gemma3",
+        "gemma3_text",
+    }
     qk_norm = qk_norm or (family == "minimax_m2" and bool(cfg.get("use_qk_norm")))
     n_mtp = cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0
     if cfg.get("use_mtp"):
