@@ -162,6 +162,24 @@ def test_frameworks_multi_gpu_values_are_known():
     assert {framework_terms(n).multi_gpu for n in framework_names()} <= set(MULTI_GPU)
 
 
+@pytest.mark.parametrize(
+    "typed, name",
+    [
+        ("HF Transformers", "hf-accelerate"),  # spaces read as hyphens
+        ("tensorrt_llm", "tensorrt-llm"),
+        ("TRT LLM", "tensorrt-llm"),
+        ("Aphrodite", "vllm"),  # engines built on another, by their own READMEs
+        ("llamafile", "llama.cpp"),
+        ("KoboldCpp", "llama.cpp"),
+        ("exllamav2", "exllamav2"),  # unknown: left as typed, for framework_terms to refuse
+    ],
+)
+def test_framework_names_users_type(typed, name):
+    from hwmodels.calibration.params import canonical_framework
+
+    assert canonical_framework(typed) == name
+
+
 def test_tgi_and_lmdeploy_are_named_engines_with_their_spellings():
     """TGI's Python server adds host time to every step where TurboMind's C++ engine adds none, so
     under one stream TGI decodes slower than LMDeploy and than no named framework by about that

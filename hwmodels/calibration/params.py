@@ -9,6 +9,7 @@ precedence. ``overridden`` substitutes values for the duration of a fit.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -476,4 +477,10 @@ def canonical_framework(name: str) -> str:
     key = name.strip().lower()
     if key in _frameworks():
         return key
-    return _spellings().get(key, name)
+    spellings = _spellings()
+    if key in spellings:
+        return spellings[key]
+    dashed = re.sub(r"[\s_]+", "-", key)  # "HF Transformers", "tensorrt_llm"
+    if dashed in _frameworks():
+        return dashed
+    return spellings.get(dashed, name)
