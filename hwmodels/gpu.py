@@ -298,15 +298,21 @@ class GpuCostModel(RooflineCostModel):
         return out
 
     def extra_launches(self, ops: OpTable, device: DeviceSpec, placement: Placement) -> Any:
-        """The launches a framework's MXFP4 MoE kernels add on ``device``
-        (``FrameworkTerms.mx4_moe``), charged once per MoE layer on its up-projection GEMM."""
+        """The launches a framework's MoE layers add on ``device`` beyond the priced ones
+        (``FrameworkTerms.moe_launches``), charged once per MoE layer on its up-projection GEMM."""
         if not placement.framework:
             return 0.0
-        kernels = framework_terms(placement.framework).mx4_moe
-        if kernels is None or device.name not in kernels.devices:
-            return 0.0
-        hit = (ops.name == MOE_EXPERT_GEMMS[0]) & np.isclose(ops.weight_bits, kernels.weight_bits)
-        return np.where(hit, float(kernels.extra_kernels), 0.0)
+        out = np.zeros(ops.n_ops)
+        up = ops.name == MOE_EXPERT_GEMMS[0]
+        for entry in framework_terms(placement.framework).moe_launches:
+            if entry.devices and device.name not in entry.devices:
+                continue
+            hit = up & (
+                np.isclose(ops.weight_bits, entry.weight_bits) if entry.weight_bits is not None else True
+            )
+            hit = hit & (ops.weight_block > 0) if entry.block_scaled else hit
+            out += np.where(hit, float(entry.extra_kernels), 0.0)
+        return out
 
     def collective_terms(
         self, link_name: str, p: dict[str, float], device: DeviceSpec

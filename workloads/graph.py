@@ -147,7 +147,7 @@ class OpTable:
     weight_bits : np.ndarray, shape (n_ops,)
         Bits each weight parameter of the op takes as stored, scales included (16 for BF16,
         4.25 for MXFP4's 4-bit values with an 8-bit scale per 32); 0 for an op without weights.
-        An engine may run a format on kernels of its own (``FrameworkTerms.mx4_moe``).
+        An engine may run a format on kernels of its own (``FrameworkTerms.moe_launches``).
     link_peers : np.ndarray, shape (n_ops,)
         Other devices a collective op's traffic goes to at once (``tp - 1`` for a tensor-parallel
         all-reduce, ``ep - 1`` for the experts' all-to-all, 1 for a pipeline send; 0 elsewhere):

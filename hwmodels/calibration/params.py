@@ -207,16 +207,18 @@ class BlockFp8Kernels:
 
 
 @dataclass(frozen=True, slots=True)
-class Mx4MoeKernels:
-    """A framework's MoE kernels for experts stored at ``weight_bits`` bits a weight (MXFP4:
-    4.25) on ``devices``, where they launch ``extra_kernels`` more per MoE layer than the fused
-    MoE kernel priced (the router GEMM, one expert GEMM each way): routing metadata built by a
-    chain of small kernels and a separate reduction of the top-k outputs."""
+class MoeLaunches:
+    """Kernels a framework launches in each MoE layer beyond those hwsim's op table counts, for
+    experts stored at ``weight_bits`` bits a weight (MXFP4: 4.25; None: any) and, with
+    ``block_scaled``, in block-scaled FP8 (DeepSeek's checkpoints), on ``devices`` (empty: any):
+    routing metadata built by chains of small kernels, separate reductions, a module's own
+    quantize and copy kernels."""
 
-    devices: tuple[str, ...]
-    weight_bits: float
     extra_kernels: int
     source: str
+    devices: tuple[str, ...] = ()
+    weight_bits: float | None = None
+    block_scaled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +245,7 @@ class FrameworkTerms:
     ``hf_modules``: it runs the model as HF Transformers' eager modules, which launch more
     kernels per op than an engine's (``OpTable.module_kernels``). ``graph_limits``: the largest
     decode step it replays as a captured graph (``GraphLimits``; None: every step as priced).
-    ``mx4_moe``: its MoE kernels for MXFP4 experts where they launch more (``Mx4MoeKernels``)."""
+    ``moe_launches``: the kernels its MoE layers launch beyond the priced ones (``MoeLaunches``)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -264,7 +266,7 @@ class FrameworkTerms:
     block_fp8: BlockFp8Kernels | None = None
     hf_modules: bool = False
     graph_limits: GraphLimits | None = None
-    mx4_moe: Mx4MoeKernels | None = None
+    moe_launches: tuple[MoeLaunches, ...] = ()
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
@@ -335,7 +337,9 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             hf_modules=bool(entry.get("hf_modules", False)),
             block_fp8=_block_fp8(entry.get("block_fp8"), f"{where}: frameworks.{name}.block_fp8"),
             graph_limits=_graph_limits(entry.get("graph_limits"), f"{where}: frameworks.{name}.graph_limits"),
-            mx4_moe=_mx4_moe(entry.get("mx4_moe"), f"{where}: frameworks.{name}.mx4_moe"),
+            moe_launches=_moe_launches(
+                entry.get("moe_launches", []), f"{where}: frameworks.{name}.moe_launches"
+            ),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
@@ -363,22 +367,43 @@ def _graph_limits(entry: Any, where: str) -> GraphLimits | None:
     return GraphLimits(int(entry["max_context"]), int(entry["max_batch"]), str(entry["beyond"]))
 
 
-def _mx4_moe(entry: Any, where: str) -> Mx4MoeKernels | None:
-    """A framework's ``mx4_moe`` entry, checked: device names, bits in (0, 16], launches >= 0."""
-    if entry is None:
-        return None
-    fields = ("devices", "weight_bits", "extra_kernels", "source")
-    if not isinstance(entry, Mapping) or set(entry) != set(fields):
-        raise ConfigError(f"{where}: expected the keys {', '.join(fields)}")
-    devices = entry["devices"]
-    if not isinstance(devices, list) or not devices or not all(isinstance(d, str) for d in devices):
-        raise ConfigError(f"{where}.devices is {devices!r}; expected a list of device names")
-    bits, extra = entry["weight_bits"], entry["extra_kernels"]
-    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not 0 < bits <= 16:
-        raise ConfigError(f"{where}.weight_bits is {bits!r}; expected bits in (0, 16]")
-    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
-        raise ConfigError(f"{where}.extra_kernels is {extra!r}; expected a whole number >= 0")
-    return Mx4MoeKernels(tuple(devices), float(bits), extra, str(entry["source"]))
+def _moe_launches(entries: Any, where: str) -> tuple[MoeLaunches, ...]:
+    """A framework's ``moe_launches`` list, checked: each entry with ``extra_kernels`` (a whole
+    number >= 0) and ``source``, optionally ``devices`` (names), ``weight_bits`` (in (0, 16]) and
+    ``block_scaled`` (true or false)."""
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where} is {entries!r}; expected a list of entries")
+    out = []
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        optional = {"devices", "weight_bits", "block_scaled"}
+        if not isinstance(entry, Mapping) or not {"extra_kernels", "source"} <= set(entry) <= {
+            "extra_kernels",
+            "source",
+            *optional,
+        }:
+            raise ConfigError(
+                f"{at}: expected the keys extra_kernels and source, and any of {', '.join(sorted(optional))}"
+            )
+        devices = entry.get("devices", [])
+        if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+            raise ConfigError(f"{at}.devices is {devices!r}; expected a list of device names")
+        bits, extra = entry.get("weight_bits"), entry["extra_kernels"]
+        if bits is not None and (
+            isinstance(bits, bool) or not isinstance(bits, (int, float)) or not 0 < bits <= 16
+        ):
+            raise ConfigError(f"{at}.weight_bits is {bits!r}; expected bits in (0, 16]")
+        if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+            raise ConfigError(f"{at}.extra_kernels is {extra!r}; expected a whole number >= 0")
+        block = entry.get("block_scaled", False)
+        if not isinstance(block, bool):
+            raise ConfigError(f"{at}.block_scaled is {block!r}; expected true or false")
+        out.append(
+            MoeLaunches(
+                extra, str(entry["source"]), tuple(devices), None if bits is None else float(bits), block
+            )
+        )
+    return tuple(out)
 
 
 def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:
