@@ -191,9 +191,9 @@ def resolve_device_name(typed: str) -> tuple[str, str | None] | None:
     return target.assume, target.note(typed)
 
 
-def _sized(typed: str) -> tuple[list[str], float] | None:
-    """(the parts the words of ``typed`` other than its memory size name, that size in GB), or
-    None when it states no size or its other words name nothing."""
+def _sized(typed: str) -> tuple[str | Ambiguous, list[str], float] | None:
+    """(what the words of ``typed`` other than its memory size name, the parts that is, that
+    size in GB), or None when it states no size or its other words name nothing."""
     stated = _stated_memory(typed)
     if stated is None:
         return None
@@ -201,18 +201,21 @@ def _sized(typed: str) -> tuple[list[str], float] | None:
     target = _index().get(name_table().key(base))
     if target is None:
         return None
-    return ([target] if isinstance(target, str) else list(target.variants)), size
+    return target, ([target] if isinstance(target, str) else list(target.variants)), size
 
 
 def memory_mismatch(typed: str) -> str | None:
     """Why a name that states a memory size names no part (``RTX 4090 48GB``: the catalog's
     rtx-4090 has 24 GB), or None."""
     sized = _sized(typed)
-    if sized is None or any(_holds(d, sized[1]) for d in sized[0]):
+    if sized is None:
         return None
-    have = ", ".join(f"{d} {catalog()[d].memory.capacity_bytes / 2**30:.4g} GiB" for d in sized[0])
+    _, candidates, size = sized
+    if any(_holds(d, size) for d in candidates):
+        return None
+    have = ", ".join(f"{d} {catalog()[d].memory.capacity_bytes / 2**30:.4g} GiB" for d in candidates)
     return (
-        f"device {typed!r}: no catalog part of {sized[1]:g} GB by that name ({have}); "
+        f"device {typed!r}: no catalog part of {size:g} GB by that name ({have}); "
         "a device YAML (-d FILE.yaml) can describe another"
     )
 
@@ -222,8 +225,7 @@ def _by_memory(typed: str) -> tuple[str, str | None] | None:
     sized = _sized(typed)
     if sized is None:
         return None
-    candidates, size = sized
-    target = _index().get(name_table().key(_stated_memory(typed)[0]))
+    target, candidates, size = sized
     fits = [d for d in candidates if _holds(d, size)]
     if fits:  # the closest sizes only: 94 GB is the H100 NVL, not the 80 GB parts
         best = min(_memory_gap(d, size) for d in fits)

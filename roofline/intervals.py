@@ -2,9 +2,9 @@
 
 ``hwsim calibrate`` predicts every fit row of the measured set with the parameters fitted
 without the row's source; the residual of a row is ``r = log(measured / predicted)``. Per
-group of rows, ``hwmodels/calibration/intervals_fitted.yaml`` keeps the row count, the 10th,
-50th and 90th percentiles of ``r``, the group's shift ``s``, ``BIAS_SHARE`` of its median, and
-its half-width ``h``, the 80th percentile of ``|r - s|``. A prediction's range is its value
+group of rows, ``hwmodels/calibration/intervals_fitted.yaml`` keeps the row count, the 10th and
+90th percentiles of ``r``, the group's shift ``s``, ``BIAS_SHARE`` of its median (none for a
+group from one source), and its half-width ``h``, the 80th percentile of ``|r - s|``. A prediction's range is its value
 times ``exp(s - h)`` to ``exp(s + h)`` (in the orientation of a time: a rate's is inverted),
 stretched to hold the prediction itself, with ``s`` and ``h`` from the first group of its own
 that holds at least ``MIN_ROWS`` rows, no more than ``MAX_SOURCE_SHARE`` of them from one source
