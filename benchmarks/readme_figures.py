@@ -164,6 +164,45 @@ def accuracy_block() -> str:
     return "\n".join(lines) + "\n"
 
 
+def serving_block() -> str:
+    """The serving fit's recorded errors (``serving_fitted.yaml``): each framework fitted on its
+    server rows (TTFT, TPOT and end-to-end means) in sample and leaving a source out, one left
+    unfitted with its error, and a host time fitted on an engine's offline and end-to-end rows."""
+    s = _fitted("serving")
+    lines = [
+        "| framework (terms) | rows | TTFT median error | TPOT median error | end-to-end median error |",
+        "|---|---|---|---|---|",
+    ]
+    notes = []
+    for name, e in s["errors"].items():
+        terms = s["frameworks"].get(name, {})
+        shown = ", ".join(f"{k} {v:g}" for k, v in terms.items())
+        if "fitted_on" in e:
+            notes.append(
+                f"`{name}` ({shown}) is fitted on its {e['fitted_on']} ({e['in_sample']['rows']} rows, "
+                f"{e['sources']} sources): {_pct(e['in_sample']['median_ape'])} median error in sample, "
+                f"{_pct(e['leave_one_source_out']['median_ape'])} leaving a source out"
+            )
+            continue
+        if "not_fitted" in e:
+            lines.append(
+                f"| {name}, not fitted ({e['not_fitted']}) | {e['rows']} | {_pct(e.get('ttft_s_median_ape'))} "
+                f"| {_pct(e.get('tpot_s_median_ape'))} | {_pct(e.get('e2e_s_median_ape'))} |"
+            )
+            continue
+        for key, label in (("in_sample", "in sample"), ("leave_one_source_out", "leave one source out")):
+            r = e[key]
+            lines.append(
+                f"| {name} ({shown}; {e['sources']} sources), {label} | {r['rows']} "
+                f"| {_pct(r.get('ttft_s_median_ape'))} | {_pct(r.get('tpot_s_median_ape'))} "
+                f"| {_pct(r.get('e2e_s_median_ape'))} |"
+            )
+    text = "\n".join(lines) + "\n"
+    if notes:
+        text += "\n" + "; ".join(notes) + ".\n"
+    return text
+
+
 def performance_block(figures: dict[str, Any]) -> str:
     """The benchmarks' recorded figures, with the date and machine they were measured on."""
     if not figures:
@@ -237,6 +276,7 @@ def render(text: str, figures: dict[str, Any]) -> str:
     blocks = {
         "counts": counts_block(),
         "accuracy": accuracy_block(),
+        "serving": serving_block(),
         "performance": performance_block(figures),
     }
     for name, body in blocks.items():

@@ -558,6 +558,13 @@ def _calibrate(part, as_json):
                 )
                 continue
             terms = record["serving"]["frameworks"][framework]
+            if "fitted_on" in err:  # a host time fitted on offline and end-to-end rows
+                lines.append(
+                    f"  {framework} {terms} on its {err['fitted_on']} ({err['in_sample']['rows']} rows, "
+                    f"{err['sources']} sources): in-sample {pct(err['in_sample']['median_ape'])}; "
+                    f"leave-one-source-out {pct(err['leave_one_source_out']['median_ape'])}"
+                )
+                continue
             cells = [
                 f"{label} "
                 + " / ".join(

@@ -32,6 +32,7 @@ from hwmodels.calibration.params import (
     serving_fitted_path,
 )
 from roofline.validation import HELD_OUT_PREFIXES, load_measured, resolve, serving_source
+from sim.serving.host_fit import fit_batch_hosts
 from sim.serving.metrics import request_metrics
 from sim.serving.validation import METRIC_KEYS
 from workloads.errors import HwsimError
@@ -135,8 +136,8 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
     record: dict[str, Any] = {
         "schema_version": 1,
         "fitted_on": (
-            f"server rows of hwmodels/validation/measured.csv (TTFT, TPOT, end-to-end means), "
-            f"{_dt.date.today().isoformat()}"
+            "server rows of hwmodels/validation/measured.csv (TTFT, TPOT, end-to-end means); vLLM V0's "
+            f"per-sequence host time on its offline and end-to-end rows (host_fit.py), {_dt.date.today().isoformat()}"
         ),
         "frameworks": {},
         "errors": {},
@@ -189,6 +190,10 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
             "leave_one_source_out": _summary(loso, metrics),
         }
         say(f"{framework}: {values}; in-sample median APE {np.nanmedian(in_sample):.1%}")
+    hosts, host_errors = fit_batch_hosts(say)
+    for framework, values in hosts.items():
+        record["frameworks"].setdefault(framework, values)  # a server fit, where one exists, wins
+    record["errors"].update(host_errors)
     if write and record["frameworks"]:
         serving_fitted_path().write_text(
             f"# Written by hwsim calibrate (sim/serving/calibrate.py); {SERVING_FITTED} overrides\n"

@@ -1,0 +1,50 @@
+"""vLLM V0's per-sequence host time, fitted on its offline and end-to-end rows."""
+
+import numpy as np
+import pytest
+
+from hwmodels.calibration.params import framework_terms
+from roofline.validation import HELD_OUT_PREFIXES
+from sim.serving import host_fit
+
+
+def test_batch_rows_are_v0_fit_rows_only():
+    """The fit sees vLLM V0's batch rows, none held out, none of another engine or a server run."""
+    rows = host_fit.batch_rows()
+    assert len(rows) >= host_fit.MIN_BATCH_ROWS
+    assert set(rows["host"]) == {"vllm-v0"}
+    assert not rows["id"].str.startswith(HELD_OUT_PREFIXES).any()
+    assert all(c.serving is None and host_fit.host_of(c.framework) == "vllm-v0" for c in rows["cond"])
+
+
+def test_the_fit_recovers_a_planted_per_sequence_time(monkeypatch):
+    """Rows 'measured' at hwsim's own prediction with 30 us per sequence are fitted at 30 us, with
+    no error in sample or with each source held out; the enforce-eager engine gets the same."""
+    rows = host_fit.batch_rows()
+    planted = host_fit._predictions("vllm-v0", rows, lambda _m: None)[host_fit.BATCH_SEQ_GRID_US.index(30.0)]
+    assert np.isfinite(planted).all()
+    monkeypatch.setattr(host_fit, "batch_rows", lambda: rows.assign(measured=planted))
+    terms, errors = host_fit.fit_batch_hosts(lambda _m: None)
+    assert terms == {"vllm-v0": {"seq_overhead_us": 30.0}, "vllm-eager": {"seq_overhead_us": 30.0}}
+    assert errors["vllm-v0"]["in_sample"]["median_ape"] == pytest.approx(0.0, abs=1e-12)
+    assert errors["vllm-v0"]["leave_one_source_out"]["median_ape"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_an_optimum_at_the_grid_top_is_not_fitted(monkeypatch):
+    """Rows four times slower than hwsim at no host time want more than the grid's top: not fitted."""
+    rows = host_fit.batch_rows()
+    base = host_fit._predictions("vllm-v0", rows, lambda _m: None)[0]
+    slow = np.where(rows["cond"].map(lambda c: c.metric.endswith("per_s")), base / 4, base * 4)
+    monkeypatch.setattr(host_fit, "batch_rows", lambda: rows.assign(measured=slow))
+    terms, errors = host_fit.fit_batch_hosts(lambda _m: None)
+    assert terms == {}
+    assert errors["vllm-v0"]["not_fitted"]
+
+
+def test_shipped_v0_host_time_grows_with_the_batch():
+    """The shipped fit charges both V0 frameworks the same time per running sequence, on top of
+    the 1 ms step: 256 sequences cost 255 x that time more than one."""
+    v0, eager = framework_terms("vllm-v0"), framework_terms("vllm-eager")
+    assert v0.seq_overhead_s > 0
+    assert eager.seq_overhead_s == v0.seq_overhead_s
+    assert v0.host_step_s(256) - v0.host_step_s(1) == pytest.approx(255 * v0.seq_overhead_s)
