@@ -29,10 +29,13 @@ def test_vllm_server_rows_are_covered_and_uncovered_ones_say_why(server_points):
 
 def test_serving_error_not_above_recorded(server_points):
     """TPOT and TTFT median errors of the fitted frameworks' rows stay within 2 points of the
-    in-sample figures recorded by the last ``hwsim calibrate``."""
+    in-sample figures recorded by the last ``hwsim calibrate`` (a host time fitted on an engine's
+    offline rows, ``sim/serving/host_fit.py``, is checked in ``test_host_fit``)."""
     record = yaml.safe_load(serving_fitted_path().read_text())
     rows = serving_rows()
-    for framework in record["frameworks"]:
+    for framework, errors in record["errors"].items():
+        if "not_fitted" in errors or "fitted_on" in errors:
+            continue
         ids = set(rows.loc[rows["framework"] == framework, "id"])
         mine = server_points[server_points["id"].isin(ids) & server_points["covered"]]
         for metric in ("ttft_s", "tpot_s"):
