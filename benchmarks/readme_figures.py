@@ -177,17 +177,17 @@ def serving_block() -> str:
     for name, e in s["errors"].items():
         terms = s["frameworks"].get(name, {})
         shown = ", ".join(f"{k} {v:g}" for k, v in terms.items())
+        if "not_fitted" in e:
+            lines.append(
+                f"| {name}, not fitted ({e['not_fitted']}) | {e['rows']} | {_pct(e.get('ttft_s_median_ape'))} "
+                f"| {_pct(e.get('tpot_s_median_ape'))} | {_pct(e.get('e2e_s_median_ape'))} |"
+            )
+            continue
         if "fitted_on" in e:
             notes.append(
                 f"`{name}` ({shown}) is fitted on its {e['fitted_on']} ({e['in_sample']['rows']} rows, "
                 f"{e['sources']} sources): {_pct(e['in_sample']['median_ape'])} median error in sample, "
                 f"{_pct(e['leave_one_source_out']['median_ape'])} leaving a source out"
-            )
-            continue
-        if "not_fitted" in e:
-            lines.append(
-                f"| {name}, not fitted ({e['not_fitted']}) | {e['rows']} | {_pct(e.get('ttft_s_median_ape'))} "
-                f"| {_pct(e.get('tpot_s_median_ape'))} | {_pct(e.get('e2e_s_median_ape'))} |"
             )
             continue
         for key, label in (("in_sample", "in sample"), ("leave_one_source_out", "leave one source out")):

@@ -53,6 +53,11 @@ def host_of(framework: str) -> str:
     return SHARED_HOST.get(framework, framework)
 
 
+def sharing(host: str) -> list[str]:
+    """``host`` and the frameworks that run on its host-side engine (``SHARED_HOST``)."""
+    return [host] + [f for f, h in SHARED_HOST.items() if h == host]
+
+
 def batch_rows(frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """The fit rows (never held-out ones) of the engines in ``HOST_FITTED`` that the analytic path
     prices: offline, end-to-end and decode rows of a batching engine."""
@@ -82,12 +87,11 @@ def batch_rows(frame: pd.DataFrame | None = None) -> pd.DataFrame:
 
 def _predictions(host: str, rows: pd.DataFrame, say: Callable[[str], None]) -> np.ndarray:
     """Each row's prediction at each grid point, (points, rows); NaN where a row is not priced."""
-    members = [host] + [f for f, h in SHARED_HOST.items() if h == host]
     preds = np.full((len(BATCH_SEQ_GRID_US), len(rows)), np.nan)
     for i, seq_us in enumerate(BATCH_SEQ_GRID_US):
         say(f"  {host}: {seq_us:g} us per sequence on {len(rows)} offline and end-to-end rows")
         with ExitStack() as stack:
-            for name in members:
+            for name in sharing(host):
                 stack.enter_context(framework_overridden(name, {"seq_overhead_us": seq_us}))
             for k, cond in enumerate(rows["cond"]):
                 try:
@@ -143,7 +147,7 @@ def fit_batch_hosts(say: Callable[[str], None]) -> tuple[dict[str, dict[str, flo
             held = (group["source"] == source).to_numpy()
             j = _best(preds, measured, ~held)
             loso[held] = np.abs(preds[j, held] / measured[held] - 1.0)
-        for framework in [host] + [f for f, h in SHARED_HOST.items() if h == host]:
+        for framework in sharing(host):
             terms[framework] = {"seq_overhead_us": float(BATCH_SEQ_GRID_US[i])}
         errors[host] = {**record, "in_sample": _summary(in_sample), "leave_one_source_out": _summary(loso)}
         say(
