@@ -26,6 +26,9 @@ architectures with curves). Under a framework whose block-scaled FP8 kernels wer
 that (``block_fp8`` in ``calibration/frameworks.yaml``: vLLM V0, SGLang before v0.4.6), a GEMM
 over block-scaled FP8 weights (``OpTable.weight_block``, DeepSeek-V3/R1) pays their fixed time per
 call, and the routed experts' fused MoE kernel streams and computes at its own timed efficiencies.
+Under a framework that runs llm-awq's first AWQ GEMM kernel (``awq_gemm``: AutoAWQ before v0.2.0),
+a 4-bit weight-only GEMM beyond the GEMV sizes takes at least its multiply-adds (rows padded to
+the kernel's tile) at that kernel's fitted rate per SM (``awq_gemm_s``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from hwmodels.calibration.curves import (
     link_curve,
     overlapped_s,
 )
-from hwmodels.calibration.params import BlockFp8Kernels, framework_terms
+from hwmodels.calibration.params import AwqGemmKernel, BlockFp8Kernels, framework_terms
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
 from hwmodels.registry import register
@@ -62,6 +65,29 @@ def issue_lane_cycles_per_s(device: DeviceSpec) -> float | None:
     if block is None:
         return None
     return block["sm_count"] * block["issue_lanes_per_sm"] * block["boost_clock_GHz"] * 1e9
+
+
+def awq_gemm_s(ops: OpTable, device: DeviceSpec, kernel: AwqGemmKernel, gemv_max_rows: float) -> Any:
+    """Time per occurrence of the 4-bit weight-only GEMMs that ``kernel`` (a framework's AWQ GEMM)
+    takes, more than ``gemv_max_rows`` rows and at most its ``max_rows``: their multiply-adds over
+    the rows padded to its tile, at its rate per SM (``AwqGemmKernel``); 0 for every other op and
+    on a device whose catalog entry gives no SM count (``gpu`` block)."""
+    block = device.extra.get("gpu")
+    if block is None:
+        return 0.0
+    shape = (-1,) + (1,) * (ops.flops.ndim - 1)
+    sixteen_bit_math = np.isin(ops.fmt, ("fp16", "bf16")) & np.isin(ops.kind, GEMM_KINDS)
+    hit = sixteen_bit_math.reshape(shape) & (ops.bits_per_weight <= AWQ_MAX_BITS_PER_WEIGHT)
+    top = np.inf if kernel.max_rows is None else kernel.max_rows
+    hit = hit & (ops.m > gemv_max_rows) & (ops.m <= top)
+    rows = np.maximum(ops.m, 1.0)
+    padded_macs = ops.flops / 2.0 * np.ceil(rows / kernel.tile_rows) * kernel.tile_rows / rows
+    return np.where(hit, padded_macs / (block["sm_count"] * kernel.macs_per_sm_us * 1e6), 0.0)
+
+
+AWQ_MAX_BITS_PER_WEIGHT = 4.6
+"""Stored bits per weight up to which a weight-only GEMM is a 4-bit one (INT4 with its group
+scales and zeros: 4.25 at groups of 128) that an AWQ GEMM kernel runs."""
 
 
 def issue_bound_gemm_s(ops: OpTable, rate_macs_per_s: float, gemv_max_rows: float) -> np.ndarray:
@@ -368,8 +394,13 @@ class GpuCostModel(RooflineCostModel):
             # the fused MoE's routed FLOPs, its tiling in its efficiency
             moe = ops.flops / (peaks * kernels.moe_math_efficiency)
             tensor_s = np.where(experts.reshape(axes), moe, tensor_s)
+        if not placement.framework:
+            return tensor_s
+        awq = framework_terms(placement.framework).awq_gemm
+        if awq is not None:
+            tensor_s = np.maximum(tensor_s, awq_gemm_s(ops, device, awq, p["gemv_max_rows"]))
         lane_rate = issue_lane_cycles_per_s(device)
-        if not placement.framework or lane_rate is None:
+        if lane_rate is None:
             return tensor_s
         kernels = framework_terms(framework_terms(placement.framework).kernels)
         if not kernels.issue_bound_quantized_gemm:

@@ -185,6 +185,7 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "attention_decode": ("cached tokens per sequence", "fraction of memory bandwidth"),
         "allreduce": ("message bytes", "latency (us)"),
         "fused_moe": ("tokens routed", "time per layer (us)"),
+        "awq_gemm": ("prompt tokens", "prefill tokens/s"),
         "gemm_power": ("GFLOP per call", "TFLOP/s"),
     }
     for (kind, group), frame in curve_frames().items():
@@ -194,7 +195,7 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
             out / name,
             *labels[kind],
             title=f"{kind} on {group}",
-            log_y=kind in ("allreduce", "fused_moe"),
+            log_y=kind in ("allreduce", "fused_moe", "awq_gemm"),
         )
         lines += [f"![{kind} {group}]({name}.png)", ""]
         if kind == "gemm_power":

@@ -207,6 +207,24 @@ class BlockFp8Kernels:
 
 
 @dataclass(frozen=True, slots=True)
+class AwqGemmKernel:
+    """A framework's AWQ GEMM kernel (MIT llm-awq's ``gemm_forward_4bit_cuda_m16n128k32``, which
+    AutoAWQ and TinyChat call): thread blocks of two warps own a ``tile_rows`` x 128 output tile,
+    load their activations and 4-bit weights from L2 at every 32-deep K step without a
+    pipeline and dequantize the weights in each block, so every weight is fetched and
+    dequantized again for each ``tile_rows`` rows. Such a kernel is bound by the latency of
+    those loads, not by the tensor cores' width or the clock: an SM completes
+    ``macs_per_sm_us`` multiply-adds (of the rows padded to the tile) per microsecond.
+    ``max_rows``: the most rows it takes; above them the framework dequantizes the weights and
+    runs a 16-bit GEMM (None: it takes every GEMM beyond the GEMV sizes)."""
+
+    tile_rows: int
+    macs_per_sm_us: float
+    max_rows: int | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class MoeLaunches:
     """Kernels a framework launches in each MoE layer beyond those hwsim's op table counts, for
     experts stored at ``weight_bits`` bits a weight (MXFP4: 4.25; None: any) and, with
@@ -245,7 +263,9 @@ class FrameworkTerms:
     ``hf_modules``: it runs the model as HF Transformers' eager modules, which launch more
     kernels per op than an engine's (``OpTable.module_kernels``). ``graph_limits``: the largest
     decode step it replays as a captured graph (``GraphLimits``; None: every step as priced).
-    ``moe_launches``: the kernels its MoE layers launch beyond the priced ones (``MoeLaunches``)."""
+    ``moe_launches``: the kernels its MoE layers launch beyond the priced ones (``MoeLaunches``).
+    ``awq_gemm``: its AWQ GEMM kernel's own rate on 4-bit weight-only GEMMs (``AwqGemmKernel``;
+    None: as the class's GEMMs)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -267,6 +287,7 @@ class FrameworkTerms:
     hf_modules: bool = False
     graph_limits: GraphLimits | None = None
     moe_launches: tuple[MoeLaunches, ...] = ()
+    awq_gemm: AwqGemmKernel | None = None
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
@@ -340,6 +361,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             moe_launches=_moe_launches(
                 entry.get("moe_launches", []), f"{where}: frameworks.{name}.moe_launches"
             ),
+            awq_gemm=_awq_gemm(entry.get("awq_gemm"), f"{where}: frameworks.{name}.awq_gemm"),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
@@ -425,6 +447,24 @@ def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:
     return BlockFp8Kernels(**values, source=str(entry["source"]))
 
 
+def _awq_gemm(entry: Any, where: str) -> AwqGemmKernel | None:
+    """A framework's ``awq_gemm`` entry, checked: a positive tile and rate, ``max_rows`` a positive
+    integer or null."""
+    if entry is None:
+        return None
+    keys = {"tile_rows", "macs_per_sm_us", "max_rows", "source"}
+    if not isinstance(entry, Mapping) or set(entry) != keys:
+        raise ConfigError(f"{where}: expected the keys {', '.join(sorted(keys))}")
+    tile, rate, top = entry["tile_rows"], entry["macs_per_sm_us"], entry["max_rows"]
+    if not isinstance(tile, int) or isinstance(tile, bool) or tile < 1:
+        raise ConfigError(f"{where}.tile_rows is {tile!r}; expected a positive integer")
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate < 1e9:
+        raise ConfigError(f"{where}.macs_per_sm_us is {rate!r}; expected a positive rate")
+    if top is not None and (not isinstance(top, int) or isinstance(top, bool) or top < 1):
+        raise ConfigError(f"{where}.max_rows is {top!r}; expected a positive integer or null")
+    return AwqGemmKernel(tile, float(rate), top, str(entry["source"]))
+
+
 def _with_terms(terms: FrameworkTerms, values: Mapping[str, float]) -> FrameworkTerms:
     """``terms`` with fitted serving values (``step_overhead_us`` and ``seq_overhead_us`` in
     microseconds)."""
@@ -461,6 +501,19 @@ def framework_overridden(name: str, values: Mapping[str, float]) -> Iterator[Non
     table = _frameworks()
     previous = table[name]
     table[name] = _with_terms(previous, values)
+    try:
+        yield
+    finally:
+        table[name] = previous
+
+
+@contextlib.contextmanager
+def framework_replaced(name: str, **fields: Any) -> Iterator[None]:
+    """Use framework ``name``'s terms with ``fields`` replaced inside the block (a kernel fit's
+    trial values)."""
+    table = _frameworks()
+    previous = table[name]
+    table[name] = replace(previous, **fields)
     try:
         yield
     finally:
