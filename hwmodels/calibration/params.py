@@ -209,8 +209,8 @@ class BlockFp8Kernels:
 @dataclass(frozen=True, slots=True)
 class AwqGemmKernel:
     """A framework's AWQ GEMM kernel (MIT llm-awq's ``gemm_forward_4bit_cuda_m16n128k32``, which
-    AutoAWQ and TinyChat call): thread blocks of two warps own a ``tile_rows`` x 128 output tile,
-    load their activations and 4-bit weights from L2 at every 32-deep K step without a
+    AutoAWQ called before v0.2.0): thread blocks of two warps own a ``tile_rows`` x 128 output
+    tile, load their activations and 4-bit weights at every 32-deep K step without a software
     pipeline and dequantize the weights in each block, so every weight is fetched and
     dequantized again for each ``tile_rows`` rows. Such a kernel is bound by the latency of
     those loads, not by the tensor cores' width or the clock: an SM completes
