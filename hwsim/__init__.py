@@ -135,12 +135,14 @@ def roofline(
     if framework is not None and not isinstance(framework, str):
         raise ConfigError(f"framework is {framework!r}; expected a name or None")
     resolve_parallelism(spec, None, tp, pp, ep)
+    tp, pp, ep = int(tp), int(pp), int(ep)  # checked there: NumPy integers (int8 too) become Python ones
     for label, value in (("batch", batch), ("input_len", input_len)):
         if positive_ints(value, label).ndim:
             raise ConfigError(
                 f"{label} is {value!r}; expected one positive integer (a roofline is of one configuration; "
                 "hwsim.estimate prices arrays)"
             )
+    batch, input_len = int(batch), int(input_len)
     check_lengths(spec, input_len, 1)
     place = Placement(tp=tp, pp=pp, ep=ep, framework=framework)
     kw = dict(tp=tp, pp=pp, ep=ep)
