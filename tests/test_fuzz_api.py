@@ -49,6 +49,17 @@ def test_numpy_unsigned_degrees_are_counted_as_python_integers():
     assert moe.n_devices == 8
 
 
+def test_roofline_takes_narrow_numpy_integers_as_python_ones():
+    """An int8 expert-parallel degree (a fuzzer's case) gives the tables of the plain integers: no
+    NumPy overflow in the experts' ceiling division (256 experts would wrap an int8)."""
+    narrow = hwsim.roofline(
+        "deepseek-v3", "h100-sxm", ep=np.int8(3), batch=np.int8(100), input_len=np.int16(2000)
+    )
+    plain = hwsim.roofline("deepseek-v3", "h100-sxm", ep=3, batch=100, input_len=2000)
+    for phase, table in plain.items():
+        pd.testing.assert_frame_equal(narrow[phase], table)
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

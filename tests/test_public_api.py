@@ -112,17 +112,6 @@ def test_roofline_gives_an_op_without_math_intensity_zero():
         assert np.isfinite(t["intensity_flop_per_byte"]).all()
 
 
-def test_roofline_takes_narrow_numpy_integers_as_python_ones():
-    """An int8 expert-parallel degree (a fuzzer's case) gives the tables of the plain integers: no
-    NumPy overflow in the experts' ceiling division (256 experts would wrap an int8)."""
-    narrow = hwsim.roofline(
-        "deepseek-v3", "h100-sxm", ep=np.int8(3), batch=np.int8(100), input_len=np.int16(2000)
-    )
-    plain = hwsim.roofline("deepseek-v3", "h100-sxm", ep=3, batch=100, input_len=2000)
-    for phase, table in plain.items():
-        pd.testing.assert_frame_equal(narrow[phase], table)
-
-
 def test_roofline_refuses_a_precision_the_device_cannot_compute():
     with pytest.raises(hwsim.HwsimError):
         hwsim.roofline("llama-3.1-8b", "a100-sxm-80gb", precision="fp4")
