@@ -465,6 +465,24 @@ def _fits_destination(out: Path | None, write: bool) -> Iterator[None]:
         click.echo(f"hwsim: note: fitted files written to {out}/", err=True)
 
 
+def _awq_gemm_line(record: dict) -> str:
+    """Refit AutoAWQ 0.1's AWQ GEMM rate (``roofline.awq_fit``) into ``record`` and say it beside the
+    shipped value, which frameworks.yaml holds and only a person changes."""
+    from hwmodels.calibration.params import framework_terms
+    from roofline.awq_fit import AWQ_FRAMEWORK, fit
+
+    result = record["awq_gemm"] = fit()
+    shipped = framework_terms(AWQ_FRAMEWORK).awq_gemm.macs_per_sm_us
+    line = (
+        f"{AWQ_FRAMEWORK} AWQ GEMM kernel: {result['macs_per_sm_us']:,.0f} MACs per SM per us on "
+        f"{result['rows']} rows of {result['sources']} sources (median APE {pct(result['in_sample_median_ape'])} "
+        f"in sample, {pct(result['leave_one_source_out_median_ape'])} leaving a source out)"
+    )
+    if result["macs_per_sm_us"] != shipped:
+        line += f"; frameworks.yaml ships {shipped:,.0f}: write the fitted rate there by hand"
+    return line
+
+
 def _calibrate(part, as_json):
     say = None if as_json else (lambda msg: click.echo(msg, err=True))
     record, lines = {}, []
@@ -487,6 +505,7 @@ def _calibrate(part, as_json):
             )
             + f"; Vidur FP16 check {pct(e['vidur_check']['median_ape'])}"
         )
+        lines.append(_awq_gemm_line(record))
     if part in ("all", "devices"):
         from roofline.calibrate import calibrate as run
         from sim.serving.validation import predict_serving
