@@ -471,7 +471,7 @@ def _awq_gemm_line(record: dict) -> str:
     from hwmodels.calibration.params import framework_terms
     from roofline.awq_fit import AWQ_FRAMEWORK, fit
 
-    result = record["awq_gemm"] = fit()
+    result = record["awq_gemm"] = fit()  # refuses a frameworks.yaml without the kernel
     shipped = framework_terms(AWQ_FRAMEWORK).awq_gemm.macs_per_sm_us
     line = (
         f"{AWQ_FRAMEWORK} AWQ GEMM kernel: {result['macs_per_sm_us']:,.0f} MACs per SM per us on "

@@ -28,6 +28,7 @@ import pandas as pd
 
 from hwmodels.calibration.params import framework_replaced, framework_terms
 from roofline.validation import load_measured, source_key, validate_frame
+from workloads.errors import ConfigError
 
 AWQ_FRAMEWORK = "autoawq-0.1"
 """The framework whose ``awq_gemm`` rate is fitted (AutoAWQ before v0.2.0)."""
@@ -45,7 +46,9 @@ def predictions(rows: pd.DataFrame, grid: tuple[float, ...] = RATE_GRID) -> np.n
     """hwsim's value of each row at each rate of ``grid``, shape (rates, rows); NaN where unpriced."""
     kernel = framework_terms(AWQ_FRAMEWORK).awq_gemm
     if kernel is None:
-        raise ValueError(f"frameworks.yaml: {AWQ_FRAMEWORK} states no awq_gemm kernel to fit")
+        raise ConfigError(
+            f"hwmodels/calibration/frameworks.yaml: {AWQ_FRAMEWORK} states no awq_gemm kernel to fit"
+        )
     out = np.full((len(grid), len(rows)), np.nan)
     for i, rate in enumerate(grid):
         with framework_replaced(AWQ_FRAMEWORK, awq_gemm=replace(kernel, macs_per_sm_us=rate)):
