@@ -13,7 +13,7 @@ search on the mean squared log error of hwsim's prices of AutoAWQ prefill rows t
 priced whole by ``roofline.validation`` under the framework the row's version names; the error
 with each source left out is reported beside it. ``python -m roofline.awq_fit`` prints the fit;
 the value is then written by hand into ``frameworks.yaml`` (``autoawq-0.1``), and
-``tests/test_awq_fit.py`` holds the two equal.
+``tests/test_awq_gemm.py`` holds the two equal.
 """
 
 from __future__ import annotations
