@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.calibration.params import framework_replaced, framework_terms
+from roofline.grid_fit import best_index, held_out_errors
 from roofline.validation import load_measured, source_key, validate_frame
 from workloads.errors import ConfigError
 
@@ -57,11 +58,6 @@ def predictions(rows: pd.DataFrame, grid: tuple[float, ...] = RATE_GRID) -> np.n
     return out
 
 
-def _best(preds: np.ndarray, measured: np.ndarray, mask: np.ndarray) -> int:
-    """The grid index of the least mean squared log error over the rows in ``mask``."""
-    return int(np.nanargmin(np.nanmean(np.log(preds[:, mask] / measured[mask]) ** 2, axis=1)))
-
-
 def fit(rows: pd.DataFrame | None = None, grid: tuple[float, ...] = RATE_GRID) -> dict[str, Any]:
     """The fitted rate (MACs per SM per us), its in-sample and leave-one-source-out absolute errors
     (median over rows) and the row and source counts."""
@@ -69,12 +65,8 @@ def fit(rows: pd.DataFrame | None = None, grid: tuple[float, ...] = RATE_GRID) -
     preds = predictions(rows, grid)
     measured = rows["value"].to_numpy(dtype=float)
     sources = rows["source"].map(source_key).to_numpy()
-    i = _best(preds, measured, np.ones(len(rows), dtype=bool))
-    loso = np.full(len(rows), np.nan)
-    for source in np.unique(sources):
-        held = sources == source
-        j = _best(preds, measured, ~held)
-        loso[held] = np.abs(preds[j, held] / measured[held] - 1.0)
+    i = best_index(preds, measured, np.ones(len(rows), dtype=bool))
+    loso = held_out_errors(preds, measured, sources)
     return {
         "macs_per_sm_us": grid[i],
         "at_grid_edge": i in (0, len(grid) - 1),

@@ -23,6 +23,7 @@ import pandas as pd
 
 from hwmodels.calibration.params import framework_overridden
 from hwmodels.engine_config import engine_for
+from roofline.grid_fit import best_index, held_out_errors
 from roofline.validation import (
     HELD_OUT_PREFIXES,
     load_measured,
@@ -102,11 +103,6 @@ def _predictions(host: str, rows: pd.DataFrame, say: Callable[[str], None]) -> n
     return preds
 
 
-def _best(preds: np.ndarray, measured: np.ndarray, mask: np.ndarray) -> int:
-    """The grid index of the least mean squared log error over the rows in ``mask``."""
-    return int(np.nanargmin(np.nanmean(np.log(preds[:, mask] / measured[mask]) ** 2, axis=1)))
-
-
 def _summary(ape: np.ndarray) -> dict[str, Any]:
     ok = np.isfinite(ape)
     return {"rows": int(ok.sum()), "median_ape": float(np.median(ape[ok])) if ok.any() else float("nan")}
@@ -126,7 +122,7 @@ def fit_batch_hosts(say: Callable[[str], None]) -> tuple[dict[str, dict[str, flo
         preds = _predictions(host, group, say)
         measured = group["measured"].to_numpy()
         everything = np.ones(len(group), dtype=bool)
-        i = _best(preds, measured, everything)
+        i = best_index(preds, measured, everything)
         in_sample = np.abs(preds[i] / measured - 1.0)
         record: dict[str, Any] = {
             "fitted_on": "offline and end-to-end rows",
@@ -142,11 +138,7 @@ def fit_batch_hosts(say: Callable[[str], None]) -> tuple[dict[str, dict[str, flo
                 **_summary(in_sample),
             }
             continue
-        loso = np.full(len(group), np.nan)
-        for source in group["source"].unique():
-            held = (group["source"] == source).to_numpy()
-            j = _best(preds, measured, ~held)
-            loso[held] = np.abs(preds[j, held] / measured[held] - 1.0)
+        loso = held_out_errors(preds, measured, group["source"])
         for framework in sharing(host):
             terms[framework] = {"seq_overhead_us": float(BATCH_SEQ_GRID_US[i])}
         errors[host] = {**record, "in_sample": _summary(in_sample), "leave_one_source_out": _summary(loso)}
