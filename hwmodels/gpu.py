@@ -34,6 +34,7 @@ the kernel's tile) at that kernel's fitted rate per SM (``awq_gemm_s``).
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,6 +56,7 @@ from hwmodels.device_spec import DeviceSpec
 from hwmodels.placement import Placement
 from hwmodels.registry import register
 from hwmodels.roofline_model import RooflineCostModel
+from workloads.errors import HwsimNote
 from workloads.graph import INT8_MAX_BITS_PER_WEIGHT, OpTable
 
 
@@ -70,16 +72,23 @@ def issue_lane_cycles_per_s(device: DeviceSpec) -> float | None:
 def awq_gemm_s(ops: OpTable, device: DeviceSpec, kernel: AwqGemmKernel, gemv_max_rows: float) -> Any:
     """Time per occurrence of the 4-bit weight-only GEMMs that ``kernel`` (a framework's AWQ GEMM)
     takes, more than ``gemv_max_rows`` rows and at most its ``max_rows``: their multiply-adds over
-    the rows padded to its tile, at its rate per SM (``AwqGemmKernel``); 0 for every other op and
-    on a device whose catalog entry gives no SM count (``gpu`` block)."""
-    block = device.extra.get("gpu")
-    if block is None:
-        return 0.0
+    the rows padded to its tile, at its rate per SM (``AwqGemmKernel``); 0 for every other op, and
+    on a device whose catalog entry gives no SM count (``gpu`` block), with a ``HwsimNote``."""
     shape = (-1,) + (1,) * (ops.flops.ndim - 1)
     sixteen_bit_math = np.isin(ops.fmt, ("fp16", "bf16")) & np.isin(ops.kind, GEMM_KINDS)
     hit = sixteen_bit_math.reshape(shape) & (ops.bits_per_weight <= AWQ_MAX_BITS_PER_WEIGHT)
     top = np.inf if kernel.max_rows is None else kernel.max_rows
     hit = hit & (ops.m > gemv_max_rows) & (ops.m <= top)
+    block = device.extra.get("gpu")
+    if block is None:
+        if np.any(hit):
+            warnings.warn(
+                f"{device.name}'s catalog entry gives no SM count (gpu.sm_count): its 4-bit GEMMs are "
+                "priced at the class's 16-bit rate, not at the AWQ GEMM kernel's rate per SM",
+                HwsimNote,
+                stacklevel=2,
+            )
+        return 0.0
     rows = np.maximum(ops.m, 1.0)
     padded_macs = ops.flops / 2.0 * np.ceil(rows / kernel.tile_rows) * kernel.tile_rows / rows
     return np.where(hit, padded_macs / (block["sm_count"] * kernel.macs_per_sm_us * 1e6), 0.0)

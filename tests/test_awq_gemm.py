@@ -15,7 +15,7 @@ from hwmodels.gpu import awq_gemm_s
 from hwmodels.placement import Placement
 from roofline import awq_fit
 from roofline.validation import HELD_OUT_PREFIXES, _framework, stated_version
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, HwsimNote
 from workloads.graph import build_ops
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -168,3 +168,12 @@ def test_a_rows_version_names_its_kernels(version, framework):
 def test_a_malformed_awq_gemm_entry_is_named(entry, field):
     with pytest.raises(ConfigError, match=field):
         params._awq_gemm(entry, "frameworks.x.awq_gemm")
+
+
+def test_a_device_without_an_sm_count_says_the_kernel_is_not_priced(llama):
+    """The H20's entry gives no SM count: its GEMMs keep the class's rate and a note says so; the
+    H200's gives 132 SMs and takes the kernel."""
+    ops = _prefill(llama, 2048)
+    with pytest.warns(HwsimNote, match="h20's catalog entry gives no SM count"):
+        assert not np.any(awq_gemm_s(ops, load_device("h20"), KERNEL, GEMV_ROWS))
+    assert np.any(awq_gemm_s(ops, load_device("h200"), KERNEL, GEMV_ROWS))
