@@ -17,11 +17,13 @@ SOURCES = ["a", "a", "b", "b"]
 
 def test_the_least_squared_log_error_wins_and_ties_go_to_the_first():
     """Points 0 and 2 each miss two rows by a factor of 2 (log 2 squared); point 1 misses all four
-    by 1.5 and 4/3, less in the log: it wins. On one source alone the exact point wins."""
+    by 1.5 and 4/3, less in the log: it wins. On one source alone the exact point wins. Without
+    point 1, points 0 and 2 tie (each misses two rows by 2x): the first is taken."""
     everything = np.ones(4, dtype=bool)
     assert best_index(PREDS, MEASURED, everything) == 1
     assert best_index(PREDS, MEASURED, np.array([True, True, False, False])) == 0
     assert best_index(PREDS, MEASURED, np.array([False, False, True, True])) == 2
+    assert best_index(PREDS[[0, 2]], MEASURED, everything) == 0
 
 
 def test_a_source_is_priced_at_the_point_the_others_choose():
