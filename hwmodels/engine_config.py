@@ -10,6 +10,7 @@ every run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
@@ -81,6 +82,11 @@ class EngineConfig:
     """Bytes per (sequence x vocabulary entry) its start-up profiling pass holds while sampling
     ``max_num_seqs`` dummy sequences (0: no such pass); the pass's peak is the larger of the
     forward's activations and the sampler's (``kv_capacity``)."""
+    nccl_reserve_devices: tuple[str, ...] = ()
+    """Devices on whose NVSwitch boards the engine's non-torch memory grows with its tensor-parallel
+    group: there the runtime reserve is ``nccl_reserve_bytes x (1 + log2 tp)`` (see
+    ``runtime_reserve``), elsewhere ``runtime_reserve_bytes``."""
+    nccl_reserve_bytes: float = 0.0
 
     def with_limits(
         self,
@@ -187,8 +193,36 @@ def _engines() -> dict[str, EngineConfig]:
             ),
             sampler_bytes_per_logit=float(e.get("profile_sampler_bytes_per_logit", 0.0)),
             chunked_prefill_tokens=int(e.get("chunked_prefill_tokens", 0)),
+            **_nccl_reserve(mem.get("nccl_reserve"), f"{where}: engines.{name}.kv_memory.nccl_reserve"),
         )
     return out
+
+
+def _nccl_reserve(rule: Any, where: str) -> dict[str, Any]:
+    """An engine's ``nccl_reserve`` entry (``devices``, ``GB``), checked, as ``EngineConfig`` fields."""
+    if rule is None:
+        return {}
+    devices, gb = (rule.get("devices"), rule.get("GB")) if isinstance(rule, dict) else (None, None)
+    if (
+        set(rule if isinstance(rule, dict) else ()) != {"devices", "GB", "source"}
+        or not isinstance(devices, list)
+        or not all(isinstance(d, str) for d in devices)
+        or isinstance(gb, bool)
+        or not isinstance(gb, (int, float))
+        or not gb > 0
+    ):
+        raise ConfigError(f"{where} is {rule!r}; expected devices (a list of names), GB (> 0) and a source")
+    return {"nccl_reserve_devices": tuple(devices), "nccl_reserve_bytes": float(gb) * 1e9}
+
+
+def runtime_reserve(engine: EngineConfig, device: DeviceSpec, tp: int) -> float:
+    """Bytes per device the engine's memory check sets aside beside weights and activations (its
+    non-torch memory: CUDA context, communication buffers): ``runtime_reserve_bytes``, or on a
+    device of ``nccl_reserve_devices`` ``nccl_reserve_bytes x (1 + log2 tp)``, which grows with
+    the tensor-parallel group the engine's NCCL communicators span."""
+    if device.name in engine.nccl_reserve_devices:
+        return engine.nccl_reserve_bytes * (1.0 + math.log2(max(tp, 1)))
+    return engine.runtime_reserve_bytes
 
 
 def _device_defaults(rule: Any, where: str) -> DeviceDefaults:
@@ -285,7 +319,7 @@ def kv_capacity(
     )
     if engine.sampler_bytes_per_logit:
         act = max(act, engine.max_num_seqs * spec.vocab_size * engine.sampler_bytes_per_logit)
-    reserve = engine.runtime_reserve_bytes
+    reserve = runtime_reserve(engine, device, tp)
     f = engine.kv_fraction
     rule = engine.kv_rule
     if rule == "utilization":

@@ -403,7 +403,7 @@ def resolve(row: pd.Series) -> Condition | str:
         cached_prompt_tokens(row["notes"], framework, phase, lin),
         stated_link(row["interconnect"], device),
         _stated_max_model_len(row["notes"]),
-        stated_chunked_prefill(row["notes"]),
+        stated_chunked_prefill(row["notes"], row.get("framework_version")),
     )
 
 
@@ -439,14 +439,30 @@ def _stated_max_model_len(notes: Any) -> int | None:
     return int(match.group(1) or match.group(2)) if match else None
 
 
-def stated_chunked_prefill(notes: Any) -> bool | None:
+ENGINE_ARGS_BENCHMARKS = (0, 6, 3, 2)
+"""First vLLM version (``0.6.3.post2`` dev builds, after the v0.6.3.post1 tag, and v0.6.4 on)
+whose ``benchmarks/benchmark_throughput.py`` takes the engine's own arguments (vllm-project/vllm
+PR #9529 'Make benchmarks use EngineArgs', opened 2024-10-19, in v0.6.4): its
+``enable_chunked_prefill`` then defaults to None, V0's own choice, instead of the script's
+``store_true`` False."""
+
+
+def _version_tuple(text: Any) -> tuple[int, int, int, int] | None:
+    """(major, minor, patch, post) of a version cell such as ``0.6.3.post2.dev308`` or ``vLLM
+    v0.6.4.dev4``; None where it names no three-part number."""
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)(?:\.post(\d+))?", str(text))
+    return tuple(int(g or 0) for g in found.groups()) if found else None  # type: ignore[return-value]
+
+
+def stated_chunked_prefill(notes: Any, version: Any = None) -> bool | None:
     """Whether a row's run set vLLM's chunked prefill: on for ``--enable-chunked-prefill`` (or
     ``enable_chunked_prefill=True``), off for ``--enable-chunked-prefill=False``,
     ``--no-enable-chunked-prefill`` or ``enable_chunked_prefill=False``, and off for a run of vLLM's
-    ``benchmarks/benchmark_throughput.py`` that names no such flag: the script declares it
-    ``store_true`` and hands the parsed ``False`` to ``LLM(enable_chunked_prefill=...)``
-    (vllm-project/vllm @018efffd), so V0 never turns it on by itself there, whatever the
-    ``--max-model-len``. None otherwise."""
+    ``benchmarks/benchmark_throughput.py`` that names no such flag, unless its ``version`` is
+    ``ENGINE_ARGS_BENCHMARKS`` or later: before, the script declared the flag ``store_true`` and
+    handed the parsed ``False`` to ``LLM(enable_chunked_prefill=...)`` (vllm-project/vllm
+    @018efffd), so V0 never turned it on by itself there, whatever the ``--max-model-len``; after,
+    V0 chose (on above a max_model_len of 32,768). None otherwise."""
     text = str(notes)
     if re.search(
         r"--enable[-_]chunked[-_]prefill[ =](?:False|false|0)\b|--no-enable-chunked-prefill|"
@@ -457,7 +473,8 @@ def stated_chunked_prefill(notes: Any) -> bool | None:
     if re.search(r"(?<!no )--enable[-_]chunked[-_]prefill\b|enable_chunked_prefill=True", text):
         return True
     if "benchmark_throughput" in text:
-        return False
+        v = _version_tuple(version)
+        return None if v is not None and v >= ENGINE_ARGS_BENCHMARKS else False
     return None
 
 

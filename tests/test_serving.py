@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -397,6 +399,44 @@ def test_a_run_that_turns_chunked_prefill_off_gets_the_whole_context_as_its_budg
     assert stated_chunked_prefill("vllm serve m --max-model-len 8192") is None
     with pytest.raises(ConfigError, match="chunked_prefill is 'yes'"):
         v0.sized_for(spec, 8192, chunked_prefill="yes")
+
+
+def test_v0s_non_torch_reserve_grows_with_its_tensor_parallel_group_on_hopper_boards():
+    """vLLM V0 logged 1.79 GiB of non-torch memory at TP 1 and 3.58 GiB at TP 2 on an H100, 7.16
+    GiB at TP 8 on an H200 (engines.yaml vllm-v0 nccl_reserve): 1.92 GB x (1 + log2 tp) is 1.92,
+    3.84 and 7.68 GB. An A100 board keeps the flat 1.5 GB at any TP, and so does V1 (whose H100
+    pools at TP 1-4 meet vLLM's within 1% with it: the test above); the reserve comes out of the
+    pool byte for byte, to a block."""
+    from hwmodels.device_spec import load_device
+    from hwmodels.engine_config import runtime_reserve
+
+    v0, v1 = engine_for("vllm-v0"), engine_for("vllm")
+    h100, h200, a100 = (load_device(d) for d in ("h100-sxm", "h200", "a100-sxm-80gb"))
+    for tp, gb in ((1, 1.92), (2, 3.84), (4, 5.76), (8, 7.68)):
+        assert runtime_reserve(v0, h100, tp) == pytest.approx(gb * 1e9)
+        assert runtime_reserve(v0, h200, tp) == pytest.approx(gb * 1e9)
+        assert runtime_reserve(v0, a100, tp) == runtime_reserve(v1, h100, tp) == 1.5e9
+    spec, q = load_model("llama-3.1-70b"), Quant.from_name("fp8")
+    on_h100 = kv_capacity(spec, q, h100, v0, tp=8)
+    flat = kv_capacity(spec, q, h100, replace(v0, nccl_reserve_devices=()), tp=8)
+    assert on_h100.reserve_bytes == pytest.approx(7.68e9)
+    block = on_h100.bytes_per_token * on_h100.block_size  # the pool is whole blocks
+    assert flat.kv_bytes - on_h100.kv_bytes == pytest.approx(7.68e9 - 1.5e9, abs=block)
+
+
+def test_benchmark_throughput_leaves_chunked_prefill_to_v0_from_v0_6_3_post2():
+    """vllm-project/vllm PR #9529 (in v0.6.4) made benchmark_throughput.py take the engine's own
+    arguments, whose enable_chunked_prefill defaults to None (V0's choice); before, the script
+    passed its own store_true False. A version that cannot be read keeps the older reading."""
+    from roofline.validation import stated_chunked_prefill
+
+    run = "benchmarks/benchmark_throughput.py --max-model-len 91680"
+    assert stated_chunked_prefill(run, "0.6.3.post2.dev308+gb489fc3c") is None
+    assert stated_chunked_prefill(run, "vLLM v0.6.4") is None
+    assert stated_chunked_prefill(run, "0.6.3.post1") is False
+    assert stated_chunked_prefill(run, "0.5.4") is False
+    assert stated_chunked_prefill(run, "0.6.x (inferred from the post date)") is False
+    assert stated_chunked_prefill(run + " --enable-chunked-prefill=False", "0.6.4") is False
 
 
 def test_a_larger_v0_budget_reserves_its_activations_out_of_the_kv_pool():
