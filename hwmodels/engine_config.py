@@ -87,6 +87,10 @@ class EngineConfig:
     group: there the runtime reserve is ``nccl_reserve_bytes x (1 + log2 tp)`` (see
     ``runtime_reserve``), elsewhere ``runtime_reserve_bytes``."""
     nccl_reserve_bytes: float = 0.0
+    mla_decode_copies: bool = False
+    """The engine keeps MLA's absorbed decode matrices beside the raw projections (``mla_extra_bytes``)."""
+    mla_kv_align_bytes: int = 0
+    """An MLA layer's KV entry per token is padded to a multiple of this many bytes (0: none)."""
 
     def with_limits(
         self,
@@ -194,6 +198,7 @@ def _engines() -> dict[str, EngineConfig]:
             sampler_bytes_per_logit=float(e.get("profile_sampler_bytes_per_logit", 0.0)),
             chunked_prefill_tokens=int(e.get("chunked_prefill_tokens", 0)),
             **_nccl_reserve(mem.get("nccl_reserve"), f"{where}: engines.{name}.kv_memory.nccl_reserve"),
+            **_mla_memory(e.get("mla_memory"), f"{where}: engines.{name}.mla_memory"),
         )
     return out
 
@@ -213,6 +218,60 @@ def _nccl_reserve(rule: Any, where: str) -> dict[str, Any]:
     ):
         raise ConfigError(f"{where} is {rule!r}; expected devices (a list of names), GB (> 0) and a source")
     return {"nccl_reserve_devices": tuple(devices), "nccl_reserve_bytes": float(gb) * 1e9}
+
+
+def _mla_memory(rule: Any, where: str) -> dict[str, Any]:
+    """An engine's ``mla_memory`` entry (``decode_copies``, ``kv_align_bytes``), checked."""
+    if rule is None:
+        return {}
+    copies, align = (
+        (rule.get("decode_copies"), rule.get("kv_align_bytes")) if isinstance(rule, dict) else (None, None)
+    )
+    if (
+        set(rule if isinstance(rule, dict) else ()) != {"decode_copies", "kv_align_bytes", "source"}
+        or not isinstance(copies, bool)
+        or isinstance(align, bool)
+        or not isinstance(align, int)
+        or align < 0
+    ):
+        raise ConfigError(
+            f"{where} is {rule!r}; expected decode_copies (true or false), kv_align_bytes (an integer >= 0) "
+            "and a source"
+        )
+    return {"mla_decode_copies": copies, "mla_kv_align_bytes": align}
+
+
+def mla_extra_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1) -> float:
+    """Bytes per device an engine with ``mla_decode_copies`` holds beyond the checkpoint's weights
+    for an MLA model (0 for another): per attention layer of its stage and its ``n_heads / tp``
+    heads h, the absorbed decode matrices W_Q_UK (q_in x h x kv_lora_rank, q_in the Q latent
+    rank, or the hidden size where Q is not compressed) and W_UV_O (h x kv_lora_rank x hidden),
+    requantized at the weights' width where those are FP8, else at 16 bits; the Q projection's
+    RoPE part W_QR (q_in x h x qk_rope_head_dim) copied at 16 bits; and, where the weights are
+    quantized, kv_b_proj dequantized to 16 bits (kv_lora_rank x h x (qk_nope + v head dims)), which
+    the engine keeps as W_UK and W_UV (vLLM V0 from v0.7.1, ``MLACommonImpl.process_weights_after_loading``
+    in vllm/attention/backends/mla/utils.py, until vllm-project/vllm PR #14770 of 2025-03-13
+    stopped materializing them)."""
+    m = spec.mla
+    if m is None:
+        return 0.0
+    h = spec.n_heads / tp
+    q_in = m.q_lora_rank or spec.hidden_size
+    width = quant.weight_bytes_per_param("attention")
+    fp8 = quant.weight.startswith("fp8") and width < 2.0  # an 8-bit float attention (no 16-bit override)
+    absorbed = (q_in * h * m.kv_lora_rank + h * m.kv_lora_rank * spec.hidden_size) * (width if fp8 else 2.0)
+    kept = q_in * h * m.qk_rope_head_dim * 2.0
+    if width < 2.0:
+        kept += m.kv_lora_rank * h * (m.qk_nope_head_dim + m.v_head_dim) * 2.0
+    layers = spec.n_attention_layers * float(math.ceil(spec.n_layers / pp)) / spec.n_layers
+    return (absorbed + kept) * layers
+
+
+def padded_mla_token_bytes(spec: ModelSpec, quant: Quant, per_token: float, align: int) -> float:
+    """A token's KV bytes per device in a pool that pads each MLA layer's entry (the latent and the
+    RoPE key, ``kv_elems_per_token_layer`` at the KV width) to a multiple of ``align`` bytes."""
+    entry = spec.kv_elems_per_token_layer * quant.kv_bits / 8.0
+    return per_token * math.ceil(entry / align) * align / entry
 
 
 def runtime_reserve(engine: EngineConfig, device: DeviceSpec, tp: int) -> float:
@@ -312,6 +371,8 @@ def kv_capacity(
     """Resolve the KV pool as ``engine`` does; ``DoesNotFitError`` says how much memory is short."""
     total = device.memory.capacity_bytes
     weights = weight_bytes(spec, quant, tp, pp, ep)
+    if engine.mla_decode_copies:
+        weights += mla_extra_bytes(spec, quant, tp, pp)
     act = float(
         activation_peak_bytes(spec, quant, engine.max_num_batched_tokens, engine.max_num_seqs, tp)
         if engine.kv_rule != "static_fraction"
@@ -331,6 +392,8 @@ def kv_capacity(
     # linear-attention states are per sequence, not per token: held for max_num_seqs sequences
     kv -= engine.max_num_seqs * kv_state_bytes_per_seq(spec, quant, tp, pp)
     per_token = kv_bytes_per_token(spec, quant, tp, pp)
+    if spec.mla is not None and engine.mla_kv_align_bytes:
+        per_token = padded_mla_token_bytes(spec, quant, per_token, engine.mla_kv_align_bytes)
     block_bytes = per_token * engine.block_size
     blocks = int(kv // block_bytes) if kv > 0 else 0
     if blocks < 1:

@@ -424,6 +424,39 @@ def test_v0s_non_torch_reserve_grows_with_its_tensor_parallel_group_on_hopper_bo
     assert flat.kv_bytes - on_h100.kv_bytes == pytest.approx(7.68e9 - 1.5e9, abs=block)
 
 
+def test_v0s_deepseek_r1_pool_on_8_h200_against_vllms_logs():
+    """vLLM V0 materialized MLA's absorbed decode matrices (engines.yaml vllm-v0 mla_memory): per
+    rank and layer, W_Q_UK 1,536 x 16 x 512 and W_UV_O 16 x 512 x 7,168 in FP8, W_QR 1,536 x 16 x
+    64 and the dequantized kv_b_proj 512 x 16 x 256 at 2 B: 4.797 GB over 61 layers. Its 0.7.3
+    log of DeepSeek-R1 on 8 H200 (utilization 0.85, max_model_len 128,000, 32,000 batched tokens,
+    1,024 sequences) gives weights 83.88 GiB, non-torch 7.16 GiB and 294,688 KV tokens of 78,080 B
+    (61 x 1,280: entries padded from 1,152 B); the defaults' run of vllm-project/vllm PR #14842,
+    4,739 blocks of 64 = 303,296 tokens. hwsim meets the weights within 2% and the non-torch
+    memory within 1%, and its pools come out 11-15% larger, as the catalog's 141 GiB (CUDA: 139.81)
+    and the 16-bit embedding, LM head and replicated MLA down-projections it leaves out account
+    for (3.1 GiB of 3.1 in the first log)."""
+    from hwmodels.device_spec import load_device
+    from hwmodels.engine_config import mla_extra_bytes
+
+    spec, q, h200, v0 = (
+        load_model("deepseek-r1"),
+        Quant.from_name("fp8-kv16"),
+        load_device("h200"),
+        engine_for("vllm-v0"),
+    )
+    extra = (1536 * 16 * 512 + 16 * 512 * 7168) * 1.0 + (1536 * 16 * 64 + 512 * 16 * 256) * 2.0
+    assert mla_extra_bytes(spec, q, tp=8) == pytest.approx(61 * extra)
+    assert mla_extra_bytes(load_model("llama-3.1-8b"), q, tp=8) == 0.0
+    blog = kv_capacity(
+        spec, q, h200, replace(v0.sized_for(spec, 128000), kv_fraction=0.85).with_limits(1024, 32000), tp=8
+    )
+    assert blog.bytes_per_token == 61 * 1280
+    assert blog.weight_bytes / 2**30 == pytest.approx(83.88, rel=0.02)
+    assert blog.reserve_bytes / 2**30 == pytest.approx(7.16, rel=0.01)
+    assert 1.0 < blog.tokens / 294688 < 1.15
+    assert 1.0 < kv_capacity(spec, q, h200, v0.sized_for(spec), tp=8).tokens / 303296 < 1.15
+
+
 def test_benchmark_throughput_leaves_chunked_prefill_to_v0_from_v0_6_3_post2():
     """vllm-project/vllm PR #9529 (in v0.6.4) made benchmark_throughput.py take the engine's own
     arguments, whose enable_chunked_prefill defaults to None (V0's choice); before, the script
@@ -448,7 +481,8 @@ def test_a_larger_v0_budget_reserves_its_activations_out_of_the_kv_pool():
     1 B + down output 7,168 x 2 B) = 8 x 16,128 B; the dense FFN's (3 x 7,168 x 2 + 4,608 x 2 +
     2,304 x 2 + 2,304 x 1 = 59,136 B a token) is narrower. Plus fp32 logits of 256 x 129,280 / 8
     x 4 B. At the default 8,192-token budget the same sum (1.544 GB) exceeds the sampler's
-    256 x 129,280 x 38.9 B = 1.287 GB. The KV per token: 61 layers x 576 x 2 B = 70,272 B."""
+    256 x 129,280 x 38.9 B = 1.287 GB. The KV per token: 61 layers x 576 x 2 B, each entry padded
+    to 1,280 B under V0 (engines.yaml mla_memory): 78,080 B."""
     spec, q = load_model("deepseek-r1"), Quant.from_name("fp8-kv16")
     dev = __import__("hwmodels.device_spec").device_spec.load_device("h200")
     small = kv_capacity(spec, q, dev, engine_for("vllm-v0"), tp=8)
@@ -458,13 +492,13 @@ def test_a_larger_v0_budget_reserves_its_activations_out_of_the_kv_pool():
     def moe(tokens: int) -> float:
         return tokens * 4 * 7168 * 2 + min(tokens, 32768) * 8 * 16128 + logits
 
-    assert large.bytes_per_token == small.bytes_per_token == 70272
+    assert large.bytes_per_token == small.bytes_per_token == 78080
     assert (large.activation_bytes, small.activation_bytes) == (
         pytest.approx(moe(163840)),
         pytest.approx(moe(8192)),
     )
     assert moe(8192) > 256 * 129280 * 38.9 > 8192 * 59136
-    assert small.kv_bytes - large.kv_bytes == pytest.approx(moe(163840) - moe(8192), abs=70272 * 16)
+    assert small.kv_bytes - large.kv_bytes == pytest.approx(moe(163840) - moe(8192), abs=78080 * 16)
 
 
 def test_the_activation_peak_matches_vllms_profiling_of_llama_3_1_8b():
