@@ -457,6 +457,27 @@ def test_v0s_deepseek_r1_pool_on_8_h200_against_vllms_logs():
     assert 1.0 < kv_capacity(spec, q, h200, v0.sized_for(spec), tp=8).tokens / 303296 < 1.15
 
 
+@pytest.mark.parametrize(
+    "parse, entry, field",
+    [
+        ("_nccl_reserve", {"devices": "h100-sxm", "GB": 1.9, "source": "s"}, "nccl_reserve"),
+        ("_nccl_reserve", {"devices": ["h100-sxm"], "GB": -1, "source": "s"}, "nccl_reserve"),
+        ("_nccl_reserve", {"devices": ["h100-sxm"], "GB": 1.9}, "nccl_reserve"),
+        ("_nccl_reserve", 3, "nccl_reserve"),
+        ("_mla_memory", {"decode_copies": "yes", "kv_align_bytes": 256, "source": "s"}, "mla_memory"),
+        ("_mla_memory", {"decode_copies": True, "kv_align_bytes": -8, "source": "s"}, "mla_memory"),
+        ("_mla_memory", {"decode_copies": True, "kv_align_bytes": True, "source": "s"}, "mla_memory"),
+        ("_mla_memory", ["decode_copies"], "mla_memory"),
+    ],
+)
+def test_a_malformed_engine_memory_entry_names_its_field(parse, entry, field):
+    import hwmodels.engine_config as ec
+
+    with pytest.raises(ConfigError, match=f"engines.x.{field} is"):
+        getattr(ec, parse)(entry, f"engines.x.{field}")
+    assert ec._nccl_reserve(None, "w") == ec._mla_memory(None, "w") == {}
+
+
 def test_benchmark_throughput_leaves_chunked_prefill_to_v0_from_v0_6_3_post2():
     """vllm-project/vllm PR #9529 (in v0.6.4) made benchmark_throughput.py take the engine's own
     arguments, whose enable_chunked_prefill defaults to None (V0's choice); before, the script
