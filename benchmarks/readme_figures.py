@@ -184,16 +184,28 @@ def serving_block() -> str:
             )
             continue
         if "fitted_on" in e:
+            sharing = [
+                n
+                for n in s["frameworks"]
+                if n != name and n not in s["errors"] and s["frameworks"][n] == terms
+            ]
+            also = f" (and taken by {', '.join(f'`{n}`' for n in sharing)})" if sharing else ""
             notes.append(
-                f"`{name}` ({shown}) is fitted on its {e['fitted_on']} ({e['in_sample']['rows']} rows, "
+                f"`{name}` ({shown}){also} is fitted on its {e['fitted_on']} ({e['in_sample']['rows']} rows, "
                 f"{e['sources']} sources): {_pct(e['in_sample']['median_ape'])} median error in sample, "
                 f"{_pct(e['leave_one_source_out']['median_ape'])} leaving a source out"
             )
             continue
+        sources = f"{e['sources']} source{'' if e['sources'] == 1 else 's'}"
         for key, label in (("in_sample", "in sample"), ("leave_one_source_out", "leave one source out")):
             r = e[key]
+            if not r["rows"]:
+                lines.append(
+                    f"| {name} ({shown}; {sources}), {label}: no other source to fit on | 0 | - | - | - |"
+                )
+                continue
             lines.append(
-                f"| {name} ({shown}; {e['sources']} sources), {label} | {r['rows']} "
+                f"| {name} ({shown}; {sources}), {label} | {r['rows']} "
                 f"| {_pct(r.get('ttft_s_median_ape'))} | {_pct(r.get('tpot_s_median_ape'))} "
                 f"| {_pct(r.get('e2e_s_median_ape'))} |"
             )

@@ -594,7 +594,10 @@ def _calibrate(part, as_json):
                     ("leave-one-source-out", "leave_one_source_out"),
                 )
             ]
-            lines.append(f"  {framework} {terms} over {err['sources']} sources: " + "; ".join(cells))
+            if not err["leave_one_source_out"]["rows"]:
+                cells[1] = "leave-one-source-out: no other source to fit on"
+            n = err["sources"]
+            lines.append(f"  {framework} {terms} over {n} source{'' if n == 1 else 's'}: " + "; ".join(cells))
     emit(as_json, record, "\n".join(lines))
 
 

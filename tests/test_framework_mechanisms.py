@@ -71,9 +71,11 @@ def test_hf_accelerate_bloom_rows_are_priced_near_their_measurement():
 
 
 def test_vllm_versions_resolve_to_their_engine_terms():
-    """CUDA graphs came with vLLM v0.2.6 (PR #1926); V1 became the default in v0.8."""
+    """CUDA graphs came with vLLM v0.2.6 (PR #1926); V1 became the default in v0.8, and ran its host
+    work between the GPU's steps until async scheduling became the default in v0.14.0."""
     cases = {"0.1.7": "vllm-eager", "0.2.5": "vllm-eager", "v0.2.1": "vllm-eager", "0.2.6": "vllm-v0"}
-    cases |= {"0.2.7": "vllm-v0", "0.5.4": "vllm-v0", "0.10.0": "vllm", "0.11.1": "vllm"}
+    cases |= {"0.2.7": "vllm-v0", "0.5.4": "vllm-v0", "0.10.0": "vllm-sync", "0.11.1": "vllm-sync"}
+    cases |= {"0.14.0": "vllm", "0.19.1": "vllm"}
     for version, framework in cases.items():
         assert _framework("vllm", f"notes version={version}") == framework, version
     assert _framework("vllm", "ran with --enforce-eager version=0.6.4") == "vllm-eager"

@@ -393,11 +393,13 @@ def test_a_stated_pcie_link_carries_the_collectives():
 
 
 def test_a_stated_version_is_read_past_the_engine_name():
-    """'vLLM 0.4.3+rocm614 (AMD fork)' is a V0-engine vLLM, as '0.4.3' is; 'vLLM v0.10.0' is not."""
+    """'vLLM 0.4.3+rocm614 (AMD fork)' is a V0-engine vLLM, as '0.4.3' is; 'vLLM v0.10.0' is V1
+    before async scheduling was its default, 'vLLM v0.15.1' after."""
     for version, framework in (
         ("vLLM 0.4.3+rocm614 (AMD fork)", "vllm-v0"),
         ("v0.6.3", "vllm-v0"),
-        ("vLLM v0.10.0", "vllm"),
+        ("vLLM v0.10.0", "vllm-sync"),
+        ("vLLM v0.15.1", "vllm"),
     ):
         assert _framework_with("s225", "framework_version", version) == framework, version
     assert stated_version("SGLang (May 2025 main)") == "SGLang (May 2025 main)"

@@ -369,6 +369,41 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             if unknown:
                 raise ConfigError(f"{SERVING_FITTED}: frameworks.{name}: {sorted(unknown)} are not fittable")
             out[name] = _with_terms(out[name], values)
+    for name, entry in raw["frameworks"].items():
+        if "serving_terms_from" in entry:
+            out[name] = _with_terms(
+                out[name], _inherited_terms(entry, out, f"{where}: frameworks.{name}", raw)
+            )
+    return out
+
+
+def _inherited_terms(
+    entry: Mapping[str, Any], table: Mapping[str, FrameworkTerms], where: str, raw: Mapping[str, Any]
+) -> dict[str, float]:
+    """A framework's ``serving_terms_from`` (a serving term -> the framework whose value, fitted
+    where a fit exists, it takes), checked, as the values it takes (us and steps)."""
+    rule = entry["serving_terms_from"]
+    if not isinstance(rule, dict) or not rule or set(rule) - set(SERVING_FITTABLE):
+        raise ConfigError(
+            f"{where}.serving_terms_from is {rule!r}; expected a mapping of {', '.join(SERVING_FITTABLE)} to frameworks"
+        )
+    out = {}
+    for term, other in rule.items():
+        if other not in table:
+            raise unknown_name(f"framework of {where}.serving_terms_from.{term}", str(other), table)
+        if "serving_terms_from" in raw["frameworks"][other]:
+            raise ConfigError(
+                f"{where}.serving_terms_from.{term} is {other!r}, which takes its own terms from others"
+            )
+        t = table[other]
+        out[term] = round(
+            {
+                "step_overhead_us": t.step_overhead_s * 1e6,
+                "seq_overhead_us": t.seq_overhead_s * 1e6,
+                "output_lag_steps": t.output_lag_steps,
+            }[term],
+            9,
+        )
     return out
 
 
@@ -528,6 +563,12 @@ def framework_terms(name: str) -> FrameworkTerms:
     if name not in table:
         raise unknown_name("framework", name, table)
     return table[name]
+
+
+def inherits_serving_terms(name: str) -> bool:
+    """Whether framework ``name`` takes its serving terms from others (``serving_terms_from`` in
+    frameworks.yaml), so a serving fit leaves it alone."""
+    return "serving_terms_from" in _frameworks_file()["frameworks"].get(name, {})
 
 
 def framework_names() -> list[str]:

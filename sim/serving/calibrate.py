@@ -29,6 +29,7 @@ from hwmodels.calibration.params import (
     SERVING_FITTED,
     framework_overridden,
     framework_terms,
+    inherits_serving_terms,
     serving_fitted_path,
 )
 from roofline.validation import HELD_OUT_PREFIXES, load_measured, resolve, serving_source
@@ -143,6 +144,11 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
         "errors": {},
     }
     for framework, group in rows.groupby("framework"):
+        if inherits_serving_terms(framework):
+            say(
+                f"{framework}: takes its serving terms from other frameworks (serving_terms_from): not fitted"
+            )
+            continue
         if len(group) < MIN_ROWS:
             say(f"{framework}: {len(group)} latency rows, fewer than {MIN_ROWS}: not fitted")
             continue

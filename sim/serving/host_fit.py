@@ -37,13 +37,17 @@ from workloads.errors import HwsimError
 BATCH_SEQ_GRID_US = (0.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0)
 """Host time per running sequence per step searched on batch rows, us: from none to 90 us (vLLM
 V0 before multi-step scheduling, ~100 us at a batch of 200 per issue #6801)."""
-SHARED_HOST = {"vllm-eager": "vllm-v0"}
+SHARED_HOST = {"vllm-eager": "vllm-v0", "vllm-sync": "vllm-v0"}
 """Frameworks whose host-side engine is another's: vLLM run with ``--enforce-eager`` (and before
 v0.2.6) schedules, prepares inputs and processes outputs in the same V0 Python engine as
-``vllm-v0``, so one per-sequence time is fitted for both."""
+``vllm-v0``, so one per-sequence time is fitted for both; vLLM V1 before async scheduling was its
+default (``vllm-sync``) does that work per running request in Python between the GPU's steps
+as V0 did, which is taken to cost the same (frameworks.yaml vllm-sync: an assumption), so its
+batch rows join the fit."""
 HOST_FITTED = ("vllm-v0",)
 """Host engines fitted on batch rows: Python-scheduled batching engines with no ``server`` fit
-rows of their own (TensorRT-LLM's scheduler is C++; vLLM V1 and SGLang are fitted on server rows)."""
+rows of their own (TensorRT-LLM's scheduler is C++; vLLM V1 with async scheduling and SGLang are
+fitted on server rows)."""
 BATCH_METRICS = ("e2e_s", "output_tokens_per_s", "output_tokens_per_s_per_device", "requests_per_s", "tpot_s")
 MIN_BATCH_ROWS = 4
 MIN_BATCH_SOURCES = 2
