@@ -146,3 +146,21 @@ def test_parallel_simulation_gives_the_serial_predictions(monkeypatch):
     assert len(sv._RUNS) == len({sv._key(c) for c in conds})
     assert [sv.predict_serving(c) for c in conds] == serial
     assert all(p[0] is not None for p in serial)
+
+
+def test_a_fit_error_with_no_rows_is_none_not_nan():
+    """A framework of one source has no leave-one-source-out error: its record says 0 rows and a
+    median of None (null in YAML and JSON), never NaN, which JSON cannot carry."""
+    from sim.serving.calibrate import _summary
+
+    metrics = np.array(["ttft_s", "tpot_s", "ttft_s"])
+    assert _summary(np.full(3, np.nan), metrics) == {"rows": 0, "median_ape": None}
+    assert _summary(np.array([0.1, np.nan, 0.3]), metrics) == pytest.approx(
+        {"rows": 2, "median_ape": 0.2, "ttft_s_median_ape": 0.2}
+    )
+    shipped = yaml.safe_load(serving_fitted_path().read_text())["errors"]
+    for record in shipped.values():
+        for part in ("in_sample", "leave_one_source_out"):
+            if part in record:
+                value = record[part]["median_ape"]
+                assert value is None or np.isfinite(value)

@@ -122,7 +122,10 @@ def _ape(pred: np.ndarray, measured: np.ndarray) -> np.ndarray:
 
 
 def _summary(ape: np.ndarray, metrics: np.ndarray) -> dict[str, Any]:
-    out = {"rows": int(np.isfinite(ape).sum()), "median_ape": float(np.nanmedian(ape))}
+    """Rows and median errors (overall and per metric) of the finite errors in ``ape``; the median
+    is None where none is finite (a framework of one source has no leave-one-source-out error)."""
+    ok = np.isfinite(ape)
+    out = {"rows": int(ok.sum()), "median_ape": float(np.median(ape[ok])) if ok.any() else None}
     for metric in FIT_METRICS:
         sel = (metrics == metric) & np.isfinite(ape)
         if sel.any():

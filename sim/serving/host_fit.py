@@ -109,7 +109,7 @@ def _predictions(host: str, rows: pd.DataFrame, say: Callable[[str], None]) -> n
 
 def _summary(ape: np.ndarray) -> dict[str, Any]:
     ok = np.isfinite(ape)
-    return {"rows": int(ok.sum()), "median_ape": float(np.median(ape[ok])) if ok.any() else float("nan")}
+    return {"rows": int(ok.sum()), "median_ape": float(np.median(ape[ok])) if ok.any() else None}
 
 
 def fit_batch_hosts(say: Callable[[str], None]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
