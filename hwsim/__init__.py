@@ -379,7 +379,7 @@ def serve(
     seed : the stream's seed (same seed, same stream).
     trace : a ready ``workloads.traces.Trace`` instead of the arguments above.
     precision : as for ``estimate``; refused where the device has no math units for it.
-    framework : ``vllm``, ``vllm-v0``, ``tensorrt-llm``, ``sglang``... (its scheduler, KV pool
+    framework : ``vllm``, ``vllm-sync``, ``vllm-v0``, ``tensorrt-llm``, ``sglang``... (its scheduler, KV pool
         sizing and host overheads).
     slo_ttft_s, slo_tpot_s : latency limits (s) for SLO attainment and goodput.
     price_basis : ``tco`` or ``cloud``, for ``usd_per_million_tokens``.

@@ -50,7 +50,10 @@ def _range_text(d: dict, key: str) -> str:
 @click.option("--dp", type=int, default=None, help="Replicas behind the router (data parallel).")
 @click.option("--precision", "-p", default="fp16", show_default=True, help="As for estimate.")
 @click.option(
-    "--framework", default="vllm", show_default=True, help="vllm, vllm-v0, tensorrt-llm, sglang, ..."
+    "--framework",
+    default="vllm",
+    show_default=True,
+    help="vllm, vllm-sync, vllm-v0, tensorrt-llm, sglang, ...",
 )
 @click.option("--concurrency", type=int, default=None, help="Closed loop: requests kept in flight.")
 @click.option("--rate", type=float, default=None, help="Open loop: requests per second.")
