@@ -74,3 +74,12 @@ def test_a_malformed_serving_terms_from_entry_is_refused(rule):
     table = params._frameworks()
     with pytest.raises((ConfigError, UnknownNameError), match="serving_terms_from"):
         params._inherited_terms({"serving_terms_from": rule}, table, "frameworks.x", raw)
+
+
+def test_serving_terms_read_back_in_the_units_a_fit_writes():
+    """A framework overridden with 250 us a step, 45 us a sequence and a lag of 1.5 steps reads them
+    back as written, not as the seconds they are held in (59.999... us)."""
+    with params.framework_overridden("vllm", {"step_overhead_us": 250.0, "seq_overhead_us": 45.0}):
+        with params.framework_overridden("vllm", {"output_lag_steps": 1.5}):
+            terms = framework_terms("vllm").serving_terms()
+    assert terms == {"step_overhead_us": 250.0, "seq_overhead_us": 45.0, "output_lag_steps": 1.5}

@@ -293,6 +293,16 @@ class FrameworkTerms:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
         return self.step_overhead_s + self.seq_overhead_s * n_seqs
 
+    def serving_terms(self) -> dict[str, float]:
+        """The serving terms as ``frameworks.yaml`` and a serving fit name them (``SERVING_FITTABLE``):
+        host times in microseconds, the output lag in steps (rounded to 1e-9: the seconds they
+        are held in would otherwise come back as 59.999...)."""
+        return {
+            "step_overhead_us": round(self.step_overhead_s * 1e6, 9),
+            "seq_overhead_us": round(self.seq_overhead_s * 1e6, 9),
+            "output_lag_steps": self.output_lag_steps,
+        }
+
 
 @dataclass(frozen=True)
 class GraphLimits:
@@ -395,15 +405,7 @@ def _inherited_terms(
             raise ConfigError(
                 f"{where}.serving_terms_from.{term} is {other!r}, which takes its own terms from others"
             )
-        t = table[other]
-        out[term] = round(
-            {
-                "step_overhead_us": t.step_overhead_s * 1e6,
-                "seq_overhead_us": t.seq_overhead_s * 1e6,
-                "output_lag_steps": t.output_lag_steps,
-            }[term],
-            9,
-        )
+        out[term] = table[other].serving_terms()[term]
     return out
 
 

@@ -28,7 +28,6 @@ import yaml
 from hwmodels.calibration.params import (
     SERVING_FITTED,
     framework_overridden,
-    framework_terms,
     inherits_serving_terms,
     serving_fitted_path,
 )
@@ -209,13 +208,3 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
             "# frameworks.yaml for the terms it names.\n" + yaml.safe_dump(record, sort_keys=False)
         )
     return record
-
-
-def fitted_terms(framework: str) -> dict[str, float]:
-    """The serving terms a framework runs with now (fitted where a fit exists)."""
-    t = framework_terms(framework)
-    return {
-        "step_overhead_us": t.step_overhead_s * 1e6,
-        "seq_overhead_us": t.seq_overhead_s * 1e6,
-        "output_lag_steps": t.output_lag_steps,
-    }
