@@ -73,9 +73,12 @@ class NameTable:
     ambiguous: Mapping[str, Ambiguous]
 
     def key(self, name: str) -> str:
-        """``name`` normalized: lowercase, split at non-alphanumerics, vendor words dropped
-        (unless nothing else is left), joined (``"NVIDIA H100 SXM"`` -> ``"h100sxm"``)."""
-        tokens = [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+        """``name`` normalized: lowercase, split at non-alphanumerics, a device count in front
+        (``8x``, ``8 x``) and a power (``700W``) dropped, vendor words dropped (unless nothing
+        else is left), joined (``"NVIDIA H100 SXM"`` -> ``"h100sxm"``, ``"8x H100 SXM (700W)"`` ->
+        ``"h100sxm"``)."""
+        text = re.sub(r"^\s*\d+\s*x(?=\s*[a-z])", "", name.lower())  # "8x H100", "8 x H200", "8xH100"
+        tokens = [t for t in re.split(r"[^a-z0-9]+", text) if t and not re.fullmatch(r"\d+w", t)]
         return "".join([t for t in tokens if t not in self.vendor_words] or tokens)
 
 
@@ -175,13 +178,25 @@ def _holds(device: str, size_gb: float) -> bool:
     return _memory_gap(device, size_gb) <= 0.1
 
 
+def _lookup(typed: str) -> str | Ambiguous | None:
+    """What ``typed`` names in the index: as normalized, else without the word GPU (``NVIDIA
+    H100 Tensor Core GPU``; a name known with it, the Snapdragon 8 Gen 3 GPU, keeps it), else
+    without a remark in parentheses (``NVIDIA A10G (AWS g5)``)."""
+    index, text = _index(), typed.lower()
+    for candidate in (text, re.sub(r"\bgpu\b", " ", text), re.sub(r"\([^)]*\)", " ", text)):
+        found = index.get(name_table().key(candidate))
+        if found is not None:
+            return found
+    return None
+
+
 def resolve_device_name(typed: str) -> tuple[str, str | None] | None:
     """The catalog name ``typed`` stands for, with the note to show when a variant was assumed
     (else None); None when the name is unknown. Raises ``AmbiguousNameError`` for a name that
     stands for several parts and assumes none (a phone SoC). A name not known as typed that states
     a memory size (``RTX 4090 24GB``, ``H100 94GB``) is the part its other words name whose memory
     is that size: one variant of an ambiguous name picked by it, never a part of another size."""
-    target = _index().get(name_table().key(typed))
+    target = _lookup(typed)
     if target is None:
         return _by_memory(typed)
     if isinstance(target, str):
@@ -198,7 +213,7 @@ def _sized(typed: str) -> tuple[str | Ambiguous, list[str], float] | None:
     if stated is None:
         return None
     base, size = stated
-    target = _index().get(name_table().key(base))
+    target = _lookup(base)
     if target is None:
         return None
     return target, ([target] if isinstance(target, str) else list(target.variants)), size
@@ -270,9 +285,12 @@ def names_markdown() -> str:
         "",
         "`-d/--device` takes a catalog name, any other name below, or a path to a device YAML. A",
         "name is compared after normalizing: lowercase, split at every character other than a letter",
-        f"or a digit, the vendor and brand words {words} dropped, the rest joined. So",
+        f"or a digit, the vendor, brand and product-kind words {words} dropped, the rest joined. So",
         "`NVIDIA H100 SXM`, `h100_sxm` and `H100-SXM` are all `h100-sxm`; `Intel Gaudi 3` and",
-        "`gaudi-3` are `gaudi3`; `GeForce RTX 4090` is `rtx-4090`. An unknown name is refused with the",
+        "`gaudi-3` are `gaudi3`; `GeForce RTX 4090` is `rtx-4090`. A count of devices in front and a",
+        "power are dropped (`8x H100 SXM (700W)` is `h100-sxm`), and a name not known as typed is",
+        "tried without the word GPU and without a remark in parentheses (`NVIDIA H100 Tensor Core",
+        "GPU`, `NVIDIA A10G (AWS g5)`). An unknown name is refused with the",
         "closest known names, those it begins first. `hwsim devices NAME` lists what a name stands",
         "for, or every device whose name or description holds it (`hwsim devices snapdragon`).",
         "A name that also states a memory size (`RTX 4090 24GB`, `H100 94GB`, `B200 192GB`) is the",

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from hwmodels.calibration.params import canonical_framework
+from hwmodels.calibration.params import canonical_framework, split_framework_version
+from roofline.validation import framework_of
 
 INT64 = (-(2**63), 2**63 - 1)
 """The range an integer option must lie in: NumPy holds counts as int64, and beyond it they wrap."""
@@ -38,7 +39,7 @@ class StrictCommand(click.Command):
         _refuse_repeats(self, ctx, args)
         rest = super().parse_args(ctx, args)
         if isinstance(ctx.params.get("framework"), str):  # trt-llm, llamacpp: the frameworks.yaml name
-            ctx.params["framework"] = canonical_framework(ctx.params["framework"])
+            ctx.params["framework"] = framework_name(ctx.params["framework"])
         for param in self.params:
             value = ctx.params.get(param.name)
             # a repeatable option (multiple=True) holds a tuple: every value is checked
@@ -50,6 +51,22 @@ class StrictCommand(click.Command):
                 if isinstance(v, float) and not math.isfinite(v):
                     raise click.BadParameter(f"{v} is not a finite number", ctx, param)
         return rest
+
+
+def framework_name(text: str) -> str:
+    """The frameworks.yaml entry a ``--framework`` value names: with a version (``vllm 0.6.3``),
+    the one that version ran as (``vllm-v0``, by the version rules of
+    ``hwmodels/validation/aliases.yaml`` that measured rows are read by), with a note on stderr;
+    else its ``canonical_framework`` name (``trt-llm`` -> ``tensorrt-llm``)."""
+    version = split_framework_version(text)[1]
+    name = canonical_framework(text)
+    by_version = framework_of(text, f"version={version}") if version else None
+    if by_version and by_version != name:
+        click.echo(
+            f"hwsim: note: framework {text!r} read as {by_version} (the engine {name} {version} ran)",
+            err=True,
+        )
+    return by_version or name
 
 
 class StrictGroup(click.Group):

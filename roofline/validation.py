@@ -44,7 +44,13 @@ import pandas as pd
 import yaml
 
 from hwmodels import registry
-from hwmodels.calibration.params import canonical_framework, framework_names, framework_terms
+from hwmodels.calibration.params import (
+    canonical_framework,
+    framework_keys,
+    framework_names,
+    framework_terms,
+    split_framework_version,
+)
 from hwmodels.device_names import resolve_device_name
 from hwmodels.device_spec import catalog
 from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity, steady_batch
@@ -329,8 +335,11 @@ def resolve(row: pd.Series) -> Condition | str:
         Quant.from_name(precision)
     except ConfigError:
         return f"precision {precision!r} is not modeled"
-    version = stated_version(_text(row.get("framework_version")))
-    framework = _framework(_text(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
+    # a version in the framework's own cell ("vLLM 0.6.3") when its version cell states none
+    version = stated_version(
+        _text(row.get("framework_version")) or split_framework_version(_text(row["framework"]))[1] or ""
+    )
+    framework = framework_of(_text(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
     phase, metric = _text(row["phase"]), _text(row["metric"])
     if metric in WALL_ENERGY_METRICS:
         return (
@@ -562,11 +571,13 @@ def stated_version(text: Any) -> str:
     return str(text)[found.start() :] if found else str(text)
 
 
-def _framework(name: str, notes: str) -> str | None:
+def framework_of(name: str, notes: str) -> str | None:
     """The frameworks.yaml entry of a row: its name read as ``canonical_framework`` reads it
     (``trt-llm``, ``transformers``), then by alias rules on its notes, else by name, else none."""
+    rules = aliases().get("framework", {})
     name = canonical_framework(name)
-    for rule in aliases().get("framework", {}).get(name, []):
+    key = next((k for k in (name, *framework_keys(name)) if k in rules), name)  # "NVIDIA NIM"
+    for rule in rules.get(key, []):
         if re.search(rule["match"], notes):
             return rule["framework"]
     return name if name in framework_names() else None

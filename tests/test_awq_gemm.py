@@ -14,7 +14,7 @@ from hwmodels.device_spec import load_device
 from hwmodels.gpu import awq_gemm_s
 from hwmodels.placement import Placement
 from roofline import awq_fit
-from roofline.validation import HELD_OUT_PREFIXES, _framework, stated_version
+from roofline.validation import HELD_OUT_PREFIXES, framework_of, stated_version
 from workloads.errors import ConfigError, HwsimNote
 from workloads.graph import build_ops
 from workloads.model_spec import load_model
@@ -152,7 +152,7 @@ def test_the_fit_recovers_a_planted_rate():
     ],
 )
 def test_a_rows_version_names_its_kernels(version, framework):
-    assert _framework("autoawq", f"notes version={stated_version(version)}") == framework
+    assert framework_of("autoawq", f"notes version={stated_version(version)}") == framework
 
 
 @pytest.mark.parametrize(

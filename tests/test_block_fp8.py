@@ -13,7 +13,7 @@ from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import load_device
 from hwmodels.placement import Placement
 from roofline.kernel_fit import _fused_moe_frames, predict_fused_moe
-from roofline.validation import _framework
+from roofline.validation import framework_of
 from workloads.errors import ConfigError
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, spec_from_config
@@ -136,7 +136,7 @@ def test_sglang_versions_resolve_to_their_engine_terms():
     cases = {"0.4.3.post2": "sglang-0.4", "0.4.2.post4": "sglang-0.4", "0.3.0": "sglang-0.4"}
     cases |= {"0.4.6": "sglang", "0.4.10": "sglang", "0.5.9": "sglang"}
     for version, framework in cases.items():
-        assert _framework("sglang", f"notes version={version}") == framework, version
+        assert framework_of("sglang", f"notes version={version}") == framework, version
     early, late = framework_terms("sglang-0.4"), framework_terms("sglang")
     assert replace(early, name="sglang", source=late.source, block_fp8=None) == late
     assert early.block_fp8 == framework_terms("vllm-v0").block_fp8

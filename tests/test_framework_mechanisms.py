@@ -7,7 +7,7 @@ import pytest
 
 from hwmodels.calibration.params import framework_terms
 from roofline.estimate import estimate
-from roofline.validation import _framework, load_measured, predict, resolve
+from roofline.validation import framework_of, load_measured, predict, resolve
 from workloads.errors import ConfigError
 
 
@@ -77,12 +77,12 @@ def test_vllm_versions_resolve_to_their_engine_terms():
     cases |= {"0.2.7": "vllm-v0", "0.5.4": "vllm-v0", "0.10.0": "vllm-sync", "0.11.1": "vllm-sync"}
     cases |= {"0.14.0": "vllm", "0.19.1": "vllm"}
     for version, framework in cases.items():
-        assert _framework("vllm", f"notes version={version}") == framework, version
-    assert _framework("vllm", "ran with --enforce-eager version=0.6.4") == "vllm-eager"
-    assert _framework("vllm", "enforce_eager=True version=0.10.0") == "vllm-eager"
-    assert _framework("vllm", "CUDA graphs on (no --enforce-eager) version=0.6.3") == "vllm-v0"
+        assert framework_of("vllm", f"notes version={version}") == framework, version
+    assert framework_of("vllm", "ran with --enforce-eager version=0.6.4") == "vllm-eager"
+    assert framework_of("vllm", "enforce_eager=True version=0.10.0") == "vllm-eager"
+    assert framework_of("vllm", "CUDA graphs on (no --enforce-eager) version=0.6.3") == "vllm-v0"
     for name in ("hf-transformers", "transformers"):
-        assert _framework(name, "notes version=") == "hf-accelerate"
+        assert framework_of(name, "notes version=") == "hf-accelerate"
 
 
 def test_tensorrt_llm_pytorch_backend_without_graphs_resolves_to_its_eager_terms():
@@ -90,13 +90,13 @@ def test_tensorrt_llm_pytorch_backend_without_graphs_resolves_to_its_eager_terms
     PR #5480 (July 2025): v0.17-v0.21 runs of ``--backend pytorch`` without graph options are
     priced as eager launches, others as TensorRT-LLM."""
     eager = "trtllm-serve --backend pytorch --tp_size 8"
-    assert _framework("tensorrt-llm", f"TensorRT-LLM 0.17.post1.dev; '{eager}' version=") == (
+    assert framework_of("tensorrt-llm", f"TensorRT-LLM 0.17.post1.dev; '{eager}' version=") == (
         "tensorrt-llm-pytorch-eager"
     )
-    assert _framework("trt-llm", f"{eager} version=0.19.0") == "tensorrt-llm-pytorch-eager"
-    assert _framework("tensorrt-llm", f"{eager}, use_cuda_graph: true version=0.19.0") == "tensorrt-llm"
-    assert _framework("tensorrt-llm", f"{eager} version=1.0.0") == "tensorrt-llm"
-    assert _framework("tensorrt-llm", "trtllm-build engine version=0.17.0") == "tensorrt-llm"
+    assert framework_of("trt-llm", f"{eager} version=0.19.0") == "tensorrt-llm-pytorch-eager"
+    assert framework_of("tensorrt-llm", f"{eager}, use_cuda_graph: true version=0.19.0") == "tensorrt-llm"
+    assert framework_of("tensorrt-llm", f"{eager} version=1.0.0") == "tensorrt-llm"
+    assert framework_of("tensorrt-llm", "trtllm-build engine version=0.17.0") == "tensorrt-llm"
     terms = framework_terms("tensorrt-llm-pytorch-eager")
     assert terms.launch_overlaps_device and terms.kernel_overhead_us == 20
 
@@ -105,7 +105,7 @@ def test_autoawq_runs_eager_fused_modules():
     """AutoAWQ and llm-awq's TinyChat: eager PyTorch launches (no CUDA graphs) of fused modules, so
     a batch-1 decode step costs more than under a graph-replaying engine but launches no norm,
     RoPE or activation kernels of their own."""
-    assert _framework("llm-awq", "version=") == _framework("autoawq", "version=") == "autoawq"
+    assert framework_of("llm-awq", "version=") == framework_of("autoawq", "version=") == "autoawq"
     terms = framework_terms("autoawq")
     assert terms.launch_overlaps_device and terms.fuses_elementwise and terms.kernel_overhead_us == 20
     from hwmodels.roofline_model import _launches
@@ -174,6 +174,15 @@ def test_frameworks_multi_gpu_values_are_known():
         ("llamafile", "llama.cpp"),
         ("KoboldCpp", "llama.cpp"),
         ("exllamav2", "exllamav2"),  # unknown: left as typed, for framework_terms to refuse
+        ("vLLM 0.6.3", "vllm"),  # a version in the name, a maker in front, a remark in parentheses
+        ("SGLang v0.4.3.post2", "sglang"),
+        ("NVIDIA TensorRT-LLM", "tensorrt-llm"),
+        ("HuggingFace Transformers", "hf-accelerate"),
+        ("Hugging Face TGI", "tgi"),
+        ("lmdeploy (TurboMind)", "lmdeploy"),
+        ("vllm-v0", "vllm-v0"),  # a framework's own name is never read as name + version
+        ("tensorrt-llm-0.6", "tensorrt-llm-0.6"),
+        ("ExLlamaV2 0.2.1", "ExLlamaV2 0.2.1"),
     ],
 )
 def test_framework_names_users_type(typed, name):
@@ -297,3 +306,39 @@ def test_vllm_v0_decodes_past_its_graph_limits_eagerly(monkeypatch):
     assert v0[4000] == pytest.approx(graphs[4000], rel=1e-12) and graphs[4000] < eager[4000]
     assert v0[7000] == pytest.approx(graphs[7000] + 808 / 2000 * (eager[7000] - graphs[7000]), rel=1e-9)
     assert v0_b300 == pytest.approx(eager_b300, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "framework, version, expected",
+    [
+        ("vLLM 0.6.3", "", "vllm-v0"),  # the version in the name picks the engine that version ran
+        ("vllm v0.11.0", "", "vllm-sync"),
+        ("SGLang 0.4.3", "", "sglang-0.4"),
+        ("vLLM 0.6.3", "0.14.0", "vllm"),  # the version column, where stated, wins
+        ("Hugging Face Transformers", "", "hf-accelerate"),
+    ],
+)
+def test_a_rows_framework_cell_may_carry_its_version(framework, version, expected):
+    row = load_measured().iloc[0].copy()
+    row[["hardware", "model", "precision", "phase", "metric", "batch", "input_len", "output_len"]] = [
+        "h100-sxm",
+        "llama-3.1-8b",
+        "bf16",
+        "decode",
+        "decode_tokens_per_s",
+        1,
+        128,
+        128,
+    ]
+    row[["framework", "framework_version", "notes"]] = [framework, version, ""]
+    assert resolve(row).framework == expected
+
+
+def test_cli_framework_with_a_version_names_the_engine_it_ran(capsys):
+    """``--framework "vllm 0.6.3"`` prices V0's engine and says so on stderr."""
+    from hwsim.options import framework_name
+
+    assert framework_name("vLLM 0.6.3") == "vllm-v0"
+    assert "read as vllm-v0" in capsys.readouterr().err
+    assert framework_name("trt-llm") == "tensorrt-llm"
+    assert capsys.readouterr().err == ""

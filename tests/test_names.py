@@ -116,6 +116,14 @@ def test_api_issues_the_note_as_a_warning():
         ("Snapdragon 8 Gen 3 GPU", "sd8g3-gpu"),
         ("DGX H100", "h100-sxm"),
         ("HGX H200", "h200"),
+        ("NVIDIA H200 Tensor Core GPU", "h200"),  # product words; GPU when unknown with it
+        ("NVIDIA GH200 Grace Hopper Superchip", "gh200"),
+        ("AMD Instinct MI300X Accelerator", "mi300x"),
+        ("Intel Gaudi 2 AI accelerator", "gaudi2"),
+        ("8x NVIDIA H200 SXM5", "h200"),  # a count in front and a power are dropped
+        ("8 x H100 SXM5 80GB", "h100-sxm"),
+        ("B200 (1000W)", "b200"),
+        ("NVIDIA A10G (AWS g5)", "a10g"),  # a remark in parentheses, when unknown with it
     ],
 )
 def test_alias_resolves_without_a_note(typed, name):

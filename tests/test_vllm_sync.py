@@ -9,7 +9,7 @@ from hwmodels.calibration import params
 from hwmodels.calibration.params import framework_terms
 from hwmodels.engine_config import engine_for
 from roofline.estimate import estimate
-from roofline.validation import _framework, stated_version
+from roofline.validation import framework_of, stated_version
 from workloads.errors import ConfigError, UnknownNameError
 
 
@@ -32,7 +32,7 @@ from workloads.errors import ConfigError, UnknownNameError
 def test_a_rows_version_and_notes_name_vllms_host_loop(version, notes, framework):
     """v0.8 to v0.13 ran V1's host work between the GPU's steps unless the run asked for
     --async-scheduling; v0.14.0 made async scheduling the default (vllm-project/vllm PR #27614)."""
-    assert _framework("vllm", f"{notes} version={stated_version(version)}") == framework
+    assert framework_of("vllm", f"{notes} version={stated_version(version)}") == framework
 
 
 def test_vllm_sync_takes_v1s_step_terms_and_v0s_time_per_sequence():

@@ -590,18 +590,51 @@ def _spellings() -> Mapping[str, str]:
     return MappingProxyType(table)
 
 
+VERSION_IN_NAME = re.compile(r"[\s_-]+v?(\d+(?:\.\d+)+\S*)\s*$", re.IGNORECASE)
+"""A version number at the end of a framework's name (``vLLM 0.6.3``, ``SGLang v0.4.3.post2``)."""
+
+VENDOR_WORDS = re.compile(r"^(nvidia|hugging\s*face|intel|amd|microsoft|rocm)[\s_-]+", re.IGNORECASE)
+"""A maker's name before a framework's (``NVIDIA TensorRT-LLM``, ``Hugging Face TGI``)."""
+
+
+def split_framework_version(text: str) -> tuple[str, str | None]:
+    """(``text`` without a trailing version number, that number or None): ``vLLM 0.6.3`` ->
+    (``vLLM``, ``0.6.3``), ``SGLang v0.4.3.post2`` -> (``SGLang``, ``0.4.3.post2``)."""
+    found = VERSION_IN_NAME.search(text.strip())
+    if not found or not text[: found.start()].strip():
+        return text.strip(), None
+    return text.strip()[: found.start()].strip(), found.group(1)
+
+
+def framework_keys(name: str) -> list[str]:
+    """The keys ``name`` is looked up by, first to last: itself stripped and lowercased, with
+    spaces and underscores as dashes (``HF Transformers``, ``tensorrt_llm``), then without a
+    trailing version number, a parenthesised qualifier (``lmdeploy (TurboMind)``) or a maker's
+    name in front (``NVIDIA NIM``, ``HuggingFace Transformers``)."""
+    keys: list[str] = []
+    text = name.strip().lower()
+    for step in (
+        lambda t: t,
+        lambda t: split_framework_version(t)[0],
+        lambda t: re.sub(r"\s*\([^)]*\)\s*", " ", t).strip(),
+        lambda t: VENDOR_WORDS.sub("", t),
+    ):
+        text = step(text)
+        for key in (text, re.sub(r"[\s_]+", "-", text)):
+            if key and key not in keys:
+                keys.append(key)
+    return keys
+
+
 def canonical_framework(name: str) -> str:
-    """The frameworks.yaml name of ``name``: itself (stripped, lowercased) when it is one, else
-    what ``spellings:`` there maps it to (``trt-llm`` -> ``tensorrt-llm``, ``llamacpp`` ->
-    ``llama.cpp``); ``name`` unchanged when neither, for ``framework_terms`` to refuse with the
-    closest names."""
-    key = name.strip().lower()
-    if key in _frameworks():
-        return key
+    """The frameworks.yaml name of ``name``: the first of its ``framework_keys`` that is one, or
+    that ``spellings:`` there maps to one (``trt-llm`` -> ``tensorrt-llm``, ``llamacpp`` ->
+    ``llama.cpp``, ``vLLM 0.6.3`` -> ``vllm``, ``NVIDIA TensorRT-LLM`` -> ``tensorrt-llm``);
+    ``name`` unchanged when none is, for ``framework_terms`` to refuse with the closest names."""
     spellings = _spellings()
-    if key in spellings:
-        return spellings[key]
-    dashed = re.sub(r"[\s_]+", "-", key)  # "HF Transformers", "tensorrt_llm"
-    if dashed in _frameworks():
-        return dashed
-    return spellings.get(dashed, name)
+    for key in framework_keys(name):
+        if key in _frameworks():
+            return key
+        if key in spellings:
+            return spellings[key]
+    return name
