@@ -51,6 +51,21 @@ def test_other_precision_names_are_the_same_format():
         Quant.from_name("awq8")
 
 
+@pytest.mark.parametrize(
+    "typed, same_as",
+    [
+        ("FP8_E4M3", "fp8"),  # underscores and spaces read as dashes, parentheses dropped
+        ("FP8 (E4M3)", "fp8"),
+        ("FP8_KV16", "fp8-kv16"),
+        ("FP8-Dynamic", "fp8-kv16"),  # llm-compressor's checkpoints, served with a 16-bit KV cache
+        ("awq_marlin", "int4"),  # the kernel vLLM runs AWQ and GPTQ checkpoints with
+        ("Q4_K_M", "q4_k_m"),  # a GGUF type keeps its underscores
+    ],
+)
+def test_precision_names_as_sources_write_them(typed, same_as):
+    assert Quant.from_name(typed) == Quant.from_name(same_as)
+
+
 def test_fp8_ffn_keeps_attention_embedding_and_head_in_16_bits():
     """Meta's FP8 Llama 3.1 recipe: hand-counted weight bytes of the 405B (126 layers, d 16384,
     FFN 53248, 128 query and 8 KV heads of 128, vocabulary 128256): FFN weights at 1 byte,

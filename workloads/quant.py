@@ -138,11 +138,19 @@ PRECISION_ALIASES = {
     "fbgemm_fp8": "fp8-ffn",
     "smoothquant": "int8",
     "int8-smoothquant": "int8",
+    "fp8-dynamic": "fp8-kv16",
+    "marlin": "int4",
+    "awq-marlin": "int4",
+    "gptq-marlin": "int4",
 }
 """Other names of ``Quant.from_name``'s precisions: PyTorch dtype names, and the quantization
 methods whose weight and activation widths the named precision states (AWQ and GPTQ checkpoints
-are 4-bit weights in groups of 128 with 16-bit activations; NVFP4 is ``fp4``; FP8 is E4M3 for
-inference, with its KV cache in FP8; SmoothQuant is W8A8, ``int8``)."""
+are 4-bit weights in groups of 128 with 16-bit activations, also under the Marlin kernels vLLM runs
+them with; NVFP4 is ``fp4``; FP8 is E4M3 for inference, with its KV cache in FP8; the FP8-dynamic
+checkpoints of llm-compressor, which vLLM serves with the model's 16-bit KV cache, ``fp8-kv16``;
+SmoothQuant is W8A8, ``int8``). A name is looked up lowercased, with spaces (and underscores,
+unless a named format has them: ``q4_k_m``) read as dashes and parentheses dropped (``FP8_E4M3``,
+``FP8 (E4M3)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +233,10 @@ class Quant:
             raise ConfigError(
                 f"precision is {name!r}; expected a name such as fp16, bf16, fp8, int8, int4 or w4a16"
             )
-        key = PRECISION_ALIASES.get(name.strip().lower(), name.strip().lower())
+        key = re.sub(r"\s+", "-", re.sub(r"[()]", " ", name.strip().lower()).strip())  # "FP8 (E4M3)"
+        if key not in PRECISION_ALIASES and key not in named_formats():  # q4_k_m keeps its underscores
+            key = key.replace("_", "-")  # "FP8_E4M3"
+        key = PRECISION_ALIASES.get(key, key)
         if key in named_formats():
             f = named_formats()[key]
             q = cls.make(
