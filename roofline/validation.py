@@ -145,6 +145,38 @@ per output token (``j_per_token``, what ``Estimate.energy_j_per_token`` prices),
 of the whole batch (``decode_step_j``: the run's energy with one more output token, less the
 run's) or per prefill of the whole batch (``prefill_j``: the energy of a run that emits one
 token)."""
+METRIC_SPELLINGS: dict[str, tuple[str, float]] = {
+    # the result keys of vLLM's and SGLang's serving benchmarks (means, in ms and tokens/s)
+    "mean_ttft_ms": ("ttft_s", 1e-3),
+    "mean_tpot_ms": ("tpot_s", 1e-3),
+    "mean_itl_ms": ("tpot_s", 1e-3),
+    "mean_e2el_ms": ("e2e_s", 1e-3),
+    "output_throughput": ("output_tokens_per_s", 1.0),
+    "request_throughput": ("requests_per_s", 1.0),
+    # the same quantities under a millisecond name
+    "ttft_ms": ("ttft_s", 1e-3),
+    "tpot_ms": ("tpot_s", 1e-3),
+    "itl_ms": ("tpot_s", 1e-3),
+    "itl_s": ("tpot_s", 1.0),
+    "e2e_ms": ("e2e_s", 1e-3),
+    "latency_s": ("e2e_s", 1.0),
+    "latency_ms": ("e2e_s", 1e-3),
+}
+"""Other names of ``METRICS`` a measured-data file may use, with the factor that takes their value
+to the metric's unit. Inter-token latency (ITL) is read as the time per output token: the mean
+gap between a stream's tokens, which for a request's tokens after its first is its TPOT."""
+TIME_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "msec": 1e-3,
+    "us": 1e-6,
+    "µs": 1e-6,
+}
+"""Units a time metric's value may be stated in (the ``unit`` column), with their factor to s."""
+TIME_METRICS = ("ttft_s", "tpot_s", "e2e_s", "kernel_s")
 WALL_ENERGY_METRICS = ("j_per_token_wall",)
 """Energy at the wall (whole system, a power meter): reported apart and not predicted, since
 hwsim prices the devices' energy only, not the host's CPUs, memory, fans or power supply."""
@@ -191,6 +223,28 @@ def load_measured(path: str | Path | None = None) -> pd.DataFrame:
             frame[c] = np.nan
     for c, need in NUMERIC_COLUMNS.items():
         frame[c] = _numeric_column(frame, c, need, path)
+    return _in_metric_units(frame)
+
+
+def _in_metric_units(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with other metric names (``METRIC_SPELLINGS``: ``mean_ttft_ms``) as ``METRICS``
+    names and a time metric stated in another unit (``ttft_s`` in ms) in seconds, its ``unit``
+    then ``s``. A time metric whose unit is not a time stays as it is, for ``resolve`` to refuse."""
+    frame = frame.copy()
+    frame["value"] = frame["value"].astype(float)
+    metric = frame["metric"].astype(str).str.strip().str.lower()
+    unit = frame["unit"].where(frame["unit"].notna(), "").astype(str).str.strip()
+    frame["unit"] = frame["unit"].astype(object)
+    for name, (to, factor) in METRIC_SPELLINGS.items():
+        hit = metric == name
+        frame.loc[hit, "metric"] = to
+        frame.loc[hit, "value"] = frame.loc[hit, "value"] * factor
+        frame.loc[hit, "unit"] = "s" if to in TIME_METRICS else unit[hit]
+        unit[hit] = frame.loc[hit, "unit"]
+    time = frame["metric"].isin(TIME_METRICS) & unit.str.lower().isin(TIME_UNITS.keys())
+    factor = np.array([TIME_UNITS[u.lower()] for u in unit[time]], dtype=float)
+    frame.loc[time, "value"] = frame.loc[time, "value"].to_numpy() * factor
+    frame.loc[time, "unit"] = "s"
     return frame
 
 
@@ -348,6 +402,9 @@ def resolve(row: pd.Series) -> Condition | str:
         )
     if metric not in METRICS:
         return f"metric {metric!r} is not predicted"
+    unit = _text(row.get("unit")).strip()
+    if metric in TIME_METRICS and unit and unit != "s":
+        return f"unit {unit!r} does not go with metric {metric!r}; expected a time ({', '.join(TIME_UNITS)})"
     tp, pp = _int_or_none(row["tp"]) or 1, _int_or_none(row["pp"]) or 1
     n_devices = _int_or_none(row["n_devices"]) or tp * pp
     if framework and framework_terms(framework).multi_gpu == "sequential_layers":

@@ -147,6 +147,28 @@ def test_optional_columns_read_as_empty(tmp_path):
     assert point["id"] == "row2" and point["covered"] and point["predicted"] > 0
 
 
+def test_benchmark_result_names_and_milliseconds_read_as_the_metric_in_seconds(tmp_path):
+    """vLLM's serving-benchmark keys (``mean_ttft_ms``, ``output_throughput``) and a time metric
+    stated in ms are the metric in its own unit: the same prediction, the value / 1000; a time
+    metric in a unit that is not a time is refused, naming it."""
+    path = tmp_path / "bench.csv"
+    row = {"hardware": "H100 SXM", "model": "Llama-3.1-8B", "precision": "bf16", "phase": "decode"}
+    row |= {"batch": 1, "input_len": 128, "output_len": 128}
+    cells = [
+        ("tpot_s", 0.012, "s"),
+        ("tpot_ms", 12.0, ""),
+        ("tpot_s", 12.0, "ms"),
+        ("mean_itl_ms", 12.0, "ms"),
+        ("tpot_s", 12.0, "tokens/s"),
+    ]
+    pd.DataFrame([row | {"metric": m, "value": v, "unit": u} for m, v, u in cells]).to_csv(path, index=False)
+    points = validate(path)["points"]
+    assert [p["metric"] for p in points[:4]] == ["tpot_s"] * 4
+    assert [p["measured"] for p in points[:4]] == pytest.approx([0.012] * 4)
+    assert len({p["predicted"] for p in points[:4]}) == 1
+    assert not points[4]["covered"] and "unit 'tokens/s'" in points[4]["reason"]
+
+
 def _framework_with(row_id: str, column: str, value: str) -> str | None:
     """The framework a shipped row resolves to with one of its cells changed."""
     row = load_measured().set_index("id").loc[row_id].copy()
@@ -319,7 +341,7 @@ def test_a_batch_beyond_the_engines_pool_runs_in_waves():
     row = {
         **_offline("vllm-v0").to_dict(),
         **{"hardware": "a100-sxm-40gb", "model": "llama-2-7b", "precision": "fp16", "phase": "e2e"},
-        **{"input_len": 1024, "output_len": 1024, "metric": "e2e_s"},
+        **{"input_len": 1024, "output_len": 1024, "metric": "e2e_s", "unit": "s"},
     }
 
     def at(**change):
@@ -345,7 +367,7 @@ def test_vllms_pool_bounds_a_batch_that_fits_the_device():
     row = {
         **_offline("vllm-v0").to_dict(),
         **{"hardware": "a100-sxm-80gb", "model": "llama-2-7b", "precision": "fp16", "phase": "e2e"},
-        **{"input_len": 1024, "output_len": 1024, "metric": "e2e_s", "batch": 64.0},
+        **{"input_len": 1024, "output_len": 1024, "metric": "e2e_s", "unit": "s", "batch": 64.0},
     }
     vllm = resolve(pd.Series(row))
     trt = resolve(pd.Series({**row, "framework": "tensorrt-llm"}))
