@@ -1,6 +1,7 @@
 """Model presets: parameter counts against published figures, parsing errors, name lookup."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -305,3 +306,16 @@ def test_sliding_layer_types_need_a_window(tmp_path):
     path.write_text(json.dumps(_tiny(layer_types=["sliding_attention", "full_attention"])))
     with pytest.raises(ConfigError, match="sliding_window"):
         load_model(str(path))
+
+
+def test_dbrx_nested_config_reads_as_its_shape():
+    """DBRX keeps its shape in n_layers, n_heads, attn_config and ffn_config (HF DbrxConfig): 40
+    layers of 6144, 8 KV heads, 16 GLU experts of 10752 with 4 per token, so 36.5B of its 131.6B
+    act per token (Databricks: 132B total, 36B active)."""
+    spec = load_model("dbrx")
+    assert (spec.n_layers, spec.hidden_size, spec.n_kv_heads, spec.ffn_gated) == (40, 6144, 8, True)
+    assert (spec.moe.n_routed_experts, spec.moe.n_active_experts, spec.moe.expert_ffn_size) == (16, 4, 10752)
+    assert spec.n_active_params() == pytest.approx(36.47e9, rel=1e-3)
+    cfg = json.loads((Path(__file__).parent.parent / "workloads" / "presets" / "dbrx.json").read_text())
+    with pytest.raises(ConfigError, match="attn_config"):
+        spec_from_config(cfg | {"attn_config": 8}, "dbrx")

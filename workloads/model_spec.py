@@ -70,11 +70,15 @@ GATED_FAMILIES = frozenset(
         "gemma3_text",
         "phimoe",
         "glm4",
+        "glm4_moe",
+        "deepseek",
+        "dbrx",
     }
 )
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices; HF transformers'
-modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP ... have ``gate_proj``
-or ``w1``/``w3`` beside the down projection)."""
+modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP, Glm4MoeMLP, DbrxExpertGLU
+(w1, v1, w2) ... have ``gate_proj`` or ``w1``/``w3`` beside the down projection; DeepSeek-MoE's
+``modeling_deepseek.py`` DeepseekMLP likewise)."""
 
 TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3_text", "opt", "falcon", "cohere", "cohere2"})
 """Families whose HF config class ties the LM head to the embedding unless ``tie_word_embeddings``
@@ -707,6 +711,29 @@ def _unwrap_text_config(cfg: dict[str, Any], where: str) -> tuple[dict[str, Any]
     return merged, str(cfg.get("model_type", ""))
 
 
+def _dbrx_fields(cfg: dict[str, Any], where: str) -> dict[str, Any]:
+    """A DBRX config (``model_type`` dbrx: its shape in ``n_layers``, ``n_heads``,
+    ``attn_config`` and ``ffn_config``, HF transformers' DbrxConfig) with the field names the
+    other families use; any other config as it is."""
+    if cfg.get("model_type") != "dbrx":
+        return cfg
+    attn, ffn = cfg.get("attn_config", {}), cfg.get("ffn_config", {})
+    if not isinstance(attn, dict) or not isinstance(ffn, dict):
+        raise ConfigError(
+            f"{where}: fields 'attn_config' and 'ffn_config' of a DBRX config must be JSON objects"
+        )
+    renamed = {
+        "num_hidden_layers": cfg.get("n_layers"),
+        "num_attention_heads": cfg.get("n_heads"),
+        "num_key_value_heads": attn.get("kv_n_heads"),
+        "intermediate_size": ffn.get("ffn_hidden_size"),
+        "num_local_experts": ffn.get("moe_num_experts"),
+        "num_experts_per_tok": ffn.get("moe_top_k"),
+        "max_position_embeddings": cfg.get("max_seq_len"),
+    }
+    return {**cfg, **{k: v for k, v in renamed.items() if v is not None}}
+
+
 def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: str | None = None) -> ModelSpec:
     """Build a ``ModelSpec`` from a parsed HuggingFace ``config.json`` dictionary.
 
@@ -717,6 +744,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     where = where or name
     block = _fp8_weight_block(cfg, where)
     cfg, wrapper = _unwrap_text_config(cfg, where)
+    cfg = _dbrx_fields(cfg, where)
     family = str(cfg.get("model_type", "llama"))
     if family not in GATED_FAMILIES | UNGATED_FAMILIES:
         warnings.warn(
