@@ -145,6 +145,10 @@ per output token (``j_per_token``, what ``Estimate.energy_j_per_token`` prices),
 of the whole batch (``decode_step_j``: the run's energy with one more output token, less the
 run's) or per prefill of the whole batch (``prefill_j``: the energy of a run that emits one
 token)."""
+BURST_REQUESTS = 1000
+"""Requests of a server row sent all at once (``request_rate`` inf) that does not state how many
+(``num_requests=N`` in its notes): the default ``--num-prompts`` of vLLM's
+``benchmarks/benchmark_serving.py`` and SGLang's ``bench_serving.py``."""
 METRIC_SPELLINGS: dict[str, tuple[str, float]] = {
     # the result keys of vLLM's and SGLang's serving benchmarks (means, in ms and tokens/s)
     "mean_ttft_ms": ("ttft_s", 1e-3),
@@ -559,8 +563,13 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
     concurrency = _int_or_none(row.get("concurrency")) or None  # 0: no closed loop stated
     rate = row.get("request_rate")
     rate = None if rate is None or (isinstance(rate, float) and math.isnan(rate)) else float(rate)
-    if concurrency is None and (rate is None or not math.isfinite(rate)):
-        return "server row states neither a concurrency nor a finite request_rate"
+    if concurrency is None and rate is None:
+        return "server row states neither a concurrency nor a request_rate"
+    if concurrency is None and not math.isfinite(rate):
+        # every request sent at once: a closed loop as wide as the run (its stated num_requests,
+        # else the serving benchmarks' default --num-prompts)
+        stated = _note_field(row["notes"], "num_requests")
+        concurrency = int(stated) if stated and stated.isdigit() and int(stated) > 0 else BURST_REQUESTS
     mode = str(row.get("mode") or "agg").strip().lower()
     mode = "agg" if mode in ("nan", "") else mode
     ep = _int_or_none(row.get("ep")) or 1

@@ -235,7 +235,7 @@ def test_a_serving_deployment_beyond_the_event_loop_is_refused_at_once():
         (
             "s272",
             {"concurrency": 0, "request_rate": None},
-            "states neither a concurrency nor a finite request_rate",
+            "states neither a concurrency nor a request_rate",
         ),
         (
             "s272",

@@ -536,3 +536,13 @@ def test_empty_hardware_or_model_cells_say_so():
         bad[field] = float("nan")
         reason = resolve(bad)
         assert isinstance(reason, str) and needle in reason and "nan" not in reason
+
+
+@pytest.mark.parametrize("notes, width", [("num_requests=250", 250), ("", 1000)])
+def test_a_server_row_that_sends_every_request_at_once_is_one_burst(notes, width):
+    """``request_rate`` inf with no concurrency: every request at t = 0, a closed loop as wide as
+    the run, its stated request count or the serving benchmarks' default 1,000 prompts."""
+    row = load_measured().set_index("id").loc["s272"].copy()
+    row[["concurrency", "request_rate", "notes"]] = [float("nan"), float("inf"), notes]
+    c = resolve(_with_id(row, "s272"))
+    assert c.serving["concurrency"] == width and c.serving["rate"] is None
