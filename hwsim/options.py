@@ -58,15 +58,18 @@ def framework_name(text: str) -> str:
     the one that version ran as (``vllm-v0``, by the version rules of
     ``hwmodels/validation/aliases.yaml`` that measured rows are read by), with a note on stderr;
     else its ``canonical_framework`` name (``trt-llm`` -> ``tensorrt-llm``)."""
-    version = split_framework_version(text)[1]
-    name = canonical_framework(text)
-    by_version = framework_of(text, f"version={version}") if version else None
-    if by_version and by_version != name:
+    base, version = split_framework_version(text)
+    if version is None:
+        return canonical_framework(text)
+    name, by_version = canonical_framework(base), framework_of(base, f"version={version}")
+    if by_version is None:  # not a framework: refused later with the closest names
+        return text
+    if by_version != name:
         click.echo(
             f"hwsim: note: framework {text!r} read as {by_version} (the engine {name} {version} ran)",
             err=True,
         )
-    return by_version or name
+    return by_version
 
 
 class StrictGroup(click.Group):

@@ -638,11 +638,13 @@ def stated_version(text: Any) -> str:
 
 
 def framework_of(name: str, notes: str) -> str | None:
-    """The frameworks.yaml entry of a row: its name read as ``canonical_framework`` reads it
-    (``trt-llm``, ``transformers``), then by alias rules on its notes, else by name, else none."""
+    """The frameworks.yaml entry of a row: its name, without a version at its end, read as
+    ``canonical_framework`` reads it (``trt-llm``, ``transformers``), then by alias rules on its
+    notes (which carry the version as ``version=``), else by name, else none."""
     rules = aliases().get("framework", {})
-    name = canonical_framework(name)
-    key = next((k for k in (name, *framework_keys(name)) if k in rules), name)  # "NVIDIA NIM"
+    base = split_framework_version(name)[0]  # "vLLM 0.6.3": its version is in the notes' version=
+    name = canonical_framework(base)
+    key = next((k for k in (name, *framework_keys(base)) if k in rules), name)  # "NVIDIA NIM"
     for rule in rules.get(key, []):
         if re.search(rule["match"], notes):
             return rule["framework"]

@@ -174,15 +174,14 @@ def test_frameworks_multi_gpu_values_are_known():
         ("llamafile", "llama.cpp"),
         ("KoboldCpp", "llama.cpp"),
         ("exllamav2", "exllamav2"),  # unknown: left as typed, for framework_terms to refuse
-        ("vLLM 0.6.3", "vllm"),  # a version in the name, a maker in front, a remark in parentheses
-        ("SGLang v0.4.3.post2", "sglang"),
-        ("NVIDIA TensorRT-LLM", "tensorrt-llm"),
+        ("NVIDIA TensorRT-LLM", "tensorrt-llm"),  # a maker in front, a remark in parentheses
         ("HuggingFace Transformers", "hf-accelerate"),
         ("Hugging Face TGI", "tgi"),
         ("lmdeploy (TurboMind)", "lmdeploy"),
         ("vllm-v0", "vllm-v0"),  # a framework's own name is never read as name + version
         ("tensorrt-llm-0.6", "tensorrt-llm-0.6"),
         ("ExLlamaV2 0.2.1", "ExLlamaV2 0.2.1"),
+        ("vLLM 0.6.3", "vLLM 0.6.3"),  # a version picks an entry by the version rules, not here
     ],
 )
 def test_framework_names_users_type(typed, name):

@@ -609,13 +609,13 @@ def split_framework_version(text: str) -> tuple[str, str | None]:
 def framework_keys(name: str) -> list[str]:
     """The keys ``name`` is looked up by, first to last: itself stripped and lowercased, with
     spaces and underscores as dashes (``HF Transformers``, ``tensorrt_llm``), then without a
-    trailing version number, a parenthesised qualifier (``lmdeploy (TurboMind)``) or a maker's
-    name in front (``NVIDIA NIM``, ``HuggingFace Transformers``)."""
+    parenthesised qualifier (``lmdeploy (TurboMind)``) or a maker's name in front (``NVIDIA
+    NIM``, ``HuggingFace Transformers``). A version in the name is not dropped here: which entry
+    a version ran as is the version rules' call (``roofline.validation.framework_of``)."""
     keys: list[str] = []
     text = name.strip().lower()
     for step in (
         lambda t: t,
-        lambda t: split_framework_version(t)[0],
         lambda t: re.sub(r"\s*\([^)]*\)\s*", " ", t).strip(),
         lambda t: VENDOR_WORDS.sub("", t),
     ):
@@ -629,8 +629,8 @@ def framework_keys(name: str) -> list[str]:
 def canonical_framework(name: str) -> str:
     """The frameworks.yaml name of ``name``: the first of its ``framework_keys`` that is one, or
     that ``spellings:`` there maps to one (``trt-llm`` -> ``tensorrt-llm``, ``llamacpp`` ->
-    ``llama.cpp``, ``vLLM 0.6.3`` -> ``vllm``, ``NVIDIA TensorRT-LLM`` -> ``tensorrt-llm``);
-    ``name`` unchanged when none is, for ``framework_terms`` to refuse with the closest names."""
+    ``llama.cpp``, ``NVIDIA TensorRT-LLM`` -> ``tensorrt-llm``); ``name`` unchanged when none
+    is, for ``framework_terms`` to refuse with the closest names."""
     spellings = _spellings()
     for key in framework_keys(name):
         if key in _frameworks():
