@@ -73,12 +73,15 @@ GATED_FAMILIES = frozenset(
         "glm4_moe",
         "deepseek",
         "dbrx",
+        "qwen2_vl",
+        "qwen2_5_vl",
     }
 )
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices; HF transformers'
 modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP, Glm4MoeMLP, DbrxExpertGLU
 (w1, v1, w2) ... have ``gate_proj`` or ``w1``/``w3`` beside the down projection; DeepSeek-MoE's
-``modeling_deepseek.py`` DeepseekMLP likewise)."""
+``modeling_deepseek.py`` DeepseekMLP likewise; Qwen2-VL's and Qwen2.5-VL's language model is
+Qwen2's, its fields at the top level of their configs)."""
 
 TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3_text", "opt", "falcon", "cohere", "cohere2"})
 """Families whose HF config class ties the LM head to the embedding unless ``tie_word_embeddings``
