@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from hwmodels.calibration.params import canonical_framework, split_framework_version
-from roofline.validation import framework_of
 
 INT64 = (-(2**63), 2**63 - 1)
 """The range an integer option must lie in: NumPy holds counts as int64, and beyond it they wrap."""
@@ -61,6 +60,8 @@ def framework_name(text: str) -> str:
     base, version = split_framework_version(text)
     if version is None:
         return canonical_framework(text)
+    from roofline.validation import framework_of  # the version rules; imported only when needed
+
     name, by_version = canonical_framework(base), framework_of(base, f"version={version}")
     if by_version is None:  # not a framework: refused later with the closest names
         return text
