@@ -124,6 +124,9 @@ def test_api_issues_the_note_as_a_warning():
         ("8 x H100 SXM5 80GB", "h100-sxm"),
         ("B200 (1000W)", "b200"),
         ("NVIDIA A10G (AWS g5)", "a10g"),  # a remark in parentheses, when unknown with it
+        ("Intel Xeon Platinum 8488C", "xeon-8488c"),  # server CPUs as cloud users name them
+        ("Alibaba Yitian 710", "yitian-710"),
+        ("Microsoft Azure Cobalt 100", "azure-cobalt-100"),
     ],
 )
 def test_alias_resolves_without_a_note(typed, name):
@@ -200,6 +203,13 @@ def test_every_ambiguous_name_is_resolved_with_a_note_or_refused():
             else:
                 with pytest.raises(AmbiguousNameError, match=", ".join(entry.variants)):
                     load_device(spelling)
+
+
+def test_an_arm_core_names_the_cpus_built_of_it():
+    with pytest.raises(
+        AmbiguousNameError, match="neoverse-n2 names several parts: azure-cobalt-100, yitian-710"
+    ):
+        load_device("Arm Neoverse N2")
 
 
 # ----- SoCs ----------------------------------------------------------------------------------
