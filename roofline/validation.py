@@ -502,6 +502,23 @@ def _stated_max_num_seqs(notes: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _stated_token_budget(notes: Any, phase: str) -> int | None:
+    """``N`` of vLLM's ``--max-num-batched-tokens N`` engine argument as a ``server`` row's notes
+    give it (``--max_num_batched_tokens N``, ``max-num-batched-tokens=N``,
+    ``max_num_batched_tokens N``), or None: also when the notes give two values, or give it in a
+    sentence about the other scenario (an MLPerf row's notes quoting its Offline config). A
+    ``max_num_batched_tokens=N`` notes field is read first (``_serving_settings``)."""
+    text = str(notes)
+    found = list(re.finditer(r"max[-_]num[-_]batched[-_]tokens(?:\s*=\s*|\s+)(\d+)", text))
+    if not found or len({m.group(1) for m in found}) > 1:
+        return None
+    other = "offline" if phase == "server" else "server"
+    sentence = re.split(r"[.;]\s", text[: found[0].start()])[-1]
+    if other in sentence.lower():
+        return None
+    return int(found[0].group(1)) or None
+
+
 def _stated_max_model_len(notes: Any) -> int | None:
     """``N`` of a ``--max-model-len N`` (vLLM's engine argument, also ``max_model_len=N``) in a
     row's notes, or None."""
@@ -584,6 +601,9 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
             if not value.isdigit() or int(value) < 1:
                 return f"notes field {key}={value} is not a positive whole number"
             settings[key] = int(value)
+    budget = _stated_token_budget(row["notes"], "server")
+    if "max_num_batched_tokens" not in settings and budget:
+        settings["max_num_batched_tokens"] = budget
     if mode == "disagg":
         pools = {}
         for key in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp"):

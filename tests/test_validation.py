@@ -546,3 +546,22 @@ def test_a_server_row_that_sends_every_request_at_once_is_one_burst(notes, width
     row[["concurrency", "request_rate", "notes"]] = [float("nan"), float("inf"), notes]
     c = resolve(_with_id(row, "s272"))
     assert c.serving["concurrency"] == width and c.serving["rate"] is None
+
+
+@pytest.mark.parametrize(
+    "notes, budget",
+    [
+        ("vllm serve ... --max-num-batched-tokens 512 --max-num-seqs 512", 512),
+        ("engine args: max_num_batched_tokens=2048; --max-num-batched-tokens 512", 2048),  # the field first
+        ("(CSV: enable-chunked-prefill TRUE, max-num-batched-tokens=512)", 512),
+        (
+            "Server: vllm serve. Offline config: run.py --max_num_batched_tokens 16384",
+            None,
+        ),  # another scenario's
+        ("--max-num-batched-tokens 512 at first, --max-num-batched-tokens 1024 later", None),  # two values
+    ],
+)
+def test_a_server_rows_stated_token_budget_is_read_as_its_notes_give_it(notes, budget):
+    row = load_measured().set_index("id").loc["s272"].copy()
+    row["notes"] = notes
+    assert resolve(_with_id(row, "s272")).serving.get("max_num_batched_tokens") == budget

@@ -7,7 +7,8 @@ seeded trace: Poisson arrivals at ``request_rate`` or a closed loop at ``concurr
 fixed lengths where the row states both, else lengths drawn from the row's dataset with
 their means rescaled to the stated ones. Metrics compare means: ``ttft_s``, ``tpot_s``,
 ``e2e_s``, ``output_tokens_per_s`` (whole system), ``requests_per_s`` (steady state).
-Notes may state ``max_num_batched_tokens=N`` (the engine's token budget) and
+Notes may state ``max_num_batched_tokens=N`` (the engine's token budget; else vLLM's
+``--max-num-batched-tokens N`` as they quote it, ``roofline.validation._stated_token_budget``) and
 ``prefix_groups=N`` (the client cycles through N distinct prompts, which prefix caching
 serves from the cache after their first use) and ``num_requests=N`` (the measured run's
 requests: an overloaded run's queue, and so its TTFT, grows with its length).
