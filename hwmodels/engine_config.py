@@ -91,6 +91,10 @@ class EngineConfig:
     """The engine keeps MLA's absorbed decode matrices beside the raw projections (``mla_extra_bytes``)."""
     mla_kv_align_bytes: int = 0
     """An MLA layer's KV entry per token is padded to a multiple of this many bytes (0: none)."""
+    scheduler_steps: int = 1
+    """Decode steps the engine runs per scheduling pass (vLLM V0's ``--num-scheduler-steps``,
+    multi-step scheduling, v0.6.0 to v0.7): a prefill-first engine admits new prompts only
+    between such runs of decode steps (``sim.serving.replica``)."""
 
     def with_limits(
         self,
@@ -98,9 +102,15 @@ class EngineConfig:
         max_num_batched_tokens: int | None = None,
         preemption: str | None = None,
         prefix_caching: bool | None = None,
+        scheduler_steps: int | None = None,
     ) -> EngineConfig:
-        """A copy with the run's own limits (``--max-batch``, ``--max-batched-tokens``)."""
-        for label, value in (("max_batch", max_num_seqs), ("max_batched_tokens", max_num_batched_tokens)):
+        """A copy with the run's own limits (``--max-batch``, ``--max-batched-tokens``,
+        ``--num-scheduler-steps``)."""
+        for label, value in (
+            ("max_batch", max_num_seqs),
+            ("max_batched_tokens", max_num_batched_tokens),
+            ("scheduler_steps", scheduler_steps),
+        ):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{label} is {value!r}; expected a positive integer")
         if preemption is not None and preemption not in ("recompute", "swap"):
@@ -111,6 +121,7 @@ class EngineConfig:
             max_num_batched_tokens=max_num_batched_tokens or self.max_num_batched_tokens,
             preemption=preemption or self.preemption,
             prefix_caching=self.prefix_caching if prefix_caching is None else bool(prefix_caching),
+            scheduler_steps=scheduler_steps or self.scheduler_steps,
         )
 
     def for_device(self, device: DeviceSpec, offline: bool = False) -> EngineConfig:

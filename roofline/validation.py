@@ -308,7 +308,8 @@ class Condition:
     """A length distribution of ``workloads/lengths`` (the row's dataset), or None for fixed lengths."""
     serving: dict[str, Any] | None = None
     """For a ``server`` row: the serving run's settings (``concurrency`` or ``request_rate``,
-    ``ep``, ``attention_dp``, ``mode`` and the disaggregated pools, ``max_batched_tokens``)."""
+    ``ep``, ``attention_dp``, ``mode`` and the disaggregated pools, ``max_batched_tokens``,
+    ``scheduler_steps``: vLLM's ``--num-scheduler-steps`` where the notes state it)."""
     max_num_seqs: int | None = None
     """The engine's limit on running sequences when the row states it (``--max-num-seqs N`` in
     its notes); None keeps the engine's default."""
@@ -604,6 +605,9 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
     budget = _stated_token_budget(row["notes"], "server")
     if "max_num_batched_tokens" not in settings and budget:
         settings["max_num_batched_tokens"] = budget
+    steps = re.search(r"num[-_]scheduler[-_]steps?(?:\s*=\s*|\s+)(\d+)", str(row["notes"]))
+    if steps and int(steps.group(1)) > 1 and str(framework_of(str(row["framework"]), "")).startswith("vllm"):
+        settings["scheduler_steps"] = int(steps.group(1))  # vLLM V0's --num-scheduler-steps
     if mode == "disagg":
         pools = {}
         for key in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp"):

@@ -549,3 +549,41 @@ def test_serve_refuses_a_max_model_len_below_the_trace_and_a_bad_one():
     stated = serve("llama-2-7b", DEVICE, trace, framework="vllm-v0", max_batched_tokens=8192, record=False)
     ruled = serve("llama-2-7b", DEVICE, trace, framework="vllm-v0", record=False)  # 4,096-token budget
     assert stated.metrics["kv_capacity_tokens"] < ruled.metrics["kv_capacity_tokens"]
+
+
+def _prefill_gaps(steps: int) -> list[int]:
+    """Decode steps between consecutive prefill steps of a V0 engine at ``steps`` decode steps per
+    scheduling pass (a Poisson stream, so prompts keep arriving while others decode)."""
+    from sim.serving.serve import serve
+    from workloads.traces import make_trace
+
+    trace = make_trace(n_requests=120, seed=3, rate=20.0, input_len=256, output_len=64)
+    r = serve(
+        "llama-3.1-8b",
+        "h100-sxm",
+        trace,
+        framework="vllm-v0",
+        precision="bf16",
+        chunked_prefill=False,
+        scheduler_steps=steps,
+    )
+    s = r.replicas[0].steps
+    gaps, run = [], None
+    for n_dec, pre in zip(s.n_decode, s.prefill_tokens, strict=True):
+        if pre:
+            if run is not None:
+                gaps.append(run)
+            run = 0
+        elif run is not None and n_dec:
+            run += 1
+    assert r.metrics["completed"] == 120
+    return [g for g in gaps if g]
+
+
+def test_multi_step_scheduling_admits_prompts_only_between_runs_of_decode_steps():
+    """vLLM V0's --num-scheduler-steps 8: a prompt that arrives while others decode waits for
+    the run of 8 decode steps to end (the gaps between prefills are multiples of 8 decode
+    steps, up to the stream's idle tails), where one step per pass admits it at the next step."""
+    eight, one = _prefill_gaps(8), _prefill_gaps(1)
+    assert eight and min(eight) >= 8 and sum(g % 8 == 0 for g in eight) >= 0.8 * len(eight)
+    assert min(one) < 8

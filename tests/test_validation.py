@@ -565,3 +565,18 @@ def test_a_server_rows_stated_token_budget_is_read_as_its_notes_give_it(notes, b
     row = load_measured().set_index("id").loc["s272"].copy()
     row["notes"] = notes
     assert resolve(_with_id(row, "s272")).serving.get("max_num_batched_tokens") == budget
+
+
+@pytest.mark.parametrize(
+    "framework, notes, steps",
+    [
+        ("vllm", "vllm serve -tp 8 --num-scheduler-steps 10", 10),
+        ("vllm", "(CSV columns: num-scheduler-step 15, enable-chunked-prefill False)", 15),
+        ("vllm", "--num-scheduler-steps 1", None),
+        ("sglang", "--num-scheduler-steps 10", None),  # vLLM's argument only
+    ],
+)
+def test_a_server_rows_stated_multi_step_scheduling_is_read(framework, notes, steps):
+    row = load_measured().set_index("id").loc["s272"].copy()
+    row[["framework", "notes"]] = [framework, notes]
+    assert resolve(_with_id(row, "s272")).serving.get("scheduler_steps") == steps

@@ -123,6 +123,8 @@ class Replica:
         self.dynamic_energy_j = 0.0
         self.preempted = 0
         self.steps = StepRecord.empty() if record else None
+        self._group_left = 0
+        """Decode steps left in the current multi-step run (``EngineConfig.scheduler_steps``)."""
         self._wake: simpy.Event | None = None
         self.process = env.process(self._run())
 
@@ -218,10 +220,17 @@ class Replica:
         if self.policy.static:
             return self._plan_static()
         extra_s = 0.0
-        if not self.policy.mixed and (bool((self.pre_left > 0).any()) or self._admissible()):
+        decoding = bool((self.pre_left == 0).any())
+        if self._group_left and decoding:  # inside a multi-step run: its decode steps go on
+            self._group_left -= 1
+        elif not self.policy.mixed and (bool((self.pre_left > 0).any()) or self._admissible()):
             chunks, extra_s = self._plan_prefill(self.engine.max_num_batched_tokens)
             if chunks:  # a prefill-first engine runs prompts while any can go
+                self._group_left = 0
                 return np.zeros(0, dtype=np.int64), chunks, extra_s
+            self._group_left = self.engine.scheduler_steps - 1 if decoding else 0
+        else:
+            self._group_left = self.engine.scheduler_steps - 1 if decoding else 0
         if self.policy.admission != "reserve_full":
             extra_s += self._make_room_for_decodes()
         dec_idx = np.flatnonzero(self.pre_left == 0)

@@ -166,6 +166,7 @@ def prepare(
     chunked_prefill: bool | None = None,
     preemption: str | None = None,
     prefix_caching: bool | None = None,
+    scheduler_steps: int | None = None,
     max_kv_tokens: int | None = None,
     mode: str = "agg",
     prefill_workers: int = 1,
@@ -190,7 +191,7 @@ def prepare(
         engine_for(framework)
         .for_device(dev)
         .sized_for(spec, max_model_len, chunked_prefill)
-        .with_limits(max_batch, max_batched_tokens, preemption, prefix_caching)
+        .with_limits(max_batch, max_batched_tokens, preemption, prefix_caching, scheduler_steps)
     )
     if max_model_len is not None and spec.max_context and max_model_len > spec.max_context:
         raise ConfigError(
@@ -319,7 +320,9 @@ def serve(
         default: the model's context); ``chunked_prefill`` (vLLM V0's ``--enable-chunked-prefill``;
         None: V0's own choice, on above a ``max_model_len`` of 32,768); ``preemption`` (``recompute`` or
         ``swap``, KV to host memory over the PCIe link); ``prefix_caching`` (default: the
-        engine's; needs a trace with shared prefixes); ``max_kv_tokens`` (a smaller KV pool than
+        engine's; needs a trace with shared prefixes); ``scheduler_steps`` (vLLM V0's
+        ``--num-scheduler-steps``: decode steps per scheduling pass, new prompts admitted only
+        between them); ``max_kv_tokens`` (a smaller KV pool than
         the engine would get, for studies of memory pressure); ``mode`` (``agg`` or ``disagg``)
         with ``prefill_workers, prefill_tp, decode_workers, decode_tp``.
     """

@@ -152,6 +152,8 @@ def _simulate_result(c: Condition):
     )
     if s.get("max_num_batched_tokens"):
         config["max_batched_tokens"] = s["max_num_batched_tokens"]
+    if s.get("scheduler_steps"):
+        config["scheduler_steps"] = s["scheduler_steps"]
     if s["mode"] == "disagg":
         config.update(
             mode="disagg",
