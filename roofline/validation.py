@@ -602,6 +602,8 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
             if not value.isdigit() or int(value) < 1:
                 return f"notes field {key}={value} is not a positive whole number"
             settings[key] = int(value)
+    if rate is not None and not math.isfinite(rate) and not _int_or_none(row.get("concurrency")):
+        settings["num_requests"] = concurrency  # the burst is the whole run
     budget = _stated_token_budget(row["notes"], "server")
     if "max_num_batched_tokens" not in settings and budget:
         settings["max_num_batched_tokens"] = budget

@@ -546,6 +546,7 @@ def test_a_server_row_that_sends_every_request_at_once_is_one_burst(notes, width
     row[["concurrency", "request_rate", "notes"]] = [float("nan"), float("inf"), notes]
     c = resolve(_with_id(row, "s272"))
     assert c.serving["concurrency"] == width and c.serving["rate"] is None
+    assert c.serving["num_requests"] == width  # one burst: the run sends no more
 
 
 @pytest.mark.parametrize(
