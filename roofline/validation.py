@@ -503,14 +503,23 @@ def _stated_max_num_seqs(notes: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _stated_token_budget(notes: Any, phase: str) -> int | None:
-    """``N`` of vLLM's ``--max-num-batched-tokens N`` engine argument as a ``server`` row's notes
-    give it (``--max_num_batched_tokens N``, ``max-num-batched-tokens=N``,
-    ``max_num_batched_tokens N``), or None: also when the notes give two values, or give it in a
-    sentence about the other scenario (an MLPerf row's notes quoting its Offline config). A
-    ``max_num_batched_tokens=N`` notes field is read first (``_serving_settings``)."""
+BUDGET_ARGUMENTS = {"vllm": "max[-_]num[-_]batched[-_]tokens", "tensorrt-llm": "max[-_]num[-_]tokens"}
+"""The engine argument that sets a framework family's token budget per step: vLLM's
+``--max-num-batched-tokens``, TensorRT-LLM's ``--max_num_tokens`` (trtllm-serve, trtllm-bench,
+its build and its MLPerf configs); a family is the frameworks.yaml names that begin with it."""
+
+
+def _stated_token_budget(notes: Any, phase: str, framework: str | None) -> int | None:
+    """``N`` of the token-budget argument of ``framework``'s family (``BUDGET_ARGUMENTS``) as a
+    row's notes give it (``--max-num-batched-tokens N``, ``max-num-batched-tokens=N``,
+    ``--max_num_tokens N``, ``max_num_tokens N``), or None: also when the notes give two values,
+    or give it in a sentence about the other scenario (an MLPerf row's notes quoting its Offline
+    config). A ``max_num_batched_tokens=N`` notes field is read first (``_serving_settings``)."""
+    family = next((k for k in BUDGET_ARGUMENTS if str(framework).startswith(k)), None)
+    if family is None:
+        return None
     text = str(notes)
-    found = list(re.finditer(r"max[-_]num[-_]batched[-_]tokens(?:\s*=\s*|\s+)(\d+)", text))
+    found = list(re.finditer(BUDGET_ARGUMENTS[family] + r"(?:\s*=\s*|\s+)(\d+)", text))
     if not found or len({m.group(1) for m in found}) > 1:
         return None
     other = "offline" if phase == "server" else "server"
@@ -604,7 +613,7 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
             settings[key] = int(value)
     if rate is not None and not math.isfinite(rate) and not _int_or_none(row.get("concurrency")):
         settings["num_requests"] = concurrency  # the burst is the whole run
-    budget = _stated_token_budget(row["notes"], "server")
+    budget = _stated_token_budget(row["notes"], "server", framework_of(str(row["framework"]), ""))
     if "max_num_batched_tokens" not in settings and budget:
         settings["max_num_batched_tokens"] = budget
     steps = re.search(r"num[-_]scheduler[-_]steps?(?:\s*=\s*|\s+)(\d+)", str(row["notes"]))

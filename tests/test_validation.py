@@ -564,7 +564,22 @@ def test_a_server_row_that_sends_every_request_at_once_is_one_burst(notes, width
 )
 def test_a_server_rows_stated_token_budget_is_read_as_its_notes_give_it(notes, budget):
     row = load_measured().set_index("id").loc["s272"].copy()
-    row["notes"] = notes
+    row[["framework", "notes"]] = ["vllm", notes]
+    assert resolve(_with_id(row, "s272")).serving.get("max_num_batched_tokens") == budget
+
+
+@pytest.mark.parametrize(
+    "framework, notes, budget",
+    [
+        ("tensorrt-llm", "trtllm-serve --backend pytorch --max_batch_size 512 --max_num_tokens 16384", 16384),
+        ("tensorrt-llm", "gpu_batch_size 512, max_num_tokens 256, chunked context", 256),
+        ("vllm", "--max_num_tokens 16384", None),  # another engine's argument
+        ("tensorrt-llm", "--max-num-batched-tokens 512", None),
+    ],
+)
+def test_the_budget_argument_is_the_frameworks_own(framework, notes, budget):
+    row = load_measured().set_index("id").loc["s272"].copy()
+    row[["framework", "notes"]] = [framework, notes]
     assert resolve(_with_id(row, "s272")).serving.get("max_num_batched_tokens") == budget
 
 
