@@ -427,7 +427,7 @@ def resolve(row: pd.Series) -> Condition | str:
         # per-rank batch of attention data parallelism) as tensor parallel would misstate it
         return f"ep {ep}: expert parallelism is validated on server rows only (the simulated engine)"
     if phase == "server":
-        serving = _serving_settings(row, n_devices, tp, pp)
+        serving = _serving_settings(row, n_devices, tp, pp, framework)
         if isinstance(serving, str):
             return serving
         tp = serving.pop("tp", tp)
@@ -585,8 +585,11 @@ def _dataset_lengths(dataset: Any) -> str | None:
     return None
 
 
-def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[str, Any] | str:
-    """The serving run a ``server`` row describes, or why it is not covered."""
+def _serving_settings(
+    row: pd.Series, n_devices: int, tp: int, pp: int, framework: str | None
+) -> dict[str, Any] | str:
+    """The serving run a ``server`` row describes, under its resolved ``framework``, or why it
+    is not covered."""
     concurrency = _int_or_none(row.get("concurrency")) or None  # 0: no closed loop stated
     rate = row.get("request_rate")
     rate = None if rate is None or (isinstance(rate, float) and math.isnan(rate)) else float(rate)
@@ -613,11 +616,11 @@ def _serving_settings(row: pd.Series, n_devices: int, tp: int, pp: int) -> dict[
             settings[key] = int(value)
     if rate is not None and not math.isfinite(rate) and not _int_or_none(row.get("concurrency")):
         settings["num_requests"] = concurrency  # the burst is the whole run
-    budget = _stated_token_budget(row["notes"], "server", framework_of(str(row["framework"]), ""))
+    budget = _stated_token_budget(row["notes"], "server", framework)
     if "max_num_batched_tokens" not in settings and budget:
         settings["max_num_batched_tokens"] = budget
     steps = re.search(r"num[-_]scheduler[-_]steps?(?:\s*=\s*|\s+)(\d+)", str(row["notes"]))
-    if steps and int(steps.group(1)) > 1 and str(framework_of(str(row["framework"]), "")).startswith("vllm"):
+    if steps and int(steps.group(1)) > 1 and str(framework).startswith("vllm"):
         settings["scheduler_steps"] = int(steps.group(1))  # vLLM V0's --num-scheduler-steps
     if mode == "disagg":
         pools = {}
