@@ -85,6 +85,13 @@ def _range_text(d: dict, key: str) -> str:
     help="vLLM V0's --enable-chunked-prefill (default: V0's own choice, on above a max_model_len of 32,768).",
 )
 @click.option("--preemption", type=click.Choice(["recompute", "swap"]), default=None)
+@click.option(
+    "--scheduler-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="vLLM V0's --num-scheduler-steps: decode steps per scheduling pass; without chunked prefill, "
+    "new prompts join only between them (default 1).",
+)
 @click.option("--mode", type=click.Choice(["agg", "disagg"]), default="agg", show_default=True)
 @click.option("--prefill-workers", type=int, default=1, show_default=True)
 @click.option("--prefill-tp", type=int, default=1, show_default=True)
@@ -162,6 +169,7 @@ def serve(**o):
         max_model_len=o["max_model_len"],
         chunked_prefill=o["chunked_prefill"],
         preemption=o["preemption"],
+        scheduler_steps=o["scheduler_steps"],
         mode=o["mode"],
         prefill_workers=o["prefill_workers"],
         prefill_tp=o["prefill_tp"],

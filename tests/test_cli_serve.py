@@ -197,3 +197,18 @@ def test_serve_takes_vllm_v0s_chunked_prefill_setting():
         pools[flag] = json.loads(out.stdout)["kv_capacity_tokens"]
     freed = (131072 * 110592 + 256 * 128256 * 4 - 256 * 128256 * 38.9) / 131072
     assert pools["--chunked-prefill"] - pools["--no-chunked-prefill"] == pytest.approx(freed, abs=16)
+
+
+def test_serve_takes_vllm_v0s_multi_step_scheduling():
+    """--scheduler-steps 8: a prompt arriving while others decode waits for the run of 8 decode
+    steps to end, so the mean TTFT of a Poisson stream grows; 0 is refused naming the option."""
+    run = ["--framework", "vllm-v0", "--no-chunked-prefill", "--rate", "20", "--input-len", "256"]
+    run += ["--output-len", "64", "--num-requests", "200", "--json"]
+    ttft = {}
+    for steps in ("1", "8"):
+        out = hwsim(*BASE, *run, "--scheduler-steps", steps)
+        assert out.returncode == 0, out.stderr
+        ttft[steps] = json.loads(out.stdout)["ttft_s_mean"]
+    assert ttft["8"] > 2 * ttft["1"]
+    bad = hwsim(*BASE, *run, "--scheduler-steps", "0")
+    assert bad.returncode == 2 and "--scheduler-steps" in bad.stderr
