@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from hwmodels.device_spec import DeviceSpec
-from hwmodels.schedulers import running_tokens_per_seq
+from hwmodels.schedulers import policy, running_tokens_per_seq
 from workloads.errors import ConfigError, DoesNotFitError, unknown_name
 from workloads.graph import activation_peak_bytes, kv_bytes_per_token, kv_state_bytes_per_seq, weight_bytes
 from workloads.model_spec import ModelSpec
@@ -103,9 +103,13 @@ class EngineConfig:
         preemption: str | None = None,
         prefix_caching: bool | None = None,
         scheduler_steps: int | None = None,
+        scheduler: str | None = None,
     ) -> EngineConfig:
         """A copy with the run's own limits (``--max-batch``, ``--max-batched-tokens``,
-        ``--num-scheduler-steps``)."""
+        ``--num-scheduler-steps``) and, with ``scheduler``, another of its engine's scheduling
+        policies (``hwmodels.schedulers``: TensorRT-LLM's ``tensorrt-llm-max-util``)."""
+        if scheduler is not None:
+            policy(scheduler)  # an unknown name lists the known ones
         for label, value in (
             ("max_batch", max_num_seqs),
             ("max_batched_tokens", max_num_batched_tokens),
@@ -122,6 +126,7 @@ class EngineConfig:
             preemption=preemption or self.preemption,
             prefix_caching=self.prefix_caching if prefix_caching is None else bool(prefix_caching),
             scheduler_steps=scheduler_steps or self.scheduler_steps,
+            scheduler=scheduler or self.scheduler,
         )
 
     def for_device(self, device: DeviceSpec, offline: bool = False) -> EngineConfig:

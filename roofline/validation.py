@@ -309,7 +309,9 @@ class Condition:
     serving: dict[str, Any] | None = None
     """For a ``server`` row: the serving run's settings (``concurrency`` or ``request_rate``,
     ``ep``, ``attention_dp``, ``mode`` and the disaggregated pools, ``max_batched_tokens``,
-    ``scheduler_steps``: vLLM's ``--num-scheduler-steps`` where the notes state it)."""
+    ``scheduler_steps``: vLLM's ``--num-scheduler-steps`` where the notes state it;
+    ``scheduler``: another scheduling policy of its engine, by the ``capacity_policy`` rules of
+    the alias table)."""
     max_num_seqs: int | None = None
     """The engine's limit on running sequences when the row states it (``--max-num-seqs N`` in
     its notes); None keeps the engine's default."""
@@ -622,6 +624,10 @@ def _serving_settings(
     steps = re.search(r"num[-_]scheduler[-_]steps?(?:\s*=\s*|\s+)(\d+)", str(row["notes"]))
     if steps and int(steps.group(1)) > 1 and str(framework).startswith("vllm"):
         settings["scheduler_steps"] = int(steps.group(1))  # vLLM V0's --num-scheduler-steps
+    for rule in aliases().get("capacity_policy", []):
+        if str(framework) in rule["frameworks"] and re.search(rule["match"], str(row["notes"])):
+            settings["scheduler"] = rule["scheduler"]
+            break
     if mode == "disagg":
         pools = {}
         for key in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp"):

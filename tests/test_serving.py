@@ -587,3 +587,28 @@ def test_multi_step_scheduling_admits_prompts_only_between_runs_of_decode_steps(
     eight, one = _prefill_gaps(8), _prefill_gaps(1)
     assert eight and min(eight) >= 8 and sum(g % 8 == 0 for g in eight) >= 0.8 * len(eight)
     assert min(one) < 8
+
+
+def test_tensorrt_llms_max_utilization_admits_on_what_a_step_needs():
+    """GUARANTEED_NO_EVICT reserves each request's prompt plus its whole output at admission; under
+    MAX_UTILIZATION (NVIDIA's MLPerf harness) a request is admitted on the blocks its next step
+    needs, so a pool of 24,576 tokens runs more of these 512 + 1,536-token requests at once (and
+    pauses the newest when it runs out); every request still finishes."""
+    from sim.serving.serve import serve
+    from workloads.traces import make_trace
+
+    trace = make_trace(n_requests=60, seed=1, concurrency=60, input_len=512, output_len=1536)
+    running = {}
+    for scheduler in ("tensorrt-llm", "tensorrt-llm-max-util"):
+        r = serve(
+            "llama-3.1-8b",
+            "h100-sxm",
+            trace,
+            framework="tensorrt-llm",
+            precision="bf16",
+            max_kv_tokens=24576,
+            scheduler=scheduler,
+        )
+        assert r.metrics["completed"] == 60
+        running[scheduler] = max(r.replicas[0].steps.n_running)
+    assert running["tensorrt-llm"] <= 24576 // 2048 < running["tensorrt-llm-max-util"]

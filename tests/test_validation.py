@@ -596,3 +596,33 @@ def test_a_server_rows_stated_multi_step_scheduling_is_read(framework, notes, st
     row = load_measured().set_index("id").loc["s272"].copy()
     row[["framework", "notes"]] = [framework, notes]
     assert resolve(_with_id(row, "s272")).serving.get("scheduler_steps") == steps
+
+
+@pytest.mark.parametrize(
+    "framework, notes, scheduler",
+    [
+        ("tensorrt-llm", "MLPerf Inference v4.1, closed division, submitter NVIDIA", "tensorrt-llm-max-util"),
+        (
+            "tensorrt-llm",
+            "trtllm-serve ... capacity_scheduler_policy: MAX_UTILIZATION",
+            "tensorrt-llm-max-util",
+        ),
+        ("tensorrt-llm", "MLPerf run with batch_scheduler_policy no_evict", "tensorrt-llm"),  # stated wins
+        ("tensorrt-llm", "trtllm-bench throughput", None),  # the engine's own, GUARANTEED_NO_EVICT
+        ("vllm", "MLPerf Inference v5.1, submitter RedHat", None),  # TensorRT-LLM's policies only
+    ],
+)
+def test_tensorrt_llms_capacity_policy_is_read_from_its_notes(framework, notes, scheduler):
+    row = load_measured().set_index("id").loc["s272"].copy()
+    row[["framework", "notes"]] = [framework, notes]
+    assert resolve(_with_id(row, "s272")).serving.get("scheduler") == scheduler
+
+
+def test_an_unknown_scheduling_policy_is_refused_with_the_known_ones():
+    from hwmodels.engine_config import engine_for
+    from workloads.errors import HwsimError
+
+    with pytest.raises(
+        HwsimError, match="unknown scheduler 'tensorrt-llm-max-utils'; closest: tensorrt-llm-max-util"
+    ):
+        engine_for("tensorrt-llm").with_limits(scheduler="tensorrt-llm-max-utils")

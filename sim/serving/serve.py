@@ -167,6 +167,7 @@ def prepare(
     preemption: str | None = None,
     prefix_caching: bool | None = None,
     scheduler_steps: int | None = None,
+    scheduler: str | None = None,
     max_kv_tokens: int | None = None,
     mode: str = "agg",
     prefill_workers: int = 1,
@@ -191,7 +192,7 @@ def prepare(
         engine_for(framework)
         .for_device(dev)
         .sized_for(spec, max_model_len, chunked_prefill)
-        .with_limits(max_batch, max_batched_tokens, preemption, prefix_caching, scheduler_steps)
+        .with_limits(max_batch, max_batched_tokens, preemption, prefix_caching, scheduler_steps, scheduler)
     )
     if max_model_len is not None and spec.max_context and max_model_len > spec.max_context:
         raise ConfigError(
@@ -322,7 +323,8 @@ def serve(
         ``swap``, KV to host memory over the PCIe link); ``prefix_caching`` (default: the
         engine's; needs a trace with shared prefixes); ``scheduler_steps`` (vLLM V0's
         ``--num-scheduler-steps``: decode steps per scheduling pass, new prompts admitted only
-        between them); ``max_kv_tokens`` (a smaller KV pool than
+        between them); ``scheduler`` (another scheduling policy of the engine: TensorRT-LLM's
+        ``tensorrt-llm-max-util``, its MAX_UTILIZATION capacity policy); ``max_kv_tokens`` (a smaller KV pool than
         the engine would get, for studies of memory pressure); ``mode`` (``agg`` or ``disagg``)
         with ``prefill_workers, prefill_tp, decode_workers, decode_tp``.
     """

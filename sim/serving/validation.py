@@ -154,6 +154,8 @@ def _simulate_result(c: Condition):
         config["max_batched_tokens"] = s["max_num_batched_tokens"]
     if s.get("scheduler_steps"):
         config["scheduler_steps"] = s["scheduler_steps"]
+    if s.get("scheduler"):
+        config["scheduler"] = s["scheduler"]
     if s["mode"] == "disagg":
         config.update(
             mode="disagg",
