@@ -63,7 +63,9 @@ POLICIES = {
     "tensorrt-llm": Policy("tensorrt-llm", mixed=True, chunked=False, admission="reserve_full"),
     # TensorRT-LLM's MAX_UTILIZATION capacity policy: admitted on the blocks a step needs, the
     # newest paused (its KV freed, recomputed later) when the pool runs out
-    "tensorrt-llm-max-util": Policy("tensorrt-llm-max-util", mixed=True, chunked=False, admission="on_demand"),
+    "tensorrt-llm-max-util": Policy(
+        "tensorrt-llm-max-util", mixed=True, chunked=False, admission="on_demand"
+    ),
     "sglang": Policy("sglang", mixed=False, chunked=True, admission="reserve_ratio", new_token_ratio=0.7),
 }
 
