@@ -549,38 +549,42 @@ def test_a_server_row_that_sends_every_request_at_once_is_one_burst(notes, width
     assert c.serving["num_requests"] == width  # one burst: the run sends no more
 
 
-@pytest.mark.parametrize(
-    "notes, budget",
-    [
-        ("vllm serve ... --max-num-batched-tokens 512 --max-num-seqs 512", 512),
-        ("engine args: max_num_batched_tokens=2048; --max-num-batched-tokens 512", 2048),  # the field first
-        ("(CSV: enable-chunked-prefill TRUE, max-num-batched-tokens=512)", 512),
-        (
-            "Server: vllm serve. Offline config: run.py --max_num_batched_tokens 16384",
-            None,
-        ),  # another scenario's
-        ("--max-num-batched-tokens 512 at first, --max-num-batched-tokens 1024 later", None),  # two values
-    ],
-)
-def test_a_server_rows_stated_token_budget_is_read_as_its_notes_give_it(notes, budget):
+def _server_settings(framework: str, notes: str) -> dict:
+    """The serving settings a shipped server row (s272) resolves to under another framework
+    name and notes."""
     row = load_measured().set_index("id").loc["s272"].copy()
-    row[["framework", "notes"]] = ["vllm", notes]
-    assert resolve(_with_id(row, "s272")).serving.get("max_num_batched_tokens") == budget
+    row[["framework", "notes"]] = [framework, notes]
+    return resolve(_with_id(row, "s272")).serving
 
 
 @pytest.mark.parametrize(
     "framework, notes, budget",
     [
+        ("vllm", "vllm serve ... --max-num-batched-tokens 512 --max-num-seqs 512", 512),
+        (
+            "vllm",
+            "engine args: max_num_batched_tokens=2048; --max-num-batched-tokens 512",
+            2048,
+        ),  # field first
+        ("vllm", "(CSV: enable-chunked-prefill TRUE, max-num-batched-tokens=512)", 512),
+        (
+            "vllm",
+            "Server: vllm serve. Offline config: run.py --max_num_batched_tokens 16384",
+            None,
+        ),  # other scenario
+        (
+            "vllm",
+            "--max-num-batched-tokens 512 at first, --max-num-batched-tokens 1024 later",
+            None,
+        ),  # two values
         ("tensorrt-llm", "trtllm-serve --backend pytorch --max_batch_size 512 --max_num_tokens 16384", 16384),
         ("tensorrt-llm", "gpu_batch_size 512, max_num_tokens 256, chunked context", 256),
         ("vllm", "--max_num_tokens 16384", None),  # another engine's argument
         ("tensorrt-llm", "--max-num-batched-tokens 512", None),
     ],
 )
-def test_the_budget_argument_is_the_frameworks_own(framework, notes, budget):
-    row = load_measured().set_index("id").loc["s272"].copy()
-    row[["framework", "notes"]] = [framework, notes]
-    assert resolve(_with_id(row, "s272")).serving.get("max_num_batched_tokens") == budget
+def test_a_server_rows_stated_token_budget_is_its_frameworks_own_argument(framework, notes, budget):
+    assert _server_settings(framework, notes).get("max_num_batched_tokens") == budget
 
 
 @pytest.mark.parametrize(
@@ -593,9 +597,7 @@ def test_the_budget_argument_is_the_frameworks_own(framework, notes, budget):
     ],
 )
 def test_a_server_rows_stated_multi_step_scheduling_is_read(framework, notes, steps):
-    row = load_measured().set_index("id").loc["s272"].copy()
-    row[["framework", "notes"]] = [framework, notes]
-    assert resolve(_with_id(row, "s272")).serving.get("scheduler_steps") == steps
+    assert _server_settings(framework, notes).get("scheduler_steps") == steps
 
 
 @pytest.mark.parametrize(
@@ -613,9 +615,7 @@ def test_a_server_rows_stated_multi_step_scheduling_is_read(framework, notes, st
     ],
 )
 def test_tensorrt_llms_capacity_policy_is_read_from_its_notes(framework, notes, scheduler):
-    row = load_measured().set_index("id").loc["s272"].copy()
-    row[["framework", "notes"]] = [framework, notes]
-    assert resolve(_with_id(row, "s272")).serving.get("scheduler") == scheduler
+    assert _server_settings(framework, notes).get("scheduler") == scheduler
 
 
 def test_an_unknown_scheduling_policy_is_refused_with_the_known_ones():
