@@ -380,7 +380,8 @@ class GpuCostModel(RooflineCostModel):
         for long enough that the power limit lowers the clocks); under a framework with
         ``block_fp8`` kernels, its dense block-FP8 GEMMs at no more than their
         ``gemm_math_efficiency`` and its fused MoE's routed FLOPs at its ``moe_math_efficiency``
-        (its tiling included); or the issue-bound time of a framework's quantized GEMMs where
+        (its tiling included); under a framework that runs an MLA prefill absorbed
+        (``absorbed_mla_prefill``), that attention at its kernel's efficiency; or the issue-bound time of a framework's quantized GEMMs where
         longer."""
         terms = _curve_terms(ops, device)
         if terms is not None and terms["hit"] is None:
@@ -405,6 +406,10 @@ class GpuCostModel(RooflineCostModel):
             tensor_s = np.where(experts.reshape(axes), moe, tensor_s)
         if not placement.framework:
             return tensor_s
+        absorbed = framework_terms(placement.framework).absorbed_mla_prefill
+        if absorbed is not None:  # an MLA prefill's attention over the latent, on the engine's own kernel
+            latent = (ops.name == "latent_attention").reshape((-1,) + (1,) * (ops.flops.ndim - 1))
+            tensor_s = np.where(latent, ops.flops / (peaks * absorbed.attention_efficiency), tensor_s)
         awq = framework_terms(placement.framework).awq_gemm
         if awq is not None:
             tensor_s = np.maximum(tensor_s, awq_gemm_s(ops, device, awq, p["gemv_max_rows"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import DeviceSpec, LinkSpec
 from workloads.errors import ConfigError
 
@@ -36,13 +37,15 @@ class Placement:
 
     @property
     def graph_kw(self) -> dict:
-        """The keyword arguments ``build_ops`` takes from the placement."""
+        """The keyword arguments ``build_ops`` takes from the placement (the framework's form of
+        an MLA prefill among them)."""
         return dict(
             tp=self.tp,
             pp=self.pp,
             ep=self.ep,
             attention_dp=self.attention_dp,
             expert_imbalance=self.expert_imbalance,
+            mla_prefill=framework_terms(self.framework).mla_prefill if self.framework else "expanded",
         )
 
     def collective_link(self, device: DeviceSpec) -> LinkSpec:

@@ -268,7 +268,7 @@ def _op_groups(
 ) -> Iterable[OpTable]:
     """The step's ``OpTable``: split into op groups (``build_op_groups``) for an ``elementwise``
     cost model, else whole, as a 1-tuple. ``par`` is (tp, pp, ep, attention_dp,
-    expert_imbalance). Memoized for a small step (``MEMO_POINTS``; a decode step's context may
+    expert_imbalance, mla_prefill). Memoized for a small step (``MEMO_POINTS``; a decode step's context may
     hold both ends of its run); sweeps are built directly, each group stacked when it is priced."""
     size = np.size(batch) + np.size(tokens) + np.size(context)
     if size <= MEMO_POINTS:
@@ -279,8 +279,16 @@ def _op_groups(
 
 
 def _build(spec, quant, phase, batch, tokens, context, par, elementwise) -> Iterable[OpTable]:
-    tp, pp, ep, attention_dp, imbalance = par
-    kw = dict(tokens=tokens, context=context, tp=tp, pp=pp, ep=ep, attention_dp=attention_dp)
+    tp, pp, ep, attention_dp, imbalance, mla_prefill = par
+    kw = dict(
+        tokens=tokens,
+        context=context,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        attention_dp=attention_dp,
+        mla_prefill=mla_prefill,
+    )
     if elementwise:
         return build_op_groups(spec, quant, phase=phase, batch=batch, expert_imbalance=imbalance, **kw)
     return (build_ops(spec, quant, phase=phase, batch=batch, expert_imbalance=imbalance, **kw),)
@@ -431,7 +439,7 @@ def estimate(
         device=dev,
         cost_model=model_cost,
         placement=place,
-        par=(tp, pp, ep, bool(attention_dp), float(expert_imbalance)),
+        par=(tp, pp, ep, bool(attention_dp), float(expert_imbalance), place.graph_kw["mla_prefill"]),
         framework=terms,
         per_replica=per_replica,
         replicas=replicas,
@@ -509,7 +517,7 @@ class _Design:
     cost_model: Any
     placement: Placement
     par: tuple
-    """(tp, pp, ep, attention_dp, expert_imbalance): ``_op_groups``'s key."""
+    """(tp, pp, ep, attention_dp, expert_imbalance, mla_prefill): ``_op_groups``'s key."""
     framework: FrameworkTerms | None
     per_replica: int
     replicas: int
@@ -758,7 +766,7 @@ def _price(
     ranged("decode_tokens_per_s", np.divide, d.replicas * B, tpot)
 
     # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device
-    tp, pp, ep, attention_dp, _ = d.par
+    tp, pp, ep, attention_dp = d.par[:4]
     static_w, cap_w = d.per_replica * static_w, d.per_replica * cap_w
     # the power cap holds at every moment, so the prefill and each decode step are capped on their
     # own: a prefill's draw above the TDP is never paid for by the slack of the decode after it

@@ -620,6 +620,13 @@ def build_ops(spec: ModelSpec, quant: Quant, *, phase: str, batch: Any, **step: 
     expert_imbalance : routed tokens on the busiest device over the mean (>= 1; a stated
         parameter: expert load balancing keeps it near 1, skewed routing raises it); the step
         waits for that device's experts and its all-to-all.
+    mla_prefill : how a multi-head latent attention model's prefill attends: ``"expanded"``
+        (the default: the new and cached latents up-projected to per-head keys and values,
+        ``kv_up``, then attention over ``qk_nope + qk_rope`` and ``v_head`` dims) or
+        ``"absorbed"`` (as decode: the queries projected into the latent, ``q_absorb``, every
+        head attending over the ``kv_lora_rank + qk_rope``-wide latent, ``latent_attention``, and
+        the output projected back, ``v_absorb``), which some engines run whenever a prompt has a
+        cached prefix (``hwmodels/calibration/frameworks.yaml`` ``absorbed_mla_prefill``).
     """
     return _step_rows(spec, quant, phase=phase, batch=batch, **step).table(phase)
 
@@ -647,10 +654,13 @@ def _step_rows(
     ep: int = 1,
     attention_dp: bool = False,
     expert_imbalance: float = 1.0,
+    mla_prefill: str = "expanded",
 ) -> _Rows:
     """The op rows of ``build_ops``, before they are stacked."""
     if phase not in ("prefill", "decode"):
         raise ConfigError(f"phase is {phase!r}; expected 'prefill' or 'decode'")
+    if mla_prefill not in MLA_PREFILL_FORMS:
+        raise ConfigError(f"mla_prefill is {mla_prefill!r}; expected one of {', '.join(MLA_PREFILL_FORMS)}")
     check_parallelism(spec, tp, pp, ep)
     if not np.isfinite(expert_imbalance) or expert_imbalance < 1.0:
         raise ConfigError(f"expert_imbalance is {expert_imbalance!r}; expected a number >= 1 (1: balanced)")
@@ -677,7 +687,7 @@ def _step_rows(
 
     # ---- attention block -------------------------------------------------------------
     if spec.mla:
-        _mla_block(r, spec, q, phase, B, T, L, m, keys, heads, tp)
+        _mla_block(r, spec, q, phase, mla_prefill, B, T, L, m, keys, heads, tp)
     else:
         _attention_block(r, spec, q, B, T, L, m, heads, kv_heads)
     if spec.n_linear_layers:
@@ -1063,11 +1073,16 @@ def _moe_block(
         )
 
 
+MLA_PREFILL_FORMS = ("expanded", "absorbed")
+"""The forms of an MLA model's prefill attention ``build_ops`` prices (its ``mla_prefill``)."""
+
+
 def _mla_block(
     r: _Rows,
     spec: ModelSpec,
     q: Quant,
     phase: str,
+    mla_prefill: str,
     B: Any,
     T: Any,
     L: Any,
@@ -1076,7 +1091,10 @@ def _mla_block(
     heads: float,
     tp: int,
 ) -> None:
-    """Multi-head latent attention. Decode uses the weight-absorbed form (DeepSeek-V2 Sec. 2.1.2).
+    """Multi-head latent attention. Decode uses the weight-absorbed form (DeepSeek-V2 Sec. 2.1.2),
+    and so does a prefill when ``mla_prefill`` is ``"absorbed"`` (its attention row then named ``latent_attention``,
+    the form whose kernel an engine may run at its own rate); an expanded prefill up-projects the
+    new and cached latents to per-head keys and values (``kv_up``).
 
     With DeepSeek Sparse Attention (``spec.indexer``) each query attends only the
     indexer's top-k tokens (``min(p + 1, k)`` at position ``p``, the selected latents read
@@ -1109,7 +1127,7 @@ def _mla_block(
         ix_read = bytes_of(B * L * ix.head_dim, q.kv_bits)
         ix_write = bytes_of(m * ix.head_dim, q.kv_bits)
         ix_act = bytes_of(m * ix.n_heads * ix.head_dim, q.act_bits)
-    if phase == "decode":
+    if phase == "decode" or mla_prefill == "absorbed":
         r.gemm(
             "q_absorb",
             n,
@@ -1123,7 +1141,7 @@ def _mla_block(
         )
         r.rows[-1]["flops"] = gemm_flops(m * heads, mla.kv_lora_rank, mla.qk_nope_head_dim)
         r.add(
-            "attention",
+            "attention" if phase == "decode" else "latent_attention",
             "attention",
             n,
             flops=gemm_flops(B * heads * T, att_keys, latent + mla.kv_lora_rank) + ix_flops,

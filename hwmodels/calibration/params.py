@@ -207,6 +207,17 @@ class BlockFp8Kernels:
 
 
 @dataclass(frozen=True, slots=True)
+class AbsorbedMlaPrefill:
+    """A framework that runs a multi-head latent attention model's prefill attention in the
+    weight-absorbed form (every head over the cached 576-wide latent, as decode does; DeepSeek-V2
+    Sec. 2.1.2), not over keys and values expanded per head (``workloads.graph`` ``mla_prefill``),
+    on a kernel that computes at ``attention_efficiency`` of the attention format's tensor peak."""
+
+    attention_efficiency: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class AwqGemmKernel:
     """A framework's AWQ GEMM kernel (MIT llm-awq's ``gemm_forward_4bit_cuda_m16n128k32``, which
     AutoAWQ called before v0.2.0): thread blocks of two warps own a ``tile_rows`` x 128 output
@@ -265,7 +276,9 @@ class FrameworkTerms:
     decode step it replays as a captured graph (``GraphLimits``; None: every step as priced).
     ``moe_launches``: the kernels its MoE layers launch beyond the priced ones (``MoeLaunches``).
     ``awq_gemm``: its AWQ GEMM kernel's own rate on 4-bit weight-only GEMMs (``AwqGemmKernel``;
-    None: as the class's GEMMs)."""
+    None: as the class's GEMMs). ``absorbed_mla_prefill``: an MLA model's prefill attention runs
+    weight-absorbed at its own kernel's rate (``AbsorbedMlaPrefill``; None: expanded, as the
+    class's prefill attention)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -288,6 +301,12 @@ class FrameworkTerms:
     graph_limits: GraphLimits | None = None
     moe_launches: tuple[MoeLaunches, ...] = ()
     awq_gemm: AwqGemmKernel | None = None
+    absorbed_mla_prefill: AbsorbedMlaPrefill | None = None
+
+    @property
+    def mla_prefill(self) -> str:
+        """The form of an MLA model's prefill attention (``workloads.graph.build_ops``)."""
+        return "expanded" if self.absorbed_mla_prefill is None else "absorbed"
 
     def host_step_s(self, n_seqs: Any) -> Any:
         """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
@@ -372,6 +391,9 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
                 entry.get("moe_launches", []), f"{where}: frameworks.{name}.moe_launches"
             ),
             awq_gemm=_awq_gemm(entry.get("awq_gemm"), f"{where}: frameworks.{name}.awq_gemm"),
+            absorbed_mla_prefill=_absorbed_mla_prefill(
+                entry.get("absorbed_mla_prefill"), f"{where}: frameworks.{name}.absorbed_mla_prefill"
+            ),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
@@ -482,6 +504,18 @@ def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:
             raise ConfigError(f"{where}.{key} is {v!r}; expected {expected}")
         values[key] = float(v)
     return BlockFp8Kernels(**values, source=str(entry["source"]))
+
+
+def _absorbed_mla_prefill(entry: Any, where: str) -> AbsorbedMlaPrefill | None:
+    """A framework's ``absorbed_mla_prefill`` entry, checked: an efficiency in (0, 1]."""
+    if entry is None:
+        return None
+    if not isinstance(entry, Mapping) or set(entry) != {"attention_efficiency", "source"}:
+        raise ConfigError(f"{where}: expected the keys attention_efficiency and source")
+    v = entry["attention_efficiency"]
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
+        raise ConfigError(f"{where}.attention_efficiency is {v!r}; expected a fraction in (0, 1]")
+    return AbsorbedMlaPrefill(attention_efficiency=float(v), source=str(entry["source"]))
 
 
 def _awq_gemm(entry: Any, where: str) -> AwqGemmKernel | None:
