@@ -223,16 +223,17 @@ MOE_EXPERT_GEMMS = ("experts_up", "experts_down")
 
 
 def block_fp8_terms(
-    ops: OpTable, framework: str | None
+    ops: OpTable, framework: str | None, device: DeviceSpec
 ) -> tuple[BlockFp8Kernels, np.ndarray, np.ndarray] | None:
-    """(``framework``'s ``BlockFp8Kernels``, which ops are GEMMs over block-scaled FP8 weights,
-    which of those are routed-expert GEMMs), masks of shape (n_ops,); None when the framework
-    states no such kernels or no op is one."""
+    """(``framework``'s ``BlockFp8Kernels`` as they ran on ``device``, which ops are GEMMs over
+    block-scaled FP8 weights, which of those are routed-expert GEMMs), masks of shape (n_ops,);
+    None when the framework states no such kernels or no op is one."""
     if not framework:
         return None
     kernels = framework_terms(framework).block_fp8
     if kernels is None:
         return None
+    kernels = kernels.on(device.name)
     block = _is_gemm(ops) & (ops.weight_block > 0)
     if not block.any():
         return None
@@ -291,7 +292,7 @@ class GpuCostModel(RooflineCostModel):
         memory_s = super().memory_time_s(ops, device, p, mem_bytes, placement)
         nd = ops.flops.ndim
         shape = (-1,) + (1,) * (nd - 1)
-        block = block_fp8_terms(ops, placement.framework)
+        block = block_fp8_terms(ops, placement.framework, device)
         if block is not None and block[2].any():
             kernels, _, moe = block
             fused = mem_bytes / (device.memory.bw_bytes_per_s * kernels.moe_stream_efficiency)
@@ -327,7 +328,7 @@ class GpuCostModel(RooflineCostModel):
                 g = _format_curves(device, f, state)[0]
                 if g is not None:
                     out = np.where(gemm & (ops.fmt == f), g.latency_us * 1e-6, out)
-        block = block_fp8_terms(ops, placement.framework)
+        block = block_fp8_terms(ops, placement.framework, device)
         if block is not None:
             out = np.where(block[1], block[0].gemm_latency_us * 1e-6, out)
         return out
@@ -395,7 +396,7 @@ class GpuCostModel(RooflineCostModel):
             rate_of = {f: device.sustained_rate(f) or np.inf for f in set(ops.fmt)}
             sustained = np.array([rate_of[f] for f in ops.fmt]).reshape((-1,) + (1,) * (ops.flops.ndim - 1))
             tensor_s = np.maximum(tensor_s, ops.flops / sustained)
-        block = block_fp8_terms(ops, placement.framework)
+        block = block_fp8_terms(ops, placement.framework, device)
         if block is not None:
             kernels, gemms, experts = block
             axes = (-1,) + (1,) * (ops.flops.ndim - 1)

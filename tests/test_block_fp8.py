@@ -132,13 +132,15 @@ def test_the_fused_moe_timings_it_was_fitted_on_are_met():
 
 def test_sglang_versions_resolve_to_their_engine_terms():
     """SGLang's DeepGEMM default came with v0.4.6 (PR #5628): earlier releases are sglang-0.4,
-    which differs from sglang only in its block-FP8 kernels."""
+    which differs from sglang only in its block-FP8 kernels and its absorbed MLA prefill."""
     cases = {"0.4.3.post2": "sglang-0.4", "0.4.2.post4": "sglang-0.4", "0.3.0": "sglang-0.4"}
     cases |= {"0.4.6": "sglang", "0.4.10": "sglang", "0.5.9": "sglang"}
     for version, framework in cases.items():
         assert framework_of("sglang", f"notes version={version}") == framework, version
     early, late = framework_terms("sglang-0.4"), framework_terms("sglang")
-    assert replace(early, name="sglang", source=late.source, block_fp8=None) == late
+    assert (
+        replace(early, name="sglang", source=late.source, block_fp8=None, absorbed_mla_prefill=None) == late
+    )
     assert early.block_fp8 == framework_terms("vllm-v0").block_fp8
 
 
@@ -197,3 +199,71 @@ def test_a_block_fp8_gemm_launches_its_activation_quantization_too():
     assert overhead_us(blocked, "vllm") == pytest.approx(4.0)
     eager = "tensorrt-llm-pytorch-eager"
     assert overhead_us(blocked, eager) - overhead_us(plain, eager) == pytest.approx(20.0)
+
+
+def test_on_cdna3_the_kernels_run_at_their_fitted_rates_by_hand(deepseek):
+    """On MI300X (and MI325X) the early block-FP8 terms are the ``devices`` entry's: the math at
+    0.5 of the Hopper fractions (a dense block GEMM at 0.14 of the FP8 peak, the fused MoE at
+    0.026) and the fused MoE streaming at 0.35 of the bandwidth; elsewhere as timed on the H100."""
+    kernels = framework_terms("vllm-v0").block_fp8
+    assert kernels.on("h200") == kernels and kernels.on("b200") == kernels
+    for name in ("mi300x", "mi325x"):
+        on = kernels.on(name)
+        assert (on.gemm_math_efficiency, on.moe_math_efficiency) == pytest.approx((0.14, 0.026))
+        assert on.moe_stream_efficiency == 0.35 and on.gemm_latency_us == 15
+    assert framework_terms("sglang-0.4").block_fp8.on("mi300x") == kernels.on("mi300x")
+    # halving the math slows a prefill's routed experts by up to 2x (their other time unchanged);
+    # a decode's expert weights stream at 0.35 of MI300X's bandwidth
+    mi300x = load_device("mi300x")
+    table = params._frameworks()
+    plain = replace(table["vllm-v0"], block_fp8=replace(kernels, devices=()))
+    ops = build_ops(deepseek, FP8, phase="prefill", batch=1, tokens=4096.0, tp=8)
+    moe = np.isin(ops.name, ["experts_up", "experts_down"])
+    fitted = _priced(ops, "vllm-v0", "mi300x").compute_s.reshape(-1)[moe]
+    with params.framework_replaced("vllm-v0", block_fp8=plain.block_fp8):
+        timed = _priced(ops, "vllm-v0", "mi300x").compute_s.reshape(-1)[moe]
+    assert np.all((1.5 < fitted / timed) & (fitted / timed <= 2.0))
+    ops = _decode(deepseek, batch=64)
+    moe = np.isin(ops.name, ["experts_up", "experts_down"])
+    want = ops.memory_bytes[moe].reshape(-1) / (mi300x.memory.bw_bytes_per_s * 0.35)
+    got = _priced(ops, "vllm-v0", "mi300x").memory_s.reshape(-1)[moe]  # plus the overlap's share of math
+    assert np.all(want <= got) and np.all(got <= 1.1 * want)
+
+
+def test_the_cdna3_rates_are_the_fit_on_the_whole_mi300x_runs():
+    """``roofline.block_fp8_device_fit`` finds the shipped MI300X rates as the least-squares
+    point of its grid, inside it, on the five numbers of three runs; hwsim meets each within
+    0.7-1.4x there, and each run is reported with its error when left out."""
+    from roofline.block_fp8_device_fit import fit
+
+    result = fit()
+    (rates,) = framework_terms("vllm-v0").block_fp8.devices
+    assert (result["math_scale"], result["moe_stream_efficiency"]) == (
+        rates.math_scale,
+        rates.moe_stream_efficiency,
+    )
+    assert not result["at_grid_edge"] and len(result["runs"]) == 5
+    assert np.all((0.7 <= result["ratios"]) & (result["ratios"] <= 1.4))
+    assert set(result["held_out"]) == {"rocm-blog-before-aiter", "sglang-pr3237", "vllm-pr13199"}
+
+
+@pytest.mark.parametrize(
+    "devices",
+    [
+        "mi300x",
+        [{"devices": ["mi300x"], "math_scale": 0, "moe_stream_efficiency": 0.3, "source": "s"}],
+        [{"devices": [], "math_scale": 0.5, "moe_stream_efficiency": 0.3, "source": "s"}],
+        [{"devices": ["mi300x"], "math_scale": 0.5, "source": "s"}],
+    ],
+)
+def test_a_malformed_device_entry_is_named(devices):
+    entry = {
+        "gemm_latency_us": 15,
+        "gemm_math_efficiency": 0.28,
+        "moe_stream_efficiency": 0.26,
+        "moe_math_efficiency": 0.052,
+        "source": "s",
+        "devices": devices,
+    }
+    with pytest.raises(ConfigError, match=r"block_fp8\.devices"):
+        params._block_fp8(entry, "frameworks.x.block_fp8")

@@ -197,12 +197,41 @@ class BlockFp8Kernels:
     block-scaled kernel's scale loads and few thread blocks at decode sizes); its dense GEMMs
     compute at no more than ``gemm_math_efficiency`` of the FP8 tensor peak (a prefill's many
     rows); its fused MoE kernel's expert GEMMs stream their weights at ``moe_stream_efficiency``
-    of the memory bandwidth and compute at ``moe_math_efficiency`` of the FP8 tensor peak."""
+    of the memory bandwidth and compute at ``moe_math_efficiency`` of the FP8 tensor peak. Those
+    hold on the devices they were timed on; ``devices`` states where the same kernels ran at other
+    rates (``BlockFp8DeviceRates``, ``on``)."""
 
     gemm_latency_us: float
     gemm_math_efficiency: float
     moe_stream_efficiency: float
     moe_math_efficiency: float
+    source: str
+    devices: tuple[BlockFp8DeviceRates, ...] = ()
+
+    def on(self, device: str) -> BlockFp8Kernels:
+        """The kernels as they ran on ``device`` (a catalog name): its ``devices`` entry's rates
+        where one names it, else these."""
+        for rates in self.devices:
+            if device in rates.devices:
+                return replace(
+                    self,
+                    gemm_math_efficiency=self.gemm_math_efficiency * rates.math_scale,
+                    moe_math_efficiency=self.moe_math_efficiency * rates.math_scale,
+                    moe_stream_efficiency=rates.moe_stream_efficiency,
+                    devices=(),
+                )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class BlockFp8DeviceRates:
+    """Where a framework's block-FP8 kernels ran at other rates than where they were timed: on
+    ``devices`` their math reaches ``math_scale`` of the timed fractions of the FP8 peak and their
+    fused MoE streams its weights at ``moe_stream_efficiency`` of the bandwidth."""
+
+    devices: tuple[str, ...]
+    math_scale: float
+    moe_stream_efficiency: float
     source: str
 
 
@@ -492,8 +521,14 @@ def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:
     if entry is None:
         return None
     fields = ("gemm_latency_us", "gemm_math_efficiency", "moe_stream_efficiency", "moe_math_efficiency")
-    if not isinstance(entry, Mapping) or set(entry) != {*fields, "source"}:
-        raise ConfigError(f"{where}: expected the keys {', '.join(fields)} and source")
+    if not isinstance(entry, Mapping) or not {*fields, "source"} <= set(entry) <= {
+        *fields,
+        "source",
+        "devices",
+    }:
+        raise ConfigError(
+            f"{where}: expected the keys {', '.join(fields)} and source, and optionally devices"
+        )
     values = {}
     for key in fields:
         v = entry[key]
@@ -503,7 +538,37 @@ def _block_fp8(entry: Any, where: str) -> BlockFp8Kernels | None:
             expected = "microseconds >= 0" if key == "gemm_latency_us" else "a fraction in (0, 1]"
             raise ConfigError(f"{where}.{key} is {v!r}; expected {expected}")
         values[key] = float(v)
-    return BlockFp8Kernels(**values, source=str(entry["source"]))
+    devices = _block_fp8_devices(entry.get("devices", []), f"{where}.devices")
+    return BlockFp8Kernels(**values, source=str(entry["source"]), devices=devices)
+
+
+def _block_fp8_devices(entries: Any, where: str) -> tuple[BlockFp8DeviceRates, ...]:
+    """A ``block_fp8`` entry's ``devices`` list, checked: each with ``devices`` (names), a
+    ``math_scale`` and a ``moe_stream_efficiency`` in (0, 1], and ``source``."""
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where} is {entries!r}; expected a list of entries")
+    out = []
+    keys = {"devices", "math_scale", "moe_stream_efficiency", "source"}
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, Mapping) or set(entry) != keys:
+            raise ConfigError(f"{at}: expected the keys {', '.join(sorted(keys))}")
+        names = entry["devices"]
+        if not isinstance(names, list) or not names or not all(isinstance(d, str) for d in names):
+            raise ConfigError(f"{at}.devices is {names!r}; expected a list of device names")
+        for key in ("math_scale", "moe_stream_efficiency"):
+            v = entry[key]
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
+                raise ConfigError(f"{at}.{key} is {v!r}; expected a fraction in (0, 1]")
+        out.append(
+            BlockFp8DeviceRates(
+                tuple(names),
+                float(entry["math_scale"]),
+                float(entry["moe_stream_efficiency"]),
+                str(entry["source"]),
+            )
+        )
+    return tuple(out)
 
 
 def _absorbed_mla_prefill(entry: Any, where: str) -> AbsorbedMlaPrefill | None:
