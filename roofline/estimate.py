@@ -267,8 +267,8 @@ def _op_groups(
     elementwise: bool,
 ) -> Iterable[OpTable]:
     """The step's ``OpTable``: split into op groups (``build_op_groups``) for an ``elementwise``
-    cost model, else whole, as a 1-tuple. ``par`` is (tp, pp, ep, attention_dp,
-    expert_imbalance, mla_prefill). Memoized for a small step (``MEMO_POINTS``; a decode step's context may
+    cost model, else whole, as a 1-tuple. ``par`` holds the placement's ``build_ops`` arguments
+    as (name, value) pairs (``Placement.graph_kw``). Memoized for a small step (``MEMO_POINTS``; a decode step's context may
     hold both ends of its run); sweeps are built directly, each group stacked when it is priced."""
     size = np.size(batch) + np.size(tokens) + np.size(context)
     if size <= MEMO_POINTS:
@@ -279,19 +279,10 @@ def _op_groups(
 
 
 def _build(spec, quant, phase, batch, tokens, context, par, elementwise) -> Iterable[OpTable]:
-    tp, pp, ep, attention_dp, imbalance, mla_prefill = par
-    kw = dict(
-        tokens=tokens,
-        context=context,
-        tp=tp,
-        pp=pp,
-        ep=ep,
-        attention_dp=attention_dp,
-        mla_prefill=mla_prefill,
-    )
+    kw = dict(par, tokens=tokens, context=context)
     if elementwise:
-        return build_op_groups(spec, quant, phase=phase, batch=batch, expert_imbalance=imbalance, **kw)
-    return (build_ops(spec, quant, phase=phase, batch=batch, expert_imbalance=imbalance, **kw),)
+        return build_op_groups(spec, quant, phase=phase, batch=batch, **kw)
+    return (build_ops(spec, quant, phase=phase, batch=batch, **kw),)
 
 
 def _op_groups_of(
@@ -439,7 +430,7 @@ def estimate(
         device=dev,
         cost_model=model_cost,
         placement=place,
-        par=(tp, pp, ep, bool(attention_dp), float(expert_imbalance), place.graph_kw["mla_prefill"]),
+        par=tuple(place.graph_kw.items()),
         framework=terms,
         per_replica=per_replica,
         replicas=replicas,
@@ -517,7 +508,8 @@ class _Design:
     cost_model: Any
     placement: Placement
     par: tuple
-    """(tp, pp, ep, attention_dp, expert_imbalance, mla_prefill): ``_op_groups``'s key."""
+    """The placement's ``build_ops`` arguments (``Placement.graph_kw``) as (name, value) pairs:
+    ``_op_groups``'s key."""
     framework: FrameworkTerms | None
     per_replica: int
     replicas: int
@@ -766,7 +758,7 @@ def _price(
     ranged("decode_tokens_per_s", np.divide, d.replicas * B, tpot)
 
     # energy of one replica over the run: dynamic work of every tp/ep shard, static power of every device
-    tp, pp, ep, attention_dp = d.par[:4]
+    tp, pp, ep, attention_dp = (d.placement.tp, d.placement.pp, d.placement.ep, d.placement.attention_dp)
     static_w, cap_w = d.per_replica * static_w, d.per_replica * cap_w
     # the power cap holds at every moment, so the prefill and each decode step are capped on their
     # own: a prefill's draw above the TDP is never paid for by the slack of the decode after it
