@@ -27,6 +27,11 @@ from workloads.quant import Quant
 
 KV_RULES = ("utilization", "free_fraction", "static_fraction", "whole")
 SCHEDULERS = ("static", "vllm", "vllm-v0", "tensorrt-llm", "sglang")
+DP_ATTENTION_BUDGETS = ("whole", "half", "shared")
+"""How an engine sizes each attention data-parallel rank's token budget from its own
+(``dp_attention_budget`` in ``engines.yaml``): ``whole``, each rank the whole budget; ``half``,
+each rank half of it (SGLang v0.4.0-v0.4.3's ``--enable-dp-attention``: chunked_prefill_size // 2);
+``shared``, the ranks split it (later SGLang: chunked_prefill_size // dp_size)."""
 BUDGET_RULES = ("fixed", "max_model_len")
 """How an engine sets its token budget per step when the run does not (``token_budget`` in
 ``engines.yaml``): ``fixed``, its ``max_num_batched_tokens``; ``max_model_len``, vLLM V0's rule
@@ -74,6 +79,8 @@ class EngineConfig:
     prefix_caching: bool = False
     budget_rule: str = "fixed"
     device_defaults: tuple[DeviceDefaults, ...] = ()
+    dp_attention_budget: str = "whole"
+    """Each attention data-parallel rank's token budget from the engine's (``DP_ATTENTION_BUDGETS``)."""
     chunked_prefill_tokens: int = 0
     """The token budget a V0-style engine (``budget_rule: max_model_len``) takes when it runs with
     chunked prefill, whose steps then mix decodes and prompt chunks as the ``vllm`` policy does
@@ -95,6 +102,12 @@ class EngineConfig:
     """Decode steps the engine runs per scheduling pass (vLLM V0's ``--num-scheduler-steps``,
     multi-step scheduling, v0.6.0 to v0.7): a prefill-first engine admits new prompts only
     between such runs of decode steps (``sim.serving.replica``)."""
+
+    def rank_token_budget(self, ranks: int) -> int:
+        """One attention data-parallel rank's token budget among ``ranks`` (``dp_attention_budget``)."""
+        if ranks <= 1 or self.dp_attention_budget == "whole":
+            return self.max_num_batched_tokens
+        return max(1, self.max_num_batched_tokens // (2 if self.dp_attention_budget == "half" else ranks))
 
     def with_limits(
         self,
@@ -187,14 +200,17 @@ def _engines() -> dict[str, EngineConfig]:
     for name, e in raw["engines"].items():
         mem = e["kv_memory"]
         budget = e.get("token_budget", "fixed")
+        dp_budget = e.get("dp_attention_budget", "whole")
         if (
             e["scheduler"] not in SCHEDULERS
             or mem["rule"] not in KV_RULES
             or budget not in BUDGET_RULES
+            or dp_budget not in DP_ATTENTION_BUDGETS
             or not e.get("source")
         ):
             raise ConfigError(
-                f"{where}: engines.{name} needs a known scheduler, kv rule, token budget and a source"
+                f"{where}: engines.{name} needs a known scheduler, kv rule, token budget "
+                "(and attention data-parallel budget) and a source"
             )
         out[name] = EngineConfig(
             name=name,
@@ -208,6 +224,7 @@ def _engines() -> dict[str, EngineConfig]:
             source=str(e["source"]).strip(),
             prefix_caching=bool(e.get("prefix_caching", False)),
             budget_rule=budget,
+            dp_attention_budget=dp_budget,
             device_defaults=tuple(
                 _device_defaults(r, f"{where}: engines.{name}") for r in e.get("device_defaults", ())
             ),

@@ -196,3 +196,25 @@ def test_attention_dp_dispatches_requests_to_ranks_in_turn():
 
     one_each = dp.step_ranks([RankWork(0, 0.0, ((1024, 0),), 1)] * 8).time_s
     assert replica.steps.time_s[0] == pytest.approx(one_each, rel=1e-9)
+
+
+def test_sglangs_dp_attention_sizes_each_ranks_budget_by_its_version():
+    """With --enable-dp-attention SGLang v0.4.0-v0.4.3 halve each rank's chunked prefill (8,192
+    -> 4,096 a rank, 32,768 over 8 ranks) and later releases split it over the ranks (1,024 a
+    rank, 8,192 in all); other engines give each rank the whole budget. Eight 3,000-token prompts
+    arriving together prefill in one step under the first, in chunks of 8,192 under the second."""
+    from hwmodels.engine_config import engine_for
+    from sim.serving.serve import serve
+    from workloads.traces import Trace
+
+    assert engine_for("sglang-0.4").rank_token_budget(8) == 4096
+    assert engine_for("sglang").rank_token_budget(8) == 1024
+    assert engine_for("vllm").rank_token_budget(8) == engine_for("vllm").max_num_batched_tokens
+    assert engine_for("sglang-0.4").rank_token_budget(1) == 8192  # one rank: no data parallelism
+    trace = Trace(np.full(8, 3000), np.full(8, 4), concurrency=8)
+    kw = dict(precision="fp8", ep=8, attention_dp=True)
+    early = serve("deepseek-v3", "h200", trace, framework="sglang-0.4", **kw).replicas[0]
+    late = serve("deepseek-v3", "h200", trace, framework="sglang", **kw).replicas[0]
+    assert early.engine.max_num_batched_tokens == 32768 and late.engine.max_num_batched_tokens == 8192
+    assert early.steps.prefill_tokens[0] == 8 * 3000
+    assert late.steps.prefill_tokens[0] == 8192

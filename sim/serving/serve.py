@@ -264,7 +264,7 @@ def prepare(
         engines[role] = replace(
             engine,
             max_num_seqs=engine.max_num_seqs * ranks,
-            max_num_batched_tokens=engine.max_num_batched_tokens * ranks,
+            max_num_batched_tokens=engine.rank_token_budget(ranks) * ranks,
         )
         pricers[role] = StepPricer(
             spec,
