@@ -187,6 +187,8 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "fused_moe": ("tokens routed", "time per layer (us)"),
         "awq_gemm": ("prompt tokens", "prefill tokens/s"),
         "gemm_power": ("GFLOP per call", "TFLOP/s"),
+        "block_fp8_runs": ("measured (s)", "seconds (crosses: hwsim)"),
+        "mla_prefill": ("measured run (s)", "seconds (crosses: hwsim)"),
     }
     for (kind, group), frame in curve_frames().items():
         name = f"kernel-curve-{kind}-{group}"
@@ -195,7 +197,7 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
             out / name,
             *labels[kind],
             title=f"{kind} on {group}",
-            log_y=kind in ("allreduce", "fused_moe", "awq_gemm"),
+            log_y=kind in ("allreduce", "fused_moe", "awq_gemm", "block_fp8_runs", "mla_prefill"),
         )
         lines += [f"![{kind} {group}]({name}.png)", ""]
         if kind == "gemm_power":

@@ -91,6 +91,26 @@ def fit(runs: pd.DataFrame | None = None) -> dict[str, Any]:
     }
 
 
+def frames() -> dict[tuple[str, str], pd.DataFrame]:
+    """The runs beside hwsim's price of each at the shipped rates, for the report's kernel charts:
+    seconds against the measured seconds (a run on the diagonal is met)."""
+    runs = load_runs()
+    predicted = np.empty(len(runs))
+    for i, row in enumerate(runs.itertuples()):
+        (rates,) = [r for r in framework_terms(row.framework).block_fp8.devices if row.device in r.devices]
+        predicted[i] = predict(runs.iloc[[i]], rates.math_scale, rates.moe_stream_efficiency)[0]
+    frame = pd.DataFrame(
+        {
+            "panel": "MI300X, DeepSeek at TP 8",
+            "x": runs["value"],
+            "series": runs["run"] + " " + runs["metric"],
+            "measured": runs["value"],
+            "predicted": predicted,
+        }
+    )
+    return {("block_fp8_runs", "mi300x"): frame}
+
+
 if __name__ == "__main__":
     result = fit()
     print(

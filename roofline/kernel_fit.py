@@ -53,6 +53,8 @@ from hwmodels.device_spec import catalog
 from hwmodels.gpu import MOE_EXPERT_GEMMS, GpuCostModel
 from hwmodels.placement import Placement
 from roofline.awq_fit import awq_frames
+from roofline.block_fp8_device_fit import frames as block_fp8_device_frames
+from roofline.mla_prefill_fit import frames as mla_prefill_frames
 from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -384,6 +386,8 @@ def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
     out.update(_decode_frames())
     out.update(_fused_moe_frames())
     out.update(awq_frames())
+    out.update(block_fp8_device_frames())
+    out.update(mla_prefill_frames())
     out.update(_sustained_frames())
     allreduce = load_kernels("allreduce")
     for link, ar in allreduce.groupby(allreduce_links(allreduce)):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels import registry
+from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import catalog
 from hwmodels.placement import Placement
 from workloads.graph import build_ops
@@ -98,6 +99,24 @@ def derive() -> Derivation:
         triton_attention_flops=flops,
         peak_flops=device.peak("bf16"),
     )
+
+
+def frames() -> dict[tuple[str, str], pd.DataFrame]:
+    """The two runs beside hwsim's price of their prefills at the shipped rate (the FlashInfer run
+    expanded, the Triton run's attention at ``FRAMEWORK``'s kernel), for the report's kernel
+    charts: seconds against the measured seconds."""
+    d = derive()
+    rate = framework_terms(FRAMEWORK).absorbed_mla_prefill.attention_efficiency * d.peak_flops
+    frame = pd.DataFrame(
+        {
+            "panel": "DeepSeek-V3 at TP 8, sglang PR #3550",
+            "x": [d.flashinfer_s, d.triton_s],
+            "series": ["FlashInfer MLA (expanded)", "Triton (absorbed)"],
+            "measured": [d.flashinfer_s, d.triton_s],
+            "predicted": [d.linear_s + d.expanded_attention_s, d.linear_s + d.triton_attention_flops / rate],
+        }
+    )
+    return {("mla_prefill", "h200"): frame}
 
 
 def main() -> None:

@@ -134,3 +134,8 @@ def test_the_kernels_rate_is_the_one_derived_from_the_two_runs():
     assert d.flashinfer_s == pytest.approx(89.26, abs=0.05) and d.triton_s == pytest.approx(350.7, abs=0.1)
     assert d.linear_s + d.expanded_attention_s == pytest.approx(d.flashinfer_s, rel=0.10)
     assert round(d.efficiency, 3) == framework_terms("sglang-0.4").absorbed_mla_prefill.attention_efficiency
+    from roofline.mla_prefill_fit import frames
+
+    (frame,) = frames().values()  # the report's chart: both runs at the shipped rate
+    ratio = (frame["predicted"] / frame["measured"]).to_numpy()
+    assert 0.9 < ratio[0] < 1.1 and ratio[1] == pytest.approx(1.0, abs=0.01)

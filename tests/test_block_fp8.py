@@ -245,6 +245,11 @@ def test_the_cdna3_rates_are_the_fit_on_the_whole_mi300x_runs():
     assert not result["at_grid_edge"] and len(result["runs"]) == 5
     assert np.all((0.7 <= result["ratios"]) & (result["ratios"] <= 1.4))
     assert set(result["held_out"]) == {"rocm-blog-before-aiter", "sglang-pr3237", "vllm-pr13199"}
+    # the report's chart of the runs prices them at the shipped rates: the fit's ratios
+    from roofline.block_fp8_device_fit import frames
+
+    (frame,) = frames().values()
+    assert np.allclose(frame["predicted"] / frame["measured"], result["ratios"])
 
 
 @pytest.mark.parametrize(
