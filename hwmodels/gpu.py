@@ -382,8 +382,8 @@ class GpuCostModel(RooflineCostModel):
         ``block_fp8`` kernels, its dense block-FP8 GEMMs at no more than their
         ``gemm_math_efficiency`` and its fused MoE's routed FLOPs at its ``moe_math_efficiency``
         (its tiling included); under a framework that runs an MLA prefill absorbed
-        (``absorbed_mla_prefill``), that attention at its kernel's efficiency; or the issue-bound time of a framework's quantized GEMMs where
-        longer."""
+        (``absorbed_mla_prefill``), that attention at its kernel's efficiency; or the issue-bound
+        time of a framework's quantized GEMMs where longer."""
         terms = _curve_terms(ops, device)
         if terms is not None and terms["hit"] is None:
             compute_eff = terms["efficiency"]

@@ -1092,9 +1092,9 @@ def _mla_block(
     tp: int,
 ) -> None:
     """Multi-head latent attention. Decode uses the weight-absorbed form (DeepSeek-V2 Sec. 2.1.2),
-    and so does a prefill when ``mla_prefill`` is ``"absorbed"`` (its attention row then named ``latent_attention``,
-    the form whose kernel an engine may run at its own rate); an expanded prefill up-projects the
-    new and cached latents to per-head keys and values (``kv_up``).
+    and so does a prefill when ``mla_prefill`` is ``"absorbed"`` (its attention row then named
+    ``latent_attention``, the form whose kernel an engine may run at its own rate); an expanded
+    prefill up-projects the new and cached latents to per-head keys and values (``kv_up``).
 
     With DeepSeek Sparse Attention (``spec.indexer``) each query attends only the
     indexer's top-k tokens (``min(p + 1, k)`` at position ``p``, the selected latents read
