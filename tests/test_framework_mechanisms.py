@@ -341,3 +341,14 @@ def test_cli_framework_with_a_version_names_the_engine_it_ran(capsys):
     assert "read as vllm-v0" in capsys.readouterr().err
     assert framework_name("trt-llm") == "tensorrt-llm"
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("entry", ["sglang-0.4", "SGLang-0.4", "autoawq-0.1", "tensorrt-llm-0.6", "vllm-v0"])
+def test_an_entry_whose_name_ends_in_a_number_is_that_entry(entry, capsys):
+    """``--framework sglang-0.4`` names the frameworks.yaml entry, not SGLang at version 0.4 (it
+    was read as ``sglang`` before), and says nothing on stderr; rows read it the same way."""
+    from hwsim.options import framework_name
+
+    assert framework_name(entry) == entry.lower()
+    assert capsys.readouterr().err == ""
+    assert framework_of(entry, "") == entry.lower()

@@ -698,7 +698,10 @@ VENDOR_WORDS = re.compile(r"^(nvidia|hugging\s*face|intel|amd|microsoft|rocm)[\s
 
 def split_framework_version(text: str) -> tuple[str, str | None]:
     """(``text`` without a trailing version number, that number or None): ``vLLM 0.6.3`` ->
-    (``vLLM``, ``0.6.3``), ``SGLang v0.4.3.post2`` -> (``SGLang``, ``0.4.3.post2``)."""
+    (``vLLM``, ``0.6.3``), ``SGLang v0.4.3.post2`` -> (``SGLang``, ``0.4.3.post2``). A name that
+    is a frameworks.yaml entry as it stands (``sglang-0.4``, ``autoawq-0.1``) keeps its number."""
+    if canonical_framework(text) in _frameworks():
+        return text.strip(), None
     found = VERSION_IN_NAME.search(text.strip())
     if not found or not text[: found.start()].strip():
         return text.strip(), None
