@@ -310,6 +310,7 @@ class Condition:
     """For a ``server`` row: the serving run's settings (``concurrency`` or ``request_rate``,
     ``ep``, ``attention_dp``, ``mode`` and the disaggregated pools, ``max_batched_tokens``,
     ``scheduler_steps``: vLLM's ``--num-scheduler-steps`` where the notes state it;
+    ``prefix_caching`` False where an SGLang run's notes state ``--disable-radix-cache``;
     ``scheduler``: another scheduling policy of its engine, by the ``capacity_policy`` rules of
     the alias table)."""
     max_num_seqs: int | None = None
@@ -624,6 +625,8 @@ def _serving_settings(
     steps = re.search(r"num[-_]scheduler[-_]steps?(?:\s*=\s*|\s+)(\d+)", str(row["notes"]))
     if steps and int(steps.group(1)) > 1 and str(framework).startswith("vllm"):
         settings["scheduler_steps"] = int(steps.group(1))  # vLLM V0's --num-scheduler-steps
+    if str(framework).startswith("sglang") and re.search(r"--disable-radix-cache\b", str(row["notes"])):
+        settings["prefix_caching"] = False  # SGLang's prefix (radix) cache turned off
     for rule in aliases().get("capacity_policy", []):
         if str(framework) in rule["frameworks"] and re.search(rule["match"], str(row["notes"])):
             settings["scheduler"] = rule["scheduler"]

@@ -139,3 +139,47 @@ def test_the_kernels_rate_is_the_one_derived_from_the_two_runs():
     (frame,) = frames().values()  # the report's chart: both runs at the shipped rate
     ratio = (frame["predicted"] / frame["measured"]).to_numpy()
     assert 0.9 < ratio[0] < 1.1 and ratio[1] == pytest.approx(1.0, abs=0.01)
+
+
+def test_without_the_radix_cache_a_prompts_first_chunk_attends_expanded(deepseek):
+    """SGLang v0.4 absorbs only over a cached prefix: with --disable-radix-cache a prompt's first
+    chunk (nothing cached) attends expanded and its later chunks absorbed over its own earlier
+    ones. The step pricer prices a first chunk of 2,000 tokens at the expanded form's time (less
+    than the absorbed, by the latent attention's time less the expanded's), a later chunk as
+    before; serving four such prompts without the cache reaches first tokens sooner (a model
+    without MLA does not change); a row's notes stating the flag turn the cache off."""
+    from hwmodels.device_spec import catalog
+    from sim.serving.serve import serve
+    from sim.serving.step_cost import StepPricer
+    from workloads.traces import Trace
+
+    dev = catalog()["h200"]
+    kw = dict(max_tokens=8192, max_seqs=8, max_context=8192)
+    placement = Placement(tp=8, framework="sglang-0.4")
+    cached = StepPricer(deepseek, FP8, dev, placement, **kw)
+    uncached = StepPricer(deepseek, FP8, dev, placement, expanded_first_chunks=True, **kw)
+    first = [p.step(0, 0.0, [(2000, 0)], 1).time_s for p in (cached, uncached)]
+    later = [p.step(0, 0.0, [(2000, 4000)], 1).time_s for p in (cached, uncached)]
+    # absorbed: 2 x 2,000 x 16 heads x 1,000.5 keys x (576 + 512) x 61 layers = 4.2 TFLOP at 0.066 of
+    # the BF16 peak, 65 ms; expanded it is a few ms (and kv_up a few more)
+    assert 0.045 < first[0] - first[1] < 0.065
+    assert later[0] == pytest.approx(later[1], rel=1e-12)
+    trace = Trace(np.full(4, 2000), np.full(4, 8), concurrency=4)
+    runs = [
+        serve(
+            "deepseek-r1", "h200", trace, tp=8, framework="sglang-0.4", precision="fp8-kv16", prefix_caching=c
+        )
+        for c in (None, False)
+    ]
+    assert runs[1].metrics["ttft_s_mean"] < runs[0].metrics["ttft_s_mean"] - 0.15  # four such prompts
+    llama = [
+        serve("llama-3.1-8b", "h200", trace, framework="sglang-0.4", precision="bf16", prefix_caching=c)
+        for c in (None, False)
+    ]
+    assert llama[0].metrics["ttft_s_mean"] == pytest.approx(llama[1].metrics["ttft_s_mean"])
+    from roofline.validation import load_measured, resolve
+
+    row = load_measured().set_index("id").loc["vg113"].copy()  # dstack's SGLang 0.4.3 run
+    assert "prefix_caching" not in resolve(row.rename("vg113")).serving
+    row["notes"] += " Server: sglang.launch_server --disable-radix-cache."
+    assert resolve(row.rename("vg113")).serving["prefix_caching"] is False

@@ -283,6 +283,9 @@ def prepare(
             max_context=max_context,
             host_step_s=terms.host_step_s if terms else None,
             mtp_tokens=mtp_tokens,
+            expanded_first_chunks=bool(
+                terms and terms.absorbed_mla_prefill and spec.mla and not engines[role].prefix_caching
+            ),
         )
     return Setup(spec, quant, dev, engine, pools, kvs, engine_kv, pricers, framework, engines, mtp_acceptance)
 

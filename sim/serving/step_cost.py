@@ -155,6 +155,10 @@ class StepPricer:
     mtp_tokens : tokens drafted per decoding sequence and step by the model's multi-token-
         prediction module (one pass each); the step verifies ``1 + mtp_tokens`` tokens per
         decoding sequence (0: plain decoding).
+    expanded_first_chunks : a prompt's first chunk (nothing cached) attends expanded though the
+        placement's framework runs its MLA prefill absorbed (``absorbed_mla_prefill``): SGLang
+        v0.4 without its radix cache absorbs only over a prompt's own earlier chunks. Its
+        absorbed projections stay in the dense part (a sliver of its tokens' work).
     """
 
     def __init__(
@@ -169,6 +173,7 @@ class StepPricer:
         max_context: int,
         host_step_s: Callable[[int], float] | None = None,
         mtp_tokens: int = 0,
+        expanded_first_chunks: bool = False,
     ) -> None:
         self.host_step_s = host_step_s or (lambda _n: 0.0)
         self.verify = 1 + int(mtp_tokens)
@@ -231,6 +236,13 @@ class StepPricer:
         pre_rows = np.array([n == "attention" or n not in shared for n in pre2.name])
         t, e = _time_energy(price(pre2), pre_rows, (len(chunk), len(ctx)))
         self._pre_t, self._pre_e = _Surface(chunk, ctx, t), _Surface(chunk, ctx, e)
+        self._first: tuple[_Curve, _Curve] | None = None
+        if expanded_first_chunks:
+            expanded = {**kw, "mla_prefill": "expanded"}
+            first = build_ops(spec, quant, phase="prefill", batch=1, tokens=chunk, context=0.0, **expanded)
+            rows = np.array([n == "attention" or n not in shared for n in first.name])
+            t, e = _time_energy(price(first), rows, (len(chunk),))
+            self._first = (_Curve(chunk, t), _Curve(chunk, e))
 
     def step(
         self,
@@ -282,8 +294,12 @@ class StepPricer:
             e += self._dec_e(w.n_decode, mean_ctx)
             groups += 1
         for tokens, cached in w.chunks:
-            t += self._pre_t(tokens, cached)
-            e += self._pre_e(tokens, cached)
+            if cached == 0 and self._first is not None:
+                t += self._first[0](tokens)
+                e += self._first[1](tokens)
+            else:
+                t += self._pre_t(tokens, cached)
+                e += self._pre_e(tokens, cached)
         if w.n_logits:
             t += self._head_t(w.n_logits)
             e += self._head_e(w.n_logits)

@@ -156,6 +156,8 @@ def _simulate_result(c: Condition):
         config["scheduler_steps"] = s["scheduler_steps"]
     if s.get("scheduler"):
         config["scheduler"] = s["scheduler"]
+    if s.get("prefix_caching") is False:
+        config["prefix_caching"] = False
     if s["mode"] == "disagg":
         config.update(
             mode="disagg",
