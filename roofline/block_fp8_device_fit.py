@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +26,7 @@ import pandas as pd
 
 from hwmodels.calibration.params import BlockFp8DeviceRates, framework_replaced, framework_terms
 from roofline.estimate import estimate
+from roofline.kernel_data import load_kernels
 
 MATH_SCALES = tuple(round(0.3 + 0.05 * i, 2) for i in range(15))
 """Shares of the Hopper math efficiencies searched: 0.3 to 1.0."""
@@ -37,7 +36,7 @@ STREAM_EFFICIENCIES = tuple(round(0.15 + 0.05 * i, 2) for i in range(15))
 
 def load_runs() -> pd.DataFrame:
     """The whole runs of ``kernels/block_fp8_runs.csv``, one row per timed number."""
-    return pd.read_csv(Path(str(files("hwmodels.calibration").joinpath("kernels/block_fp8_runs.csv"))))
+    return load_kernels("block_fp8_runs")
 
 
 def predict(runs: pd.DataFrame, math_scale: float, stream: float) -> np.ndarray:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +52,7 @@ from hwmodels.gpu import MOE_EXPERT_GEMMS, GpuCostModel
 from hwmodels.placement import Placement
 from roofline.awq_fit import awq_frames
 from roofline.block_fp8_device_fit import frames as block_fp8_device_frames
+from roofline.kernel_data import load_kernels
 from roofline.mla_prefill_fit import frames as mla_prefill_frames
 from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
 from workloads.model_spec import load_model
@@ -100,12 +99,6 @@ MIN_DECODE_KV_BYTES = 128e6
 the last-level cache of the largest fitted chip (B200, 126 MB), past which the keys and values
 stream from HBM; smaller calls are dominated by the collectors' per-call time and hit in L2
 (the L40S's 96 MB L2 serves them faster than its 864 GB/s GDDR6)."""
-
-
-def load_kernels(name: str) -> pd.DataFrame:
-    """One shipped extract (``gemm``, ``gemm_vidur``, ``attention_prefill``, ``attention_decode``,
-    ``allreduce``, ``block_fp8``)."""
-    return pd.read_csv(Path(str(files("hwmodels.calibration").joinpath(f"kernels/{name}.csv"))))
 
 
 def _quant(dtype: str) -> Quant:

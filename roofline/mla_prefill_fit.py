@@ -20,8 +20,6 @@ into ``frameworks.yaml`` and ``tests/test_absorbed_mla_prefill.py`` holds the tw
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +28,7 @@ from hwmodels import registry
 from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import catalog
 from hwmodels.placement import Placement
+from roofline.kernel_data import load_kernels
 from workloads.graph import build_ops
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -42,8 +41,7 @@ linear layers of both runs)."""
 def load_runs() -> pd.DataFrame:
     """The two runs of ``kernels/mla_prefill_runs.csv``, with their durations (s): all tokens over
     the stated total throughput."""
-    path = Path(str(files("hwmodels.calibration").joinpath("kernels/mla_prefill_runs.csv")))
-    runs = pd.read_csv(path)
+    runs = load_kernels("mla_prefill_runs")
     return runs.assign(duration_s=(runs["input_tokens"] + runs["output_tokens"]) / runs["total_tokens_per_s"])
 
 
@@ -65,8 +63,8 @@ class Derivation:
 
 
 def derive() -> Derivation:
-    """Price the runs' prompts chunk by chunk (``FRAMEWORK`` on the runs' device, expanded
-    attention) and read the Triton run's attention time off its duration."""
+    """Price the runs' prompts chunk by chunk, as one sweep (``FRAMEWORK`` on the runs' device,
+    expanded attention), and read the Triton run's attention time off its duration."""
     runs = load_runs().set_index("run")
     run = runs.loc["triton"]
     spec, quant = load_model(str(run["model"])), Quant.from_name("fp8-kv16")
@@ -76,27 +74,29 @@ def derive() -> Derivation:
     lengths = (np.arange(n) + 0.5) / n * int(run["input_max"])
     lengths = np.maximum(1, np.round(lengths * int(run["input_tokens"]) / lengths.sum()))
     chunk = int(run["chunked_prefill"])
-    linear = expanded = flops = 0.0
-    for length in lengths:
-        for start in range(0, int(length), chunk):
-            tokens = min(chunk, length - start)
-            kw = dict(phase="prefill", batch=1, tokens=float(tokens), context=float(start), tp=placement.tp)
-            ops = build_ops(spec, quant, mla_prefill="expanded", **kw)
-            cost = registry.get(device.arch).estimate(ops, device, placement)
-            time = np.asarray(cost.time_s).reshape(ops.n_ops, -1)[:, 0]  # its count of layers included
-            attention = ops.name == "attention"
-            linear += float(time[~attention].sum())
-            expanded += float(time[attention].sum())
-            if start:  # a later chunk: absorbed over the prompt's cached chunks
-                ops = build_ops(spec, quant, mla_prefill="absorbed", **kw)
-                attention = ops.name == "latent_attention"
-            flops += float((np.asarray(ops.flops).reshape(ops.n_ops, -1)[:, 0] * ops.count)[attention].sum())
+    # every chunk of every prompt as one sweep point: (new tokens, tokens cached before it)
+    starts = [
+        (float(s), float(min(chunk, length - s))) for length in lengths for s in range(0, int(length), chunk)
+    ]
+    context, tokens = (np.array(v) for v in zip(*starts, strict=True))
+    kw = dict(phase="prefill", batch=1.0, tokens=tokens, context=context, tp=placement.tp)
+    ops = build_ops(spec, quant, mla_prefill="expanded", **kw)
+    time = np.asarray(registry.get(device.arch).estimate(ops, device, placement).time_s)  # layers included
+    attention = ops.name == "attention"
+    absorbed = build_ops(spec, quant, mla_prefill="absorbed", **kw)
+    latent = absorbed.name == "latent_attention"
+
+    # a first chunk attends expanded, a later one absorbed over the prompt's cached chunks
+    def total(t, rows):  # FLOPs a device per sweep point, over the op's layers
+        return (t.flops[rows] * t.count[rows][:, None]).sum(axis=0)
+
+    flops = np.where(context > 0, total(absorbed, latent), total(ops, attention))
     return Derivation(
-        linear_s=linear,
-        expanded_attention_s=expanded,
+        linear_s=float(time[~attention].sum()),
+        expanded_attention_s=float(time[attention].sum()),
         flashinfer_s=float(runs.loc["flashinfer", "duration_s"]),
         triton_s=float(run["duration_s"]),
-        triton_attention_flops=flops,
+        triton_attention_flops=float(flops.sum()),
         peak_flops=device.peak("bf16"),
     )
 
