@@ -184,12 +184,15 @@ def serving_block() -> str:
             )
             continue
         if "fitted_on" in e:
-            sharing = [
-                n
-                for n in s["frameworks"]
-                if n != name and n not in s["errors"] and s["frameworks"][n] == terms
-            ]
-            also = f" (and taken by {', '.join(f'`{n}`' for n in sharing)})" if sharing else ""
+            others = [n for n in s["frameworks"] if n != name and n not in s["errors"]]
+            whole = [n for n in others if s["frameworks"][n] == terms]
+            part = {
+                n: list(s["frameworks"][n])
+                for n in others
+                if n not in whole and all(terms.get(k) == v for k, v in s["frameworks"][n].items())
+            }
+            taken = [f"`{n}`" for n in whole] + [f"its {', '.join(k)} by `{n}`" for n, k in part.items()]
+            also = f" (and taken by {'; '.join(taken)})" if taken else ""
             notes.append(
                 f"`{name}` ({shown}){also} is fitted on its {e['fitted_on']} ({e['in_sample']['rows']} rows, "
                 f"{e['sources']} sources): {_pct(e['in_sample']['median_ape'])} median error in sample, "

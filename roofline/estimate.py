@@ -716,7 +716,7 @@ def _price(
     put("batch", B)
     put("input_len", L_in)
     put("output_len", L_out)
-    step_overhead_s = d.framework.host_step_s(B) if d.framework else None
+    step_overhead_s = d.framework.host_step_s(B, d.placement.tp) if d.framework else None
     ttft, prefill_dynamic, static_w, cap_w = _prefill(d, B, L_in)
     n_steps = np.maximum(L_out - 1.0, 1.0)
     context = (L_in, L_in + n_steps - 1)

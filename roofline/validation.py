@@ -65,7 +65,7 @@ from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
 from workloads.traces import load_lengths
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -80,7 +80,10 @@ board's energy counter) and ``vi`` rows (added 2026-12-04, read by a helper from
 not used, none fitted: LMDeploy's A100, RTX 4090 and H200 benchmark docs, GPUStack's
 performance-lab runs of vLLM, SGLang and TensorRT-LLM on H100, A100 and 8x H200, AutoAWQ's RTX
 4090 tables, Intel's Gaudi 2 and 3 model-performance pages for SynapseAI 1.18, the TensorRT-LLM
-Falcon-180B/H200 blog and vLLM's FP8 KV-cache blog on H100)."""
+Falcon-180B/H200 blog and vLLM's FP8 KV-cache blog on H100) and ``vj`` rows (added 2026-12-05,
+read by a helper from sources hwsim had not used, none fitted: Lambda's vLLM 0.5.4 ShareGPT bursts
+on 1-8 H100 and A100, Azure's TensorRT-LLM static batches on A100 and a ROCm vLLM fork's offline
+throughput on MI300X from a fork of Azure's benchmarking guide)."""
 
 COLUMNS = [
     "id",
@@ -532,6 +535,15 @@ def _stated_token_budget(notes: Any, phase: str, framework: str | None) -> int |
     return int(found[0].group(1)) or None
 
 
+def _stated_num_requests(notes: Any) -> int | None:
+    """The requests a serving benchmark sent, where the notes state them: ``num_requests=N``, or
+    the client's own flag, ``--num-prompts N`` (vLLM's ``benchmark_serving.py`` / ``vllm bench
+    serve``, SGLang's ``bench_serving.py``; also ``num_prompts=N``). None otherwise."""
+    match = re.search(r"\bnum_requests=(\d+)|--num[-_]prompts[ =](\d+)|\bnum_prompts=(\d+)", str(notes))
+    value = next((int(g) for g in match.groups() if g), 0) if match else 0
+    return value or None
+
+
 def _stated_max_model_len(notes: Any) -> int | None:
     """``N`` of a ``--max-model-len N`` (vLLM's engine argument, also ``max_model_len=N``) in a
     row's notes, or None."""
@@ -601,8 +613,8 @@ def _serving_settings(
     if concurrency is None and not math.isfinite(rate):
         # every request sent at once: a closed loop as wide as the run (its stated num_requests,
         # else the serving benchmarks' default --num-prompts)
-        stated = _note_field(row["notes"], "num_requests")
-        concurrency = int(stated) if stated and stated.isdigit() and int(stated) > 0 else BURST_REQUESTS
+        stated = _stated_num_requests(row["notes"])
+        concurrency = stated or BURST_REQUESTS
     mode = str(row.get("mode") or "agg").strip().lower()
     mode = "agg" if mode in ("nan", "") else mode
     ep = _int_or_none(row.get("ep")) or 1
@@ -617,6 +629,8 @@ def _serving_settings(
             if not value.isdigit() or int(value) < 1:
                 return f"notes field {key}={value} is not a positive whole number"
             settings[key] = int(value)
+    if "num_requests" not in settings and _stated_num_requests(row["notes"]):
+        settings["num_requests"] = _stated_num_requests(row["notes"])
     if rate is not None and not math.isfinite(rate) and not _int_or_none(row.get("concurrency")):
         settings["num_requests"] = concurrency  # the burst is the whole run
     budget = _stated_token_budget(row["notes"], "server", framework)

@@ -194,7 +194,7 @@ def simulate(
     graph = TaskGraph()
     pre_ops = build_ops(spec, quant, phase="prefill", batch=micro, tokens=input_len, **kw)
     pre_cost = model_cost.estimate(pre_ops, dev, place)
-    step_over = framework_terms(framework).host_step_s(micro) if framework else 0.0
+    step_over = framework_terms(framework).host_step_s(micro, system.tp) if framework else 0.0
     pre_plan = plan_step(pre_ops, pre_cost, spec, system)
     pre_plan = replace(pre_plan, pre_s=pre_plan.pre_s + step_over)
     per_step = n_micro * (

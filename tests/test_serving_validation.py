@@ -1,13 +1,22 @@
 """Server rows of the measured set, predicted by simulating their request streams."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from hwmodels.calibration.params import serving_fitted_path
-from roofline.validation import load_measured, resolve, server_conditions, summarize, validate_frame
+from roofline.validation import (
+    load_measured,
+    operating_point,
+    resolve,
+    server_conditions,
+    summarize,
+    validate_frame,
+)
 from sim.serving.calibrate import serving_rows, serving_source
 from sim.serving.validation import predict_serving, row_trace
+from workloads.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +66,36 @@ def test_row_trace_uses_the_dataset_shape_at_the_stated_means():
     assert cond.lengths == "openorca" and cond.serving["rate"] == pytest.approx(101.0)
     assert trace.output_len.mean() == pytest.approx(291, rel=0.05)
     assert np.ptp(trace.input_len) > 100  # a distribution, not one length
+
+
+def _burst_row(notes: str, max_model_len: str = "") -> pd.Series:
+    """A ShareGPT burst row of vLLM on one H100 (``vj001``'s conditions) with the notes given."""
+    row = load_measured().set_index("id").loc["vj001"].copy()
+    row["id"] = "x001"
+    row["notes"] = notes + (f" --max-model-len {max_model_len}" if max_model_len else "")
+    return row
+
+
+def test_a_burst_runs_the_prompts_its_client_flag_states():
+    """A burst (request rate inf) runs the requests the notes state, as ``num_requests=N`` or as the
+    benchmark client's own ``--num-prompts N``; without either, the clients' default 1,000."""
+    for notes, n in (("--num-prompts 320", 320), ("num_requests=64", 64), ("num_prompts=48", 48), ("", 1000)):
+        trace = row_trace(operating_point(resolve(_burst_row(notes))))
+        assert trace.concurrency == n and len(trace.input_len) == n, notes
+
+
+def test_requests_over_a_stated_max_model_len_are_refused_not_the_row():
+    """ShareGPT draws of more than 2,000 tokens (prompt plus output) are refused by a server started
+    with --max-model-len 2000, as vLLM's is, and the run is the rest; at 8 tokens every request is
+    refused and the row says so."""
+    full = row_trace(operating_point(resolve(_burst_row("--num-prompts 320"))))
+    capped = row_trace(operating_point(resolve(_burst_row("--num-prompts 320", "2000"))))
+    over = (full.input_len + full.output_len > 2000).sum()
+    assert over > 0 and len(capped.input_len) == 320 - over
+    assert (capped.input_len + capped.output_len <= 2000).all()
+    assert f"{over} of 320 requests over max_model_len refused" in capped.description
+    with pytest.raises(ConfigError, match="longer than its max_model_len 8"):
+        row_trace(operating_point(resolve(_burst_row("--num-prompts 320", "8"))))
 
 
 def test_sources_group_campaigns_and_mlperf_submitters():

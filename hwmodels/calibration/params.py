@@ -284,7 +284,10 @@ class FrameworkTerms:
     """A serving framework's overheads: per kernel launch (None keeps the device class's)
     and per model step (scheduling, sampling, Python), plus per sequence in a step (input
     preparation, sampling and detokenization of each sequence), in seconds, and the share of device
-    memory it lets weights and KV cache use, with their basis. ``kv_read_per_query_head``:
+    memory it lets weights and KV cache use, with their basis. ``tp_step_overhead_s``: host
+    time added to a step that runs over more than one tensor-parallel worker (the engine's
+    driver hands each step's inputs to the other workers before they start), s.
+    ``kv_read_per_query_head``:
     its decode attention kernel reads a shared KV head once per query head (no GQA/MQA
     sharing); ``kernels`` names the framework whose kernels it runs (Ollama runs llama.cpp's); ``fuses_elementwise``:
     norms, RoPE and activations are fused into neighbouring kernels (no launch of their own);
@@ -331,15 +334,18 @@ class FrameworkTerms:
     moe_launches: tuple[MoeLaunches, ...] = ()
     awq_gemm: AwqGemmKernel | None = None
     absorbed_mla_prefill: AbsorbedMlaPrefill | None = None
+    tp_step_overhead_s: float = 0.0
 
     @property
     def mla_prefill(self) -> str:
         """The form of an MLA model's prefill attention (``workloads.graph.build_ops``)."""
         return "expanded" if self.absorbed_mla_prefill is None else "absorbed"
 
-    def host_step_s(self, n_seqs: Any) -> Any:
-        """Host time of one model step over ``n_seqs`` sequences that does not overlap the device, s."""
-        return self.step_overhead_s + self.seq_overhead_s * n_seqs
+    def host_step_s(self, n_seqs: Any, tp: int = 1) -> Any:
+        """Host time of one model step over ``n_seqs`` sequences on ``tp`` tensor-parallel workers
+        that does not overlap the device, s."""
+        handoff = self.tp_step_overhead_s if tp > 1 else 0.0
+        return self.step_overhead_s + handoff + self.seq_overhead_s * n_seqs
 
     def serving_terms(self) -> dict[str, float]:
         """The serving terms as ``frameworks.yaml`` and a serving fit name them (``SERVING_FITTABLE``):
@@ -348,6 +354,7 @@ class FrameworkTerms:
         return {
             "step_overhead_us": round(self.step_overhead_s * 1e6, 9),
             "seq_overhead_us": round(self.seq_overhead_s * 1e6, 9),
+            "tp_step_overhead_us": round(self.tp_step_overhead_s * 1e6, 9),
             "output_lag_steps": self.output_lag_steps,
         }
 
@@ -401,6 +408,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             kernel_overhead_us=None if k is None else float(k),
             step_overhead_s=float(entry.get("step_overhead_us", 0.0)) * 1e-6,
             seq_overhead_s=float(entry.get("seq_overhead_us", 0.0)) * 1e-6,
+            tp_step_overhead_s=float(entry.get("tp_step_overhead_us", 0.0)) * 1e-6,
             memory_fraction=fraction,
             kv_read_per_query_head=bool(entry.get("kv_read_per_query_head", False)),
             kernels=kernels,
@@ -602,14 +610,18 @@ def _awq_gemm(entry: Any, where: str) -> AwqGemmKernel | None:
 
 
 def _with_terms(terms: FrameworkTerms, values: Mapping[str, float]) -> FrameworkTerms:
-    """``terms`` with fitted serving values (``step_overhead_us`` and ``seq_overhead_us`` in
-    microseconds)."""
-    seconds = {"step_overhead_us": "step_overhead_s", "seq_overhead_us": "seq_overhead_s"}
+    """``terms`` with fitted serving values (``step_overhead_us``, ``seq_overhead_us`` and
+    ``tp_step_overhead_us`` in microseconds)."""
+    seconds = {
+        "step_overhead_us": "step_overhead_s",
+        "seq_overhead_us": "seq_overhead_s",
+        "tp_step_overhead_us": "tp_step_overhead_s",
+    }
     fields = {seconds.get(k, k): float(v) * (1e-6 if k in seconds else 1.0) for k, v in values.items()}
     return replace(terms, **fields)
 
 
-SERVING_FITTABLE = ("step_overhead_us", "seq_overhead_us", "output_lag_steps")
+SERVING_FITTABLE = ("step_overhead_us", "seq_overhead_us", "tp_step_overhead_us", "output_lag_steps")
 """Framework terms a serving fit may set (``hwsim calibrate``, ``sim/serving/calibrate.py``)."""
 SERVING_FITTED = "serving_fitted.yaml"
 

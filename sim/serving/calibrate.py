@@ -140,7 +140,8 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
         "schema_version": 1,
         "fitted_on": (
             "server rows of hwmodels/validation/measured.csv (TTFT, TPOT, end-to-end means); vLLM V0's "
-            f"per-sequence host time on its offline and end-to-end rows (host_fit.py), {_dt.date.today().isoformat()}"
+            "host times per step, per sequence and per tensor-parallel step on its offline and end-to-end "
+            f"rows (host_fit.py), {_dt.date.today().isoformat()}"
         ),
         "frameworks": {},
         "errors": {},

@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -281,7 +282,7 @@ def prepare(
             max_tokens=min(engines[role].max_num_batched_tokens, engines[role].max_num_seqs * max_context),
             max_seqs=engines[role].max_num_seqs,
             max_context=max_context,
-            host_step_s=terms.host_step_s if terms else None,
+            host_step_s=partial(terms.host_step_s, tp=pool.tp) if terms else None,
             mtp_tokens=mtp_tokens,
             expanded_first_chunks=bool(
                 terms and terms.absorbed_mla_prefill and spec.mla and not engines[role].prefix_caching

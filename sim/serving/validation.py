@@ -33,7 +33,7 @@ from hwmodels.device_spec import catalog
 from roofline.estimate import threads
 from roofline.validation import Condition
 from sim.serving.serve import serve
-from workloads.errors import HwsimError
+from workloads.errors import ConfigError, HwsimError
 from workloads.traces import Trace, load_lengths
 
 VALIDATION_SEED = 0
@@ -93,11 +93,23 @@ def row_trace(c: Condition) -> Trace:
     else:
         lin = np.full(n, c.input_len, dtype=np.int64)
         lout = np.full(n, c.output_len, dtype=np.int64)
+    arrival = None
+    if not s["concurrency"]:
+        gaps = rng.exponential(1.0 / s["rate"], size=n)
+        arrival = np.concatenate([[0.0], np.cumsum(gaps[1:])])
+    # a server started with --max-model-len refuses a request of more tokens (prompt plus output;
+    # the benchmark client counts it failed, outside its latencies and throughput): the run is the
+    # requests it served, arriving when they did
+    kept = lin + lout <= c.max_model_len if c.max_model_len else np.ones(n, dtype=bool)
+    if not kept.any():
+        raise ConfigError(
+            f"every request of the row's lengths is longer than its max_model_len {c.max_model_len:,}"
+        )
+    lin, lout = lin[kept], lout[kept]
+    refused = f"; {int((~kept).sum())} of {n} requests over max_model_len refused" if not kept.all() else ""
     if s["concurrency"]:
-        return Trace(lin, lout, concurrency=s["concurrency"], description="validation closed loop")
-    gaps = rng.exponential(1.0 / s["rate"], size=n)
-    arrival = np.concatenate([[0.0], np.cumsum(gaps[1:])])
-    return Trace(lin, lout, arrival_s=arrival, description="validation Poisson")
+        return Trace(lin, lout, concurrency=s["concurrency"], description=f"validation closed loop{refused}")
+    return Trace(lin, lout, arrival_s=arrival[kept], description=f"validation Poisson{refused}")
 
 
 def _key(c: Condition) -> tuple:
