@@ -255,10 +255,15 @@ def _by_memory(typed: str) -> tuple[str, str | None] | None:
 def find_devices(query: str) -> list[str]:
     """Catalog names ``query`` shows (``hwsim devices QUERY``): the device a name resolves to;
     every variant or part of an ambiguous name or SoC; else every device whose name or display
-    name holds the query, ignoring case, spaces and punctuation (``snapdragon``, ``nvidia``)."""
+    name holds the query, ignoring case, spaces and punctuation (``snapdragon``, ``nvidia``); a name
+    with a memory size shows the part of that size (``RTX 4090 24GB``, ``H100 94GB``), as
+    ``resolve_device_name`` reads it."""
     target = _index().get(name_table().key(query))
     if target is not None:
         return [target] if isinstance(target, str) else list(target.variants)
+    sized = _by_memory(query)
+    if sized is not None:
+        return [sized[0]]
     needle = _squashed(query)
     hits = [
         n
@@ -266,6 +271,9 @@ def find_devices(query: str) -> list[str]:
         if needle and (needle in _squashed(n) or needle in _squashed(d.display_name))
     ]
     if not hits:
+        mismatch = memory_mismatch(query)
+        if mismatch:
+            raise ConfigError(mismatch)
         raise unknown_name("device", query, [*catalog(), *name_table().ambiguous], "hwsim devices")
     return hits
 

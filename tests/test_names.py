@@ -249,6 +249,17 @@ def test_devices_query_by_word_in_the_description():
         find_devices("quantum-gpu")
 
 
+def test_devices_query_with_a_memory_size_shows_the_part_of_that_size():
+    """``hwsim devices`` reads a name with its memory size as an estimate does: the part of that size
+    (the B200's 180 GB usable of 192), the closest of a name's variants (94 GB: the H100 NVL), and
+    a size no part by that name has is refused with the sizes there are."""
+    assert find_devices("RTX 4090 24GB") == ["rtx-4090"]
+    assert find_devices("B200 180GB") == ["b200"]
+    assert find_devices("H100 94GB") == ["h100-nvl"]
+    with pytest.raises(ConfigError, match="no catalog part of 48 GB by that name"):
+        find_devices("RTX 4090 48GB")
+
+
 # ----- suggestions ----------------------------------------------------------------------------
 def test_names_the_query_begins_come_first():
     """difflib alone ranks p100 first for 'h100' (one letter off, same length); the variants
