@@ -65,7 +65,7 @@ from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
 from workloads.traces import load_lengths
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -83,7 +83,9 @@ performance-lab runs of vLLM, SGLang and TensorRT-LLM on H100, A100 and 8x H200,
 Falcon-180B/H200 blog and vLLM's FP8 KV-cache blog on H100) and ``vj`` rows (added 2026-12-05,
 read by a helper from sources hwsim had not used, none fitted: Lambda's vLLM 0.5.4 ShareGPT bursts
 on 1-8 H100 and A100, Azure's TensorRT-LLM static batches on A100 and a ROCm vLLM fork's offline
-throughput on MI300X from a fork of Azure's benchmarking guide)."""
+throughput on MI300X from a fork of Azure's benchmarking guide) and ``vk`` rows (added 2026-12-05,
+read by helpers from MLPerf Inference v5.0, a round hwsim had not used, none fitted: TensorRT-LLM
+on GH200, 8x L40S, 8x H200 NVL and 4x H100 NVL, each with its submitter's engine configuration)."""
 
 COLUMNS = [
     "id",
@@ -717,7 +719,7 @@ def _note_field(notes: Any, key: str) -> str | None:
     marker = f"{key}="
     if marker not in text:
         return None
-    return text.split(marker, 1)[1].split(";")[0].split()[0].strip(".,")
+    return text.split(marker, 1)[1].split(";")[0].split()[0].strip(".,)]")
 
 
 def _kernel_time_s(c: Condition) -> float:

@@ -78,8 +78,16 @@ def _burst_row(notes: str, max_model_len: str = "") -> pd.Series:
 
 def test_a_burst_runs_the_prompts_its_client_flag_states():
     """A burst (request rate inf) runs the requests the notes state, as ``num_requests=N`` or as the
-    benchmark client's own ``--num-prompts N``; without either, the clients' default 1,000."""
-    for notes, n in (("--num-prompts 320", 320), ("num_requests=64", 64), ("num_prompts=48", 48), ("", 1000)):
+    benchmark client's own ``--num-prompts N``; without either, the clients' default 1,000. A field
+    read from the notes ends at a closing bracket as at a space."""
+    cases = (
+        ("--num-prompts 320", 320),
+        ("num_requests=64", 64),
+        ("(num_requests=32)", 32),  # a field closing a parenthesis
+        ("num_prompts=48", 48),
+        ("", 1000),
+    )
+    for notes, n in cases:
         trace = row_trace(operating_point(resolve(_burst_row(notes))))
         assert trace.concurrency == n and len(trace.input_len) == n, notes
 

@@ -163,9 +163,13 @@ def affine_terms(host: str, rows: pd.DataFrame, say: Callable[[str], None]) -> A
     """The rows' predictions as affine functions of ``host``'s three terms, from four pricings."""
     say(f"  {host}: {len(rows)} offline and end-to-end rows priced with no host time and each term alone")
     rate = rows["cond"].map(lambda c: c.metric.endswith("per_s")).to_numpy(dtype=bool)
-    to_time = lambda v: np.where(rate, 1.0 / v, v)  # noqa: E731
-    base = to_time(_priced(host, rows, {}))
-    slope = np.stack([(to_time(_priced(host, rows, {t: PROBE_US})) - base) / PROBE_US for t in GRID_TERMS])
+
+    def time_s(values: dict[str, float]) -> np.ndarray:
+        priced = _priced(host, rows, values)
+        return np.where(rate, 1.0 / priced, priced)
+
+    base = time_s({})
+    slope = np.stack([(time_s({t: PROBE_US}) - base) / PROBE_US for t in GRID_TERMS])
     return Affine(base, slope, rate)
 
 
