@@ -612,11 +612,11 @@ def _serving_settings(
     rate = None if rate is None or (isinstance(rate, float) and math.isnan(rate)) else float(rate)
     if concurrency is None and rate is None:
         return "server row states neither a concurrency nor a request_rate"
+    stated_requests = _stated_num_requests(row["notes"])
     if concurrency is None and not math.isfinite(rate):
         # every request sent at once: a closed loop as wide as the run (its stated num_requests,
         # else the serving benchmarks' default --num-prompts)
-        stated = _stated_num_requests(row["notes"])
-        concurrency = stated or BURST_REQUESTS
+        concurrency = stated_requests or BURST_REQUESTS
     mode = str(row.get("mode") or "agg").strip().lower()
     mode = "agg" if mode in ("nan", "") else mode
     ep = _int_or_none(row.get("ep")) or 1
@@ -631,8 +631,8 @@ def _serving_settings(
             if not value.isdigit() or int(value) < 1:
                 return f"notes field {key}={value} is not a positive whole number"
             settings[key] = int(value)
-    if "num_requests" not in settings and _stated_num_requests(row["notes"]):
-        settings["num_requests"] = _stated_num_requests(row["notes"])
+    if "num_requests" not in settings and stated_requests:
+        settings["num_requests"] = stated_requests
     if rate is not None and not math.isfinite(rate) and not _int_or_none(row.get("concurrency")):
         settings["num_requests"] = concurrency  # the burst is the whole run
     budget = _stated_token_budget(row["notes"], "server", framework)
