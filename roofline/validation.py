@@ -332,6 +332,9 @@ class Condition:
     chunked_prefill: bool | None = None
     """Whether the run turned vLLM's chunked prefill on or off (``stated_chunked_prefill``);
     None: the engine decides."""
+    num_prompts: int | None = None
+    """The prompts an offline run sent, where its notes state them (``--num-prompts N``): no more
+    sequences than that run at once; None: not stated."""
 
 
 def stated_link(interconnect: Any, device: str) -> str | None:
@@ -483,6 +486,7 @@ def resolve(row: pd.Series) -> Condition | str:
         stated_link(row["interconnect"], device),
         _stated_max_model_len(row["notes"]),
         stated_chunked_prefill(row["notes"], row.get("framework_version")),
+        _stated_num_requests(row["notes"]) if phase == "offline" else None,
     )
 
 
@@ -764,15 +768,17 @@ def offline_kv_tokens(c: Condition) -> int:
 
 def offline_max_batch(c: Condition) -> int:
     """The most sequences the row's engine runs at once at steady state (``steady_batch``), capped
-    by its ``max_num_seqs`` or the row's stated one. A running request holds its prompt and half
-    its output (the whole output where the engine reserves it), length-biased for a row drawn
-    from a length distribution (``decode_input_len``)."""
+    by its ``max_num_seqs`` or the row's stated one, and by the prompts the run sent where stated
+    (``num_prompts``). A running request holds its prompt and half its output (the whole output
+    where the engine reserves it), length-biased for a row drawn from a length distribution
+    (``decode_input_len``)."""
     engine = offline_engine(c)
     held = c.input_len
     if c.phase == "offline" and c.lengths:
         reserved = policy(engine.scheduler).admission == "reserve_full"
         held = load_lengths(c.lengths).held_prompt_len(c.input_len, c.output_len, reserved)
-    return steady_batch(engine, offline_kv_tokens(c), held, c.output_len, c.max_num_seqs)
+    batch = steady_batch(engine, offline_kv_tokens(c), held, c.output_len, c.max_num_seqs)
+    return min(batch, c.num_prompts) if c.num_prompts else batch
 
 
 def decode_input_len(c: Condition) -> int:

@@ -329,6 +329,9 @@ def test_offline_batch_follows_the_engine_rules():
     assert offline_max_batch(r256) == min(256, offline_kv_tokens(r256) // 1152)
     stated = resolve(_offline("vllm", "benchmark_throughput.py --max-num-seqs 1 --num-prompts 100"))
     assert stated.max_num_seqs == 1 and offline_max_batch(stated) == 1 < offline_max_batch(r256)
+    # a run of 20 prompts never has more than 20 running, whatever the engine would allow
+    few = resolve(_offline("tensorrt-llm", "trtllm-bench --num-prompts 20"))
+    assert few.num_prompts == 20 and offline_max_batch(few) == 20 < offline_max_batch(trt)
 
 
 def test_a_batch_beyond_the_engines_pool_runs_in_waves():
