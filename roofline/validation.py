@@ -65,7 +65,7 @@ from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
 from workloads.traces import load_lengths
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -85,7 +85,11 @@ read by a helper from sources hwsim had not used, none fitted: Lambda's vLLM 0.5
 on 1-8 H100 and A100, Azure's TensorRT-LLM static batches on A100 and a ROCm vLLM fork's offline
 throughput on MI300X from a fork of Azure's benchmarking guide) and ``vk`` rows (added 2026-12-05,
 read by helpers from MLPerf Inference v5.0, a round hwsim had not used, none fitted: TensorRT-LLM
-on GH200, 8x L40S, 8x H200 NVL and 4x H100 NVL, each with its submitter's engine configuration)."""
+on GH200, 8x L40S, 8x H200 NVL and 4x H100 NVL, each with its submitter's engine configuration)
+and ``vl`` rows (added 2026-12-06, read by a helper from SemiAnalysis's InferenceX dashboard data
+as captured in SemiAnalysisAI/InferenceX-app's test fixture, none fitted: DeepSeek-R1 served by
+SGLang 0.5.9 and TensorRT-LLM 1.2-1.3 on 8x H200, B200, MI300X, MI325X and MI355X, each run's
+engine flags read from the launch script of its sweep)."""
 
 COLUMNS = [
     "id",
