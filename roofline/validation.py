@@ -546,9 +546,10 @@ def _stated_token_budget(notes: Any, phase: str, framework: str | None) -> int |
 
 
 def _stated_num_requests(notes: Any) -> int | None:
-    """The requests a serving benchmark sent, where the notes state them: ``num_requests=N``, or
-    the client's own flag, ``--num-prompts N`` (vLLM's ``benchmark_serving.py`` / ``vllm bench
-    serve``, SGLang's ``bench_serving.py``; also ``num_prompts=N``). None otherwise."""
+    """The requests a serving or throughput benchmark sent, where the notes state them:
+    ``num_requests=N``, or the client's own flag, ``--num-prompts N`` (vLLM's
+    ``benchmark_serving.py`` / ``vllm bench serve`` and ``benchmark_throughput.py``, SGLang's
+    ``bench_serving.py``; also ``num_prompts=N``). None otherwise."""
     match = re.search(r"\bnum_requests=(\d+)|--num[-_]prompts[ =](\d+)|\bnum_prompts=(\d+)", str(notes))
     value = next((int(g) for g in match.groups() if g), 0) if match else 0
     return value or None
