@@ -519,10 +519,16 @@ def _stated_max_num_seqs(notes: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
-BUDGET_ARGUMENTS = {"vllm": "max[-_]num[-_]batched[-_]tokens", "tensorrt-llm": "max[-_]num[-_]tokens"}
+BUDGET_ARGUMENTS = {
+    "vllm": "max[-_]num[-_]batched[-_]tokens",
+    "tensorrt-llm": "max[-_]num[-_]tokens",
+    "sglang": "chunked[-_]prefill[-_]size",
+}
 """The engine argument that sets a framework family's token budget per step: vLLM's
 ``--max-num-batched-tokens``, TensorRT-LLM's ``--max_num_tokens`` (trtllm-serve, trtllm-bench,
-its build and its MLPerf configs); a family is the frameworks.yaml names that begin with it."""
+its build and its MLPerf configs), SGLang's ``--chunked-prefill-size`` (the prompt tokens one
+prefill batch takes, ``server_args.py``; -1, no chunking, is not read); a family is the
+frameworks.yaml names that begin with it."""
 
 
 def _stated_token_budget(notes: Any, phase: str, framework: str | None) -> int | None:

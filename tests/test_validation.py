@@ -584,6 +584,14 @@ def _server_settings(framework: str, notes: str) -> dict:
         ("tensorrt-llm", "gpu_batch_size 512, max_num_tokens 256, chunked context", 256),
         ("vllm", "--max_num_tokens 16384", None),  # another engine's argument
         ("tensorrt-llm", "--max-num-batched-tokens 512", None),
+        (
+            "sglang",
+            "sglang.launch_server --tp 8 --chunked-prefill-size 32768 --max-prefill-tokens 32768",
+            32768,
+        ),
+        ("sglang", "--chunked-prefill-size=131072", 131072),
+        ("sglang", "--chunked-prefill-size -1 (no chunking)", None),  # not a budget
+        ("vllm", "--chunked-prefill-size 4096", None),
     ],
 )
 def test_a_server_rows_stated_token_budget_is_its_frameworks_own_argument(framework, notes, budget):
