@@ -117,12 +117,22 @@ class EngineConfig:
         prefix_caching: bool | None = None,
         scheduler_steps: int | None = None,
         scheduler: str | None = None,
+        kv_fraction: float | None = None,
     ) -> EngineConfig:
         """A copy with the run's own limits (``--max-batch``, ``--max-batched-tokens``,
-        ``--num-scheduler-steps``) and, with ``scheduler``, another of its engine's scheduling
-        policies (``hwmodels.schedulers``: TensorRT-LLM's ``tensorrt-llm-max-util``)."""
+        ``--num-scheduler-steps``), with ``scheduler`` another of its engine's scheduling
+        policies (``hwmodels.schedulers``: TensorRT-LLM's ``tensorrt-llm-max-util``), and with
+        ``kv_fraction`` the run's memory share in the engine's own rule (``kv_rule``: vLLM's
+        ``--gpu-memory-utilization``, SGLang's ``--mem-fraction-static``, TensorRT-LLM's
+        ``free_gpu_memory_fraction``)."""
         if scheduler is not None:
             policy(scheduler)  # an unknown name lists the known ones
+        if kv_fraction is not None and (
+            isinstance(kv_fraction, bool)
+            or not isinstance(kv_fraction, (int, float))
+            or not 0.0 < float(kv_fraction) <= 1.0
+        ):
+            raise ConfigError(f"kv_fraction is {kv_fraction!r}; expected a share of memory in (0, 1]")
         for label, value in (
             ("max_batch", max_num_seqs),
             ("max_batched_tokens", max_num_batched_tokens),
@@ -140,6 +150,7 @@ class EngineConfig:
             prefix_caching=self.prefix_caching if prefix_caching is None else bool(prefix_caching),
             scheduler_steps=scheduler_steps or self.scheduler_steps,
             scheduler=scheduler or self.scheduler,
+            kv_fraction=self.kv_fraction if kv_fraction is None else float(kv_fraction),
         )
 
     def for_device(self, device: DeviceSpec, offline: bool = False) -> EngineConfig:

@@ -339,6 +339,9 @@ class Condition:
     num_prompts: int | None = None
     """The prompts an offline run sent, where its notes state them (``--num-prompts N``): no more
     sequences than that run at once; None: not stated."""
+    memory_fraction: float | None = None
+    """The run's memory share for weights and KV cache in its engine's own rule, where the notes
+    state it (``stated_memory_fraction``); None: the engine's default."""
 
 
 def stated_link(interconnect: Any, device: str) -> str | None:
@@ -491,6 +494,7 @@ def resolve(row: pd.Series) -> Condition | str:
         _stated_max_model_len(row["notes"]),
         stated_chunked_prefill(row["notes"], row.get("framework_version")),
         _stated_num_requests(row["notes"]) if phase == "offline" else None,
+        stated_memory_fraction(row["notes"], framework),
     )
 
 
@@ -549,6 +553,34 @@ def _stated_token_budget(notes: Any, phase: str, framework: str | None) -> int |
     if other in sentence.lower():
         return None
     return int(found[0].group(1)) or None
+
+
+MEMORY_ARGUMENTS = {
+    "vllm": "gpu[-_]memory[-_]utilization",
+    "sglang": "mem[-_]fraction[-_]static",
+    "tensorrt-llm": "free[-_]gpu[-_]mem(?:ory)?[-_]fraction",
+}
+"""The engine argument that sets a framework family's memory share for weights and KV cache, in
+the family's own rule (``engines.yaml`` ``kv_memory``): vLLM's ``--gpu-memory-utilization`` (of
+all memory), SGLang's ``--mem-fraction-static`` (of all memory), TensorRT-LLM's
+``free_gpu_memory_fraction`` (of the memory the loaded model leaves free; also trtllm-bench's
+``--kv_cache_free_gpu_mem_fraction``)."""
+
+
+def stated_memory_fraction(notes: Any, framework: str | None) -> float | None:
+    """The share ``framework``'s family's memory argument (``MEMORY_ARGUMENTS``) takes in a row's
+    notes (``--gpu-memory-utilization 0.95``, ``mem_fraction_static=0.8``,
+    ``free_gpu_memory_fraction: 0.85``), or None: also when the notes give two values or a value
+    outside (0, 1]."""
+    family = next((k for k in MEMORY_ARGUMENTS if str(framework).startswith(k)), None)
+    if family is None:
+        return None
+    pattern = MEMORY_ARGUMENTS[family] + r"(?:\s*[=:]\s*|\s+)(\d*\.?\d+)"
+    values = {float(m.group(1)) for m in re.finditer(pattern, str(notes))}
+    if len(values) != 1:
+        return None
+    value = values.pop()
+    return value if 0.0 < value <= 1.0 else None
 
 
 def _stated_num_requests(notes: Any) -> int | None:
@@ -754,7 +786,9 @@ def offline_engine(c: Condition) -> EngineConfig:
     or a static batch in all of the device's memory for a row without one."""
     if c.framework:
         engine = (
-            engine_for(c.framework).for_device(catalog()[c.device], offline=True).with_limits(c.max_num_seqs)
+            engine_for(c.framework)
+            .for_device(catalog()[c.device], offline=True)
+            .with_limits(c.max_num_seqs, kv_fraction=c.memory_fraction)
         )
         return engine.sized_for(load_model(c.model), c.max_model_len, c.chunked_prefill)
     return replace(engine_for("static"), kv_fraction=1.0, max_num_seqs=max(OFFLINE_BATCHES))

@@ -9,12 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hwmodels.device_spec import catalog
 from hwmodels.engine_config import engine_for, kv_capacity
 from roofline.estimate import estimate
 from sim.serving.capacity import approximate
 from sim.serving.plots import step_frame
 from sim.serving.serve import serve
 from workloads.errors import ConfigError, DoesNotFitError
+from workloads.graph import kv_cache_bytes
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 from workloads.traces import Trace, make_trace
@@ -288,6 +290,24 @@ def test_vllm_kv_capacity_matches_what_vllm_reported(model, tp, precision, repor
     engine = engine_for("vllm").with_limits(128, 2048)
     kv = kv_capacity(load_model(model), Quant.from_name(precision), load_device("h100-sxm"), engine, tp)
     assert kv.blocks == pytest.approx(reported_blocks, rel=0.01)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.5, -0.9, True, "0.9"])
+def test_a_memory_share_outside_0_1_is_refused(share):
+    with pytest.raises(ConfigError, match="kv_fraction"):
+        engine_for("vllm").with_limits(kv_fraction=share)
+
+
+def test_a_run_that_takes_more_memory_serves_from_a_larger_pool():
+    """``serve``'s ``kv_fraction`` is the run's ``--gpu-memory-utilization``: 0.95 of an H100's
+    memory gives Llama-3.1-8B's pool 0.05 of it in 16-bit KV tokens more than the default 0.9."""
+    trace = make_trace(n_requests=4, rate=10.0, input_len=128, output_len=16)
+    base = serve("llama-3.1-8b", "h100-sxm", trace, record=False)
+    more = serve("llama-3.1-8b", "h100-sxm", trace, record=False, kv_fraction=0.95)
+    per_token = kv_cache_bytes(load_model("llama-3.1-8b"), Quant.from_name("fp16"), 1, 1, 1, 1)
+    gained = 0.05 * catalog()["h100-sxm"].memory.capacity_bytes / per_token
+    extra = more.metrics["kv_capacity_tokens"] - base.metrics["kv_capacity_tokens"]
+    assert extra == pytest.approx(gained, rel=0.02)
 
 
 def test_an_engine_that_mixes_prompts_with_decodes_chunks_a_prompt_longer_than_its_budget():

@@ -16,12 +16,15 @@ from roofline.validation import (
     cached_prompt_tokens,
     load_measured,
     resolve,
+    stated_memory_fraction,
     stated_version,
     summarize,
     validate,
     validate_frame,
 )
 from workloads.errors import ConfigError
+from workloads.graph import kv_cache_bytes
+from workloads.model_spec import load_model
 from workloads.quant import Quant
 from workloads.traces import load_lengths
 
@@ -332,6 +335,43 @@ def test_offline_batch_follows_the_engine_rules():
     # a run of 20 prompts never has more than 20 running, whatever the engine would allow
     few = resolve(_offline("tensorrt-llm", "trtllm-bench --num-prompts 20"))
     assert few.num_prompts == 20 and offline_max_batch(few) == 20 < offline_max_batch(trt)
+
+
+@pytest.mark.parametrize(
+    "framework, notes, share",
+    [
+        ("vllm", "vllm serve ... --gpu-memory-utilization 0.95 --max-num-seqs 256", 0.95),
+        ("vllm-v0", "engine args: gpu_memory_utilization=0.8", 0.8),
+        ("sglang", "python3 -m sglang.launch_server --tp 8 --mem-fraction-static 0.82", 0.82),
+        ("tensorrt-llm", "kv_cache_config{dtype: fp8, free_gpu_memory_fraction: 0.75}", 0.75),
+        ("tensorrt-llm", "trtllm-bench throughput --kv_cache_free_gpu_mem_fraction 0.95", 0.95),
+        (
+            "vllm",
+            "--gpu-memory-utilization 0.9 at first, --gpu-memory-utilization 0.95 later",
+            None,
+        ),  # two values
+        ("vllm", "--mem-fraction-static 0.82", None),  # another engine's argument
+        ("vllm", "--gpu-memory-utilization 95", None),  # not a share
+    ],
+)
+def test_a_rows_stated_memory_share_is_its_frameworks_own_argument(framework, notes, share):
+    assert stated_memory_fraction(notes, framework) == share
+
+
+def test_a_stated_memory_share_sizes_the_offline_kv_pool():
+    """Llama-3.1-70B FP8 on one H100 SXM under vLLM V1 capped at 256 sequences: the pool is what
+    the stated utilization leaves after the weights and the profiling peak, so 0.95 of the
+    memory holds more tokens than the default 0.9, by 0.05 of the memory in 16-bit KV tokens."""
+    from roofline.validation import offline_kv_tokens
+
+    notes = "benchmark_throughput.py --max-num-seqs 256 --num-prompts 1000"
+    default = resolve(_offline("vllm", notes))
+    more = resolve(_offline("vllm", notes + " --gpu-memory-utilization 0.95"))
+    assert default.memory_fraction is None and more.memory_fraction == 0.95
+    spec, quant = load_model("llama-3.1-70b"), Quant.from_name(default.precision)  # vLLM: a 16-bit KV cache
+    per_token = kv_cache_bytes(spec, quant, 1, 1, 1, 1)
+    gained = 0.05 * catalog()["h100-sxm"].memory.capacity_bytes / per_token
+    assert offline_kv_tokens(more) - offline_kv_tokens(default) == pytest.approx(gained, rel=0.02)
 
 
 def test_a_batch_beyond_the_engines_pool_runs_in_waves():

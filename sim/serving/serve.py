@@ -169,6 +169,7 @@ def prepare(
     prefix_caching: bool | None = None,
     scheduler_steps: int | None = None,
     scheduler: str | None = None,
+    kv_fraction: float | None = None,
     max_kv_tokens: int | None = None,
     mode: str = "agg",
     prefill_workers: int = 1,
@@ -193,7 +194,9 @@ def prepare(
         engine_for(framework)
         .for_device(dev)
         .sized_for(spec, max_model_len, chunked_prefill)
-        .with_limits(max_batch, max_batched_tokens, preemption, prefix_caching, scheduler_steps, scheduler)
+        .with_limits(
+            max_batch, max_batched_tokens, preemption, prefix_caching, scheduler_steps, scheduler, kv_fraction
+        )
     )
     if max_model_len is not None and spec.max_context and max_model_len > spec.max_context:
         raise ConfigError(
@@ -328,7 +331,10 @@ def serve(
         engine's; needs a trace with shared prefixes); ``scheduler_steps`` (vLLM V0's
         ``--num-scheduler-steps``: decode steps per scheduling pass, new prompts admitted only
         between them); ``scheduler`` (another scheduling policy of the engine: TensorRT-LLM's
-        ``tensorrt-llm-max-util``, its MAX_UTILIZATION capacity policy); ``max_kv_tokens`` (a smaller KV pool than
+        ``tensorrt-llm-max-util``, its MAX_UTILIZATION capacity policy); ``kv_fraction`` (the run's
+        memory share in its engine's rule: vLLM's ``--gpu-memory-utilization``, SGLang's
+        ``--mem-fraction-static``, TensorRT-LLM's ``free_gpu_memory_fraction``; default the
+        engine's); ``max_kv_tokens`` (a smaller KV pool than
         the engine would get, for studies of memory pressure); ``mode`` (``agg`` or ``disagg``)
         with ``prefill_workers, prefill_tp, decode_workers, decode_tp``.
     """

@@ -161,6 +161,7 @@ def _simulate_result(c: Condition):
         max_batch=c.batch,
         max_model_len=c.max_model_len,
         chunked_prefill=c.chunked_prefill,
+        kv_fraction=c.memory_fraction,
     )
     if s.get("max_num_batched_tokens"):
         config["max_batched_tokens"] = s["max_num_batched_tokens"]
