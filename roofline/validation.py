@@ -570,15 +570,23 @@ all memory), SGLang's ``--mem-fraction-static`` (of all memory), TensorRT-LLM's
 def stated_memory_fraction(notes: Any, framework: str | None) -> float | None:
     """The share ``framework``'s family's memory argument (``MEMORY_ARGUMENTS``) takes in a row's
     notes (``--gpu-memory-utilization 0.95``, ``mem_fraction_static=0.8``,
-    ``free_gpu_memory_fraction: 0.85``), or None: also when the notes give two values or a value
-    outside (0, 1]."""
+    ``free_gpu_memory_fraction: 0.85``), or None: also when the notes give two values, hedge (the
+    sentence that states it names another share), or give a value outside (0, 1]."""
     family = next((k for k in MEMORY_ARGUMENTS if str(framework).startswith(k)), None)
     if family is None:
         return None
+    text = str(notes)
     pattern = MEMORY_ARGUMENTS[family] + r"(?:\s*[=:]\s*|\s+)(\d*\.?\d+)"
-    values = {float(m.group(1)) for m in re.finditer(pattern, str(notes))}
+    found = list(re.finditer(pattern, text))
+    values = {float(m.group(1)) for m in found}
     if len(values) != 1:
         return None
+    for m in found:  # a sentence that also names another share hedges ("0.95 in many cases, else 0.90")
+        start = max(text.rfind(". ", 0, m.start()), text.rfind("; ", 0, m.start())) + 1
+        ends = [i for i in (text.find(". ", m.end()), text.find("; ", m.end())) if i >= 0]
+        sentence = text[start : min(ends, default=len(text))]
+        if len({float(v) for v in re.findall(r"(?<![\d.])(0?\.\d+|1\.0+)(?![\d.])", sentence)}) > 1:
+            return None
     value = values.pop()
     return value if 0.0 < value <= 1.0 else None
 

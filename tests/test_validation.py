@@ -352,6 +352,12 @@ def test_offline_batch_follows_the_engine_rules():
         ),  # two values
         ("vllm", "--mem-fraction-static 0.82", None),  # another engine's argument
         ("vllm", "--gpu-memory-utilization 95", None),  # not a share
+        (
+            "tensorrt-llm",
+            "kv_cache_free_gpu_mem_fraction 0.95 in many cases, else 0.90. Batch 64.",
+            None,
+        ),  # hedged
+        ("vllm", "--gpu-memory-utilization 0.95 --max-model-len 4096. Accuracy 0.8 on MMLU.", 0.95),
     ],
 )
 def test_a_rows_stated_memory_share_is_its_frameworks_own_argument(framework, notes, share):
