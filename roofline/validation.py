@@ -323,8 +323,9 @@ class Condition:
     ``scheduler``: another scheduling policy of its engine, by the ``capacity_policy`` rules of
     the alias table)."""
     max_num_seqs: int | None = None
-    """The engine's limit on running sequences when the row states it (``--max-num-seqs N`` in
-    its notes); None keeps the engine's default."""
+    """The engine's limit on running sequences when the row states it (``--max-num-seqs N``,
+    ``--max_batch_size N`` or ``--max-running-requests N`` in its notes); None keeps the engine's
+    default (a server row's ``batch``, where given, is that limit)."""
     cached_len: int = 0
     """Prompt tokens per sequence the engine finds in its prefix cache (``cached_prompt_tokens``)."""
     link: str | None = None
@@ -517,9 +518,9 @@ def cached_prompt_tokens(notes: Any, framework: str | None, phase: str, input_le
 
 
 def _stated_max_num_seqs(notes: Any) -> int | None:
-    """``N`` of a ``--max-num-seqs N`` (vLLM) or ``--max_batch_size N`` (TensorRT-LLM) flag in
-    a row's notes, or None."""
-    match = re.search(r"--max[-_](?:num[-_]seqs|batch[-_]size)[ =](\d+)", str(notes))
+    """``N`` of a ``--max-num-seqs N`` (vLLM), ``--max_batch_size N`` (TensorRT-LLM) or
+    ``--max-running-requests N`` (SGLang) flag in a row's notes, or None."""
+    match = re.search(r"--max[-_](?:num[-_]seqs|batch[-_]size|running[-_]requests)[ =](\d+)", str(notes))
     return int(match.group(1)) if match else None
 
 

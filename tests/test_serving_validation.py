@@ -1,5 +1,7 @@
 """Server rows of the measured set, predicted by simulating their request streams."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,6 +106,20 @@ def test_requests_over_a_stated_max_model_len_are_refused_not_the_row():
     assert f"{over} of 320 requests over max_model_len refused" in capped.description
     with pytest.raises(ConfigError, match="longer than its max_model_len 8"):
         row_trace(operating_point(resolve(_burst_row("--num-prompts 320", "8"))))
+
+
+def test_a_server_rows_stated_sequence_limit_bounds_its_batch():
+    """A server row with no batch column runs at most the sequences its notes state
+    (``--max-num-seqs N``; SGLang's ``--max-running-requests N`` too): a burst of 64 requests on an
+    engine held to 4 running waits in line, so its mean TTFT is longer and its throughput lower
+    than at the engine's own limit; rows that differ only in the stated limit are simulated apart."""
+    base = resolve(_burst_row("--num-prompts 64"))
+    held = resolve(_burst_row("--num-prompts 64 --max-num-seqs 4"))
+    assert base.batch is None and held.max_num_seqs == 4
+    assert resolve(_burst_row("sglang.launch_server --max-running-requests 4")).max_num_seqs == 4
+    free = {m: predict_serving(replace(base, metric=m))[0] for m in ("ttft_s", "output_tokens_per_s")}
+    four = {m: predict_serving(replace(held, metric=m))[0] for m in ("ttft_s", "output_tokens_per_s")}
+    assert four["ttft_s"] > 2 * free["ttft_s"] and four["output_tokens_per_s"] < free["output_tokens_per_s"]
 
 
 def test_sources_group_campaigns_and_mlperf_submitters():

@@ -128,6 +128,8 @@ def _key(c: Condition) -> tuple:
         tuple(sorted(c.serving.items())),
         c.max_model_len,
         c.chunked_prefill,
+        c.max_num_seqs,
+        c.memory_fraction,
     )
 
 
@@ -158,7 +160,7 @@ def _simulate_result(c: Condition):
     config = dict(
         precision=c.precision,
         framework=c.framework,
-        max_batch=c.batch,
+        max_batch=c.batch or c.max_num_seqs,  # the batch column, else the limit the notes state
         max_model_len=c.max_model_len,
         chunked_prefill=c.chunked_prefill,
         kv_fraction=c.memory_fraction,
