@@ -528,12 +528,13 @@ BUDGET_ARGUMENTS = {
     "vllm": "max[-_]num[-_]batched[-_]tokens",
     "tensorrt-llm": "max[-_]num[-_]tokens",
     "sglang": "chunked[-_]prefill[-_]size",
+    "lmdeploy": "max[-_]prefill[-_]token[-_]num",
 }
 """The engine argument that sets a framework family's token budget per step: vLLM's
 ``--max-num-batched-tokens``, TensorRT-LLM's ``--max_num_tokens`` (trtllm-serve, trtllm-bench,
 its build and its MLPerf configs), SGLang's ``--chunked-prefill-size`` (the prompt tokens one
-prefill batch takes, ``server_args.py``; -1, no chunking, is not read); a family is the
-frameworks.yaml names that begin with it."""
+prefill batch takes, ``server_args.py``; -1, no chunking, is not read), LMDeploy's
+``--max-prefill-token-num``; a family is the frameworks.yaml names that begin with it."""
 
 
 def _stated_token_budget(notes: Any, phase: str, framework: str | None) -> int | None:
@@ -560,12 +561,14 @@ MEMORY_ARGUMENTS = {
     "vllm": "gpu[-_]memory[-_]utilization",
     "sglang": "mem[-_]fraction[-_]static",
     "tensorrt-llm": "free[-_]gpu[-_]mem(?:ory)?[-_]fraction",
+    "lmdeploy": "cache[-_]max[-_]entry[-_]count",
 }
 """The engine argument that sets a framework family's memory share for weights and KV cache, in
 the family's own rule (``engines.yaml`` ``kv_memory``): vLLM's ``--gpu-memory-utilization`` (of
 all memory), SGLang's ``--mem-fraction-static`` (of all memory), TensorRT-LLM's
 ``free_gpu_memory_fraction`` (of the memory the loaded model leaves free; also trtllm-bench's
-``--kv_cache_free_gpu_mem_fraction``)."""
+``--kv_cache_free_gpu_mem_fraction``), LMDeploy's ``--cache-max-entry-count`` (of the memory free
+after the weights, from v0.2.0; before, a count of cache blocks, which a share in (0, 1] excludes)."""
 
 
 def stated_memory_fraction(notes: Any, framework: str | None) -> float | None:

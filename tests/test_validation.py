@@ -352,6 +352,12 @@ def test_offline_batch_follows_the_engine_rules():
         ),  # two values
         ("vllm", "--mem-fraction-static 0.82", None),  # another engine's argument
         ("vllm", "--gpu-memory-utilization 95", None),  # not a share
+        ("lmdeploy", "lmdeploy serve api_server --cache-max-entry-count 0.9", 0.9),
+        (
+            "lmdeploy",
+            "benchmark_70b.sh (max_batch_size 256, cache_max_entry_count 4000)",
+            None,
+        ),  # v0.1 blocks
         (
             "tensorrt-llm",
             "kv_cache_free_gpu_mem_fraction 0.95 in many cases, else 0.90. Batch 64.",
@@ -638,6 +644,7 @@ def _server_settings(framework: str, notes: str) -> dict:
         ("sglang", "--chunked-prefill-size=131072", 131072),
         ("sglang", "--chunked-prefill-size -1 (no chunking)", None),  # not a budget
         ("vllm", "--chunked-prefill-size 4096", None),
+        ("lmdeploy", "lmdeploy serve api_server --max-prefill-token-num 4096", 4096),
     ],
 )
 def test_a_server_rows_stated_token_budget_is_its_frameworks_own_argument(framework, notes, budget):
