@@ -529,12 +529,14 @@ BUDGET_ARGUMENTS = {
     "tensorrt-llm": "max[-_]num[-_]tokens",
     "sglang": "chunked[-_]prefill[-_]size",
     "lmdeploy": "max[-_]prefill[-_]token[-_]num",
+    "tgi": "max[-_]batch[-_]prefill[-_]tokens",
 }
 """The engine argument that sets a framework family's token budget per step: vLLM's
 ``--max-num-batched-tokens``, TensorRT-LLM's ``--max_num_tokens`` (trtllm-serve, trtllm-bench,
 its build and its MLPerf configs), SGLang's ``--chunked-prefill-size`` (the prompt tokens one
 prefill batch takes, ``server_args.py``; -1, no chunking, is not read), LMDeploy's
-``--max-prefill-token-num``; a family is the frameworks.yaml names that begin with it."""
+``--max-prefill-token-num``, TGI's ``--max-batch-prefill-tokens``; a family is the
+frameworks.yaml names that begin with it."""
 
 
 def _stated_token_budget(notes: Any, phase: str, framework: str | None) -> int | None:

@@ -645,6 +645,7 @@ def _server_settings(framework: str, notes: str) -> dict:
         ("sglang", "--chunked-prefill-size -1 (no chunking)", None),  # not a budget
         ("vllm", "--chunked-prefill-size 4096", None),
         ("lmdeploy", "lmdeploy serve api_server --max-prefill-token-num 4096", 4096),
+        ("tgi", "text-generation-launcher --max-batch-prefill-tokens 16384", 16384),
     ],
 )
 def test_a_server_rows_stated_token_budget_is_its_frameworks_own_argument(framework, notes, budget):
