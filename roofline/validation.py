@@ -495,7 +495,7 @@ def resolve(row: pd.Series) -> Condition | str:
         _stated_max_model_len(row["notes"]),
         stated_chunked_prefill(row["notes"], row.get("framework_version")),
         _stated_num_requests(row["notes"]) if phase == "offline" else None,
-        stated_memory_fraction(row["notes"], framework),
+        stated_memory_fraction(row["notes"], framework, phase),
     )
 
 
@@ -573,15 +573,18 @@ all memory), SGLang's ``--mem-fraction-static`` (of all memory), TensorRT-LLM's
 after the weights, from v0.2.0; before, a count of cache blocks, which a share in (0, 1] excludes)."""
 
 
-def stated_memory_fraction(notes: Any, framework: str | None) -> float | None:
+def stated_memory_fraction(notes: Any, framework: str | None, phase: str = "server") -> float | None:
     """The share ``framework``'s family's memory argument (``MEMORY_ARGUMENTS``) takes in a row's
     notes (``--gpu-memory-utilization 0.95``, ``mem_fraction_static=0.8``,
     ``free_gpu_memory_fraction: 0.85``), or None: also when the notes give two values, hedge (the
-    sentence that states it names another share), or give a value outside (0, 1]."""
+    sentence that states it names another share), give it in a sentence about the other scenario
+    (an MLPerf row's notes quoting its Offline config, as for the token budget), or give a value
+    outside (0, 1]."""
     family = next((k for k in MEMORY_ARGUMENTS if str(framework).startswith(k)), None)
     if family is None:
         return None
     text = str(notes)
+    other = "offline" if phase == "server" else "server"
     pattern = MEMORY_ARGUMENTS[family] + r"(?:\s*[=:]\s*|\s+)(\d*\.?\d+)"
     found = list(re.finditer(pattern, text))
     values = {float(m.group(1)) for m in found}
@@ -592,6 +595,8 @@ def stated_memory_fraction(notes: Any, framework: str | None) -> float | None:
         ends = [i for i in (text.find(". ", m.end()), text.find("; ", m.end())) if i >= 0]
         sentence = text[start : min(ends, default=len(text))]
         if len({float(v) for v in re.findall(r"(?<![\d.])(0?\.\d+|1\.0+)(?![\d.])", sentence)}) > 1:
+            return None
+        if other in re.split(r"[.;]\s", text[: m.start()])[-1].lower():
             return None
     value = values.pop()
     return value if 0.0 < value <= 1.0 else None

@@ -370,6 +370,14 @@ def test_a_rows_stated_memory_share_is_its_frameworks_own_argument(framework, no
     assert stated_memory_fraction(notes, framework) == share
 
 
+def test_a_memory_share_stated_for_the_other_scenario_is_not_read():
+    """An MLPerf row's notes quote both scenarios' configs: a Server row does not take the share its
+    Offline config states, nor an Offline row the Server one."""
+    notes = "Server: vllm serve --max-num-seqs 512. Offline config: run.py --gpu-memory-utilization 0.95."
+    assert stated_memory_fraction(notes, "vllm", "server") is None
+    assert stated_memory_fraction(notes, "vllm", "offline") == 0.95
+
+
 def test_a_stated_memory_share_sizes_the_offline_kv_pool():
     """Llama-3.1-70B FP8 on one H100 SXM under vLLM V1 capped at 256 sequences: the pool is what
     the stated utilization leaves after the weights and the profiling peak, so 0.95 of the
