@@ -384,7 +384,7 @@ def serve(
     slo_ttft_s, slo_tpot_s : latency limits (s) for SLO attainment and goodput.
     price_basis : ``tco`` or ``cloud``, for ``usd_per_million_tokens``.
     record : keep each engine step (for ``hwsim.plots.serving_timeline``).
-    config : ``tp, pp, ep, dp, n_devices, max_batch, max_batched_tokens, max_model_len, preemption, mode``
+    config : ``tp, pp, ep, dp, n_devices, max_batch, max_batched_tokens, max_model_len, kv_fraction, preemption, mode``
         (``agg`` or ``disagg``) ``, prefill_workers, prefill_tp, decode_workers, decode_tp``...,
         as ``sim.serving.serve.serve`` takes them.
 

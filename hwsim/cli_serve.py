@@ -84,6 +84,14 @@ def _range_text(d: dict, key: str) -> str:
     default=None,
     help="vLLM V0's --enable-chunked-prefill (default: V0's own choice, on above a max_model_len of 32,768).",
 )
+@click.option(
+    "--kv-fraction",
+    type=float,
+    default=None,
+    help="The run's memory share for weights and KV cache in its engine's rule: vLLM's "
+    "--gpu-memory-utilization, SGLang's --mem-fraction-static, TensorRT-LLM's free_gpu_memory_fraction "
+    "(default: the engine's).",
+)
 @click.option("--preemption", type=click.Choice(["recompute", "swap"]), default=None)
 @click.option(
     "--scheduler-steps",
@@ -168,6 +176,7 @@ def serve(**o):
         max_batched_tokens=o["max_batched_tokens"],
         max_model_len=o["max_model_len"],
         chunked_prefill=o["chunked_prefill"],
+        kv_fraction=o["kv_fraction"],
         preemption=o["preemption"],
         scheduler_steps=o["scheduler_steps"],
         mode=o["mode"],
