@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
@@ -539,22 +539,33 @@ prefill batch takes, ``server_args.py``; -1, no chunking, is not read), LMDeploy
 frameworks.yaml names that begin with it."""
 
 
+def _argument_of(arguments: Mapping[str, str], framework: str | None) -> str | None:
+    """The pattern of ``framework``'s family's argument in ``arguments`` (a family is the
+    frameworks.yaml names that begin with its key), or None."""
+    return next((v for k, v in arguments.items() if str(framework).startswith(k)), None)
+
+
+def _about_other_scenario(text: str, at: int, phase: str) -> bool:
+    """Whether the sentence of ``text`` that leads to position ``at`` is about the other
+    scenario than ``phase``'s (an MLPerf row's notes quoting its Offline config in a Server row)."""
+    other = "offline" if phase == "server" else "server"
+    return other in re.split(r"[.;]\s", text[:at])[-1].lower()
+
+
 def _stated_token_budget(notes: Any, phase: str, framework: str | None) -> int | None:
     """``N`` of the token-budget argument of ``framework``'s family (``BUDGET_ARGUMENTS``) as a
     row's notes give it (``--max-num-batched-tokens N``, ``max-num-batched-tokens=N``,
     ``--max_num_tokens N``, ``max_num_tokens N``), or None: also when the notes give two values,
     or give it in a sentence about the other scenario (an MLPerf row's notes quoting its Offline
     config). A ``max_num_batched_tokens=N`` notes field is read first (``_serving_settings``)."""
-    family = next((k for k in BUDGET_ARGUMENTS if str(framework).startswith(k)), None)
-    if family is None:
+    argument = _argument_of(BUDGET_ARGUMENTS, framework)
+    if argument is None:
         return None
     text = str(notes)
-    found = list(re.finditer(BUDGET_ARGUMENTS[family] + r"(?:\s*=\s*|\s+)(\d+)", text))
+    found = list(re.finditer(argument + r"(?:\s*=\s*|\s+)(\d+)", text))
     if not found or len({m.group(1) for m in found}) > 1:
         return None
-    other = "offline" if phase == "server" else "server"
-    sentence = re.split(r"[.;]\s", text[: found[0].start()])[-1]
-    if other in sentence.lower():
+    if _about_other_scenario(text, found[0].start(), phase):
         return None
     return int(found[0].group(1)) or None
 
@@ -580,13 +591,11 @@ def stated_memory_fraction(notes: Any, framework: str | None, phase: str = "serv
     sentence that states it names another share), give it in a sentence about the other scenario
     (an MLPerf row's notes quoting its Offline config, as for the token budget), or give a value
     outside (0, 1]."""
-    family = next((k for k in MEMORY_ARGUMENTS if str(framework).startswith(k)), None)
-    if family is None:
+    argument = _argument_of(MEMORY_ARGUMENTS, framework)
+    if argument is None:
         return None
     text = str(notes)
-    other = "offline" if phase == "server" else "server"
-    pattern = MEMORY_ARGUMENTS[family] + r"(?:\s*[=:]\s*|\s+)(\d*\.?\d+)"
-    found = list(re.finditer(pattern, text))
+    found = list(re.finditer(argument + r"(?:\s*[=:]\s*|\s+)(\d*\.?\d+)", text))
     values = {float(m.group(1)) for m in found}
     if len(values) != 1:
         return None
@@ -596,7 +605,7 @@ def stated_memory_fraction(notes: Any, framework: str | None, phase: str = "serv
         sentence = text[start : min(ends, default=len(text))]
         if len({float(v) for v in re.findall(r"(?<![\d.])(0?\.\d+|1\.0+)(?![\d.])", sentence)}) > 1:
             return None
-        if other in re.split(r"[.;]\s", text[: m.start()])[-1].lower():
+        if _about_other_scenario(text, m.start(), phase):
             return None
     value = values.pop()
     return value if 0.0 < value <= 1.0 else None
