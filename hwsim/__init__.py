@@ -319,11 +319,12 @@ def _trace(
     arrival: str,
     cv: float,
     seed: int,
+    length_spread: float | None = None,
 ) -> Trace:
     from workloads.traces import Trace, make_trace
 
     if trace is not None:
-        if rate is not None or concurrency is not None or lengths is not None:
+        if rate is not None or concurrency is not None or lengths is not None or length_spread is not None:
             raise ConfigError("give either a trace or rate/concurrency and lengths, not both")
         if not isinstance(trace, Trace):
             raise ConfigError(
@@ -340,6 +341,7 @@ def _trace(
         input_len=input_len,
         output_len=output_len,
         lengths=lengths,
+        length_spread=length_spread,
     )
 
 
@@ -353,6 +355,7 @@ def serve(
     input_len: int | None = None,
     output_len: int | None = None,
     lengths: str | None = None,
+    length_spread: float | None = None,
     arrival: str = "poisson",
     cv: float = 1.0,
     seed: int = 0,
@@ -376,6 +379,8 @@ def serve(
     input_len, output_len : fixed prompt and output tokens; or ``lengths``: a shipped length
         distribution (``sharegpt``, ``openorca``, ``cnn-dailymail``, ``arxiv-summarization``) or a
         CSV path.
+    length_spread : draw each length uniformly within this share of ``input_len`` and
+        ``output_len`` (``workloads.traces.uniform_spread``: a benchmark client's random range).
     seed : the stream's seed (same seed, same stream).
     trace : a ready ``workloads.traces.Trace`` instead of the arguments above.
     precision : as for ``estimate``; refused where the device has no math units for it.
@@ -401,7 +406,19 @@ def serve(
     from sim.serving.serve import serve as run
     from workloads.model_spec import check_lengths
 
-    stream = _trace(trace, rate, concurrency, num_requests, input_len, output_len, lengths, arrival, cv, seed)
+    stream = _trace(
+        trace,
+        rate,
+        concurrency,
+        num_requests,
+        input_len,
+        output_len,
+        lengths,
+        arrival,
+        cv,
+        seed,
+        length_spread,
+    )
     spec, dev = load_model(model), compute_device(device)
     check_lengths(spec, stream.input_len, stream.output_len)
     return run(

@@ -64,6 +64,14 @@ def _range_text(d: dict, key: str) -> str:
 @click.option("--input-len", type=int, default=None, help="Prompt tokens (fixed).")
 @click.option("--output-len", type=int, default=None, help="Output tokens (fixed).")
 @click.option(
+    "--length-spread",
+    type=float,
+    default=None,
+    help="Draw each length uniformly within this share of --input-len/--output-len (a benchmark "
+    "client's random range: SGLang's --random-range-ratio R is (1 - R) / (1 + R) about its mean, "
+    "vLLM's is R).",
+)
+@click.option(
     "--lengths", default=None, help="sharegpt, openorca, cnn-dailymail, arxiv-summarization or FILE.csv."
 )
 @click.option("--trace", "trace_csv", default=None, help="Replay a CSV of arrival_s, input_len, output_len.")
@@ -153,10 +161,20 @@ def serve(**o):
         input_len=o["input_len"],
         output_len=o["output_len"],
         lengths=o["lengths"],
+        length_spread=o["length_spread"],
     )
     if o["rate"] is not None and not o["rate"] > 0:
         raise ConfigError(f"rate is {o['rate']!r}; expected a positive number of requests per second")
     if o["trace_csv"]:
+        given = [
+            f"--{k.replace('_', '-')}"
+            for k in ("rate", "concurrency", "input_len", "output_len", "lengths", "length_spread")
+            if o[k] is not None
+        ]
+        if given:
+            raise ConfigError(
+                f"--trace replays its own arrivals and lengths; drop {', '.join(given)} or the trace"
+            )
         trace = read_trace_csv(o["trace_csv"])
     else:
         trace = make_trace(

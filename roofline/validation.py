@@ -63,7 +63,7 @@ from workloads.files import is_file
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
-from workloads.traces import load_lengths
+from workloads.traces import LengthHistogram, load_lengths, uniform_spread
 
 HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
@@ -343,6 +343,19 @@ class Condition:
     memory_fraction: float | None = None
     """The run's memory share for weights and KV cache in its engine's own rule, where the notes
     state it (``stated_memory_fraction``); None: the engine's default."""
+    length_spread: float | None = None
+    """Lengths drawn uniformly within this share of the row's means, where the notes state the
+    benchmark client's range (``stated_length_spread``); None: fixed lengths or ``lengths``."""
+
+
+def row_lengths(c: Condition) -> LengthHistogram | None:
+    """The length distribution a row's requests are drawn from: its dataset's histogram, the
+    uniform spread its client drew (``uniform_spread``), or None for fixed lengths."""
+    if c.lengths:
+        return load_lengths(c.lengths)
+    if c.length_spread:
+        return uniform_spread(c.input_len, c.output_len, c.length_spread)
+    return None
 
 
 def stated_link(interconnect: Any, device: str) -> str | None:
@@ -496,6 +509,7 @@ def resolve(row: pd.Series) -> Condition | str:
         stated_chunked_prefill(row["notes"], row.get("framework_version")),
         _stated_num_requests(row["notes"]) if phase == "offline" else None,
         stated_memory_fraction(row["notes"], framework, phase),
+        None if lengths else stated_length_spread(row["notes"]),
     )
 
 
@@ -619,6 +633,28 @@ def _stated_num_requests(notes: Any) -> int | None:
     match = re.search(r"\bnum_requests=(\d+)|--num[-_]prompts[ =](\d+)|\bnum_prompts=(\d+)", str(notes))
     value = next((int(g) for g in match.groups() if g), 0) if match else 0
     return value or None
+
+
+def stated_length_spread(notes: Any) -> float | None:
+    """The spread about the mean lengths (``uniform_spread``) of a random-dataset client whose
+    range the notes state: ``uniform integers in [int(R*L), L]`` (SGLang's ``bench_serving.py``
+    and the InferenceX client with ``--random-range-ratio R``: spread ``(1 - R) / (1 + R)``), or
+    ``uniform integers in [L*(1-R), L*(1+R)]`` (vLLM's ``vllm bench serve``: spread ``R``), or
+    SGLang's ``bench_serving`` named beside ``--random-range-ratio R``. None where no range is
+    stated or it is a single length."""
+    text = str(notes)
+    number = r"(\d*\.?\d+)"
+    top = re.search(r"uniform integers in \[int\(" + number + r"\s*\*\s*L\),\s*L\]", text)
+    if top is None and re.search(r"sglang\.bench_serving|SGLang's bench_serving", text):
+        top = re.search(r"--random[-_]range[-_]ratio[ =]" + number, text)
+    if top is not None:
+        ratio = float(top.group(1))
+        return (1.0 - ratio) / (1.0 + ratio) if 0.0 <= ratio < 1.0 else None
+    about = re.search(r"uniform integers in \[L\s*\*\s*\(1\s*-\s*" + number + r"\)", text)
+    if about is not None:
+        ratio = float(about.group(1))
+        return ratio if 0.0 < ratio < 1.0 else None
+    return None
 
 
 def _stated_max_model_len(notes: Any) -> int | None:
@@ -846,23 +882,24 @@ def offline_max_batch(c: Condition) -> int:
     where the engine reserves it), length-biased for a row drawn from a length distribution
     (``decode_input_len``)."""
     engine = offline_engine(c)
-    held = c.input_len
-    if c.phase == "offline" and c.lengths:
+    held, hist = c.input_len, row_lengths(c)
+    if c.phase == "offline" and hist:
         reserved = policy(engine.scheduler).admission == "reserve_full"
-        held = load_lengths(c.lengths).held_prompt_len(c.input_len, c.output_len, reserved)
+        held = hist.held_prompt_len(c.input_len, c.output_len, reserved)
     batch = steady_batch(engine, offline_kv_tokens(c), held, c.output_len, c.max_num_seqs)
     return min(batch, c.num_prompts) if c.num_prompts else batch
 
 
 def decode_input_len(c: Condition) -> int:
     """The prompt length whose equal-length decode run has the row's mean decode context: for an
-    offline row drawn from a length distribution (``c.lengths``), continuous batching keeps a
+    offline row drawn from a length distribution (``row_lengths``), continuous batching keeps a
     long answer in the batch longer, so the running sequences' mean context is length-biased
     (``LengthHistogram.decode_context``), above the mean prompt plus half the mean output; the
     row's ``input_len`` otherwise."""
-    if c.phase != "offline" or not c.lengths:
+    hist = row_lengths(c)
+    if c.phase != "offline" or not hist:
         return c.input_len
-    return max(1, round(load_lengths(c.lengths).held_prompt_len(c.input_len, c.output_len)))
+    return max(1, round(hist.held_prompt_len(c.input_len, c.output_len)))
 
 
 def offline_run(c: Condition, batch: Any) -> tuple[Any, Any, Any]:

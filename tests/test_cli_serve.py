@@ -86,6 +86,8 @@ def test_disaggregated_serve_runs_with_its_pools():
             ["needs 4 devices", "3"],
         ),
         (["--rate", "1", "--input-len", "8", "--output-len", "8", "--max-batch", "0"], ["max_batch", "0"]),
+        (["--rate", "1", "--input-len", "8", "--output-len", "8", "--length-spread", "1"], ["length spread", "1.0"]),
+        (["--rate", "1", "--lengths", "sharegpt", "--length-spread", "0.2"], ["draws its own lengths"]),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line(args, words):
@@ -126,6 +128,32 @@ def test_replayed_trace_runs(tmp_path):
     r = hwsim(*BASE, "--trace", str(path), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["completed"] == 3
+    # a replayed trace has its own arrivals and lengths: other stream options are refused, not dropped
+    both = hwsim(*BASE, "--trace", str(path), "--rate", "2", "--input-len", "5")
+    assert both.returncode == 2 and "drop --rate, --input-len or the trace" in both.stderr
+
+
+def test_a_spread_of_lengths_staggers_a_closed_loop():
+    """16 requests in flight of 2,000-token prompts on one H100: with equal lengths they end
+    together and the next 16 prompts queue behind each other; drawn within 30% of the means they
+    arrive one by one, so the mean TTFT falls."""
+    run = [
+        "--concurrency",
+        "16",
+        "--input-len",
+        "2000",
+        "--output-len",
+        "200",
+        "--num-requests",
+        "160",
+        "--json",
+    ]
+    ttft = {}
+    for spread in ("0", "0.3"):
+        out = hwsim(*BASE, *run, "--length-spread", spread)
+        assert out.returncode == 0, out.stderr
+        ttft[spread] = json.loads(out.stdout)["ttft_s_mean"]
+    assert ttft["0.3"] < 0.7 * ttft["0"]
 
 
 def test_estimate_and_simulate_take_a_framework():

@@ -122,6 +122,25 @@ def test_a_server_rows_stated_sequence_limit_bounds_its_batch():
     assert four["ttft_s"] > 2 * free["ttft_s"] and four["output_tokens_per_s"] < free["output_tokens_per_s"]
 
 
+def test_a_closed_loop_of_spread_lengths_staggers_its_prompts():
+    """InferenceX's client draws lengths uniformly in [int(0.8 L), L]: the row's trace spans that
+    range about its stated means. With equal lengths the 64 requests of a closed loop end together
+    and their successors arrive as a burst, each waiting for the others' prefills; spread lengths
+    stagger them, so the mean TTFT falls while the decode steps stay as they were."""
+    row = load_measured().set_index("id").loc["vl008"].copy()
+    row["id"] = "vl008"
+    spread = operating_point(resolve(row))
+    assert spread.length_spread == pytest.approx(0.2 / 1.8)
+    trace = row_trace(spread)
+    assert trace.input_len.min() == 819 and trace.input_len.max() in (1023, 1024)  # mean 921.5 read as 921
+    lockstep = replace(spread, length_spread=None)
+    assert np.ptp(row_trace(lockstep).input_len) == 0
+    ttft = {k: predict_serving(c)[0] for k, c in (("spread", spread), ("lockstep", lockstep))}
+    assert ttft["spread"] < 0.5 * ttft["lockstep"]
+    tpot = [predict_serving(replace(c, metric="tpot_s"))[0] for c in (spread, lockstep)]
+    assert tpot[0] == pytest.approx(tpot[1], rel=0.15)
+
+
 def test_sources_group_campaigns_and_mlperf_submitters():
     assert serving_source("inference-sim/training default_args/x/y.json") == "inference-sim/training"
     assert (

@@ -13,6 +13,7 @@ from workloads.traces import (
     make_trace,
     poisson_arrivals,
     read_trace_csv,
+    uniform_spread,
 )
 
 
@@ -33,6 +34,41 @@ def test_gamma_gaps_have_the_rate_and_the_cv(cv):
 def test_lognormal_lengths_have_the_mean():
     x = lognormal_lengths(500, 0.8, 200_000, np.random.default_rng(2))
     assert x.min() >= 1 and x.mean() == pytest.approx(500, rel=0.02)
+
+
+def test_a_spread_draws_the_clients_range_about_the_mean():
+    """SGLang's bench_serving with --random-input-len 1024 --random-range-ratio 0.8 draws integers
+    in [819, 1024], mean 921.5: spread (1 - 0.8) / (1 + 0.8) about 921.5 gives that range; every
+    integer of it is drawn, none outside, and the mean is kept."""
+    hist = uniform_spread(921.5, 7372.5, 0.2 / 1.8)
+    lin, lout = hist.sample(200_000, np.random.default_rng(4))
+    assert (lin.min(), lin.max()) == (819, 1024) and len(np.unique(lin)) == 206
+    assert (lout.min(), lout.max()) == (6553, 8192)
+    assert lin.mean() == pytest.approx(921.5, rel=0.002) and hist.mean() == pytest.approx(
+        (921.5, 7372.5), abs=0.5
+    )
+    # the closed loop of a trace with that spread
+    t = make_trace(n_requests=5000, concurrency=8, input_len=1000, output_len=100, length_spread=0.5, seed=5)
+    assert (t.input_len.min(), t.input_len.max()) == (500, 1500) and t.output_len.max() == 150
+    fixed = make_trace(n_requests=10, concurrency=8, input_len=1000, output_len=100, length_spread=0, seed=5)
+    assert np.ptp(fixed.input_len) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(length_spread=1.0), "length spread is 1.0; expected a number from 0 to below 1"),
+        (dict(length_spread=-0.1), "length spread is -0.1"),
+        (dict(length_spread=float("nan")), "length spread is nan"),
+        (dict(length_spread="wide"), "length spread is 'wide'"),
+        (dict(length_spread=0.2, length_cv=0.5), "either length_cv or length_spread"),
+    ],
+)
+def test_a_bad_spread_is_refused_by_name(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        make_trace(n_requests=10, concurrency=2, input_len=100, output_len=10, **kwargs)
+    with pytest.raises(ConfigError, match="draws its own lengths"):
+        make_trace(n_requests=10, concurrency=2, lengths="sharegpt", length_spread=0.2)
 
 
 @pytest.mark.parametrize("name", sorted(lengths_index()))

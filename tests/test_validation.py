@@ -16,6 +16,7 @@ from roofline.validation import (
     cached_prompt_tokens,
     load_measured,
     resolve,
+    stated_length_spread,
     stated_memory_fraction,
     stated_version,
     summarize,
@@ -699,3 +700,21 @@ def test_an_unknown_scheduling_policy_is_refused_with_the_known_ones():
         HwsimError, match="unknown scheduler 'tensorrt-llm-max-utils'; closest: tensorrt-llm-max-util"
     ):
         engine_for("tensorrt-llm").with_limits(scheduler="tensorrt-llm-max-utils")
+
+
+@pytest.mark.parametrize(
+    "notes, spread",
+    [
+        ("Lengths: uniform integers in [int(0.8*L), L] (benchmark_serving.py sample_uniform)", 0.2 / 1.8),
+        ("python3 -m sglang.bench_serving --dataset-name random --random-range-ratio 0.5", 0.5 / 1.5),
+        ("SGLang's bench_serving.py (dstack copy) --random-range-ratio 1 (fixed lengths)", None),
+        ("uniform integers in [L*(1-0.1), L*(1+0.1)] (vllm bench serve)", 0.1),
+        ("vllm bench serve --random-range-ratio 0.5", None),  # which client's rule: not stated
+        ("--random-input-len 1024 --random-output-len 1024", None),
+    ],
+)
+def test_a_rows_stated_length_range_is_its_clients_spread(notes, spread):
+    """SGLang's bench_serving draws [int(R L), L] (spread (1 - R) / (1 + R) about the mean), vLLM's
+    bench serve [L (1 - R), L (1 + R)] (spread R); a bare range ratio without its client is not read."""
+    got = stated_length_spread(notes)
+    assert got == (None if spread is None else pytest.approx(spread))

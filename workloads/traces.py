@@ -15,6 +15,8 @@ Arrivals
 Lengths
 - ``fixed``: every request the same;
 - ``lognormal(mean, cv)``: lognormal with that mean and coefficient of variation;
+- ``uniform_spread(mean_in, mean_out, spread)``: integers uniform within ``spread`` of each
+  mean, the serving benchmarks' random dataset with a range ratio;
 - ``empirical(name)``: a joint histogram of (input, output) tokens shipped in
   ``workloads/lengths/`` with its source (``lengths_index()``); a draw picks a cell by its
   weight, then an integer uniformly inside the cell.
@@ -135,6 +137,35 @@ def lognormal_lengths(mean: float, cv: float, n: int, rng: np.random.Generator) 
     sigma2 = math.log1p(cv**2)
     mu = math.log(mean) - sigma2 / 2.0
     return np.clip(np.rint(rng.lognormal(mu, math.sqrt(sigma2), size=n)), 1, MAX_TOKENS).astype(np.int64)
+
+
+def uniform_spread(input_len: float, output_len: float, spread: float) -> LengthHistogram:
+    """Integer lengths uniform over ``[round(m (1 - spread)), round(m (1 + spread))]`` about each
+    mean ``m`` (at least 1), input and output independent: the random dataset of the serving
+    benchmarks with a range ratio ``r``. SGLang's ``bench_serving.py`` (``--random-range-ratio``)
+    and the InferenceX client draw ``[int(r L), L]``: spread ``(1 - r) / (1 + r)`` about the mean
+    ``(1 + r) L / 2``; vLLM's ``vllm bench serve`` draws ``[L (1 - r), L (1 + r)]``: spread ``r``
+    about ``L``. One cell of a ``LengthHistogram``; ``spread`` 0 is fixed lengths."""
+    if isinstance(spread, bool) or not isinstance(spread, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"length spread is {spread!r}; expected a number from 0 to below 1")
+    if not 0.0 <= spread < 1.0:
+        raise ConfigError(f"length spread is {spread!r}; expected a number from 0 to below 1")
+    bounds = []
+    for mean, field in ((input_len, "input_len"), (output_len, "output_len")):
+        _positive(mean, field)
+        lo = max(1, round(mean * (1.0 - spread)))
+        bounds.append((lo, max(lo, round(mean * (1.0 + spread))) + 1))
+    (in_lo, in_hi), (out_lo, out_hi) = bounds
+    one = np.ones(1, dtype=np.int64)
+    return LengthHistogram(
+        f"uniform +-{spread:.3g}",
+        in_lo * one,
+        in_hi * one,
+        out_lo * one,
+        out_hi * one,
+        np.ones(1),
+        f"integers uniform within {spread:.3g} of the means {input_len:g}/{output_len:g}",
+    )
 
 
 @dataclass(frozen=True)
@@ -343,14 +374,15 @@ def make_trace(
     output_len: int | None = None,
     lengths: str | None = None,
     length_cv: float | None = None,
+    length_spread: float | None = None,
 ) -> Trace:
     """A seeded request stream.
 
     Exactly one of ``rate`` (open loop, requests/s; ``arrival`` ``poisson`` or ``gamma``
     with ``cv``) and ``concurrency`` (closed loop). Lengths: fixed ``input_len`` and
-    ``output_len``; or those as means of lognormals with ``length_cv``; or ``lengths``, a
-    shipped dataset name or a CSV of requests whose ``input_len, output_len`` columns are
-    resampled.
+    ``output_len``; or those as means of lognormals with ``length_cv``, or of integers uniform
+    within ``length_spread`` of them (``uniform_spread``); or ``lengths``, a shipped dataset name
+    or a CSV of requests whose ``input_len, output_len`` columns are resampled.
     """
     n = positive_count(n_requests, "num_requests", 100_000_000)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
@@ -361,13 +393,21 @@ def make_trace(
     if lengths is not None:
         if input_len is not None or output_len is not None:
             raise ConfigError("give either lengths or input_len/output_len, not both")
+        if length_cv or length_spread:
+            raise ConfigError("a lengths distribution draws its own lengths; give it no length spread or cv")
         lin, lout, what = _dataset_lengths(lengths, n, rng)
     else:
         if input_len is None or output_len is None:
             raise ConfigError("give input_len and output_len, or a lengths distribution")
         positive_count(input_len, "input_len", MAX_TOKENS)
         positive_count(output_len, "output_len", MAX_TOKENS)
-        if length_cv:
+        if length_cv and length_spread:
+            raise ConfigError("give either length_cv or length_spread, not both")
+        if length_spread:
+            hist = uniform_spread(input_len, output_len, length_spread)
+            lin, lout = hist.sample(n, rng)
+            what = f"lengths {hist.source}"
+        elif length_cv:
             lin = lognormal_lengths(input_len, length_cv, n, rng)
             lout = lognormal_lengths(output_len, length_cv, n, rng)
             what = f"lognormal lengths, means {input_len}/{output_len}, cv {length_cv:g}"

@@ -5,7 +5,9 @@ batch (``batch``) and token budget (``max_num_batched_tokens=`` in its notes), i
 parallelism (``tp``, ``dp`` or ``n_devices / tp``, ``ep``; disaggregated pools), and a
 seeded trace: Poisson arrivals at ``request_rate`` or a closed loop at ``concurrency``;
 fixed lengths where the row states both, else lengths drawn from the row's dataset with
-their means rescaled to the stated ones. Metrics compare means: ``ttft_s``, ``tpot_s``,
+their means rescaled to the stated ones, or uniform about them where the notes state the
+client's range (``stated_length_spread``: a closed loop of equal requests runs in lock step,
+its prompts arriving in bursts; a spread of lengths staggers them). Metrics compare means: ``ttft_s``, ``tpot_s``,
 ``e2e_s``, ``output_tokens_per_s`` (whole system), ``requests_per_s`` (steady state).
 Notes may state ``max_num_batched_tokens=N`` (the engine's token budget; else vLLM's
 ``--max-num-batched-tokens N`` as they quote it, ``roofline.validation._stated_token_budget``) and
@@ -31,10 +33,10 @@ import numpy as np
 from hwmodels.calibration.params import framework_terms, params_for
 from hwmodels.device_spec import catalog
 from roofline.estimate import threads
-from roofline.validation import Condition
+from roofline.validation import Condition, row_lengths
 from sim.serving.serve import serve
 from workloads.errors import ConfigError, HwsimError
-from workloads.traces import Trace, load_lengths
+from workloads.traces import Trace
 
 VALIDATION_SEED = 0
 MAX_CLOSED_LOOP_REQUESTS = 60_000
@@ -84,8 +86,8 @@ def row_trace(c: Condition) -> Trace:
             max(MIN_CLOSED_LOOP_REQUESTS, -(-DECODE_STEP_BUDGET * s["concurrency"] // max(c.output_len, 1))),
         )
     rng = np.random.default_rng(VALIDATION_SEED)
-    if c.lengths:
-        hist = load_lengths(c.lengths)
+    hist = row_lengths(c)
+    if hist:
         lin, lout = hist.sample(n, rng)
         mean_in, mean_out = hist.mean()
         lin = np.maximum(np.rint(lin * c.input_len / mean_in), 1).astype(np.int64)
@@ -125,6 +127,7 @@ def _key(c: Condition) -> tuple:
         c.pp,
         c.n_devices,
         c.lengths,
+        c.length_spread,
         tuple(sorted(c.serving.items())),
         c.max_model_len,
         c.chunked_prefill,
