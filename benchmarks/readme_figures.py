@@ -212,6 +212,24 @@ def serving_block() -> str:
                 f"| {_pct(r.get('ttft_s_median_ape'))} | {_pct(r.get('tpot_s_median_ape'))} "
                 f"| {_pct(r.get('e2e_s_median_ape'))} |"
             )
+    for name, e in s.get("request_latency", {}).items():
+        us = s["frameworks"].get(name, {}).get("request_latency_per_launch_us")
+        fitted = (
+            f"{us:g} us per launch of the forward pass"
+            if us is not None
+            else f"not fitted ({e['not_fitted']})"
+        )
+        held = e["leave_one_source_out"]
+        held = (
+            f"{_pct(held['median_ape'])} leaving a source out"
+            if held["rows"]
+            else "no other source to leave out"
+        )
+        notes.append(
+            f"`{name}`'s request latency ({fitted}) is fitted first, on its {e['rows']} TTFT rows alone: "
+            f"{_pct(e['in_sample']['median_ape'])} median TTFT error in sample, {held}, "
+            f"{_pct(e['leave_one_model_out']['median_ape'])} leaving a model out"
+        )
     text = "\n".join(lines) + "\n"
     if notes:
         text += "\n" + "; ".join(notes) + ".\n"

@@ -111,6 +111,18 @@ class RooflineCostModel:
         fill and drain), s: none in the roofline form."""
         return 0.0
 
+    def launch_count(self, ops: OpTable, device: DeviceSpec, placement: Placement) -> Any:
+        """Kernel launches of one pass over ``ops`` on ``device`` under ``placement``'s framework:
+        each op's launches per occurrence (its kernels, fused away or HF's modules', plus the
+        framework's extra ones) times its count, at every point of the sweep axes."""
+        terms = framework_terms(placement.framework) if placement.framework else None
+        fused = terms.fuses_elementwise if terms else True
+        launches = _launches(ops, fused, bool(terms) and terms.hf_modules) + self.extra_launches(
+            ops, device, placement
+        )
+        launches = np.asarray(launches, dtype=float)
+        return np.sum(_per_op(np.asarray(ops.count, dtype=float), max(launches.ndim, 1)) * launches, axis=0)
+
     def extra_launches(self, ops: OpTable, device: DeviceSpec, placement: Placement) -> Any:
         """Kernel launches per occurrence of each op beyond its own (``OpTable.n_kernels``) that
         the framework's kernels for it add on ``device``: none in the roofline form."""

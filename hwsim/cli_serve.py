@@ -69,7 +69,7 @@ def _range_text(d: dict, key: str) -> str:
     default=None,
     help="Draw each length uniformly within this share of --input-len/--output-len (a benchmark "
     "client's random range: SGLang's --random-range-ratio R is (1 - R) / (1 + R) about its mean, "
-    "vLLM's is R).",
+    "vLLM's is R); from 0 to 1.",
 )
 @click.option(
     "--lengths", default=None, help="sharegpt, openorca, cnn-dailymail, arxiv-summarization or FILE.csv."

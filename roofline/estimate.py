@@ -535,6 +535,15 @@ class _Design:
             yield self.cost_model.estimate(group, self.device, self.placement)
             del group  # before the next group's table is stacked
 
+    def request_latency_s(self) -> float:
+        """Time a request takes to reach the framework's scheduler (``FrameworkTerms.request_latency_s``
+        over the launches of the model's forward pass), s; 0 without one."""
+        count = getattr(self.cost_model, "launch_count", None)
+        if not (self.framework and self.framework.request_latency_per_launch_s and count):
+            return 0.0
+        ops = _op_groups(self.spec, self.quant, "prefill", np.ones(1), 1.0, 0.0, self.par, False)[0]
+        return float(self.framework.request_latency_s(np.max(count(ops, self.device, self.placement))))
+
 
 _END_FIELDS = ("compute_s", "memory_s", "link_s", "overhead_s")
 """The per-op arrays of a ``CostTable`` (shape (n_ops, *sweep)) that step pricing reads; its
@@ -739,7 +748,7 @@ def _price(
             )
             step = step + share * (_decode(eager, B, 1.0, context, n_steps)[0] - step)
     if step_overhead_s is not None:
-        step, ttft = step + step_overhead_s, ttft + step_overhead_s
+        step, ttft = step + step_overhead_s, ttft + step_overhead_s + d.request_latency_s()
     tpot = step / d.mtp_expected if d.mtp_tokens else step
     if d.framework and d.framework.output_lag_steps:  # a client sees every token that many steps late
         ttft = ttft + d.framework.output_lag_steps * tpot

@@ -196,7 +196,12 @@ def simulate(
     pre_cost = model_cost.estimate(pre_ops, dev, place)
     step_over = framework_terms(framework).host_step_s(micro, system.tp) if framework else 0.0
     pre_plan = plan_step(pre_ops, pre_cost, spec, system)
-    pre_plan = replace(pre_plan, pre_s=pre_plan.pre_s + step_over)
+    latency = 0.0  # the requests' path to the scheduler (FrameworkTerms.request_latency_s)
+    if framework and hasattr(model_cost, "launch_count"):
+        latency = framework_terms(framework).request_latency_s(
+            float(np.max(model_cost.launch_count(pre_ops, dev, place)))
+        )
+    pre_plan = replace(pre_plan, pre_s=pre_plan.pre_s + step_over + latency)
     per_step = n_micro * (
         spec.n_layers * (len(pre_plan.segments_s) + len(pre_plan.collectives_s)) + system.pp + 1
     )

@@ -86,7 +86,7 @@ def test_disaggregated_serve_runs_with_its_pools():
             ["needs 4 devices", "3"],
         ),
         (["--rate", "1", "--input-len", "8", "--output-len", "8", "--max-batch", "0"], ["max_batch", "0"]),
-        (["--rate", "1", "--input-len", "8", "--output-len", "8", "--length-spread", "1"], ["length spread", "1.0"]),
+        (["--rate", "1", "--input-len", "8", "--output-len", "8", "--length-spread", "1.2"], ["length spread", "1.2"]),
         (["--rate", "1", "--lengths", "sharegpt", "--length-spread", "0.2"], ["draws its own lengths"]),
     ],
 )  # fmt: skip

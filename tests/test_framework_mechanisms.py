@@ -352,3 +352,83 @@ def test_an_entry_whose_name_ends_in_a_number_is_that_entry(entry, capsys):
     assert framework_name(entry) == entry.lower()
     assert capsys.readouterr().err == ""
     assert framework_of(entry, "") == entry.lower()
+
+
+def test_a_requests_path_to_the_scheduler_delays_it_alone():
+    """SGLang's per-request latency is its term times the launches of the model's forward pass
+    (Llama-3.1-8B: 32 layers of an engine's 5 launches, QKV, attention, O, gate-up and down, plus
+    the embedding and the head: 162). Requests one at a time each see their first token and their
+    end that much later and decode at the same pace; in the analytic estimate TTFT takes it and
+    TPOT does not."""
+    import hwmodels.calibration.params as params
+    from hwmodels import registry
+    from hwmodels.device_spec import catalog
+    from hwmodels.placement import Placement
+    from sim.serving.serve import serve
+    from workloads.graph import build_ops
+    from workloads.model_spec import load_model
+    from workloads.quant import Quant
+    from workloads.traces import make_trace
+
+    spec, quant, dev = load_model("llama-3.1-8b"), Quant.from_name("bf16"), catalog()["h100-sxm"]
+    place = Placement(framework="sglang")
+    ops = build_ops(spec, quant, phase="prefill", batch=1, tokens=100, **place.graph_kw)
+    launches = float(registry.get(dev.arch).launch_count(ops, dev, place))
+    assert launches == 32 * 5 + 2
+
+    terms = params._frameworks()["sglang"]
+    trace = make_trace(n_requests=5, concurrency=1, input_len=500, output_len=50, seed=1)
+    args = dict(batch=1, input_len=500, output_len=50, framework="sglang", precision="bf16")
+    runs, estimates = {}, {}
+    try:
+        for us in (0.0, 50.0):
+            params._frameworks()["sglang"] = dataclasses.replace(
+                terms, request_latency_per_launch_s=us * 1e-6
+            )
+            runs[us] = serve(spec, dev, trace, precision="bf16", framework="sglang").metrics
+            estimates[us] = estimate("llama-3.1-8b", "h100-sxm", **args)
+    finally:
+        params._frameworks()["sglang"] = terms
+    delay = 50e-6 * launches
+    for key in ("ttft_s_mean", "e2e_s_mean"):
+        assert runs[50.0][key] - runs[0.0][key] == pytest.approx(delay, rel=1e-6)
+    assert runs[50.0]["tpot_s_mean"] == pytest.approx(runs[0.0]["tpot_s_mean"], rel=1e-9)
+    assert float(estimates[50.0].ttft_s) - float(estimates[0.0].ttft_s) == pytest.approx(delay, rel=1e-6)
+    assert float(estimates[50.0].tpot_s) == float(estimates[0.0].tpot_s)
+
+
+def test_the_request_latency_is_fitted_on_ttft_rows_with_held_out_errors(monkeypatch):
+    """fit_request_latency picks the grid point whose simulated TTFTs fit the rows best: rows measured
+    at 20 ms + 1,000 launches x 60 us give 60 us; rows that ask for more than the grid's top are
+    not fitted; one source leaves no source out, but each model is left out in turn."""
+    import pandas as pd
+
+    import sim.serving.calibrate as cal
+    import sim.serving.validation as sv
+    from hwmodels.calibration.params import framework_terms as terms_of
+
+    class Result:
+        def __init__(self):
+            self.metrics = {"ttft_s_mean": 0.02 + 1000 * terms_of("sglang").request_latency_per_launch_s}
+
+    monkeypatch.setattr(sv, "_simulate_result", lambda cond: Result())
+    rows = _row("s300"), _row("s318"), _row("s301")
+    conds = [resolve(r) for r in rows]
+
+    def frame(ttft):
+        return pd.DataFrame(
+            {
+                "id": [r["id"] for r in rows],
+                "cond": conds,
+                "framework": "sglang",
+                "metric": [r["metric"] for r in rows],
+                "measured": [ttft, ttft, 0.01],
+                "source": "cookbook",
+            }
+        )
+
+    us, errors = cal.fit_request_latency(frame(0.02 + 0.06), lambda _m: None)
+    assert us == 60.0 and errors["in_sample"]["median_ape"] == pytest.approx(0.0, abs=1e-12)
+    assert errors["leave_one_source_out"]["rows"] == 0 and errors["leave_one_model_out"]["rows"] == 2
+    us, errors = cal.fit_request_latency(frame(1.0), lambda _m: None)
+    assert us is None and errors["not_fitted"].startswith("optimum at the edge")

@@ -53,6 +53,13 @@ def test_serving_error_not_above_recorded(server_points):
             ape = mine.loc[mine["metric"] == metric, "ape"]
             recorded = record["errors"][framework]["in_sample"][f"{metric}_median_ape"]
             assert ape.median() <= recorded + 0.02, (framework, metric, ape.median(), recorded)
+    for framework, errors in record.get("request_latency", {}).items():
+        if "not_fitted" in errors or "in_sample" in record["errors"].get(framework, {}):
+            continue  # a framework whose other terms were fitted after it is checked above
+        ids = set(rows.loc[(rows["framework"] == framework) & (rows["metric"] == "ttft_s"), "id"])
+        ape = server_points.loc[server_points["id"].isin(ids) & server_points["covered"], "ape"]
+        recorded = errors["in_sample"]["ttft_s_median_ape"]
+        assert ape.median() <= recorded + 0.02, (framework, "request latency", ape.median(), recorded)
 
 
 def test_summary_reports_server_rows_per_phase_mode_and_metric(server_points):

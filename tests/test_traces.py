@@ -50,6 +50,10 @@ def test_a_spread_draws_the_clients_range_about_the_mean():
     # the closed loop of a trace with that spread
     t = make_trace(n_requests=5000, concurrency=8, input_len=1000, output_len=100, length_spread=0.5, seed=5)
     assert (t.input_len.min(), t.input_len.max()) == (500, 1500) and t.output_len.max() == 150
+    widest = make_trace(
+        n_requests=5000, concurrency=8, input_len=500, output_len=100, length_spread=1.0, seed=5
+    )
+    assert (widest.input_len.min(), widest.input_len.max()) == (1, 1000)  # SGLang's default [1, L]
     fixed = make_trace(n_requests=10, concurrency=8, input_len=1000, output_len=100, length_spread=0, seed=5)
     assert np.ptp(fixed.input_len) == 0
 
@@ -57,7 +61,7 @@ def test_a_spread_draws_the_clients_range_about_the_mean():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(length_spread=1.0), "length spread is 1.0; expected a number from 0 to below 1"),
+        (dict(length_spread=1.5), "length spread is 1.5; expected a number from 0 to 1"),
         (dict(length_spread=-0.1), "length spread is -0.1"),
         (dict(length_spread=float("nan")), "length spread is nan"),
         (dict(length_spread="wide"), "length spread is 'wide'"),

@@ -145,11 +145,12 @@ def uniform_spread(input_len: float, output_len: float, spread: float) -> Length
     benchmarks with a range ratio ``r``. SGLang's ``bench_serving.py`` (``--random-range-ratio``)
     and the InferenceX client draw ``[int(r L), L]``: spread ``(1 - r) / (1 + r)`` about the mean
     ``(1 + r) L / 2``; vLLM's ``vllm bench serve`` draws ``[L (1 - r), L (1 + r)]``: spread ``r``
-    about ``L``. One cell of a ``LengthHistogram``; ``spread`` 0 is fixed lengths."""
+    about ``L``. One cell of a ``LengthHistogram``; ``spread`` 0 is fixed lengths, 1 lengths from 1
+    to twice the mean (SGLang's default range ratio 0, ``[1, L]``)."""
     if isinstance(spread, bool) or not isinstance(spread, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"length spread is {spread!r}; expected a number from 0 to below 1")
-    if not 0.0 <= spread < 1.0:
-        raise ConfigError(f"length spread is {spread!r}; expected a number from 0 to below 1")
+        raise ConfigError(f"length spread is {spread!r}; expected a number from 0 to 1")
+    if not 0.0 <= spread <= 1.0:
+        raise ConfigError(f"length spread is {spread!r}; expected a number from 0 to 1")
     bounds = []
     for mean, field in ((input_len, "input_len"), (output_len, "output_len")):
         _positive(mean, field)

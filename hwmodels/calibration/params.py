@@ -287,6 +287,9 @@ class FrameworkTerms:
     memory it lets weights and KV cache use, with their basis. ``tp_step_overhead_s``: host
     time added to a step that runs over more than one tensor-parallel worker (the engine's
     driver hands each step's inputs to the other workers before they start), s.
+    ``request_latency_per_launch_s``: time a request takes to reach the engine's scheduler, per
+    kernel launch of the model's forward pass (``request_latency_s``), s: it delays that request
+    alone, not the engine's steps.
     ``kv_read_per_query_head``:
     its decode attention kernel reads a shared KV head once per query head (no GQA/MQA
     sharing); ``kernels`` names the framework whose kernels it runs (Ollama runs llama.cpp's); ``fuses_elementwise``:
@@ -335,6 +338,7 @@ class FrameworkTerms:
     awq_gemm: AwqGemmKernel | None = None
     absorbed_mla_prefill: AbsorbedMlaPrefill | None = None
     tp_step_overhead_s: float = 0.0
+    request_latency_per_launch_s: float = 0.0
 
     @property
     def mla_prefill(self) -> str:
@@ -347,6 +351,12 @@ class FrameworkTerms:
         handoff = self.tp_step_overhead_s if tp > 1 else 0.0
         return self.step_overhead_s + handoff + self.seq_overhead_s * n_seqs
 
+    def request_latency_s(self, launches: Any) -> Any:
+        """Time from a request's sending to its engine's scheduler seeing it, for a model whose
+        forward pass launches ``launches`` kernels (``RooflineCostModel.launch_count``), s. It
+        delays the request's first token and its end, never another request's steps."""
+        return self.request_latency_per_launch_s * launches
+
     def serving_terms(self) -> dict[str, float]:
         """The serving terms as ``frameworks.yaml`` and a serving fit name them (``SERVING_FITTABLE``):
         host times in microseconds, the output lag in steps (rounded to 1e-9: the seconds they
@@ -356,6 +366,7 @@ class FrameworkTerms:
             "seq_overhead_us": round(self.seq_overhead_s * 1e6, 9),
             "tp_step_overhead_us": round(self.tp_step_overhead_s * 1e6, 9),
             "output_lag_steps": self.output_lag_steps,
+            "request_latency_per_launch_us": round(self.request_latency_per_launch_s * 1e6, 9),
         }
 
 
@@ -409,6 +420,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             step_overhead_s=float(entry.get("step_overhead_us", 0.0)) * 1e-6,
             seq_overhead_s=float(entry.get("seq_overhead_us", 0.0)) * 1e-6,
             tp_step_overhead_s=float(entry.get("tp_step_overhead_us", 0.0)) * 1e-6,
+            request_latency_per_launch_s=float(entry.get("request_latency_per_launch_us", 0.0)) * 1e-6,
             memory_fraction=fraction,
             kv_read_per_query_head=bool(entry.get("kv_read_per_query_head", False)),
             kernels=kernels,
@@ -610,18 +622,25 @@ def _awq_gemm(entry: Any, where: str) -> AwqGemmKernel | None:
 
 
 def _with_terms(terms: FrameworkTerms, values: Mapping[str, float]) -> FrameworkTerms:
-    """``terms`` with fitted serving values (``step_overhead_us``, ``seq_overhead_us`` and
-    ``tp_step_overhead_us`` in microseconds)."""
+    """``terms`` with fitted serving values (``step_overhead_us``, ``seq_overhead_us``,
+    ``tp_step_overhead_us`` and ``request_latency_per_launch_us`` in microseconds)."""
     seconds = {
         "step_overhead_us": "step_overhead_s",
         "seq_overhead_us": "seq_overhead_s",
         "tp_step_overhead_us": "tp_step_overhead_s",
+        "request_latency_per_launch_us": "request_latency_per_launch_s",
     }
     fields = {seconds.get(k, k): float(v) * (1e-6 if k in seconds else 1.0) for k, v in values.items()}
     return replace(terms, **fields)
 
 
-SERVING_FITTABLE = ("step_overhead_us", "seq_overhead_us", "tp_step_overhead_us", "output_lag_steps")
+SERVING_FITTABLE = (
+    "step_overhead_us",
+    "seq_overhead_us",
+    "tp_step_overhead_us",
+    "output_lag_steps",
+    "request_latency_per_launch_us",
+)
 """Framework terms a serving fit may set (``hwsim calibrate``, ``sim/serving/calibrate.py``)."""
 SERVING_FITTED = "serving_fitted.yaml"
 
@@ -676,6 +695,12 @@ def framework_terms(name: str) -> FrameworkTerms:
     if name not in table:
         raise unknown_name("framework", name, table)
     return table[name]
+
+
+def fits_request_latency(name: str) -> bool:
+    """Whether framework ``name``'s entry in frameworks.yaml states ``request_latency_per_launch_us``,
+    so a serving fit fits that term."""
+    return "request_latency_per_launch_us" in _frameworks_file()["frameworks"].get(name, {})
 
 
 def inherits_serving_terms(name: str) -> bool:

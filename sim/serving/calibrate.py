@@ -1,6 +1,7 @@
 """Fit the serving frameworks' global terms on the measured ``server`` rows.
 
-Per framework with enough rows, three terms of ``hwmodels/calibration/frameworks.yaml``:
+Per framework with enough rows, three terms of ``hwmodels/calibration/frameworks.yaml``
+(and first, for a framework that states it, ``request_latency_per_launch_us``, below):
 ``step_overhead_us`` (host time per engine step), ``seq_overhead_us`` (host time per running
 sequence per step: scheduling, input preparation, sampling and detokenization, which grow with
 the batch in Python-scheduled engines) and ``output_lag_steps`` (steps between a token leaving
@@ -13,6 +14,13 @@ others best, and its rows are scored at that point. A framework whose best point
 edge of the plausible range is not fitted (those terms do not explain its rows' error) and
 keeps its stated values; the miss is reported. Device-class parameters stay as fitted
 on the analytic rows (``roofline.calibrate``).
+
+A framework whose frameworks.yaml entry states ``request_latency_per_launch_us`` (SGLang: a
+fixed time per request in its TTFT, which delays that request alone) first gets that term by a
+grid search on its TTFT rows alone, at its other terms as they stand; the grid above then runs
+with it. One pass, not a joint search: the term moves TTFT (and end-to-end time), not the steps
+that TPOT measures. Its errors are reported in sample, leaving one source out and leaving one
+model out (a framework with one source still has several models).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import yaml
 
 from hwmodels.calibration.params import (
     SERVING_FITTED,
+    fits_request_latency,
     framework_overridden,
     inherits_serving_terms,
     serving_fitted_path,
@@ -48,6 +57,11 @@ CPP_SCHEDULED = ("tensorrt-llm", "tensorrt-llm-0.6")
 is fitted (``seq_overhead_us`` stays 0)."""
 OUTPUT_LAG_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 """Steps a token takes to reach a streaming client: 0 (synchronous) to 3."""
+REQUEST_LATENCY_GRID_US = (0.0, 20.0, 40.0, 60.0, 80.0, 100.0, 130.0, 160.0, 200.0)
+"""A request's time to the scheduler per kernel launch of the model's forward pass, us: none to
+200 us (at most the time of several Python-dispatched PyTorch ops per launch, each 10-50 us on a
+server CPU: hwsim's own measurement of an eager launch from Python is 10-17 us for an add and
+47 us for a BF16 linear, docs/own-measurements.md)."""
 FIT_METRICS = ("ttft_s", "tpot_s", "e2e_s")
 MIN_ROWS = 6
 """A framework is fitted only with at least this many latency rows."""
@@ -92,9 +106,7 @@ def _predictions(rows: pd.DataFrame, say: Callable[[str], None]) -> np.ndarray:
     framework = rows["framework"].iloc[0]
     grid = host_grid(framework)
     preds = np.full((len(grid), len(OUTPUT_LAG_GRID), len(rows)), np.nan)
-    conds: dict[str, Any] = {}
-    for k, (_, r) in enumerate(rows.iterrows()):
-        conds.setdefault(r["id"].split("-")[0] + repr(r["cond"].serving), []).append((k, r))
+    conds = _runs(rows)
     for i, (step_us, seq_us) in enumerate(grid):
         say(f"  {framework}: step overhead {step_us:g} us, {seq_us:g} us per sequence ({len(conds)} runs)")
         terms = {"step_overhead_us": step_us, "seq_overhead_us": seq_us, "output_lag_steps": 0.0}
@@ -132,6 +144,56 @@ def _summary(ape: np.ndarray, metrics: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _runs(rows: pd.DataFrame) -> dict[str, list[tuple[int, pd.Series]]]:
+    """The rows of each simulation run: rows of one campaign and serving settings share a run."""
+    runs: dict[str, list[tuple[int, pd.Series]]] = {}
+    for k, (_, r) in enumerate(rows.iterrows()):
+        runs.setdefault(r["id"].split("-")[0] + repr(r["cond"].serving), []).append((k, r))
+    return runs
+
+
+def fit_request_latency(
+    rows: pd.DataFrame, say: Callable[[str], None]
+) -> tuple[float | None, dict[str, Any]]:
+    """``request_latency_per_launch_us`` of one framework fitted on its TTFT ``rows`` (``REQUEST_LATENCY_GRID_US``,
+    least mean squared log error) and its errors; None where the best point is the grid's top
+    (the term does not explain the rows' error) or no row is simulated."""
+    from sim.serving.validation import _simulate_result
+
+    framework = rows["framework"].iloc[0]
+    ttft = rows.loc[rows["metric"] == "ttft_s"].reset_index(drop=True)
+    preds = np.full((len(REQUEST_LATENCY_GRID_US), len(ttft)), np.nan)
+    runs = _runs(ttft)
+    for i, us in enumerate(REQUEST_LATENCY_GRID_US):
+        say(f"  {framework}: request latency {us:g} us per launch ({len(runs)} runs)")
+        with framework_overridden(framework, {"request_latency_per_launch_us": us}):
+            for members in runs.values():
+                result = _simulate_result(members[0][1]["cond"])
+                if isinstance(result, str):
+                    continue
+                for k, _r in members:
+                    preds[i, k] = result.metrics["ttft_s_mean"]
+    measured = ttft["measured"].to_numpy()
+    if not np.isfinite(preds).any():
+        return None, {"not_fitted": "no TTFT row simulated"}
+    loss = _loss(preds[:, None, :], measured, np.ones(len(ttft), dtype=bool))[:, 0]
+    best = int(np.nanargmin(loss))
+    metrics = ttft["metric"].to_numpy()
+    errors: dict[str, Any] = {"rows": len(ttft), "in_sample": _summary(_ape(preds[best], measured), metrics)}
+    for field, column in (("leave_one_source_out", "source"), ("leave_one_model_out", "model")):
+        groups = ttft["cond"].map(lambda c: c.model) if column == "model" else ttft[column]
+        held_out = np.full(len(ttft), np.nan)
+        for g in groups.unique():
+            held = (groups == g).to_numpy()
+            if not held.all():
+                a = int(np.nanargmin(_loss(preds[:, None, :], measured, ~held)[:, 0]))
+                held_out[held] = _ape(preds[a, held], measured[held])
+        errors[field] = _summary(held_out, metrics)
+    if best == len(REQUEST_LATENCY_GRID_US) - 1:
+        return None, {"not_fitted": "optimum at the edge of the plausible range", **errors}
+    return REQUEST_LATENCY_GRID_US[best], errors
+
+
 def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool = True) -> dict[str, Any]:
     """Fit every framework with ``MIN_ROWS`` latency rows; write ``serving_fitted.yaml``."""
     say = progress or (lambda _msg: None)
@@ -156,8 +218,17 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
             say(f"{framework}: {len(group)} latency rows, fewer than {MIN_ROWS}: not fitted")
             continue
         group = group.reset_index(drop=True)
+        latency: dict[str, float] = {}
+        if fits_request_latency(framework):
+            us, errors = fit_request_latency(group, say)
+            record.setdefault("request_latency", {})[framework] = errors
+            if us is not None:
+                latency = {"request_latency_per_launch_us": float(us)}
+                record["frameworks"][framework] = dict(latency)
+                say(f"{framework}: request latency {us:g} us per launch")
         try:
-            preds = _predictions(group, say)
+            with framework_overridden(framework, latency):
+                preds = _predictions(group, say)
         except HwsimError as exc:
             say(f"{framework}: {exc}")
             continue
@@ -191,6 +262,7 @@ def calibrate_serving(progress: Callable[[str], None] | None = None, write: bool
             "step_overhead_us": float(step_us),
             "seq_overhead_us": float(seq_us),
             "output_lag_steps": float(OUTPUT_LAG_GRID[j]),
+            **latency,
         }
         record["frameworks"][framework] = values
         record["errors"][framework] = {

@@ -408,9 +408,21 @@ def serve(
         for r in replicas["prefill"]:
             r.on_prefilled = lambda rid, n_blocks, src=r: env.process(move_kv(src, rid, n_blocks))
 
+    # the request's path to the scheduler (FrameworkTerms.request_latency_s): it waits alone
+    terms = framework_terms(setup.framework) if setup.framework in framework_names() else None
+    entry_pricer = pricers["prefill" if "prefill" in pricers else next(iter(pricers))]
+    latency = terms.request_latency_s(entry_pricer.forward_launches) if terms else 0.0
+
+    def arrive(rid: int):
+        yield env.timeout(latency)
+        entry.pick().submit(rid)
+
     def submit(rid: int) -> None:
         req.arrival_s[rid] = env.now
-        entry.pick().submit(rid)
+        if latency > 0:
+            env.process(arrive(rid))
+        else:
+            entry.pick().submit(rid)
 
     if trace.concurrency is not None:
         next_rid = [min(trace.concurrency, req.n)]
@@ -440,7 +452,6 @@ def serve(
     if not req.completed.all():
         lost = int((~req.completed).sum())
         raise RuntimeError(f"serving simulation ended with {lost} requests unfinished (a scheduler bug)")
-    terms = framework_terms(setup.framework) if setup.framework in framework_names() else None
     metrics = request_metrics(
         req, total_devices, slo_ttft_s, slo_tpot_s, terms.output_lag_steps if terms else 0.0
     )

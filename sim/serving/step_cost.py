@@ -195,6 +195,10 @@ class StepPricer:
         dense_rows = np.array([n in shared and n != "attention" and n not in HEAD_OPS for n in pre.name])
         group_rows = np.isin(pre.name, ROUTED_EXPERT_OPS)
         pre_cost = price(pre)
+        # an architecture without host-launched kernels (a wafer, an FPGA) has no launch count
+        count = getattr(model, "launch_count", None)
+        self.forward_launches = float(np.max(count(pre, device, placement))) if count else 0.0
+        """Kernel launches of one forward pass of the replica's model (a prefill's)."""
         self.static_power_w, self.power_cap_w = pre_cost.static_power_w, pre_cost.power_cap_w
         t, e = _time_energy(pre_cost, dense_rows & ~group_rows, m.shape)
         self._dense_t, self._dense_e = _Curve(m, t), _Curve(m, e)
