@@ -598,6 +598,20 @@ def _calibrate(part, as_json):
                 cells[1] = "leave-one-source-out: no other source to fit on"
             n = err["sources"]
             lines.append(f"  {framework} {terms} over {n} source{'' if n == 1 else 's'}: " + "; ".join(cells))
+        for framework, err in record["serving"].get("request_latency", {}).items():
+            fitted = record["serving"]["frameworks"].get(framework, {}).get("request_latency_per_launch_us")
+            held = err["leave_one_source_out"]
+            lines.append(
+                f"  {framework} request latency "
+                + (f"{fitted:g} us per launch" if fitted is not None else f"not fitted ({err['not_fitted']})")
+                + f" on {err['rows']} TTFT rows: in-sample {pct(err['in_sample']['median_ape'])}; "
+                + (
+                    f"leave-one-source-out {pct(held['median_ape'])}"
+                    if held["rows"]
+                    else "leave-one-source-out: no other source to fit on"
+                )
+                + f"; leave-one-model-out {pct(err['leave_one_model_out']['median_ape'])}"
+            )
     emit(as_json, record, "\n".join(lines))
 
 

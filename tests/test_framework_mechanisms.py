@@ -432,3 +432,23 @@ def test_the_request_latency_is_fitted_on_ttft_rows_with_held_out_errors(monkeyp
     assert errors["leave_one_source_out"]["rows"] == 0 and errors["leave_one_model_out"]["rows"] == 2
     us, errors = cal.fit_request_latency(frame(1.0), lambda _m: None)
     assert us is None and errors["not_fitted"].startswith("optimum at the edge")
+
+
+def test_calibrate_prints_the_request_latency_fit(monkeypatch):
+    """``hwsim calibrate --part serving`` says the request latency it fitted, on how many rows, and
+    its errors in sample and leaving a model out (the shipped record, without refitting)."""
+    import yaml
+    from click.testing import CliRunner
+
+    import sim.serving.calibrate as cal
+    from hwmodels.calibration.params import serving_fitted_path
+    from hwsim.cli import cli
+
+    record = yaml.safe_load(serving_fitted_path().read_text())
+    monkeypatch.setattr(cal, "calibrate_serving", lambda progress=None: record)
+    out = CliRunner().invoke(cli, ["calibrate", "--part", "serving"])
+    assert out.exit_code == 0, out.output
+    fitted = record["frameworks"]["sglang"]["request_latency_per_launch_us"]
+    rows = record["request_latency"]["sglang"]["rows"]
+    assert f"sglang request latency {fitted:g} us per launch on {rows} TTFT rows" in out.output
+    assert "leave-one-model-out" in out.output
