@@ -65,7 +65,7 @@ from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
 from workloads.traces import LengthHistogram, load_lengths, uniform_spread
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -89,7 +89,11 @@ on GH200, 8x L40S, 8x H200 NVL and 4x H100 NVL, each with its submitter's engine
 and ``vl`` rows (added 2026-12-06, read by a helper from SemiAnalysis's InferenceX dashboard data
 as captured in SemiAnalysisAI/InferenceX-app's test fixture, none fitted: DeepSeek-R1 served by
 SGLang 0.5.9 and TensorRT-LLM 1.2-1.3 on 8x H200, B200, MI300X, MI325X and MI355X, each run's
-engine flags read from the launch script of its sweep)."""
+engine flags read from the launch script of its sweep) and ``vm`` rows (added 2026-12-06, read from
+the pages of sgl-project/sgl-cookbook whose models and GPUs the fitted ``s300``-``s345`` rows of the
+same source do not cover, none fitted: SGLang 0.5.7-0.5.9 serving MiniMax-M2.5 on 8 B200 and 8
+H100, DeepSeek-V3.1, Llama-4 Scout and Maverick and Qwen3-Coder-480B on 8 MI300X; a check of the
+request latency fitted on the others, leaving their models and GPUs out)."""
 
 COLUMNS = [
     "id",

@@ -77,10 +77,15 @@ def test_a_malformed_serving_terms_from_entry_is_refused(rule):
 
 
 def test_serving_terms_read_back_in_the_units_a_fit_writes():
-    """A framework overridden with 250 us a step, 45 us a sequence, 70 us a tensor-parallel step
-    and a lag of 1.5 steps reads them back as written, not as the seconds they are held in
-    (59.999... us)."""
-    fitted = {"step_overhead_us": 250.0, "seq_overhead_us": 45.0, "tp_step_overhead_us": 70.0}
+    """A framework overridden with 250 us a step, 45 us a sequence, 70 us a tensor-parallel step,
+    a request latency of 30 us a launch and a lag of 1.5 steps reads them back as written, not as
+    the seconds they are held in (59.999... us)."""
+    fitted = {
+        "step_overhead_us": 250.0,
+        "seq_overhead_us": 45.0,
+        "tp_step_overhead_us": 70.0,
+        "request_latency_per_launch_us": 30.0,
+    }
     with params.framework_overridden("vllm", fitted):
         with params.framework_overridden("vllm", {"output_lag_steps": 1.5}):
             terms = framework_terms("vllm").serving_terms()
