@@ -81,6 +81,21 @@ def test_tensor_parallel_shards_and_adds_allreduce():
     assert weight_bytes(spec, FP16, tp=8) == pytest.approx(weight_bytes(spec, FP16) / 8)
 
 
+def test_replicated_weights_are_stored_whole_on_every_tensor_parallel_rank():
+    """DeepSeek-R1 at TP 8 in FP8: each rank keeps whole its 61 layers' latent down-projections,
+    7168 x (1536 + 576) = 15,138,816 weights a layer (vLLM's q_a_proj, kv_a_proj_with_mqa), and its 58
+    MoE routers, 7168 x 256 = 1,835,008 (plus 256 bias terms) a layer; the rest is split 8 ways. So
+    a rank holds 7/8 of those 1-byte weights beyond an eighth of the model; the op graph reads them
+    whole too."""
+    spec = load_model("deepseek-r1")
+    fp8 = Quant.from_name("fp8-kv16")
+    replicated = 61 * 15_138_816 + 58 * (1_835_008 + 256)
+    assert weight_bytes(spec, fp8, tp=8) - weight_bytes(spec, fp8) / 8 == pytest.approx(replicated * 7 / 8)
+    ops = build_ops(spec, fp8, phase="decode", batch=1, context=10, tp=8)
+    assert row(ops, "kv_down")["weight_bytes"] == 7168 * 576
+    assert row(ops, "router")["weight_bytes"] == 7168 * 256
+
+
 def test_moe_reads_distinct_experts_once():
     """Mixtral, one token: 2 of 8 experts touched, expert weights read for 2 experts, not 8."""
     spec = load_model("mixtral-8x7b")

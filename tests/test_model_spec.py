@@ -222,6 +222,23 @@ def test_qwen35_hybrid_layers_and_linear_attention_hand_count():
     assert abs(spec.n_active_params() / 17e9 - 1) < 0.03  # A17B
 
 
+def test_qwen3_next_without_layer_types_takes_the_interval():
+    """Qwen3-Next-80B-A3B's config.json states full_attention_interval 4 and no layer_types: layers
+    3, 7, ..., 47 are full attention and the other 36 Gated DeltaNet (HF Qwen3NextConfig). Stated
+    layer_types win over the interval."""
+    spec = load_model("qwen3-next-80b-a3b")
+    assert spec.n_attention_layers == 12 and spec.n_linear_layers == 36
+    assert spec.attention_layers[:4] == (AttentionLayer("linear"),) * 3 + (FULL,)
+    assert (
+        spec.n_params() == 79_674_391_296
+    )  # the safetensors' 81,324,862,720 less the 1,650,471,424 MTP weights
+    cfg = json.loads(
+        (Path(__file__).parent.parent / "workloads" / "presets" / "qwen3-next-80b-a3b.json").read_text()
+    )
+    cfg["layer_types"] = ["full_attention"] * 48
+    assert spec_from_config(cfg, name="all-full").n_linear_layers == 0
+
+
 def test_kimi_k25_reads_its_text_config():
     spec = load_model("kimi-k2.5")
     assert spec.text_config_of == "kimi_k25" and spec.family == "kimi_k2"

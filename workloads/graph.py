@@ -1285,7 +1285,10 @@ def activation_peak_bytes(spec: ModelSpec, quant: Quant, tokens: Any, seqs: Any,
 
 
 def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: int = 1) -> float:
-    """Weight bytes stored per device: experts split by ``ep``, the rest by ``tp * pp``.
+    """Weight bytes stored per device: experts split by ``ep``, the weights every tensor-parallel
+    rank keeps whole (an MLA layer's latent down-projections, MoE routers:
+    ``ModelSpec.replicated_attention_params``, ``replicated_router_params``) by ``pp``, the rest by
+    ``tp * pp``.
 
     Embedding and LM head are split by ``tp`` (vocabulary-parallel) and counted on the
     first and last stage; with ``pp > 1`` a device holds ``1/pp`` of the layers. They take
@@ -1303,10 +1306,22 @@ def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: in
         + spec.lm_head_params() * (head - per)
         + attention * (quant.weight_bytes_per_param("attention") - per)
     )
+    # every tensor-parallel rank keeps these whole (the op graph reads them whole on each)
+    replicated = (
+        spec.n_attention_layers
+        * spec.replicated_attention_params()
+        * quant.weight_bytes_per_param("attention")
+    )
+    if spec.moe:
+        replicated += (
+            spec.moe.n_moe_layers * spec.replicated_router_params() * quant.weight_bytes_per_param("router")
+        )
+    split = total - replicated
     if spec.moe and ep > 1:
         per_expert = (
             spec.moe.n_moe_layers * spec.ffn_params_expert() * quant.weight_bytes_per_param("experts")
         )
         expert_bytes = spec.moe.n_routed_experts * per_expert
-        return (total - expert_bytes) / (tp * pp) + experts_per_device(spec, ep) * per_expert / (tp * pp)
-    return total / (tp * pp)
+        split -= expert_bytes
+        return split / (tp * pp) + replicated / pp + experts_per_device(spec, ep) * per_expert / (tp * pp)
+    return split / (tp * pp) + replicated / pp

@@ -116,6 +116,11 @@ LAYER_TYPES = {
 }
 """``layer_types`` values of HF configs and the ``AttentionLayer.kind`` each maps to."""
 
+INTERVAL_LINEAR_FAMILIES = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"})
+"""Families whose linear/full interleave, when ``layer_types`` is absent, is every
+``full_attention_interval``-th layer full and the rest Gated DeltaNet (HF ``Qwen3NextConfig``:
+``"linear_attention" if bool((i + 1) % full_attention_interval) else "full_attention"``, interval 4
+by default; the Qwen3-Next-80B config.json states only the interval)."""
 INTERLEAVED_SLIDING_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2"})
 """Families whose sliding/full interleave is a code default when ``layer_types`` is absent."""
 SANDWICH_NORM_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text"})
@@ -423,6 +428,29 @@ class ModelSpec:
         h = self.hidden_size
         return q_in * ix.n_heads * ix.head_dim + h * ix.head_dim + 2 * ix.head_dim + h * ix.n_heads
 
+    def replicated_attention_params(self) -> int:
+        """Weights of one attention layer that every tensor-parallel rank stores whole: an MLA
+        layer's down-projections to the query and key-value latents and its indexer's projections,
+        which engines replicate rather than split by heads (vLLM and SGLang ``DeepseekV2Attention``:
+        ``q_a_proj`` and ``kv_a_proj_with_mqa`` are ``ReplicatedLinear``, and so are the ``Indexer``'s
+        projections); the op graph reads them whole on every rank (``q_down``, ``kv_down``)."""
+        m = self.mla
+        if not m:
+            return 0
+        h = self.hidden_size
+        indexer = self.indexer_params() - 2 * self.indexer.head_dim if self.indexer else 0
+        return h * m.q_lora_rank + h * (m.kv_lora_rank + m.qk_rope_head_dim) + indexer
+
+    def replicated_router_params(self) -> int:
+        """Weights of one MoE layer's router (and shared-expert gate) that every tensor-parallel
+        rank stores whole (vLLM's MoE blocks build ``gate`` as a ``ReplicatedLinear``); the op graph
+        reads them whole on every rank (``router``, ``shared_expert_gate``)."""
+        m = self.moe
+        if not m:
+            return 0
+        router = self.hidden_size * m.n_routed_experts + (m.n_routed_experts if m.router_bias else 0)
+        return router + (self.hidden_size if m.shared_expert_gate else 0)
+
     def linear_attention_params(self) -> int:
         """Weights of one Gated DeltaNet layer (HF ``Qwen3NextGatedDeltaNet``): q/k/v/z and
         b/a input projections, the depthwise convolution, per-head ``A_log`` and ``dt_bias``,
@@ -646,6 +674,9 @@ def _layer_kinds(cfg: dict[str, Any], family: str, n_layers: int, where: str) ->
             size = {"sliding": "sliding_window", "chunked": "attention_chunk_size"}.get(kind)
             kinds.append(AttentionLayer(kind, window(size) if size else 0))
         return tuple(kinds) if any(k != FULL for k in kinds) else ()
+    if family in INTERVAL_LINEAR_FAMILIES:
+        interval = _positive_int(cfg.get("full_attention_interval", 4), where, "full_attention_interval")
+        return tuple(AttentionLayer("linear", 0) if (i + 1) % interval else FULL for i in range(n_layers))
     if family == "llama4_text":
         if not cfg.get("attention_chunk_size"):
             return ()
