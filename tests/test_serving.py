@@ -323,7 +323,7 @@ def test_an_engine_that_mixes_prompts_with_decodes_chunks_a_prompt_longer_than_i
     assert eight.metrics["duration_s"] < 3.0 * one.metrics["duration_s"]
 
 
-def _finished_run(finish_s: np.ndarray) -> dict:
+def _finished_run(finish_s: np.ndarray, open_loop: bool = False) -> dict:
     """Metrics of 100 requests of 10 output tokens arriving one a second (0 to 99 s), each
     producing its first token 0.5 s after arriving and finishing at ``finish_s``."""
     from sim.serving.metrics import request_metrics
@@ -333,7 +333,7 @@ def _finished_run(finish_s: np.ndarray) -> dict:
     req.arrival_s = np.arange(100.0)
     req.first_token_s = req.arrival_s + 0.5
     req.finish_s = finish_s
-    return request_metrics(req, n_devices=1)
+    return request_metrics(req, n_devices=1, open_loop=open_loop)
 
 
 def test_steady_tokens_are_those_generated_in_the_window_not_the_outputs_finishing_in_it():
@@ -372,6 +372,27 @@ def test_steady_throughput_only_where_the_run_keeps_up():
     # a run whose window holds under half of its completions has none either: 42 of 100
     late = np.where(np.arange(100) < 50, np.arange(100.0) + 2.0, 300.0)  # 42 inside (10-51 s)
     assert "steady_requests_per_s" not in _finished_run(late)
+
+
+def test_an_open_loops_steady_state_starts_after_its_ramp_up():
+    """The first 10 requests find an engine filling and take 2 s end to end, the other 90 take
+    10 s. The ramp (the 90th percentile end-to-end latency) is 10 s, so the steady latency window
+    holds the arrivals at 10-89 s, all of 10 s (TPOT (10 - 0.5) / 9), where the whole run's mean is
+    (10 x 2 + 90 x 10) / 100 = 9.2; the throughput window starts at 10 s, not 9.9 s, and holds the
+    82 requests finishing at 10-99 s (arrivals 8-89) over 89 s. A closed loop's figures stay the
+    whole run's, with no steady latency."""
+    e2e = np.where(np.arange(100) < 10, 2.0, 10.0)
+    run = _finished_run(np.arange(100.0) + e2e, open_loop=True)
+    assert run["e2e_s_mean"] == pytest.approx(9.2)
+    assert run["steady_e2e_s_mean"] == pytest.approx(10.0)
+    assert run["steady_ttft_s_mean"] == pytest.approx(0.5)
+    assert run["steady_tpot_s_mean"] == pytest.approx(9.5 / 9)
+    assert run["steady_requests_per_s"] == pytest.approx(82 / 89)
+    closed = _finished_run(np.arange(100.0) + e2e)
+    assert "steady_e2e_s_mean" not in closed
+    assert closed["steady_requests_per_s"] == pytest.approx(82 / 89.1)  # 10% of the span: 9.9 s on
+    # a run whose requests mostly still run at its last arrival has no steady latency
+    assert "steady_e2e_s_mean" not in _finished_run(np.arange(100.0) + 60.0, open_loop=True)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from roofline.validation import (
     validate_frame,
 )
 from sim.serving.calibrate import serving_rows, serving_source
-from sim.serving.validation import predict_serving, row_trace
+from sim.serving.validation import keeps_up, metric_key, predict_serving, row_trace
 from workloads.errors import ConfigError
 
 
@@ -83,6 +83,46 @@ def _burst_row(notes: str, max_model_len: str = "") -> pd.Series:
     row["id"] = "x001"
     row["notes"] = notes + (f" --max-model-len {max_model_len}" if max_model_len else "")
     return row
+
+
+def test_a_long_open_loop_compares_its_steady_latencies():
+    """An MLPerf server row (Poisson arrivals, no request count: a run of 2,400 s or more) compares
+    the simulated run's steady latency means and throughput; the same row stating the 1,000
+    requests its client sent is simulated with those 1,000 and compares the whole run's, as its
+    client counted them, ramp-up and drain included; a closed loop compares the whole run's
+    latencies; a run with no steady window falls back to its whole-run mean."""
+    frame = load_measured().set_index("id")
+    row = frame.loc["s211"].copy()  # MLPerf v4.1, H200, Llama-2-70B server TPOT
+    row["id"] = "s211"
+    c = operating_point(resolve(row))
+    both = {"tpot_s_mean": 1.0, "steady_tpot_s_mean": 2.0}
+    assert metric_key(c, both) == "steady_tpot_s_mean"
+    assert metric_key(c, {"tpot_s_mean": 1.0}) == "tpot_s_mean"
+    rates = {"output_tokens_per_s": 1.0, "steady_output_tokens_per_s": 2.0}
+    assert metric_key(replace(c, metric="output_tokens_per_s"), rates) == "steady_output_tokens_per_s"
+    stated = replace(c, serving={**c.serving, "num_requests": 1_000})
+    assert metric_key(stated, both) == "tpot_s_mean"
+    assert metric_key(replace(stated, metric="output_tokens_per_s"), rates) == "output_tokens_per_s"
+    closed = replace(c, serving={**c.serving, "concurrency": 64, "rate": None})
+    assert metric_key(closed, both) == "tpot_s_mean"
+
+
+def test_a_run_whose_queue_grows_does_not_keep_up():
+    """100 arrivals a second apart: a first token 0.2 s after each keeps up; one that waits ever
+    longer (the queue growing 0.5 s per arrival: 40-60% wait 20-29.5 s, the last fifth 40-49.5 s,
+    1.8 times as long) does not, so no longer run would find a steady state."""
+    from sim.serving.requests import Requests
+    from workloads.traces import Trace
+
+    def run(wait: np.ndarray) -> Requests:
+        req = Requests(Trace(np.full(100, 64), np.full(100, 10), arrival_s=np.arange(100.0)))
+        req.arrival_s = np.arange(100.0)
+        req.first_token_s = req.arrival_s + wait
+        req.finish_s = req.first_token_s + 1.0
+        return req
+
+    assert keeps_up(run(np.full(100, 0.2)))
+    assert not keeps_up(run(0.5 * np.arange(100.0)))
 
 
 def test_a_burst_runs_the_prompts_its_client_flag_states():

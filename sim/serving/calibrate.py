@@ -43,7 +43,7 @@ from hwmodels.calibration.params import (
 from roofline.validation import HELD_OUT_PREFIXES, load_measured, resolve, serving_source
 from sim.serving.host_fit import fit_batch_hosts
 from sim.serving.metrics import request_metrics
-from sim.serving.validation import METRIC_KEYS
+from sim.serving.validation import metric_key
 from workloads.errors import HwsimError
 
 STEP_OVERHEAD_GRID_US = (0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
@@ -116,9 +116,15 @@ def _predictions(rows: pd.DataFrame, say: Callable[[str], None]) -> np.ndarray:
                 if isinstance(result, str):
                     continue
                 for j, lag in enumerate(OUTPUT_LAG_GRID):
-                    m = request_metrics(result.requests, result.metrics["n_devices"], output_lag_steps=lag)
+                    cond = members[0][1]["cond"]
+                    m = request_metrics(
+                        result.requests,
+                        result.metrics["n_devices"],
+                        output_lag_steps=lag,
+                        open_loop=not cond.serving["concurrency"],
+                    )
                     for k, r in members:
-                        preds[i, j, k] = m[METRIC_KEYS[r["metric"]]]
+                        preds[i, j, k] = m[metric_key(r["cond"], m)]
     return preds
 
 

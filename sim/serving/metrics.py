@@ -8,8 +8,11 @@
 - end-to-end latency: finish minus arrival;
 - throughput over the run's duration (first arrival to last finish): requests/s and
   output tokens/s (per device too);
-- steady-state throughput (open loop): requests finishing inside the arrival span after its
-  first 10%, over that window, which a short run's ramp-up and drain do not bias;
+- steady-state throughput: requests finishing inside the arrival span after its first 10%
+  (an open loop's after its ramp-up where that is longer: the 90th percentile of the end-to-end
+  latency), over that window, which a short run's ramp-up and drain do not bias; for an open loop
+  also steady-state latency means, over the requests arriving after the ramp-up and a ramp
+  before the last arrival (their whole life in the steady state, neither filling nor draining);
 - SLO attainment: the share of requests meeting both the TTFT and the TPOT limit (a limit
   not given always holds); goodput: those requests per second.
 """
@@ -53,9 +56,12 @@ def request_metrics(
     slo_ttft_s: float | None = None,
     slo_tpot_s: float | None = None,
     output_lag_steps: float = 0.0,
+    open_loop: bool = False,
 ) -> dict[str, Any]:
     """The aggregate latency and throughput figures of a finished run, as a streaming client
-    sees them: ``output_lag_steps`` engine steps after the engine produced each token."""
+    sees them: ``output_lag_steps`` engine steps after the engine produced each token. An
+    ``open_loop`` run (requests arriving on their own schedule) takes its steady window after its
+    ramp-up (``ramp_s``) and adds steady latency means (``_steady_latency``)."""
     done = req.completed
     arrival = req.arrival_s[done]
     first = req.first_token_s[done] + output_lag_steps * req.first_step_s[done]
@@ -91,12 +97,48 @@ def request_metrics(
             "output_tokens": tokens,
         }
     )
-    metrics.update(_steady(req, n_devices))
+    metrics.update(_steady(req, n_devices, ramp_s(e2e) if open_loop else 0.0))
+    if open_loop:
+        per_request_tpot = np.where(multi, (finish - first) / np.maximum(out - 1, 1), np.nan)
+        metrics.update(_steady_latency(arrival, ttft, e2e, per_request_tpot))
     return metrics
 
 
 STEADY_MIN_SHARE = 0.5
 """Least share of a run's completed requests its steady window must hold to stand for the run."""
+STEADY_LATENCY_MIN_SHARE = 0.25
+"""Least share of a run's completed requests that must arrive in its steady latency window
+(after the ramp-up, a ramp before the last arrival) for steady latency means."""
+RAMP_PERCENTILE = 90.0
+"""The ramp-up of an open-loop run: this percentile of its requests' end-to-end latency, about
+the time the engine takes to fill (an arrival's request is still running that long after)."""
+
+
+def ramp_s(e2e: np.ndarray) -> float:
+    """The ramp-up (and drain) time of an open-loop run whose requests took ``e2e`` (s)."""
+    return float(np.percentile(e2e, RAMP_PERCENTILE)) if e2e.size else 0.0
+
+
+def _steady_latency(
+    arrival: np.ndarray, ttft: np.ndarray, e2e: np.ndarray, tpot: np.ndarray
+) -> dict[str, float]:
+    """Mean TTFT, TPOT and end-to-end latency at steady state: over the completed requests
+    arriving ``ramp_s`` after the first arrival and ``ramp_s`` before the last, whose whole life the
+    engine spends full (a measured run of 10 to 40 minutes, as MLPerf's server runs are, is almost
+    all such requests; a simulated one of a few minutes is not). ``tpot`` is NaN for a one-token
+    output. None where fewer than ``STEADY_LATENCY_MIN_SHARE`` of the requests fall in it."""
+    if arrival.size == 0:
+        return {}
+    ramp = ramp_s(e2e)
+    inside = (arrival >= arrival.min() + ramp) & (arrival <= arrival.max() - ramp)
+    if inside.sum() < max(10, STEADY_LATENCY_MIN_SHARE * arrival.size):
+        return {}
+    tpot_in = tpot[inside & ~np.isnan(tpot)]
+    return {
+        "steady_ttft_s_mean": float(ttft[inside].mean()),
+        "steady_tpot_s_mean": float(tpot_in.mean()) if tpot_in.size else float("nan"),
+        "steady_e2e_s_mean": float(e2e[inside].mean()),
+    }
 
 
 def tokens_generated_between(
@@ -111,9 +153,9 @@ def tokens_generated_between(
     return float(first_in.sum() + ((output_len - 1) * share).sum())
 
 
-def _steady(req: Requests, n_devices: int) -> dict[str, float]:
-    """Throughput at steady state, over the arrival span after its first 10%: requests finishing
-    inside that window, and the output tokens generated inside it. A request's first token comes
+def _steady(req: Requests, n_devices: int, ramp: float = 0.0) -> dict[str, float]:
+    """Throughput at steady state, over the arrival span after its ramp-up (its first 10%, or
+    ``ramp`` s where that is longer): requests finishing inside that window, and the output tokens generated inside it. A request's first token comes
     at its first-token time and its others evenly up to its finish, so a long request running
     across the window's edge counts the share it generated inside (counting whole outputs of the
     requests finishing inside would favour short outputs in an overloaded run, whose long
@@ -124,8 +166,8 @@ def _steady(req: Requests, n_devices: int) -> dict[str, float]:
     done = req.completed
     arrival = req.arrival_s
     t0, t1 = float(np.nanmin(arrival)), float(np.nanmax(arrival))
-    lo = t0 + 0.1 * (t1 - t0)
     finish = req.finish_s[done]
+    lo = t0 + max(0.1 * (t1 - t0), ramp)
     inside = (finish >= lo) & (finish <= t1)
     span = t1 - lo
     if span <= 0 or inside.sum() < max(10, STEADY_MIN_SHARE * done.sum()):

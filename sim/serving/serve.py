@@ -453,7 +453,12 @@ def serve(
         lost = int((~req.completed).sum())
         raise RuntimeError(f"serving simulation ended with {lost} requests unfinished (a scheduler bug)")
     metrics = request_metrics(
-        req, total_devices, slo_ttft_s, slo_tpot_s, terms.output_lag_steps if terms else 0.0
+        req,
+        total_devices,
+        slo_ttft_s,
+        slo_tpot_s,
+        terms.output_lag_steps if terms else 0.0,
+        open_loop=trace.concurrency is None,
     )
     metrics.update(_itl(all_replicas))
     metrics.update(_energy_and_cost(all_replicas, pools, pricers, dev, metrics, economics))

@@ -18,8 +18,12 @@ requests: an overloaded run's queue, and so its TTFT, grows with its length).
 The number of requests is enough for a steady state well past the ramp-up: a closed loop runs
 ``max(8 x concurrency, 400)`` requests (at most ``MAX_CLOSED_LOOP_REQUESTS``, and no more than
 ``DECODE_STEP_BUDGET`` decode steps), an open loop ``rate x 300 s`` of arrivals between 1,000
-and 6,000 requests (benchmarks measure stages of 10 to 20 minutes; the cap keeps a run near a
-second). One simulation serves every metric of a condition (cached).
+and ``MAX_OPEN_LOOP_REQUESTS`` (6,000) requests (benchmarks measure stages of 10 to 40 minutes;
+the cap keeps a run near a second). An open loop whose notes state no request count is taken as
+such a long run: its latencies compare the simulated run's steady state (``STEADY_LATENCY_KEYS``),
+as its throughput does, and a run that keeps up (``keeps_up``) but is too short for a steady
+window (an engine holding requests for tens of seconds) is run again with ``MAX_REQUESTS``. One
+simulation serves every metric of a condition (cached).
 """
 
 from __future__ import annotations
@@ -62,29 +66,87 @@ METRIC_KEYS = {
 }
 """Throughput compares the steady state (``metrics.request_metrics``): a measured run lasts 10
 to 20 minutes, so its ramp-up and drain weigh less than in a shorter simulated run."""
+STEADY_LATENCY_KEYS = {
+    "ttft_s": "steady_ttft_s_mean",
+    "tpot_s": "steady_tpot_s_mean",
+    "e2e_s": "steady_e2e_s_mean",
+}
+"""Latencies of an open-loop row that states no request count compare the steady state too: such
+a measured run (MLPerf's server scenario: at least 600 to 2,400 s and 24,576 queries) is almost
+all steady, where a simulated one of 20,000 requests at a high rate still fills for a quarter of
+its arrivals (an engine at MLPerf's target rate holds its requests 20-50 s)."""
+
+
+def long_run(c: Condition) -> bool:
+    """Whether a server row's measured run is taken as long (steady-state) rather than the
+    simulated one as it is: an open loop whose notes state no request count."""
+    return not c.serving["concurrency"] and not c.serving.get("num_requests")
+
+
+def metric_key(c: Condition, result: dict) -> str:
+    """The key of ``result`` (a run's metrics) that row ``c``'s metric compares with: the whole
+    run's where it simulates as many requests as the measured run sent (its notes state them:
+    the client's throughput and means count its ramp-up and drain too); else the steady
+    throughput, and for a ``long_run`` row the steady latency means, where the run has them;
+    otherwise the whole run's (a closed loop has no steady window)."""
+    key = STEADY_LATENCY_KEYS.get(c.metric, METRIC_KEYS[c.metric]) if long_run(c) else METRIC_KEYS[c.metric]
+    if c.serving.get("num_requests") == simulated_requests(c):
+        # the simulated run is the measured one, ramp-up and drain included, as its client counted
+        key = METRIC_KEYS[c.metric].removeprefix("steady_")
+    if key not in result:
+        key = METRIC_KEYS[c.metric].removeprefix("steady_")
+    return key
+
+
+MAX_OPEN_LOOP_REQUESTS = 6_000
+"""Most requests an open loop simulates at first (about a second); a ``long_run`` row whose run
+keeps up but has no steady window yet is run again with ``MAX_REQUESTS`` (``_simulate_result``)."""
+QUEUE_GROWTH = 1.5
+"""An open-loop run whose last fifth of arrivals waits this many times longer for its first token
+than its middle fifth (40-60%) does not keep up: its queue grows with the run, so a longer run
+has no steady state either (a kept-up one's TTFT is about the same throughout; a queue that grows
+steadily gives 0.9 / 0.5 = 1.8)."""
 
 
 def n_requests(concurrency: int | None, rate: float | None) -> int:
     """Requests simulated for a validation row (see the module docstring)."""
     if concurrency:
         return min(max(8 * concurrency, 400), MAX_CLOSED_LOOP_REQUESTS)
-    return int(np.clip(rate * 300.0, 1000, 6000))
+    return int(np.clip(rate * 300.0, 1000, MAX_OPEN_LOOP_REQUESTS))
 
 
-def row_trace(c: Condition) -> Trace:
-    """The seeded request stream of a server row (as many requests as the measured run sent,
-    where its notes state ``num_requests=N``, up to ``MAX_REQUESTS``)."""
+def keeps_up(requests) -> bool:
+    """Whether an open-loop run's engine keeps up with its arrivals (``QUEUE_GROWTH``)."""
+    done = requests.completed
+    arrival = requests.arrival_s[done]
+    ttft = requests.first_token_s[done] - arrival
+    rank = np.argsort(np.argsort(arrival)) / max(arrival.size, 1)
+    middle, last = ttft[(rank >= 0.4) & (rank < 0.6)], ttft[rank >= 0.8]
+    return bool(middle.size and last.size and last.mean() <= QUEUE_GROWTH * middle.mean())
+
+
+def simulated_requests(c: Condition, n: int | None = None) -> int:
+    """Requests a server row's run simulates: as many as the measured run sent, where its notes
+    state ``num_requests=N``, up to ``MAX_REQUESTS``; else ``n``, by default ``n_requests``; a
+    closed loop at most ``DECODE_STEP_BUDGET`` decode steps (its steady state comes early)."""
     s = c.serving
     n = (
         min(s["num_requests"], MAX_REQUESTS)
         if s.get("num_requests")
-        else n_requests(s["concurrency"], s["rate"])
+        else (n or n_requests(s["concurrency"], s["rate"]))
     )
-    if s["concurrency"]:  # a closed loop of long outputs at a low concurrency: its steady state comes early
+    if s["concurrency"]:
         n = min(
             n,
             max(MIN_CLOSED_LOOP_REQUESTS, -(-DECODE_STEP_BUDGET * s["concurrency"] // max(c.output_len, 1))),
         )
+    return n
+
+
+def row_trace(c: Condition, n: int | None = None) -> Trace:
+    """The seeded request stream of a server row, of ``simulated_requests`` requests."""
+    s = c.serving
+    n = simulated_requests(c, n)
     rng = np.random.default_rng(VALIDATION_SEED)
     hist = row_lengths(c)
     if hist:
@@ -193,10 +255,16 @@ def _simulate_result(c: Condition):
             n_devices=c.n_devices,
         )
     try:
-        trace = row_trace(c)
-        if s.get("prefix_groups"):
-            trace = trace.with_prefixes(s["prefix_groups"])
-        return serve(c.model, c.device, trace, record=False, **config)
+        result = None
+        for n in (None, MAX_REQUESTS):
+            trace = row_trace(c, n)
+            if s.get("prefix_groups"):
+                trace = trace.with_prefixes(s["prefix_groups"])
+            result = serve(c.model, c.device, trace, record=False, **config)
+            # a long measured run that keeps up: run again, long enough for a steady window
+            if not long_run(c) or "steady_tpot_s_mean" in result.metrics or not keeps_up(result.requests):
+                break
+        return result
     except HwsimError as exc:
         return str(exc)
 
@@ -229,10 +297,7 @@ def predict_serving(c: Condition) -> tuple[float | None, str]:
     result = _run(_key(c) + _parameters(c), c)
     if isinstance(result, str):
         return None, result
-    key = METRIC_KEYS[c.metric]
-    if key not in result:  # a closed loop has no steady window: the whole run stands
-        key = key.removeprefix("steady_")
-    return float(result[key]), ""
+    return float(result[metric_key(c, result)]), ""
 
 
 predict_serving.prepare = simulate_rows  # type: ignore[attr-defined]  # roofline.validation.validate runs it first
