@@ -477,9 +477,7 @@ class ModelSpec:
         assert m is not None
         routed = m.n_routed_experts * self.ffn_params_expert()
         shared = m.n_shared_experts * self.ffn_params_expert(m.shared_ffn_size)
-        shared += self.hidden_size if m.shared_expert_gate else 0
-        router = self.hidden_size * m.n_routed_experts + (m.n_routed_experts if m.router_bias else 0)
-        return routed + shared + router
+        return routed + shared + self.replicated_router_params()
 
     def ffn_params_expert(self, ffn_size: int | None = None) -> int:
         """Weights of one expert of intermediate size ``ffn_size`` (default ``expert_ffn_size``)."""

@@ -155,7 +155,8 @@ def tokens_generated_between(
 
 def _steady(req: Requests, n_devices: int, ramp: float = 0.0) -> dict[str, float]:
     """Throughput at steady state, over the arrival span after its ramp-up (its first 10%, or
-    ``ramp`` s where that is longer): requests finishing inside that window, and the output tokens generated inside it. A request's first token comes
+    ``ramp`` s where that is longer): requests finishing inside that window, and the output
+    tokens generated inside it. A request's first token comes
     at its first-token time and its others evenly up to its finish, so a long request running
     across the window's edge counts the share it generated inside (counting whole outputs of the
     requests finishing inside would favour short outputs in an overloaded run, whose long

@@ -38,6 +38,7 @@ from hwmodels.calibration.params import framework_terms, params_for
 from hwmodels.device_spec import catalog
 from roofline.estimate import threads
 from roofline.validation import Condition, row_lengths
+from sim.serving.requests import Requests
 from sim.serving.serve import serve
 from workloads.errors import ConfigError, HwsimError
 from workloads.traces import Trace
@@ -115,7 +116,7 @@ def n_requests(concurrency: int | None, rate: float | None) -> int:
     return int(np.clip(rate * 300.0, 1000, MAX_OPEN_LOOP_REQUESTS))
 
 
-def keeps_up(requests) -> bool:
+def keeps_up(requests: Requests) -> bool:
     """Whether an open-loop run's engine keeps up with its arrivals (``QUEUE_GROWTH``)."""
     done = requests.completed
     arrival = requests.arrival_s[done]
