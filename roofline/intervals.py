@@ -141,14 +141,17 @@ SERVER_KINDS = {"ttft_s": "ttft", "tpot_s": "tpot", "e2e_s": "e2e"}
 any rate is ``server-rate``): queueing widens a TTFT's error far more than a TPOT's."""
 
 
-def phase_of(phase: str, metric: str) -> str:
+def phase_of(phase: str, metric: str, closed_loop: bool = False) -> str:
     """The interval phase of a measured row: ``energy`` for an energy (J/token, or J of a step:
     ``decode_step_j``, ``prefill_j``); for a ``server`` row ``server-`` and its metric's kind
-    (``SERVER_KINDS``); else its phase."""
+    (``SERVER_KINDS``), where a ``closed_loop``'s rate takes the end-to-end kind: with N requests
+    always in flight its rate is N over their mean end-to-end latency (Little's law), so it errs
+    as that latency does, while an open loop that keeps up serves its offered load whatever its
+    engine; else its phase."""
     if metric == "j_per_token" or metric.endswith("_j"):
         return "energy"
     if phase == "server":
-        return f"server-{SERVER_KINDS.get(metric, 'rate')}"
+        return f"server-{SERVER_KINDS.get(metric, 'e2e' if closed_loop else 'rate')}"
     return phase
 
 
@@ -312,7 +315,7 @@ def row_features(cond: Condition) -> dict[str, Any]:
     return features(
         catalog()[cond.device],
         Quant.from_name(cond.precision),
-        phase_of(cond.phase, cond.metric),
+        phase_of(cond.phase, cond.metric, closed_loop=bool(cond.serving and cond.serving.get("concurrency"))),
         cond.framework,
         cond.batch,
         cond.input_len,
@@ -361,17 +364,24 @@ def server_ranges(
     max_batch: float | None,
     input_len: float,
     output_len: float,
+    closed_loop: bool = False,
 ) -> dict[str, float | None]:
     """``<metric>_low`` and ``<metric>_high`` of each of ``SERVER_RANGES`` in a served stream's
-    metrics, from the ``server-`` groups (None where no group gives one or the value is not a
-    positive number)."""
+    metrics, from the ``server-`` groups (a ``closed_loop``'s rate from the end-to-end group,
+    ``phase_of``; None where no group gives one or the value is not a positive number)."""
     out: dict[str, float | None] = {}
     for key, metric in SERVER_RANGES.items():
         value = metrics.get(key)
         low = high = None
         if isinstance(value, (int, float)) and np.isfinite(value) and value > 0:
             point = features(
-                device, quant, phase_of("server", metric), framework, max_batch, input_len, output_len
+                device,
+                quant,
+                phase_of("server", metric, closed_loop),
+                framework,
+                max_batch,
+                input_len,
+                output_len,
             )
             lo, hi = bounds(value, *log_range(choose(table(), point), point), rate=is_rate(metric))
             if np.isfinite(lo) and np.isfinite(hi):

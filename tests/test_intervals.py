@@ -276,6 +276,8 @@ def test_a_served_stream_takes_the_range_of_its_metrics_server_group(monkeypatch
 
     assert intervals.phase_of("server", "tpot_s") == "server-tpot"
     assert intervals.phase_of("server", "requests_per_s") == "server-rate"
+    assert intervals.phase_of("server", "output_tokens_per_s", closed_loop=True) == "server-e2e"
+    assert intervals.phase_of("server", "tpot_s", closed_loop=True) == "server-tpot"
     assert intervals.phase_of("decode", "tpot_s") == "decode"
     device, quant = load_device("h100-sxm"), Quant.from_name("bf16")
     peak, bw = intervals.device_point(device, quant)
@@ -290,6 +292,18 @@ def test_a_served_stream_takes_the_range_of_its_metrics_server_group(monkeypatch
     assert out["tpot_s_mean_high"] == pytest.approx(0.02 * np.exp(0.275 + 0.605))
     assert out["ttft_s_mean_low"] is None and out["e2e_s_mean_high"] is None
     assert out["output_tokens_per_s_low"] is None  # absent from the metrics
+    # a closed loop's throughput, N in flight over their mean end-to-end latency (Little's law),
+    # takes the end-to-end group's range (inverted, a rate); an open loop's has no server-rate group
+    e2e_rows = rows.assign(phase="server-e2e")
+    monkeypatch.setattr(intervals, "table", lambda: fit_table(e2e_rows))
+    rate = {"output_tokens_per_s": 500.0}
+    closed = intervals.server_ranges(rate, device, quant, "vllm", 256, 1000.0, 200.0, closed_loop=True)
+    assert closed["output_tokens_per_s_low"] == pytest.approx(500.0 * np.exp(-0.275 - 0.605))
+    assert closed["output_tokens_per_s_high"] == pytest.approx(500.0 * np.exp(-0.275 + 0.605))
+    assert (
+        intervals.server_ranges(rate, device, quant, "vllm", 256, 1000.0, 200.0)["output_tokens_per_s_low"]
+        is None
+    )
 
 
 def test_the_energy_groups_are_written_apart_and_survive_a_time_refit(tmp_path):

@@ -471,6 +471,7 @@ def serve(
             config.get("max_batch"),
             float(req.input_len.mean()),
             float(req.output_len.mean()),
+            closed_loop=trace.concurrency is not None,
         )
     )
     metrics["kv_capacity_tokens"] = int(sum(kv.tokens * pools[role].workers for role, kv in kvs.items()))
