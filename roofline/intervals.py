@@ -315,7 +315,7 @@ def row_features(cond: Condition) -> dict[str, Any]:
     return features(
         catalog()[cond.device],
         Quant.from_name(cond.precision),
-        phase_of(cond.phase, cond.metric, closed_loop=bool(cond.serving and cond.serving.get("concurrency"))),
+        phase_of(cond.phase, cond.metric, cond.closed_loop),
         cond.framework,
         cond.batch,
         cond.input_len,

@@ -351,6 +351,12 @@ class Condition:
     """Lengths drawn uniformly within this share of the row's means, where the notes state the
     benchmark client's range (``stated_length_spread``); None: fixed lengths or ``lengths``."""
 
+    @property
+    def closed_loop(self) -> bool:
+        """Whether the row is a served stream with a fixed number of requests in flight (its
+        client's concurrency) rather than arrivals on their own schedule."""
+        return bool(self.serving and self.serving.get("concurrency"))
+
 
 def row_lengths(c: Condition) -> LengthHistogram | None:
     """The length distribution a row's requests are drawn from: its dataset's histogram, the

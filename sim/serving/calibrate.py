@@ -112,16 +112,16 @@ def _predictions(rows: pd.DataFrame, say: Callable[[str], None]) -> np.ndarray:
         terms = {"step_overhead_us": step_us, "seq_overhead_us": seq_us, "output_lag_steps": 0.0}
         with framework_overridden(framework, terms):
             for members in conds.values():
-                result = _simulate_result(members[0][1]["cond"])
+                cond = members[0][1]["cond"]
+                result = _simulate_result(cond)
                 if isinstance(result, str):
                     continue
                 for j, lag in enumerate(OUTPUT_LAG_GRID):
-                    cond = members[0][1]["cond"]
                     m = request_metrics(
                         result.requests,
                         result.metrics["n_devices"],
                         output_lag_steps=lag,
-                        open_loop=not cond.serving["concurrency"],
+                        open_loop=not cond.closed_loop,
                     )
                     for k, r in members:
                         preds[i, j, k] = m[metric_key(r["cond"], m)]

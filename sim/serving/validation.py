@@ -81,7 +81,7 @@ its arrivals (an engine at MLPerf's target rate holds its requests 20-50 s)."""
 def long_run(c: Condition) -> bool:
     """Whether a server row's measured run is taken as long (steady-state) rather than the
     simulated one as it is: an open loop whose notes state no request count."""
-    return not c.serving["concurrency"] and not c.serving.get("num_requests")
+    return not c.closed_loop and not c.serving.get("num_requests")
 
 
 def metric_key(c: Condition, result: dict) -> str:
