@@ -28,7 +28,7 @@ import pandas as pd
 import yaml
 
 from hwmodels.device_spec import catalog
-from roofline.calibrate import source_group
+from roofline.validation import source_group
 from sim.experiments import EXPERIMENTS
 from workloads.model_spec import preset_names
 
@@ -151,6 +151,18 @@ def accuracy_block() -> str:
                 for b, e in sorted(held["by_batch"].items())
             )
             + ".",
+        ]
+    same = v.get("source_agreement")
+    if same and same.get("pairs"):
+        lines += [
+            "",
+            f"How far the data itself agrees: where two sources measured the same configuration (as hwsim "
+            f"resolves it: {same['pairs']} pairs of sources over {same['configurations']} configurations), their "
+            f"values differ by a median {_pct(same['median_spread'])} and a 90th percentile "
+            f"{_pct(same['p90_spread'])} (larger over smaller). One prediction for both still misses each by "
+            f"at least a median {_pct(same['median_floor'])} and a 90th percentile {_pct(same['p90_floor'])}: "
+            "a floor under any model's error on rows whose sources state no more than these do "
+            "(`roofline/source_agreement.py`).",
         ]
     if held and held.get("by_family"):
         lines += [

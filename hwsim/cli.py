@@ -347,6 +347,7 @@ def roofline(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def validate(data, plot, as_json):
     """Predict every measured row and report the error, overall and per device class."""
+    from roofline.source_agreement import agreement
     from roofline.validation import load_measured, server_conditions, summarize, validate_frame
     from sim.serving.validation import predict_serving, simulate_rows
 
@@ -354,6 +355,7 @@ def validate(data, plot, as_json):
     simulate_rows(server_conditions(frame))  # the server rows' runs, one process per core
     points = validate_frame(frame, serving=predict_serving)
     report = summarize(points)
+    report["source_agreement"] = agreement(frame)
     if plot:
         from roofline.plots import predicted_vs_measured
 
@@ -374,6 +376,15 @@ def validate(data, plot, as_json):
             f"{key:>40}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {pct(v['median_ape'])}, "
             f"p90 {pct(v['p90_ape'])}"
             for key, v in report["by_phase_mode"].items()
+        ]
+    same = report["source_agreement"]
+    if same["pairs"]:
+        lines += [
+            "",
+            f"sources that measured the same configuration: {same['pairs']} pairs over {same['configurations']} "
+            f"configurations differ by a median {pct(same['median_spread'])}, p90 {pct(same['p90_spread'])} "
+            f"(larger over smaller value); one prediction for both misses each by at least "
+            f"{pct(same['median_floor'])} (median), {pct(same['p90_floor'])} (p90)",
         ]
     gpu, wall = report["energy"]["gpu"], report["energy"]["wall"]
     if gpu["rows"] or wall["rows"]:

@@ -45,6 +45,7 @@ from hwmodels.calibration.params import (
 )
 from hwmodels.device_spec import catalog
 from roofline import intervals
+from roofline.source_agreement import agreement
 from roofline.validation import (
     ENERGY_METRICS,
     HELD_OUT_PREFIXES,
@@ -56,7 +57,7 @@ from roofline.validation import (
     predict,
     resolve,
     serving_source,
-    source_key,
+    source_group,
     validate,
 )
 from workloads.errors import ConfigError, HwsimError
@@ -175,12 +176,6 @@ def _family_stats(rows: pd.DataFrame, ape: pd.Series) -> dict[str, Any]:
             f: _stats(ape[g.index.intersection(ape.index)]) for f, g in rows.loc[ape.index].groupby("family")
         },
     }
-
-
-def source_group(source: str) -> str:
-    """A source for leave-one-source-out: MLPerf result logs of one round count as one source."""
-    key = source_key(source)
-    return key.split(" closed/")[0] if key.startswith("mlcommons/") else key
 
 
 @contextlib.contextmanager
@@ -450,6 +445,7 @@ def calibrate(
                 "APE within 2 points of this figure",
                 **{k: round(v, 4) if isinstance(v, float) else v for k, v in recorded.items()},
                 "held_out": held_out_errors(pd.DataFrame(report["points"])),
+                "source_agreement": agreement(load_measured()),
             },
             sort_keys=False,
             width=120,

@@ -1123,6 +1123,12 @@ def source_key(source: str) -> str:
     return str(source).split(",")[0].split(" @")[0].strip()
 
 
+def source_group(source: str) -> str:
+    """A source for leave-one-source-out: MLPerf result logs of one round count as one source."""
+    key = source_key(source)
+    return key.split(" closed/")[0] if key.startswith("mlcommons/") else key
+
+
 def serving_source(source: str) -> str:
     """The independent source of a serving row, for leave-one-source-out: a repository (all of
     ``inference-sim/training``'s runs are one campaign), or an MLPerf round's submitter."""
