@@ -14,15 +14,44 @@ from report.tables import SectionOutput, md_table, pct, write_csvs
 from roofline import plots
 from roofline.intervals import recorded_coverage
 from roofline.kernel_fit import curve_frames
+from roofline.source_agreement import agreement, source_pairs
 from roofline.validation import load_measured, summarize, validate_frame
 
 
 def validation_section(out: Path, quick: bool) -> SectionOutput:
-    """Every measured row against its prediction (``validation.csv``, the chart), then the summary."""
-    points = validate_frame(load_measured())
-    files = write_csvs(out, {"validation.csv": points})
+    """Every measured row against its prediction (``validation.csv``, the chart), then the summary
+    and how far sources that measured one configuration agree (``source-agreement.csv``)."""
+    measured = load_measured()
+    points = validate_frame(measured)
+    pairs = source_pairs(measured.loc[measured["value"] > 0])
+    files = write_csvs(out, {"validation.csv": points, "source-agreement.csv": pairs})
     files += plots.predicted_vs_measured(points, out / "predicted-vs-measured")
-    return _summary_lines(points), files
+    return _summary_lines(points) + _agreement_lines(pairs, agreement(measured)), files
+
+
+def _agreement_lines(pairs: pd.DataFrame, summary: dict) -> list[str]:
+    """The configurations two sources measured, their values and spread: a floor under any
+    model's error on such rows."""
+    if pairs.empty:
+        return []
+    shown = pairs.sort_values("spread", ascending=False).assign(
+        source_a=lambda d: d["source_a"].str.slice(0, 60),
+        source_b=lambda d: d["source_b"].str.slice(0, 60),
+        spread=lambda d: d["spread"].map(pct),
+    )
+    return [
+        "### How far the sources agree",
+        "",
+        f"{summary['pairs']} pairs of sources measured the same configuration, as hwsim resolves a row "
+        f"({summary['configurations']} configurations): their values differ by a median "
+        f"{pct(summary['median_spread'])} and a p90 {pct(summary['p90_spread'])} (larger over smaller), so one "
+        f"prediction for both misses each by at least {pct(summary['median_floor'])} (median) and "
+        f"{pct(summary['p90_floor'])} (p90). Versions, settings and machines the rows do not state make the "
+        "difference (`source-agreement.csv`):",
+        "",
+        md_table(shown.drop(columns=["configuration"])),
+        "",
+    ]
 
 
 def _summary_lines(points: pd.DataFrame) -> list[str]:
