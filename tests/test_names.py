@@ -288,6 +288,10 @@ def test_unknown_device_suggests_the_variants_first():
         ("meta-llama/Llama-3.2-1B", "llama-3.2-1b"),
         ("https://huggingface.co/meta-llama/Llama-3.3-70B-Instruct", "llama-3.3-70b"),
         ("Llama-3.1-70B-Instruct", "llama-3.1-70b"),
+        ("microsoft/Phi-3-mini-128k-instruct", "phi-3-mini-128k"),  # not the 4k preset: 131,072 positions
+        ("HuggingFaceH4/zephyr-7b-beta", "mistral-7b"),
+        ("lmsys/vicuna-33b-v1.3", "llama-30b"),
+        ("mistralai/Mistral-Small-3.2-24B-Instruct-2506", "mistral-small-3.1-24b"),
     ],
 )
 def test_huggingface_repo_id_names_its_preset(repo, preset):
