@@ -292,6 +292,10 @@ def test_unknown_device_suggests_the_variants_first():
         ("HuggingFaceH4/zephyr-7b-beta", "mistral-7b"),
         ("lmsys/vicuna-33b-v1.3", "llama-30b"),
         ("mistralai/Mistral-Small-3.2-24B-Instruct-2506", "mistral-small-3.1-24b"),
+        ("codellama/CodeLlama-70b-Instruct-hf", "codellama-70b"),
+        ("deepseek-ai/deepseek-llm-67b-chat", "deepseek-llm-67b"),
+        ("mistralai/Ministral-8B-Instruct-2410", "ministral-8b"),
+        ("tiiuae/Falcon3-10B-Instruct", "falcon3-10b"),
     ],
 )
 def test_huggingface_repo_id_names_its_preset(repo, preset):
