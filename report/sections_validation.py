@@ -14,7 +14,7 @@ from report.tables import SectionOutput, md_table, pct, write_csvs
 from roofline import plots
 from roofline.intervals import recorded_coverage
 from roofline.kernel_fit import curve_frames
-from roofline.source_agreement import agreement, source_pairs
+from roofline.source_agreement import source_pairs, spread_summary
 from roofline.validation import load_measured, summarize, validate_frame
 
 
@@ -26,7 +26,7 @@ def validation_section(out: Path, quick: bool) -> SectionOutput:
     pairs = source_pairs(measured.loc[measured["value"] > 0])
     files = write_csvs(out, {"validation.csv": points, "source-agreement.csv": pairs})
     files += plots.predicted_vs_measured(points, out / "predicted-vs-measured")
-    return _summary_lines(points) + _agreement_lines(pairs, agreement(measured)), files
+    return _summary_lines(points) + _agreement_lines(pairs, spread_summary(pairs)), files
 
 
 def _agreement_lines(pairs: pd.DataFrame, summary: dict) -> list[str]:

@@ -74,10 +74,14 @@ def source_pairs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def agreement(frame: pd.DataFrame) -> dict[str, Any]:
-    """Pairs of sources that measured one configuration, how many configurations they cover, and
-    the median and 90th percentile of their spread and of its floor (None where no configuration
-    has two sources)."""
-    pairs = source_pairs(frame.loc[frame["value"] > 0])
+    """``spread_summary`` of the source pairs of ``frame``'s rows with a positive value."""
+    return spread_summary(source_pairs(frame.loc[frame["value"] > 0]))
+
+
+def spread_summary(pairs: pd.DataFrame) -> dict[str, Any]:
+    """Pairs of sources that measured one configuration (``source_pairs``), how many
+    configurations they cover, and the median and 90th percentile of their spread and of its
+    floor (None where no configuration has two sources)."""
     spread = pairs["spread"].to_numpy()
     floor = spread / (2.0 + spread)
 
