@@ -296,6 +296,8 @@ def test_unknown_device_suggests_the_variants_first():
         ("deepseek-ai/deepseek-llm-67b-chat", "deepseek-llm-67b"),
         ("mistralai/Ministral-8B-Instruct-2410", "ministral-8b"),
         ("tiiuae/Falcon3-10B-Instruct", "falcon3-10b"),
+        ("Qwen/QwQ-32B-Preview", "qwq-32b-preview"),  # 32,768 positions, not qwen2.5-32b's 131,072
+        ("Qwen/Qwen2.5-Coder-14B-Instruct", "qwen2.5-coder-14b"),
     ],
 )
 def test_huggingface_repo_id_names_its_preset(repo, preset):
