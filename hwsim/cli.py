@@ -347,14 +347,22 @@ def roofline(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def validate(data, plot, as_json):
     """Predict every measured row and report the error, overall and per device class."""
+    from roofline.calibrate import held_out_errors
     from roofline.source_agreement import agreement
-    from roofline.validation import load_measured, server_conditions, summarize, validate_frame
+    from roofline.validation import (
+        HELD_OUT_PREFIXES,
+        load_measured,
+        server_conditions,
+        summarize,
+        validate_frame,
+    )
     from sim.serving.validation import predict_serving, simulate_rows
 
     frame = load_measured(data)
     simulate_rows(server_conditions(frame))  # the server rows' runs, one process per core
     points = validate_frame(frame, serving=predict_serving)
     report = summarize(points)
+    report["held_out"] = held_out_errors(points)
     report["source_agreement"] = agreement(frame)
     if plot:
         from roofline.plots import predicted_vs_measured
@@ -376,6 +384,19 @@ def validate(data, plot, as_json):
             f"{key:>40}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {pct(v['median_ape'])}, "
             f"p90 {pct(v['p90_ape'])}"
             for key, v in report["by_phase_mode"].items()
+        ]
+    held = report["held_out"]
+    if held["covered"]:
+        ranges = held["ranges"]
+        lines += [
+            "",
+            f"held-out rows (ids {', '.join(HELD_OUT_PREFIXES)}: sources no fit has seen): {held['covered']} of "
+            f"{held['rows']} covered, median APE {pct(held['median_ape'])}, p90 {pct(held['p90_ape'])}"
+            + (
+                f"; {pct(ranges['inside'])} of {ranges['with_range']} inside their 10th-90th percentile range"
+                if ranges["with_range"]
+                else ""
+            ),
         ]
     same = report["source_agreement"]
     if same["pairs"]:

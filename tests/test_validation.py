@@ -231,7 +231,7 @@ def test_cli_validate_json(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert list(data) == [*KEYS, "source_agreement"] and out.exists()
+    assert list(data) == [*KEYS, "held_out", "source_agreement"] and out.exists()
     assert data["rows"] == 13 and [p["id"] for p in data["points"]] == list(part["id"])
     assert next(p for p in data["points"] if p["id"] == server["id"].iloc[0])["covered"]
 
