@@ -287,6 +287,9 @@ def apes(rows: pd.DataFrame, predicted: pd.Series) -> pd.Series:
 
 
 def _stats(ape: pd.Series) -> dict[str, Any]:
+    """Count, median and p90 APE, shares within 10% and 25% (None for no rows, not NaN)."""
+    if ape.empty:
+        return {"covered": 0, "median_ape": None, "p90_ape": None, "within_10pct": None, "within_25pct": None}
     return {
         "covered": int(len(ape)),
         "median_ape": round(float(ape.median()), 4),

@@ -718,3 +718,30 @@ def test_a_rows_stated_length_range_is_its_clients_spread(notes, spread):
     bench serve [L (1 - R), L (1 + R)] (spread R); a bare range ratio without its client is not read."""
     got = stated_length_spread(notes)
     assert got == (None if spread is None else pytest.approx(spread))
+
+
+def test_held_out_errors_hand_case_and_none_without_rows():
+    """The held-out summary ``hwsim validate`` prints: only rows with a held-out id count (median
+    of 10% and 30% APE = 20%), energy rows never; with none, None rather than NaN (valid JSON)."""
+    from roofline.calibrate import held_out_errors
+
+    points = pd.DataFrame(
+        {
+            "id": ["vf001", "vg002", "a001", "vf003"],
+            "hardware": ["h100-sxm"] * 4,
+            "metric": ["tpot_s", "ttft_s", "tpot_s", "j_per_token"],
+            "measured": [1.0, 1.0, 1.0, 1.0],
+            "predicted": [1.1, 0.7, 5.0, 9.0],
+            "predicted_low": [1.0, 0.5, None, None],
+            "predicted_high": [1.2, 0.9, None, None],
+            "ape": [0.1, 0.3, 4.0, 8.0],
+            "covered": [True, True, True, True],
+        }
+    )
+    held = held_out_errors(points)
+    assert held["rows"] == 2 and held["covered"] == 2
+    assert held["median_ape"] == pytest.approx(0.2)
+    assert held["ranges"] == {"with_range": 2, "inside": 0.5, "median_width": pytest.approx(1.5)}
+    empty = held_out_errors(points.loc[points["id"] == "a001"])
+    assert empty["covered"] == 0 and empty["median_ape"] is None and empty["p90_ape"] is None
+    json.dumps(empty, allow_nan=False)
