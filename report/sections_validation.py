@@ -112,6 +112,7 @@ def _summary_lines(points: pd.DataFrame) -> list[str]:
         "",
         md_table(pd.DataFrame(rows)),
         "",
+        *_held_out_lines(fitted("validation").get("held_out") or {}),
         *_family_lines(g),
         "Rows furthest off (all rows with their errors in `validation.csv`):",
         "",
@@ -120,6 +121,30 @@ def _summary_lines(points: pd.DataFrame) -> list[str]:
         "Not covered, by reason:",
         "",
         "\n".join(f"- {n} rows: {r}" for r, n in reasons.items()),
+        "",
+    ]
+
+
+def _held_out_lines(held: dict) -> list[str]:
+    """The rows no fit has seen (sources added after the fit), as ``hwsim calibrate`` recorded them
+    with the server rows simulated: their error, range coverage and error per device family."""
+    if not held.get("covered"):
+        return []
+    ranges = held.get("ranges", {})
+    families = ", ".join(
+        f"{f} {pct(e['median_ape'])} ({e['covered']})" for f, e in sorted(held.get("by_family", {}).items())
+    )
+    return [
+        f"Held-out rows (sources no fit has seen, server rows simulated; recorded by `hwsim calibrate`): "
+        f"{held['covered']} of {held['rows']} covered, median APE {pct(held['median_ape'])}, p90 "
+        f"{pct(held['p90_ape'])}"
+        + (
+            f", {pct(ranges['inside'])} of {ranges['with_range']} inside their 10th-90th percentile range "
+            f"(median width {ranges['median_width']:.2f}x)"
+            if ranges.get("with_range")
+            else ""
+        )
+        + (f". By device family (median APE, rows): {families}." if families else "."),
         "",
     ]
 
