@@ -34,7 +34,7 @@ from roofline.economics import Economics
 from sim.engine import TaskGraph, check_size, run
 from sim.system import System, check_roles, load_system
 from workloads.errors import DoesNotFitError
-from workloads.graph import build_ops, kv_cache_bytes, weight_bytes
+from workloads.graph import build_ops, embedding_and_head_bytes, kv_cache_bytes, weight_bytes
 from workloads.model_spec import ModelSpec, load_model
 from workloads.quant import Quant
 
@@ -163,10 +163,7 @@ def layer_costs(
         if rate:
             att_flops = float((dec.flops * dec.count[:, None].reshape(-1))[dec.name == "attention"].sum()) / L
             cpu_att = max(cpu_att, att_flops / rate)
-    w_layer = (
-        weight_bytes(spec, quant)
-        - (spec.embedding_params() + spec.lm_head_params()) * quant.weight_bytes_per_param()
-    ) / L
+    w_layer = (weight_bytes(spec, quant) - embedding_and_head_bytes(spec, quant)) / L
     op_weights = dec.weight_bytes * dec.count
     att_weights = _layer_share(op_weights, dec, ATTENTION_SUBLAYER)
     projections = tuple(n for n in ATTENTION_SUBLAYER if n != "attention")

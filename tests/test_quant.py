@@ -91,6 +91,42 @@ def test_fp8_ffn_keeps_attention_embedding_and_head_in_16_bits():
     assert per_op["ffn_down"] == pytest.approx(f * h)
 
 
+@pytest.mark.parametrize("precision", ["fp8", "fp8-kv16", "fp4", "int8", "int4"])
+def test_post_training_recipes_keep_embedding_and_head_in_16_bits(precision):
+    """The named recipes quantize the decoder layers' linear layers only: Llama-3.1-8B's
+    embedding and LM head (128,256 x 4,096 each) stay at 2 bytes a weight, the LM head runs
+    16-bit math, and a decode step reads it at 2 bytes; a ``wXaY`` pattern states every width."""
+    from workloads.graph import build_ops, weight_bytes
+    from workloads.model_spec import load_model
+
+    spec, q = load_model("llama-3.1-8b"), Quant.from_name(precision)
+    heads = 2 * 128256 * 4096
+    body = spec.n_params() - heads
+    assert weight_bytes(spec, q) == pytest.approx(body * q.weight_bytes_per_param() + 2 * heads, rel=1e-12)
+    ops = build_ops(spec, q, phase="decode", batch=4, context=256)
+    per_op = dict(zip(ops.name, ops.weight_bytes, strict=True))
+    fmt = dict(zip(ops.name, ops.fmt, strict=True))
+    assert per_op["lm_head"] == pytest.approx(128256 * 4096 * 2)
+    assert fmt["lm_head"] == "fp16" and fmt["ffn_down"] == q.compute_format
+    literal = Quant.from_name("w8a8")
+    assert weight_bytes(spec, literal) == pytest.approx(spec.n_params() * 1.0, rel=1e-12)
+
+
+def test_fp8_weights_match_what_vllm_loads():
+    """vLLM's start-up logs on an H100 (llm-d/llm-d-benchmark @25933486
+    config_explorer/empirical-vllm-memory-results.md): RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic
+    'Model loading took 67.72 GiB' at TP 1 and 33.88 GiB per GPU at TP 2. FP8 decoder weights with
+    a BF16 embedding and LM head give 67.67 and 33.83 GiB (per-tensor scales not counted); the
+    same checkpoint all in FP8 would be 65.71 GiB, 3% short."""
+    from workloads.graph import weight_bytes
+    from workloads.model_spec import load_model
+
+    spec, q = load_model("llama-3.3-70b"), Quant.from_name("fp8-dynamic")
+    gib = 2.0**30
+    assert weight_bytes(spec, q) / gib == pytest.approx(67.72, rel=0.002)
+    assert weight_bytes(spec, q, tp=2) / gib == pytest.approx(33.88, rel=0.002)
+
+
 def test_gpt_oss_mxfp4_holds_only_the_experts_in_four_bits():
     """OpenAI's gpt-oss-20b checkpoint: the experts in MXFP4 (E2M1 in blocks of 32 with an 8-bit
     scale, 4.25 bits), the attention blocks, embedding and LM head in BF16. Hand-counted per

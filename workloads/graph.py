@@ -1284,6 +1284,14 @@ def activation_peak_bytes(spec: ModelSpec, quant: Quant, tokens: Any, seqs: Any,
     return peak + logits
 
 
+def embedding_and_head_bytes(spec: ModelSpec, quant: Quant) -> float:
+    """Bytes of the token embedding and the LM head, whole, each at its own width where ``quant``
+    overrides it; a tied embedding is stored once, at the LM head's width."""
+    head = quant.weight_bytes_per_param("lm_head")
+    emb = head if spec.tied_embeddings else quant.weight_bytes_per_param("embedding")
+    return spec.embedding_params() * emb + spec.lm_head_params() * head
+
+
 def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: int = 1) -> float:
     """Weight bytes stored per device: experts split by ``ep``, the weights every tensor-parallel
     rank keeps whole (an MLA layer's latent down-projections, MoE routers:
@@ -1297,13 +1305,10 @@ def weight_bytes(spec: ModelSpec, quant: Quant, tp: int = 1, pp: int = 1, ep: in
     overrides ``attention`` (``fp8-ffn``); a tied embedding is stored once, at the LM head's.
     """
     per = quant.weight_bytes_per_param()
-    head = quant.weight_bytes_per_param("lm_head")
-    emb = head if spec.tied_embeddings else quant.weight_bytes_per_param("embedding")
     attention = spec.n_attention_layers * spec.attention_params()
     total = (
-        spec.n_params() * per
-        + spec.embedding_params() * (emb - per)
-        + spec.lm_head_params() * (head - per)
+        (spec.n_params() - spec.embedding_params() - spec.lm_head_params()) * per
+        + embedding_and_head_bytes(spec, quant)
         + attention * (quant.weight_bytes_per_param("attention") - per)
     )
     # every tensor-parallel rank keeps these whole (the op graph reads them whole on each)

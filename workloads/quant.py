@@ -91,6 +91,19 @@ def named_formats() -> Mapping[str, dict]:
     return MappingProxyType(raw["formats"])
 
 
+WIDE_HEADS = {"embedding": 16, "lm_head": 16}
+"""The stored bits of the token embedding and the LM head under the named post-training
+recipes (``fp8``, ``fp8-kv16``, ``fp4``, ``int8``, ``int4``): those recipes quantize the decoder
+layers' linear layers and leave both in 16 bits. TensorRT Model Optimizer, which makes
+TensorRT-LLM's FP8, NVFP4, INT8 SmoothQuant and INT4 AWQ checkpoints, disables the ``*lm_head*``
+quantizer in every preset and quantizes linear layers only, not the embedding
+(NVIDIA/TensorRT-Model-Optimizer @0991404 modelopt/torch/quantization/config.py,
+``_default_disabled_quantizer_cfg``); the FP8-dynamic checkpoints vLLM serves (llm-compressor
+recipes ``ignore: ["lm_head"]``), AWQ and GPTQ checkpoints and DeepSeek's block-scaled FP8
+checkpoints keep them in BF16 too. The LM head then runs 16-bit math (``gemm_format``), and a
+decode step reads it at 2 bytes a weight. ``wXaY`` patterns state every weight's width and keep
+no such exception."""
+
 SCALE_BITS = 16
 """Bits of one group scale or zero point (fp16), as in GPTQ/AWQ and FlexGen's group quantization."""
 
@@ -226,7 +239,8 @@ class Quant:
         Microscaling Formats spec v1.0), 4.25 bits; the rest BF16; 16-bit activations and KV
         cache (``mxfp4-kv8``: an 8-bit KV cache).
         ``fp4``: FP4 weights and activations with an FP8 KV cache (the usual NVFP4 recipe). ``int8``: W8A8 (SmoothQuant style), 16-bit KV.
-        ``int4``: W4A16 with group 128 (AWQ/GPTQ style). ``wXaY[kvZ][gG]``: any widths,
+        ``int4``: W4A16 with group 128 (AWQ/GPTQ style). These named recipes keep the embedding
+        and LM head in 16 bits (``WIDE_HEADS``). ``wXaY[kvZ][gG]``: any widths, every weight,
         e.g. ``w3a16g64``, ``w4a8kv8``. Other spellings: ``PRECISION_ALIASES``.
         """
         if not isinstance(name, str):
@@ -255,9 +269,9 @@ class Quant:
         if key in ("fp32", "fp16", "bf16"):
             return cls.make(key, key, key)
         if key == "fp8":
-            return cls.make("fp8", "fp8", "fp8")
+            return cls.make("fp8", "fp8", "fp8", overrides=WIDE_HEADS)
         if key == "fp8-kv16":  # FP8 checkpoint served with the model's 16-bit KV cache
-            return replace(cls.make("fp8", "fp8", "fp16"), label="fp8-kv16")
+            return replace(cls.make("fp8", "fp8", "fp16", overrides=WIDE_HEADS), label="fp8-kv16")
         if key == "fp8-ffn":  # Meta's FBGEMM FP8 Llama 3.1 checkpoints: FP8 FFNs, 16-bit elsewhere
             wide = {"attention": 16, "embedding": 16, "lm_head": 16}
             return replace(cls.make("fp8", "fp8", "fp16", overrides=wide), label="fp8-ffn")
@@ -266,11 +280,11 @@ class Quant:
             q = cls.make(4, 16, 8 if key == "mxfp4-kv8" else 16, overrides=wide)
             return replace(q, extra_bits=0.25, label=key)
         if key == "fp4":  # NVFP4: E2M1 values, one FP8 scale per 16 (NVIDIA Blackwell docs): 4.5 bits
-            return replace(cls.make("fp4", "fp4", "fp8"), extra_bits=0.5, label="fp4")
+            return replace(cls.make("fp4", "fp4", "fp8", overrides=WIDE_HEADS), extra_bits=0.5, label="fp4")
         if key == "int8":
-            return cls.make("int8", "int8", "fp16")
+            return cls.make("int8", "int8", "fp16", overrides=WIDE_HEADS)
         if key == "int4":
-            return cls.make("int4", "fp16", "fp16", group_size=128)
+            return cls.make("int4", "fp16", "fp16", group_size=128, overrides=WIDE_HEADS)
         m = re.fullmatch(r"w(\d+)a(\d+)(?:kv(\d+))?(?:g(\d+))?", key)
         if m:
             w, a, kv, g = m.groups()
