@@ -98,6 +98,10 @@ class EngineConfig:
     """The engine keeps MLA's absorbed decode matrices beside the raw projections (``mla_extra_bytes``)."""
     mla_kv_align_bytes: int = 0
     """An MLA layer's KV entry per token is padded to a multiple of this many bytes (0: none)."""
+    kv_fraction_by_tp: tuple[tuple[int, float], ...] = ()
+    """(smallest tensor-parallel size, memory share) pairs that replace ``kv_fraction`` for a
+    replica of at least that many ranks, the largest such size ruling (SGLang before v0.4.6
+    lowers ``mem_fraction_static`` as the group grows); a run's own share overrides them."""
     scheduler_steps: int = 1
     """Decode steps the engine runs per scheduling pass (vLLM V0's ``--num-scheduler-steps``,
     multi-step scheduling, v0.6.0 to v0.7): a prefill-first engine admits new prompts only
@@ -151,7 +155,14 @@ class EngineConfig:
             scheduler_steps=scheduler_steps or self.scheduler_steps,
             scheduler=scheduler or self.scheduler,
             kv_fraction=self.kv_fraction if kv_fraction is None else float(kv_fraction),
+            kv_fraction_by_tp=self.kv_fraction_by_tp if kv_fraction is None else (),
         )
+
+    def memory_fraction(self, tp: int) -> float:
+        """The memory share of the engine's ``kv_rule`` for a replica of ``tp`` tensor-parallel
+        ranks: the ``kv_fraction_by_tp`` entry of the largest size at most ``tp``, else ``kv_fraction``."""
+        ruling = [f for size, f in self.kv_fraction_by_tp if size <= tp]
+        return ruling[-1] if ruling else self.kv_fraction
 
     def for_device(self, device: DeviceSpec, offline: bool = False) -> EngineConfig:
         """A copy with the limits the engine picks for ``device`` by itself (the first of its
@@ -231,6 +242,9 @@ def _engines() -> dict[str, EngineConfig]:
             block_size=int(e["block_size"]),
             kv_rule=mem["rule"],
             kv_fraction=float(mem["fraction"]),
+            kv_fraction_by_tp=_fraction_by_tp(
+                mem.get("fraction_by_tp"), f"{where}: engines.{name}.kv_memory"
+            ),
             runtime_reserve_bytes=float(mem["runtime_reserve_GB"]) * 1e9,
             source=str(e["source"]).strip(),
             prefix_caching=bool(e.get("prefix_caching", False)),
@@ -245,6 +259,20 @@ def _engines() -> dict[str, EngineConfig]:
             **_mla_memory(e.get("mla_memory"), f"{where}: engines.{name}.mla_memory"),
         )
     return out
+
+
+def _fraction_by_tp(table: Any, where: str) -> tuple[tuple[int, float], ...]:
+    """An engine's ``fraction_by_tp`` mapping (tensor-parallel size: memory share), checked and
+    sorted by size."""
+    if table is None:
+        return ()
+    if not isinstance(table, dict) or not all(
+        isinstance(k, int) and k >= 1 and isinstance(v, float) and 0.0 < v <= 1.0 for k, v in table.items()
+    ):
+        raise ConfigError(
+            f"{where}.fraction_by_tp: expected a mapping of tensor-parallel sizes to shares in (0, 1]"
+        )
+    return tuple(sorted(table.items()))
 
 
 def _nccl_reserve(rule: Any, where: str) -> dict[str, Any]:
@@ -425,7 +453,7 @@ def kv_capacity(
     if engine.sampler_bytes_per_logit:
         act = max(act, engine.max_num_seqs * spec.vocab_size * engine.sampler_bytes_per_logit)
     reserve = runtime_reserve(engine, device, tp)
-    f = engine.kv_fraction
+    f = engine.memory_fraction(tp)
     rule = engine.kv_rule
     if rule == "utilization":
         kv = f * total - weights - act - reserve

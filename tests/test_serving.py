@@ -170,6 +170,31 @@ def test_kv_rules_differ_as_the_engines_do():
     assert sgl.kv_bytes == pytest.approx(0.88 * mem - weights, rel=1e-4)
 
 
+def test_sglang_before_0_4_6_keeps_less_memory_on_larger_tensor_parallel_groups():
+    """SGLang 0.4's unset mem_fraction_static: 0.88 at TP 1, 0.85 at TP 4, 0.81 at TP 8 and 0.79
+    from TP 16; Llama-3.1-70B in BF16 on 8 H100s keeps 0.81 x 80 GiB less an eighth of its weights
+    per device for KV. A run's own share replaces the table."""
+    from hwmodels.device_spec import load_device
+
+    spec, q, dev = load_model("llama-3.1-70b"), Quant.from_name("bf16"), load_device(DEVICE)
+    old = engine_for("sglang-0.4")
+    assert [old.memory_fraction(tp) for tp in (1, 2, 4, 6, 8, 16, 32)] == [
+        0.88,
+        0.87,
+        0.85,
+        0.85,
+        0.81,
+        0.79,
+        0.79,
+    ]
+    weights = 2 * spec.n_params() / 8
+    kv = kv_capacity(spec, q, dev, old, tp=8)
+    assert kv.kv_bytes == pytest.approx(0.81 * 80 * 2**30 - weights, rel=1e-4)
+    own = kv_capacity(spec, q, dev, old.with_limits(kv_fraction=0.9), tp=8)
+    assert own.kv_bytes == pytest.approx(0.9 * 80 * 2**30 - weights, rel=1e-4)
+    assert engine_for("sglang").memory_fraction(8) == 0.88
+
+
 def test_a_model_that_leaves_no_kv_says_by_how_much():
     with pytest.raises(DoesNotFitError, match="short by"):
         serve("llama-2-70b", "rtx-3090", make_trace(n_requests=2, concurrency=1, input_len=8, output_len=8))
