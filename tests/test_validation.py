@@ -388,13 +388,13 @@ def test_a_stated_memory_share_sizes_the_offline_kv_pool():
     from roofline.validation import offline_kv_tokens
 
     notes = "benchmark_throughput.py --max-num-seqs 256 --num-prompts 1000"
-    default = resolve(_offline("vllm", notes + " --gpu-memory-utilization 0.95"))
+    less = resolve(_offline("vllm", notes + " --gpu-memory-utilization 0.95"))
     more = resolve(_offline("vllm", notes + " --gpu-memory-utilization 0.98"))
-    assert default.memory_fraction == 0.95 and more.memory_fraction == 0.98
-    spec, quant = load_model("llama-3.1-70b"), Quant.from_name(default.precision)  # vLLM: a 16-bit KV cache
+    assert less.memory_fraction == 0.95 and more.memory_fraction == 0.98
+    spec, quant = load_model("llama-3.1-70b"), Quant.from_name(less.precision)  # vLLM: a 16-bit KV cache
     per_token = kv_cache_bytes(spec, quant, 1, 1, 1, 1)
     gained = 0.03 * catalog()["h100-sxm"].memory.capacity_bytes / per_token
-    assert offline_kv_tokens(more) - offline_kv_tokens(default) == pytest.approx(gained, rel=0.02)
+    assert offline_kv_tokens(more) - offline_kv_tokens(less) == pytest.approx(gained, rel=0.02)
 
 
 def test_a_batch_beyond_the_engines_pool_runs_in_waves():
