@@ -434,6 +434,25 @@ def test_the_request_latency_is_fitted_on_ttft_rows_with_held_out_errors(monkeyp
     assert us is None and errors["not_fitted"].startswith("optimum at the edge")
 
 
+def test_the_serving_grid_runs_its_points_in_order_on_several_processes(monkeypatch):
+    """The serving fit's grid points run on forked processes where two cores are allowed: the
+    results and the progress lines come in the grid's order, as they do one after another."""
+    import math
+
+    import sim.serving.calibrate as cal
+    from roofline.estimate import THREADS_ENV
+
+    for threads in ("1", "2"):
+        monkeypatch.setenv(THREADS_ENV, threads)
+        said: list[str] = []
+        assert cal._grid_map(math.sqrt, [9.0, 1.0, 4.0], said.append, lambda p: f"point {p:g}") == [
+            3.0,
+            1.0,
+            2.0,
+        ]
+        assert said == ["point 9", "point 1", "point 4"]
+
+
 def test_calibrate_prints_the_request_latency_fit(monkeypatch):
     """``hwsim calibrate --part serving`` says the request latency it fitted, on how many rows, and
     its errors in sample and leaving a model out (the shipped record, without refitting)."""

@@ -26,7 +26,10 @@ model out (a framework with one source still has several models).
 from __future__ import annotations
 
 import datetime as _dt
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,6 +43,7 @@ from hwmodels.calibration.params import (
     inherits_serving_terms,
     serving_fitted_path,
 )
+from roofline.estimate import threads
 from roofline.validation import HELD_OUT_PREFIXES, load_measured, resolve, serving_source
 from sim.serving.host_fit import fit_batch_hosts
 from sim.serving.metrics import request_metrics
@@ -99,33 +103,67 @@ def host_grid(framework: str) -> list[tuple[float, float]]:
     return [(step, per_seq) for step in STEP_OVERHEAD_GRID_US for per_seq in seq]
 
 
-def _predictions(rows: pd.DataFrame, say: Callable[[str], None]) -> np.ndarray:
-    """Predicted value of every row at every (host time, lag) grid point: (hosts, lags, rows)."""
+def _grid_map(
+    task: Callable[[Any], Any], points: list[Any], say: Callable[[str], None], label: Callable[[Any], str]
+) -> list[Any]:
+    """``task`` at every grid point, in order, saying ``label(point)`` as each is done. The points are
+    independent and each is deterministic, so they run on as many forked processes as
+    ``roofline.estimate.threads()`` allows (each with this process's calibration as it stands in
+    memory); with one core, or no fork, one after another."""
+    workers = min(threads(), len(points))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        results = []
+        for point in points:
+            results.append(task(point))
+            say(label(point))
+        return results
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = []
+        for point, result in zip(points, pool.map(task, points), strict=True):
+            results.append(result)
+            say(label(point))
+        return results
+
+
+def _host_point(
+    framework: str, runs: dict[str, list[tuple[int, pd.Series]]], n_rows: int, point: tuple[float, float]
+) -> np.ndarray:
+    """The rows' predictions at one (step, per-sequence) host-time point, every output lag: (lags, rows)."""
     from sim.serving.validation import _simulate_result
 
-    framework = rows["framework"].iloc[0]
-    grid = host_grid(framework)
-    preds = np.full((len(grid), len(OUTPUT_LAG_GRID), len(rows)), np.nan)
-    conds = _runs(rows)
-    for i, (step_us, seq_us) in enumerate(grid):
-        say(f"  {framework}: step overhead {step_us:g} us, {seq_us:g} us per sequence ({len(conds)} runs)")
-        terms = {"step_overhead_us": step_us, "seq_overhead_us": seq_us, "output_lag_steps": 0.0}
-        with framework_overridden(framework, terms):
-            for members in conds.values():
-                cond = members[0][1]["cond"]
-                result = _simulate_result(cond)
-                if isinstance(result, str):
-                    continue
-                for j, lag in enumerate(OUTPUT_LAG_GRID):
-                    m = request_metrics(
-                        result.requests,
-                        result.metrics["n_devices"],
-                        output_lag_steps=lag,
-                        open_loop=not cond.closed_loop,
-                    )
-                    for k, r in members:
-                        preds[i, j, k] = m[metric_key(r["cond"], m)]
+    step_us, seq_us = point
+    preds = np.full((len(OUTPUT_LAG_GRID), n_rows), np.nan)
+    terms = {"step_overhead_us": step_us, "seq_overhead_us": seq_us, "output_lag_steps": 0.0}
+    with framework_overridden(framework, terms):
+        for members in runs.values():
+            cond = members[0][1]["cond"]
+            result = _simulate_result(cond)
+            if isinstance(result, str):
+                continue
+            for j, lag in enumerate(OUTPUT_LAG_GRID):
+                m = request_metrics(
+                    result.requests,
+                    result.metrics["n_devices"],
+                    output_lag_steps=lag,
+                    open_loop=not cond.closed_loop,
+                )
+                for k, r in members:
+                    preds[j, k] = m[metric_key(r["cond"], m)]
     return preds
+
+
+def _predictions(rows: pd.DataFrame, say: Callable[[str], None]) -> np.ndarray:
+    """Predicted value of every row at every (host time, lag) grid point: (hosts, lags, rows)."""
+    framework = rows["framework"].iloc[0]
+    runs = _runs(rows)
+    task = partial(_host_point, framework, runs, len(rows))
+    done = _grid_map(
+        task,
+        host_grid(framework),
+        say,
+        lambda p: f"  {framework}: step overhead {p[0]:g} us, {p[1]:g} us per sequence ({len(runs)} runs)",
+    )
+    return np.stack(done)
 
 
 def _loss(preds: np.ndarray, measured: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -158,27 +196,40 @@ def _runs(rows: pd.DataFrame) -> dict[str, list[tuple[int, pd.Series]]]:
     return runs
 
 
+def _latency_point(
+    framework: str, runs: dict[str, list[tuple[int, pd.Series]]], n_rows: int, us: float
+) -> np.ndarray:
+    """The TTFT rows' predicted means with ``request_latency_per_launch_us`` at ``us``: (rows,)."""
+    from sim.serving.validation import _simulate_result
+
+    preds = np.full(n_rows, np.nan)
+    with framework_overridden(framework, {"request_latency_per_launch_us": us}):
+        for members in runs.values():
+            result = _simulate_result(members[0][1]["cond"])
+            if isinstance(result, str):
+                continue
+            for k, _r in members:
+                preds[k] = result.metrics["ttft_s_mean"]
+    return preds
+
+
 def fit_request_latency(
     rows: pd.DataFrame, say: Callable[[str], None]
 ) -> tuple[float | None, dict[str, Any]]:
     """``request_latency_per_launch_us`` of one framework fitted on its TTFT ``rows`` (``REQUEST_LATENCY_GRID_US``,
     least mean squared log error) and its errors; None where the best point is the grid's top
     (the term does not explain the rows' error) or no row is simulated."""
-    from sim.serving.validation import _simulate_result
 
     framework = rows["framework"].iloc[0]
     ttft = rows.loc[rows["metric"] == "ttft_s"].reset_index(drop=True)
-    preds = np.full((len(REQUEST_LATENCY_GRID_US), len(ttft)), np.nan)
     runs = _runs(ttft)
-    for i, us in enumerate(REQUEST_LATENCY_GRID_US):
-        say(f"  {framework}: request latency {us:g} us per launch ({len(runs)} runs)")
-        with framework_overridden(framework, {"request_latency_per_launch_us": us}):
-            for members in runs.values():
-                result = _simulate_result(members[0][1]["cond"])
-                if isinstance(result, str):
-                    continue
-                for k, _r in members:
-                    preds[i, k] = result.metrics["ttft_s_mean"]
+    done = _grid_map(
+        partial(_latency_point, framework, runs, len(ttft)),
+        list(REQUEST_LATENCY_GRID_US),
+        say,
+        lambda us: f"  {framework}: request latency {us:g} us per launch ({len(runs)} runs)",
+    )
+    preds = np.stack(done)
     measured = ttft["measured"].to_numpy()
     if not np.isfinite(preds).any():
         return None, {"not_fitted": "no TTFT row simulated"}
