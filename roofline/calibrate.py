@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 from collections.abc import Callable, Iterator
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib.resources import files
 from typing import Any
 
@@ -45,6 +46,7 @@ from hwmodels.calibration.params import (
 )
 from hwmodels.device_spec import catalog
 from roofline import intervals
+from roofline.forked import forked_map
 from roofline.source_agreement import agreement
 from roofline.validation import (
     ENERGY_METRICS,
@@ -153,16 +155,38 @@ def leave_one_family_out(
     measured kernel curves, as a GPU nobody has profiled."""
     predicted = pd.Series(index=rows.index, dtype=float)
     strict = pd.Series(index=rows.index, dtype=float)
-    n = rows["family"].nunique()
-    for i, (family, held_out) in enumerate(rows.groupby("family")):
-        say(f"leave out family {i + 1}/{n}: {family}")
-        refit = fit(rows.drop(held_out.index), start=values)
-        predicted[held_out.index] = predictions(held_out, refit)
-        devices = set(held_out["cond"].map(lambda c: c.device))
-        if any(architecture(d) for d in devices):
-            with without_curves(devices):
-                strict[held_out.index] = predictions(held_out, refit)
+    names = sorted(rows["family"].unique())
+    said = _counter(say, "leave out family", len(names))
+    for family_predicted, family_strict in forked_map(partial(_without_family, rows, values), names, said):
+        predicted[family_predicted.index] = family_predicted
+        if family_strict is not None:
+            strict[family_strict.index] = family_strict
     return predicted, strict
+
+
+def _without_family(rows: pd.DataFrame, values: Values, family: str) -> tuple[pd.Series, pd.Series | None]:
+    """One family's rows predicted by a refit without them, and (None where no device of the family
+    has a kernel curve) the same without its curves."""
+    held_out = rows[rows["family"] == family]
+    refit = fit(rows.drop(held_out.index), start=values)
+    devices = set(held_out["cond"].map(lambda c: c.device))
+    strict = None
+    if any(architecture(d) for d in devices):
+        with without_curves(devices):
+            strict = predictions(held_out, refit)
+    return predictions(held_out, refit), strict
+
+
+def _without_source(rows: pd.DataFrame, values: Values, source: str) -> pd.Series:
+    """One source's rows predicted by a refit without them."""
+    held_out = rows[rows["source"] == source]
+    return predictions(held_out, fit(rows.drop(held_out.index), start=values))
+
+
+def _counter(say: Callable[[str], None], what: str, n: int) -> Callable[[str], None]:
+    """A ``forked_map`` progress call that says ``what i/n: name`` as each task is done."""
+    done = itertools.count(1)
+    return lambda name: say(f"{what} {next(done)}/{n}: {name[:70]}")
 
 
 def _family_stats(rows: pd.DataFrame, ape: pd.Series) -> dict[str, Any]:
@@ -384,11 +408,10 @@ def calibrate(
         values = fit(rows)
         in_sample = apes(rows, predictions(rows, values))
         loso_predicted = pd.Series(index=rows.index, dtype=float)
-        for i, (src, held_out) in enumerate(rows.groupby("source")):
-            say(f"leave out {i + 1}/{n_sources}: {src[:70]}")
-            loso_predicted[held_out.index] = predictions(
-                held_out, fit(rows.drop(held_out.index), start=values)
-            )
+        sources = sorted(rows["source"].unique())
+        said = _counter(say, "leave out", n_sources)
+        for held_out in forked_map(partial(_without_source, rows, values), sources, said):
+            loso_predicted[held_out.index] = held_out
         loso = apes(rows, loso_predicted)
         lofo_predicted, strict_predicted = leave_one_family_out(rows, values, say)
         lofo, lofo_strict = apes(rows, lofo_predicted), apes(rows, strict_predicted)

@@ -434,23 +434,20 @@ def test_the_request_latency_is_fitted_on_ttft_rows_with_held_out_errors(monkeyp
     assert us is None and errors["not_fitted"].startswith("optimum at the edge")
 
 
-def test_the_serving_grid_runs_its_points_in_order_on_several_processes(monkeypatch):
-    """The serving fit's grid points run on forked processes where two cores are allowed: the
-    results and the progress lines come in the grid's order, as they do one after another."""
+def test_forked_tasks_come_back_in_order(monkeypatch):
+    """The fits' grid points and refits run on forked processes where two cores are allowed: the
+    results and the progress calls come in the tasks' order, as they do one after another."""
     import math
 
-    import sim.serving.calibrate as cal
     from roofline.estimate import THREADS_ENV
+    from roofline.forked import forked_map, forked_workers
 
     for threads in ("1", "2"):
         monkeypatch.setenv(THREADS_ENV, threads)
-        said: list[str] = []
-        assert cal._grid_map(math.sqrt, [9.0, 1.0, 4.0], said.append, lambda p: f"point {p:g}") == [
-            3.0,
-            1.0,
-            2.0,
-        ]
-        assert said == ["point 9", "point 1", "point 4"]
+        said: list[float] = []
+        assert forked_map(math.sqrt, [9.0, 1.0, 4.0], said.append) == [3.0, 1.0, 2.0]
+        assert said == [9.0, 1.0, 4.0] and forked_workers(3) == int(threads)
+    assert forked_workers(1) == 1
 
 
 def test_calibrate_prints_the_request_latency_fit(monkeypatch):

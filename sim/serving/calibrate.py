@@ -26,9 +26,7 @@ model out (a framework with one source still has several models).
 from __future__ import annotations
 
 import datetime as _dt
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -43,7 +41,7 @@ from hwmodels.calibration.params import (
     inherits_serving_terms,
     serving_fitted_path,
 )
-from roofline.estimate import threads
+from roofline.forked import forked_map
 from roofline.validation import HELD_OUT_PREFIXES, load_measured, resolve, serving_source
 from sim.serving.host_fit import fit_batch_hosts
 from sim.serving.metrics import request_metrics
@@ -103,28 +101,6 @@ def host_grid(framework: str) -> list[tuple[float, float]]:
     return [(step, per_seq) for step in STEP_OVERHEAD_GRID_US for per_seq in seq]
 
 
-def _grid_map(
-    task: Callable[[Any], Any], points: list[Any], say: Callable[[str], None], label: Callable[[Any], str]
-) -> list[Any]:
-    """``task`` at every grid point, in order, saying ``label(point)`` as each is done. The points are
-    independent and each is deterministic, so they run on as many forked processes as
-    ``roofline.estimate.threads()`` allows (each with this process's calibration as it stands in
-    memory); with one core, or no fork, one after another."""
-    workers = min(threads(), len(points))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        results = []
-        for point in points:
-            results.append(task(point))
-            say(label(point))
-        return results
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        results = []
-        for point, result in zip(points, pool.map(task, points), strict=True):
-            results.append(result)
-            say(label(point))
-        return results
-
-
 def _host_point(
     framework: str, runs: dict[str, list[tuple[int, pd.Series]]], n_rows: int, point: tuple[float, float]
 ) -> np.ndarray:
@@ -157,11 +133,12 @@ def _predictions(rows: pd.DataFrame, say: Callable[[str], None]) -> np.ndarray:
     framework = rows["framework"].iloc[0]
     runs = _runs(rows)
     task = partial(_host_point, framework, runs, len(rows))
-    done = _grid_map(
+    done = forked_map(
         task,
         host_grid(framework),
-        say,
-        lambda p: f"  {framework}: step overhead {p[0]:g} us, {p[1]:g} us per sequence ({len(runs)} runs)",
+        lambda p: say(
+            f"  {framework}: step overhead {p[0]:g} us, {p[1]:g} us per sequence ({len(runs)} runs)"
+        ),
     )
     return np.stack(done)
 
@@ -223,11 +200,10 @@ def fit_request_latency(
     framework = rows["framework"].iloc[0]
     ttft = rows.loc[rows["metric"] == "ttft_s"].reset_index(drop=True)
     runs = _runs(ttft)
-    done = _grid_map(
+    done = forked_map(
         partial(_latency_point, framework, runs, len(ttft)),
-        list(REQUEST_LATENCY_GRID_US),
-        say,
-        lambda us: f"  {framework}: request latency {us:g} us per launch ({len(runs)} runs)",
+        REQUEST_LATENCY_GRID_US,
+        lambda us: say(f"  {framework}: request latency {us:g} us per launch ({len(runs)} runs)"),
     )
     preds = np.stack(done)
     measured = ttft["measured"].to_numpy()

@@ -28,15 +28,13 @@ simulation serves every metric of a condition (cached).
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from hwmodels.calibration.params import framework_terms, params_for
 from hwmodels.device_spec import catalog
-from roofline.estimate import threads
+from roofline.forked import forked_map, forked_workers
 from roofline.validation import Condition, row_lengths
 from sim.serving.requests import Requests
 from sim.serving.serve import serve
@@ -283,12 +281,10 @@ def simulate_rows(conditions: Iterable[Condition]) -> None:
             key = _key(c) + _parameters(c)
             if key not in _RUNS:
                 todo.setdefault(key, c)
-    workers = min(threads(), len(todo))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if forked_workers(len(todo)) < 2:
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for key, result in zip(todo, pool.map(_simulate, todo.values()), strict=True):
-            _RUNS[key] = result
+    for key, result in zip(todo, forked_map(_simulate, list(todo.values())), strict=True):
+        _RUNS[key] = result
 
 
 def predict_serving(c: Condition) -> tuple[float | None, str]:
