@@ -7,7 +7,8 @@ sequence per step: scheduling, input preparation, sampling and detokenization, w
 the batch in Python-scheduled engines) and ``output_lag_steps`` (steps between a token leaving
 the engine and reaching a streaming client). All are fitted by a grid search
 that minimises the mean squared log error of the rows' TTFT, TPOT and end-to-end means (each
-row's simulation, ``sim.serving.validation``, is run once per host-time point; the lag only
+row's simulation, ``sim.serving.validation``, is run once per host-time point, the points on
+forked processes (``roofline.forked``); the lag only
 shifts client-side times, so every lag value is scored from the same runs). The grid makes
 leave-one-source-out exact and cheap: each held-out source gets the grid point that fits the
 others best, and its rows are scored at that point. A framework whose best point lies on the
@@ -196,7 +197,6 @@ def fit_request_latency(
     """``request_latency_per_launch_us`` of one framework fitted on its TTFT ``rows`` (``REQUEST_LATENCY_GRID_US``,
     least mean squared log error) and its errors; None where the best point is the grid's top
     (the term does not explain the rows' error) or no row is simulated."""
-
     framework = rows["framework"].iloc[0]
     ttft = rows.loc[rows["metric"] == "ttft_s"].reset_index(drop=True)
     runs = _runs(ttft)
