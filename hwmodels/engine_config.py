@@ -416,6 +416,8 @@ class KvCapacity:
     reserve_bytes: float
     kv_bytes: float
     rule: str
+    fraction: float
+    """The memory share ``rule`` took (``EngineConfig.memory_fraction`` at the replica's TP size)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -428,6 +430,7 @@ class KvCapacity:
             "runtime_reserve_bytes": self.reserve_bytes,
             "device_memory_bytes": self.device_bytes,
             "kv_rule": self.rule,
+            "kv_memory_fraction": self.fraction,
         }
 
 
@@ -491,6 +494,7 @@ def kv_capacity(
         reserve_bytes=reserve,
         kv_bytes=blocks * block_bytes,
         rule=rule,
+        fraction=f,
     )
 
 

@@ -257,7 +257,7 @@ def serve(**o):
     kv = result.config["kv"]
     text += "\n" + "\n".join(
         f"{'KV pool (' + role + ')':>32}: {v['kv_capacity_tokens']:,} tokens per engine = {v['kv_bytes_per_device'] / 1e9:.1f} GB "
-        f"per device ({v['kv_rule']}: {v['device_memory_bytes'] / 1e9:.1f} GB, weights {v['weight_bytes_per_device'] / 1e9:.1f} GB, "
+        f"per device ({v['kv_rule']} {v['kv_memory_fraction']:g} of {v['device_memory_bytes'] / 1e9:.1f} GB, weights {v['weight_bytes_per_device'] / 1e9:.1f} GB, "
         f"activations {v['activation_peak_bytes'] / 1e9:.2f} GB, reserve {v['runtime_reserve_bytes'] / 1e9:.1f} GB)"
         for role, v in kv.items()
     )

@@ -192,6 +192,7 @@ def test_sglang_before_0_4_6_keeps_less_memory_on_larger_tensor_parallel_groups(
     assert kv.kv_bytes == pytest.approx(0.81 * 80 * 2**30 - weights, rel=1e-4)
     own = kv_capacity(spec, q, dev, old.with_limits(kv_fraction=0.9), tp=8)
     assert own.kv_bytes == pytest.approx(0.9 * 80 * 2**30 - weights, rel=1e-4)
+    assert (kv.to_dict()["kv_memory_fraction"], own.fraction) == (0.81, 0.9)
     assert engine_for("sglang").memory_fraction(8) == 0.88
 
 
