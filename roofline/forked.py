@@ -3,8 +3,9 @@ points, a measured set's serving simulations)."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -28,14 +29,14 @@ def forked_map(
     ``task`` must be picklable (a module-level function, or a ``functools.partial`` of one)."""
     workers = forked_workers(len(items))
     results: list[Any] = []
-    if workers < 2:
-        for item in items:
-            results.append(task(item))
-            if done:
-                done(item)
-        return results
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for item, result in zip(items, pool.map(task, items), strict=True):
+    with contextlib.ExitStack() as stack:
+        mapped: Iterable[Any] = map(task, items)  # lazy: each task runs as its result is asked for
+        if workers > 1:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            )
+            mapped = pool.map(task, items)
+        for item, result in zip(items, mapped, strict=True):
             results.append(result)
             if done:
                 done(item)
