@@ -56,6 +56,7 @@ from hwmodels.device_spec import catalog
 from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity, steady_batch
 from hwmodels.placement import Placement
 from hwmodels.schedulers import policy
+from hwmodels.trtllm_bench import bench_limits
 from roofline.estimate import estimate, kv_cache_bytes, weight_bytes
 from roofline.intervals import row_features, row_range
 from workloads.errors import AmbiguousNameError, ConfigError, DoesNotFitError, HwsimError
@@ -350,6 +351,9 @@ class Condition:
     length_spread: float | None = None
     """Lengths drawn uniformly within this share of the row's means, where the notes state the
     benchmark client's range (``stated_length_spread``); None: fixed lengths or ``lengths``."""
+    bench_tuned: bool = False
+    """Whether a TensorRT-LLM offline run's batch and token limits were set by ``trtllm-bench``
+    from the row's lengths (its notes name the tool; ``hwmodels.trtllm_bench``)."""
 
     @property
     def closed_loop(self) -> bool:
@@ -520,6 +524,9 @@ def resolve(row: pd.Series) -> Condition | str:
         _stated_num_requests(row["notes"]) if phase == "offline" else None,
         stated_memory_fraction(row["notes"], framework, phase),
         None if lengths else stated_length_spread(row["notes"]),
+        phase == "offline"
+        and str(framework).startswith("tensorrt-llm")
+        and "trtllm-bench" in str(row["notes"]),
     )
 
 
@@ -854,16 +861,31 @@ def _kernel_time_s(c: Condition) -> float:
 
 def offline_engine(c: Condition) -> EngineConfig:
     """The engine a row's offline run is batched by: its framework's (``engines.yaml``) with the
-    limits it picks for the row's device in its offline API (``EngineConfig.for_device``) or the
-    row's stated ``--max-num-seqs``, and its
-    token budget set for the row's model and stated ``--max-model-len`` (``EngineConfig.sized_for``),
-    or a static batch in all of the device's memory for a row without one."""
+    limits it picks for the row's device in its offline API (``EngineConfig.for_device``), or
+    those ``trtllm-bench`` sizes from the row's lengths (``bench_limits``), or the row's stated
+    ``--max-num-seqs``, and its token budget set for the row's model and stated
+    ``--max-model-len`` (``EngineConfig.sized_for``), or a static batch in all of the device's
+    memory for a row without one."""
     if c.framework:
-        engine = (
-            engine_for(c.framework)
-            .for_device(catalog()[c.device], offline=True)
-            .with_limits(c.max_num_seqs, kv_fraction=c.memory_fraction)
+        engine = engine_for(c.framework).for_device(catalog()[c.device], offline=True)
+        engine = engine.with_limits(c.max_num_seqs, kv_fraction=c.memory_fraction)
+        tuned = (
+            bench_limits(
+                load_model(c.model),
+                Quant.from_name(c.precision),
+                catalog()[c.device],
+                c.tp,
+                c.pp,
+                c.input_len,
+                c.output_len,
+                engine.memory_fraction(c.tp),
+                bool(c.chunked_prefill),
+            )
+            if c.bench_tuned
+            else None
         )
+        if tuned:
+            engine = engine.with_limits(c.max_num_seqs or tuned[0], tuned[1])
         return engine.sized_for(load_model(c.model), c.max_model_len, c.chunked_prefill)
     return replace(engine_for("static"), kv_fraction=1.0, max_num_seqs=max(OFFLINE_BATCHES))
 
