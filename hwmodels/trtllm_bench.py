@@ -41,20 +41,17 @@ TUNED_WEIGHT_BYTES = {"fp8": 1.0, "fp4": 0.5, "bf16": 2.0, "fp16": 2.0, "fp32": 
 engine's defaults instead (``TUNED_QUANTS``)."""
 
 
-def _round_batch(requests: float) -> int:
-    if requests < 256:
-        return max(64, 32 * math.ceil(requests / 32))
-    if requests < 1024:
-        return 128 * math.ceil(requests / 128)
-    return 256 * math.ceil(requests / 256)
+BATCH_STEPS = ((256.0, 32), (1024.0, 128), (math.inf, 256))
+"""(below this many requests, round up in steps of this many) for ``max_batch_size``."""
+TOKEN_STEPS = ((4096.0, 256), (8192.0, 512), (math.inf, 1024))
+"""(below this many tokens, round up in steps of this many) for ``max_num_tokens``."""
 
 
-def _round_tokens(tokens: float) -> int:
-    if tokens < 4096:
-        return max(2048, 256 * math.ceil(tokens / 256))
-    if tokens < 8192:
-        return 512 * math.ceil(tokens / 512)
-    return 1024 * math.ceil(tokens / 1024)
+def _round_up(value: float, steps: tuple[tuple[float, int], ...], floor: int) -> int:
+    """``value`` rounded up to a multiple of the step of the first of ``steps`` it is below, at
+    least ``floor`` (``finetune_setting``'s optimistic rounding)."""
+    step = next(size for limit, size in steps if value < limit)
+    return max(floor, step * math.ceil(value / step))
 
 
 def bench_limits(
@@ -81,8 +78,8 @@ def bench_limits(
     if free_gib <= 0 or request_gib <= 0:
         return None
     batch = min(free_gib * kv_fraction / request_gib, MAX_REQUESTS) / pp
-    tokens = _round_tokens(min(batch * (1 + input_len / output_len), MAX_STEP_TOKENS))
-    max_batch = _round_batch(batch)
+    tokens = _round_up(min(batch * (1 + input_len / output_len), MAX_STEP_TOKENS), TOKEN_STEPS, 2048)
+    max_batch = _round_up(batch, BATCH_STEPS, 64)
     if not chunked_prefill:
         tokens = max(tokens, math.ceil(input_len) + max_batch)
     return max_batch, tokens
