@@ -30,7 +30,7 @@ from workloads.quant import Quant
         # 133.52 x 0.95 = 126.85 GiB over 2,000 tokens x 64 KiB = 0.1221 GiB: 1,039 requests, up
         # to 1,280 in steps of 256; 2,078 tokens, up to 2,304 in steps of 256 (above 1,000 + 1,280)
         ("llama-3.1-8b", "h200", (1000, 1000), 0.95, (1280, 2304)),
-        # 8,118 requests of 256 tokens, capped at 4,096; 8,192 tokens, a multiple of 1,024
+        # 7,691 requests of 256 tokens, capped at 4,096; 8,192 tokens, a multiple of 1,024
         ("llama-3.1-8b", "h200", (128, 128), 0.9, (4096, 8192)),
     ],
 )
