@@ -67,8 +67,10 @@ def bench_limits(
 ) -> tuple[int, int] | None:
     """(``max_batch_size``, ``max_num_tokens``) trtllm-bench sets for ``spec`` in ``quant`` on
     ``tp`` x ``pp`` of ``device`` for requests of ``input_len`` prompt and ``output_len`` output
-    tokens (the dataset's means) at ``kv_fraction`` of the free memory for KV cache; None for a
-    weight format it does not tune, or where the weights leave no memory (the run fails there)."""
+    tokens (the dataset's means; its longest prompt is taken as ``input_len``, exact for the
+    fixed-length datasets of the rows that use this) at ``kv_fraction`` of the free memory for KV
+    cache; None for a weight format it does not tune, or where the weights leave no memory (the
+    run fails there)."""
     per_param = TUNED_WEIGHT_BYTES.get(quant.weight)
     if per_param is None:
         return None
