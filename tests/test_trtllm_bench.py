@@ -74,3 +74,7 @@ def test_trtllm_bench_rows_take_its_limits_and_a_larger_pool():
     # a 2,048-token profiling pass reserves less than the default 8,192-token one
     assert pool.activation_bytes < default.activation_bytes
     assert pool.tokens > default.tokens
+    # an MLPerf TensorRT-LLM Offline run (NVIDIA's harness sets its own limits) and a vLLM run
+    # are not sized by the tool
+    assert not _condition("vk001").bench_tuned
+    assert not _condition("vj024").bench_tuned
