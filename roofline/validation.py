@@ -612,7 +612,10 @@ the family's own rule (``engines.yaml`` ``kv_memory``): vLLM's ``--gpu-memory-ut
 all memory), SGLang's ``--mem-fraction-static`` (of all memory), TensorRT-LLM's
 ``free_gpu_memory_fraction`` (of the memory the loaded model leaves free; also trtllm-bench's
 ``--kv_cache_free_gpu_mem_fraction``), LMDeploy's ``--cache-max-entry-count`` (of the memory free
-after the weights, from v0.2.0; before, a count of cache blocks, which a share in (0, 1] excludes)."""
+after the weights from v0.2.2; TurboMind v0.1.0-v0.2.1 read a value below 1 as a share of all the
+device's memory and one of 1 or more as a count of cache blocks, src/turbomind/models/llama/
+BlockManager.cc at v0.2.0 @b319dce6: a stated share of those versions is priced by the later
+rule, which no shipped row needs)."""
 
 
 def stated_memory_fraction(notes: Any, framework: str | None, phase: str = "server") -> float | None:
