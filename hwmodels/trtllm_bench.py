@@ -6,7 +6,7 @@ when the user gives neither (NVIDIA/TensorRT-LLM tensorrt_llm/bench/build/tuning
 ``calc_engine_setting`` and ``finetune_setting``, read at commit 04cba882; the same rule since the
 v0.15-v0.16 releases, where FP8 and unquantized checkpoints took it and others a table):
 
-- the memory left for KV cache is all the replica's device memory (GiB) less every parameter at
+- the memory left for KV cache is all the replica's device memory less every parameter at
   the checkpoint's width (1 byte for FP8, 0.5 for NVFP4, 2 otherwise), times the KV share;
 - the requests that memory holds are that over the KV bytes of one request of prompt plus output
   tokens (each tensor-parallel rank keeps at least one KV head);
@@ -30,7 +30,6 @@ from workloads.graph import kv_bytes_per_token
 from workloads.model_spec import ModelSpec
 from workloads.quant import Quant
 
-GIB = 1024.0**3
 MAX_REQUESTS = 4096
 """The cap on the requests the KV estimate counts (``finetune_setting``: decoder buffers)."""
 MAX_STEP_TOKENS = 32768
@@ -75,11 +74,12 @@ def bench_limits(
     if per_param is None:
         return None
     ranks = tp * pp
-    free_gib = device.memory.capacity_bytes * ranks / GIB - spec.n_params() * per_param / GIB
-    request_gib = kv_bytes_per_token(spec, quant, tp, pp) * ranks * (input_len + output_len) / GIB
-    if free_gib <= 0 or request_gib <= 0:
+    # the tool works in GiB; the count of requests is the same in bytes
+    free = device.memory.capacity_bytes * ranks - spec.n_params() * per_param
+    request = kv_bytes_per_token(spec, quant, tp, pp) * ranks * (input_len + output_len)
+    if free <= 0 or request <= 0:
         return None
-    batch = min(free_gib * kv_fraction / request_gib, MAX_REQUESTS) / pp
+    batch = min(free * kv_fraction / request, MAX_REQUESTS) / pp
     tokens = _round_up(min(batch * (1 + input_len / output_len), MAX_STEP_TOKENS), TOKEN_STEPS, 2048)
     max_batch = _round_up(batch, BATCH_STEPS, 64)
     if not chunked_prefill:

@@ -273,10 +273,10 @@ class Quant:
         if key == "fp8-kv16":  # FP8 checkpoint served with the model's 16-bit KV cache
             return replace(cls.make("fp8", "fp8", "fp16", overrides=WIDE_HEADS), label="fp8-kv16")
         if key == "fp8-ffn":  # Meta's FBGEMM FP8 Llama 3.1 checkpoints: FP8 FFNs, 16-bit elsewhere
-            wide = {"attention": 16, "embedding": 16, "lm_head": 16}
+            wide = {**WIDE_HEADS, "attention": 16}
             return replace(cls.make("fp8", "fp8", "fp16", overrides=wide), label="fp8-ffn")
         if key in ("mxfp4", "mxfp4-kv8"):  # OpenAI's gpt-oss checkpoints: MXFP4 experts, BF16 elsewhere
-            wide = {"attention": 16, "router": 16, "embedding": 16, "lm_head": 16}
+            wide = {**WIDE_HEADS, "attention": 16, "router": 16}
             q = cls.make(4, 16, 8 if key == "mxfp4-kv8" else 16, overrides=wide)
             return replace(q, extra_bits=0.25, label=key)
         if key == "fp4":  # NVFP4: E2M1 values, one FP8 scale per 16 (NVIDIA Blackwell docs): 4.5 bits
