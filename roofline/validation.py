@@ -354,6 +354,11 @@ class Condition:
     bench_tuned: bool = False
     """Whether a TensorRT-LLM offline run's batch and token limits were set by ``trtllm-bench``
     from the row's lengths (its notes name the tool; ``hwmodels.trtllm_bench``)."""
+    max_num_batched_tokens: int | None = None
+    """An offline run's token budget per step where its notes state it (``_stated_token_budget``:
+    ``--max-num-batched-tokens N``, ``--max_num_tokens N``); it wins over the engine's own and
+    sets the activation peak reserved before the KV pool. None: the engine's (a server row's
+    stated budget is in ``serving``)."""
 
     @property
     def closed_loop(self) -> bool:
@@ -527,6 +532,7 @@ def resolve(row: pd.Series) -> Condition | str:
         phase == "offline"
         and str(framework).startswith("tensorrt-llm")
         and "trtllm-bench" in str(row["notes"]),
+        _stated_token_budget(row["notes"], phase, framework) if phase == "offline" else None,
     )
 
 
@@ -889,7 +895,8 @@ def offline_engine(c: Condition) -> EngineConfig:
         )
         if tuned:
             engine = engine.with_limits(c.max_num_seqs or tuned[0], tuned[1])
-        return engine.sized_for(load_model(c.model), c.max_model_len, c.chunked_prefill)
+        engine = engine.sized_for(load_model(c.model), c.max_model_len, c.chunked_prefill)
+        return engine.with_limits(max_num_batched_tokens=c.max_num_batched_tokens)
     return replace(engine_for("static"), kv_fraction=1.0, max_num_seqs=max(OFFLINE_BATCHES))
 
 

@@ -397,6 +397,21 @@ def test_a_stated_memory_share_sizes_the_offline_kv_pool():
     assert offline_kv_tokens(more) - offline_kv_tokens(less) == pytest.approx(gained, rel=0.02)
 
 
+def test_an_offline_rows_stated_token_budget_wins_and_reserves_its_activations():
+    """vLLM V0 at ``--max-model-len 8192`` without chunked prefill takes max(8192, 2048) tokens a
+    step by itself; an offline run that states ``--max-num-batched-tokens`` (AMD's MI300X runs:
+    131,072) runs at that budget, and its start-up profiling pass over that many tokens reserves
+    a larger activation peak before the KV pool, so the pool holds fewer tokens."""
+    from roofline.validation import offline_engine, offline_kv_tokens
+
+    notes = "benchmark_throughput.py --max-num-seqs 256 --gpu-memory-utilization 0.95 --max-model-len 8192"
+    own = resolve(_offline("vllm-v0", notes))
+    stated = resolve(_offline("vllm-v0", notes + " --max-num-batched-tokens 16384"))
+    assert own.max_num_batched_tokens is None and offline_engine(own).max_num_batched_tokens == 8192
+    assert stated.max_num_batched_tokens == 16384 == offline_engine(stated).max_num_batched_tokens
+    assert 0 < offline_kv_tokens(stated) < offline_kv_tokens(own)
+
+
 def test_a_batch_beyond_the_engines_pool_runs_in_waves():
     """64 requests of 1024 + 1024 tokens of Llama-2-7B FP16 (0.5 MiB of KV per token) on an A100
     40 GB under vLLM: the pool is 0.9 x 42.95 GB less 13.48 GB of weights, 0.53 GB of activations
