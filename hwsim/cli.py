@@ -17,7 +17,7 @@ import numpy as np
 
 from hwsim import cli_explore, cli_serve, cli_sim
 from hwsim.options import PathType, StrictGroup, moe_options, output_file, output_folder
-from hwsim.output import emit, estimate_text, fmt, pct, table
+from hwsim.output import emit, estimate_text, fmt, pct, quoted_cells, table
 from workloads.errors import HwsimError, HwsimNote
 
 
@@ -423,7 +423,7 @@ def validate(data, plot, as_json):
     uncovered = [p for p in report["points"] if not p["covered"]]
     if uncovered:
         lines += ["", "not covered:"] + [
-            f"  {p['id']} {p['hardware']} {p['model']}: {p['reason']}" for p in uncovered
+            quoted_cells(f"  {p['id']} {p['hardware']} {p['model']}: {p['reason']}") for p in uncovered
         ]
     emit(as_json, report, "\n".join(lines))
 

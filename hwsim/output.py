@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -34,6 +35,17 @@ def fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return "-" if v is None else str(v)
+
+
+NONFINITE_WORD = re.compile(r"(?<![\w.])[-+]?(?:nan|inf|infinity)(?!\w)", re.IGNORECASE)
+"""A word a reader takes for a non-finite number (``inf``, ``-inf``, ``NaN``, ``Infinity``)."""
+
+
+def quoted_cells(text: str) -> str:
+    """``text`` that quotes a measured row's cells (a row ``validate`` did not cover names its
+    bad value) with a cell that reads as a non-finite number shown as ``<non-finite>``: hwsim's
+    text output prints no NaN or inf, not even one echoed from its input."""
+    return NONFINITE_WORD.sub("<non-finite>", str(text))
 
 
 def pct(x: float | None) -> str:

@@ -1,6 +1,7 @@
 """Validation against measured hardware and the calibration it feeds."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -234,6 +235,26 @@ def test_cli_validate_json(tmp_path):
     assert list(data) == [*KEYS, "held_out", "source_agreement"] and out.exists()
     assert data["rows"] == 13 and [p["id"] for p in data["points"]] == list(part["id"])
     assert next(p for p in data["points"] if p["id"] == server["id"].iloc[0])["covered"]
+
+
+def test_cli_validate_text_names_a_non_finite_cell_without_printing_it(tmp_path):
+    """A row whose precision cell reads ``inf`` is not covered, and the text report says why,
+    its value shown as ``<non-finite>``: the text output prints no NaN or inf, not even one from
+    its input (the JSON keeps the cell in its reason string)."""
+    from click.testing import CliRunner
+
+    from hwsim.cli import cli
+
+    frame = load_measured().head(2).copy()
+    frame.loc[frame.index[1], "precision"] = "inf"
+    data_path = tmp_path / "bad.csv"
+    frame.to_csv(data_path, index=False)
+    text = CliRunner().invoke(cli, ["validate", "--data", str(data_path)])
+    assert text.exit_code == 0, text.output
+    assert "precision '<non-finite>' is not modeled" in text.output
+    assert not re.search(r"(?<![\w.])[-+]?(nan|inf|infinity)(?!\w)", text.output, re.IGNORECASE)
+    doc = CliRunner().invoke(cli, ["validate", "--data", str(data_path), "--json"])
+    assert "precision 'inf' is not modeled" in json.loads(doc.output)["points"][1]["reason"]
 
 
 def test_summarize_hand_case():
