@@ -75,6 +75,32 @@ def test_a_bad_spread_is_refused_by_name(kwargs, message):
         make_trace(n_requests=10, concurrency=2, lengths="sharegpt", length_spread=0.2)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(rate=5.0, arrival="gamma", cv=1e300),
+            "cv is 1e[+]300; expected a coefficient of variation from 0.001",
+        ),
+        (dict(rate=5.0, arrival="gamma", cv=1e-300), "cv is 1e-300"),
+        (dict(rate=5.0, arrival="gamma", cv=0.0), "cv is 0.0; expected a positive number"),
+        (dict(concurrency=2, length_cv=1e200), "length cv is 1e[+]200; expected a coefficient of variation"),
+        (dict(concurrency=2, length_cv=1e-9), "length cv is 1e-09"),
+    ],
+)
+def test_a_coefficient_of_variation_out_of_range_is_refused_by_name(kwargs, message):
+    """Gamma gaps of shape 1 / cv^2 and lognormal lengths of sigma^2 = ln(1 + cv^2): a CV of 1e300
+    overflowed (a traceback from the CLI's --cv), one of 1e-300 divided by zero."""
+    with pytest.raises(ConfigError, match=message):
+        make_trace(n_requests=10, input_len=100, output_len=10, **kwargs)
+
+
+@pytest.mark.parametrize("cv", [1e-3, 1e3])
+def test_the_ends_of_the_cv_range_draw_finite_arrivals(cv):
+    t = make_trace(n_requests=50, rate=5.0, arrival="gamma", cv=cv, input_len=100, output_len=10, seed=3)
+    assert np.isfinite(t.arrival_s).all() and (np.diff(t.arrival_s) >= 0).all()
+
+
 @pytest.mark.parametrize("name", sorted(lengths_index()))
 def test_shipped_histograms_load_with_a_source_and_sample_their_mean(name):
     hist = load_lengths(name)

@@ -111,6 +111,24 @@ def _positive(value: Any, field: str) -> float:
     return float(value)
 
 
+CV_RANGE = (1e-3, 1e3)
+"""Coefficients of variation a trace draws with: a gamma gap of shape ``1 / cv^2`` (or a lognormal
+length of ``sigma^2 = ln(1 + cv^2)``) outside them overflows or divides by zero in floating point
+and is no distribution to speak of (near-regular arrivals at the one end, all at once at the
+other; a bursty production trace has a CV of a few)."""
+
+
+def _cv(value: Any, field: str) -> float:
+    """A coefficient of variation within ``CV_RANGE``."""
+    cv = _positive(value, field)
+    low, high = CV_RANGE
+    if not low <= cv <= high:
+        raise ConfigError(
+            f"{field} is {value!r}; expected a coefficient of variation from {low:g} to {high:g}"
+        )
+    return cv
+
+
 # ---- arrivals ------------------------------------------------------------------------------
 def poisson_arrivals(rate_per_s: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """Arrival times (s) of ``n`` requests of a Poisson process at ``rate_per_s``; the first at 0."""
@@ -124,7 +142,7 @@ def gamma_arrivals(rate_per_s: float, cv: float, n: int, rng: np.random.Generato
 
     A gamma of shape ``1 / cv^2`` and scale ``cv^2 / rate`` has that mean and CV.
     """
-    rate, cv = _positive(rate_per_s, "rate"), _positive(cv, "cv")
+    rate, cv = _positive(rate_per_s, "rate"), _cv(cv, "cv")
     shape = 1.0 / cv**2
     gaps = rng.gamma(shape, 1.0 / (rate * shape), size=n)
     return np.concatenate([[0.0], np.cumsum(gaps[1:])])
@@ -133,7 +151,7 @@ def gamma_arrivals(rate_per_s: float, cv: float, n: int, rng: np.random.Generato
 # ---- lengths --------------------------------------------------------------------------------
 def lognormal_lengths(mean: float, cv: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` integer lengths >= 1 from a lognormal of the given mean and coefficient of variation."""
-    mean, cv = _positive(mean, "mean length"), _positive(cv, "length cv")
+    mean, cv = _positive(mean, "mean length"), _cv(cv, "length cv")
     sigma2 = math.log1p(cv**2)
     mu = math.log(mean) - sigma2 / 2.0
     return np.clip(np.rint(rng.lognormal(mu, math.sqrt(sigma2), size=n)), 1, MAX_TOKENS).astype(np.int64)
