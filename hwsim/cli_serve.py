@@ -59,7 +59,11 @@ def _range_text(d: dict, key: str) -> str:
 @click.option("--rate", type=float, default=None, help="Open loop: requests per second.")
 @click.option("--arrival", type=click.Choice(["poisson", "gamma"]), default="poisson", show_default=True)
 @click.option(
-    "--cv", type=float, default=1.0, show_default=True, help="Coefficient of variation of gamma gaps (0.001 to 1000)."
+    "--cv",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Coefficient of variation of gamma gaps (0.001 to 1000).",
 )
 @click.option("--input-len", type=int, default=None, help="Prompt tokens (fixed).")
 @click.option("--output-len", type=int, default=None, help="Output tokens (fixed).")
