@@ -89,6 +89,11 @@ class MemoryLevel:
     bw_bytes_per_s: float
     energy_j_per_byte: float
     source: str
+    visible_bytes: float | None = None
+    """The total the driver reports to a process (CUDA's and HIP's ``MemGetInfo``, what
+    ``torch.cuda.mem_get_info`` returns), less than the marketed capacity by what the driver and
+    firmware keep; serving engines size their KV pools from it (``engine_config.kv_capacity``).
+    None: not stated (``capacity_bytes`` is used)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,18 +382,30 @@ def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
     """A memory block; capacity as ``capacity_GB`` (1e9 bytes) or ``capacity_GiB`` (2**30 bytes:
     HBM and GDDR parts marketed as "80 GB" hold 80 GiB, docs/hardware-sources.md conventions)."""
     unit_key = "capacity_GiB" if "capacity_GiB" in _as_mapping(raw, where) else "capacity_GB"
-    _check_keys(raw, where, {"type", unit_key, "bw_GBps", "source"})
+    _check_keys(raw, where, {"type", unit_key, "bw_GBps", "source"}, {"visible_GiB", "visible_source"})
     energies = memory_energy_j_per_byte()
     if not isinstance(raw["type"], str) or raw["type"] not in energies:
         raise unknown_name("memory type", str(raw["type"]), energies)
     scale = 2.0**30 if unit_key == "capacity_GiB" else 1e9
+    capacity = _positive(raw[unit_key], f"{where}.{unit_key}", CAPACITY_GB) * scale
+    visible = None
+    if "visible_GiB" in raw:
+        visible = _positive(raw["visible_GiB"], f"{where}.visible_GiB", CAPACITY_GB) * 2.0**30
+        if visible > capacity:
+            raise ConfigError(
+                f"{where}.visible_GiB is {raw['visible_GiB']!r}; expected at most the capacity, "
+                f"{capacity / 2**30:.4g} GiB"
+            )
+        if not isinstance(raw.get("visible_source"), str) or not raw["visible_source"].strip():
+            raise ConfigError(f"{where}.visible_GiB needs a visible_source (where the total was read)")
     return MemoryLevel(
         name,
         raw["type"],
-        _positive(raw[unit_key], f"{where}.{unit_key}", CAPACITY_GB) * scale,
+        capacity,
         _positive(raw["bw_GBps"], f"{where}.bw_GBps", BW_GBPS) * 1e9,
         energies[raw["type"]][0],
         _source(raw, where),
+        visible,
     )
 
 

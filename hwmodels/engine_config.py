@@ -94,6 +94,9 @@ class EngineConfig:
     group: there the runtime reserve is ``nccl_reserve_bytes x (1 + log2 tp)`` (see
     ``runtime_reserve``), elsewhere ``runtime_reserve_bytes``."""
     nccl_reserve_bytes: float = 0.0
+    tp_reserve_bytes: float = 0.0
+    """Bytes the runtime reserve grows by per doubling of the tensor-parallel group elsewhere (the
+    communicators' buffers: ``runtime_reserve_bytes + tp_reserve_bytes x log2 tp``)."""
     mla_decode_copies: bool = False
     """The engine keeps MLA's absorbed decode matrices beside the raw projections (``mla_extra_bytes``)."""
     mla_kv_align_bytes: int = 0
@@ -246,6 +249,10 @@ def _engines() -> dict[str, EngineConfig]:
                 mem.get("fraction_by_tp"), f"{where}: engines.{name}.kv_memory"
             ),
             runtime_reserve_bytes=float(mem["runtime_reserve_GB"]) * 1e9,
+            tp_reserve_bytes=_tp_reserve_gb(
+                mem.get("tp_reserve_GB", 0.0), f"{where}: engines.{name}.kv_memory"
+            )
+            * 1e9,
             source=str(e["source"]).strip(),
             prefix_caching=bool(e.get("prefix_caching", False)),
             budget_rule=budget,
@@ -273,6 +280,13 @@ def _fraction_by_tp(table: Any, where: str) -> tuple[tuple[int, float], ...]:
             f"{where}.fraction_by_tp: expected a mapping of tensor-parallel sizes to shares in (0, 1]"
         )
     return tuple(sorted(table.items()))
+
+
+def _tp_reserve_gb(value: Any, where: str) -> float:
+    """An engine's ``tp_reserve_GB`` (GB per doubling of the tensor-parallel group), checked."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 100.0:
+        raise ConfigError(f"{where}.tp_reserve_GB is {value!r}; expected GB from 0 to 100")
+    return float(value)
 
 
 def _nccl_reserve(rule: Any, where: str) -> dict[str, Any]:
@@ -348,12 +362,14 @@ def padded_mla_token_bytes(spec: ModelSpec, quant: Quant, per_token: float, alig
 
 def runtime_reserve(engine: EngineConfig, device: DeviceSpec, tp: int) -> float:
     """Bytes per device the engine's memory check sets aside beside weights and activations (its
-    non-torch memory: CUDA context, communication buffers): ``runtime_reserve_bytes``, or on a
-    device of ``nccl_reserve_devices`` ``nccl_reserve_bytes x (1 + log2 tp)``, which grows with
-    the tensor-parallel group the engine's NCCL communicators span."""
+    non-torch memory: CUDA context, communication buffers), which grows with the tensor-parallel
+    group the engine's NCCL communicators span: on a device of ``nccl_reserve_devices``
+    ``nccl_reserve_bytes x (1 + log2 tp)``, elsewhere ``runtime_reserve_bytes + tp_reserve_bytes
+    x log2 tp``."""
+    doublings = math.log2(max(tp, 1))
     if device.name in engine.nccl_reserve_devices:
-        return engine.nccl_reserve_bytes * (1.0 + math.log2(max(tp, 1)))
-    return engine.runtime_reserve_bytes
+        return engine.nccl_reserve_bytes * (1.0 + doublings)
+    return engine.runtime_reserve_bytes + engine.tp_reserve_bytes * doublings
 
 
 def _device_defaults(rule: Any, where: str) -> DeviceDefaults:
@@ -444,7 +460,7 @@ def kv_capacity(
     ep: int = 1,
 ) -> KvCapacity:
     """Resolve the KV pool as ``engine`` does; ``DoesNotFitError`` says how much memory is short."""
-    total = device.memory.capacity_bytes
+    total = device.memory.visible_bytes or device.memory.capacity_bytes
     weights = weight_bytes(spec, quant, tp, pp, ep)
     if engine.mla_decode_copies:
         weights += mla_extra_bytes(spec, quant, tp, pp)

@@ -215,3 +215,40 @@ def test_sustained_gemm_rate_is_parsed_and_checked():
     raw["power"]["sustained_gemm"] = {"fp16": -1, "source": "s"}
     with pytest.raises(ConfigError, match=r"sustained_gemm\.fp16"):
         parse_device(raw, "a10.yaml")
+
+
+def test_the_memory_total_the_driver_reports_is_parsed_and_checked():
+    """``visible_GiB``: the total CUDA reports (79.18 of an H100 SXM's 80 GiB), which engines size
+    their KV pools from; a device without one uses its capacity; a total above the capacity or
+    without its source is refused by name."""
+    assert load_device("h100-sxm").memory.visible_bytes == 79.18 * 2**30
+    assert load_device("a10").memory.visible_bytes is None
+    raw = copy.deepcopy(_raw("a10"))
+    raw["memory"].update(visible_GiB=22.06, visible_source="a log")
+    assert parse_device(raw, "a10.yaml").memory.visible_bytes == 22.06 * 2**30
+    raw["memory"]["visible_GiB"] = 30
+    with pytest.raises(ConfigError, match=r"visible_GiB is 30; expected at most the capacity, 24 GiB"):
+        parse_device(raw, "a10.yaml")
+    raw["memory"]["visible_GiB"] = 22.06
+    del raw["memory"]["visible_source"]
+    with pytest.raises(ConfigError, match="needs a visible_source"):
+        parse_device(raw, "a10.yaml")
+    raw["memory"]["visible_GiB"] = -1
+    with pytest.raises(ConfigError, match=r"visible_GiB is -1"):
+        parse_device(raw, "a10.yaml")
+
+
+def test_an_engine_sizes_its_pool_from_the_total_the_driver_reports():
+    """vLLM's pool is 0.9 of the total CUDA reports less weights, activations and reserve: the
+    0.82 GiB an H100 SXM's driver keeps of its 80 GiB take 0.9 x 0.82 GiB from the pool."""
+    from dataclasses import replace
+
+    from hwmodels.engine_config import engine_for, kv_capacity
+    from workloads.model_spec import load_model
+    from workloads.quant import Quant
+
+    spec, q, h100 = load_model("llama-3.1-8b"), Quant.from_name("bf16"), load_device("h100-sxm")
+    engine = engine_for("vllm").for_device(h100)
+    whole = replace(h100, memory=replace(h100.memory, visible_bytes=None))
+    lost = kv_capacity(spec, q, whole, engine).kv_bytes - kv_capacity(spec, q, h100, engine).kv_bytes
+    assert lost == pytest.approx(0.9 * 0.82 * 2**30, abs=16 * 131072)

@@ -120,22 +120,28 @@ def test_tight_kv_pool_preempts_and_a_bigger_pool_does_not():
 def test_vllm_kv_capacity_by_hand():
     """vLLM: 0.9 x memory - weights - activation peak - reserve, in 16-token blocks.
 
-    Llama-3.1-8B bf16 on an H100 SXM (80 GiB = 85.899 GB), as vLLM V1 sets itself up there
-    (max_num_seqs 1024, an 8192-token budget for its server): weights 16.06 GB; the profiling
-    pass's peak is its sampler's, 1024 x 128256 x 38.9 B = 5.109 GB, above the forward's 8192
-    tokens x (3 x 4096 + 1.5 x 28672) x 2 B = 0.906 GB; reserve 1.5 GB; KV per token 32 layers x
-    8 heads x 128 x 2 x 2 B = 131,072 B. On an A100 80GB it keeps 256 sequences (1.277 GB)."""
+    Llama-3.1-8B bf16 on an H100 SXM (80 GiB, of which CUDA reports 79.18 GiB = 85.019 GB, the
+    total vLLM takes its share of), as vLLM V1 sets itself up there (max_num_seqs 1024, an
+    8192-token budget for its server): weights 16.06 GB; the profiling pass's peak is its
+    sampler's, 1024 x 128256 x 38.9 B = 5.109 GB, above the forward's 8192 tokens x (3 x 4096 + 1.5
+    x 28672) x 2 B = 0.906 GB; reserve 0.14 GB at TP 1; KV per token 32 layers x 8 heads x 128 x 2
+    x 2 B = 131,072 B: 0.9 x 79.18 - 14.96 - 4.76 - 0.13 = 51.41 GiB, where vLLM logged 51.38 GiB
+    for this model on an H100 (llm-d-benchmark). On an A100 80GB (79.15 GiB) it keeps 256
+    sequences (1.277 GB)."""
     spec, q = load_model(MODEL), Quant.from_name("bf16")
     load = __import__("hwmodels.device_spec").device_spec.load_device
-    mem, weights = 80 * 2**30, spec.n_params() * 2
-    for device, seqs in ((DEVICE, 1024), ("a100-sxm-80gb", 256)):
+    weights = spec.n_params() * 2
+    for device, seqs, gib in ((DEVICE, 1024, 79.18), ("a100-sxm-80gb", 256, 79.15)):
         engine = engine_for("vllm").for_device(load(device))
         kv = kv_capacity(spec, q, load(device), engine)
         act = max(engine.max_num_batched_tokens * (3 * 4096 + 1.5 * 28672) * 2, seqs * 128256 * 38.9)
         assert engine.max_num_seqs == seqs
         assert kv.activation_bytes == pytest.approx(act)
         assert kv.bytes_per_token == 131072
-        assert kv.blocks == int((0.9 * mem - weights - act - 1.5e9) // (131072 * 16))
+        assert kv.blocks == int((0.9 * gib * 2**30 - weights - act - 0.14e9) // (131072 * 16))
+    assert kv_capacity(
+        spec, q, load(DEVICE), engine_for("vllm").for_device(load(DEVICE))
+    ).kv_bytes / 2**30 == (pytest.approx(51.38, rel=0.002))
 
 
 def test_vllm_v1_picks_its_limits_by_device():
@@ -156,15 +162,16 @@ def test_vllm_v1_picks_its_limits_by_device():
 
 
 def test_kv_rules_differ_as_the_engines_do():
-    """Llama-3.1-8B bf16 on an H100 SXM (85.899 GB), weights 2 x 8,030,261,248 B = 16.061 GB.
+    """Llama-3.1-8B bf16 on an H100 SXM (CUDA's total 79.18 GiB = 85.019 GB), weights 2 x
+    8,030,261,248 B = 16.061 GB.
 
-    TensorRT-LLM: 0.9 x (85.899 - 16.061 - activations (8192 x 55,296 x 2 B + 2048 x 128,256 x 4 B
-    = 1.957 GB) - 1.0 reserve) = 60.19 GB; SGLang: 0.88 x 85.899 - 16.061 = 59.53 GB.
+    TensorRT-LLM: 0.9 x (85.019 - 16.061 - activations (8192 x 55,296 x 2 B + 2048 x 128,256 x 4 B
+    = 1.957 GB) - 1.0 reserve) = 59.40 GB; SGLang: 0.88 x 85.019 - 16.061 = 58.76 GB.
     """
     spec, q = load_model(MODEL), Quant.from_name("bf16")
     dev = __import__("hwmodels.device_spec").device_spec.load_device(DEVICE)
     trt, sgl = (kv_capacity(spec, q, dev, engine_for(f)) for f in ("tensorrt-llm", "sglang"))
-    mem, weights = 80 * 2**30, 2 * 8_030_261_248
+    mem, weights = 79.18 * 2**30, 2 * 8_030_261_248
     act = 8192 * (3 * 4096 + 1.5 * 28672) * 2 + 2048 * 128256 * 4
     assert trt.kv_bytes == pytest.approx(0.9 * (mem - weights - act - 1.0e9), rel=1e-4)
     assert sgl.kv_bytes == pytest.approx(0.88 * mem - weights, rel=1e-4)
@@ -172,8 +179,8 @@ def test_kv_rules_differ_as_the_engines_do():
 
 def test_sglang_before_0_4_6_keeps_less_memory_on_larger_tensor_parallel_groups():
     """SGLang 0.4's unset mem_fraction_static: 0.88 at TP 1, 0.85 at TP 4, 0.81 at TP 8 and 0.79
-    from TP 16; Llama-3.1-70B in BF16 on 8 H100s keeps 0.81 x 80 GiB less an eighth of its weights
-    per device for KV. A run's own share replaces the table."""
+    from TP 16; Llama-3.1-70B in BF16 on 8 H100s keeps 0.81 x 79.18 GiB (the total CUDA reports)
+    less an eighth of its weights per device for KV. A run's own share replaces the table."""
     from hwmodels.device_spec import load_device
 
     spec, q, dev = load_model("llama-3.1-70b"), Quant.from_name("bf16"), load_device(DEVICE)
@@ -189,9 +196,9 @@ def test_sglang_before_0_4_6_keeps_less_memory_on_larger_tensor_parallel_groups(
     ]
     weights = 2 * spec.n_params() / 8
     kv = kv_capacity(spec, q, dev, old, tp=8)
-    assert kv.kv_bytes == pytest.approx(0.81 * 80 * 2**30 - weights, rel=1e-4)
+    assert kv.kv_bytes == pytest.approx(0.81 * 79.18 * 2**30 - weights, rel=1e-4)
     own = kv_capacity(spec, q, dev, old.with_limits(kv_fraction=0.9), tp=8)
-    assert own.kv_bytes == pytest.approx(0.9 * 80 * 2**30 - weights, rel=1e-4)
+    assert own.kv_bytes == pytest.approx(0.9 * 79.18 * 2**30 - weights, rel=1e-4)
     assert (kv.to_dict()["kv_memory_fraction"], own.fraction) == (0.81, 0.9)
     assert engine_for("sglang").memory_fraction(8) == 0.88
 
@@ -471,9 +478,10 @@ def test_a_run_that_turns_chunked_prefill_off_gets_the_whole_context_as_its_budg
 def test_v0s_non_torch_reserve_grows_with_its_tensor_parallel_group_on_hopper_boards():
     """vLLM V0 logged 1.79 GiB of non-torch memory at TP 1 and 3.58 GiB at TP 2 on an H100, 7.16
     GiB at TP 8 on an H200 (engines.yaml vllm-v0 nccl_reserve): 1.92 GB x (1 + log2 tp) is 1.92,
-    3.84 and 7.68 GB. An A100 board keeps the flat 1.5 GB at any TP, and so does V1 (whose H100
-    pools at TP 1-4 meet vLLM's within 1% with it: the test above); the reserve comes out of the
-    pool byte for byte, to a block."""
+    3.84 and 7.68 GB. An A100 board keeps the flat 1.5 GB at any TP. V1's is 0.14 GB at TP 1 and
+    0.32 GB more per doubling of the group (llm-d-benchmark's H100 logs: 0.13 GiB at TP 1, 0.55 GiB
+    at TP 2; its H100 pools at TP 1-4 meet vLLM's within 1% with it: the test above); the reserve
+    comes out of the pool byte for byte, to a block."""
     from hwmodels.device_spec import load_device
     from hwmodels.engine_config import runtime_reserve
 
@@ -482,7 +490,8 @@ def test_v0s_non_torch_reserve_grows_with_its_tensor_parallel_group_on_hopper_bo
     for tp, gb in ((1, 1.92), (2, 3.84), (4, 5.76), (8, 7.68)):
         assert runtime_reserve(v0, h100, tp) == pytest.approx(gb * 1e9)
         assert runtime_reserve(v0, h200, tp) == pytest.approx(gb * 1e9)
-        assert runtime_reserve(v0, a100, tp) == runtime_reserve(v1, h100, tp) == 1.5e9
+        assert runtime_reserve(v0, a100, tp) == 1.5e9
+        assert runtime_reserve(v1, h100, tp) == pytest.approx(0.14e9 + 0.32e9 * {1: 0, 2: 1, 4: 2, 8: 3}[tp])
     spec, q = load_model("llama-3.1-70b"), Quant.from_name("fp8")
     on_h100 = kv_capacity(spec, q, h100, v0, tp=8)
     flat = kv_capacity(spec, q, h100, replace(v0, nccl_reserve_devices=()), tp=8)
