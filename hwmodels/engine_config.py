@@ -92,7 +92,7 @@ class EngineConfig:
     nccl_reserve_devices: tuple[str, ...] = ()
     """Devices on whose NVSwitch boards the engine's non-torch memory grows with its tensor-parallel
     group: there the runtime reserve is ``nccl_reserve_bytes x (1 + log2 tp)`` (see
-    ``runtime_reserve``), elsewhere ``runtime_reserve_bytes``."""
+    ``runtime_reserve``), elsewhere ``runtime_reserve_bytes + tp_reserve_bytes x log2 tp``."""
     nccl_reserve_bytes: float = 0.0
     tp_reserve_bytes: float = 0.0
     """Bytes the runtime reserve grows by per doubling of the tensor-parallel group elsewhere (the
