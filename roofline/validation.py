@@ -359,6 +359,10 @@ class Condition:
     ``--max-num-batched-tokens N``, ``--max_num_tokens N``); it wins over the engine's own and
     sets the activation peak reserved before the KV pool. None: the engine's (a server row's
     stated budget is in ``serving``)."""
+    scheduler: str | None = None
+    """An offline run's scheduling policy where its notes state another than its engine's default
+    (``stated_scheduler``: TensorRT-LLM's MAX_UTILIZATION in MLPerf's harness); a server row's is
+    in ``serving``."""
 
     @property
     def closed_loop(self) -> bool:
@@ -505,6 +509,9 @@ def resolve(row: pd.Series) -> Condition | str:
     if lin is None or lout is None:
         return "input_len or output_len is not stated"
     lin, lout = max(lin, zero), max(lout, zero)
+    batch, max_num_seqs = _int_or_none(row["batch"]), _stated_max_num_seqs(row["notes"])
+    if phase == "offline" and stated_batch_limit(row["notes"], batch):
+        batch, max_num_seqs = None, batch  # the engine fills its pool up to that limit
     return Condition(
         model,
         device,
@@ -512,7 +519,7 @@ def resolve(row: pd.Series) -> Condition | str:
         framework,
         phase,
         metric,
-        _int_or_none(row["batch"]),
+        batch,
         lin,
         lout,
         tp,
@@ -521,7 +528,7 @@ def resolve(row: pd.Series) -> Condition | str:
         kernel_op,
         lengths,
         serving,
-        _stated_max_num_seqs(row["notes"]),
+        max_num_seqs,
         cached_prompt_tokens(row["notes"], framework, phase, lin),
         stated_link(row["interconnect"], device),
         _stated_max_model_len(row["notes"]),
@@ -533,6 +540,7 @@ def resolve(row: pd.Series) -> Condition | str:
         and str(framework).startswith("tensorrt-llm")
         and "trtllm-bench" in str(row["notes"]),
         _stated_token_budget(row["notes"], phase, framework) if phase == "offline" else None,
+        stated_scheduler(row["notes"], framework) if phase == "offline" else None,
     )
 
 
@@ -552,6 +560,33 @@ def cached_prompt_tokens(notes: Any, framework: str | None, phase: str, input_le
     if not engine.prefix_caching:
         return 0
     return (input_len - 1) // engine.block_size * engine.block_size
+
+
+BATCH_LIMIT = re.compile(
+    r"\bbatch(?: (\d+))? = (?:vLLM )?(?:gpu_batch_size|max[-_]num[-_]seqs|max[-_]batch[-_]size)\b",
+    re.IGNORECASE,
+)
+"""How a row's notes say its ``batch`` is the engine's limit on sequences in flight (MLPerf's
+``gpu_batch_size``, an engine's ``max_num_seqs``), not the batch that ran: ``batch 2048 =
+gpu_batch_size per engine``."""
+
+
+def stated_batch_limit(notes: Any, batch: int | None) -> bool:
+    """Whether an offline row's ``batch`` is its engine's limit on running sequences
+    (``BATCH_LIMIT``; the number, where the sentence gives one, is the row's batch): the engine
+    then runs as many sequences as its KV pool holds, up to that limit (``offline_max_batch``)."""
+    if batch is None:
+        return False
+    return any(m.group(1) in (None, str(batch)) for m in BATCH_LIMIT.finditer(str(notes)))
+
+
+def stated_scheduler(notes: Any, framework: str | None) -> str | None:
+    """The scheduling policy of a row's engine by the first ``capacity_policy`` rule of the alias
+    table that holds for its framework and notes, or None: the engine's default."""
+    for rule in aliases().get("capacity_policy", []):
+        if str(framework) in rule["frameworks"] and re.search(rule["match"], str(notes)):
+            return rule["scheduler"]
+    return None
 
 
 def _stated_max_num_seqs(notes: Any) -> int | None:
@@ -780,10 +815,9 @@ def _serving_settings(
         settings["scheduler_steps"] = int(steps.group(1))  # vLLM V0's --num-scheduler-steps
     if str(framework).startswith("sglang") and re.search(r"--disable-radix-cache\b", str(row["notes"])):
         settings["prefix_caching"] = False  # SGLang's prefix (radix) cache turned off
-    for rule in aliases().get("capacity_policy", []):
-        if str(framework) in rule["frameworks"] and re.search(rule["match"], str(row["notes"])):
-            settings["scheduler"] = rule["scheduler"]
-            break
+    scheduler = stated_scheduler(row["notes"], framework)
+    if scheduler:
+        settings["scheduler"] = scheduler
     if mode == "disagg":
         pools = {}
         for key in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp"):
@@ -877,7 +911,7 @@ def offline_engine(c: Condition) -> EngineConfig:
     memory for a row without one."""
     if c.framework:
         engine = engine_for(c.framework).for_device(catalog()[c.device], offline=True)
-        engine = engine.with_limits(c.max_num_seqs, kv_fraction=c.memory_fraction)
+        engine = engine.with_limits(c.max_num_seqs, kv_fraction=c.memory_fraction, scheduler=c.scheduler)
         tuned = (
             bench_limits(
                 load_model(c.model),

@@ -16,7 +16,10 @@ from roofline.validation import (
     SERVING_COLUMNS,
     cached_prompt_tokens,
     load_measured,
+    offline_kv_tokens,
+    operating_point,
     resolve,
+    stated_batch_limit,
     stated_length_spread,
     stated_memory_fraction,
     stated_version,
@@ -729,6 +732,37 @@ def test_a_server_rows_stated_multi_step_scheduling_is_read(framework, notes, st
 )
 def test_tensorrt_llms_capacity_policy_is_read_from_its_notes(framework, notes, scheduler):
     assert _server_settings(framework, notes).get("scheduler") == scheduler
+
+
+@pytest.mark.parametrize(
+    "notes, batch, limit",
+    [
+        ("batch 2048 = gpu_batch_size per engine (maximum in-flight), not a measured occupancy", 2048, True),
+        ("batch = gpu_batch_size per engine (Server 896, Offline 806), a maximum", 806, True),
+        ("batch = vLLM max_num_seqs from the harness defaults", 2048, True),
+        ("batch = max-num-seqs", 1024, True),
+        ("batch 1024 = gpu_batch_size per engine", 2048, False),  # another number: not this batch
+        ("batch 512 (the sequences generated together)", 512, False),
+        ("batch = gpu_batch_size per engine", None, False),
+    ],
+)
+def test_an_offline_rows_batch_stated_as_its_engines_limit_is_read_as_one(notes, batch, limit):
+    assert stated_batch_limit(notes, batch) is limit
+
+
+def test_an_offline_row_whose_batch_is_a_limit_runs_what_its_kv_pool_holds():
+    """vk012: MLPerf's gpu_batch_size 1024 on a TP2 pair of L40S, whose KV pool (16-bit KV beside
+    70 GB of FP8 weights) holds about 128k tokens: 1024 sequences of the OpenOrca lengths (about
+    230 prompt and 290 output tokens) would need four times that, so the engine runs fewer, and
+    under the harness's MAX_UTILIZATION policy (a running request holds its prompt and half its
+    output on average)."""
+    row = load_measured().set_index("id").loc["vk012"]
+    c = resolve(_with_id(row, "vk012"))
+    assert (c.batch, c.max_num_seqs, c.scheduler) == (None, 1024, "tensorrt-llm-max-util")
+    running = operating_point(c).batch
+    assert 64 <= running < 1024
+    assert running * (c.input_len + c.output_len / 2) <= offline_kv_tokens(c) * 1.1
+    assert resolve(_with_id(row.replace(row["notes"], "batch 1024 sequences at once"), "vk012")).batch == 1024
 
 
 def test_an_unknown_scheduling_policy_is_refused_with_the_known_ones():
