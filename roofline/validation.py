@@ -59,7 +59,7 @@ from hwmodels.schedulers import policy
 from hwmodels.trtllm_bench import bench_limits
 from roofline.estimate import estimate, kv_cache_bytes, weight_bytes
 from roofline.intervals import row_features, row_range
-from workloads.errors import AmbiguousNameError, ConfigError, DoesNotFitError, HwsimError
+from workloads.errors import AmbiguousNameError, ConfigError, DoesNotFitError, HwsimError, closest_names
 from workloads.files import is_file
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, preset_for
@@ -152,6 +152,7 @@ METRICS = (
     "decode_step_j",
     "prefill_j",
     "requests_per_s",
+    "total_tokens_per_s",
 )
 ENERGY_METRICS = ("j_per_token", "decode_step_j", "prefill_j")
 """Energy the devices themselves drew (their own counters or power readings, such as NVML):
@@ -171,6 +172,9 @@ METRIC_SPELLINGS: dict[str, tuple[str, float]] = {
     "mean_e2el_ms": ("e2e_s", 1e-3),
     "output_throughput": ("output_tokens_per_s", 1.0),
     "request_throughput": ("requests_per_s", 1.0),
+    "total_token_throughput": ("total_tokens_per_s", 1.0),
+    # an offline run's generated tokens per second (the measured-data contract's example name)
+    "offline_tokens_per_s": ("output_tokens_per_s", 1.0),
     # the same quantities under a millisecond name
     "ttft_ms": ("ttft_s", 1e-3),
     "tpot_ms": ("tpot_s", 1e-3),
@@ -182,7 +186,11 @@ METRIC_SPELLINGS: dict[str, tuple[str, float]] = {
 }
 """Other names of ``METRICS`` a measured-data file may use, with the factor that takes their value
 to the metric's unit. Inter-token latency (ITL) is read as the time per output token: the mean
-gap between a stream's tokens, which for a request's tokens after its first is its TPOT."""
+gap between a stream's tokens, which for a request's tokens after its first is its TPOT.
+``offline_tokens_per_s`` is read as generated (output) tokens per second of the whole run; a rate
+of prompt and output tokens together is ``total_tokens_per_s`` (vLLM's ``total_token_throughput``,
+``benchmark_throughput.py``'s "total tokens/s"), priced as the output rate times (prompt + output)
+/ output at the row's mean lengths."""
 TIME_UNITS = {
     "s": 1.0,
     "sec": 1.0,
@@ -461,7 +469,8 @@ def resolve(row: pd.Series) -> Condition | str:
             "not the host's CPUs, memory, fans or power supply"
         )
     if metric not in METRICS:
-        return f"metric {metric!r} is not predicted"
+        near = closest_names(metric, [*METRICS, *METRIC_SPELLINGS])
+        return f"metric {metric!r} is not predicted" + (f"; closest: {', '.join(near)}" if near else "")
     unit = _text(row.get("unit")).strip()
     if metric in TIME_METRICS and unit and unit != "s":
         return f"unit {unit!r} does not go with metric {metric!r}; expected a time ({', '.join(TIME_UNITS)})"
@@ -1032,6 +1041,9 @@ layer above this one, passes it in)."""
 
 def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[float | None, str]:
     """The predicted value of a resolved row, or None and the reason it is not covered."""
+    if c.metric == "total_tokens_per_s":  # prompt and output tokens: the output rate, scaled
+        value, reason = predict(replace(c, metric="output_tokens_per_s"), serving)
+        return (None if value is None else value * (c.input_len + c.output_len) / c.output_len), reason
     if c.serving is not None:
         if serving is None:
             return None, "server rows are predicted by the serving simulation (hwsim validate runs it)"

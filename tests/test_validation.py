@@ -177,6 +177,26 @@ def test_benchmark_result_names_and_milliseconds_read_as_the_metric_in_seconds(t
     assert not points[4]["covered"] and "unit 'tokens/s'" in points[4]["reason"]
 
 
+def test_offline_and_total_token_rates_read_as_the_output_rate(tmp_path):
+    """``offline_tokens_per_s`` (the contract's name) is the output rate itself; a rate of prompt
+    and output tokens together (``total_tokens_per_s``, vLLM's ``total_token_throughput``) is the
+    output rate times (prompt + output) / output: 5x for a 512-token prompt and 128 outputs. An
+    unknown rate name is not covered and names the closest known ones."""
+    path = tmp_path / "rates.csv"
+    row = {"hardware": "H100 SXM", "model": "Llama-3.1-8B", "precision": "bf16", "phase": "offline"}
+    row |= {"batch": 8, "input_len": 512, "output_len": 128, "framework": "vllm"}
+    names = ["output_tokens_per_s", "offline_tokens_per_s", "total_tokens_per_s", "total_token_throughput"]
+    pd.DataFrame([row | {"metric": m, "value": 1000.0} for m in [*names, "tokens_per_s"]]).to_csv(
+        path, index=False
+    )
+    points = validate(path)["points"]
+    output = points[0]["predicted"]
+    assert output > 0 and points[1]["predicted"] == pytest.approx(output)
+    assert [p["predicted"] for p in points[2:4]] == pytest.approx([5 * output] * 2)
+    assert not points[4]["covered"]
+    assert "closest: total_tokens_per_s, output_tokens_per_s" in points[4]["reason"]
+
+
 def _framework_with(row_id: str, column: str, value: str) -> str | None:
     """The framework a shipped row resolves to with one of its cells changed."""
     row = load_measured().set_index("id").loc[row_id].copy()
