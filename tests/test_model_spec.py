@@ -336,3 +336,24 @@ def test_dbrx_nested_config_reads_as_its_shape():
     cfg = json.loads((Path(__file__).parent.parent / "workloads" / "presets" / "dbrx.json").read_text())
     with pytest.raises(ConfigError, match="attn_config"):
         spec_from_config(cfg | {"attn_config": 8}, "dbrx")
+
+
+def test_older_families_read_as_their_hf_modules():
+    """StarCoder (gpt_bigcode) is multi-query: one K and one V head of 128 over 40 layers, so a
+    16-bit cached token is 2 x 40 x 128 x 2 = 20,480 bytes, not 48 heads' 983,040; Phi-2 runs
+    attention and MLP on one LayerNorm per layer; MPT-7B reads its widths from d_model, n_layers,
+    n_heads and expansion_ratio (FFN 4 x 4,096) and has no biases; GPT-NeoX-20B's projections
+    carry biases."""
+    from workloads.graph import kv_bytes_per_token
+    from workloads.quant import Quant
+
+    starcoder = load_model("starcoder")
+    assert (starcoder.n_heads, starcoder.n_kv_heads, starcoder.tied_embeddings) == (48, 1, True)
+    assert kv_bytes_per_token(starcoder, Quant.from_name("fp16")) == 2 * 40 * 128 * 2
+    phi = load_model("phi-2")
+    assert (phi.norm, phi.norms_per_layer, phi.qkv_bias, phi.lm_head_bias) == ("layernorm", 1, True, True)
+    mpt = load_model("mpt-7b")
+    assert (mpt.n_layers, mpt.hidden_size, mpt.n_heads, mpt.ffn_size) == (32, 4096, 32, 16384)
+    assert not (mpt.qkv_bias or mpt.ffn_bias) and mpt.tied_embeddings
+    neox = load_model("gpt-neox-20b")
+    assert neox.qkv_bias and neox.ffn_bias and not neox.tied_embeddings

@@ -83,10 +83,13 @@ modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP, Glm4Mo
 ``modeling_deepseek.py`` DeepseekMLP likewise; Qwen2-VL's and Qwen2.5-VL's language model is
 Qwen2's, its fields at the top level of their configs)."""
 
-TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3_text", "opt", "falcon", "cohere", "cohere2"})
+TIED_BY_DEFAULT = frozenset(
+    {"gemma", "gemma2", "gemma3_text", "opt", "falcon", "cohere", "cohere2", "gpt2", "gpt_bigcode", "mpt"}
+)
 """Families whose HF config class ties the LM head to the embedding unless ``tie_word_embeddings``
 says otherwise (GemmaConfig, Gemma2Config, CohereConfig, Cohere2Config, OPTConfig, FalconConfig:
-``tie_word_embeddings=True`` in their signatures)."""
+``tie_word_embeddings=True`` in their signatures; GPT2Config and GPTBigCodeConfig leave it at
+``PretrainedConfig``'s true; MPT reads its output through the token embedding)."""
 
 UNGATED_FAMILIES = frozenset(
     {
@@ -105,8 +108,17 @@ UNGATED_FAMILIES = frozenset(
 )
 """Model families whose FFN is two matrices (up, activation, down)."""
 
-LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom"})
+LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom", "gpt_bigcode", "phi"})
 """Families that use LayerNorm (weight and bias) rather than RMSNorm (weight only)."""
+
+BIASED_FAMILIES = frozenset({"opt", "gpt2", "gpt_bigcode", "phi", "bloom"})
+"""Families whose attention and FFN projections all carry a bias by their HF modules
+(``OPTAttention`` under ``enable_bias``, GPT-2's and GPTBigCode's ``Conv1D``/``Linear`` c_attn,
+c_proj and c_fc, ``PhiAttention``'s q, k, v and dense with ``PhiMLP``'s fc1 and fc2, Bloom's
+query_key_value, dense and MLP); GPT-NeoX's follow its ``attention_bias`` (default true)."""
+
+LEARNED_POSITION_FAMILIES = frozenset({"gpt2", "gpt_bigcode"})
+"""Families with a learned position embedding of ``n_positions`` rows (HF ``wpe``)."""
 
 LAYER_TYPES = {
     "full_attention": "full",
@@ -126,9 +138,9 @@ INTERLEAVED_SLIDING_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text", "co
 SANDWICH_NORM_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text"})
 """Families whose blocks norm each sublayer's input and its output before the residual add: four
 RMSNorms per layer (HF ``Gemma2DecoderLayer``: input, post-attention, pre- and post-feedforward)."""
-PARALLEL_BLOCK_FAMILIES = frozenset({"gptj", "cohere", "cohere2"})
+PARALLEL_BLOCK_FAMILIES = frozenset({"gptj", "cohere", "cohere2", "phi"})
 """Families whose attention and FFN read the same normed input and add to the residual together:
-one norm per layer (HF ``GPTJBlock``, ``CohereDecoderLayer``). Cohere's LayerNorm has no bias
+one norm per layer (HF ``GPTJBlock``, ``CohereDecoderLayer``, ``PhiDecoderLayer``). Cohere's LayerNorm has no bias
 (``CohereLayerNorm``), so its weights and traffic are an RMSNorm's, as which it is priced."""
 
 UNMODELLED_FIELDS = {
@@ -787,9 +799,11 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         )
     _refuse_unmodelled(cfg, where)
     g = lambda *k, **kw: _get(cfg, where, *k, **kw)  # noqa: E731
-    n_layers = _positive_int(g("num_hidden_layers", "n_layer"), where, "num_hidden_layers", MAX_LAYERS)
+    n_layers = _positive_int(
+        g("num_hidden_layers", "n_layer", "n_layers"), where, "num_hidden_layers", MAX_LAYERS
+    )
     hidden = _positive_int(g("hidden_size", "n_embd", "d_model"), where, "hidden_size")
-    n_heads = _positive_int(g("num_attention_heads", "n_head"), where, "num_attention_heads")
+    n_heads = _positive_int(g("num_attention_heads", "n_head", "n_heads"), where, "num_attention_heads")
     n_kv = _positive_int(
         g("num_key_value_heads", "num_kv_heads", "n_head_kv", "num_attention_groups", default=n_heads),
         where,
@@ -797,6 +811,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     )
     if family == "falcon" and cfg.get("multi_query", True) and not cfg.get("new_decoder_architecture"):
         n_kv = 1  # Falcon-7B: multi-query; num_kv_heads is used only with the new decoder architecture
+    if family == "gpt_bigcode" and cfg.get("multi_query", True):
+        n_kv = 1  # StarCoder: one K and V head (GPTBigCodeConfig multi_query, default true)
     if n_heads % n_kv:
         raise ConfigError(
             f"{where}: num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}"
@@ -809,6 +825,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     head_dim = _positive_int(g("head_dim", default=hidden // n_heads), where, "head_dim")
     vocab = _positive_int(g("vocab_size"), where, "vocab_size")
     default_ffn = 4 * hidden if family in LAYERNORM_FAMILIES else None
+    if family == "mpt":  # MPTConfig: the FFN is expansion_ratio (default 4) times d_model
+        default_ffn = _positive_int(cfg.get("expansion_ratio", 4), where, "expansion_ratio") * hidden
     # Llama 4: intermediate_size is the experts' width, intermediate_size_mlp the dense layers'
     ffn_keys = ("intermediate_size_mlp",) if family == "llama4_text" else ()
     ffn_field = ffn_keys[0] if ffn_keys else "intermediate_size"
@@ -880,8 +898,12 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     if ffn is None:
         raise ConfigError(f"{where}: missing field {ffn_field!r} (expected a positive integer)")
     layernorm = family in LAYERNORM_FAMILIES
-    bias_all = bool(cfg.get("bias", False) if family == "falcon" else cfg.get("enable_bias", family == "opt"))
-    attention_bias = bool(cfg.get("attention_bias", False))
+    bias_all = bool(
+        cfg.get("bias", False) if family == "falcon" else cfg.get("enable_bias", family in BIASED_FAMILIES)
+    )
+    if family == "mpt":
+        bias_all = not cfg.get("no_bias", True)  # MPTConfig no_bias, default true
+    attention_bias = bool(cfg.get("attention_bias", family == "gpt_neox"))
     norms_per_layer = 1 if family in PARALLEL_BLOCK_FAMILIES else 4 if family in SANDWICH_NORM_FAMILIES else 2
     if family == "falcon":
         norms_per_layer = _falcon_norms_per_layer(cfg)
@@ -893,6 +915,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     learned_pos = 0
     if family == "opt":
         learned_pos = (max_context or 2048) + 2  # OPT offsets positions by 2
+    elif family in LEARNED_POSITION_FAMILIES:
+        learned_pos = max_context or 1024
     # q/k RMSNorm with weights: Qwen3 family per head; MiniMax-M2 over all q and all k channels.
     # Llama 4's use_qk_norm is a weightless L2 norm (no parameters).
     qk_norm = family in {
@@ -926,10 +950,10 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         qk_norm=qk_norm,
         qkv_bias=bias_all or attention_bias or family == "qwen2",
         out_bias=bias_all or attention_bias,
-        ffn_bias=bias_all or family == "gptj",
+        ffn_bias=bias_all or family in {"gptj", "gpt_neox"},
         n_learned_positions=learned_pos,
         attn_sinks=family == "gpt_oss",
-        lm_head_bias=family == "gptj",
+        lm_head_bias=family in {"gptj", "phi"},
         mla=mla,
         moe=moe,
         source=source,

@@ -151,6 +151,11 @@ PRECISION_ALIASES = {
     "fbgemm_fp8": "fp8-ffn",
     "smoothquant": "int8",
     "int8-smoothquant": "int8",
+    "w8a8-int8": "int8",
+    "w8a8-fp8": "fp8",
+    "int8-weight-only": "w8a16",
+    "int4-weight-only": "w4a16",
+    "gptq-int8": "w8a16g128",
     "fp8-dynamic": "fp8-kv16",
     "marlin": "int4",
     "awq-marlin": "int4",
@@ -161,7 +166,9 @@ methods whose weight and activation widths the named precision states (AWQ and G
 are 4-bit weights in groups of 128 with 16-bit activations, also under the Marlin kernels vLLM runs
 them with; NVFP4 is ``fp4``; FP8 is E4M3 for inference, with its KV cache in FP8; the FP8-dynamic
 checkpoints of llm-compressor, which vLLM serves with the model's 16-bit KV cache, ``fp8-kv16``;
-SmoothQuant is W8A8, ``int8``). A name is looked up lowercased, with spaces (and underscores,
+SmoothQuant is W8A8, ``int8``, as are vLLM's ``w8a8-int8`` checkpoints, its ``w8a8-fp8`` ones ``fp8``;
+TensorRT-LLM's weight-only INT8 and INT4 are per-channel ``w8a16`` and ``w4a16``; GPTQ's 8-bit
+checkpoints groups of 128, ``w8a16g128``). A name is looked up lowercased, with spaces (and underscores,
 unless a named format has them: ``q4_k_m``) read as dashes and parentheses dropped (``FP8_E4M3``,
 ``FP8 (E4M3)``)."""
 
