@@ -620,6 +620,17 @@ prefill batch takes, ``server_args.py``; -1, no chunking, is not read), LMDeploy
 frameworks.yaml names that begin with it."""
 
 
+DECODE_RUN_ARGUMENTS = {
+    "vllm": "num[-_]scheduler[-_]steps?",
+    "sglang": "num[-_]continuous[-_]decode[-_]steps",
+}
+"""The engine argument that runs N decode steps back to back, taking no new prompt between them:
+vLLM V0's ``--num-scheduler-steps`` (multi-step scheduling) and SGLang's
+``--num-continuous-decode-steps`` ("Run multiple continuous decoding steps to reduce scheduling
+overhead ... may also increase time-to-first-token latency", sgl-project/sglang
+python/sglang/srt/server_args.py); ``scheduler_steps`` of the serve configuration."""
+
+
 def _argument_of(arguments: Mapping[str, str], framework: str | None) -> str | None:
     """The pattern of ``framework``'s family's argument in ``arguments`` (a family is the
     frameworks.yaml names that begin with its key), or None."""
@@ -819,9 +830,10 @@ def _serving_settings(
     budget = _stated_token_budget(row["notes"], "server", framework)
     if "max_num_batched_tokens" not in settings and budget:
         settings["max_num_batched_tokens"] = budget
-    steps = re.search(r"num[-_]scheduler[-_]steps?(?:\s*=\s*|\s+)(\d+)", str(row["notes"]))
-    if steps and int(steps.group(1)) > 1 and str(framework).startswith("vllm"):
-        settings["scheduler_steps"] = int(steps.group(1))  # vLLM V0's --num-scheduler-steps
+    argument = _argument_of(DECODE_RUN_ARGUMENTS, framework)
+    steps = re.search(rf"{argument}(?:\s*=\s*|\s+)(\d+)", str(row["notes"])) if argument else None
+    if steps and int(steps.group(1)) > 1:
+        settings["scheduler_steps"] = int(steps.group(1))  # decode steps run back to back
     if str(framework).startswith("sglang") and re.search(r"--disable-radix-cache\b", str(row["notes"])):
         settings["prefix_caching"] = False  # SGLang's prefix (radix) cache turned off
     scheduler = stated_scheduler(row["notes"], framework)

@@ -730,6 +730,9 @@ def test_a_server_rows_stated_token_budget_is_its_frameworks_own_argument(framew
         ("vllm", "(CSV columns: num-scheduler-step 15, enable-chunked-prefill False)", 15),
         ("vllm", "--num-scheduler-steps 1", None),
         ("sglang", "--num-scheduler-steps 10", None),  # vLLM's argument only
+        ("sglang", "sglang.launch_server --num-continuous-decode-steps=4 --attention-backend aiter", 4),
+        ("sglang", "--num-continuous-decode-steps 8", 8),
+        ("vllm", "--num-continuous-decode-steps 8", None),  # SGLang's argument only
     ],
 )
 def test_a_server_rows_stated_multi_step_scheduling_is_read(framework, notes, steps):
