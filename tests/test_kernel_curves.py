@@ -233,6 +233,22 @@ def test_devices_without_measured_kernels_keep_their_class_efficiency():
         assert model.estimate(bf16, catalog()["mi300x"]).total_time_s() == pytest.approx(on)
 
 
+def test_a_card_with_the_measured_parts_power_per_flop_takes_its_curve():
+    """H200 NVL (600 W over 1,670.5 FP8 TFLOP/s, the SXM part's power per peak FLOP) is priced on
+    the Hopper curve at its own peak: a compute-bound FP8 GEMM of 8192^3 takes the H200's time
+    times 1978.9 / 1670.5. H100 NVL (400 W over the same peak) keeps its class efficiency."""
+    ops = gemm_table(8192.0, 8192.0, 8192.0, Quant.from_name("fp8"))
+    model = GpuCostModel()
+
+    def compute_s(device: str) -> float:
+        dev = replace(catalog()[device], sustained_gemm={})  # the curve alone, no power limit
+        return float(model.estimate(ops, dev).compute_s.ravel()[0])
+
+    assert gemm_curve("h200-nvl", "fp8") is not None and gemm_curve("h100-nvl", "fp8") is None
+    assert compute_s("h200-nvl") == pytest.approx(compute_s("h200") * 1978.9 / 1670.5, rel=1e-3)
+    assert compute_s("h100-nvl") != pytest.approx(compute_s("h200-nvl"), rel=0.05)
+
+
 def test_fp8_gemm_without_a_curve_runs_at_the_measured_speedup_over_bf16():
     """MI300X promises twice its BF16 peak in FP8 (2614.9 vs 1307.4 TFLOP/s); with FP8 measured at
     1.5x BF16 elsewhere, its FP8 GEMMs run at 1.5 / 2 = 0.75 of the class efficiency of the FP8 peak.
