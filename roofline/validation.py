@@ -371,11 +371,6 @@ class Condition:
     """An offline run's scheduling policy where its notes state another than its engine's default
     (``stated_scheduler``: TensorRT-LLM's MAX_UTILIZATION in MLPerf's harness); a server row's is
     in ``serving``."""
-    ep: int = 1
-    """An offline row's expert-parallel degree (``expert_layout``; a server row's is in ``serving``)."""
-    attention_dp: bool = False
-    """Whether an offline row runs attention data-parallel over its ``ep`` ranks, each rank its own
-    requests and their KV cache (``expert_layout``)."""
 
     @property
     def closed_loop(self) -> bool:
@@ -491,16 +486,10 @@ def resolve(row: pd.Series) -> Condition | str:
     lengths = _dataset_lengths(row.get("dataset"))
     serving = None
     ep = _int_or_none(row.get("ep")) or 1
-    attention_dp = False
-    if phase == "offline" and ep > 1:
-        layout = expert_layout(row, n_devices, tp, pp, ep)
-        if isinstance(layout, str):
-            return layout
-        tp, ep, attention_dp = layout["tp"], layout["ep"], layout["attention_dp"]
-    elif phase != "server" and ep > 1:
-        # a prefill, decode or end-to-end row times one batch of a parallel layout the sources
-        # that state ep describe no further (which ranks hold which requests)
-        return f"ep {ep}: expert parallelism is validated on server and offline rows only"
+    if phase != "server" and ep > 1:
+        # the analytic rows here carry tp and pp only: pricing an expert-parallel run (and the
+        # per-rank batch of attention data parallelism) as tensor parallel would misstate it
+        return f"ep {ep}: expert parallelism is validated on server rows only (the simulated engine)"
     if phase == "server":
         serving = _serving_settings(row, n_devices, tp, pp, framework)
         if isinstance(serving, str):
@@ -561,8 +550,6 @@ def resolve(row: pd.Series) -> Condition | str:
         and "trtllm-bench" in str(row["notes"]),
         _stated_token_budget(row["notes"], phase, framework) if phase == "offline" else None,
         stated_scheduler(row["notes"], framework) if phase == "offline" else None,
-        ep if phase == "offline" else 1,
-        attention_dp,
     )
 
 
@@ -861,9 +848,18 @@ def _serving_settings(
             pools[key] = value
         settings.update(pools)
         return settings
-    layout = expert_layout(row, n_devices, tp, pp, ep)
-    if isinstance(layout, dict) and layout["attention_dp"]:
-        settings.update(layout)
+    dp = _int_or_none(row.get("dp")) or 1
+    if tp * pp * ep > n_devices and ep == tp == dp and pp == 1:
+        # TensorRT-LLM's and SGLang's attention data parallelism: every rank runs attention for
+        # its own requests and the experts are split over the same ranks (hwsim: tp 1, ep n)
+        settings.update(ep=ep, tp=1, attention_dp=True)
+        return settings
+    if ep == dp == 1 and tp == n_devices > 1 and re.search(r"--enable-dp-attention\b", str(row["notes"])):
+        # SGLang's DP attention: each rank runs attention for its own requests and keeps their KV
+        # cache (not every rank the whole latent cache); its MoE then runs over the same ranks
+        # (tensor-parallel in v0.4), priced as expert parallelism over them: the same expert
+        # FLOPs and weight bytes per device, other collectives
+        settings.update(ep=tp, tp=1, attention_dp=True)
         return settings
     drafts = re.search(r"num_nextn_predict_layers (\d+)", str(row["notes"]))
     if drafts:
@@ -871,39 +867,21 @@ def _serving_settings(
             f"speculative decoding (MTP, {drafts.group(1)} drafted tokens a step) with no stated "
             "acceptance rate: hwsim prices drafts at a stated acceptance only (--mtp-acceptance)"
         )
-    if isinstance(layout, str):
-        return layout
-    settings["ep"] = layout["ep"]
-    return settings
-
-
-def expert_layout(row: pd.Series, n_devices: int, tp: int, pp: int, ep: int) -> dict[str, Any] | str:
-    """How a row's ``tp``, ``ep`` and ``dp`` lay an MoE model over its devices, as hwsim's
-    ``{"tp", "ep", "attention_dp"}``, or why that layout is not modelled."""
-    dp = _int_or_none(row.get("dp")) or 1
-    if tp * pp * ep > n_devices and ep == tp == dp and pp == 1:
-        # TensorRT-LLM's and SGLang's attention data parallelism: every rank runs attention for
-        # its own requests and the experts are split over the same ranks (hwsim: tp 1, ep n)
-        return {"tp": 1, "ep": ep, "attention_dp": True}
-    if ep == dp == 1 and tp == n_devices > 1 and re.search(r"--enable-dp-attention\b", str(row["notes"])):
-        # SGLang's DP attention: each rank runs attention for its own requests and keeps their KV
-        # cache (not every rank the whole latent cache); its MoE then runs over the same ranks
-        # (tensor-parallel in v0.4), priced as expert parallelism over them: the same expert
-        # FLOPs and weight bytes per device, other collectives
-        return {"tp": 1, "ep": tp, "attention_dp": True}
     if tp * pp * ep > n_devices and tp * pp == n_devices and tp % ep == 0 and dp == 1:
         # TensorRT-LLM's --tp N --ep M (and SGLang's --ep-size within --tp): the experts split M
         # ways inside the tp group, each over tp / M of its devices. A device then holds E / M
         # experts of width f M / tp, the expert bytes and FLOPs of tensor parallelism over tp, and
         # sums them with the same all-reduce: priced as tp (the M-fold wider expert GEMMs and any
         # expert-load imbalance across the M groups are not modelled)
-        return {"tp": tp, "ep": 1, "attention_dp": False}
+        settings["ep"] = 1
+        return settings
     if tp * pp * ep > n_devices:
         return (
             f"tp {tp} x ep {ep} exceeds the row's {n_devices} devices: attention data parallelism with "
             "expert parallelism over the same devices is not modelled yet"
         )
-    return {"tp": tp, "ep": ep, "attention_dp": False}
+    settings["ep"] = ep
+    return settings
 
 
 def stated_version(text: Any) -> str:
@@ -978,7 +956,7 @@ def offline_engine(c: Condition) -> EngineConfig:
 
 
 def offline_kv_tokens(c: Condition) -> int:
-    """Tokens the KV pool of one device holds, resolved as the row's engine does
+    """Tokens the KV pool of one replica holds, resolved as the row's engine does
     (``hwmodels.engine_config.kv_capacity``: vLLM's share of all memory, TensorRT-LLM's share
     of the memory the loaded engine leaves free); 0 when not one block fits."""
     try:
@@ -989,7 +967,6 @@ def offline_kv_tokens(c: Condition) -> int:
             offline_engine(c),
             c.tp,
             c.pp,
-            c.ep,
         ).tokens
     except DoesNotFitError:
         return 0
@@ -1000,16 +977,13 @@ def offline_max_batch(c: Condition) -> int:
     by its ``max_num_seqs`` or the row's stated one, and by the prompts the run sent where stated
     (``num_prompts``). A running request holds its prompt and half its output (the whole output
     where the engine reserves it), length-biased for a row drawn from a length distribution
-    (``decode_input_len``). Under attention data parallelism each of the ``ep`` ranks runs as
-    many as its own pool and limit allow."""
+    (``decode_input_len``)."""
     engine = offline_engine(c)
     held, hist = c.input_len, row_lengths(c)
     if c.phase == "offline" and hist:
         reserved = policy(engine.scheduler).admission == "reserve_full"
         held = hist.held_prompt_len(c.input_len, c.output_len, reserved)
     batch = steady_batch(engine, offline_kv_tokens(c), held, c.output_len, c.max_num_seqs)
-    if c.attention_dp:  # every rank its own pool, limit and requests
-        batch *= c.ep
     return min(batch, c.num_prompts) if c.num_prompts else batch
 
 
@@ -1046,8 +1020,6 @@ def _estimate(c: Condition, batch: Any, input_len: int | None = None):
         output_len=c.output_len,
         tp=c.tp,
         pp=c.pp,
-        ep=c.ep,
-        attention_dp=c.attention_dp,
         n_devices=c.n_devices,
         precision=c.precision,
         framework=c.framework,
@@ -1115,7 +1087,7 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
     runs = [(n, offline_run(c, size)) for size, n in waves]
     e, d, _ = runs[0][1]
     e2e = sum(n * float(run[2]) for n, run in runs)
-    replicas = c.n_devices // (c.tp * c.pp * c.ep)
+    replicas = c.n_devices // (c.tp * c.pp)
     system_rate = replicas * batch * c.output_len / e2e
     value = {
         "output_tokens_per_s": system_rate,
@@ -1138,7 +1110,7 @@ def _step_energy_j(c: Condition, batch: int) -> float:
 
     def run_j(output_len: int) -> float:
         e = _estimate(replace(c, output_len=output_len), batch)
-        return float(e.energy_j_per_token) * batch * output_len * (c.n_devices // (c.tp * c.pp * c.ep))
+        return float(e.energy_j_per_token) * batch * output_len * (c.n_devices // (c.tp * c.pp))
 
     if c.metric == "prefill_j":
         return run_j(1)
@@ -1150,9 +1122,8 @@ def static_batch_bytes(c: Condition, batch: int) -> float:
     context. The prefill workspace is left out: the run was measured, so the framework fitted
     it (chunked or recomputed prefill); the estimate itself still counts it."""
     spec, quant = load_model(c.model), Quant.from_name(c.precision)
-    ranks = c.ep if c.attention_dp else 1  # each rank holds its own requests' cache
-    kv = kv_cache_bytes(spec, quant, -(-batch // ranks), c.input_len + c.output_len, c.tp, c.pp)
-    return float(weight_bytes(spec, quant, c.tp, c.pp, c.ep) + kv)
+    kv = kv_cache_bytes(spec, quant, batch, c.input_len + c.output_len, c.tp, c.pp)
+    return float(weight_bytes(spec, quant, c.tp, c.pp) + kv)
 
 
 POOL_AT_START = ("utilization", "static_fraction")

@@ -17,7 +17,6 @@ from roofline.validation import (
     cached_prompt_tokens,
     load_measured,
     offline_kv_tokens,
-    offline_max_batch,
     operating_point,
     resolve,
     stated_batch_limit,
@@ -787,20 +786,6 @@ def test_an_offline_row_whose_batch_is_a_limit_runs_what_its_kv_pool_holds():
     assert 64 <= running < 1024
     assert running * (c.input_len + c.output_len / 2) <= offline_kv_tokens(c) * 1.1
     assert resolve(_with_id(row.replace(row["notes"], "batch 1024 sequences at once"), "vk012")).batch == 1024
-
-
-def test_an_offline_row_with_attention_data_parallelism_runs_a_batch_per_rank():
-    """s260: MLPerf's DeepSeek-R1 Offline on 8 B200 at tp 8, ep 8, dp 8 (attention data-parallel,
-    gpu_batch_size 512 a rank) is hwsim's tp 1, ep 8 with attention DP: one replica of the 8
-    devices whose ranks each run up to 512 sequences of their own (4,096 in all, their KV pools
-    holding more); a decode row with ep > 1 is still refused, naming why."""
-    row = load_measured().set_index("id").loc["s260"]
-    c = resolve(_with_id(row, "s260"))
-    assert (c.tp, c.ep, c.attention_dp, c.max_num_seqs, c.batch) == (1, 8, True, 512, None)
-    assert offline_kv_tokens(c) > 512 * (c.input_len + c.output_len)
-    assert offline_max_batch(c) == 8 * 512
-    decode = resolve(_with_id(row.replace("offline", "decode"), "s260"))
-    assert isinstance(decode, str) and "ep 8" in decode and "server and offline rows" in decode
 
 
 def test_an_unknown_scheduling_policy_is_refused_with_the_known_ones():
