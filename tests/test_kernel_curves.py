@@ -246,7 +246,8 @@ def test_a_card_with_the_measured_parts_power_per_flop_takes_its_curve():
 
     assert gemm_curve("h200-nvl", "fp8") is not None and gemm_curve("h100-nvl", "fp8") is None
     assert compute_s("h200-nvl") == pytest.approx(compute_s("h200") * 1978.9 / 1670.5, rel=1e-3)
-    assert compute_s("h100-nvl") != pytest.approx(compute_s("h200-nvl"), rel=0.05)
+    # the class efficiency (with FP8 held to the measured speed-up over BF16) is below the curve's
+    assert compute_s("h100-nvl") > 1.1 * compute_s("h200-nvl")
 
 
 def test_fp8_gemm_without_a_curve_runs_at_the_measured_speedup_over_bf16():

@@ -66,6 +66,18 @@ def test_precision_names_as_sources_write_them(typed, same_as):
     assert Quant.from_name(typed) == Quant.from_name(same_as)
 
 
+def test_weight_only_and_w8a8_spellings_carry_their_widths():
+    """GPTQ's 8-bit checkpoints: 8-bit weights with an FP16 scale per group of 128, 1 + 2/128 =
+    1.015625 bytes a weight, 16-bit activations; TensorRT-LLM's weight-only INT4 is per channel
+    (0.5 bytes, no group scales); vLLM's W8A8-INT8 keeps a 16-bit KV cache, its W8A8-FP8 is fp8."""
+    gptq8 = Quant.from_name("GPTQ-Int8")
+    assert gptq8.weight_bytes_per_param() == pytest.approx(1.015625) and gptq8.act_bits == 16
+    assert Quant.from_name("int4 weight only").weight_bytes_per_param() == pytest.approx(0.5)
+    w8a8 = Quant.from_name("W8A8_INT8")
+    assert (w8a8.weight_bits, w8a8.act_bits, w8a8.kv_bits) == (8, 8, 16)
+    assert Quant.from_name("w8a8-fp8") == Quant.from_name("fp8")
+
+
 def test_fp8_ffn_keeps_attention_embedding_and_head_in_16_bits():
     """Meta's FP8 Llama 3.1 recipe: hand-counted weight bytes of the 405B (126 layers, d 16384,
     FFN 53248, 128 query and 8 KV heads of 128, vocabulary 128256): FFN weights at 1 byte,
