@@ -359,22 +359,25 @@ def _range_coverage(points: pd.DataFrame) -> dict[str, Any]:
 
 
 def server_residual_rows(serving: ServingPredictor, say: Callable[[str], None]) -> pd.DataFrame | None:
-    """The interval residuals (``intervals.residual_rows``) of the shipped ``server`` rows that no
-    fit holds out and the simulation covers (None if there are none)."""
+    """The interval residuals (``intervals.residual_rows``) of the shipped rows that no fit holds
+    out and the simulation covers: ``server`` rows, and offline rows whose burst it runs
+    (``validation.burst_outgrows_pool``); None if there are none."""
     measured = load_measured()
-    server = measured.loc[
-        (measured["phase"] == "server")
+    served = measured.loc[
+        measured["phase"].isin(("server", "offline"))
         & ~measured["id"].astype(str).str.startswith(HELD_OUT_PREFIXES)
         & ~measured["metric"].isin(ENERGY_METRICS)
     ]
-    say(f"simulating {len(server)} server rows for their ranges")
+    say(f"simulating the server rows among {len(served)} server and offline rows for their ranges")
     out = []
-    for _, row in server.iterrows():
+    for _, row in served.iterrows():
         cond = resolve(row)
         if isinstance(cond, str):
             continue
         try:
             cond = operating_point(cond)
+            if cond.serving is None:
+                continue  # priced on the analytic path, with the fit rows
             value, _ = predict(cond, serving)
         except HwsimError:
             continue

@@ -1028,10 +1028,53 @@ def _estimate(c: Condition, batch: Any, input_len: int | None = None):
     )
 
 
+BURST_METRICS = (
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_device",
+    "requests_per_s",
+    "total_tokens_per_s",
+)
+"""Metrics of an offline run that its simulated burst prices (``burst_outgrows_pool``): its
+whole-run rates."""
+
+
+def burst_outgrows_pool(c: Condition) -> bool:
+    """Whether an offline row's prompts, all sent at once (its stated ``num_prompts``), outgrow
+    the KV pool of an engine that admits requests on their prompts (vLLM's blocks on demand,
+    SGLang's reserved share of the output; not TensorRT-LLM's whole-output reservation): the
+    admitted sequences grow in lock step until the pool is full, then the engine preempts some
+    and recomputes them later. The steady-state batch of ``offline_max_batch`` (each sequence
+    holding half its output) does not describe such a run; its engine's scheduler does
+    (``sim.serving``, through ``operating_point``)."""
+    if c.phase != "offline" or c.batch is not None or not c.num_prompts or c.metric not in BURST_METRICS:
+        return False
+    engine = offline_engine(c)
+    if policy(engine.scheduler).admission == "reserve_full":
+        return False
+    admitted = min(c.num_prompts, c.max_num_seqs or engine.max_num_seqs)
+    return admitted * (c.input_len + c.output_len) > offline_kv_tokens(c)
+
+
 def operating_point(c: Condition) -> Condition:
     """``c`` with its batch: an offline row that states none gets ``offline_batch`` (raises
-    ``HwsimError`` when not even batch 1 fits); other rows are returned as they are."""
+    ``HwsimError`` when not even batch 1 fits), or, where its burst outgrows the engine's KV pool
+    (``burst_outgrows_pool``), the serving run of its prompts sent at once under the engine's
+    limits (a closed loop as wide as the run; ``predict`` simulates it); other rows are returned
+    as they are."""
     if c.batch is None and c.phase == "offline":
+        if burst_outgrows_pool(c):
+            engine = offline_engine(c)
+            burst = {
+                "concurrency": c.num_prompts,
+                "rate": None,
+                "mode": "agg",
+                "ep": 1,
+                "num_requests": c.num_prompts,
+                "max_num_batched_tokens": engine.max_num_batched_tokens,
+            }
+            if c.scheduler:
+                burst["scheduler"] = c.scheduler
+            return replace(c, serving=burst, max_num_seqs=c.max_num_seqs or engine.max_num_seqs)
         return replace(c, batch=offline_batch(c))
     return c
 
@@ -1337,12 +1380,13 @@ def validate(path: str | Path | None = None, serving: ServingPredictor | None = 
 
 def server_conditions(frame: pd.DataFrame) -> list[Condition]:
     """The conditions of the rows of ``frame`` that a serving simulation predicts, at their
-    operating points (as ``validate_frame`` predicts them); rows that do not resolve are left
-    to ``validate_frame`` to report."""
+    operating points (as ``validate_frame`` predicts them): server rows, and offline rows whose
+    burst outgrows their engine's KV pool (``burst_outgrows_pool``); rows that do not resolve are
+    left to ``validate_frame`` to report."""
     out = []
-    for _, row in frame[frame["phase"] == "server"].iterrows():
+    for _, row in frame[frame["phase"].isin(("server", "offline"))].iterrows():
         cond = resolve(row)
-        if isinstance(cond, str) or cond.serving is None:
+        if isinstance(cond, str) or (cond.serving is None and not burst_outgrows_pool(cond)):
             continue
         try:
             out.append(operating_point(cond))

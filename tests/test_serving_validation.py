@@ -9,15 +9,19 @@ import yaml
 
 from hwmodels.calibration.params import serving_fitted_path
 from roofline.validation import (
+    burst_outgrows_pool,
     load_measured,
+    offline_batch,
+    offline_kv_tokens,
     operating_point,
+    predict,
     resolve,
     server_conditions,
     summarize,
     validate_frame,
 )
 from sim.serving.calibrate import serving_rows, serving_source
-from sim.serving.validation import keeps_up, metric_key, predict_serving, row_trace
+from sim.serving.validation import _simulate_result, keeps_up, metric_key, predict_serving, row_trace
 from workloads.errors import ConfigError
 
 
@@ -293,3 +297,37 @@ def test_a_fit_error_with_no_rows_is_none_not_nan():
             if part in record:
                 value = record[part]["median_ape"]
                 assert value is None or np.isfinite(value)
+
+
+def _resolved(row_id: str):
+    """The resolved conditions of a shipped row."""
+    frame = load_measured()
+    return resolve(frame.loc[frame["id"] == row_id].iloc[0])
+
+
+def test_an_offline_burst_that_outgrows_the_kv_pool_is_simulated():
+    """ROCm's 1,500 prompts of 128 + 4,096 tokens on 8 MI300X (vf046) outgrow vLLM's KV pool: the
+    row runs as the burst its client sent, where vLLM preempts what the pool cannot hold. Its
+    128 + 2,048 run (vf045) fits and stays on the analytic path, and so would the first under
+    TensorRT-LLM, which reserves each request's whole output before admitting it."""
+    over, fits = operating_point(_resolved("vf046")), operating_point(_resolved("vf045"))
+    assert over.batch is None and over.serving["concurrency"] == over.serving["num_requests"] == 1500
+    assert over.max_num_seqs == 1500 and fits.serving is None and fits.batch > 0
+    assert burst_outgrows_pool(_resolved("vf046"))
+    assert not burst_outgrows_pool(replace(_resolved("vf046"), framework="tensorrt-llm"))
+
+
+def test_a_burst_preempts_the_requests_its_pool_cannot_finish():
+    """Equal requests sent at once grow in lock step: when the pool (P tokens) is full, vLLM
+    preempts, and the first pass finishes the P // (prompt + output) that fit; the others
+    (1,500 - 3,537,248 // 4,224 = 663 here) are recomputed later, so the run is slower than the
+    steady-state batch that ignores this (the row's analytic price, 4,155 tokens/s)."""
+    cond = operating_point(_resolved("vf046"))
+    result = _simulate_result(cond)
+    pool = result.metrics["kv_capacity_tokens"]
+    assert pool == offline_kv_tokens(cond)
+    assert result.metrics["preempted"] == 1500 - pool // (128 + 4096)
+    steady = predict(replace(cond, serving=None, batch=offline_batch(replace(cond, serving=None))))[0]
+    simulated = predict_serving(cond)[0]
+    assert simulated == pytest.approx(result.metrics["output_tokens_per_s"])
+    assert simulated < 0.9 * steady
