@@ -94,6 +94,11 @@ class MemoryLevel:
     ``torch.cuda.mem_get_info`` returns), less than the marketed capacity by what the driver and
     firmware keep; serving engines size their KV pools from it (``engine_config.kv_capacity``).
     None: not stated (``capacity_bytes`` is used)."""
+    load_latency_s: float | None = None
+    """Time one load that misses every cache waits for this memory (a dependent pointer chase
+    over more than the last-level cache), s: what a kernel that keeps one load in flight per
+    thread and waits for it each loop iteration pays per iteration (``gpu.mmha_loop_s``). None:
+    not stated (no such bound is priced)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +296,8 @@ PEAK_TFLOPS = _between(1e-3, 1e9, " TFLOPS")
 BW_GBPS = _between(1e-3, 1e9, " GB/s")
 """A memory, link or storage bandwidth: 1 MB/s to an exabyte/s (the catalog: 0.5 to 2.1e7 GB/s)."""
 CAPACITY_GB = _between(1e-6, 1e9, " GB")
+LOAD_LATENCY_NS = _between(1.0, 1e6, " ns")
+"""A memory's load latency: 1 ns to 1 ms (GPU DRAM: a few hundred ns)."""
 TDP_W = _between(1e-3, 1e9, " W")
 PRICE_USD = _between(1e-3, 1e12, " USD")
 CLOCK_GHZ = _between(1e-3, 1e3, " GHz")
@@ -382,7 +389,12 @@ def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
     """A memory block; capacity as ``capacity_GB`` (1e9 bytes) or ``capacity_GiB`` (2**30 bytes:
     HBM and GDDR parts marketed as "80 GB" hold 80 GiB, docs/hardware-sources.md conventions)."""
     unit_key = "capacity_GiB" if "capacity_GiB" in _as_mapping(raw, where) else "capacity_GB"
-    _check_keys(raw, where, {"type", unit_key, "bw_GBps", "source"}, {"visible_GiB", "visible_source"})
+    _check_keys(
+        raw,
+        where,
+        {"type", unit_key, "bw_GBps", "source"},
+        {"visible_GiB", "visible_source", "load_latency_ns", "load_latency_source"},
+    )
     energies = memory_energy_j_per_byte()
     if not isinstance(raw["type"], str) or raw["type"] not in energies:
         raise unknown_name("memory type", str(raw["type"]), energies)
@@ -398,6 +410,11 @@ def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
             )
         if not isinstance(raw.get("visible_source"), str) or not raw["visible_source"].strip():
             raise ConfigError(f"{where}.visible_GiB needs a visible_source (where the total was read)")
+    latency = None
+    if "load_latency_ns" in raw:
+        latency = _positive(raw["load_latency_ns"], f"{where}.load_latency_ns", LOAD_LATENCY_NS) * 1e-9
+        if not isinstance(raw.get("load_latency_source"), str) or not raw["load_latency_source"].strip():
+            raise ConfigError(f"{where}.load_latency_ns needs a load_latency_source (where it was measured)")
     return MemoryLevel(
         name,
         raw["type"],
@@ -406,6 +423,7 @@ def _memory(raw: Mapping[str, Any], where: str, name: str) -> MemoryLevel:
         energies[raw["type"]][0],
         _source(raw, where),
         visible,
+        latency,
     )
 
 

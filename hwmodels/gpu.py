@@ -267,6 +267,52 @@ def decode_attention_terms(
     return (hit, efficiency, stream_s) if hit.any() else None
 
 
+MMHA_LAUNCH = ((32, 64, 4), (2048, 128, 2), (np.inf, 256, 1))
+"""FasterTransformer's masked multi-head attention launch by the keys already cached
+(``mmha_launch_kernel`` in AutoAWQ's awq_cuda/attention/decoder_masked_multihead_attention.cu
+@5c7e3682): (below this many keys, threads a block, threads a key)."""
+MMHA_LOAD_BYTES = 16
+"""Bytes each thread of the kernel's value loop loads an iteration (a 16-byte vector)."""
+
+
+def mmha_loop_s(ops: OpTable, device: DeviceSpec, framework: str | None) -> np.ndarray | None:
+    """Least time (s) per occurrence of each decode attention of ``ops`` under a framework whose
+    decode attention is FasterTransformer's masked multi-head attention kernel
+    (``FrameworkTerms.mmha_decode_attention``), on a device whose memory states its load latency;
+    0 for other ops; None where neither holds.
+
+    The kernel runs one thread block per (sequence, query head), side by side, each walking its
+    sequence's whole cache (decoder_masked_multihead_attention_template.hpp): its key loop takes
+    threads / threads-per-key keys an iteration (``MMHA_LAUNCH``), its value loop threads x 16 B /
+    (a value row's bytes, padded to a power of two) keys, and every thread waits for its load before
+    the next iteration. A block so takes (key iterations + value iterations) load latencies, however
+    little it reads: at 2,000 cached keys of 128 FP16 values, 128 threads walk 32 + 250 iterations,
+    72 us at an RTX 4090's 256 ns, where its 65 KB of K and V per head stream in well under 1 us."""
+    if not framework or ops.phase != "decode" or not framework_terms(framework).mmha_decode_attention:
+        return None
+    latency = device.memory.load_latency_s if device.memory is not None else None
+    if latency is None:
+        return None
+    shape = (-1,) + (1,) * (ops.flops.ndim - 1)
+    attention = (ops.kind == "attention").reshape(shape)
+    keys = np.broadcast_to(ops.keys, ops.flops.shape).astype(float)
+    streams = np.broadcast_to(ops.kv_streams, ops.flops.shape).astype(float)
+    walked = attention & (keys > 0) & (streams > 0)
+    if not walked.any():
+        return None
+    row = np.where(walked, ops.kv_read_bytes / (2.0 * np.where(walked, streams * keys, 1.0)), 1.0)
+    padded = 2.0 ** np.ceil(np.log2(np.maximum(row, 1.0)))
+    threads = np.select(
+        [keys < lim for lim, _, _ in MMHA_LAUNCH[:-1]], [t for _, t, _ in MMHA_LAUNCH[:-1]], 256
+    )
+    per_key = np.select(
+        [keys < lim for lim, _, _ in MMHA_LAUNCH[:-1]], [k for _, _, k in MMHA_LAUNCH[:-1]], 1
+    )
+    values_per_iter = np.maximum(threads * MMHA_LOAD_BYTES // padded, 1.0)
+    iterations = np.ceil(keys / (threads / per_key)) + np.ceil(keys / values_per_iter)
+    return np.where(walked, iterations * latency, 0.0)
+
+
 @register
 class GpuCostModel(RooflineCostModel):
     """GPUs and accelerators that run kernels on a device memory (HBM, GDDR, unified LPDDR)."""
@@ -298,11 +344,14 @@ class GpuCostModel(RooflineCostModel):
             fused = mem_bytes / (device.memory.bw_bytes_per_s * kernels.moe_stream_efficiency)
             memory_s = np.where(moe.reshape(shape), fused, memory_s)
         terms = decode_attention_terms(ops, device, placement.framework)
-        if terms is None:
-            return memory_s
-        hit, efficiency, stream_s = terms
-        curved = mem_bytes / (device.memory.bw_bytes_per_s * efficiency.reshape(shape))
-        return np.where(hit.reshape(shape), curved + ops.kv_streams * stream_s.reshape(shape), memory_s)
+        if terms is not None:
+            hit, efficiency, stream_s = terms
+            curved = mem_bytes / (device.memory.bw_bytes_per_s * efficiency.reshape(shape))
+            memory_s = np.where(
+                hit.reshape(shape), curved + ops.kv_streams * stream_s.reshape(shape), memory_s
+            )
+        loop = mmha_loop_s(ops, device, placement.framework)
+        return memory_s if loop is None else np.maximum(memory_s, loop)
 
     def overlap(self, ops: OpTable, device: DeviceSpec, compute_s: Any, memory_s: Any) -> tuple[Any, Any]:
         """Where a fitted GEMM curve prices an op, the larger of its math and memory times becomes

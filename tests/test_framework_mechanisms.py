@@ -468,3 +468,51 @@ def test_calibrate_prints_the_request_latency_fit(monkeypatch):
     rows = record["request_latency"]["sglang"]["rows"]
     assert f"sglang request latency {fitted:g} us per launch on {rows} TTFT rows" in out.output
     assert "leave-one-model-out" in out.output
+
+
+def test_mmha_decode_attention_waits_one_load_latency_per_loop_iteration():
+    """AutoAWQ's decode attention (FasterTransformer's masked multi-head attention) on an RTX 4090
+    (255.7 ns a load): at 2,001 cached keys of Mistral-7B's 128 FP16 values, each of its 128-thread
+    blocks takes ceil(2001 / 64) = 32 key and ceil(2001 / 8) = 251 value iterations, 72.4 us a layer,
+    where the layer's 8 MB of K and V stream in 10 us. The step grows by that less the 20 us launch
+    the attention paid before, on each of the 32 layers; without the catalog's latency, or under an
+    engine with split-KV decode kernels, nothing changes."""
+    from dataclasses import replace
+
+    from hwmodels.device_spec import load_device
+    from hwmodels.gpu import mmha_loop_s
+    from workloads.graph import build_ops
+    from workloads.model_spec import load_model
+    from workloads.quant import Quant
+
+    rtx = load_device("rtx-4090")
+    ops = build_ops(
+        load_model("mistral-7b"), Quant.from_name("w4a16g128"), phase="decode", batch=1, context=2000
+    )
+    attention = ops.kind == "attention"
+    loop = mmha_loop_s(ops, rtx, "autoawq-0.1")
+    assert loop[attention] == pytest.approx((32 + 251) * 255.7e-9)
+    assert not loop[~attention].any()
+    no_latency = replace(rtx, memory=replace(rtx.memory, load_latency_s=None))
+    assert mmha_loop_s(ops, no_latency, "autoawq-0.1") is None and mmha_loop_s(ops, rtx, "vllm") is None
+    kw = dict(batch=1, input_len=2000, output_len=2, precision="w4a16g128", framework="autoawq-0.1")
+    step = float(estimate("mistral-7b", rtx, **kw).tpot_s)
+    before = float(estimate("mistral-7b", no_latency, **kw).tpot_s)
+    assert step - before == pytest.approx(32 * ((32 + 251) * 255.7e-9 - 20e-6), rel=1e-6)
+
+
+def test_mmha_launch_switches_block_width_at_2048_keys():
+    """From 2,048 cached keys the kernel runs 256 threads a block, one a key: 12 key and 192 value
+    iterations at 3,071 keys rather than twice the 2,000-key count, so a longer context can take
+    fewer iterations (AutoAWQ's Mixtral table: 77.1 and 77.6 tokens/s at 2,048 and 4,096)."""
+    from hwmodels.device_spec import load_device
+    from hwmodels.gpu import mmha_loop_s
+    from workloads.graph import build_ops
+    from workloads.model_spec import load_model
+    from workloads.quant import Quant
+
+    ops = build_ops(
+        load_model("mistral-7b"), Quant.from_name("w4a16g128"), phase="decode", batch=1, context=3070
+    )
+    loop = mmha_loop_s(ops, load_device("rtx-4090"), "autoawq")
+    assert loop[ops.kind == "attention"] == pytest.approx((12 + 192) * 255.7e-9)

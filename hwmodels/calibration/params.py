@@ -313,7 +313,9 @@ class FrameworkTerms:
     ``awq_gemm``: its AWQ GEMM kernel's own rate on 4-bit weight-only GEMMs (``AwqGemmKernel``;
     None: as the class's GEMMs). ``absorbed_mla_prefill``: an MLA model's prefill attention runs
     weight-absorbed at its own kernel's rate (``AbsorbedMlaPrefill``; None: expanded, as the
-    class's prefill attention)."""
+    class's prefill attention). ``mmha_decode_attention``: its decode attention is
+    FasterTransformer's masked multi-head attention kernel, whose loops wait on their loads each
+    iteration (``hwmodels.gpu.mmha_loop_s``)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -339,6 +341,7 @@ class FrameworkTerms:
     absorbed_mla_prefill: AbsorbedMlaPrefill | None = None
     tp_step_overhead_s: float = 0.0
     request_latency_per_launch_s: float = 0.0
+    mmha_decode_attention: bool = False
 
     @property
     def mla_prefill(self) -> str:
@@ -443,6 +446,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             absorbed_mla_prefill=_absorbed_mla_prefill(
                 entry.get("absorbed_mla_prefill"), f"{where}: frameworks.{name}.absorbed_mla_prefill"
             ),
+            mmha_decode_attention=bool(entry.get("mmha_decode_attention", False)),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
