@@ -238,6 +238,25 @@ def test_the_memory_total_the_driver_reports_is_parsed_and_checked():
         parse_device(raw, "a10.yaml")
 
 
+def test_a_memorys_load_latency_is_parsed_in_ns_and_needs_its_source():
+    """``load_latency_ns``: the RTX 4090's 255.7 ns (a pointer chase beyond its L2) in seconds; a
+    device without one has none; a value outside 1 ns to 1 ms or without its source is refused by name."""
+    assert load_device("rtx-4090").memory.load_latency_s == pytest.approx(255.7e-9)
+    assert load_device("a10").memory.load_latency_s is None
+    raw = copy.deepcopy(_raw("a10"))
+    raw["memory"].update(load_latency_ns=300, load_latency_source="a log")
+    assert parse_device(raw, "a10.yaml").memory.load_latency_s == pytest.approx(300e-9)
+    raw["memory"]["load_latency_ns"] = 0.5
+    with pytest.raises(
+        ConfigError, match=r"memory\.load_latency_ns is 0\.5; expected a positive number from 1"
+    ):
+        parse_device(raw, "a10.yaml")
+    raw["memory"]["load_latency_ns"] = 300
+    del raw["memory"]["load_latency_source"]
+    with pytest.raises(ConfigError, match="needs a load_latency_source"):
+        parse_device(raw, "a10.yaml")
+
+
 def test_an_engine_sizes_its_pool_from_the_total_the_driver_reports():
     """vLLM's pool is 0.9 of the total CUDA reports less weights, activations and reserve: the
     0.82 GiB an H100 SXM's driver keeps of its 80 GiB take 0.9 x 0.82 GiB from the pool."""
