@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 
 from hwmodels.calibration.params import framework_terms
+from hwmodels.device_spec import load_device
+from hwmodels.gpu import mmha_loop_s
 from roofline.estimate import estimate
 from roofline.validation import framework_of, load_measured, predict, resolve
 from workloads.errors import ConfigError
+from workloads.graph import build_ops
+from workloads.model_spec import load_model
+from workloads.quant import Quant
 
 
 def _row(row_id):
@@ -470,6 +475,13 @@ def test_calibrate_prints_the_request_latency_fit(monkeypatch):
     assert "leave-one-model-out" in out.output
 
 
+def _mistral_awq_decode(context: int):
+    """The op table of one decode step of Mistral-7B in AWQ's 4-bit format at ``context`` cached tokens."""
+    return build_ops(
+        load_model("mistral-7b"), Quant.from_name("w4a16g128"), phase="decode", batch=1, context=context
+    )
+
+
 def test_mmha_decode_attention_waits_one_load_latency_per_loop_iteration():
     """AutoAWQ's decode attention (FasterTransformer's masked multi-head attention) on an RTX 4090
     (255.7 ns a load): at 2,001 cached keys of Mistral-7B's 128 FP16 values, each of its 128-thread
@@ -479,16 +491,8 @@ def test_mmha_decode_attention_waits_one_load_latency_per_loop_iteration():
     engine with split-KV decode kernels, nothing changes."""
     from dataclasses import replace
 
-    from hwmodels.device_spec import load_device
-    from hwmodels.gpu import mmha_loop_s
-    from workloads.graph import build_ops
-    from workloads.model_spec import load_model
-    from workloads.quant import Quant
-
     rtx = load_device("rtx-4090")
-    ops = build_ops(
-        load_model("mistral-7b"), Quant.from_name("w4a16g128"), phase="decode", batch=1, context=2000
-    )
+    ops = _mistral_awq_decode(context=2000)
     attention = ops.kind == "attention"
     loop = mmha_loop_s(ops, rtx, "autoawq-0.1")
     assert loop[attention] == pytest.approx((32 + 251) * 255.7e-9)
@@ -505,14 +509,6 @@ def test_mmha_launch_switches_block_width_at_2048_keys():
     """From 2,048 cached keys the kernel runs 256 threads a block, one a key: 12 key and 192 value
     iterations at 3,071 keys rather than twice the 2,000-key count, so a longer context can take
     fewer iterations (AutoAWQ's Mixtral table: 77.1 and 77.6 tokens/s at 2,048 and 4,096)."""
-    from hwmodels.device_spec import load_device
-    from hwmodels.gpu import mmha_loop_s
-    from workloads.graph import build_ops
-    from workloads.model_spec import load_model
-    from workloads.quant import Quant
-
-    ops = build_ops(
-        load_model("mistral-7b"), Quant.from_name("w4a16g128"), phase="decode", batch=1, context=3070
-    )
+    ops = _mistral_awq_decode(context=3070)
     loop = mmha_loop_s(ops, load_device("rtx-4090"), "autoawq")
     assert loop[ops.kind == "attention"] == pytest.approx((12 + 192) * 255.7e-9)
