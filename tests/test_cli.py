@@ -93,16 +93,6 @@ def test_roofline_writes_chart(tmp_path):
     assert {"decode", "prefill"} == set(data["ops"])
 
 
-def test_report_quick(tmp_path):
-    r = hwsim("report", "--quick", "--out", str(tmp_path / "res"), "--json")
-    assert r.returncode == 0, r.stderr
-    files = json.loads(r.stdout)["files"]
-    names = {p.rsplit("/", 1)[-1] for p in files}
-    assert {"index.md", "estimates.csv", "roofline-h100.png", "roofline-h100.svg", "tpot-batch1.png"} <= names
-    index = (tmp_path / "res" / "index.md").read_text()
-    assert "roofline-h100.png" in index and "| model |" in index
-
-
 @pytest.mark.parametrize(
     "args,needle",
     [

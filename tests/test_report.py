@@ -1,9 +1,12 @@
-"""``hwsim report --quick``: index.html and index.md hold the same sections, every file the page
-references exists and decodes, and the cross-architecture Pareto section names its winners
+"""``hwsim report --quick`` (run as a user runs it, in a process of its own): the files it lists,
+index.html and index.md hold the same sections, every file the page references exists and decodes, and the cross-architecture Pareto section names its winners
 from the data; the page writer and the region text on small hand-made inputs."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,7 +15,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from report.build import build_report
 from report.html import page_body
 from report.pareto_text import regions_paragraph, winner_regions
 from report.sections_pareto import PARETO_MODELS
@@ -46,10 +48,27 @@ class _Refs(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def quick_report(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("report")
-    build_report(out, quick=True, progress=False)
-    return out
+def quick_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    """The folder ``hwsim report --quick --json`` wrote, and the files its JSON lists."""
+    out = tmp_path_factory.mktemp("report") / "res"
+    cmd = [sys.executable, "-m", "hwsim", "report", "--quick", "--out", str(out), "--json"]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    return out, json.loads(run.stdout)["files"]
+
+
+@pytest.fixture(scope="module")
+def quick_report(quick_run) -> Path:
+    return quick_run[0]
+
+
+def test_cli_lists_the_files_it_wrote(quick_run):
+    out, files = quick_run
+    names = {p.rsplit("/", 1)[-1] for p in files}
+    assert {"index.md", "estimates.csv", "roofline-h100.png", "roofline-h100.svg", "tpot-batch1.png"} <= names
+    assert all(Path(p).is_file() for p in files)
+    index = (out / "index.md").read_text()
+    assert "roofline-h100.png" in index and "| model |" in index
 
 
 def test_every_reference_exists_and_every_image_decodes(quick_report):
