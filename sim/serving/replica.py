@@ -231,13 +231,14 @@ class Replica:
             self._group_left = self.engine.scheduler_steps - 1 if decoding else 0
         else:
             self._group_left = self.engine.scheduler_steps - 1 if decoding else 0
-        if self.policy.admission != "reserve_full":
-            extra_s += self._make_room_for_decodes()
-        dec_idx = np.flatnonzero(self.pre_left == 0)
-        if self.policy.admission != "reserve_full" and len(dec_idx):
-            grow = self._decode_growth(dec_idx)
-            self.blocks[dec_idx] += grow
-            self.free_blocks -= int(grow.sum())
+        if self.policy.admission == "reserve_full":
+            dec_idx = np.flatnonzero(self.pre_left == 0)
+        else:
+            more_s, dec_idx, grow, need = self._make_room_for_decodes()
+            extra_s += more_s
+            if need:
+                self.blocks[dec_idx] += grow
+                self.free_blocks -= need
         chunks = []
         if self.policy.mixed:
             running = len(self.rid)
@@ -254,6 +255,8 @@ class Replica:
         then admissions; and the seconds of swap-in transfers the admissions add."""
         chunks: list[tuple[int, int, int]] = []
         partial = self.pre_left > 0
+        if not self.waiting and not partial.any():
+            return chunks, 0.0
         for i in np.flatnonzero(partial)[np.argsort(self.order[partial])]:
             if budget <= 0:
                 break
@@ -418,16 +421,18 @@ class Replica:
         self._admitted += 1
         return len(self.rid) - 1
 
-    def _make_room_for_decodes(self) -> float:
+    def _make_room_for_decodes(self) -> tuple[float, np.ndarray, np.ndarray, int]:
         """Preempt the most recently admitted requests until every decode gets its next block,
         once cached prefixes no running request uses are evicted (their blocks are free to
-        vLLM's allocator, reused least recently used first); returns the seconds of swap-out
-        transfers."""
+        vLLM's allocator, reused least recently used first). Returns the seconds of swap-out
+        transfers, the decoding slots left, the new blocks each needs and their sum."""
         extra_s = 0.0
         while True:
-            need = int(self._decode_growth(np.flatnonzero(self.pre_left == 0)).sum())
+            dec_idx = np.flatnonzero(self.pre_left == 0)
+            grow = self._decode_growth(dec_idx)
+            need = int(grow.sum())
             if need <= self.free_blocks or self._reclaim(need) or len(self.rid) <= 1:
-                return extra_s
+                return extra_s, dec_idx, grow, need
             extra_s += self._preempt(int(np.argmax(self.order)))
 
     def _decode_growth(self, dec_idx: np.ndarray) -> np.ndarray:
@@ -485,18 +490,22 @@ class Replica:
         now, req = self.env.now, self.req
         if len(dec_idx):
             rids = self.rid[dec_idx]
-            left = np.maximum(req.output_len[rids] - req.generated[rids], 0)  # static padding rows: 0
-            emitted = np.minimum(self._emitted(len(dec_idx)), left)
-            self.ctx[dec_idx] += np.maximum(emitted, 1)
-            req.generated[rids] += emitted
-        emitted = []
+            if self.lookahead == 1:  # one token each, none for static padding rows
+                self.ctx[dec_idx] += 1
+                req.generated[rids] += req.generated[rids] < req.output_len[rids]
+            else:
+                left = np.maximum(req.output_len[rids] - req.generated[rids], 0)  # static padding: 0
+                emitted = np.minimum(self._emitted(len(dec_idx)), left)
+                self.ctx[dec_idx] += np.maximum(emitted, 1)
+                req.generated[rids] += emitted
+        first_tokens = []
         for i, t, _ in chunks:
             self.ctx[i] += t
             self.pre_left[i] -= t
             if self.pre_left[i] == 0:
-                emitted.append(i)
-        handed = np.zeros(len(self.rid), dtype=bool)
-        for i in emitted:
+                first_tokens.append(i)
+        handed = []
+        for i in first_tokens:
             self._cache_prefix(i)
             rid = int(self.rid[i])
             req.generated[rid] += 1
@@ -505,13 +514,16 @@ class Replica:
                 req.first_step_s[rid] = dt
                 self._lagging.append((rid, True))
             if self.role == "prefill" and req.generated[rid] < req.output_len[rid]:
-                handed[i] = True
+                handed.append(i)
         done = req.generated[self.rid] >= req.output_len[self.rid]
         if self.policy.static:
             if not done.all():
                 return
             done[:] = True
-        finished = done & ~handed
+        if not handed and not done.any():
+            return
+        finished = done
+        finished[handed] = False
         for i in np.flatnonzero(finished):
             rid = int(self.rid[i])
             req.finish_s[rid] = now
@@ -519,9 +531,10 @@ class Replica:
             self._lagging.append((rid, False))
             self.on_finish(rid)
         self.free_blocks += int(self.blocks[finished].sum())
-        for i in np.flatnonzero(handed):
+        for i in sorted(handed):  # in slot order
             self.on_prefilled(int(self.rid[i]), int(self.blocks[i]))
-        if finished.any() or handed.any():
-            for rid in self.rid[finished | handed]:
-                self._rank_of.pop(int(rid), None)
-            self._remove(finished | handed)
+        leaving = finished
+        leaving[handed] = True
+        for rid in self.rid[leaving]:
+            self._rank_of.pop(int(rid), None)
+        self._remove(leaving)
