@@ -24,7 +24,6 @@ from importlib.resources import files
 from typing import Any, ClassVar
 
 import numpy as np
-import yaml
 
 from hwmodels.calibration.params import framework_terms
 from hwmodels.device_spec import CpuMicroarch, DeviceSpec
@@ -33,12 +32,13 @@ from hwmodels.registry import register
 from hwmodels.roofline_model import RooflineCostModel
 from workloads.errors import ConfigError
 from workloads.graph import INT8_MAX_BITS_PER_WEIGHT, OpTable
+from workloads.shipped import parse_yaml
 
 
 @lru_cache(maxsize=1)
 def kernel_table() -> dict[str, Any]:
     """The instruction counts of ``calibration/cpu_kernels.yaml``."""
-    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("cpu_kernels.yaml").read_text())
+    raw = parse_yaml(files("hwmodels.calibration").joinpath("cpu_kernels.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError("hwmodels/calibration/cpu_kernels.yaml: schema_version must be 1")
     return raw

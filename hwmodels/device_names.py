@@ -16,11 +16,10 @@ from functools import lru_cache
 from importlib.resources import files
 from types import MappingProxyType
 
-import yaml
-
 from hwmodels.device_spec import SCHEMA_VERSION, _check_keys, catalog
 from workloads.errors import AmbiguousNameError, ConfigError, unknown_name
 from workloads.model_spec import preset_index
+from workloads.shipped import parse_yaml
 
 WHERE = "hwmodels/catalog/aliases.yaml"
 
@@ -92,7 +91,7 @@ def _names(raw: object, where: str) -> tuple[str, ...]:
 def name_table() -> NameTable:
     """The alias table, parsed and checked against the catalog (every name it points to exists,
     no two entries normalize to the same name)."""
-    raw = yaml.safe_load(files("hwmodels.catalog").joinpath("aliases.yaml").read_text())
+    raw = parse_yaml(files("hwmodels.catalog").joinpath("aliases.yaml").read_text())
     _check_keys(raw, WHERE, {"schema_version", "vendor_words", "aliases", "ambiguous"})
     if raw["schema_version"] != SCHEMA_VERSION:
         raise ConfigError(f"{WHERE}: schema_version {raw['schema_version']!r}; expected {SCHEMA_VERSION}")

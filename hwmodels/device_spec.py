@@ -18,10 +18,10 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import yaml
 
 from workloads.errors import ConfigError, HwsimNote, unknown_name
 from workloads.files import read_yaml_mapping
+from workloads.shipped import parse_yaml
 
 SCHEMA_VERSION = 1
 ARCHES_WITH_COMPUTE = ("gpu", "cpu", "sail", "wafer", "csd", "npu", "hardwired")
@@ -375,7 +375,7 @@ def _source(raw: Mapping[str, Any], where: str) -> str:
 def memory_energy_j_per_byte() -> Mapping[str, tuple[float, str]]:
     """Energy per byte of each memory type (``memory_types.yaml``): type -> (J/byte, source)."""
     where = "hwmodels/catalog/memory_types.yaml"
-    raw = yaml.safe_load(files("hwmodels.catalog").joinpath("memory_types.yaml").read_text())
+    raw = parse_yaml(files("hwmodels.catalog").joinpath("memory_types.yaml").read_text())
     if raw.get("schema_version") != SCHEMA_VERSION:
         raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected {SCHEMA_VERSION}")
     out = {}
@@ -755,7 +755,7 @@ def catalog() -> Mapping[str, DeviceSpec]:
         if not path.name.endswith(".yaml") or path.name in ("memory_types.yaml", "aliases.yaml"):
             continue
         where = f"hwmodels/catalog/{path.name}"
-        raw = yaml.safe_load(path.read_text())
+        raw = parse_yaml(path.read_text())
         dev = parse_device(raw, where)
         if dev.name != Path(path.name).stem:
             raise ConfigError(f"{where}: name {dev.name!r} differs from the file name")

@@ -16,14 +16,13 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
-import yaml
-
 from hwmodels.device_spec import DeviceSpec
 from hwmodels.schedulers import policy, running_tokens_per_seq
 from workloads.errors import ConfigError, DoesNotFitError, unknown_name
 from workloads.graph import activation_peak_bytes, kv_bytes_per_token, kv_state_bytes_per_seq, weight_bytes
 from workloads.model_spec import ModelSpec
 from workloads.quant import Quant
+from workloads.shipped import parse_yaml
 
 KV_RULES = ("utilization", "free_fraction", "static_fraction", "whole")
 SCHEDULERS = ("static", "vllm", "vllm-v0", "tensorrt-llm", "sglang")
@@ -218,7 +217,7 @@ class EngineConfig:
 @lru_cache(maxsize=1)
 def _engines() -> dict[str, EngineConfig]:
     where = "hwmodels/calibration/engines.yaml"
-    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("engines.yaml").read_text())
+    raw = parse_yaml(files("hwmodels.calibration").joinpath("engines.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
     out = {}

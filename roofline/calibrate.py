@@ -64,6 +64,7 @@ from roofline.validation import (
 )
 from workloads.errors import ConfigError, HwsimError
 from workloads.quant import Quant
+from workloads.shipped import parse_yaml
 
 ARCHES = ("gpu", "cpu", "npu")
 ROWS_PER_PARAM = 4
@@ -133,7 +134,7 @@ def covered_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def families() -> dict[str, list[str]]:
     """``{family: [devices]}`` of the leave-one-family-out error (``hwmodels/validation/families.yaml``)."""
     where = "hwmodels/validation/families.yaml"
-    raw = yaml.safe_load(files("hwmodels.validation").joinpath("families.yaml").read_text())
+    raw = parse_yaml(files("hwmodels.validation").joinpath("families.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
     unknown = sorted({d for devices in raw["families"].values() for d in devices} - set(catalog()))

@@ -20,10 +20,10 @@ from importlib.resources import files
 from typing import Any
 
 import numpy as np
-import yaml
 
 from hwmodels.device_spec import DeviceSpec
 from workloads.errors import ConfigError
+from workloads.shipped import parse_yaml
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
 J_PER_KWH = 3.6e6
@@ -35,7 +35,7 @@ BASIS_ALIASES = {"capex": "tco"}
 @lru_cache(maxsize=1)
 def economics_defaults() -> dict[str, tuple[float, str]]:
     """``{name: (value, source)}`` from ``roofline/economics.yaml``."""
-    raw = yaml.safe_load(files("roofline").joinpath("economics.yaml").read_text())
+    raw = parse_yaml(files("roofline").joinpath("economics.yaml").read_text())
     return {k: (float(v["value"]), v["source"]) for k, v in raw.items() if k != "schema_version"}
 
 

@@ -62,6 +62,7 @@ from hwmodels.calibration.params import fitted_path
 from hwmodels.device_spec import DeviceSpec, catalog
 from workloads.errors import ConfigError
 from workloads.quant import Quant
+from workloads.shipped import parse_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -460,7 +461,7 @@ def _entries(rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _shipped() -> dict[str, Any]:
     """The table file as written, or {} before the first fit."""
-    return yaml.safe_load(path().read_text()) if path().is_file() else {}
+    return parse_yaml(path().read_text()) if path().is_file() else {}
 
 
 def write(rows: pd.DataFrame, fitted_on: str) -> dict[str, Any]:
@@ -526,7 +527,7 @@ def table() -> dict[tuple, Group]:
     where = path()
     if not where.is_file():
         return {}
-    raw = yaml.safe_load(where.read_text())
+    raw = parse_yaml(where.read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{where.name}: schema_version {raw.get('schema_version')!r}; expected 1")
     out = {}

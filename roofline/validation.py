@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from hwmodels import registry
 from hwmodels.calibration.params import (
@@ -64,6 +63,7 @@ from workloads.files import is_file
 from workloads.graph import build_ops
 from workloads.model_spec import load_model, preset_for
 from workloads.quant import Quant
+from workloads.shipped import parse_yaml
 from workloads.traces import LengthHistogram, load_lengths, uniform_spread
 
 HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm")
@@ -213,7 +213,7 @@ OFFLINE_BATCHES = np.unique(np.round(np.geomspace(1, 16384, 113)))
 @lru_cache(maxsize=1)
 def aliases() -> dict[str, Any]:
     """The alias table (``hwmodels/validation/aliases.yaml``)."""
-    raw = yaml.safe_load(files("hwmodels.validation").joinpath("aliases.yaml").read_text())
+    raw = parse_yaml(files("hwmodels.validation").joinpath("aliases.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError("hwmodels/validation/aliases.yaml: schema_version must be 1")
     return raw

@@ -17,12 +17,11 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hwmodels import registry
 from hwmodels.device_spec import DeviceSpec, load_device
 from workloads.errors import ConfigError, positive_count, unknown_name
 from workloads.files import read_yaml_mapping
+from workloads.shipped import parse_yaml
 
 TIERS = ("gpu", "host", "disk")
 
@@ -349,7 +348,7 @@ def load_system(name_or_path: str | Path | System) -> System:
     key = str(name_or_path).strip().lower()
     if key in _shipped():
         path = _shipped()[key]
-        return parse_system(yaml.safe_load(path.read_text()), f"sim/systems/{path.name}")
+        return parse_system(parse_yaml(path.read_text()), f"sim/systems/{path.name}")
     path = Path(str(name_or_path))
     if path.suffix in (".yaml", ".yml"):
         return parse_system(read_yaml_mapping(path, "system file"), str(path))

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from workloads.errors import ConfigError, HwsimNote, unknown_name
 from workloads.files import exists, is_dir, is_file, read_json_mapping
+from workloads.shipped import parse_yaml
 
 GATED_FAMILIES = frozenset(
     {
@@ -974,7 +974,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
 @lru_cache(maxsize=1)
 def preset_index() -> dict[str, dict[str, Any]]:
     """The shipped presets: name -> {file, source, published_params, params_source}."""
-    raw = yaml.safe_load(files("workloads.presets").joinpath("index.yaml").read_text())
+    raw = parse_yaml(files("workloads.presets").joinpath("index.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(
             f"workloads/presets/index.yaml: schema_version {raw.get('schema_version')!r}; expected 1"

@@ -15,9 +15,8 @@ from functools import lru_cache
 from importlib.resources import files
 from types import MappingProxyType
 
-import yaml
-
 from workloads.errors import ConfigError, closest_names
+from workloads.shipped import parse_yaml
 
 FORMAT_BITS: Mapping[str, int] = MappingProxyType(
     {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "int16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
@@ -30,7 +29,7 @@ _FORMATS_FILE = "workloads/quant_formats.yaml"
 
 @lru_cache(maxsize=1)
 def _formats_file() -> dict:
-    raw = yaml.safe_load(files("workloads").joinpath("quant_formats.yaml").read_text())
+    raw = parse_yaml(files("workloads").joinpath("quant_formats.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{_FORMATS_FILE}: schema_version {raw.get('schema_version')!r}; expected 1")
     return raw

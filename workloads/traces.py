@@ -35,6 +35,7 @@ import numpy as np
 
 from workloads.errors import ConfigError, positive_count, unknown_name
 from workloads.files import is_file
+from workloads.shipped import parse_yaml
 
 MAX_TOKENS = 10_000_000
 """Largest prompt or output length a trace accepts (tokens): far beyond any model's context,
@@ -252,9 +253,8 @@ class LengthHistogram:
 @lru_cache(maxsize=1)
 def lengths_index() -> dict[str, dict[str, str]]:
     """The shipped length histograms: ``{name: {file, source, ...}}`` from ``workloads/lengths/index.yaml``."""
-    import yaml
 
-    raw = yaml.safe_load(files("workloads.lengths").joinpath("index.yaml").read_text())
+    raw = parse_yaml(files("workloads.lengths").joinpath("index.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError("workloads/lengths/index.yaml: schema_version must be 1")
     for name, entry in raw["datasets"].items():

@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from hwmodels.calibration.params import fits_folder
 from workloads.errors import ConfigError
+from workloads.shipped import parse_yaml
 
 FORMAT_CURVE = {"fp16": "bf16", "bf16": "bf16", "fp8": "fp8", "fp4": "fp4"}
 """The measured GEMM and attention format that prices each op math format (FP16 and BF16
@@ -136,7 +136,7 @@ class LinkCurve:
 def architectures() -> Mapping[str, Mapping[str, Any]]:
     """``{architecture: {measured, devices, basis}}`` from ``gpu_kernels.yaml``, validated."""
     where = "hwmodels/calibration/gpu_kernels.yaml"
-    raw = yaml.safe_load(files("hwmodels.calibration").joinpath("gpu_kernels.yaml").read_text())
+    raw = parse_yaml(files("hwmodels.calibration").joinpath("gpu_kernels.yaml").read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
     seen: dict[str, str] = {}
@@ -170,7 +170,7 @@ def fitted_curves_path() -> Path:
 def _stored(path: Path) -> Mapping[str, Any]:
     if not path.is_file():
         return {}
-    raw = yaml.safe_load(path.read_text())
+    raw = parse_yaml(path.read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{FITTED_FILE}: schema_version {raw.get('schema_version')!r}; expected 1")
     return raw

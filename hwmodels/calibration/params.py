@@ -19,9 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from workloads.errors import ConfigError, unknown_name
+from workloads.shipped import parse_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +38,7 @@ def class_params(arch: str) -> Mapping[str, Mapping[str, Param]]:
     path = files("hwmodels.calibration").joinpath(f"{arch}.yaml")
     if not path.is_file():
         raise ConfigError(f"{where} is missing: no calibration parameters for arch {arch!r}")
-    raw = yaml.safe_load(path.read_text())
+    raw = parse_yaml(path.read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{where}: schema_version {raw.get('schema_version')!r}; expected 1")
     out: dict[str, dict[str, Param]] = {}
@@ -128,7 +127,7 @@ def fitted(arch: str) -> Mapping[str, Any]:
     path = fitted_path(arch)
     if not path.is_file():
         return {}
-    raw = yaml.safe_load(path.read_text())
+    raw = parse_yaml(path.read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{path.name}: schema_version {raw.get('schema_version')!r}; expected 1")
     allowed = ENERGY_FITTABLE if arch.endswith("_energy") else FITTABLE
@@ -185,7 +184,7 @@ def fitted_on(arch: str) -> str:
     record = fitted(arch)
     if record:
         return str(record.get("fitted_on", ""))
-    raw = yaml.safe_load(files("hwmodels.calibration").joinpath(f"{arch}.yaml").read_text())
+    raw = parse_yaml(files("hwmodels.calibration").joinpath(f"{arch}.yaml").read_text())
     return str(raw.get("fitted_on", ""))
 
 
@@ -391,7 +390,7 @@ MULTI_GPU = ("tensor_parallel", "sequential_layers")
 @lru_cache(maxsize=1)
 def _frameworks_file() -> Mapping[str, Any]:
     """``hwmodels/calibration/frameworks.yaml``, parsed once."""
-    return yaml.safe_load(files("hwmodels.calibration").joinpath("frameworks.yaml").read_text())
+    return parse_yaml(files("hwmodels.calibration").joinpath("frameworks.yaml").read_text())
 
 
 @lru_cache(maxsize=1)
@@ -660,7 +659,7 @@ def _serving_fitted() -> Mapping[str, Any]:
     path = serving_fitted_path()
     if not path.is_file():
         return {}
-    raw = yaml.safe_load(path.read_text())
+    raw = parse_yaml(path.read_text())
     if raw.get("schema_version") != 1:
         raise ConfigError(f"{SERVING_FITTED}: schema_version {raw.get('schema_version')!r}; expected 1")
     return raw
