@@ -1,6 +1,7 @@
 """Model presets: parameter counts against published figures, parsing errors, name lookup."""
 
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,20 @@ def test_llama2_7b_hand_count():
     embeddings and LM head 2*32000*4096, final norm 4096 = 6,738,415,616."""
     per_layer = 4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096
     assert load_model("llama-2-7b").n_params() == 32 * per_layer + 2 * 32000 * 4096 + 4096 == 6_738_415_616
+
+
+def test_internlm_and_baichuan2_hand_counts():
+    """InternLM v1 is Llama's layer (a gated FFN: gate, up and down) whose q, k, v and o take a
+    bias when its config's ``bias`` says so; Baichuan2-13B states its 4,096-token context only as
+    ``model_max_length`` (ALiBi, no ``max_position_embeddings``)."""
+    layer = 4 * 5120**2 + 3 * 5120 * 13824 + 2 * 5120  # InternLM-20B: bias false
+    assert load_model("internlm-20b").n_params() == 60 * layer + 2 * 103168 * 5120 + 5120 == 20_088_714_240
+    cfg = json.loads((files("workloads.presets") / "internlm-20b.json").read_text())
+    biased = spec_from_config({**cfg, "bias": True}, "internlm-20b-biased")
+    assert biased.n_params() == 20_088_714_240 + 60 * 4 * 5120
+    baichuan = load_model("baichuan2-13b")
+    layer = 4 * 5120**2 + 3 * 5120 * 13696 + 2 * 5120
+    assert baichuan.n_params() == 40 * layer + 2 * 125696 * 5120 + 5120 and baichuan.max_context == 4096
 
 
 def test_gemma2_has_four_norms_per_layer():

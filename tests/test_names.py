@@ -298,6 +298,10 @@ def test_unknown_device_suggests_the_variants_first():
         ("tiiuae/Falcon3-10B-Instruct", "falcon3-10b"),
         ("Qwen/QwQ-32B-Preview", "qwq-32b-preview"),  # 32,768 positions, not qwen2.5-32b's 131,072
         ("Qwen/Qwen2.5-Coder-14B-Instruct", "qwen2.5-coder-14b"),
+        ("internlm/internlm2-chat-20b", "internlm2-20b"),
+        ("internlm/internlm-20b", "internlm-20b"),
+        ("baichuan-inc/Baichuan2-13B-Chat", "baichuan2-13b"),
+        ("baichuan-inc/Baichuan2-7B-Chat", "baichuan2-7b"),
     ],
 )
 def test_huggingface_repo_id_names_its_preset(repo, preset):

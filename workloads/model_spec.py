@@ -64,6 +64,7 @@ GATED_FAMILIES = frozenset(
         "olmo2",
         "olmoe",
         "exaone",
+        "internlm",
         "internlm2",
         "baichuan",
         "gemma3",
@@ -80,7 +81,7 @@ GATED_FAMILIES = frozenset(
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices; HF transformers'
 modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP, Glm4MoeMLP, DbrxExpertGLU
 (w1, v1, w2) ... have ``gate_proj`` or ``w1``/``w3`` beside the down projection; DeepSeek-MoE's
-``modeling_deepseek.py`` DeepseekMLP likewise; Qwen2-VL's and Qwen2.5-VL's language model is
+``modeling_deepseek.py`` DeepseekMLP likewise, and InternLM v1's InternLMMLP; Qwen2-VL's and Qwen2.5-VL's language model is
 Qwen2's, its fields at the top level of their configs)."""
 
 TIED_BY_DEFAULT = frozenset(
@@ -904,11 +905,19 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     if family == "mpt":
         bias_all = not cfg.get("no_bias", True)  # MPTConfig no_bias, default true
     attention_bias = bool(cfg.get("attention_bias", family == "gpt_neox"))
+    if family == "internlm":  # InternLM v1: q, k, v and o_proj take bias=config.bias (modeling_internlm.py)
+        attention_bias = bool(cfg.get("bias", True))
     norms_per_layer = 1 if family in PARALLEL_BLOCK_FAMILIES else 4 if family in SANDWICH_NORM_FAMILIES else 2
     if family == "falcon":
         norms_per_layer = _falcon_norms_per_layer(cfg)
     max_context = None
-    for field in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+    for field in (
+        "max_position_embeddings",
+        "n_positions",
+        "max_sequence_length",
+        "seq_length",
+        "model_max_length",
+    ):
         if cfg.get(field) is not None:
             max_context = _positive_int(cfg[field], where, field)
             break
