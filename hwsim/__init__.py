@@ -25,6 +25,7 @@ charts) is imported on first use, so ``import hwsim`` stays light.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,6 +248,10 @@ def best(
         raise ConfigError(f"top is {top!r}; expected a positive integer")
     if not isinstance(per_arch, (bool, np.bool_)):
         raise ConfigError(f"per_arch is {per_arch!r}; expected True or False")
+    options = [p.name for p in inspect.signature(search).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    for key in search_options:
+        if key not in options or key == "need_price":
+            raise unknown_name("option of best", key, [o for o in options if o != "need_price"])
     result = search(model, devices, need_price="usd" in objective, **search_options)
     if result.kept.empty:
         reasons = "; ".join(f"{n:,} {r}" for r, n in result.dropped.items() if n)

@@ -172,6 +172,11 @@ def test_best_explains_an_empty_answer():
         hwsim.best("llama-3.1-8b", ["l40s"], tp=[1], batches=[1], precisions=["fp16"], slo_tpot_s=1e-6)
     with pytest.raises(hwsim.UnknownNameError):
         hwsim.best("llama-3.1-8b", ["l40s"], objective="speed")
+    # a search option misspelt is named with the right spelling, not passed on to fail inside
+    with pytest.raises(hwsim.UnknownNameError, match="'slo_ttft'; closest: slo_ttft_s"):
+        hwsim.best("llama-3.1-8b", ["l40s"], slo_ttft=1.0)
+    with pytest.raises(hwsim.UnknownNameError, match="closest: precisions"):
+        hwsim.best("llama-3.1-8b", ["l40s"], precision="fp8")
 
 
 def test_serve_completes_every_request_and_checks_its_inputs():
