@@ -44,6 +44,7 @@ from workloads.errors import (
     UnknownNameError,
     positive_count,
     positive_number,
+    shown_value,
     unknown_name,
 )
 from workloads.model_spec import ModelSpec, load_model
@@ -140,7 +141,7 @@ def roofline(
     for label, value in (("batch", batch), ("input_len", input_len)):
         if positive_ints(value, label).ndim:
             raise ConfigError(
-                f"{label} is {value!r}; expected one positive integer (a roofline is of one configuration; "
+                f"{label} is {shown_value(value)}; expected one positive integer (a roofline is of one configuration; "
                 "hwsim.estimate prices arrays)"
             )
     batch, input_len = int(batch), int(input_len)
@@ -292,7 +293,7 @@ def pareto(
         raise ConfigError(f"frame is a {type(frame).__name__}; expected a pandas DataFrame of designs")
     for field, value in (("x", x), ("y", y), ("z", z)):
         if not (value is None and field == "z") and not isinstance(value, str):
-            raise ConfigError(f"{field} is {value!r}; expected a metric name")
+            raise ConfigError(f"{field} is {shown_value(value)}; expected a metric name")
     if not isinstance(feasible_only, (bool, np.bool_)):
         raise ConfigError(f"feasible_only is {feasible_only!r}; expected True or False")
     if label_columns is not None and (

@@ -47,7 +47,7 @@ from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
 from roofline.economics import Economics, usd_per_s
 from roofline.intervals import range_factors
-from workloads.errors import ConfigError, positive_count
+from workloads.errors import ConfigError, positive_count, shown_value
 from workloads.graph import (
     OpTable,
     activation_peak_bytes,
@@ -170,10 +170,12 @@ def positive_ints(value: Any, field: str) -> np.ndarray:
         given = np.asarray(value)
     except (ValueError, TypeError):  # ragged nesting
         raise ConfigError(
-            f"{field} is {value!r}; expected a positive integer or a rectangular array of them"
+            f"{field} is {shown_value(value)}; expected a positive integer or a rectangular array of them"
         ) from None
     if given.dtype.kind not in "iuf" or given.size == 0:
-        raise ConfigError(f"{field} is {value!r}; expected a positive integer (or an array of them)")
+        raise ConfigError(
+            f"{field} is {shown_value(value)}; expected a positive integer (or an array of them)"
+        )
     if given.ndim > MAX_SWEEP_AXES:
         raise ConfigError(f"{field} has {given.ndim} axes; expected at most {MAX_SWEEP_AXES}")
     arr = given.astype(float)
@@ -195,7 +197,7 @@ def _check_options(economics: Any, link: Any, framework: Any, attention_dp: Any,
         )
     for field, value in (("link", link), ("framework", framework)):
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{field} is {value!r}; expected a name or None")
+            raise ConfigError(f"{field} is {shown_value(value)}; expected a name or None")
     if not isinstance(attention_dp, (bool, np.bool_)):
         raise ConfigError(f"attention_dp is {attention_dp!r}; expected True or False")
     if isinstance(imbalance, bool) or not isinstance(imbalance, (int, float, np.number)):
@@ -305,7 +307,7 @@ def _cached_tokens(value: Any) -> int:
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
     if not ok:
         raise ConfigError(
-            f"cached_len is {value!r}; expected an integer from 0 to {MAX_COUNT:,} (prompt tokens in the prefix cache)"
+            f"cached_len is {shown_value(value)}; expected an integer from 0 to {MAX_COUNT:,} (prompt tokens in the prefix cache)"
         )
     return int(value)
 

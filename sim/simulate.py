@@ -28,7 +28,7 @@ from roofline.estimate import Estimate, memory_per_device
 from roofline.intervals import Table, estimate_ranges
 from sim.engine import TaskGraph, Timeline, check_size, run
 from sim.system import Link, System, load_system
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, shown_value
 from workloads.graph import OpTable, build_ops
 from workloads.model_spec import ModelSpec, check_lengths, load_model
 from workloads.quant import Quant
@@ -243,7 +243,7 @@ def simulate(
 
 
 def _bad(field: str, value):
-    return ConfigError(f"{field} is {value!r}; expected a positive integer up to {MAX_TOKENS:,}")
+    return ConfigError(f"{field} is {shown_value(value)}; expected a positive integer up to {MAX_TOKENS:,}")
 
 
 def _result(

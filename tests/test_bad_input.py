@@ -383,3 +383,18 @@ def test_positive_number_takes_numpy_reals_and_names_what_it_expected():
             positive_number(bad, "x", limit=3)
     with pytest.raises(ConfigError, match=r"input_len is 0.5; expected a number >= 1 of tokens"):
         positive_number(0.5, "input_len", "tokens", minimum=1.0)
+
+
+def test_integers_too_large_for_a_float_or_for_repr_are_refused_in_one_short_line():
+    """An integer past a float's range (10**400) or past Python's 4,300-digit str limit is refused
+    as a ConfigError whose message stays short, not an OverflowError, a ValueError from repr, or a
+    NumPy TypeError (an int past int64 is an object to ``np.isfinite``)."""
+    base = dict(batch=1, input_len=8, output_len=2)
+    with pytest.raises(ConfigError, match=r"^expert_imbalance is 1e\+20; expected at most ep = 2$"):
+        estimate("mixtral-8x7b", "h100-sxm", ep=2, expert_imbalance=10**20, **base)
+    with pytest.raises(ConfigError, match=r"^expert_imbalance is 100000000000\.\.\.0000 \(401 characters\)"):
+        estimate("mixtral-8x7b", "h100-sxm", ep=2, expert_imbalance=10**400, **base)
+    with pytest.raises(
+        ConfigError, match=r"^batch is an integer of more than 4,300 digits; expected a positive"
+    ):
+        estimate("llama-2-7b", "h100-sxm", **{**base, "batch": 10**5000})

@@ -96,6 +96,15 @@ def unknown_name(kind: str, name: str, known: Iterable[str], list_cmd: str | Non
     return UnknownNameError(f"unknown {kind} {name!r}{hint}{more}")
 
 
+def shown_value(value: Any) -> str:
+    """``repr(value)``, shortened past 60 characters (an integer of hundreds of digits)."""
+    try:
+        text = repr(value)
+    except ValueError:  # Python refuses to write an integer of more than 4,300 digits
+        return "an integer of more than 4,300 digits"
+    return text if len(text) <= 60 else f"{text[:12]}...{text[-4:]} ({len(text):,} characters)"
+
+
 def positive_count(value: Any, field: str, limit: int | None = None) -> int:
     """``value`` as a Python ``int`` from 1 to ``limit`` (None: no limit); a NumPy integer is
     taken (its arithmetic would wrap in its own width), a bool or a float is not. Otherwise a
@@ -103,8 +112,16 @@ def positive_count(value: Any, field: str, limit: int | None = None) -> int:
     top = float("inf") if limit is None else limit
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= top:
         most = "" if limit is None else f" up to {limit:,}"
-        raise ConfigError(f"{field} is {value!r}; expected a positive integer{most}")
+        raise ConfigError(f"{field} is {shown_value(value)}; expected a positive integer{most}")
     return int(value)
+
+
+def _finite(value: float | int | np.number) -> bool:
+    """Whether a real number is finite; False for an integer too large for a float (10**400)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def positive_number(
@@ -116,13 +133,10 @@ def positive_number(
     real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
     top = float("inf") if limit is None else limit
     if not (
-        real
-        and math.isfinite(value)
-        and (value > 0 if minimum is None else value >= minimum)
-        and value <= top
+        real and _finite(value) and (value > 0 if minimum is None else value >= minimum) and value <= top
     ):
         need = "a positive number" if minimum is None else f"a number >= {minimum:g}"
         need += f" of {unit}" if unit else ""
         need += "" if limit is None else f" up to {limit:,}"
-        raise ConfigError(f"{field} is {value!r}; expected {need}")
+        raise ConfigError(f"{field} is {shown_value(value)}; expected {need}")
     return float(value)

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, positive_number
 from workloads.model_spec import FULL, AttentionLayer, ModelSpec
 from workloads.quant import Quant
 
@@ -662,8 +662,7 @@ def _step_rows(
     if mla_prefill not in MLA_PREFILL_FORMS:
         raise ConfigError(f"mla_prefill is {mla_prefill!r}; expected one of {', '.join(MLA_PREFILL_FORMS)}")
     check_parallelism(spec, tp, pp, ep)
-    if not np.isfinite(expert_imbalance) or expert_imbalance < 1.0:
-        raise ConfigError(f"expert_imbalance is {expert_imbalance!r}; expected a number >= 1 (1: balanced)")
+    expert_imbalance = positive_number(expert_imbalance, "expert_imbalance", minimum=1.0)  # 1: balanced
     if expert_imbalance > max(ep, 1):  # the busiest device takes at most every routed token
         raise ConfigError(f"expert_imbalance is {expert_imbalance!r}; expected at most ep = {ep}")
     group = ep if attention_dp and ep > 1 else 1

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.errors import ConfigError, positive_count, unknown_name
+from workloads.errors import ConfigError, positive_count, shown_value, unknown_name
 from workloads.files import is_file
 from workloads.shipped import parse_yaml
 
@@ -106,9 +106,9 @@ class Trace:
 
 def _positive(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{field} is {value!r}; expected a positive number")
+        raise ConfigError(f"{field} is {shown_value(value)}; expected a positive number")
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{field} is {value!r}; expected a positive number")
+        raise ConfigError(f"{field} is {shown_value(value)}; expected a positive number")
     return float(value)
 
 
@@ -125,7 +125,7 @@ def _cv(value: Any, field: str) -> float:
     low, high = CV_RANGE
     if not low <= cv <= high:
         raise ConfigError(
-            f"{field} is {value!r}; expected a coefficient of variation from {low:g} to {high:g}"
+            f"{field} is {shown_value(value)}; expected a coefficient of variation from {low:g} to {high:g}"
         )
     return cv
 
