@@ -44,6 +44,7 @@ from workloads.errors import (
     UnknownNameError,
     positive_count,
     positive_number,
+    refuse_huge_integers,
     shown_value,
     unknown_name,
 )
@@ -91,6 +92,7 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
+@refuse_huge_integers
 def roofline(
     model: str | ModelSpec,
     device: str | DeviceSpec,
@@ -158,6 +160,7 @@ def roofline(
     }
 
 
+@refuse_huge_integers
 def sweep(
     spec: Mapping[str, Any] | str | Path | SweepSpec,
     *,
@@ -205,6 +208,7 @@ def sweep(
         )
 
 
+@refuse_huge_integers
 def best(
     model: str,
     devices: Sequence[str] | None = None,
@@ -260,6 +264,7 @@ def best(
     return rank_best(result, objective, top, per_arch)
 
 
+@refuse_huge_integers
 def pareto(
     frame: pd.DataFrame,
     x: str = "tpot_s",
@@ -351,6 +356,7 @@ def _trace(
     )
 
 
+@refuse_huge_integers
 def serve(
     model: str | ModelSpec,
     device: str | DeviceSpec,
@@ -441,6 +447,7 @@ def serve(
     )
 
 
+@refuse_huge_integers
 def serve_estimate(
     model: str,
     device: str,

@@ -47,7 +47,7 @@ from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
 from roofline.economics import Economics, usd_per_s
 from roofline.intervals import range_factors
-from workloads.errors import ConfigError, positive_count, shown_value
+from workloads.errors import ConfigError, positive_count, refuse_huge_integers, shown_value
 from workloads.graph import (
     OpTable,
     activation_peak_bytes,
@@ -331,6 +331,7 @@ def mtp_expected_tokens(n_draft: int, acceptance: float) -> float:
     return float(sum(acceptance**i for i in range(n_draft + 1)))
 
 
+@refuse_huge_integers
 def estimate(
     model: str | ModelSpec,
     device: str | DeviceSpec,

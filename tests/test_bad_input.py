@@ -385,16 +385,36 @@ def test_positive_number_takes_numpy_reals_and_names_what_it_expected():
         positive_number(0.5, "input_len", "tokens", minimum=1.0)
 
 
-def test_integers_too_large_for_a_float_or_for_repr_are_refused_in_one_short_line():
-    """An integer past a float's range (10**400) or past Python's 4,300-digit str limit is refused
-    as a ConfigError whose message stays short, not an OverflowError, a ValueError from repr, or a
-    NumPy TypeError (an int past int64 is an object to ``np.isfinite``)."""
+def test_integers_beyond_int64_are_refused_by_argument_in_one_short_line():
+    """An integer beyond int64 given to the API (10**20, past a float's range at 10**400, past
+    Python's 4,300-digit limit on writing one, or inside a list argument) is a ConfigError naming
+    the argument, not an OverflowError from float(), a ValueError from repr or a NumPy TypeError
+    (such an int is an object to ``np.isfinite``)."""
+    import hwsim
+
     base = dict(batch=1, input_len=8, output_len=2)
-    with pytest.raises(ConfigError, match=r"^expert_imbalance is 1e\+20; expected at most ep = 2$"):
-        estimate("mixtral-8x7b", "h100-sxm", ep=2, expert_imbalance=10**20, **base)
-    with pytest.raises(ConfigError, match=r"^expert_imbalance is 100000000000\.\.\.0000 \(401 characters\)"):
-        estimate("mixtral-8x7b", "h100-sxm", ep=2, expert_imbalance=10**400, **base)
     with pytest.raises(
-        ConfigError, match=r"^batch is an integer of more than 4,300 digits; expected a positive"
+        ConfigError, match=r"^expert_imbalance holds 100000000000000000000; expected integers"
     ):
+        estimate("mixtral-8x7b", "h100-sxm", ep=2, expert_imbalance=10**20, **base)
+    with pytest.raises(ConfigError, match=r"^batch holds an integer of more than 4,300 digits; expected"):
         estimate("llama-2-7b", "h100-sxm", **{**base, "batch": 10**5000})
+    with pytest.raises(ConfigError, match=r"^kv_fraction holds 100000000000\.\.\.0000 \(401 characters\)"):
+        hwsim.serve(
+            "llama-2-7b", "h100-sxm", rate=1.0, num_requests=2, input_len=8, output_len=2, kv_fraction=10**400
+        )
+    with pytest.raises(ConfigError, match=r"^batches holds -9223372036854775809; expected integers"):
+        hwsim.best("llama-2-7b", ["h100-sxm"], batches=[1, -(2**63) - 1])
+    # the layer below takes such an imbalance as the float it is (not through NumPy) and bounds it
+    from workloads.graph import build_ops
+    from workloads.model_spec import load_model
+    from workloads.quant import Quant
+
+    with pytest.raises(ConfigError, match=r"^expert_imbalance is 1e\+20; expected at most ep = 1$"):
+        build_ops(
+            load_model("mixtral-8x7b"),
+            Quant.from_name("bf16"),
+            phase="decode",
+            batch=1,
+            expert_imbalance=10**20,
+        )

@@ -194,3 +194,11 @@ def test_decode_context_weights_each_request_by_its_decode_steps():
     assert same.decode_context(100, 56) == pytest.approx(100 + 54 / 2)
     # scaled to other means: prompts of 200, outputs twice as long (22 and 202 tokens: 21 and 201 steps)
     assert hist.decode_context(200, 112) == pytest.approx((21 * 210 + 201 * 300) / 222)
+
+
+@pytest.mark.parametrize("spread", [np.array([]), np.array([0.1, 0.2]), "0.1", True, [0.1]])
+def test_a_length_spread_that_is_not_a_number_is_refused_by_name(spread):
+    """An array, a string, a bool or a list as the spread is refused by name (an array's truth
+    value would otherwise raise NumPy's ValueError, and a bool would read as a spread of 1)."""
+    with pytest.raises(ConfigError, match="^length spread is .*; expected a number from 0 to 1$"):
+        make_trace(n_requests=4, rate=1.0, input_len=64, output_len=4, length_spread=spread)

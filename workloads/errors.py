@@ -7,12 +7,17 @@ these; the CLI prints its message on one line and exits non-zero, never a traceb
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import math
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class HwsimError(Exception):
@@ -140,3 +145,49 @@ def positive_number(
         need += "" if limit is None else f" up to {limit:,}"
         raise ConfigError(f"{field} is {shown_value(value)}; expected {need}")
     return float(value)
+
+
+INT64_MAX = 2**63 - 1
+"""Largest integer an argument may be: every count hwsim takes is far below it, and NumPy arrays
+of counts are int64 (a larger Python integer would wrap or become an object array)."""
+
+
+def refuse_huge_integers(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a public function so that an integer argument beyond int64 (or one inside a list,
+    tuple or dict argument) is a one-line ``ConfigError`` naming the argument, before any check
+    converts it to a float (10**400 overflows) or writes it (Python refuses to write an integer
+    of more than 4,300 digits)."""
+
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return fn(*args, **kwargs)  # let Python name the wrong argument as it would
+        named = dict(bound.arguments)
+        for name, param in signature.parameters.items():
+            if param.kind is param.VAR_KEYWORD:  # **options: each by its own name
+                named.update(named.pop(name, {}))
+        for name, value in named.items():
+            huge = _huge_integer(value)
+            if huge is not None:
+                raise ConfigError(
+                    f"{name} holds {shown_value(huge)}; expected integers within int64 (|n| < 9.2e18)"
+                )
+        return fn(*args, **kwargs)
+
+    return checked
+
+
+def _huge_integer(value: Any, depth: int = 0) -> int | None:
+    """The first integer beyond int64 in ``value`` (looking three containers deep), or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if abs(value) > INT64_MAX else None
+    if depth < 3 and isinstance(value, (list, tuple, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            huge = _huge_integer(item, depth + 1)
+            if huge is not None:
+                return huge
+    return None

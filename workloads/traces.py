@@ -409,6 +409,13 @@ def make_trace(
     rng = np.random.default_rng(seed)
     if (rate is None) == (concurrency is None):
         raise ConfigError("give exactly one of a rate (open loop) and a concurrency (closed loop)")
+    for field, value, need in (
+        ("length spread", length_spread, "a number from 0 to 1"),
+        ("length cv", length_cv, "a coefficient of variation (a number)"),
+    ):  # before their truth values are asked: an array's would raise, a bool's would count
+        real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+        if value is not None and not real:
+            raise ConfigError(f"{field} is {shown_value(value)}; expected {need}")
     if lengths is not None:
         if input_len is not None or output_len is not None:
             raise ConfigError("give either lengths or input_len/output_len, not both")
