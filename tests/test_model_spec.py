@@ -87,6 +87,19 @@ def test_internlm_and_baichuan2_hand_counts():
     assert baichuan.n_params() == 40 * layer + 2 * 125696 * 5120 + 5120 and baichuan.max_context == 4096
 
 
+def test_qwen_v1_and_chatglm3_hand_counts():
+    """Qwen v1's intermediate_size is both FFN branches (w1 and w2 take half each) and its fused
+    QKV keeps a bias although no_bias is true; ChatGLM3's num_layers, ffn_hidden_size,
+    padded_vocab_size and multi_query_group_num (2 K and V groups) are its shape fields."""
+    qwen = load_model("qwen-7b")
+    layer = 4 * 4096**2 + 3 * 4096 + 3 * 4096 * 11008 + 2 * 4096
+    assert qwen.n_params() == 32 * layer + 2 * 151936 * 4096 + 4096 == 7_721_324_544
+    glm = load_model("chatglm3-6b")
+    assert (glm.n_layers, glm.n_kv_heads, glm.max_context) == (28, 2, 8192)
+    layer = 2 * 4096**2 + 2 * 4096 * 256 + (4096 + 512) + 3 * 4096 * 13696 + 2 * 4096
+    assert glm.n_params() == 28 * layer + 2 * 65024 * 4096 + 4096 == 6_243_584_000
+
+
 def test_gemma2_has_four_norms_per_layer():
     """Gemma 2 norms each sublayer's input and output (HF Gemma2DecoderLayer): its count equals
     the published one (keras-hub gemma2_9b_en: 9,241,705,984), and a step moves a hidden state

@@ -302,6 +302,8 @@ def test_unknown_device_suggests_the_variants_first():
         ("internlm/internlm-20b", "internlm-20b"),
         ("baichuan-inc/Baichuan2-13B-Chat", "baichuan2-13b"),
         ("baichuan-inc/Baichuan2-7B-Chat", "baichuan2-7b"),
+        ("Qwen/Qwen-7B-Chat", "qwen-7b"),  # Qwen v1, not Qwen2's qwen2-7b
+        ("THUDM/chatglm3-6b", "chatglm3-6b"),
     ],
 )
 def test_huggingface_repo_id_names_its_preset(repo, preset):

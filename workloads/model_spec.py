@@ -66,6 +66,8 @@ GATED_FAMILIES = frozenset(
         "exaone",
         "internlm",
         "internlm2",
+        "qwen",
+        "chatglm",
         "baichuan",
         "gemma3",
         "gemma3_text",
@@ -81,7 +83,8 @@ GATED_FAMILIES = frozenset(
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices; HF transformers'
 modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP, Glm4MoeMLP, DbrxExpertGLU
 (w1, v1, w2) ... have ``gate_proj`` or ``w1``/``w3`` beside the down projection; DeepSeek-MoE's
-``modeling_deepseek.py`` DeepseekMLP likewise, and InternLM v1's InternLMMLP; Qwen2-VL's and Qwen2.5-VL's language model is
+``modeling_deepseek.py`` DeepseekMLP likewise, and InternLM v1's InternLMMLP; Qwen v1's QWenMLP
+(w1, w2, c_proj) and ChatGLM's MLP (dense_h_to_4h of twice the width, SwiGLU, dense_4h_to_h); Qwen2-VL's and Qwen2.5-VL's language model is
 Qwen2's, its fields at the top level of their configs)."""
 
 TIED_BY_DEFAULT = frozenset(
@@ -801,7 +804,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     _refuse_unmodelled(cfg, where)
     g = lambda *k, **kw: _get(cfg, where, *k, **kw)  # noqa: E731
     n_layers = _positive_int(
-        g("num_hidden_layers", "n_layer", "n_layers"), where, "num_hidden_layers", MAX_LAYERS
+        g("num_hidden_layers", "n_layer", "n_layers", "num_layers"), where, "num_hidden_layers", MAX_LAYERS
     )
     hidden = _positive_int(g("hidden_size", "n_embd", "d_model"), where, "hidden_size")
     n_heads = _positive_int(g("num_attention_heads", "n_head", "n_heads"), where, "num_attention_heads")
@@ -812,6 +815,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     )
     if family == "falcon" and cfg.get("multi_query", True) and not cfg.get("new_decoder_architecture"):
         n_kv = 1  # Falcon-7B: multi-query; num_kv_heads is used only with the new decoder architecture
+    if family == "chatglm" and cfg.get("multi_query_attention"):  # ChatGLM2/3: grouped K and V
+        n_kv = _positive_int(g("multi_query_group_num"), where, "multi_query_group_num")
     if family == "gpt_bigcode" and cfg.get("multi_query", True):
         n_kv = 1  # StarCoder: one K and V head (GPTBigCodeConfig multi_query, default true)
     if n_heads % n_kv:
@@ -824,7 +829,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
             "and no head_dim is given; expected a multiple, or a head_dim field"
         )
     head_dim = _positive_int(g("head_dim", default=hidden // n_heads), where, "head_dim")
-    vocab = _positive_int(g("vocab_size"), where, "vocab_size")
+    vocab = _positive_int(g("vocab_size", "padded_vocab_size"), where, "vocab_size")
     default_ffn = 4 * hidden if family in LAYERNORM_FAMILIES else None
     if family == "mpt":  # MPTConfig: the FFN is expansion_ratio (default 4) times d_model
         default_ffn = _positive_int(cfg.get("expansion_ratio", 4), where, "expansion_ratio") * hidden
@@ -833,6 +838,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     ffn_field = ffn_keys[0] if ffn_keys else "intermediate_size"
     ffn = g(*ffn_keys, "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", default=default_ffn)
     ffn = None if ffn is None else _positive_int(ffn, where, ffn_field)
+    if family == "qwen" and ffn is not None:  # QWenMLP: w1 and w2 of intermediate_size // 2 each
+        ffn = max(ffn // 2, 1)
     layer_kinds = _layer_kinds(cfg, family, n_layers, where)
     linear_attn = _linear_attn(cfg, where) if any(k.kind == "linear" for k in layer_kinds) else None
 
@@ -957,7 +964,10 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         norm="layernorm" if layernorm else "rmsnorm",
         norms_per_layer=norms_per_layer,
         qk_norm=qk_norm,
-        qkv_bias=bias_all or attention_bias or family == "qwen2",
+        qkv_bias=bias_all
+        or attention_bias
+        or family in ("qwen2", "qwen")  # Qwen v1's fused c_attn keeps its bias whatever no_bias says
+        or (family == "chatglm" and bool(cfg.get("add_qkv_bias"))),
         out_bias=bias_all or attention_bias,
         ffn_bias=bias_all or family in {"gptj", "gpt_neox"},
         n_learned_positions=learned_pos,
