@@ -121,6 +121,11 @@ def positive_count(value: Any, field: str, limit: int | None = None) -> int:
     return int(value)
 
 
+def is_real_number(value: Any) -> bool:
+    """Whether ``value`` is a real number: a Python or NumPy int or float, not a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def _finite(value: float | int | np.number) -> bool:
     """Whether a real number is finite; False for an integer too large for a float (10**400)."""
     try:
@@ -135,7 +140,7 @@ def positive_number(
     """``value`` as a Python ``float``: a real number (a NumPy one is taken, a bool is not), finite,
     above 0 (or at least ``minimum``) and at most ``limit``. Otherwise a one-line ``ConfigError``
     naming ``field``, the value and what was expected (``unit``: what the number counts)."""
-    real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    real = is_real_number(value)
     top = float("inf") if limit is None else limit
     if not (
         real and _finite(value) and (value > 0 if minimum is None else value >= minimum) and value <= top

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.errors import ConfigError, positive_count, shown_value, unknown_name
+from workloads.errors import ConfigError, is_real_number, positive_count, shown_value, unknown_name
 from workloads.files import is_file
 from workloads.shipped import parse_yaml
 
@@ -413,8 +413,7 @@ def make_trace(
         ("length spread", length_spread, "a number from 0 to 1"),
         ("length cv", length_cv, "a coefficient of variation (a number)"),
     ):  # before their truth values are asked: an array's would raise, a bool's would count
-        real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-        if value is not None and not real:
+        if value is not None and not is_real_number(value):
             raise ConfigError(f"{field} is {shown_value(value)}; expected {need}")
     if lengths is not None:
         if input_len is not None or output_len is not None:
