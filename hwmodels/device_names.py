@@ -73,10 +73,11 @@ class NameTable:
 
     def key(self, name: str) -> str:
         """``name`` normalized: lowercase, split at non-alphanumerics, a device count in front
-        (``8x``, ``8 x``) and a power (``700W``) dropped, vendor words dropped (unless nothing
-        else is left), joined (``"NVIDIA H100 SXM"`` -> ``"h100sxm"``, ``"8x H100 SXM (700W)"`` ->
-        ``"h100sxm"``)."""
-        text = re.sub(r"^\s*\d+\s*x(?=\s*[a-z])", "", name.lower())  # "8x H100", "8 x H200", "8xH100"
+        (``8x``, ``8 x``, ``8×``) or behind (``x8``, ``× 8``) and a power (``700W``) dropped,
+        vendor words dropped (unless nothing else is left), joined (``"NVIDIA H100 SXM"`` ->
+        ``"h100sxm"``, ``"8x H100 SXM (700W)"`` and ``"H100 SXM x8"`` -> ``"h100sxm"``)."""
+        text = re.sub(r"^\s*\d+\s*[x×](?=\s*[a-z])", "", name.lower())  # "8x H100", "8 x H200", "8×H100"
+        text = re.sub(r"(?<![a-z0-9])[x×]\s*\d+\W*$", "", text)  # "H100 x8", "MI300X ×8", "(x8)"
         tokens = [t for t in re.split(r"[^a-z0-9]+", text) if t and not re.fullmatch(r"\d+w", t)]
         return "".join([t for t in tokens if t not in self.vendor_words] or tokens)
 
@@ -180,12 +181,24 @@ def _holds(device: str, size_gb: float) -> bool:
 def _lookup(typed: str) -> str | Ambiguous | None:
     """What ``typed`` names in the index: as normalized, else without the word GPU (``NVIDIA
     H100 Tensor Core GPU``; a name known with it, the Snapdragon 8 Gen 3 GPU, keeps it), else
-    without a remark in parentheses (``NVIDIA A10G (AWS g5)``)."""
+    without a remark in parentheses (``NVIDIA A10G (AWS g5)``), else two names of one part
+    written together (``Gaudi2 HL-225H``: the product and its model number)."""
     index, text = _index(), typed.lower()
     for candidate in (text, re.sub(r"\bgpu\b", " ", text), re.sub(r"\([^)]*\)", " ", text)):
         found = index.get(name_table().key(candidate))
         if found is not None:
             return found
+    return _two_names(text)
+
+
+def _two_names(text: str) -> str | None:
+    """The catalog part both halves of ``text`` name, split between two of its words (``gaudi 3``
+    and ``hl 325l``), when some split gives two halves that each name that same part; else None."""
+    index, words = _index(), text.split()
+    for cut in range(1, len(words)):
+        left = index.get(name_table().key(" ".join(words[:cut])))
+        if isinstance(left, str) and left == index.get(name_table().key(" ".join(words[cut:]))):
+            return left
     return None
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels.device_names import find_devices, name_table, names_markdown
+from hwmodels.device_names import find_devices, name_table, names_markdown, resolve_device_name
 from hwmodels.device_spec import catalog, load_device
 from workloads.errors import AmbiguousNameError, ConfigError, HwsimNote, UnknownNameError, closest_names
 from workloads.model_spec import hf_id_index, load_model, preset_index
@@ -123,6 +123,11 @@ def test_api_issues_the_note_as_a_warning():
         ("8x NVIDIA H200 SXM5", "h200"),  # a count in front and a power are dropped
         ("8 x H100 SXM5 80GB", "h100-sxm"),
         ("B200 (1000W)", "b200"),
+        ("H100 SXM x8", "h100-sxm"),  # or behind
+        ("MI300X ×8", "mi300x"),
+        ("Gaudi2 HL-225H", "gaudi2"),  # two names of one part: product and model number
+        ("Intel Gaudi 3 HL-325L", "gaudi3"),
+        ("AMD Instinct MI300X VF", "mi300x"),  # the SR-IOV function an Azure VM sees
         ("NVIDIA A10G (AWS g5)", "a10g"),  # a remark in parentheses, when unknown with it
         ("Intel Xeon Platinum 8488C", "xeon-8488c"),  # server CPUs as cloud users name them
         ("Alibaba Yitian 710", "yitian-710"),
@@ -157,6 +162,11 @@ def test_a_size_two_variants_share_takes_the_assumed_one_with_a_note():
 def test_a_size_no_part_has_is_refused_naming_the_sizes_there_are(typed):
     with pytest.raises(ConfigError, match=r"no catalog part of \d+ GB by that name \(.* GiB\)"):
         load_device(typed)
+
+
+@pytest.mark.parametrize("typed", ["Gaudi2 H100", "H100 A100", "RTX x8"])
+def test_two_names_of_different_parts_or_a_count_alone_name_nothing(typed):
+    assert resolve_device_name(typed) is None
 
 
 def test_normalization_drops_vendor_words_only_when_something_is_left():
