@@ -60,6 +60,9 @@ def test_other_precision_names_are_the_same_format():
         ("FP8-Dynamic", "fp8-kv16"),  # llm-compressor's checkpoints, served with a 16-bit KV cache
         ("awq_marlin", "int4"),  # the kernel vLLM runs AWQ and GPTQ checkpoints with
         ("Q4_K_M", "q4_k_m"),  # a GGUF type keeps its underscores
+        ("Q4_K", "q4_k_m"),  # llama-quantize's aliases
+        ("q5_k", "q5_k_m"),
+        ("FP8 KV cache", "fp8"),  # FP8 weights with the KV cache in FP8 too
     ],
 )
 def test_precision_names_as_sources_write_them(typed, same_as):

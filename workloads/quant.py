@@ -146,6 +146,8 @@ PRECISION_ALIASES = {
     "e4m3": "fp8",
     "fp8-e4m3": "fp8",
     "fp8-kv8": "fp8",
+    "fp8-kv": "fp8",
+    "fp8-kv-cache": "fp8",
     "fbgemm-fp8": "fp8-ffn",
     "fbgemm_fp8": "fp8-ffn",
     "smoothquant": "int8",
@@ -159,6 +161,9 @@ PRECISION_ALIASES = {
     "marlin": "int4",
     "awq-marlin": "int4",
     "gptq-marlin": "int4",
+    "q3_k": "q3_k_m",
+    "q4_k": "q4_k_m",
+    "q5_k": "q5_k_m",
 }
 """Other names of ``Quant.from_name``'s precisions: PyTorch dtype names, and the quantization
 methods whose weight and activation widths the named precision states (AWQ and GPTQ checkpoints
@@ -167,7 +172,9 @@ them with; NVFP4 is ``fp4``; FP8 is E4M3 for inference, with its KV cache in FP8
 checkpoints of llm-compressor, which vLLM serves with the model's 16-bit KV cache, ``fp8-kv16``;
 SmoothQuant is W8A8, ``int8``, as are vLLM's ``w8a8-int8`` checkpoints, its ``w8a8-fp8`` ones ``fp8``;
 TensorRT-LLM's weight-only INT8 and INT4 are per-channel ``w8a16`` and ``w4a16``; GPTQ's 8-bit
-checkpoints groups of 128, ``w8a16g128``). A name is looked up lowercased, with spaces (and underscores,
+checkpoints groups of 128, ``w8a16g128``; llama.cpp's ``llama-quantize`` takes Q3_K, Q4_K and Q5_K as
+aliases of Q3_K_M, Q4_K_M and Q5_K_M, ggml-org/llama.cpp tools/quantize/quantize.cpp QUANT_OPTIONS).
+A name is looked up lowercased, with spaces (and underscores,
 unless a named format has them: ``q4_k_m``) read as dashes and parentheses dropped (``FP8_E4M3``,
 ``FP8 (E4M3)``)."""
 
