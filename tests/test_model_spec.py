@@ -100,6 +100,21 @@ def test_qwen_v1_and_chatglm3_hand_counts():
     assert glm.n_params() == 28 * layer + 2 * 65024 * 4096 + 4096 == 6_243_584_000
 
 
+def test_starcoder2_ties_its_head_unless_told_and_qwen1_5_32b_is_gqa():
+    """Starcoder2Config leaves ``tie_word_embeddings`` at PretrainedConfig's true: the 3B config
+    states no such key and stores one embedding; the 15B states false. Its LayerNorms and every
+    projection carry a bias (``use_bias``, default true). Qwen1.5-32B is the one
+    Qwen1.5 below 110B with grouped KV heads (8 of 40)."""
+    sc = load_model("starcoder2-3b")
+    layer = (3072 * 3072 + 3072) * 2 + 2 * (3072 * 256 + 256) + 2 * (3072 * 12288) + 12288 + 3072 + 4 * 3072
+    assert sc.tied_embeddings and not load_model("starcoder2-15b").tied_embeddings
+    assert sc.n_params() == 30 * layer + 49152 * 3072 + 2 * 3072 == 3_030_371_328
+    qwen = load_model("qwen1.5-32b")
+    assert (qwen.n_heads, qwen.n_kv_heads) == (40, 8)
+    layer = 5120 * 5120 * 2 + 2 * 5120 * 1024 + 5120 + 2 * 1024 + 3 * 5120 * 27392 + 2 * 5120
+    assert qwen.n_params() == 64 * layer + 2 * 152064 * 5120 + 5120 == 32_512_218_112
+
+
 def test_gemma2_has_four_norms_per_layer():
     """Gemma 2 norms each sublayer's input and output (HF Gemma2DecoderLayer): its count equals
     the published one (keras-hub gemma2_9b_en: 9,241,705,984), and a step moves a hidden state

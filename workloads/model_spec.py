@@ -88,12 +88,24 @@ modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP, Glm4Mo
 Qwen2's, its fields at the top level of their configs)."""
 
 TIED_BY_DEFAULT = frozenset(
-    {"gemma", "gemma2", "gemma3_text", "opt", "falcon", "cohere", "cohere2", "gpt2", "gpt_bigcode", "mpt"}
+    {
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "opt",
+        "falcon",
+        "cohere",
+        "cohere2",
+        "gpt2",
+        "gpt_bigcode",
+        "mpt",
+        "starcoder2",
+    }
 )
 """Families whose HF config class ties the LM head to the embedding unless ``tie_word_embeddings``
 says otherwise (GemmaConfig, Gemma2Config, CohereConfig, Cohere2Config, OPTConfig, FalconConfig:
-``tie_word_embeddings=True`` in their signatures; GPT2Config and GPTBigCodeConfig leave it at
-``PretrainedConfig``'s true; MPT reads its output through the token embedding)."""
+``tie_word_embeddings=True`` in their signatures; GPT2Config, GPTBigCodeConfig and Starcoder2Config
+leave it at ``PretrainedConfig``'s true; MPT reads its output through the token embedding)."""
 
 UNGATED_FAMILIES = frozenset(
     {
@@ -112,7 +124,9 @@ UNGATED_FAMILIES = frozenset(
 )
 """Model families whose FFN is two matrices (up, activation, down)."""
 
-LAYERNORM_FAMILIES = frozenset({"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom", "gpt_bigcode", "phi"})
+LAYERNORM_FAMILIES = frozenset(
+    {"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom", "gpt_bigcode", "phi", "starcoder2"}
+)
 """Families that use LayerNorm (weight and bias) rather than RMSNorm (weight only)."""
 
 BIASED_FAMILIES = frozenset({"opt", "gpt2", "gpt_bigcode", "phi", "bloom"})
@@ -911,6 +925,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     )
     if family == "mpt":
         bias_all = not cfg.get("no_bias", True)  # MPTConfig no_bias, default true
+    if family == "starcoder2":  # q, k, v, o, c_fc and c_proj take bias=config.use_bias (default true)
+        bias_all = bool(cfg.get("use_bias", True))
     attention_bias = bool(cfg.get("attention_bias", family == "gpt_neox"))
     if family == "internlm":  # InternLM v1: q, k, v and o_proj take bias=config.bias (modeling_internlm.py)
         attention_bias = bool(cfg.get("bias", True))
