@@ -58,6 +58,26 @@ def test_dense_peaks_match_datasheets():
     )  # falls back
 
 
+def test_cut_down_parts_price_as_their_cuts():
+    """The RTX 4090 D is the 4090 with 114 of its 128 SMs and the same memory: a prefill is
+    compute-bound and slower by about the SM ratio, a batch-1 decode streams the same weights at
+    the same bandwidth. The V100 PCIe card's boost clock and tensor peak are below the SXM2
+    part's on the same HBM2."""
+    from roofline.estimate import estimate
+
+    full, cut = (
+        estimate(model="llama-3.1-8b", device=d, batch=1, input_len=2048, output_len=64)
+        for d in ("rtx-4090", "rtx-4090d")
+    )
+    assert 1.05 < cut.ttft_s / full.ttft_s <= 128 / 114 + 1e-9
+    assert cut.tpot_s == pytest.approx(full.tpot_s, rel=0.02)
+    assert load_device("v100-pcie-32gb").peak("fp16") < load_device("v100-sxm2-32gb").peak("fp16")
+    assert (
+        load_device("v100-pcie-32gb").memory.bw_bytes_per_s
+        == load_device("v100-sxm2-16gb").memory.bw_bytes_per_s
+    )
+
+
 def test_memory_energy_types_have_sources():
     for name, (j, src) in memory_energy_j_per_byte().items():
         assert 0 < j < 1e-9 and src, name

@@ -128,6 +128,12 @@ def test_api_issues_the_note_as_a_warning():
         ("Gaudi2 HL-225H", "gaudi2"),  # two names of one part: product and model number
         ("Intel Gaudi 3 HL-325L", "gaudi3"),
         ("AMD Instinct MI300X VF", "mi300x"),  # the SR-IOV function an Azure VM sees
+        ("Tesla V100-PCIE-32GB", "v100-pcie-32gb"),
+        ("NVIDIA GeForce RTX 4090 D", "rtx-4090d"),
+        ("RTX 4080 SUPER", "rtx-4080-super"),
+        ("A4000", "rtx-a4000"),
+        ("AMD Instinct MI250", "mi250"),
+        ("NVIDIA L20", "l20"),
         ("NVIDIA A10G (AWS g5)", "a10g"),  # a remark in parentheses, when unknown with it
         ("Intel Xeon Platinum 8488C", "xeon-8488c"),  # server CPUs as cloud users name them
         ("Alibaba Yitian 710", "yitian-710"),
@@ -147,6 +153,7 @@ def test_alias_resolves_without_a_note(typed, name):
         ("H100 96GB", "h100-nvl"),
         ("B200 192GB", "b200"),  # physical 192 GB, 180 GB usable: within 10%
         ("MI325X 256GB HBM3E", "mi325x"),
+        ("Tesla V100-SXM2-16GB", "v100-sxm2-16gb"),
     ],
 )
 def test_a_stated_memory_size_names_the_part_of_that_size(typed, name):
@@ -158,7 +165,7 @@ def test_a_size_two_variants_share_takes_the_assumed_one_with_a_note():
         assert load_device("H100 80GB").name == "h100-sxm"
 
 
-@pytest.mark.parametrize("typed", ["RTX 4090 48GB", "V100 16GB"])
+@pytest.mark.parametrize("typed", ["RTX 4090 48GB", "V100 PCIe 16GB"])
 def test_a_size_no_part_has_is_refused_naming_the_sizes_there_are(typed):
     with pytest.raises(ConfigError, match=r"no catalog part of \d+ GB by that name \(.* GiB\)"):
         load_device(typed)
