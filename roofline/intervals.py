@@ -49,6 +49,7 @@ of sources would cost 26 times more for a second-order effect.)
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -145,14 +146,15 @@ any rate is ``server-rate``): queueing widens a TTFT's error far more than a TPO
 def phase_of(phase: str, metric: str, closed_loop: bool = False) -> str:
     """The interval phase of a measured row: ``energy`` for an energy (J/token, or J of a step:
     ``decode_step_j``, ``prefill_j``); for a ``server`` row ``server-`` and its metric's kind
-    (``SERVER_KINDS``), where a ``closed_loop``'s rate takes the end-to-end kind: with N requests
+    (``SERVER_KINDS``; a percentile, ``ttft_s_p99``, takes its mean's group), where a ``closed_loop``'s rate takes the end-to-end kind: with N requests
     always in flight its rate is N over their mean end-to-end latency (Little's law), so it errs
     as that latency does, while an open loop that keeps up serves its offered load whatever its
     engine; else its phase."""
     if metric == "j_per_token" or metric.endswith("_j"):
         return "energy"
     if phase == "server":
-        return f"server-{SERVER_KINDS.get(metric, 'e2e' if closed_loop else 'rate')}"
+        base = metric.rsplit("_p", 1)[0] if re.fullmatch(r".+_p\d+", metric) else metric  # ttft_s_p99
+        return f"server-{SERVER_KINDS.get(base, 'e2e' if closed_loop else 'rate')}"
     return phase
 
 

@@ -154,6 +154,12 @@ METRICS = (
     "requests_per_s",
     "total_tokens_per_s",
 )
+PERCENTILES = (50, 90, 99)
+PERCENTILE_METRICS = tuple(f"{m}_p{q}" for m in ("ttft_s", "tpot_s", "e2e_s") for q in PERCENTILES)
+"""Percentiles over a served stream's requests (``ttft_s_p50`` is the median TTFT): predicted for
+``server`` rows, whose simulated run gives each request's latencies; a static batch's requests
+all take the same time, so other phases state the metric itself (``ttft_s``)."""
+METRICS += PERCENTILE_METRICS
 ENERGY_METRICS = ("j_per_token", "decode_step_j", "prefill_j")
 """Energy the devices themselves drew (their own counters or power readings, such as NVML):
 per output token (``j_per_token``, what ``Estimate.energy_j_per_token`` prices), per decode step
@@ -173,6 +179,13 @@ METRIC_SPELLINGS: dict[str, tuple[str, float]] = {
     "output_throughput": ("output_tokens_per_s", 1.0),
     "request_throughput": ("requests_per_s", 1.0),
     "total_token_throughput": ("total_tokens_per_s", 1.0),
+    # their medians and tails (vLLM's benchmark_serving result keys; ITL percentiles are not
+    # TPOT's: a stream's slowest gaps are the steps a prefill joined)
+    **{
+        f"{stat}_{name}_ms": (f"{metric}_p{q}", 1e-3)
+        for name, metric in (("ttft", "ttft_s"), ("tpot", "tpot_s"), ("e2el", "e2e_s"))
+        for stat, q in (("median", 50), ("p90", 90), ("p99", 99))
+    },
     # an offline run's generated tokens per second (the measured-data contract's example name)
     "offline_tokens_per_s": ("output_tokens_per_s", 1.0),
     # the same quantities under a millisecond name
@@ -202,7 +215,7 @@ TIME_UNITS = {
     "µs": 1e-6,
 }
 """Units a time metric's value may be stated in (the ``unit`` column), with their factor to s."""
-TIME_METRICS = ("ttft_s", "tpot_s", "e2e_s", "kernel_s")
+TIME_METRICS = ("ttft_s", "tpot_s", "e2e_s", "kernel_s", *PERCENTILE_METRICS)
 WALL_ENERGY_METRICS = ("j_per_token_wall",)
 """Energy at the wall (whole system, a power meter): reported apart and not predicted, since
 hwsim prices the devices' energy only, not the host's CPUs, memory, fans or power supply."""
@@ -471,6 +484,11 @@ def resolve(row: pd.Series) -> Condition | str:
     if metric not in METRICS:
         near = closest_names(metric, [*METRICS, *METRIC_SPELLINGS])
         return f"metric {metric!r} is not predicted" + (f"; closest: {', '.join(near)}" if near else "")
+    if metric in PERCENTILE_METRICS and phase != "server":
+        return (
+            f"metric {metric!r} is a percentile over a served stream's requests: predicted for server rows "
+            f"only (a {phase!r} row states the time itself: {metric.rsplit('_p', 1)[0]})"
+        )
     unit = _text(row.get("unit")).strip()
     if metric in TIME_METRICS and unit and unit != "s":
         return f"unit {unit!r} does not go with metric {metric!r}; expected a time ({', '.join(TIME_UNITS)})"

@@ -177,6 +177,37 @@ def test_benchmark_result_names_and_milliseconds_read_as_the_metric_in_seconds(t
     assert not points[4]["covered"] and "unit 'tokens/s'" in points[4]["reason"]
 
 
+def test_percentiles_of_a_served_stream_are_its_requests_percentiles(tmp_path):
+    """A server row's median and tail (``median_ttft_ms``, ``ttft_s_p99``: vLLM's benchmark keys
+    and hwsim's) are the simulated requests' percentiles, in seconds. One request at a time, all
+    alike: every request's TTFT is the same, so each percentile is the mean. 96 requests sent at
+    once to an engine that runs 32: a third of them wait for two batches ahead of them, so the
+    percentiles rise and the tail exceeds the median. A percentile of a static batch is refused,
+    naming the metric it should state."""
+    from sim.serving.validation import predict_serving
+
+    path = tmp_path / "pct.csv"
+    row = {"hardware": "H100 SXM", "model": "Llama-3.1-8B", "precision": "bf16", "phase": "server"}
+    row |= {"input_len": 1024, "output_len": 128, "framework": "vllm", "value": 1.0, "unit": "s"}
+    alone = row | {"concurrency": 1, "notes": "num_requests=8"}
+    burst = row | {"request_rate": "inf", "notes": "num_requests=96; max_num_seqs=32"}
+    frame = [alone | {"metric": m} for m in ("ttft_s", "ttft_s_p50", "ttft_s_p99", "tpot_s", "tpot_s_p99")]
+    frame.append(alone | {"metric": "median_ttft_ms", "value": 1000.0, "unit": "ms"})
+    frame += [burst | {"metric": m} for m in ("ttft_s_p50", "ttft_s_p90", "ttft_s_p99")]
+    frame.append(row | {"phase": "decode", "batch": 8, "metric": "ttft_s_p50"})
+    pd.DataFrame(frame).to_csv(path, index=False)
+    points = validate(path, serving=predict_serving)["points"]
+    ttft, p50, p99, tpot, tpot99, median, b50, b90, b99, static = points
+    assert all(p["covered"] for p in points[:-1])
+    assert median["metric"] == "ttft_s_p50" and median["measured"] == pytest.approx(1.0)
+    assert p50["predicted"] == p99["predicted"] == median["predicted"] == pytest.approx(ttft["predicted"])
+    assert tpot99["predicted"] == pytest.approx(tpot["predicted"], rel=0.01)
+    assert b50["predicted"] < b90["predicted"] < b99["predicted"]
+    assert b99["predicted"] > 1.2 * b50["predicted"] > 10 * ttft["predicted"]
+    assert b50["predicted_low"] < b50["predicted"] < b50["predicted_high"]
+    assert not static["covered"] and "server rows only" in static["reason"] and "ttft_s)" in static["reason"]
+
+
 def test_offline_and_total_token_rates_read_as_the_output_rate(tmp_path):
     """``offline_tokens_per_s`` (the contract's name) is the output rate itself; a rate of prompt
     and output tokens together (``total_tokens_per_s``, vLLM's ``total_token_throughput``) is the
