@@ -60,6 +60,8 @@ def test_estimate_takes_the_names_users_type(model, device, want_model, want_dev
         ("amd/Llama-3.1-70B-Instruct-FP8-KV", "llama-3.1-70b", "FP8-KV"),
         ("hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4", "llama-3.1-8b", "AWQ-INT4"),
         ("TheBloke/Llama-2-7B-GPTQ", "llama-2-7b", "GPTQ"),
+        ("RedHatAI/Meta-Llama-3.1-70B-Instruct-quantized.w4a16", "llama-3.1-70b", "QUANTIZED.W4A16"),
+        ("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "llama-3.1-8b", "GGUF"),
     ],
 )
 def test_quantized_checkpoints_and_ollama_tags_name_their_preset(typed, preset, note):

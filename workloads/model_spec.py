@@ -1056,11 +1056,19 @@ VARIANT_WORDS = ("instruct", "chat", "hf", "it", "base")
 matched loosely (``preset_for``)."""
 FORMAT_WORDS = (
     "fp8", "fp4", "nvfp4", "mxfp4", "kv", "dynamic", "awq", "gptq", "int4", "int8",
-    "w4a16", "w8a8", "w8a16", "4bit", "8bit", "bnb", "quantized",
+    "w4a16", "w8a8", "w8a16", "4bit", "8bit", "bnb", "quantized", "gguf",
 )  # fmt: skip
 """Trailing words of a quantized checkpoint's name (``Llama-3.1-70B-Instruct-FP8-KV``,
-``Meta-Llama-3.1-8B-Instruct-AWQ-INT4``): the same shape in another storage format, which
-``--precision`` sets, not the name; dropped when a name is matched loosely, with a note."""
+``Meta-Llama-3.1-8B-Instruct-AWQ-INT4``, ``Meta-Llama-3.1-8B-Instruct-GGUF``): the same shape in
+another storage format, which ``--precision`` sets, not the name; dropped when a name is matched
+loosely, with a note. Any ``wXaY`` width pattern counts too, also as Red Hat (Neural Magic) names
+its checkpoints (``Meta-Llama-3.1-70B-Instruct-quantized.w4a16``)."""
+
+
+def _is_format_word(word: str) -> bool:
+    """Whether ``word`` is one of ``FORMAT_WORDS`` or a width pattern (``w4a16``,
+    ``quantized.w8a8``)."""
+    return word in FORMAT_WORDS or re.fullmatch(r"(quantized\.)?w\d+a\d+(kv\d+)?", word) is not None
 
 
 def _stem(name: str) -> tuple[list[str], list[str]]:
@@ -1069,7 +1077,7 @@ def _stem(name: str) -> tuple[list[str], list[str]]:
     hyphens and the colon of an Ollama tag (``llama3.1:8b``)."""
     words = re.sub(r"[\s_:]+", "-", name.strip().lower().rsplit("/", 1)[-1]).strip("-").split("-")
     cut = len(words)
-    while cut > 1 and words[cut - 1] in VARIANT_WORDS + FORMAT_WORDS:
+    while cut > 1 and (words[cut - 1] in VARIANT_WORDS or _is_format_word(words[cut - 1])):
         cut -= 1
     return words[:cut], words[cut:]
 
@@ -1083,7 +1091,7 @@ def _loose_key(name: str) -> str:
 
 def format_words(name: str) -> list[str]:
     """The ``FORMAT_WORDS`` among the trailing words ``_loose_key`` drops from ``name``."""
-    return [w for w in _stem(name)[1] if w in FORMAT_WORDS]
+    return [w for w in _stem(name)[1] if _is_format_word(w)]
 
 
 @lru_cache(maxsize=1)
