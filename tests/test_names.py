@@ -288,6 +288,13 @@ def test_names_the_query_begins_come_first():
     assert closest_names("H100 SXM", known)[0] == "h100-sxm"  # case and separators ignored
 
 
+def test_names_one_of_whose_words_the_query_begins_come_next():
+    """difflib ranks b300 above rtx-3090 for '3090' (three of four characters); a name with a word
+    the query begins ranks ahead of it, after the names the query begins."""
+    known = ["b300", "gb300", "rtx-3090", "rtx-3090-ti", "rtx-4090", "3090x"]
+    assert closest_names("3090", known) == ["3090x", "rtx-3090", "rtx-3090-ti"]
+
+
 def test_unknown_device_suggests_the_variants_first():
     with pytest.raises(UnknownNameError, match="closest: h100-nvl, h100-sxm, h100-pcie"):
         load_device("h10")

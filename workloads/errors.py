@@ -61,13 +61,22 @@ def closest_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """The known names closest to ``name``, best first.
 
     Names that ``name`` begins (ignoring case, spaces and punctuation: ``h100`` begins
-    ``h100-sxm``) come first, shortest first; then the closest by ``difflib``'s ratio; then,
-    if neither found any, names that hold ``name`` or that it holds.
+    ``h100-sxm``) come first, shortest first; then names one of whose later words it begins
+    (``3090`` begins a word of ``rtx-3090``); then the closest by ``difflib``'s ratio; then, if
+    none of these found any, names that hold ``name`` or that it holds.
     """
     known = list(known)
     key = _squashed(name)
+
+    def begins_a_word(k: str) -> bool:
+        return any(w.startswith(key) for w in re.split(r"[^a-z0-9]+", k.lower())[1:])
+
     prefixed = sorted(
         (k for k in known if key and _squashed(k).startswith(key)), key=lambda k: (len(_squashed(k)), k)
+    )
+    prefixed += sorted(
+        (k for k in known if key and k not in prefixed and begins_a_word(k)),
+        key=lambda k: (len(_squashed(k)), k),
     )
     lowered = {k.lower(): k for k in known}
     near = [lowered[k] for k in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.4)]
