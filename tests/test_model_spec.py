@@ -115,6 +115,15 @@ def test_starcoder2_ties_its_head_unless_told_and_qwen1_5_32b_is_gqa():
     assert qwen.n_params() == 64 * layer + 2 * 152064 * 5120 + 5120 == 32_512_218_112
 
 
+def test_deepseek_v3_2_is_v3_with_a_lightning_indexer_in_every_layer():
+    """DeepSeek-V3.2 adds to each of V3's 61 layers the indexer of its sparse attention: a query
+    projection from the 1,536-wide q latent to 64 heads of 128, one 128-wide key projection, a
+    per-head weight projection from the hidden state and the key's LayerNorm."""
+    indexer = 1536 * 64 * 128 + 7168 * 128 + 7168 * 64 + 2 * 128
+    v3, v32 = load_model("deepseek-v3"), load_model("deepseek-v3.2")
+    assert v32.n_params() - v3.n_params() == 61 * indexer == 851_524_864
+
+
 def test_gemma2_has_four_norms_per_layer():
     """Gemma 2 norms each sublayer's input and output (HF Gemma2DecoderLayer): its count equals
     the published one (keras-hub gemma2_9b_en: 9,241,705,984), and a step moves a hidden state
