@@ -30,13 +30,17 @@ def cli() -> None:
 
 # ----- listings --------------------------------------------------------------------------
 @cli.command()
+@click.argument("query", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def models(as_json: bool) -> None:
-    """List the shipped model presets."""
-    from workloads.model_spec import load_model, preset_index
+def models(query: str | None, as_json: bool) -> None:
+    """List the shipped model presets, or the presets QUERY stands for: the one a name or
+    HuggingFace id resolves to (meta-llama/Llama-3.1-8B-Instruct), else every preset whose name
+    or repo id holds QUERY (qwen1.5, deepseek-ai)."""
+    from workloads.model_spec import find_models, load_model, preset_index
 
     rows = []
-    for name, entry in sorted(preset_index().items()):
+    for name in find_models(query) if query else sorted(preset_index()):
+        entry = preset_index()[name]
         s = load_model(name)
         rows.append(
             {

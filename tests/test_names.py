@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hwmodels.device_names import find_devices, name_table, names_markdown, resolve_device_name
 from hwmodels.device_spec import catalog, load_device
 from workloads.errors import AmbiguousNameError, ConfigError, HwsimNote, UnknownNameError, closest_names
-from workloads.model_spec import hf_id_index, load_model, preset_index
+from workloads.model_spec import find_models, hf_id_index, load_model, preset_index
 
 ROOT = Path(__file__).parent.parent
 
@@ -379,6 +379,24 @@ def test_a_local_folder_wins_over_a_repo_id(tmp_path, monkeypatch):
     _write_config(tmp_path / "meta-llama" / "Llama-3.1-8B-Instruct" / "config.json")
     spec = load_model("meta-llama/Llama-3.1-8B-Instruct")
     assert spec.name == "llama-3.1-8b-instruct" and spec.n_params() == load_model("llama-2-7b").n_params()
+
+
+def test_models_query_shows_the_preset_a_name_stands_for_else_those_that_hold_it():
+    """``hwsim models QUERY``: a HuggingFace id or a loosely written name is its one preset; a
+    fragment shows every preset whose name or repo id holds it, those it begins first; nothing
+    close is refused with the closest names."""
+    assert find_models("meta-llama/Llama-3.1-8B-Instruct") == ["llama-3.1-8b"]
+    assert find_models("Qwen1.5 7B Chat") == ["qwen1.5-7b"]
+    shown = find_models("qwen1.5")
+    assert shown[-1] == "deepseek-r1-distill-qwen-1.5b"  # its name holds qwen1.5 but does not begin with it
+    assert {"qwen1.5-0.5b", "qwen1.5-7b", "qwen1.5-110b"} <= set(shown[:-1])
+    assert all(n.startswith("qwen1.5") for n in shown[:-1])
+    by_org = find_models("deepseek-ai")  # its repo ids: the distills of Llama 3 and Qwen2.5 too
+    assert {"deepseek-coder-33b", "llama-3.1-8b", "qwen2.5-32b"} <= set(by_org) and "llama-2-7b" not in by_org
+    with pytest.raises(UnknownNameError, match="unknown model 'qwn9'"):
+        find_models("qwn9")
+    r = hwsim("models", "Qwen2-0.5B-Instruct", "--json")
+    assert r.returncode == 0 and [m["name"] for m in json.loads(r.stdout)] == ["qwen2-0.5b"]
 
 
 def test_llama_3_2_1b_hand_count():

@@ -1122,6 +1122,29 @@ def preset_for(name: str) -> str | None:
     return _loose_index().get(_loose_key(repo)) if repo else None
 
 
+def find_models(query: str) -> list[str]:
+    """Presets ``query`` shows (``hwsim models QUERY``): the one a typed name or HuggingFace id
+    stands for (``preset_for``, without its note); else every preset whose name or one of whose
+    repo ids holds the query, ignoring case, spaces and punctuation (``qwen1.5``, ``deepseek-ai``),
+    those whose name begins with it first.
+    Raises ``UnknownNameError`` with the closest preset names when none does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwsimNote)
+        found = preset_for(query)
+    if found is not None:
+        return [found]
+    needle = re.sub(r"[^a-z0-9]", "", str(query).lower())
+    hits = [
+        name
+        for name, entry in preset_index().items()
+        if needle
+        and any(needle in re.sub(r"[^a-z0-9]", "", s.lower()) for s in [name, *entry.get("hf_ids", [])])
+    ]
+    if not hits:
+        raise unknown_name("model", str(query), preset_index(), "hwsim models")
+    return sorted(hits, key=lambda n: (not re.sub(r"[^a-z0-9]", "", n).startswith(needle), n))
+
+
 def _config_name(path: Path, cfg: dict[str, Any]) -> str:
     """The name a ``config.json`` goes by, lowercased: the repository of a HuggingFace cache
     folder (``.../models--org--name/snapshots/<hash>/config.json`` -> ``name``), else the last
