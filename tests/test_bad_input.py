@@ -249,6 +249,12 @@ def config(tmp_path, name="llama-2-7b", **changes):
         ("deepseek-v3", {"qk_rope_head_dim": -64}, "'qk_rope_head_dim' is -64"),
         ("llama-2-7b", {"max_position_embeddings": 2**70}, "max_position_embeddings"),
         ("gpt-oss-20b", {"layer_types": [[]] * 24}, "'layer_types'[0]"),
+        (
+            "llama-2-7b",
+            {"model_type": False},
+            "field 'model_type' is False; expected the architecture's name",
+        ),
+        ("llama-2-7b", {"model_type": ""}, "field 'model_type' is ''"),
     ],
 )
 def test_impossible_configs_are_refused(tmp_path, name, changes, needle):

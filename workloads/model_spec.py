@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.errors import ConfigError, HwsimNote, unknown_name
+from workloads.errors import ConfigError, HwsimNote, shown_value, unknown_name
 from workloads.files import exists, is_dir, is_file, read_json_mapping
 from workloads.shipped import parse_yaml
 
@@ -804,6 +804,13 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
     not a positive integer, or declares attention hwsim does not model.
     """
     where = where or name
+    for fields in (cfg, cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}):
+        kind = fields.get("model_type")
+        if kind is not None and not (isinstance(kind, str) and kind.strip()):
+            raise ConfigError(
+                f"{where}: field 'model_type' is {shown_value(kind)}; expected the architecture's name as text "
+                "(llama, qwen2, deepseek_v3, ...)"
+            )
     block = _fp8_weight_block(cfg, where)
     cfg, wrapper = _unwrap_text_config(cfg, where)
     cfg = _dbrx_fields(cfg, where)
