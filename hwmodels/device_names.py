@@ -17,16 +17,11 @@ from importlib.resources import files
 from types import MappingProxyType
 
 from hwmodels.device_spec import SCHEMA_VERSION, _check_keys, catalog
-from workloads.errors import AmbiguousNameError, ConfigError, unknown_name
+from workloads.errors import AmbiguousNameError, ConfigError, squashed, unknown_name
 from workloads.model_spec import preset_index
 from workloads.shipped import parse_yaml
 
 WHERE = "hwmodels/catalog/aliases.yaml"
-
-
-def _squashed(name: str) -> str:
-    """``name`` lowercased with every character other than a letter or a digit removed."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 @dataclass(frozen=True)
@@ -276,11 +271,11 @@ def find_devices(query: str) -> list[str]:
     sized = _by_memory(query)
     if sized is not None:
         return [sized[0]]
-    needle = _squashed(query)
+    needle = squashed(query)
     hits = [
         n
         for n, d in catalog().items()
-        if needle and (needle in _squashed(n) or needle in _squashed(d.display_name))
+        if needle and (needle in squashed(n) or needle in squashed(d.display_name))
     ]
     if not hits:
         mismatch = memory_mismatch(query)

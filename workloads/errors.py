@@ -52,7 +52,7 @@ class HwsimNote(UserWarning):
     has several), issued with ``warnings.warn``; the CLI prints each once on stderr."""
 
 
-def _squashed(name: str) -> str:
+def squashed(name: str) -> str:
     """``name`` lowercased with every character other than a letter or a digit removed."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
@@ -66,17 +66,17 @@ def closest_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     none of these found any, names that hold ``name`` or that it holds.
     """
     known = list(known)
-    key = _squashed(name)
+    key = squashed(name)
 
     def begins_a_word(k: str) -> bool:
         return any(w.startswith(key) for w in re.split(r"[^a-z0-9]+", k.lower())[1:])
 
     prefixed = sorted(
-        (k for k in known if key and _squashed(k).startswith(key)), key=lambda k: (len(_squashed(k)), k)
+        (k for k in known if key and squashed(k).startswith(key)), key=lambda k: (len(squashed(k)), k)
     )
     prefixed += sorted(
         (k for k in known if key and k not in prefixed and begins_a_word(k)),
-        key=lambda k: (len(_squashed(k)), k),
+        key=lambda k: (len(squashed(k)), k),
     )
     lowered = {k.lower(): k for k in known}
     near = [lowered[k] for k in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.4)]
