@@ -88,7 +88,7 @@ def name_table() -> NameTable:
     """The alias table, parsed and checked against the catalog (every name it points to exists,
     no two entries normalize to the same name)."""
     raw = parse_yaml(files("hwmodels.catalog").joinpath("aliases.yaml").read_text())
-    _check_keys(raw, WHERE, {"schema_version", "vendor_words", "aliases", "ambiguous"})
+    _check_keys(raw, WHERE, {"schema_version", "vendor_words", "aliases", "ambiguous"}, {"instances"})
     if raw["schema_version"] != SCHEMA_VERSION:
         raise ConfigError(f"{WHERE}: schema_version {raw['schema_version']!r}; expected {SCHEMA_VERSION}")
     devices = catalog()
@@ -97,6 +97,10 @@ def name_table() -> NameTable:
         if name not in devices:
             raise unknown_name(f"device in {WHERE} aliases", name, devices)
         aliases[name] = _names(others, f"{WHERE}: aliases.{name}")
+    for name, families in (raw.get("instances") or {}).items():
+        if name not in devices:
+            raise unknown_name(f"device in {WHERE} instances", name, devices)
+        aliases[name] = aliases.get(name, ()) + _names(families, f"{WHERE}: instances.{name}")
     ambiguous = {}
     for name, entry in raw["ambiguous"].items():
         where = f"{WHERE}: ambiguous.{name}"
@@ -176,14 +180,29 @@ def _holds(device: str, size_gb: float) -> bool:
 def _lookup(typed: str) -> str | Ambiguous | None:
     """What ``typed`` names in the index: as normalized, else without the word GPU (``NVIDIA
     H100 Tensor Core GPU``; a name known with it, the Snapdragon 8 Gen 3 GPU, keeps it), else
-    without a remark in parentheses (``NVIDIA A10G (AWS g5)``), else two names of one part
+    without a remark in parentheses (``NVIDIA A10G (AWS g5)``), else without a cloud instance's size
+    (``CLOUD_SIZE``: ``p4d.24xlarge`` is the p4d family's GPU), else two names of one part
     written together (``Gaudi2 HL-225H``: the product and its model number)."""
     index, text = _index(), typed.lower()
-    for candidate in (text, re.sub(r"\bgpu\b", " ", text), re.sub(r"\([^)]*\)", " ", text)):
+    for candidate in (
+        text,
+        re.sub(r"\bgpu\b", " ", text),
+        re.sub(r"\([^)]*\)", " ", text),
+        re.sub(CLOUD_SIZE, "", text.strip()),
+    ):
         found = index.get(name_table().key(candidate))
         if found is not None:
             return found
     return _two_names(text)
+
+
+CLOUD_SIZE = (
+    r"(?<=[a-z0-9])\.(?:metal(?:-\d+xl)?|\d*xlarge|large|medium|small)$"  # AWS: p4d.24xlarge, g5.xlarge
+    r"|(?<=gpu)-\d+g$"  # Google Cloud: a3-highgpu-8g, a2-ultragpu-1g
+    r"|(?<=standard)-\d+$"  # Google Cloud: g2-standard-8
+)
+"""The size of a cloud instance type, dropped from a typed name when the name is not known with it:
+the instance family (``instances:`` in the alias table) stands for its GPU at every size."""
 
 
 def _two_names(text: str) -> str | None:
@@ -302,11 +321,14 @@ def names_markdown() -> str:
         "name is compared after normalizing: lowercase, split at every character other than a letter",
         f"or a digit, the vendor, brand and product-kind words {words} dropped, the rest joined. So",
         "`NVIDIA H100 SXM`, `h100_sxm` and `H100-SXM` are all `h100-sxm`; `Intel Gaudi 3` and",
-        "`gaudi-3` are `gaudi3`; `GeForce RTX 4090` is `rtx-4090`. A count of devices in front and a",
-        "power are dropped (`8x H100 SXM (700W)` is `h100-sxm`), and a name not known as typed is",
-        "tried without the word GPU and without a remark in parentheses (`NVIDIA H100 Tensor Core",
-        "GPU`, `NVIDIA A10G (AWS g5)`). An unknown name is refused with the",
-        "closest known names, those it begins first. `hwsim devices NAME` lists what a name stands",
+        "`gaudi-3` are `gaudi3`; `GeForce RTX 4090` is `rtx-4090`. A count of devices in front or",
+        "behind and a power are dropped (`8x H100 SXM (700W)` and `H100 SXM x8` are `h100-sxm`), and",
+        "a name not known as typed is tried without the word GPU, without a remark in parentheses",
+        "(`NVIDIA H100 Tensor Core GPU`, `NVIDIA A10G (AWS g5)`), without a cloud instance's size",
+        "(`p4d.24xlarge`, `a3-highgpu-8g`: the instance families below stand for their GPU) and as",
+        "two names of one part written together (`Gaudi2 HL-225H`). An unknown name is refused with",
+        "the closest known names, those it begins first, then those with a word it begins.",
+        "`hwsim devices NAME` lists what a name stands",
         "for, or every device whose name or description holds it (`hwsim devices snapdragon`).",
         "A name that also states a memory size (`RTX 4090 24GB`, `H100 94GB`, `B200 192GB`) is the",
         "part its other words name whose memory is that size (GB or GiB, physical or usable, within",

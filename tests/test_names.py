@@ -131,6 +131,13 @@ def test_api_issues_the_note_as_a_warning():
         ("Intel Gaudi 3 HL-325L", "gaudi3"),
         ("AMD Instinct MI300X VF", "mi300x"),  # the SR-IOV function an Azure VM sees
         ("Tesla V100-PCIE-32GB", "v100-pcie-32gb"),
+        ("p4d.24xlarge", "a100-sxm-40gb"),  # a cloud instance type, at any size, is its GPU
+        ("AWS EC2 p5.48xlarge", "h100-sxm"),
+        ("g6e.xlarge", "l40s"),
+        ("a3-ultragpu-8g", "h200"),
+        ("g2-standard-8", "l4"),
+        ("Standard_ND96isr_MI300X_v5", "mi300x"),
+        ("Standard_NC24ads_A100_v4", "a100-pcie-80gb"),
         ("NVIDIA GeForce RTX 4090 D", "rtx-4090d"),
         ("RTX 4080 SUPER", "rtx-4080-super"),
         ("A4000", "rtx-a4000"),
@@ -173,8 +180,8 @@ def test_a_size_no_part_has_is_refused_naming_the_sizes_there_are(typed):
         load_device(typed)
 
 
-@pytest.mark.parametrize("typed", ["Gaudi2 H100", "H100 A100", "RTX x8"])
-def test_two_names_of_different_parts_or_a_count_alone_name_nothing(typed):
+@pytest.mark.parametrize("typed", ["Gaudi2 H100", "H100 A100", "RTX x8", "a100-40", "p9.24xlarge", "a3-8g"])
+def test_two_names_of_different_parts_a_count_or_a_size_alone_name_nothing(typed):
     assert resolve_device_name(typed) is None
 
 
