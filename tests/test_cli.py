@@ -124,3 +124,16 @@ def test_framework_spelling_is_the_framework(run_cli):
     code_named, named, _ = run_cli.hwsim(*args, "tensorrt-llm")
     assert code == code_named == 0 and json.loads(spelled) == json.loads(named)
     assert "unknown framework 'trtx'" in run_cli.refused(*args, "trtx")
+
+
+def test_an_engine_hwsim_does_not_model_is_refused_saying_what_to_name(run_cli):
+    """An engine with no entry that users name is refused with what to do: NIM and Triton run
+    another engine (name it), DeepSpeed-MII is not the ZeRO offload path its name is closest to."""
+    args = ("estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--framework")
+    nim = run_cli.refused(*args, "NVIDIA NIM")
+    assert (
+        "framework 'NVIDIA NIM' is not modelled" in nim and "--framework tensorrt-llm, vllm or sglang" in nim
+    )
+    assert "name the backend" in run_cli.refused(*args, "triton")
+    mii = run_cli.refused(*args, "deepspeed-mii")
+    assert "not modelled" in mii and "leave --framework out" in mii and "closest" not in mii

@@ -696,6 +696,10 @@ def framework_terms(name: str) -> FrameworkTerms:
     if not isinstance(name, str):
         raise ConfigError(f"framework is {name!r}; expected a framework name ({', '.join(sorted(table))})")
     if name not in table:
+        unmodelled = _frameworks_file().get("unmodelled") or {}
+        why = next((unmodelled[k] for k in framework_keys(name) if k in unmodelled), None)
+        if why:
+            raise ConfigError(f"framework {name!r} is not modelled: {why}")
         raise unknown_name("framework", name, table)
     return table[name]
 
