@@ -153,9 +153,14 @@ def phase_of(phase: str, metric: str, closed_loop: bool = False) -> str:
     if metric == "j_per_token" or metric.endswith("_j"):
         return "energy"
     if phase == "server":
-        base = metric.rsplit("_p", 1)[0] if re.fullmatch(r".+_p\d+", metric) else metric  # ttft_s_p99
-        return f"server-{SERVER_KINDS.get(base, 'e2e' if closed_loop else 'rate')}"
+        return f"server-{SERVER_KINDS.get(mean_metric(metric), 'e2e' if closed_loop else 'rate')}"
     return phase
+
+
+def mean_metric(metric: str) -> str:
+    """The metric a percentile over requests is of (``ttft_s_p99`` -> ``ttft_s``); any other
+    metric itself."""
+    return metric.rsplit("_p", 1)[0] if re.fullmatch(r".+_p\d+", metric) else metric
 
 
 def is_rate(metric: str) -> bool:

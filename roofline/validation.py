@@ -57,7 +57,7 @@ from hwmodels.placement import Placement
 from hwmodels.schedulers import policy
 from hwmodels.trtllm_bench import bench_limits
 from roofline.estimate import estimate, kv_cache_bytes, weight_bytes
-from roofline.intervals import row_features, row_range
+from roofline.intervals import mean_metric, row_features, row_range
 from workloads.errors import AmbiguousNameError, ConfigError, DoesNotFitError, HwsimError, closest_names
 from workloads.files import is_file
 from workloads.graph import build_ops
@@ -487,7 +487,7 @@ def resolve(row: pd.Series) -> Condition | str:
     if metric in PERCENTILE_METRICS and phase != "server":
         return (
             f"metric {metric!r} is a percentile over a served stream's requests: predicted for server rows "
-            f"only (a {phase!r} row states the time itself: {metric.rsplit('_p', 1)[0]})"
+            f"only (a {phase!r} row states the time itself: {mean_metric(metric)})"
         )
     unit = _text(row.get("unit")).strip()
     if metric in TIME_METRICS and unit and unit != "s":

@@ -134,6 +134,6 @@ def test_an_engine_hwsim_does_not_model_is_refused_saying_what_to_name(run_cli):
     assert (
         "framework 'NVIDIA NIM' is not modelled" in nim and "--framework tensorrt-llm, vllm or sglang" in nim
     )
-    assert "name the backend" in run_cli.refused(*args, "triton")
+    assert "name the backend" in run_cli.refused(*args, "Triton Inference Server")  # by its first word
     mii = run_cli.refused(*args, "deepspeed-mii")
     assert "not modelled" in mii and "leave --framework out" in mii and "closest" not in mii

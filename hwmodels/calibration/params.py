@@ -697,9 +697,20 @@ def framework_terms(name: str) -> FrameworkTerms:
         raise ConfigError(f"framework is {name!r}; expected a framework name ({', '.join(sorted(table))})")
     if name not in table:
         unmodelled = _frameworks_file().get("unmodelled") or {}
-        why = next((unmodelled[k] for k in framework_keys(name) if k in unmodelled), None)
+        keys = framework_keys(name)
+        why = next(
+            (unmodelled[k] for k in [*keys, *(k.split()[0] for k in keys if k)] if k in unmodelled), None
+        )
         if why:
-            raise ConfigError(f"framework {name!r} is not modelled: {why}")
+            advice = (
+                ""
+                if "--framework" in why
+                else (
+                    "; leave --framework out to price an engine that fuses its elementwise ops at the device "
+                    "class's fitted launch cost"
+                )
+            )
+            raise ConfigError(f"framework {name!r} is not modelled: {why}{advice}")
         raise unknown_name("framework", name, table)
     return table[name]
 
