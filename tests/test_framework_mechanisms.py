@@ -93,17 +93,49 @@ def test_vllm_versions_resolve_to_their_engine_terms():
 def test_tensorrt_llm_pytorch_backend_without_graphs_resolves_to_its_eager_terms():
     """TensorRT-LLM's PyTorch backend decoded without CUDA graphs unless a run turned them on, until
     PR #5480 (July 2025): v0.17-v0.21 runs of ``--backend pytorch`` without graph options are
-    priced as eager launches, others as TensorRT-LLM."""
+    priced as eager launches, others on the PyTorch backend as ``tensorrt-llm-pytorch``."""
     eager = "trtllm-serve --backend pytorch --tp_size 8"
     assert framework_of("tensorrt-llm", f"TensorRT-LLM 0.17.post1.dev; '{eager}' version=") == (
         "tensorrt-llm-pytorch-eager"
     )
     assert framework_of("trt-llm", f"{eager} version=0.19.0") == "tensorrt-llm-pytorch-eager"
-    assert framework_of("tensorrt-llm", f"{eager}, use_cuda_graph: true version=0.19.0") == "tensorrt-llm"
-    assert framework_of("tensorrt-llm", f"{eager} version=1.0.0") == "tensorrt-llm"
+    assert (
+        framework_of("tensorrt-llm", f"{eager}, use_cuda_graph: true version=0.19.0")
+        == "tensorrt-llm-pytorch"
+    )
+    assert framework_of("tensorrt-llm", f"{eager} version=1.0.0") == "tensorrt-llm-pytorch"
     assert framework_of("tensorrt-llm", "trtllm-build engine version=0.17.0") == "tensorrt-llm"
     terms = framework_terms("tensorrt-llm-pytorch-eager")
     assert terms.launch_overlaps_device and terms.kernel_overhead_us == 20
+
+
+def test_tensorrt_llm_pytorch_backend_serves_from_python_with_sglangs_request_latency():
+    """Runs on TensorRT-LLM's PyTorch backend (``--backend pytorch``, trtllm-bench's PyTorch
+    workflow, any v1.x release) keep TensorRT-LLM's kernels and overheads but take SGLang's fitted
+    time per launch on a request's path to the scheduler; MLPerf's and NIM's compiled engines
+    (whose version cells read "4.1 NVIDIA harness", "1.8.0" for NIM) do not."""
+    assert framework_of("tensorrt-llm", "trtllm-serve; version=1.2.0rc6.post2") == "tensorrt-llm-pytorch"
+    assert framework_of("tensorrt-llm", "trtllm-bench, PyTorch workflow version=") == "tensorrt-llm-pytorch"
+    assert framework_of(
+        "tensorrt-llm", "trtllm-serve --backend pytorch, cuda_graph_config: {} version=0.20.0"
+    ) == ("tensorrt-llm-pytorch")
+    assert (
+        framework_of("tensorrt-llm", "MLPerf harness version=4.1 NVIDIA harness; TensorRT 10.2")
+        == "tensorrt-llm"
+    )
+    assert framework_of("nim", "NIM container version 1.8.0 'fp8 TP2' version=1.8.0") == "tensorrt-llm"
+    pytorch, compiled, sglang = (
+        framework_terms(n) for n in ("tensorrt-llm-pytorch", "tensorrt-llm", "sglang")
+    )
+    assert sglang.request_latency_per_launch_s > 0
+    for terms in (pytorch, framework_terms("tensorrt-llm-pytorch-eager")):
+        assert terms.request_latency_per_launch_s == sglang.request_latency_per_launch_s
+    assert compiled.request_latency_per_launch_s == 0
+    assert (pytorch.kernels, pytorch.kernel_overhead_us, pytorch.step_overhead_s) == (
+        compiled.kernels,
+        compiled.kernel_overhead_us,
+        compiled.step_overhead_s,
+    )
 
 
 def test_autoawq_runs_eager_fused_modules():
