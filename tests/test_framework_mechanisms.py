@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hwmodels.calibration.params import framework_terms
+from hwmodels.calibration.params import canonical_framework, framework_terms
 from hwmodels.device_spec import load_device
 from hwmodels.gpu import mmha_loop_s
 from roofline.estimate import estimate
@@ -116,6 +116,9 @@ def test_tensorrt_llm_pytorch_backend_serves_from_python_with_sglangs_request_la
     (whose version cells read "4.1 NVIDIA harness", "1.8.0" for NIM) do not."""
     assert framework_of("tensorrt-llm", "trtllm-serve; version=1.2.0rc6.post2") == "tensorrt-llm-pytorch"
     assert framework_of("tensorrt-llm", "trtllm-bench, PyTorch workflow version=") == "tensorrt-llm-pytorch"
+    assert (
+        canonical_framework("trtllm-serve") == canonical_framework("trtllm-bench") == "tensorrt-llm-pytorch"
+    )
     assert framework_of(
         "tensorrt-llm", "trtllm-serve --backend pytorch, cuda_graph_config: {} version=0.20.0"
     ) == ("tensorrt-llm-pytorch")
