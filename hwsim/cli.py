@@ -136,6 +136,65 @@ def devices(query: str | None, as_json: bool) -> None:
     )
 
 
+@cli.command()
+@click.argument("query", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def frameworks(query: str | None, as_json: bool) -> None:
+    """List the serving frameworks --framework prices, or those QUERY stands for: the one a
+    name, spelling or name with a version resolves to (trtllm-serve, vllm 0.6.3), else every
+    framework whose name or spelling holds QUERY (tensorrt). launch_us: time per kernel launch
+    (class: the device class's fitted value); step_us and seq_us: host time per step and per
+    running sequence; request_us: a request's time to the scheduler per launch of the forward
+    pass."""
+    from hwmodels.calibration.params import find_frameworks, framework_names, framework_terms, spellings_of
+    from hwmodels.engine_config import engine_for
+    from hwsim.options import framework_name
+
+    rows = []
+    for name in find_frameworks(framework_name(query)) if query else framework_names():
+        t = framework_terms(name)
+        rows.append(
+            {
+                "name": name,
+                "kernels": t.kernels,
+                "launch_us": t.kernel_overhead_us,  # None: the device class's fitted value
+                "launch_overlaps_device": t.launch_overlaps_device,
+                "step_us": round(t.step_overhead_s * 1e6, 3),
+                "seq_us": round(t.seq_overhead_s * 1e6, 3),
+                "request_us": round(t.request_latency_per_launch_s * 1e6, 3),
+                "memory_fraction": t.memory_fraction,
+                "scheduler": engine_for(name).scheduler,
+                "also_named": spellings_of(name),
+                "source": t.source,
+            }
+        )
+    text_rows = [
+        dict(
+            r,
+            also_named=_few(r["also_named"]),
+            launch_us="class" if r["launch_us"] is None else r["launch_us"],
+        )
+        for r in rows
+    ]
+    columns = [
+        "name",
+        "kernels",
+        "launch_us",
+        "step_us",
+        "seq_us",
+        "request_us",
+        "memory_fraction",
+        "scheduler",
+    ]
+    emit(as_json, rows, table(text_rows, [*columns, "also_named"]))
+
+
+def _few(names: list[str], n: int = 3) -> str:
+    """The first ``n`` of ``names``, and how many more."""
+    more = f" (+{len(names) - n})" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
 # ----- estimate ----------------------------------------------------------------------------
 def _workload_options(f):
     for opt in reversed(

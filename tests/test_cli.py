@@ -48,7 +48,9 @@ def hwsim(*args, cwd=None):
     )
 
 
-@pytest.mark.parametrize("cmd", [[], ["models"], ["devices"], ["estimate"], ["roofline"], ["report"]])
+@pytest.mark.parametrize(
+    "cmd", [[], ["models"], ["devices"], ["frameworks"], ["estimate"], ["roofline"], ["report"]]
+)
 def test_help(cmd):
     r = hwsim(*cmd, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout
@@ -124,6 +126,39 @@ def test_framework_spelling_is_the_framework(run_cli):
     code_named, named, _ = run_cli.hwsim(*args, "tensorrt-llm")
     assert code == code_named == 0 and json.loads(spelled) == json.loads(named)
     assert "unknown framework 'trtx'" in run_cli.refused(*args, "trtx")
+
+
+def test_frameworks_query_shows_the_entry_a_name_stands_for_else_those_that_hold_it(run_cli):
+    """``hwsim frameworks QUERY``: a spelling or a name with a version is its one entry (vLLM 0.6.3
+    ran V0), a fragment every entry whose name or spelling holds it, those it begins first; an
+    engine with no entry is refused with its reason, a name nothing holds with the closest ones."""
+    from hwmodels.calibration.params import find_frameworks
+
+    assert find_frameworks("trtllm-serve") == ["tensorrt-llm-pytorch"]
+    assert find_frameworks("TRT-LLM") == ["tensorrt-llm"]
+    tensorrt = find_frameworks("tensorrt")
+    assert set(tensorrt) == {
+        "tensorrt-llm",
+        "tensorrt-llm-0.6",
+        "tensorrt-llm-pytorch",
+        "tensorrt-llm-pytorch-eager",
+    }
+    assert find_frameworks("awq") == [
+        "autoawq",
+        "autoawq-0.1",
+    ]  # llm-awq, a spelling of autoawq, holds it too
+    code, out, err = run_cli.hwsim("frameworks", "vllm 0.6.3", "--json")
+    (row,) = json.loads(out)
+    assert code == 0 and row["name"] == "vllm-v0" and "read as vllm-v0" in err
+    assert row["launch_us"] == 2 and row["step_us"] > 0 and row["scheduler"] == "vllm-v0"
+    (pytorch,) = json.loads(run_cli.hwsim("frameworks", "trtllm-serve", "--json")[1])
+    assert (
+        pytorch["launch_us"] is None and pytorch["request_us"] > 0 and "trtllm-serve" in pytorch["also_named"]
+    )
+    assert "is not modelled" in run_cli.refused("frameworks", "deepspeed-mii")
+    assert "unknown framework 'qqq'" in run_cli.refused("frameworks", "qqq")
+    listed = json.loads(run_cli.hwsim("frameworks", "--json")[1])
+    assert [r["name"] for r in listed] == sorted(r["name"] for r in listed) and len(listed) >= 24
 
 
 def test_an_engine_hwsim_does_not_model_is_refused_saying_what_to_name(run_cli):

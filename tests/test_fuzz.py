@@ -459,7 +459,7 @@ def cli_cases(scratch: Path) -> Iterator[tuple[str, list[str]]]:
         yield f"calibrate --out {folder!r}", ["calibrate", "--part", "energy", "--out", folder]
 
     for i in range(N_LISTINGS):
-        cmd = ["models", "devices"][i % 2]
+        cmd = ["models", "devices", "frameworks"][i % 3]
         junk = [
             str(rng.choice(["--json", "--x", "extra", "-h", "--json=1", ""]))
             for _ in range(int(rng.integers(0, 3)))

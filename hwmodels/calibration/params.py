@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from workloads.errors import ConfigError, unknown_name
+from workloads.errors import ConfigError, squashed, unknown_name
 from workloads.shipped import parse_yaml
 
 
@@ -711,7 +711,7 @@ def framework_terms(name: str) -> FrameworkTerms:
                 )
             )
             raise ConfigError(f"framework {name!r} is not modelled: {why}{advice}")
-        raise unknown_name("framework", name, table)
+        raise unknown_name("framework", name, table, "hwsim frameworks")
     return table[name]
 
 
@@ -781,6 +781,28 @@ def framework_keys(name: str) -> list[str]:
             if key and key not in keys:
                 keys.append(key)
     return keys
+
+
+def spellings_of(name: str) -> list[str]:
+    """The other names ``spellings:`` in frameworks.yaml gives framework ``name`` (``trt-llm``)."""
+    return [other for other, n in _spellings().items() if n == name]
+
+
+def find_frameworks(query: str) -> list[str]:
+    """Frameworks ``query`` shows (``hwsim frameworks QUERY``): the one it names (a frameworks.yaml
+    name or a spelling of one: ``trt-llm``, ``trtllm-serve``); else every framework whose name or
+    one of whose spellings holds it, ignoring case and punctuation (``tensorrt``), those whose
+    name begins with it first. An engine with no entry is refused with the reason frameworks.yaml
+    gives (``unmodelled:``), a query nothing holds with the closest names."""
+    table = _frameworks()
+    name = canonical_framework(query)
+    if name in table:
+        return [name]
+    needle = squashed(query)
+    hits = [n for n in table if needle and any(needle in squashed(s) for s in [n, *spellings_of(n)])]
+    if not hits:
+        framework_terms(query)  # refused: with its reason where it has one, else the closest names
+    return sorted(hits, key=lambda n: (not squashed(n).startswith(needle), n))
 
 
 def canonical_framework(name: str) -> str:
