@@ -143,10 +143,7 @@ def test_frameworks_query_shows_the_entry_a_name_stands_for_else_those_that_hold
         "tensorrt-llm-pytorch",
         "tensorrt-llm-pytorch-eager",
     }
-    assert find_frameworks("awq") == [
-        "autoawq",
-        "autoawq-0.1",
-    ]  # llm-awq, a spelling of autoawq, holds it too
+    assert find_frameworks("awq") == ["autoawq", "autoawq-0.1"]
     code, out, err = run_cli.hwsim("frameworks", "vllm 0.6.3", "--json")
     (row,) = json.loads(out)
     assert code == 0 and row["name"] == "vllm-v0" and "read as vllm-v0" in err

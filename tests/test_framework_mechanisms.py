@@ -139,6 +139,14 @@ def test_tensorrt_llm_pytorch_backend_serves_from_python_with_sglangs_request_la
         compiled.kernel_overhead_us,
         compiled.step_overhead_s,
     )
+    # priced: Llama-3.1-8B's 162 launches (32 layers of 5, the embedding and the head) delay the
+    # first token by 162 x SGLang's time per launch; the decode steps are the compiled engine's
+    kw = dict(batch=1, input_len=500, output_len=50, precision="fp8")
+    on_pytorch = estimate("llama-3.1-8b", "h100-sxm", framework="tensorrt-llm-pytorch", **kw)
+    on_engine = estimate("llama-3.1-8b", "h100-sxm", framework="tensorrt-llm", **kw)
+    delay = 162 * sglang.request_latency_per_launch_s
+    assert float(on_pytorch.ttft_s) - float(on_engine.ttft_s) == pytest.approx(delay, rel=1e-6)
+    assert float(on_pytorch.tpot_s) == float(on_engine.tpot_s)
 
 
 def test_autoawq_runs_eager_fused_modules():
