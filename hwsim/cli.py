@@ -153,15 +153,16 @@ def frameworks(query: str | None, as_json: bool) -> None:
     rows = []
     for name in find_frameworks(framework_name(query)) if query else framework_names():
         t = framework_terms(name)
+        us = t.serving_terms()
         rows.append(
             {
                 "name": name,
                 "kernels": t.kernels,
                 "launch_us": t.kernel_overhead_us,  # None: the device class's fitted value
                 "launch_overlaps_device": t.launch_overlaps_device,
-                "step_us": round(t.step_overhead_s * 1e6, 3),
-                "seq_us": round(t.seq_overhead_s * 1e6, 3),
-                "request_us": round(t.request_latency_per_launch_s * 1e6, 3),
+                "step_us": us["step_overhead_us"],
+                "seq_us": us["seq_overhead_us"],
+                "request_us": us["request_latency_per_launch_us"],
                 "memory_fraction": t.memory_fraction,
                 "scheduler": engine_for(name).scheduler,
                 "also_named": spellings_of(name),

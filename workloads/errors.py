@@ -11,7 +11,7 @@ import functools
 import inspect
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
@@ -55,6 +55,15 @@ class HwsimNote(UserWarning):
 def squashed(name: str) -> str:
     """``name`` lowercased with every character other than a letter or a digit removed."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def names_holding(query: str, names: Mapping[str, Iterable[str]]) -> list[str]:
+    """The names of ``names`` (each name's other names: spellings, repo ids) that hold ``query``, or
+    one of whose other names does, ignoring case, spaces and punctuation; those whose name begins
+    with it first (``hwsim models QUERY``, ``hwsim frameworks QUERY``)."""
+    needle = squashed(query)
+    hits = [n for n, others in names.items() if needle and any(needle in squashed(s) for s in [n, *others])]
+    return sorted(hits, key=lambda n: (not squashed(n).startswith(needle), n))
 
 
 def closest_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:

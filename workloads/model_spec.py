@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.errors import ConfigError, HwsimNote, shown_value, squashed, unknown_name
+from workloads.errors import ConfigError, HwsimNote, names_holding, shown_value, unknown_name
 from workloads.files import exists, is_dir, is_file, read_json_mapping
 from workloads.shipped import parse_yaml
 
@@ -1140,15 +1140,12 @@ def find_models(query: str) -> list[str]:
         found = preset_for(query)
     if found is not None:
         return [found]
-    needle = squashed(str(query))
-    hits = [
-        name
-        for name, entry in preset_index().items()
-        if needle and any(needle in squashed(s) for s in [name, *entry.get("hf_ids", [])])
-    ]
+    hits = names_holding(
+        str(query), {name: entry.get("hf_ids", []) for name, entry in preset_index().items()}
+    )
     if not hits:
         raise unknown_name("model", str(query), preset_index(), "hwsim models")
-    return sorted(hits, key=lambda n: (not squashed(n).startswith(needle), n))
+    return hits
 
 
 def _config_name(path: Path, cfg: dict[str, Any]) -> str:

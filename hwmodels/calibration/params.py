@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from workloads.errors import ConfigError, squashed, unknown_name
+from workloads.errors import ConfigError, names_holding, unknown_name
 from workloads.shipped import parse_yaml
 
 
@@ -798,11 +798,10 @@ def find_frameworks(query: str) -> list[str]:
     name = canonical_framework(query)
     if name in table:
         return [name]
-    needle = squashed(query)
-    hits = [n for n in table if needle and any(needle in squashed(s) for s in [n, *spellings_of(n)])]
+    hits = names_holding(query, {n: spellings_of(n) for n in table})
     if not hits:
         framework_terms(query)  # refused: with its reason where it has one, else the closest names
-    return sorted(hits, key=lambda n: (not squashed(n).startswith(needle), n))
+    return hits
 
 
 def canonical_framework(name: str) -> str:
