@@ -81,6 +81,16 @@ def test_weight_only_and_w8a8_spellings_carry_their_widths():
     assert Quant.from_name("w8a8-fp8") == Quant.from_name("fp8")
 
 
+def test_modelopt_qformat_names_resolve_to_their_widths():
+    """TensorRT-LLM's quantize.py --qformat names: int4_wo is per-channel 4-bit weights (0.5 bytes)
+    with 16-bit math, int8_wo 8-bit weights (1 byte), int8_sq SmoothQuant's 8-bit weights and
+    activations."""
+    int4_wo, int8_wo, int8_sq = (Quant.from_name(n) for n in ("int4_wo", "INT8_WO", "int8_sq"))
+    assert int4_wo.weight_bytes_per_param() == pytest.approx(0.5) and int4_wo.act_bits == 16
+    assert int8_wo.weight_bytes_per_param() == pytest.approx(1.0) and int8_wo.act_bits == 16
+    assert (int8_sq.weight_bits, int8_sq.act_bits) == (8, 8)
+
+
 def test_fp8_ffn_keeps_attention_embedding_and_head_in_16_bits():
     """Meta's FP8 Llama 3.1 recipe: hand-counted weight bytes of the 405B (126 layers, d 16384,
     FFN 53248, 128 query and 8 KV heads of 128, vocabulary 128256): FFN weights at 1 byte,

@@ -66,6 +66,7 @@ GATED_FAMILIES = frozenset(
         "exaone",
         "internlm",
         "internlm2",
+        "internlm3",
         "qwen",
         "chatglm",
         "baichuan",
@@ -83,7 +84,8 @@ GATED_FAMILIES = frozenset(
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices; HF transformers'
 modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP, Glm4MoeMLP, DbrxExpertGLU
 (w1, v1, w2) ... have ``gate_proj`` or ``w1``/``w3`` beside the down projection; DeepSeek-MoE's
-``modeling_deepseek.py`` DeepseekMLP likewise, and InternLM v1's InternLMMLP; Qwen v1's QWenMLP
+``modeling_deepseek.py`` DeepseekMLP likewise, InternLM v1's InternLMMLP and InternLM3's InternLM3MLP
+(gate_proj, up_proj, down_proj; transformers' models/internlm3/modeling_internlm3.py); Qwen v1's QWenMLP
 (w1, w2, c_proj) and ChatGLM's MLP (dense_h_to_4h of twice the width, SwiGLU, dense_4h_to_h); Qwen2-VL's and Qwen2.5-VL's language model is
 Qwen2's, its fields at the top level of their configs)."""
 

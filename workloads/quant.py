@@ -154,8 +154,11 @@ PRECISION_ALIASES = {
     "int8-smoothquant": "int8",
     "w8a8-int8": "int8",
     "w8a8-fp8": "fp8",
+    "int8-sq": "int8",
     "int8-weight-only": "w8a16",
     "int4-weight-only": "w4a16",
+    "int8-wo": "w8a16",
+    "int4-wo": "w4a16",
     "gptq-int8": "w8a16g128",
     "fp8-dynamic": "fp8-kv16",
     "marlin": "int4",
@@ -171,7 +174,9 @@ are 4-bit weights in groups of 128 with 16-bit activations, also under the Marli
 them with; NVFP4 is ``fp4``; FP8 is E4M3 for inference, with its KV cache in FP8; the FP8-dynamic
 checkpoints of llm-compressor, which vLLM serves with the model's 16-bit KV cache, ``fp8-kv16``;
 SmoothQuant is W8A8, ``int8``, as are vLLM's ``w8a8-int8`` checkpoints, its ``w8a8-fp8`` ones ``fp8``;
-TensorRT-LLM's weight-only INT8 and INT4 are per-channel ``w8a16`` and ``w4a16``; GPTQ's 8-bit
+TensorRT-LLM's weight-only INT8 and INT4 are per-channel ``w8a16`` and ``w4a16``, under ModelOpt's
+``--qformat`` names too (``int8_wo``, ``int4_wo``; ``int8_sq`` is SmoothQuant; NVIDIA/TensorRT-LLM
+tensorrt_llm/models/modeling_utils.py ``QuantizationConfig.quant_algo_to_ammo_qformat``, 2024); GPTQ's 8-bit
 checkpoints groups of 128, ``w8a16g128``; llama.cpp's ``llama-quantize`` takes Q3_K, Q4_K and Q5_K as
 aliases of Q3_K_M, Q4_K_M and Q5_K_M, ggml-org/llama.cpp tools/quantize/quantize.cpp QUANT_OPTIONS).
 A name is looked up lowercased, with spaces (and underscores,
