@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from hwmodels.engine_config import engine_for, kv_capacity
 from roofline.estimate import estimate
 from sim.serving.capacity import approximate
 from sim.serving.plots import step_frame
+from sim.serving.replica import Replica
 from sim.serving.serve import serve
 from workloads.errors import ConfigError, DoesNotFitError
 from workloads.graph import kv_cache_bytes
@@ -107,6 +109,39 @@ def test_preemption_never_loses_a_request(trace, framework, kv_tokens, max_batch
         cached = sum(r.prefix_cache.values())
         assert r.free_blocks + cached == r.kv.blocks
         assert len(r.rid) == 0 and not r.waiting
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    trace=_traces(),
+    framework=st.sampled_from(["vllm", "vllm-v0", "sglang", "tensorrt-llm", "lmdeploy"]),
+    kv_tokens=st.integers(1100, 6000),
+    preemption=st.sampled_from(["recompute", "swap"]),
+    scheduler_steps=st.sampled_from([1, 4]),
+)
+def test_a_steady_decode_step_is_planned_as_the_whole_plan_would(
+    trace, framework, kv_tokens, preemption, scheduler_steps
+):
+    """The shortcut for steps in which every running sequence decodes (``_plan_steady``) forms
+    the plan ``_plan`` would: with it turned off, every request's times and tokens, every
+    step's record and the pool's blocks come out the same."""
+    kw = dict(
+        precision="fp16",
+        framework=framework,
+        max_kv_tokens=kv_tokens,
+        preemption=preemption,
+        scheduler_steps=scheduler_steps if framework == "vllm-v0" else None,
+    )
+    fast = serve("llama-2-7b", DEVICE, trace, **kw)
+    with patch.object(Replica, "_plan_steady", lambda self: None):
+        whole = serve("llama-2-7b", DEVICE, trace, **kw)
+    for name in ("first_token_s", "finish_s", "generated", "preemptions", "first_step_s", "last_step_s"):
+        assert np.array_equal(getattr(fast.requests, name), getattr(whole.requests, name), equal_nan=True), (
+            name
+        )
+    for a, b in zip(fast.replicas, whole.replicas, strict=True):
+        assert vars(a.steps) == vars(b.steps)
+        assert (a.free_blocks, a.preempted, a.busy_s) == (b.free_blocks, b.preempted, b.busy_s)
 
 
 def test_tight_kv_pool_preempts_and_a_bigger_pool_does_not():

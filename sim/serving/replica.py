@@ -219,6 +219,9 @@ class Replica:
         """(decode slots, [(slot, tokens, cached)], extra seconds) of the next step, or None."""
         if self.policy.static:
             return self._plan_static()
+        steady = self._plan_steady()
+        if steady is not None:
+            return steady
         extra_s = 0.0
         decoding = bool((self.pre_left == 0).any())
         if self._group_left and decoding:  # inside a multi-step run: its decode steps go on
@@ -249,6 +252,26 @@ class Replica:
         if not len(dec_idx) and not chunks:
             return None
         return dec_idx, chunks, extra_s
+
+    def _plan_steady(self):
+        """The plan of a step in which every running sequence decodes and nothing else can
+        happen: no request waits, none is mid-prompt, and the blocks its decodes need are free.
+        It is what ``_plan`` would form then (no admission, no prefill chunk, no preemption;
+        the multi-step count goes on), found with a few array operations instead of the whole
+        plan; None when the step needs the whole plan."""
+        if self.waiting or not len(self.rid) or (self.pre_left != 0).any():
+            return None
+        dec_idx = np.arange(len(self.rid))
+        if self.policy.admission != "reserve_full":
+            grow = self._decode_growth(dec_idx)
+            need = int(grow.sum())
+            if need > self.free_blocks:
+                return None  # the whole plan reclaims cached prefixes or preempts
+            if need:
+                self.blocks += grow
+                self.free_blocks -= need
+        self._group_left = self._group_left - 1 if self._group_left else self.engine.scheduler_steps - 1
+        return dec_idx, [], 0.0
 
     def _plan_prefill(self, budget: int) -> tuple[list[tuple[int, int, int]], float]:
         """Prompt chunks within ``budget`` tokens: running partial prefills in admission order,
