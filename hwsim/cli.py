@@ -319,10 +319,15 @@ def estimate(
         from hwmodels.device_spec import load_device
 
         cap = load_device(device).memory.capacity_bytes
+        shipped = (
+            f"; {spec.name} ships block-scaled FP8 weights, which --precision fp8 prices"
+            if spec.fp8_weight_block and quant.weight_bits > 8
+            else ""
+        )
         click.echo(
             f"hwsim: warning: {d['model']} does not fit on {d['device']}: needs {d['memory_bytes'] / 1e9:.2f} GB "
             f"per device, has {cap / 1e9:.2f} GB (short by {(d['memory_bytes'] - cap) / 1e9:.2f} GB); the times "
-            "assume it did (add devices with --tp/--pp or lower --precision)",
+            f"assume it did (add devices with --tp/--pp or lower --precision){shipped}",
             err=True,
         )
     emit(as_json, d, estimate_text(d))

@@ -119,6 +119,15 @@ def test_does_not_fit_warns_with_shortfall():
     assert "short by" in r.stderr
 
 
+def test_a_16_bit_fp8_checkpoint_that_does_not_fit_names_its_shipped_precision(run_cli):
+    """DeepSeek-V3 at the default 16 bits needs 1.3 TB, more than 8 H200s hold; its released
+    weights are block-scaled FP8, and the warning says so. A model shipped in 16 bits is not told."""
+    code, _, err = run_cli.hwsim("estimate", "-m", "deepseek-v3", "-d", "h200", "--tp", "8")
+    assert code == 0 and "short by" in err and "ships block-scaled FP8 weights" in err
+    code, _, err = run_cli.hwsim("estimate", "-m", "llama-3.1-405b", "-d", "h100-sxm", "--tp", "4")
+    assert code == 0 and "short by" in err and "FP8" not in err
+
+
 def test_framework_spelling_is_the_framework(run_cli):
     """--framework trt-llm prices as tensorrt-llm; a name that is no framework is refused."""
     args = ("estimate", "-m", "llama-2-7b", "-d", "h100-sxm", "--json", "--framework")
