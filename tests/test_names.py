@@ -379,6 +379,8 @@ def test_config_is_named_by_its_name_or_path_else_its_folder(tmp_path):
     assert load_model(windows).name == "my-llama"
     plain = _write_config(tmp_path / "MyModel" / "config.json")
     assert load_model(plain).name == "mymodel"
+    own = _write_config(tmp_path / "configs" / "My-Model.json")  # a file of its own name
+    assert load_model(own).name == "my-model"
 
 
 def test_a_local_folder_wins_over_a_repo_id(tmp_path, monkeypatch):

@@ -1153,12 +1153,15 @@ def find_models(query: str) -> list[str]:
 def _config_name(path: Path, cfg: dict[str, Any]) -> str:
     """The name a ``config.json`` goes by, lowercased: the repository of a HuggingFace cache
     folder (``.../models--org--name/snapshots/<hash>/config.json`` -> ``name``), else the last
-    part of its ``_name_or_path``, else its folder's name."""
+    part of its ``_name_or_path``, else the file's own name when it is not ``config.json``
+    (``configs/my-model.json`` -> ``my-model``), else its folder's name."""
     parts = path.absolute().parts
     for folder, below in zip(parts, parts[1:], strict=False):
         if folder.startswith("models--") and below == "snapshots" and folder.count("--") >= 2:
             return folder.split("--", 2)[2].lower()
     named = str(cfg.get("_name_or_path") or "").replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if not named and path.name.lower() != "config.json":
+        named = path.stem
     return (named or path.absolute().parent.name or path.stem).lower()
 
 
