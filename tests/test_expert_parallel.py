@@ -167,7 +167,7 @@ def test_attention_dp_runs_one_prompt_on_one_rank():
     assert lone.time_s == pytest.approx(ep.step(0, 0.0, [(2048, 0)], 1).time_s, rel=1e-9)
     assert lone.energy_j < ep.step(0, 0.0, [(2048, 0)], 1).energy_j
     eight = dp.step_ranks([one] * 8)
-    assert eight.time_s == pytest.approx(dp._rank(one)[0] + dp._group_t(8 * 2048), rel=1e-9)
+    assert eight.time_s == pytest.approx(dp._rank(one)[0] + dp._group(8 * 2048)[0], rel=1e-9)
     assert eight.time_s < ep.step(0, 0.0, [(2048, 0)] * 8, 8).time_s
     # the even split step() assumes equals the stated one
     assert dp.step(0, 0.0, [(2048, 0)] * 8, 8).time_s == pytest.approx(eight.time_s, rel=1e-12)

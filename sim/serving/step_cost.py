@@ -70,37 +70,41 @@ def context_grid(max_context: float, n: int = 48) -> np.ndarray:
 
 
 class _Curve:
-    """Piecewise-linear y(x) on sorted knots, evaluated one scalar at a time (bisect, no NumPy)."""
+    """Piecewise-linear time and energy of x on sorted knots, evaluated one scalar at a time
+    (one bisect for both, no NumPy)."""
 
-    __slots__ = ("x", "y")
+    __slots__ = ("x", "t", "e")
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, t: np.ndarray, e: np.ndarray) -> None:
         self.x = [float(v) for v in x]
-        self.y = [float(v) for v in y]
+        self.t = [float(v) for v in t]
+        self.e = [float(v) for v in e]
 
-    def __call__(self, v: float) -> float:
-        x, y = self.x, self.y
+    def __call__(self, v: float) -> tuple[float, float]:
+        """(time s, energy J) at ``v``."""
+        x, t, e = self.x, self.t, self.e
         i = bisect_right(x, v) - 1
         if i < 0:
-            return y[0]
+            return t[0], e[0]
         if i >= len(x) - 1:
             if len(x) == 1:
-                return y[0]
+                return t[0], e[0]
             i = len(x) - 2  # extrapolate linearly past the last knot
-        x0, x1 = x[i], x[i + 1]
-        return y[i] + (y[i + 1] - y[i]) * (v - x0) / (x1 - x0)
+        d, w = v - x[i], x[i + 1] - x[i]
+        return t[i] + (t[i + 1] - t[i]) * d / w, e[i] + (e[i + 1] - e[i]) * d / w
 
 
 class _Surface:
-    """Bilinear z(u, v) on a grid: a ``_Curve`` over ``v`` for every knot of ``u``."""
+    """Bilinear time and energy of (u, v) on a grid: a ``_Curve`` over ``v`` for every knot of ``u``."""
 
     __slots__ = ("u", "rows")
 
-    def __init__(self, u: np.ndarray, v: np.ndarray, z: np.ndarray) -> None:
+    def __init__(self, u: np.ndarray, v: np.ndarray, t: np.ndarray, e: np.ndarray) -> None:
         self.u = [float(x) for x in u]
-        self.rows = [_Curve(v, z[i]) for i in range(len(u))]
+        self.rows = [_Curve(v, t[i], e[i]) for i in range(len(u))]
 
-    def __call__(self, a: float, b: float) -> float:
+    def __call__(self, a: float, b: float) -> tuple[float, float]:
+        """(time s, energy J) at ``(a, b)``."""
         u = self.u
         i = bisect_right(u, a) - 1
         if i < 0:
@@ -108,7 +112,8 @@ class _Surface:
         if u[i] == a or i >= len(u) - 1:
             return self.rows[min(i, len(u) - 1)](b)
         w = (a - u[i]) / (u[i + 1] - u[i])
-        return (1.0 - w) * self.rows[i](b) + w * self.rows[i + 1](b)
+        (t0, e0), (t1, e1) = self.rows[i](b), self.rows[i + 1](b)
+        return (1.0 - w) * t0 + w * t1, (1.0 - w) * e0 + w * e1
 
 
 @dataclass(frozen=True)
@@ -201,9 +206,9 @@ class StepPricer:
         """Kernel launches of one forward pass of the replica's model (a prefill's)."""
         self.static_power_w, self.power_cap_w = pre_cost.static_power_w, pre_cost.power_cap_w
         t, e = _time_energy(pre_cost, dense_rows & ~group_rows, m.shape)
-        self._dense_t, self._dense_e = _Curve(m, t), _Curve(m, e)
+        self._dense = _Curve(m, t, e)
         t, e = _time_energy(pre_cost, group_rows, m.shape)
-        self._group_t, self._group_e = _Curve(m, t), _Curve(m, e)
+        self._group = _Curve(m, t, e)
 
         seqs = count_grid(max_seqs)
         ctx = context_grid(max_context)
@@ -218,11 +223,11 @@ class StepPricer:
             draft = build_ops(module, quant, phase="decode", batch=seqs[:, None], context=ctx[None, :], **kw)
             t_d, e_d = _time_energy(price(draft), np.ones(len(draft.name), bool), (len(seqs), len(ctx)))
             t, e = t + mtp_tokens * t_d, e + mtp_tokens * e_d
-        self._dec_t, self._dec_e = _Surface(seqs, ctx, t), _Surface(seqs, ctx, e)
+        self._dec = _Surface(seqs, ctx, t, e)
         logits = build_ops(spec, quant, phase="decode", batch=seqs, context=1.0, **kw)
         head_rows = np.isin(logits.name, HEAD_OPS)
         t, e = _time_energy(price(logits), head_rows, (len(seqs),))
-        self._head_t, self._head_e = _Curve(seqs, t), _Curve(seqs, e)
+        self._head = _Curve(seqs, t, e)
         attn = dec.name == "attention"
         self.attention_launch_s = float(
             (
@@ -239,14 +244,14 @@ class StepPricer:
         )
         pre_rows = np.array([n == "attention" or n not in shared for n in pre2.name])
         t, e = _time_energy(price(pre2), pre_rows, (len(chunk), len(ctx)))
-        self._pre_t, self._pre_e = _Surface(chunk, ctx, t), _Surface(chunk, ctx, e)
-        self._first: tuple[_Curve, _Curve] | None = None
+        self._pre = _Surface(chunk, ctx, t, e)
+        self._first: _Curve | None = None
         if expanded_first_chunks:
             expanded = {**kw, "mla_prefill": "expanded"}
             first = build_ops(spec, quant, phase="prefill", batch=1, tokens=chunk, context=0.0, **expanded)
             rows = np.array([n == "attention" or n not in shared for n in first.name])
             t, e = _time_energy(price(first), rows, (len(chunk),))
-            self._first = (_Curve(chunk, t), _Curve(chunk, e))
+            self._first = _Curve(chunk, t, e)
 
     def step(
         self,
@@ -282,31 +287,31 @@ class StepPricer:
         for w in ranks:
             t, e, rows = self._rank(w)
             t_max, e_sum, m = max(t_max, t), e_sum + e, m + rows
-        return StepParts(t_max + self._group_t(m), e_sum / self.ranks + self._group_e(m))
+        group_t, group_e = self._group(m)
+        return StepParts(t_max + group_t, e_sum / self.ranks + group_e)
 
     def _rank(self, w: RankWork) -> tuple[float, float, int]:
         """(time s, dynamic energy J, token rows) of one rank's own work in a step."""
         m = w.n_decode * self.verify + sum(c[0] for c in w.chunks)
         if m == 0 and w.n_logits == 0:
             return 0.0, 0.0, 0
-        t = self._dense_t(m)
-        e = self._dense_e(m)
+        t, e = self._dense(m)
         groups = len(w.chunks)
         if w.n_decode:
-            mean_ctx = w.decode_context / w.n_decode
-            t += self._dec_t(w.n_decode, mean_ctx)
-            e += self._dec_e(w.n_decode, mean_ctx)
+            dt, de = self._dec(w.n_decode, w.decode_context / w.n_decode)
+            t += dt
+            e += de
             groups += 1
         for tokens, cached in w.chunks:
-            if cached == 0 and self._first is not None:
-                t += self._first[0](tokens)
-                e += self._first[1](tokens)
-            else:
-                t += self._pre_t(tokens, cached)
-                e += self._pre_e(tokens, cached)
+            dt, de = (
+                self._first(tokens) if cached == 0 and self._first is not None else self._pre(tokens, cached)
+            )
+            t += dt
+            e += de
         if w.n_logits:
-            t += self._head_t(w.n_logits)
-            e += self._head_e(w.n_logits)
+            dt, de = self._head(w.n_logits)
+            t += dt
+            e += de
         t -= max(groups - 1, 0) * self.attention_launch_s
         t += self.host_step_s(w.n_decode + len(w.chunks))
         return t, e, m
