@@ -119,12 +119,13 @@ def test_preemption_never_loses_a_request(trace, framework, kv_tokens, max_batch
     preemption=st.sampled_from(["recompute", "swap"]),
     scheduler_steps=st.sampled_from([1, 4]),
 )
-def test_a_steady_decode_step_is_planned_as_the_whole_plan_would(
+def test_a_steady_decode_step_is_planned_and_credited_as_the_whole_path_would(
     trace, framework, kv_tokens, preemption, scheduler_steps
 ):
-    """The shortcut for steps in which every running sequence decodes (``_plan_steady``) forms
-    the plan ``_plan`` would: with it turned off, every request's times and tokens, every
-    step's record and the pool's blocks come out the same."""
+    """The shortcuts for steps in which every running sequence decodes (``_plan_steady``,
+    ``_credit_decodes``) form the plan ``_plan`` would and credit what ``_apply`` would: with
+    them turned off, every request's times and tokens, every step's record and the pool's
+    blocks come out the same."""
     kw = dict(
         precision="fp16",
         framework=framework,
@@ -133,7 +134,10 @@ def test_a_steady_decode_step_is_planned_as_the_whole_plan_would(
         scheduler_steps=scheduler_steps if framework == "vllm-v0" else None,
     )
     fast = serve("llama-2-7b", DEVICE, trace, **kw)
-    with patch.object(Replica, "_plan_steady", lambda self: None):
+    with (
+        patch.object(Replica, "_plan_steady", lambda self: None),
+        patch.object(Replica, "_credit_decodes", lambda self, dt: False),
+    ):
         whole = serve("llama-2-7b", DEVICE, trace, **kw)
     for name in ("first_token_s", "finish_s", "generated", "preemptions", "first_step_s", "last_step_s"):
         assert np.array_equal(getattr(fast.requests, name), getattr(whole.requests, name), equal_nan=True), (

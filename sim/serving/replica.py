@@ -510,6 +510,8 @@ class Replica:
         return 1 + np.cumprod(accepted, axis=1).sum(axis=1)
 
     def _apply(self, dec_idx: np.ndarray, chunks: list[tuple[int, int, int]], dt: float) -> None:
+        if not chunks and len(dec_idx) == len(self.rid) and self._credit_decodes(dt):
+            return
         now, req = self.env.now, self.req
         if len(dec_idx):
             rids = self.rid[dec_idx]
@@ -543,8 +545,30 @@ class Replica:
             if not done.all():
                 return
             done[:] = True
-        if not handed and not done.any():
-            return
+        if handed or done.any():
+            self._leave(done, handed, now, dt)
+
+    def _credit_decodes(self, dt: float) -> bool:
+        """Credit the common step, every running sequence decoding one token (its slots are the
+        running arrays in order), with fewer array operations than the general crediting; False
+        where that is needed (drafted tokens, static batches' padding rows)."""
+        if self.lookahead != 1 or self.policy.static:
+            return False
+        req = self.req
+        out = req.output_len[self.rid]
+        gen = req.generated[self.rid]
+        gen += gen < out
+        req.generated[self.rid] = gen
+        self.ctx += 1
+        done = gen >= out
+        if done.any():
+            self._leave(done, [], self.env.now, dt)
+        return True
+
+    def _leave(self, done: np.ndarray, handed: list[int], now: float, dt: float) -> None:
+        """Slots ``done`` (a mask) finished and slots ``handed`` go to the decode pool: credit
+        their times, free or hand over their blocks, and drop them from the running arrays."""
+        req = self.req
         finished = done
         finished[handed] = False
         for i in np.flatnonzero(finished):
