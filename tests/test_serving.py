@@ -123,9 +123,10 @@ def test_a_steady_decode_step_is_planned_and_credited_as_the_whole_path_would(
     trace, framework, kv_tokens, preemption, scheduler_steps
 ):
     """The shortcuts for steps in which every running sequence decodes (``_plan_steady``,
-    ``_credit_decodes``) form the plan ``_plan`` would and credit what ``_apply`` would: with
-    them turned off, every request's times and tokens, every step's record and the pool's
-    blocks come out the same."""
+    ``_credit_decodes``, and ``_steady_ahead``, which runs the uninterruptible ones after it as
+    one wait) form the plan ``_plan`` would and credit what ``_apply`` would: with them turned
+    off, every request's times and tokens, every step's record and the pool's blocks come out
+    the same, and so does the pool at the start of every step the shortcuts plan."""
     kw = dict(
         precision="fp16",
         framework=framework,
@@ -133,12 +134,28 @@ def test_a_steady_decode_step_is_planned_and_credited_as_the_whole_path_would(
         preemption=preemption,
         scheduler_steps=scheduler_steps if framework == "vllm-v0" else None,
     )
-    fast = serve("llama-2-7b", DEVICE, trace, **kw)
+    plan = Replica._plan
+
+    def pools(log: dict):
+        def logged(self):  # the pool as each step's planning finds it
+            log.setdefault(
+                (self.name, self.env.now), (self.free_blocks, int(self.blocks.sum()), len(self.rid))
+            )
+            return plan(self)
+
+        return patch.object(Replica, "_plan", logged)
+
+    fast_pool, whole_pool = {}, {}
+    with pools(fast_pool):
+        fast = serve("llama-2-7b", DEVICE, trace, **kw)
     with (
+        pools(whole_pool),
         patch.object(Replica, "_plan_steady", lambda self: None),
         patch.object(Replica, "_credit_decodes", lambda self, dt: False),
+        patch.object(Replica, "_steady_ahead", lambda self, dt: []),
     ):
         whole = serve("llama-2-7b", DEVICE, trace, **kw)
+    assert fast_pool == {k: whole_pool[k] for k in fast_pool}
     for name in ("first_token_s", "finish_s", "generated", "preemptions", "first_step_s", "last_step_s"):
         assert np.array_equal(getattr(fast.requests, name), getattr(whole.requests, name), equal_nan=True), (
             name

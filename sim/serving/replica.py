@@ -125,6 +125,8 @@ class Replica:
         self.steps = StepRecord.empty() if record else None
         self._group_left = 0
         """Decode steps left in the current multi-step run (``EngineConfig.scheduler_steps``)."""
+        self._steady = False
+        """Whether the step just planned is a steady one (``_plan_steady``)."""
         self._wake: simpy.Event | None = None
         self.process = env.process(self._run())
 
@@ -185,8 +187,23 @@ class Replica:
                 s.preempted.append(self.preempted)
             self.busy_s += dt
             self.dynamic_energy_j += cost.energy_j
-            yield env.timeout(dt)
-            self._apply(dec_idx, chunks, dt)
+            ahead = self._steady_ahead(dt) if self._steady else []
+            if not ahead:
+                yield env.timeout(dt)
+                self._apply(dec_idx, chunks, dt)
+                continue
+            # steps that nothing can interrupt, run as one wait: credited when it ends
+            end = env.now + dt
+            for more in ahead:
+                end += more
+            if end <= 2.0 * env.now:  # the difference is exact (Sterbenz), so the wait ends at `end`
+                yield env.timeout(end - env.now)
+            else:
+                for more in (dt, *ahead):
+                    yield env.timeout(more)
+            self.ctx += len(ahead)
+            self.req.generated[self.rid] += len(ahead)
+            self._credit_decodes(ahead[-1])
 
     def _price(self, dec_idx: np.ndarray, chunks: list[tuple[int, int, int]], n_logits: int):
         """The step's cost, split by attention rank when there are several."""
@@ -206,6 +223,65 @@ class Replica:
             [RankWork(int(n_dec[k]), float(dec_ctx[k]), tuple(work[k]), int(logits[k])) for k in range(n)]
         )
 
+    def _steady_ahead(self, dt: float) -> list[float]:
+        """The steps after a steady one (``_plan_steady``) of time ``dt`` that are as surely steady
+        and that nothing can interrupt, planned, priced and recorded as the loop would; their
+        times, s (none where the loop must run step by step). They run while no request finishes
+        (the last of them may finish some), no event of the run falls before a step's start (no
+        arrival, transfer or other replica's step could change the plan), and the pool holds the
+        blocks their decodes need. One token a sequence, one attention rank."""
+        if self.lookahead != 1 or self.pricer.ranks != 1:
+            return []
+        req, n = self.req, len(self.rid)
+        left = int((req.output_len[self.rid] - req.generated[self.rid]).min())  # this step's token included
+        last = self._steps_with_blocks(left)
+        if last < 2:
+            return []
+        next_event = self.env.peek()
+        start = self.env.now + dt  # the second step's
+        ctx0 = int(self.ctx.sum())
+        times: list[float] = []
+        for j in range(2, last + 1):
+            if not start < next_event:
+                break
+            cost = self.pricer.step(n, float(ctx0 + (j - 1) * n), [], n)
+            if self.steps is not None:
+                s = self.steps
+                s.start_s.append(start)
+                s.time_s.append(cost.time_s)
+                s.n_decode.append(n)
+                s.prefill_tokens.append(0)
+                s.kv_tokens.append(ctx0 + (j - 1) * n)
+                s.n_running.append(n)
+                s.n_waiting.append(0)
+                s.preempted.append(self.preempted)
+            self.busy_s += cost.time_s
+            self.dynamic_energy_j += cost.energy_j
+            self._group_left = self._group_left - 1 if self._group_left else self.engine.scheduler_steps - 1
+            times.append(cost.time_s)
+            start += cost.time_s
+        if times and self.policy.admission != "reserve_full":
+            grown = np.maximum(self._blocks_for(self.ctx + len(times) + 1 - self.shared), self.blocks)
+            self.free_blocks -= int((grown - self.blocks).sum())
+            self.blocks = grown
+        return times
+
+    def _steps_with_blocks(self, most: int) -> int:
+        """The most steps, up to ``most``, counting the one just planned (whose blocks it holds),
+        whose decodes the free blocks can grow into."""
+        if self.policy.admission == "reserve_full":
+            return most
+
+        def fits(k: int) -> bool:
+            need = np.maximum(self._blocks_for(self.ctx + k - self.shared) - self.blocks, 0)
+            return int(need.sum()) <= self.free_blocks
+
+        lo, hi = 1, most  # fits(1): the planned step's blocks are held
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+        return lo
+
     def _blocks_for(self, tokens):
         return -(-tokens // self.bs)
 
@@ -217,10 +293,12 @@ class Replica:
     # ---- forming a step -------------------------------------------------------------------
     def _plan(self):
         """(decode slots, [(slot, tokens, cached)], extra seconds) of the next step, or None."""
+        self._steady = False
         if self.policy.static:
             return self._plan_static()
         steady = self._plan_steady()
         if steady is not None:
+            self._steady = True
             return steady
         extra_s = 0.0
         decoding = bool((self.pre_left == 0).any())
