@@ -50,6 +50,27 @@ class StepRecord:
     def empty(cls) -> StepRecord:
         return cls([], [], [], [], [], [], [], [])
 
+    def add(
+        self,
+        start_s: float,
+        time_s: float,
+        n_decode: int,
+        prefill_tokens: int,
+        kv_tokens: int,
+        n_running: int,
+        n_waiting: int,
+        preempted: int,
+    ) -> None:
+        """One step's entries."""
+        self.start_s.append(start_s)
+        self.time_s.append(time_s)
+        self.n_decode.append(n_decode)
+        self.prefill_tokens.append(prefill_tokens)
+        self.kv_tokens.append(kv_tokens)
+        self.n_running.append(n_running)
+        self.n_waiting.append(n_waiting)
+        self.preempted.append(preempted)
+
 
 class Replica:
     """A replica of the model (``tp * pp * ep`` devices) with one engine's scheduler and KV pool.
@@ -176,15 +197,16 @@ class Replica:
                 (self.req.first_step_s if first else self.req.last_step_s)[rid] = dt
             self._lagging.clear()
             if self.steps is not None:
-                s = self.steps
-                s.start_s.append(env.now)
-                s.time_s.append(dt)
-                s.n_decode.append(n_dec)
-                s.prefill_tokens.append(sum(t for _, t, _ in chunks))
-                s.kv_tokens.append(int(self.ctx.sum()))
-                s.n_running.append(len(self.rid))
-                s.n_waiting.append(len(self.waiting))
-                s.preempted.append(self.preempted)
+                self.steps.add(
+                    env.now,
+                    dt,
+                    n_dec,
+                    sum(t for _, t, _ in chunks),
+                    int(self.ctx.sum()),
+                    len(self.rid),
+                    len(self.waiting),
+                    self.preempted,
+                )
             self.busy_s += dt
             self.dynamic_energy_j += cost.energy_j
             ahead = self._steady_ahead(dt) if self._steady else []
@@ -246,18 +268,10 @@ class Replica:
                 break
             cost = self.pricer.step(n, float(ctx0 + (j - 1) * n), [], n)
             if self.steps is not None:
-                s = self.steps
-                s.start_s.append(start)
-                s.time_s.append(cost.time_s)
-                s.n_decode.append(n)
-                s.prefill_tokens.append(0)
-                s.kv_tokens.append(ctx0 + (j - 1) * n)
-                s.n_running.append(n)
-                s.n_waiting.append(0)
-                s.preempted.append(self.preempted)
+                self.steps.add(start, cost.time_s, n, 0, ctx0 + (j - 1) * n, n, 0, self.preempted)
             self.busy_s += cost.time_s
             self.dynamic_energy_j += cost.energy_j
-            self._group_left = self._group_left - 1 if self._group_left else self.engine.scheduler_steps - 1
+            self._next_in_group()
             times.append(cost.time_s)
             start += cost.time_s
         if times and self.policy.admission != "reserve_full":
@@ -348,8 +362,12 @@ class Replica:
             if need:
                 self.blocks += grow
                 self.free_blocks -= need
-        self._group_left = self._group_left - 1 if self._group_left else self.engine.scheduler_steps - 1
+        self._next_in_group()
         return dec_idx, [], 0.0
+
+    def _next_in_group(self) -> None:
+        """A decode-only step goes on the multi-step run, or starts the next one."""
+        self._group_left = self._group_left - 1 if self._group_left else self.engine.scheduler_steps - 1
 
     def _plan_prefill(self, budget: int) -> tuple[list[tuple[int, int, int]], float]:
         """Prompt chunks within ``budget`` tokens: running partial prefills in admission order,
