@@ -504,9 +504,14 @@ def resolve(row: pd.Series) -> Condition | str:
     lengths = _dataset_lengths(row.get("dataset"))
     serving = None
     ep = _int_or_none(row.get("ep")) or 1
-    if phase != "server" and ep > 1:
-        # the analytic rows here carry tp and pp only: pricing an expert-parallel run (and the
-        # per-rank batch of attention data parallelism) as tensor parallel would misstate it
+    if (
+        phase != "server"
+        and ep > 1
+        and not experts_within_tp(tp, pp, ep, n_devices, _int_or_none(row.get("dp")) or 1)
+    ):
+        # the analytic rows here carry tp and pp only: pricing an expert-parallel run over devices
+        # of its own (or the per-rank batch of attention data parallelism) as tensor parallel
+        # would misstate it
         return f"ep {ep}: expert parallelism is validated on server rows only (the simulated engine)"
     if phase == "server":
         serving = _serving_settings(row, n_devices, tp, pp, framework)
@@ -812,6 +817,16 @@ def _dataset_lengths(dataset: Any) -> str | None:
     return None
 
 
+def experts_within_tp(tp: int, pp: int, ep: int, n_devices: int, dp: int) -> bool:
+    """Whether a row's expert parallelism runs inside its tensor-parallel group, which hwsim prices
+    as tensor parallelism over ``tp``: TensorRT-LLM's ``--tp N --ep M`` (and SGLang's ``--ep-size``
+    within ``--tp``) split the experts M ways inside the tp group, each over tp / M of its devices.
+    A device then holds E / M experts of width f M / tp, the expert bytes and FLOPs of tensor
+    parallelism over tp, and sums them with the same all-reduce (the M-fold wider expert GEMMs and
+    any expert-load imbalance across the M groups are not modelled)."""
+    return ep > 1 and tp * pp * ep > n_devices and tp * pp == n_devices and tp % ep == 0 and dp == 1
+
+
 def _serving_settings(
     row: pd.Series, n_devices: int, tp: int, pp: int, framework: str | None
 ) -> dict[str, Any] | str:
@@ -885,12 +900,7 @@ def _serving_settings(
             f"speculative decoding (MTP, {drafts.group(1)} drafted tokens a step) with no stated "
             "acceptance rate: hwsim prices drafts at a stated acceptance only (--mtp-acceptance)"
         )
-    if tp * pp * ep > n_devices and tp * pp == n_devices and tp % ep == 0 and dp == 1:
-        # TensorRT-LLM's --tp N --ep M (and SGLang's --ep-size within --tp): the experts split M
-        # ways inside the tp group, each over tp / M of its devices. A device then holds E / M
-        # experts of width f M / tp, the expert bytes and FLOPs of tensor parallelism over tp, and
-        # sums them with the same all-reduce: priced as tp (the M-fold wider expert GEMMs and any
-        # expert-load imbalance across the M groups are not modelled)
+    if experts_within_tp(tp, pp, ep, n_devices, dp):
         settings["ep"] = 1
         return settings
     if tp * pp * ep > n_devices:

@@ -872,3 +872,22 @@ def test_held_out_errors_hand_case_and_none_without_rows():
     empty = held_out_errors(points.loc[points["id"] == "a001"])
     assert empty["covered"] == 0 and empty["median_ape"] is None and empty["p90_ape"] is None
     json.dumps(empty, allow_nan=False)
+
+
+def test_an_offline_row_with_experts_inside_its_tp_group_is_priced_as_tensor_parallel(tmp_path):
+    """TensorRT-LLM's ``--tp 8 --ep 4`` on 8 GPUs splits the experts inside the tp group, whose
+    bytes and FLOPs per GPU are tensor parallelism's (``test_expert_parallel``): an offline row
+    so stated is priced as the same row at tp 8 without ep. Expert parallelism over devices of its
+    own (ep 8 beside tp 8, 64 GPUs named but 8 in the row, or attention data parallelism) is not
+    priced analytically and says so."""
+    path = tmp_path / "ep.csv"
+    row = {"hardware": "H200", "n_devices": 8, "model": "deepseek-r1", "precision": "fp8", "tp": 8}
+    row |= {"framework": "tensorrt-llm", "phase": "offline", "batch": 64, "input_len": 1024}
+    row |= {"output_len": 1024, "metric": "output_tokens_per_s", "value": 1000.0, "unit": "tokens/s"}
+    frame = [row | {"ep": 4}, row | {"ep": 1}, row | {"ep": 3}, row | {"ep": 8, "tp": 1, "dp": 8}]
+    pd.DataFrame(frame).to_csv(path, index=False)
+    inside, plain, uneven, dp = validate(path)["points"]
+    assert inside["covered"] and plain["covered"]
+    assert inside["predicted"] == plain["predicted"]
+    for p in (uneven, dp):
+        assert not p["covered"] and "server rows only" in p["reason"]
