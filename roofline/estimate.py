@@ -214,9 +214,25 @@ def resolve_parallelism(spec: ModelSpec, n_devices: int | None, tp: int, pp: int
     if n_devices is None:
         return per_replica, 1
     n_devices = positive_count(n_devices, "n_devices", MAX_DEVICES)
-    if n_devices % per_replica:
-        raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}")
+    check_device_count(n_devices, tp, pp, ep)
     return per_replica, n_devices // per_replica
+
+
+def check_device_count(n_devices: int, tp: int, pp: int, ep: int) -> None:
+    """Raise ``ConfigError`` unless ``n_devices`` holds whole replicas of tp x pp x ep devices; where
+    the user seems to have meant experts split inside the tp group (tp x pp devices in all, ep
+    dividing tp), the error says how hwsim prices that."""
+    per_replica = tp * pp * ep
+    if n_devices % per_replica == 0:
+        return
+    hint = ""
+    if ep > 1 and tp * pp == n_devices and tp % ep == 0:
+        hint = (
+            f"; hwsim's ep counts devices of their own, beside tp: experts split {ep} ways inside "
+            f"the tp group (TensorRT-LLM's --tp {tp} --ep {ep}, SGLang's --ep-size within --tp) cost "
+            f"what tensor parallelism costs, so give --tp {tp} without --ep"
+        )
+    raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}{hint}")
 
 
 def compute_device(device: str | DeviceSpec) -> DeviceSpec:

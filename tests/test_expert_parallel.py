@@ -140,6 +140,50 @@ def test_experts_split_inside_the_tp_group_cost_what_tensor_parallel_experts_cos
     assert _row(ops, "experts_up", "flops") == pytest.approx(flops)
 
 
+def test_an_ep_inside_tp_device_count_is_refused_with_how_hwsim_prices_it():
+    """hwsim's ep counts devices beside tp, so TensorRT-LLM's --tp 8 --ep 4 on 8 GPUs asks for 32;
+    estimate and serve refuse it and say to give --tp 8 alone (the test above: the same cost). A
+    count that no such reading explains gets the plain error."""
+    from sim.serving.serve import serve
+    from workloads.traces import Trace
+
+    hint = r"n_devices 8 is not a multiple of tp\*pp\*ep = 32; .*give --tp 8 without --ep"
+    with pytest.raises(ConfigError, match=hint):
+        estimate(
+            "deepseek-r1",
+            "h200",
+            batch=1,
+            input_len=128,
+            output_len=8,
+            tp=8,
+            ep=4,
+            n_devices=8,
+            precision="fp8",
+        )
+    with pytest.raises(ConfigError, match=hint):
+        serve(
+            "deepseek-r1",
+            "h200",
+            Trace(np.full(4, 128), np.full(4, 8), concurrency=2),
+            tp=8,
+            ep=4,
+            n_devices=8,
+            precision="fp8",
+        )
+    with pytest.raises(ConfigError, match=r"= 24$"):
+        estimate(
+            "deepseek-r1",
+            "h200",
+            batch=1,
+            input_len=128,
+            output_len=8,
+            tp=8,
+            ep=3,
+            n_devices=8,
+            precision="fp8",
+        )
+
+
 def _pricers(max_tokens: int = 16384):
     from hwmodels.device_spec import load_device
     from hwmodels.placement import Placement

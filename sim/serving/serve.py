@@ -34,7 +34,7 @@ from hwmodels.engine_config import EngineConfig, KvCapacity, engine_for, kv_capa
 from hwmodels.placement import Placement
 from hwmodels.schedulers import policy
 from roofline.economics import Economics, usd_per_s
-from roofline.estimate import compute_device, mtp_expected_tokens
+from roofline.estimate import check_device_count, compute_device, mtp_expected_tokens
 from roofline.intervals import server_ranges
 from sim.serving.metrics import request_metrics, weighted_percentiles
 from sim.serving.replica import Replica
@@ -223,8 +223,7 @@ def prepare(
             positive_count(dp, "dp", MAX_DEVICES)
         if n_devices is not None:
             positive_count(n_devices, "n_devices", MAX_DEVICES)
-            if n_devices % per_replica:
-                raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}")
+            check_device_count(n_devices, tp, pp, ep)
             if dp is not None and dp * per_replica != n_devices:
                 raise ConfigError(
                     f"dp {dp} x tp*pp*ep {per_replica} = {dp * per_replica} != n_devices {n_devices}"
