@@ -66,7 +66,7 @@ from workloads.quant import Quant
 from workloads.shipped import parse_yaml
 from workloads.traces import LengthHistogram, load_lengths, uniform_spread
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -94,7 +94,12 @@ engine flags read from the launch script of its sweep) and ``vm`` rows (added 20
 the pages of sgl-project/sgl-cookbook whose models and GPUs the fitted ``s300``-``s345`` rows of the
 same source do not cover, none fitted: SGLang 0.5.7-0.5.9 serving MiniMax-M2.5 on 8 B200 and 8
 H100, DeepSeek-V3.1, Llama-4 Scout and Maverick and Qwen3-Coder-480B on 8 MI300X; a check of the
-request latency fitted on the others, leaving their models and GPUs out)."""
+request latency fitted on the others, leaving their models and GPUs out) and ``vn`` rows (added
+2026-12-07, read by helpers and first predicted blind, none fitted: llama.cpp builds of May 2024
+on 1-8 consumer, workstation and datacenter GPUs and three Apple M chips from
+XiongjieDai/GPU-Benchmarks-on-LLM-Inference, and the TensorRT-LLM 0.13.0 throughput tables of
+perf-overview.md, an older release of the document whose v0.17 and v1.0 tables the ``vf`` and
+fitted rows hold)."""
 
 COLUMNS = [
     "id",
@@ -1011,8 +1016,26 @@ def offline_max_batch(c: Condition) -> int:
     if c.phase == "offline" and hist:
         reserved = policy(engine.scheduler).admission == "reserve_full"
         held = hist.held_prompt_len(c.input_len, c.output_len, reserved)
-    batch = steady_batch(engine, offline_kv_tokens(c), held, c.output_len, c.max_num_seqs)
+    pool = offline_kv_tokens(c) // micro_batches(c)
+    batch = steady_batch(engine, pool, held, c.output_len, c.max_num_seqs)
     return min(batch, c.num_prompts) if c.num_prompts else batch
+
+
+def micro_batches(c: Condition) -> int:
+    """Batches one replica keeps in flight in an offline run: ``pp`` where the engine batches
+    requests over a pipeline, one per stage, each up to the engine's batch limit, so every stage
+    works on one of them while the others wait (TensorRT-LLM's in-flight batching runs as many
+    micro-batches as pipeline stages and admits max_batch_size times that many requests:
+    ``mNumMicroBatches`` and the ``CapacityScheduler`` in
+    cpp/tensorrt_llm/batch_manager/trtGptModelInflightBatching.cpp; vLLM runs one virtual engine,
+    with a scheduler of its own, per stage; ``sim.serving`` runs such a replica so); 1 for a row
+    that is not an offline run, a replica of one stage, or an engine that serves one static batch
+    (llama.cpp, HF Transformers), whose stages take the batch one after another. Each batch
+    holds its share of the KV pool (``offline_max_batch``), and the replica's rate is this many
+    times one batch's, whose step is as long as the whole pipeline (``predict``)."""
+    if c.phase != "offline" or c.pp == 1 or not c.framework or offline_engine(c).scheduler == "static":
+        return 1
+    return c.pp
 
 
 def decode_input_len(c: Condition) -> int:
@@ -1159,7 +1182,7 @@ def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[floa
     e, d, _ = runs[0][1]
     e2e = sum(n * float(run[2]) for n, run in runs)
     replicas = c.n_devices // (c.tp * c.pp)
-    system_rate = replicas * batch * c.output_len / e2e
+    system_rate = replicas * micro_batches(c) * batch * c.output_len / e2e
     value = {
         "output_tokens_per_s": system_rate,
         "output_tokens_per_s_per_device": system_rate / c.n_devices,

@@ -891,3 +891,58 @@ def test_an_offline_row_with_experts_inside_its_tp_group_is_priced_as_tensor_par
     assert inside["predicted"] == plain["predicted"]
     for p in (uneven, dp):
         assert not p["covered"] and "server rows only" in p["reason"]
+
+
+def test_an_offline_pipeline_keeps_one_batch_per_stage_in_flight(tmp_path):
+    """TensorRT-LLM runs as many micro-batches as pipeline stages, each up to its max batch (MLPerf's
+    H100 llama2-70b engines: pp 2, gpu_batch_size 1024): every stage works on one batch while the
+    other waits, so a pp-2 replica's offline rate is twice one batch's, whose step is as long as
+    the whole pipeline (the estimate at pp 2). By hand from that estimate: 2 x batch x output / (its
+    end-to-end time). A static batch (HF Transformers) runs its stages one after another: one
+    batch's rate (its two GPUs, one replica). And each in-flight batch holds half the KV pool."""
+    from roofline.estimate import estimate
+    from roofline.validation import offline_max_batch
+
+    path = tmp_path / "pp.csv"
+    row = {
+        "hardware": "H100 SXM",
+        "n_devices": 8,
+        "model": "llama-2-70b",
+        "precision": "fp8",
+        "tp": 1,
+        "pp": 2,
+    }
+    row |= {"phase": "offline", "batch": 256, "input_len": 1024, "output_len": 256}
+    row |= {"metric": "output_tokens_per_s", "value": 1000.0, "unit": "tokens/s"}
+    pd.DataFrame(
+        [
+            row | {"framework": "tensorrt-llm"},
+            row | {"framework": "hf-accelerate", "batch": 8, "n_devices": 2},
+        ]
+    ).to_csv(path, index=False)
+    trt, hf = validate(path)["points"]
+    one = estimate(
+        "llama-2-70b",
+        "h100-sxm",
+        batch=256,
+        input_len=1024,
+        output_len=256,
+        pp=2,
+        precision="fp8",
+        framework="tensorrt-llm",
+    )
+    assert trt["predicted"] == pytest.approx(4 * 2 * 256 * 256 / float(one.e2e_s), rel=1e-9)
+    slow = estimate(
+        "llama-2-70b",
+        "h100-sxm",
+        batch=8,
+        input_len=1024,
+        output_len=256,
+        pp=2,
+        precision="fp8",
+        framework="hf-accelerate",
+    )
+    assert hf["predicted"] == pytest.approx(8 * 256 / float(slow.e2e_s), rel=1e-9)
+    # TensorRT-LLM reserves each request's prompt and whole output: 1,280 tokens of half the pool
+    piped = resolve(load_measured(path).iloc[0])
+    assert offline_max_batch(piped) == offline_kv_tokens(piped) // 2 // 1280
