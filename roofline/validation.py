@@ -97,9 +97,10 @@ H100, DeepSeek-V3.1, Llama-4 Scout and Maverick and Qwen3-Coder-480B on 8 MI300X
 request latency fitted on the others, leaving their models and GPUs out) and ``vn`` rows (added
 2026-12-07, read by helpers and first predicted blind, none fitted: llama.cpp builds of May 2024
 on 1-8 consumer, workstation and datacenter GPUs and three Apple M chips from
-XiongjieDai/GPU-Benchmarks-on-LLM-Inference, and the TensorRT-LLM 0.13.0 throughput tables of
+XiongjieDai/GPU-Benchmarks-on-LLM-Inference, the TensorRT-LLM 0.13.0 throughput tables of
 perf-overview.md, an older release of the document whose v0.17 and v1.0 tables the ``vf`` and
-fitted rows hold)."""
+fitted rows hold, and MLPerf Inference v5.0 llama2-70b and mixtral-8x7b runs of submitters the
+``vk`` rows do not hold, on H100, H200, GH200, MI300X and MI325X)."""
 
 COLUMNS = [
     "id",
@@ -1032,7 +1033,9 @@ def micro_batches(c: Condition) -> int:
     that is not an offline run, a replica of one stage, or an engine that serves one static batch
     (llama.cpp, HF Transformers), whose stages take the batch one after another. Each batch
     holds its share of the KV pool (``offline_max_batch``), and the replica's rate is this many
-    times one batch's, whose step is as long as the whole pipeline (``predict``)."""
+    times one batch's, whose step is as long as the whole pipeline (``predict``); its energy per
+    token stays one batch's, whose idle stages' static power a full pipeline shares (no measured
+    row prices energy over an offline pipeline)."""
     if c.phase != "offline" or c.pp == 1 or not c.framework or offline_engine(c).scheduler == "static":
         return 1
     return c.pp

@@ -148,40 +148,13 @@ def test_an_ep_inside_tp_device_count_is_refused_with_how_hwsim_prices_it():
     from workloads.traces import Trace
 
     hint = r"n_devices 8 is not a multiple of tp\*pp\*ep = 32; .*give --tp 8 without --ep"
+    run = dict(tp=8, n_devices=8, precision="fp8")
     with pytest.raises(ConfigError, match=hint):
-        estimate(
-            "deepseek-r1",
-            "h200",
-            batch=1,
-            input_len=128,
-            output_len=8,
-            tp=8,
-            ep=4,
-            n_devices=8,
-            precision="fp8",
-        )
+        estimate("deepseek-r1", "h200", batch=1, input_len=128, output_len=8, ep=4, **run)
     with pytest.raises(ConfigError, match=hint):
-        serve(
-            "deepseek-r1",
-            "h200",
-            Trace(np.full(4, 128), np.full(4, 8), concurrency=2),
-            tp=8,
-            ep=4,
-            n_devices=8,
-            precision="fp8",
-        )
+        serve("deepseek-r1", "h200", Trace(np.full(4, 128), np.full(4, 8), concurrency=2), ep=4, **run)
     with pytest.raises(ConfigError, match=r"= 24$"):
-        estimate(
-            "deepseek-r1",
-            "h200",
-            batch=1,
-            input_len=128,
-            output_len=8,
-            tp=8,
-            ep=3,
-            n_devices=8,
-            precision="fp8",
-        )
+        estimate("deepseek-r1", "h200", batch=1, input_len=128, output_len=8, ep=3, **run)
 
 
 def _pricers(max_tokens: int = 16384):

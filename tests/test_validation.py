@@ -921,27 +921,10 @@ def test_an_offline_pipeline_keeps_one_batch_per_stage_in_flight(tmp_path):
         ]
     ).to_csv(path, index=False)
     trt, hf = validate(path)["points"]
-    one = estimate(
-        "llama-2-70b",
-        "h100-sxm",
-        batch=256,
-        input_len=1024,
-        output_len=256,
-        pp=2,
-        precision="fp8",
-        framework="tensorrt-llm",
-    )
+    shape = dict(input_len=1024, output_len=256, pp=2, precision="fp8")
+    one = estimate("llama-2-70b", "h100-sxm", batch=256, framework="tensorrt-llm", **shape)
     assert trt["predicted"] == pytest.approx(4 * 2 * 256 * 256 / float(one.e2e_s), rel=1e-9)
-    slow = estimate(
-        "llama-2-70b",
-        "h100-sxm",
-        batch=8,
-        input_len=1024,
-        output_len=256,
-        pp=2,
-        precision="fp8",
-        framework="hf-accelerate",
-    )
+    slow = estimate("llama-2-70b", "h100-sxm", batch=8, framework="hf-accelerate", **shape)
     assert hf["predicted"] == pytest.approx(8 * 256 / float(slow.e2e_s), rel=1e-9)
     # TensorRT-LLM reserves each request's prompt and whole output: 1,280 tokens of half the pool
     piped = resolve(load_measured(path).iloc[0])
