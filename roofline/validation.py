@@ -1009,17 +1009,18 @@ def offline_kv_tokens(c: Condition) -> int:
 def offline_max_batch(c: Condition) -> int:
     """The most sequences the row's engine runs at once at steady state (``steady_batch``), capped
     by its ``max_num_seqs`` or the row's stated one, and by the prompts the run sent where stated
-    (``num_prompts``). A running request holds its prompt and half its output (the whole output
-    where the engine reserves it), length-biased for a row drawn from a length distribution
-    (``decode_input_len``)."""
+    (``num_prompts``); a pipeline's batches (``micro_batches``) share the KV pool and the prompts,
+    each up to the engine's limit. A running request holds its prompt and half its output (the
+    whole output where the engine reserves it), length-biased for a row drawn from a length
+    distribution (``decode_input_len``)."""
     engine = offline_engine(c)
     held, hist = c.input_len, row_lengths(c)
     if c.phase == "offline" and hist:
         reserved = policy(engine.scheduler).admission == "reserve_full"
         held = hist.held_prompt_len(c.input_len, c.output_len, reserved)
-    pool = offline_kv_tokens(c) // micro_batches(c)
-    batch = steady_batch(engine, pool, held, c.output_len, c.max_num_seqs)
-    return min(batch, c.num_prompts) if c.num_prompts else batch
+    micro = micro_batches(c)
+    batch = steady_batch(engine, offline_kv_tokens(c) // micro, held, c.output_len, c.max_num_seqs)
+    return min(batch, -(-c.num_prompts // micro)) if c.num_prompts else batch
 
 
 def micro_batches(c: Condition) -> int:

@@ -929,3 +929,24 @@ def test_an_offline_pipeline_keeps_one_batch_per_stage_in_flight(tmp_path):
     # TensorRT-LLM reserves each request's prompt and whole output: 1,280 tokens of half the pool
     piped = resolve(load_measured(path).iloc[0])
     assert offline_max_batch(piped) == offline_kv_tokens(piped) // 2 // 1280
+
+
+def test_a_pipelines_batches_share_the_prompts_a_run_sent(tmp_path):
+    """A pp-2 offline run that sent 100 prompts runs at most 50 in each of its two batches (the
+    pool holds far more): its rate is 2 x b sequences' over a b-sequence run, b the most
+    productive batch up to 50, not up to 100."""
+    from roofline.estimate import estimate
+    from roofline.validation import offline_batch, offline_max_batch
+
+    path = tmp_path / "prompts.csv"
+    row = {"hardware": "H200", "n_devices": 2, "model": "llama-3.1-8b", "precision": "bf16", "tp": 1, "pp": 2}
+    row |= {"framework": "tensorrt-llm", "phase": "offline", "input_len": 512, "output_len": 256}
+    row |= {"metric": "output_tokens_per_s", "value": 1.0, "unit": "tokens/s", "notes": "--num-prompts 100"}
+    pd.DataFrame([row]).to_csv(path, index=False)
+    c = resolve(load_measured(path).iloc[0])
+    assert c.num_prompts == 100 and offline_max_batch(c) == 50
+    b = offline_batch(c)
+    (point,) = validate(path)["points"]
+    shape = dict(input_len=512, output_len=256, pp=2, framework="tensorrt-llm")
+    run = estimate("llama-3.1-8b", "h200", batch=b, **shape)
+    assert 32 <= b <= 50 and point["predicted"] == pytest.approx(2 * b * 256 / float(run.e2e_s), rel=1e-9)
