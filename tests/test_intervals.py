@@ -1,6 +1,7 @@
 """The 10th-90th percentile range on every prediction (``roofline.intervals``)."""
 
 import dataclasses
+import itertools
 import json
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from roofline.intervals import (
     half_width,
     held_out_coverage,
     log_range,
+    weighted_quantile,
 )
 from roofline.validation import POINT_KEYS, load_measured, validate_frame
 from workloads.quant import Quant
@@ -32,9 +34,13 @@ from workloads.quant import Quant
 RANGE_KEYS = [f"{k}_{end}" for k in ESTIMATE_RANGES for end in ("low", "high")]
 
 
+_SOURCE_IDS = itertools.count()
+"""Source names no two ``_rows`` share."""
+
+
 def _rows(n, log_ratio, **fields):
     """``n`` fit rows of one group: the given key fields, a fixed operating point, ``log_ratio``,
-    from two sources in turn (unless ``source`` is given)."""
+    each from its own source (unless ``source`` is given), so that every row weighs the same."""
     base = {
         "device_class": "datacenter-gpu",
         "phase": "decode",
@@ -47,7 +53,7 @@ def _rows(n, log_ratio, **fields):
     }
     return pd.DataFrame(
         [
-            {**base, "source": f"s{i % 2}", **fields, "log_ratio": r}
+            {**base, "source": f"s{next(_SOURCE_IDS)}", **fields, "log_ratio": r}
             for i, r in enumerate(np.broadcast_to(log_ratio, n))
         ]
     )
@@ -153,6 +159,32 @@ def test_a_group_that_is_mostly_one_source_defers_to_a_coarser_one():
     assert choose(table, key).rows == 20
     table = fit_table(pd.concat([_rows(16, 0.1, source="big"), _rows(4, 0.5, source="small")]))
     assert choose(table, key) is table[("datacenter-gpu", "decode", "vllm", "w16")]
+
+
+def test_every_source_counts_once_outside_the_server_phases():
+    """Forty decode rows of one source at r = 0 and two rows each of three other sources at 0.5.
+    Each source weighs 1 (a row 1/40 or 1/2), so 3 of the 4 units of weight sit at 0.5: the
+    median is 0.5 (the first 0.5 is placed at (1.5 - 0.5) / (4 - 0.5) = 0.29 of the way), the
+    shift 0.25 and |r - 0.25| = 0.25 for every row, so the range is 0 to 0.5. Counted by rows, as
+    in a ``server-`` phase, 40 of the 46 sit at 0: median 0, no shift, and the 80th percentile of
+    |r| (position 36 of 45) is 0."""
+    rows = pd.concat([_rows(40, 0.0, source="big"), *(_rows(2, 0.5, source=s) for s in "BCD")])
+    group = fit_table(rows)[(None, "decode", None, None)]  # 87% one source: the coarsest level
+    assert (group.q10, group.q90) == (0.0, 0.5)
+    assert (group.shift, group.half_width) == (pytest.approx(0.25), pytest.approx(0.25))
+    served = fit_table(rows.assign(phase="server-tpot"))[(None, "server-tpot", None, None)]
+    assert (served.shift, served.half_width, served.q90) == (0.0, 0.0, 0.5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    values=st.lists(st.floats(-5, 5), min_size=2, max_size=30),
+    q=st.floats(0, 1),
+)
+def test_equal_weights_give_numpys_quantile(values, q):
+    """With every weight equal, ``weighted_quantile`` is ``np.quantile``'s linear default."""
+    x = np.array(values)
+    assert weighted_quantile(x, np.full(len(x), 0.3), q) == pytest.approx(np.quantile(x, q), abs=1e-9)
 
 
 def test_a_biased_group_still_contains_the_prediction():
