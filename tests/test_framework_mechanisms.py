@@ -363,6 +363,13 @@ def test_vllm_v0_decodes_past_its_graph_limits_eagerly(monkeypatch):
         ("SGLang 0.4.3", "", "sglang-0.4"),
         ("vLLM 0.6.3", "0.14.0", "vllm"),  # the version column, where stated, wins
         ("Hugging Face Transformers", "", "hf-accelerate"),
+        ("vllm==0.6.3", "", "vllm-v0"),  # a pip pin
+        ("vLLM 0.6.3 (CUDA graphs)", "", "vllm-v0"),  # a version before a qualifier
+        ("TensorRT-LLM (v1.0.0)", "", "tensorrt-llm-pytorch"),  # a version as the qualifier
+        ("lmdeploy (TurboMind)", "", "lmdeploy"),  # a qualifier without one
+        ("llama.cpp b2800", "", "llama.cpp"),  # llama.cpp's release tags; was no framework
+        ("llama.cpp build 2800", "", "llama.cpp"),
+        ("llama.cpp (b2800)", "", "llama.cpp"),
     ],
 )
 def test_a_rows_framework_cell_may_carry_its_version(framework, version, expected):
@@ -379,6 +386,19 @@ def test_a_rows_framework_cell_may_carry_its_version(framework, version, expecte
     ]
     row[["framework", "framework_version", "notes"]] = [framework, version, ""]
     assert resolve(row).framework == expected
+
+
+def test_a_build_or_pin_in_a_framework_name_is_its_version():
+    """llama.cpp's builds read as ``bNNNN`` whichever way they are written; a pip pin and a
+    parenthesised version are versions; a qualifier without one stays in the name."""
+    from hwmodels.calibration.params import split_framework_version
+
+    for text in ("llama.cpp b2800", "llama.cpp build 2800", "llama.cpp-b2800", "llama.cpp (b2800)"):
+        assert split_framework_version(text) == ("llama.cpp", "b2800"), text
+    assert split_framework_version("tensorrt_llm==0.17.0") == ("tensorrt_llm", "0.17.0")
+    assert split_framework_version("SGLang 0.4.1 (FlashInfer)") == ("SGLang", "0.4.1")
+    assert split_framework_version("lmdeploy (TurboMind)") == ("lmdeploy (TurboMind)", None)
+    assert split_framework_version("sglang-0.4") == ("sglang-0.4", None)
 
 
 def test_cli_framework_with_a_version_names_the_engine_it_ran(capsys):

@@ -744,23 +744,47 @@ def _spellings() -> Mapping[str, str]:
     return MappingProxyType(table)
 
 
-VERSION_IN_NAME = re.compile(r"[\s_-]+v?(\d+(?:\.\d+)+\S*)\s*$", re.IGNORECASE)
-"""A version number at the end of a framework's name (``vLLM 0.6.3``, ``SGLang v0.4.3.post2``)."""
+VERSION_IN_NAME = re.compile(
+    r"(?:[\s_-]+|==|@|:)(?:v(?:ersion)?\s*)?(\d+(?:\.\d+)+\S*|b\d{2,6})\s*$"
+    r"|(?:[\s_-]+|==|@|:)build[\s:#]*(\d{2,6})\s*$"
+    r"|[\s_-]+commit\s+([0-9a-f]{7,40})\s*$",
+    re.IGNORECASE,
+)
+"""A version at the end of a framework's name: a number (``vLLM 0.6.3``, ``SGLang v0.4.3.post2``,
+a pip pin ``vllm==0.6.3``) or a build (llama.cpp's release tags ``llama.cpp b2800`` or ``build
+2800``, both read as ``b2800``, or ``commit 1a2b3c4``)."""
+QUALIFIER = re.compile(r"\s*\(([^()]*)\)\s*$")
+"""A parenthesised qualifier at the end of a name (``vLLM 0.6.3 (CUDA graphs)``, ``llama.cpp (b2800)``)."""
 
 VENDOR_WORDS = re.compile(r"^(nvidia|hugging\s*face|intel|amd|microsoft|rocm)[\s_-]+", re.IGNORECASE)
 """A maker's name before a framework's (``NVIDIA TensorRT-LLM``, ``Hugging Face TGI``)."""
 
 
 def split_framework_version(text: str) -> tuple[str, str | None]:
-    """(``text`` without a trailing version number, that number or None): ``vLLM 0.6.3`` ->
-    (``vLLM``, ``0.6.3``), ``SGLang v0.4.3.post2`` -> (``SGLang``, ``0.4.3.post2``). A name that
-    is a frameworks.yaml entry as it stands (``sglang-0.4``, ``autoawq-0.1``) keeps its number."""
+    """(``text`` without a trailing version (``VERSION_IN_NAME``), that version or None): ``vLLM
+    0.6.3`` -> (``vLLM``, ``0.6.3``), ``SGLang v0.4.3.post2`` -> (``SGLang``, ``0.4.3.post2``),
+    ``llama.cpp b2800`` -> (``llama.cpp``, ``b2800``). A version in a qualifier at the end, or
+    before one, is read too (``TensorRT-LLM (v0.17)``, ``vLLM 0.6.3 (CUDA graphs)``: the qualifier
+    is then dropped); a name that is a frameworks.yaml entry as it stands (``sglang-0.4``,
+    ``autoawq-0.1``) keeps its number."""
+    text = text.strip()
+    qualifier = QUALIFIER.search(text)
+    if qualifier and text[: qualifier.start()].strip():
+        # ``TensorRT-LLM (v0.17)``: the version is the qualifier; ``vLLM 0.6.3 (CUDA graphs)``: before it
+        name, version = split_framework_version(f"{text[: qualifier.start()]} {qualifier.group(1)}")
+        if version is None:
+            name, version = split_framework_version(text[: qualifier.start()])
+        if version is not None:
+            return name, version
+        return text, None
     if canonical_framework(text) in _frameworks():
-        return text.strip(), None
-    found = VERSION_IN_NAME.search(text.strip())
+        return text, None
+    found = VERSION_IN_NAME.search(text)
     if not found or not text[: found.start()].strip():
-        return text.strip(), None
-    return text.strip()[: found.start()].strip(), found.group(1)
+        return text, None
+    number, build, commit = found.groups()
+    version = number if number is not None else f"b{build}" if build is not None else commit
+    return text[: found.start()].strip(), version
 
 
 def framework_keys(name: str) -> list[str]:
