@@ -928,16 +928,36 @@ def stated_version(text: Any) -> str:
 
 def framework_of(name: str, notes: str) -> str | None:
     """The frameworks.yaml entry of a row: its name, without a version at its end, read as
-    ``canonical_framework`` reads it (``trt-llm``, ``transformers``), then by alias rules on its
-    notes (which carry the version as ``version=``), else by name, else none."""
+    ``canonical_framework`` reads it (``trt-llm``, ``transformers``), or else the one framework
+    it names among other words (``named_within``: ``Triton + TensorRT-LLM``,
+    ``vllm/vllm-openai:v0.6.3``), then by alias rules on its notes (which carry the version as
+    ``version=``) and the name itself (``TensorRT-LLM (PyTorch backend)``), else by name, else
+    none."""
     rules = aliases().get("framework", {})
     base = split_framework_version(name)[0]  # "vLLM 0.6.3": its version is in the notes' version=
-    name = canonical_framework(base)
-    key = next((k for k in (name, *framework_keys(base)) if k in rules), name)  # "NVIDIA NIM"
+    found = canonical_framework(base)
+    key = next((k for k in (found, *framework_keys(base)) if k in rules), found)  # "NVIDIA NIM"
+    if found not in framework_names() and key not in rules:
+        found = key = named_within(base) or found
     for rule in rules.get(key, []):
-        if re.search(rule["match"], notes):
+        if re.search(rule["match"], f"{notes} {name}"):
             return rule["framework"]
-    return name if name in framework_names() else None
+    return found if found in framework_names() else None
+
+
+def named_within(text: str) -> str | None:
+    """The one frameworks.yaml entry that the words of ``text`` name (split at spaces and at
+    ``/ : + , ( ) @ =``; a word also by its part before a dot, ``sglang.launch_server``), or
+    None where they name none or several: a row's ``Triton + TensorRT-LLM``, ``llama.cpp CUDA``
+    or a container image ``lmsysorg/sglang:v0.4.1`` is that framework."""
+    named = set()
+    for word in re.split(r"[\s/:+,()@=]+", text.strip().lower()):
+        for candidate in (word, word.split(".")[0]):
+            found = canonical_framework(candidate) if candidate else ""
+            if found in framework_names():
+                named.add(found)
+                break
+    return named.pop() if len(named) == 1 else None
 
 
 def _note_field(notes: Any, key: str) -> str | None:

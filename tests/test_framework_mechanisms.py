@@ -370,6 +370,14 @@ def test_vllm_v0_decodes_past_its_graph_limits_eagerly(monkeypatch):
         ("llama.cpp b2800", "", "llama.cpp"),  # llama.cpp's release tags; was no framework
         ("llama.cpp build 2800", "", "llama.cpp"),
         ("llama.cpp (b2800)", "", "llama.cpp"),
+        # one framework named among other words (these were no framework, priced without terms)
+        ("Triton + TensorRT-LLM", "", "tensorrt-llm"),
+        ("vllm/vllm-openai:v0.6.3", "", "vllm-v0"),  # a container image and its tag
+        ("sglang.launch_server", "", "sglang"),
+        ("llama.cpp CUDA", "", "llama.cpp"),
+        ("llama-bench", "", "llama.cpp"),
+        ("TensorRT-LLM (PyTorch backend)", "", "tensorrt-llm-pytorch"),  # the alias rules read the name too
+        ("vLLM vs SGLang", "", None),  # two frameworks: neither
     ],
 )
 def test_a_rows_framework_cell_may_carry_its_version(framework, version, expected):
