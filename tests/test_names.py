@@ -62,6 +62,12 @@ def test_estimate_takes_the_names_users_type(model, device, want_model, want_dev
         ("TheBloke/Llama-2-7B-GPTQ", "llama-2-7b", "GPTQ"),
         ("RedHatAI/Meta-Llama-3.1-70B-Instruct-quantized.w4a16", "llama-3.1-70b", "QUANTIZED.W4A16"),
         ("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "llama-3.1-8b", "GGUF"),
+        # a GGUF file and an Ollama tag that close with a llama.cpp weight type, a bracketed format
+        ("Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf", "llama-3.1-8b", "Q4_K_M"),
+        ("Mistral-7B-Instruct-v0.3.IQ4_XS.gguf", "mistral-7b-v0.3", "IQ4_XS"),
+        ("llama3:70b-instruct-q4_K_M", "llama-3-70b", "Q4_K_M"),
+        ("Llama-3.1-8B-Instruct (FP8)", "llama-3.1-8b", "FP8"),
+        ("deepseek-ai/DeepSeek-V3-BF16", "deepseek-v3", "BF16"),
     ],
 )
 def test_quantized_checkpoints_and_ollama_tags_name_their_preset(typed, preset, note):

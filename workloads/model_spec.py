@@ -1065,7 +1065,7 @@ VARIANT_WORDS = ("instruct", "chat", "hf", "it", "base")
 matched loosely (``preset_for``)."""
 FORMAT_WORDS = (
     "fp8", "fp4", "nvfp4", "mxfp4", "kv", "dynamic", "awq", "gptq", "int4", "int8",
-    "w4a16", "w8a8", "w8a16", "4bit", "8bit", "bnb", "quantized", "gguf",
+    "w4a16", "w8a8", "w8a16", "4bit", "8bit", "bnb", "quantized", "gguf", "bf16", "fp16", "f16",
 )  # fmt: skip
 """Trailing words of a quantized checkpoint's name (``Llama-3.1-70B-Instruct-FP8-KV``,
 ``Meta-Llama-3.1-8B-Instruct-AWQ-INT4``, ``Meta-Llama-3.1-8B-Instruct-GGUF``): the same shape in
@@ -1077,18 +1077,33 @@ its checkpoints (``Meta-Llama-3.1-70B-Instruct-quantized.w4a16``)."""
 def _is_format_word(word: str) -> bool:
     """Whether ``word`` is one of ``FORMAT_WORDS`` or a width pattern (``w4a16``,
     ``quantized.w8a8``)."""
-    return word in FORMAT_WORDS or re.fullmatch(r"(quantized\.)?w\d+a\d+(kv\d+)?", word) is not None
+    return (
+        word in FORMAT_WORDS
+        or re.fullmatch(r"(quantized\.)?w\d+a\d+(kv\d+)?", word) is not None
+        or re.fullmatch(r"i?q\d+(_[a-z0-9]+)*", word) is not None  # a GGUF weight type, q4_k_m
+    )
+
+
+GGUF_TYPE_AT_END = re.compile(r"[-_.](i?q\d+(?:_[a-z0-9]+)*)$")
+"""A llama.cpp weight type closing a GGUF file's or an Ollama tag's name (``-Q4_K_M``,
+``.IQ4_XS``, ``-q8_0``), lowercased."""
 
 
 def _stem(name: str) -> tuple[list[str], list[str]]:
     """(the words of ``name`` without its trailing ``VARIANT_WORDS`` and ``FORMAT_WORDS``, those
-    trailing words in order): lowercased, its organization dropped, split at spaces, underscores,
-    hyphens and the colon of an Ollama tag (``llama3.1:8b``)."""
-    words = re.sub(r"[\s_:]+", "-", name.strip().lower().rsplit("/", 1)[-1]).strip("-").split("-")
+    trailing words in order): lowercased, its organization dropped, a ``.gguf`` file extension and
+    a GGUF weight type at its end (``GGUF_TYPE_AT_END``, a format word) dropped, split at spaces,
+    underscores, hyphens, brackets (``Llama-3.1-8B-Instruct (FP8)``) and the colon of an Ollama
+    tag (``llama3.1:8b``, ``llama3:70b-instruct-q4_K_M``)."""
+    text = name.strip().lower().rsplit("/", 1)[-1].removesuffix(".gguf")
+    gguf = GGUF_TYPE_AT_END.search(text)
+    tail = [gguf.group(1)] if gguf and gguf.start() > 0 else []
+    text = text[: gguf.start()] if tail else text
+    words = re.sub(r"[\s_:()\[\]]+", "-", text).strip("-").split("-")
     cut = len(words)
     while cut > 1 and (words[cut - 1] in VARIANT_WORDS or _is_format_word(words[cut - 1])):
         cut -= 1
-    return words[:cut], words[cut:]
+    return words[:cut], words[cut:] + tail
 
 
 def _loose_key(name: str) -> str:
