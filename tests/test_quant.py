@@ -1,8 +1,10 @@
 """Quantization: bits per tensor class, group scales, names, errors."""
 
+import re
+
 import pytest
 
-from workloads.errors import ConfigError
+from workloads.errors import ConfigError, HwsimNote
 from workloads.quant import Quant
 
 
@@ -67,6 +69,30 @@ def test_other_precision_names_are_the_same_format():
 )
 def test_precision_names_as_sources_write_them(typed, same_as):
     assert Quant.from_name(typed) == Quant.from_name(same_as)
+
+
+@pytest.mark.parametrize(
+    "typed, read_as",
+    [
+        ("GPTQ 4bit", "int4"),  # the first word that names a precision
+        ("Q4_K_M (GGUF)", "q4_k_m"),
+        ("GGUF Q4_K_M", "q4_k_m"),
+        ("BF16 (default)", "bf16"),
+        ("fp8_e4m3fn", "fp8"),
+        ("4-bit", "int4"),  # a width alone: weight-only at 4 bits, W8A8 at 8
+        ("8 bit", "int8"),
+        ("float8", "fp8"),
+    ],
+)
+def test_a_precision_in_several_words_is_its_first_named_one_with_a_note(typed, read_as):
+    with pytest.warns(HwsimNote, match=f"precision {re.escape(repr(typed))} read as"):
+        assert Quant.from_name(typed) == Quant.from_name(read_as)
+
+
+def test_a_precision_of_no_known_word_is_still_refused():
+    for typed in ("mixed", "auto", "q4", "foo bar"):
+        with pytest.raises(ConfigError, match="is not known"):
+            Quant.from_name(typed)
 
 
 def test_weight_only_and_w8a8_spellings_carry_their_widths():

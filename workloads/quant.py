@@ -9,13 +9,14 @@ come from bits (``bits / 8`` per element), so 3-bit weights are allowed. A weigh
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
 from types import MappingProxyType
 
-from workloads.errors import ConfigError, closest_names
+from workloads.errors import ConfigError, HwsimNote, closest_names
 from workloads.shipped import parse_yaml
 
 FORMAT_BITS: Mapping[str, int] = MappingProxyType(
@@ -128,6 +129,35 @@ def _format(value: int | str, field_name: str) -> tuple[int, str]:
         raise ConfigError(f"quant field {field_name!r} is {value}; expected 1..16 bits or 32 (fp32)")
     name = {32: "fp32", 16: "fp16", 8: "int8", 4: "int4"}.get(value, f"int{value}")
     return value, name
+
+
+NAMED_PRECISIONS = ("fp32", "bf16", "fp16", "fp8", "fp8-kv16", "fp8-ffn", "mxfp4", "fp4", "int8", "int4")
+"""The recipes ``Quant.from_name`` names itself (beside the named formats and the ``wXaY`` patterns)."""
+
+PRECISION_WORDS = {"4bit": "int4", "8bit": "int8", "16bit": "fp16", "float8": "fp8", "e4m3fn": "fp8"}
+"""Single words of a precision written in several (``GPTQ 4-bit``, ``fp8_e4m3fn``): a 4-bit
+quantization named by its width alone is weight-only (bitsandbytes, AWQ, GPTQ), an 8-bit one
+W8A8."""
+
+
+def _first_precision_word(name: str) -> str | None:
+    """The first word of a precision written in several that names a precision by itself
+    (``GPTQ 4bit`` -> ``gptq``, ``Q4_K_M (GGUF)`` -> ``q4_k_m``, ``BF16 (default)`` -> ``bf16``,
+    ``fp8_e4m3fn`` -> ``fp8``), or a width word alone (``4-bit``; ``PRECISION_WORDS``); None
+    where no word is one. Words split at spaces, punctuation and dashes, and at underscores
+    unless the word is a named format (``q4_k_m``)."""
+    text = re.sub(r"(\d+)[\s_-]?bits?\b", r"\1bit", name.strip().lower())
+    words = [w for w in re.split(r"[\s,/+&()\[\]-]+", text) if w]
+    words = [p for w in words for p in ([w] if w in named_formats() else w.split("_")) if p]
+    if len(words) < 2 and not (words and words[0] in PRECISION_WORDS):
+        return None
+    for word in words:
+        word = PRECISION_WORDS.get(word, word)
+        if word in PRECISION_ALIASES or word in named_formats() or word in NAMED_PRECISIONS:
+            return word
+        if re.fullmatch(r"w\d+a\d+(?:kv\d+)?(?:g\d+)?", word):
+            return word
+    return None
 
 
 PRECISION_ALIASES = {
@@ -307,22 +337,16 @@ class Quant:
         if m:
             w, a, kv, g = m.groups()
             return cls.make(int(w), int(a), int(kv) if kv else int(a), group_size=int(g) if g else 0)
-        near = closest_names(
-            key,
-            [
-                *named_formats(),
-                "fp32",
-                "bf16",
-                "fp16",
-                "fp8",
-                "fp8-kv16",
-                "fp8-ffn",
-                "mxfp4",
-                "fp4",
-                "int8",
-                "int4",
-            ],
-        )
+        word = _first_precision_word(name)
+        if word is not None:
+            warnings.warn(
+                f"precision {name!r} read as {word} (its first word that names a precision); name one "
+                "alone to be sure (docs/cli.md lists them under Precision)",
+                HwsimNote,
+                stacklevel=2,
+            )
+            return cls.from_name(word)
+        near = closest_names(key, [*named_formats(), *NAMED_PRECISIONS])
         raise ConfigError(
             f"precision {name!r} is not known; expected fp32, bf16, fp16, fp8, fp8-kv16, fp8-ffn, fp4, int8, int4, "
             f"a named format of {_FORMATS_FILE} (llama.cpp GGUF types q4_0, q4_k_m, iq2_xxs..., qnn_w4a16) "
