@@ -942,7 +942,10 @@ def framework_of(name: str, notes: str) -> str | None:
     for rule in rules.get(key, []):
         if re.search(rule["match"], f"{notes} {name}"):
             return rule["framework"]
-    return found if found in framework_names() else None
+    if found in framework_names():
+        return found
+    within = named_within(base)  # "NVIDIA NIM (TensorRT-LLM)": the engine a wrapper's rules did not name
+    return framework_of(within, f"{notes} {name}") if within and within != key else None
 
 
 def named_within(text: str) -> str | None:

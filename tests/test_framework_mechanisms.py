@@ -378,6 +378,8 @@ def test_vllm_v0_decodes_past_its_graph_limits_eagerly(monkeypatch):
         ("llama-bench", "", "llama.cpp"),
         ("TensorRT-LLM (PyTorch backend)", "", "tensorrt-llm-pytorch"),  # the alias rules read the name too
         ("vLLM vs SGLang", "", None),  # two frameworks: neither
+        ("NVIDIA NIM (TensorRT-LLM)", "", "tensorrt-llm"),  # the engine a wrapper says it ran
+        ("NVIDIA NIM", "", None),  # a wrapper alone, when no rule of its own matches
     ],
 )
 def test_a_rows_framework_cell_may_carry_its_version(framework, version, expected):
