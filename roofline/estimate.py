@@ -226,13 +226,23 @@ def check_device_count(n_devices: int, tp: int, pp: int, ep: int) -> None:
     if n_devices % per_replica == 0:
         return
     hint = ""
-    if ep > 1 and tp * pp == n_devices and tp % ep == 0:
+    if experts_within_tp(tp, pp, ep, n_devices, dp=1):
         hint = (
             f"; hwsim's ep counts devices of their own, beside tp: experts split {ep} ways inside "
             f"the tp group (TensorRT-LLM's --tp {tp} --ep {ep}, SGLang's --ep-size within --tp) cost "
             f"what tensor parallelism costs, so give --tp {tp} without --ep"
         )
     raise ConfigError(f"n_devices {n_devices} is not a multiple of tp*pp*ep = {per_replica}{hint}")
+
+
+def experts_within_tp(tp: int, pp: int, ep: int, n_devices: int, dp: int) -> bool:
+    """Whether a row's expert parallelism runs inside its tensor-parallel group, which hwsim prices
+    as tensor parallelism over ``tp``: TensorRT-LLM's ``--tp N --ep M`` (and SGLang's ``--ep-size``
+    within ``--tp``) split the experts M ways inside the tp group, each over tp / M of its devices.
+    A device then holds E / M experts of width f M / tp, the expert bytes and FLOPs of tensor
+    parallelism over tp, and sums them with the same all-reduce (the M-fold wider expert GEMMs and
+    any expert-load imbalance across the M groups are not modelled)."""
+    return ep > 1 and tp * pp * ep > n_devices and tp * pp == n_devices and tp % ep == 0 and dp == 1
 
 
 def compute_device(device: str | DeviceSpec) -> DeviceSpec:

@@ -56,7 +56,7 @@ from hwmodels.engine_config import EngineConfig, engine_for, kv_capacity, steady
 from hwmodels.placement import Placement
 from hwmodels.schedulers import policy
 from hwmodels.trtllm_bench import bench_limits
-from roofline.estimate import estimate, kv_cache_bytes, weight_bytes
+from roofline.estimate import estimate, experts_within_tp, kv_cache_bytes, weight_bytes
 from roofline.intervals import mean_metric, row_features, row_range
 from workloads.errors import AmbiguousNameError, ConfigError, DoesNotFitError, HwsimError, closest_names
 from workloads.files import is_file
@@ -821,16 +821,6 @@ def _dataset_lengths(dataset: Any) -> str | None:
         if re.search(rule["match"], str(dataset)):
             return rule["lengths"]
     return None
-
-
-def experts_within_tp(tp: int, pp: int, ep: int, n_devices: int, dp: int) -> bool:
-    """Whether a row's expert parallelism runs inside its tensor-parallel group, which hwsim prices
-    as tensor parallelism over ``tp``: TensorRT-LLM's ``--tp N --ep M`` (and SGLang's ``--ep-size``
-    within ``--tp``) split the experts M ways inside the tp group, each over tp / M of its devices.
-    A device then holds E / M experts of width f M / tp, the expert bytes and FLOPs of tensor
-    parallelism over tp, and sums them with the same all-reduce (the M-fold wider expert GEMMs and
-    any expert-load imbalance across the M groups are not modelled)."""
-    return ep > 1 and tp * pp * ep > n_devices and tp * pp == n_devices and tp % ep == 0 and dp == 1
 
 
 def _serving_settings(
