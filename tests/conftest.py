@@ -12,6 +12,24 @@ from workloads.graph import build_ops
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 
+SERVER_ROWS_GROUP = "server-rows"
+SERVER_ROW_MODULES = {"test_serving_validation.py", "test_validation.py"}
+"""Modules that read the simulated server rows: one worker runs them all, so the rows (about four
+minutes of simulation) are simulated once and stay cached for the second module."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (pytest-xdist), a module's tests run on one worker, so
+    its module fixtures are built once; the server-row modules share one worker and run first, being
+    the longest. Without xdist this only moves those modules to the front."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            name = item.path.name
+            group = SERVER_ROWS_GROUP if name in SERVER_ROW_MODULES else name
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.path.name not in SERVER_ROW_MODULES)
+
 
 @pytest.fixture(scope="session")
 def small_ops():
