@@ -178,8 +178,9 @@ def mean_metric(metric: str) -> str:
 
 
 def is_rate(metric: str) -> bool:
-    """Whether a metric is a rate (per second), whose residual is inverted into time orientation."""
-    return metric.endswith("_per_s")
+    """Whether a metric is a rate (per second, also per device: ``output_tokens_per_s_per_device``),
+    whose residual is inverted into time orientation."""
+    return re.search(r"_per_s(_per_\w+)?$", metric) is not None
 
 
 def context_of(phase: str, input_len: Any, output_len: Any) -> Any:

@@ -159,6 +159,8 @@ METRICS = (
     "prefill_j",
     "requests_per_s",
     "total_tokens_per_s",
+    "total_tokens_per_s_per_device",
+    "input_tokens_per_s",
 )
 PERCENTILES = (50, 90, 99)
 PERCENTILE_METRICS = tuple(f"{m}_p{q}" for m in ("ttft_s", "tpot_s", "e2e_s") for q in PERCENTILES)
@@ -202,6 +204,26 @@ METRIC_SPELLINGS: dict[str, tuple[str, float]] = {
     "e2e_ms": ("e2e_s", 1e-3),
     "latency_s": ("e2e_s", 1.0),
     "latency_ms": ("e2e_s", 1e-3),
+    # a latency's mean or percentile written before or after its name, in s or ms (mean_ttft_s,
+    # ttft_ms_mean, avg_tpot_ms, ttft_s_median, p99_e2el_s, tpot_ms_p90); ITL's mean only
+    **{
+        spelling: (metric if q is None else f"{metric}_p{q}", factor)
+        for name, metric in (
+            ("ttft", "ttft_s"),
+            ("tpot", "tpot_s"),
+            ("e2e", "e2e_s"),
+            ("e2el", "e2e_s"),
+            ("itl", "tpot_s"),
+        )
+        for unit, factor in (("s", 1.0), ("ms", 1e-3))
+        for stat, q in (("mean", None), ("avg", None), ("median", 50), ("p50", 50), ("p90", 90), ("p99", 99))
+        if q is None or name != "itl"
+        for spelling in (f"{stat}_{name}_{unit}", f"{name}_{unit}_{stat}")
+        if spelling not in (metric, f"{metric}_p{q}")
+    },
+    # the result keys of SemiAnalysis InferenceX (utils/process_result.py): rates per GPU
+    "output_tput_per_gpu": ("output_tokens_per_s_per_device", 1.0),
+    "tput_per_gpu": ("total_tokens_per_s_per_device", 1.0),
 }
 """Other names of ``METRICS`` a measured-data file may use, with the factor that takes their value
 to the metric's unit. Inter-token latency (ITL) is read as the time per output token: the mean
@@ -1096,11 +1118,20 @@ def _estimate(c: Condition, batch: Any, input_len: int | None = None):
     )
 
 
+TOKEN_RATES = {
+    "total_tokens_per_s": ("output_tokens_per_s", 1, 1),
+    "total_tokens_per_s_per_device": ("output_tokens_per_s_per_device", 1, 1),
+    "input_tokens_per_s": ("output_tokens_per_s", 1, 0),
+}
+"""Rates of prompt tokens (and output tokens) a run processes, with the output rate they scale and
+whether they count prompt and output tokens: a run that emits ``output_len`` tokens per request
+has read ``input_len`` prompt tokens for each, so at the row's mean lengths the prompt rate is
+the output rate times ``input_len / output_len``."""
 BURST_METRICS = (
     "output_tokens_per_s",
     "output_tokens_per_s_per_device",
     "requests_per_s",
-    "total_tokens_per_s",
+    *TOKEN_RATES,
 )
 """Metrics of an offline run that its simulated burst prices (``burst_outgrows_pool``): its
 whole-run rates."""
@@ -1164,9 +1195,11 @@ layer above this one, passes it in)."""
 
 def predict(c: Condition, serving: ServingPredictor | None = None) -> tuple[float | None, str]:
     """The predicted value of a resolved row, or None and the reason it is not covered."""
-    if c.metric == "total_tokens_per_s":  # prompt and output tokens: the output rate, scaled
-        value, reason = predict(replace(c, metric="output_tokens_per_s"), serving)
-        return (None if value is None else value * (c.input_len + c.output_len) / c.output_len), reason
+    if c.metric in TOKEN_RATES:  # prompt tokens, or prompt and output: the output rate, scaled
+        output_metric, prompt, output = TOKEN_RATES[c.metric]
+        value, reason = predict(replace(c, metric=output_metric), serving)
+        share = (prompt * c.input_len + output * c.output_len) / c.output_len
+        return (None if value is None else value * share), reason
     if c.serving is not None:
         if serving is None:
             return None, "server rows are predicted by the serving simulation (hwsim validate runs it)"

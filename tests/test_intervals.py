@@ -97,6 +97,23 @@ def test_a_rate_range_is_the_inverted_time_range():
     assert e.tpot_s_low * e.decode_tokens_per_s_high == pytest.approx(e.tpot_s * e.decode_tokens_per_s)
 
 
+def test_a_rate_per_device_is_a_rate(monkeypatch):
+    """Tokens/s per device is a rate like tokens/s: a biased group (shift 0.025, half-width 0.275
+    in time orientation) gives both the same inverted range, not the time's, and a fit row of
+    either enters the table with the same (negated) residual."""
+    rows = pd.concat([_rows(6, -0.2, batch=1.0), _rows(6, 0.3, batch=64.0)])
+    monkeypatch.setattr(intervals, "table", lambda: fit_table(rows))
+    point = {"device_class": "datacenter-gpu", "phase": "decode", "framework": "none", "format": "w16"}
+    point |= {"batch": 8.0, "context": 1024.0, "peak_flop_per_s": np.nan, "mem_bw_bytes_per_s": 3e12}
+    per_device = intervals.row_range(point, 100.0, "output_tokens_per_s_per_device")
+    assert per_device == pytest.approx(intervals.row_range(point, 100.0, "output_tokens_per_s"))
+    assert per_device == pytest.approx((100.0 * np.exp(-0.3), 100.0 * np.exp(0.25)))
+    assert intervals.row_range(point, 100.0, "tpot_s") == pytest.approx(
+        (100.0 * np.exp(-0.25), 100.0 * np.exp(0.3))
+    )
+    assert intervals.is_rate("total_tokens_per_s_per_device") and not intervals.is_rate("ttft_s_p99")
+
+
 def test_group_fallback_on_a_hand_built_table():
     """Fifteen datacenter decode rows: 5 of vLLM fp16 (too few alone, ``MIN_ROWS`` = 12) and 10 of
     TensorRT-LLM fp8. A vLLM fp16 query falls back to (datacenter-gpu, decode), whose 15 residuals
