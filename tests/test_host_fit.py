@@ -40,6 +40,23 @@ def test_a_row_is_priced_affine_in_the_three_terms():
     assert (affine.slope[2][v0 & (tp > 1)] > 0).all() and (affine.slope[2][~v0 | (tp == 1)] == 0).all()
 
 
+def test_a_rate_per_device_is_priced_affine_as_a_rate():
+    """A rate per device (``output_tokens_per_s_per_device``) is the inverse of an affine time, as
+    tokens/s is: the affine form meets a direct pricing of the rows restated in it."""
+    from dataclasses import replace
+
+    rows = host_fit.batch_rows()
+    per_device = [
+        replace(c, metric="output_tokens_per_s_per_device") if c.metric == "output_tokens_per_s" else c
+        for c in rows["cond"]
+    ]
+    rows = rows.assign(cond=per_device)
+    assert sum(c.metric == "output_tokens_per_s_per_device" for c in per_device) >= 3
+    affine = host_fit.affine_terms("vllm-v0", rows, lambda _m: None)
+    point = {"step_overhead_us": 1234.0, "seq_overhead_us": 56.0, "tp_step_overhead_us": 789.0}
+    assert affine.at(*point.values()) == pytest.approx(host_fit._priced("vllm-v0", rows, point), rel=1e-9)
+
+
 def test_the_fit_recovers_planted_terms(monkeypatch):
     """Rows 'measured' at hwsim's own prediction with 1.5 ms a step, 30 us a sequence and 0.75 ms a
     tensor-parallel step are fitted at those values, with no error in sample or with each source

@@ -40,6 +40,7 @@ import pandas as pd
 from hwmodels.calibration.params import framework_overridden
 from hwmodels.engine_config import engine_for
 from roofline.grid_fit import best_index, held_out_errors, source_weights
+from roofline.intervals import is_rate
 from roofline.validation import (
     HELD_OUT_PREFIXES,
     load_measured,
@@ -162,7 +163,7 @@ def _priced(host: str, rows: pd.DataFrame, values: dict[str, float]) -> np.ndarr
 def affine_terms(host: str, rows: pd.DataFrame, say: Callable[[str], None]) -> Affine:
     """The rows' predictions as affine functions of ``host``'s three terms, from four pricings."""
     say(f"  {host}: {len(rows)} offline and end-to-end rows priced with no host time and each term alone")
-    rate = rows["cond"].map(lambda c: c.metric.endswith("per_s")).to_numpy(dtype=bool)
+    rate = rows["cond"].map(lambda c: is_rate(c.metric)).to_numpy(dtype=bool)
 
     def time_s(values: dict[str, float]) -> np.ndarray:
         priced = _priced(host, rows, values)
