@@ -45,6 +45,7 @@ from hwmodels.cost_table import BOUNDS, CostTable
 from hwmodels.device_spec import DeviceSpec, load_device
 from hwmodels.placement import Placement
 from hwmodels.step_mean import mean_step
+from roofline.cpus import usable_cpus
 from roofline.economics import Economics, usd_per_s
 from roofline.intervals import range_factors
 from workloads.errors import ConfigError, positive_count, refuse_huge_integers, shown_value
@@ -493,7 +494,7 @@ a second core."""
 
 THREADS_ENV = "HWSIM_THREADS"
 """Environment variable that caps the threads ``estimate`` prices chunks on (default: the cores
-this process may run on)."""
+this process may run on, ``roofline.cpus.usable_cpus``)."""
 
 
 _POOL: dict[int, ThreadPoolExecutor] = {}
@@ -511,13 +512,13 @@ def _pool(n: int) -> ThreadPoolExecutor:
 
 def threads() -> int:
     """Threads that price a sweep's chunks: ``HWSIM_THREADS`` if set, else the cores this process
-    may use; one in a thread other than the main one (a Dask worker thread, a caller's pool), which
+    may use (``roofline.cpus.usable_cpus``); one in a thread other than the main one (a Dask worker thread, a caller's pool), which
     already shares the cores."""
     if threading.current_thread() is not threading.main_thread():
         return 1
     raw = os.environ.get(THREADS_ENV)
     if raw is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return usable_cpus()
     try:
         n = int(raw)
     except ValueError:

@@ -1,5 +1,6 @@
 """Shared fixtures."""
 
+import os
 import signal
 import sys
 from types import SimpleNamespace
@@ -16,6 +17,18 @@ SERVER_ROWS_GROUP = "server-rows"
 SERVER_ROW_MODULES = {"test_serving_validation.py", "test_validation.py"}
 """Modules that read the simulated server rows: one worker runs them all, so the rows (about four
 minutes of simulation) are simulated once and stay cached for the second module."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """Workers for ``-n auto``: the CPUs this process may use (``roofline.cpus.usable_cpus``: its
+    affinity within its cgroup's quota), where pytest-xdist would count every CPU of the host;
+    pytest-xdist's own ``PYTEST_XDIST_AUTO_NUM_WORKERS``, where set, decides instead."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    from roofline.cpus import usable_cpus
+
+    return usable_cpus()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -2,6 +2,7 @@
 equals it priced at once, and ops priced in groups (with both ends of a decode run in one table)
 equal the whole op table priced at once."""
 
+import os
 from dataclasses import fields
 
 import numpy as np
@@ -172,3 +173,29 @@ def test_op_groups_hold_the_table_rows(phase):
     assert any(n.startswith("attn_norm+ffn_norm") for n in names)
     assert "rope+attn_gate+linear_conv+linear_gate_norm+shared_expert_act" in names
     assert sorted([r for _, _, r in kept] + parts_seen) == sorted(_rows(whole, whole.sweep_shape))
+
+
+@pytest.mark.parametrize(
+    ("files", "quota", "cpus"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 1.5, 2),  # cgroup v2, --cpus 1.5
+        ({"cpu.max": "max 100000\n"}, None, None),  # v2, no quota
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.0, 1),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None, None),  # v1, none
+        ({"cpu.max": "garbled"}, None, None),
+        ({}, None, None),  # no cgroup files
+        ({"cpu.max": "100000000 100000\n"}, 1000.0, None),  # a quota above the affinity
+    ],
+)
+def test_usable_cpus_is_the_affinity_within_the_cgroup_quota(tmp_path, files, quota, cpus):
+    """A container's CPU quota (cgroup v2 ``cpu.max``, v1 ``cfs_quota_us / cfs_period_us``) caps
+    the CPUs hwsim's pools (and the test workers) use, rounded up; with none, or one above it, the
+    process's affinity stands."""
+    from roofline.cpus import cpu_quota, usable_cpus
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+    assert cpu_quota(tmp_path) == quota
+    assert usable_cpus(tmp_path) == (min(cpus, affinity) if cpus else affinity)
