@@ -87,6 +87,21 @@ def test_internlm_and_baichuan2_hand_counts():
     assert baichuan.n_params() == 40 * layer + 2 * 125696 * 5120 + 5120 and baichuan.max_context == 4096
 
 
+def test_stablelm_hand_count():
+    """StableLM 2 1.6B's config (model_type stablelm): a gated FFN (StableLmMLP's gate, up and
+    down), LayerNorm with bias, and q, k, v biases under ``use_qkv_bias``: 24 layers of
+    (4 x 2048^2 + 3 x 2048 (biases) + 3 x 2048 x 5632 + 2 x 2 x 2048), untied embeddings and LM
+    head 2 x 100352 x 2048, final norm 2 x 2048."""
+    cfg = {"model_type": "stablelm", "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 24}
+    cfg |= {"num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 100352, "use_qkv_bias": True}
+    cfg |= {"layer_norm_eps": 1e-05, "tie_word_embeddings": False, "partial_rotary_factor": 0.25}
+    spec = spec_from_config(cfg, "stablelm-2-1_6b")
+    layer = 4 * 2048**2 + 3 * 2048 + 3 * 2048 * 5632 + 4 * 2048
+    assert spec.ffn_gated and spec.norm == "layernorm" and spec.qkv_bias
+    assert spec.n_params() == 24 * layer + 2 * 100352 * 2048 + 2 * 2048 == 1_644_515_328
+    assert not spec_from_config({**cfg, "use_qkv_bias": False}, "no-bias").qkv_bias
+
+
 def test_qwen_v1_and_chatglm3_hand_counts():
     """Qwen v1's intermediate_size is both FFN branches (w1 and w2 take half each) and its fused
     QKV keeps a bias although no_bias is true; ChatGLM3's num_layers, ffn_hidden_size,

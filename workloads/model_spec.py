@@ -79,6 +79,8 @@ GATED_FAMILIES = frozenset(
         "dbrx",
         "qwen2_vl",
         "qwen2_5_vl",
+        "stablelm",
+        "stablelm_epoch",
     }
 )
 """Model families whose FFN is gated (SwiGLU/GeGLU: gate, up and down matrices; HF transformers'
@@ -87,7 +89,9 @@ modeling files: GraniteMLP, OlmoMLP, Gemma3MLP, PhimoeBlockSparseTop2MLP, Glm4Mo
 ``modeling_deepseek.py`` DeepseekMLP likewise, InternLM v1's InternLMMLP and InternLM3's InternLM3MLP
 (gate_proj, up_proj, down_proj; transformers' models/internlm3/modeling_internlm3.py); Qwen v1's QWenMLP
 (w1, w2, c_proj) and ChatGLM's MLP (dense_h_to_4h of twice the width, SwiGLU, dense_4h_to_h); Qwen2-VL's and Qwen2.5-VL's language model is
-Qwen2's, its fields at the top level of their configs)."""
+Qwen2's, its fields at the top level of their configs; StableLM's, 2 and the earlier ``stablelm_epoch``
+configs alike: transformers' StableLmMLP and vLLM's StablelmMLP, gate_up_proj of twice the width and
+down_proj)."""
 
 TIED_BY_DEFAULT = frozenset(
     {
@@ -127,9 +131,22 @@ UNGATED_FAMILIES = frozenset(
 """Model families whose FFN is two matrices (up, activation, down)."""
 
 LAYERNORM_FAMILIES = frozenset(
-    {"opt", "gptj", "gpt2", "gpt_neox", "falcon", "bloom", "gpt_bigcode", "phi", "starcoder2"}
+    {
+        "opt",
+        "gptj",
+        "gpt2",
+        "gpt_neox",
+        "falcon",
+        "bloom",
+        "gpt_bigcode",
+        "phi",
+        "starcoder2",
+        "stablelm",
+        "stablelm_epoch",
+    }
 )
-"""Families that use LayerNorm (weight and bias) rather than RMSNorm (weight only)."""
+"""Families that use LayerNorm (weight and bias) rather than RMSNorm (weight only); StableLM's
+decoder layers hold ``nn.LayerNorm`` (transformers' StableLmDecoderLayer, vLLM's stablelm.py)."""
 
 BIASED_FAMILIES = frozenset({"opt", "gpt2", "gpt_bigcode", "phi", "bloom"})
 """Families whose attention and FFN projections all carry a bias by their HF modules
@@ -992,7 +1009,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str = "", where: st
         qkv_bias=bias_all
         or attention_bias
         or family in ("qwen2", "qwen")  # Qwen v1's fused c_attn keeps its bias whatever no_bias says
-        or (family == "chatglm" and bool(cfg.get("add_qkv_bias"))),
+        or (family == "chatglm" and bool(cfg.get("add_qkv_bias")))
+        or (family in ("stablelm", "stablelm_epoch") and bool(cfg.get("use_qkv_bias"))),
         out_bias=bias_all or attention_bias,
         ffn_bias=bias_all or family in {"gptj", "gpt_neox"},
         n_learned_positions=learned_pos,
