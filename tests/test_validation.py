@@ -156,9 +156,10 @@ def test_optional_columns_read_as_empty(tmp_path):
 
 
 def test_benchmark_result_names_and_milliseconds_read_as_the_metric_in_seconds(tmp_path):
-    """vLLM's serving-benchmark keys (``mean_ttft_ms``, ``output_throughput``) and a time metric
-    stated in ms are the metric in its own unit: the same prediction, the value / 1000; a time
-    metric in a unit that is not a time is refused, naming it."""
+    """vLLM's serving-benchmark keys (``mean_ttft_ms``, ``output_throughput``), a mean written
+    before or after the name in ms or s (``avg_tpot_ms``, ``tpot_ms_mean``, ``mean_tpot_s``) and a
+    time metric stated in ms are the metric in its own unit: the same prediction, the value / 1000;
+    a time metric in a unit that is not a time is refused, naming it."""
     path = tmp_path / "bench.csv"
     row = {"hardware": "H100 SXM", "model": "Llama-3.1-8B", "precision": "bf16", "phase": "decode"}
     row |= {"batch": 1, "input_len": 128, "output_len": 128}
@@ -167,49 +168,32 @@ def test_benchmark_result_names_and_milliseconds_read_as_the_metric_in_seconds(t
         ("tpot_ms", 12.0, ""),
         ("tpot_s", 12.0, "ms"),
         ("mean_itl_ms", 12.0, "ms"),
-        ("tpot_s", 12.0, "tokens/s"),
-    ]
-    pd.DataFrame([row | {"metric": m, "value": v, "unit": u} for m, v, u in cells]).to_csv(path, index=False)
-    points = validate(path)["points"]
-    assert [p["metric"] for p in points[:4]] == ["tpot_s"] * 4
-    assert [p["measured"] for p in points[:4]] == pytest.approx([0.012] * 4)
-    assert len({p["predicted"] for p in points[:4]}) == 1
-    assert not points[4]["covered"] and "unit 'tokens/s'" in points[4]["reason"]
-
-
-def test_latency_spellings_and_prompt_token_rates(tmp_path):
-    """A mean written before or after the name, in ms or s (``avg_tpot_ms``, ``tpot_ms_mean``,
-    ``mean_tpot_s``), is ``tpot_s``; a median is the 50th percentile (``ttft_s_median`` is
-    ``ttft_s_p50``). An offline run of 8 x (1,000 prompt + 250 output) tokens: its prompt-token
-    rate is 4x its output rate and its total rate 5x; per device (tp 2) half of each, InferenceX's
-    ``tput_per_gpu`` being the total per device."""
-    path = tmp_path / "rates.csv"
-    row = {"hardware": "H100 SXM", "model": "Llama-3.1-8B", "precision": "bf16", "phase": "decode"}
-    row |= {"batch": 1, "input_len": 128, "output_len": 128}
-    cells = [
-        ("tpot_s", 0.012, "s"),
         ("avg_tpot_ms", 12.0, "ms"),
         ("tpot_ms_mean", 12.0, ""),
         ("mean_tpot_s", 0.012, "s"),
+        ("tpot_s", 12.0, "tokens/s"),
     ]
-    offline = row | {
-        "phase": "e2e",
-        "batch": 8,
-        "input_len": 1000,
-        "output_len": 250,
-        "tp": 2,
-        "unit": "tokens/s",
-    }
+    pd.DataFrame([row | {"metric": m, "value": v, "unit": u} for m, v, u in cells]).to_csv(path, index=False)
+    *same, wrong_unit = validate(path)["points"]
+    assert [p["metric"] for p in same] == ["tpot_s"] * 7
+    assert [p["measured"] for p in same] == pytest.approx([0.012] * 7)
+    assert len({p["predicted"] for p in same}) == 1
+    assert not wrong_unit["covered"] and "unit 'tokens/s'" in wrong_unit["reason"]
+
+
+def test_prompt_token_rates_and_a_median_spelled_out(tmp_path):
+    """An offline run of 8 x (1,000 prompt + 250 output) tokens: its prompt-token rate is 4x its
+    output rate and its total rate 5x; per device (tp 2) half of each, InferenceX's
+    ``tput_per_gpu`` being the total per device. ``ttft_s_median`` is ``ttft_s_p50``."""
+    path = tmp_path / "rates.csv"
+    row = {"hardware": "H100 SXM", "model": "Llama-3.1-8B", "precision": "bf16", "phase": "e2e", "batch": 8}
+    row |= {"input_len": 1000, "output_len": 250, "tp": 2, "unit": "tokens/s", "value": 100.0}
     rates = ["output_tokens_per_s", "input_tokens_per_s", "total_tokens_per_s"]
     rates += ["output_tput_per_gpu", "total_tokens_per_s_per_device", "tput_per_gpu"]
-    frame = [row | {"metric": m, "value": v, "unit": u} for m, v, u in cells]
-    frame += [offline | {"metric": m, "value": 100.0} for m in rates]
+    frame = [row | {"metric": m} for m in rates]
     frame.append(row | {"phase": "server", "metric": "ttft_s_median", "value": 0.1, "unit": "s"})
     pd.DataFrame(frame).to_csv(path, index=False)
-    points = validate(path)["points"]
-    tpot, rate, median = points[:4], points[4:10], points[10]
-    assert [p["metric"] for p in tpot] == ["tpot_s"] * 4 and len({p["predicted"] for p in tpot}) == 1
-    assert [p["measured"] for p in tpot] == pytest.approx([0.012] * 4)
+    *rate, median = validate(path)["points"]
     out, prompt, total, out_dev, total_dev, tput = (p["predicted"] for p in rate)
     assert [prompt / out, total / out, out_dev / out, total_dev / out, tput / out] == pytest.approx(
         [4, 5, 0.5, 2.5, 2.5]
