@@ -449,8 +449,9 @@ def validate(data, plot, as_json):
         for cls, v in report["by_class"].items()
     ]
     if report["by_phase_mode"]:
+        width = max(map(len, report["by_phase_mode"]))
         lines += ["", "serving and offline rows (phase/mode/metric):"] + [
-            f"{key:>40}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {pct(v['median_ape'])}, "
+            f"{key:>{width}}: {v['covered']:>3} of {v['rows']:>3} rows covered, median APE {pct(v['median_ape'])}, "
             f"p90 {pct(v['p90_ape'])}"
             for key, v in report["by_phase_mode"].items()
         ]
