@@ -99,8 +99,8 @@ def test_a_rate_range_is_the_inverted_time_range():
 
 def test_a_rate_per_device_is_a_rate(monkeypatch):
     """Tokens/s per device is a rate like tokens/s: a biased group (shift 0.025, half-width 0.275
-    in time orientation) gives both the same inverted range, not the time's, and a fit row of
-    either enters the table with the same (negated) residual."""
+    in time orientation) gives both the same inverted range, not the time's (``is_rate``, which
+    also orients a fit row's residual in ``residual_rows``, says so of every per-device rate)."""
     rows = pd.concat([_rows(6, -0.2, batch=1.0), _rows(6, 0.3, batch=64.0)])
     monkeypatch.setattr(intervals, "table", lambda: fit_table(rows))
     point = {"device_class": "datacenter-gpu", "phase": "decode", "framework": "none", "format": "w16"}
