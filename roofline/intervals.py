@@ -157,35 +157,18 @@ SERVER_KINDS = {"ttft_s": "ttft", "tpot_s": "tpot", "e2e_s": "e2e"}
 any rate is ``server-rate``): queueing widens a TTFT's error far more than a TPOT's."""
 
 
-def phase_of(phase: str, metric: str, closed_loop: bool = False, queue_free: bool = False) -> str:
+def phase_of(phase: str, metric: str, closed_loop: bool = False) -> str:
     """The interval phase of a measured row: ``energy`` for an energy (J/token, or J of a step:
     ``decode_step_j``, ``prefill_j``); for a ``server`` row ``server-`` and its metric's kind
-    (``SERVER_KINDS``; a percentile, ``ttft_s_p99``, takes its mean's group), where a
-    ``closed_loop``'s rate takes the end-to-end kind: with N requests always in flight its rate
-    is N over their mean end-to-end latency (Little's law), so it errs as that latency does, while
-    an open loop that keeps up serves its offered load whatever its engine; else its phase.
-
-    A closed loop that is ``queue_free`` (its N requests fit the engine's limit on running
-    sequences, ``CLOSED_LOOP_PHASES``) runs as a batched run does: its TPOT takes the ``decode``
-    groups and its end-to-end latency and rate the ``e2e`` groups, not the served streams'. Those
-    groups' spread comes from open loops near saturation, whose queues a small error in the step
-    time lengthens many times over (MLPerf's server TTFTs, 20-40x); N requests in flight form no
-    such queue. Its TTFT keeps ``server-ttft``: a request still waits for the running steps."""
+    (``SERVER_KINDS``; a percentile, ``ttft_s_p99``, takes its mean's group), where a ``closed_loop``'s rate takes the end-to-end kind: with N requests
+    always in flight its rate is N over their mean end-to-end latency (Little's law), so it errs
+    as that latency does, while an open loop that keeps up serves its offered load whatever its
+    engine; else its phase."""
     if metric == "j_per_token" or metric.endswith("_j"):
         return "energy"
     if phase == "server":
-        kind = SERVER_KINDS.get(mean_metric(metric), "e2e" if closed_loop else "rate")
-        if closed_loop and queue_free and kind in CLOSED_LOOP_PHASES:
-            return CLOSED_LOOP_PHASES[kind]
-        return f"server-{kind}"
+        return f"server-{SERVER_KINDS.get(mean_metric(metric), 'e2e' if closed_loop else 'rate')}"
     return phase
-
-
-CLOSED_LOOP_PHASES = {"tpot": "decode", "e2e": "e2e"}
-"""The groups a queue-free closed loop's metrics take, by kind (``phase_of``). Chosen after seeing
-the held-out rows (2026-12-07): on the 445 closed-loop rows of ``vg``-``vm``, the served streams'
-groups held 80% at a median width of 3.9x (the rates, from ``server-e2e``: 94% at 4.2x); these
-hold 77% at 2.1x (the rates 70% at 1.8x, the TPOTs 90% at 3.5x)."""
 
 
 def mean_metric(metric: str) -> str:
@@ -380,7 +363,7 @@ def row_features(cond: Condition) -> dict[str, Any]:
     return features(
         catalog()[cond.device],
         Quant.from_name(cond.precision),
-        phase_of(cond.phase, cond.metric, cond.closed_loop, cond.queue_free),
+        phase_of(cond.phase, cond.metric, cond.closed_loop),
         cond.framework,
         cond.batch,
         cond.input_len,
@@ -430,12 +413,10 @@ def server_ranges(
     input_len: float,
     output_len: float,
     closed_loop: bool = False,
-    queue_free: bool = False,
 ) -> dict[str, float | None]:
     """``<metric>_low`` and ``<metric>_high`` of each of ``SERVER_RANGES`` in a served stream's
-    metrics, from the ``server-`` groups (a ``closed_loop``'s rate from the end-to-end group; a
-    ``queue_free`` one's TPOT, end-to-end latency and rate from a batched run's: ``phase_of``; None
-    where no group gives one or the value is not a positive number)."""
+    metrics, from the ``server-`` groups (a ``closed_loop``'s rate from the end-to-end group,
+    ``phase_of``; None where no group gives one or the value is not a positive number)."""
     out: dict[str, float | None] = {}
     for key, metric in SERVER_RANGES.items():
         value = metrics.get(key)
@@ -444,7 +425,7 @@ def server_ranges(
             point = features(
                 device,
                 quant,
-                phase_of("server", metric, closed_loop, queue_free),
+                phase_of("server", metric, closed_loop),
                 framework,
                 max_batch,
                 input_len,

@@ -419,29 +419,6 @@ class Condition:
         client's concurrency) rather than arrivals on their own schedule."""
         return bool(self.serving and self.serving.get("concurrency"))
 
-    @property
-    def queue_free(self) -> bool:
-        """Whether the row is a closed loop whose requests all run at once: its concurrency within
-        the engine's limit on running sequences (the row's stated one, else the engine's for the
-        device) times the engines serving its decode steps (``running_engines``)."""
-        if not self.closed_loop:
-            return False
-        limit = self.batch or self.max_num_seqs
-        if not limit:
-            limit = engine_for(self.framework or "vllm").for_device(catalog()[self.device]).max_num_seqs
-        return self.serving["concurrency"] <= limit * running_engines(self)
-
-
-def running_engines(c: Condition) -> int:
-    """Engines that each run their own sequences in a server row's decode steps: its decode
-    workers (disaggregated) or replicas, times ``ep`` under attention data parallelism (each rank
-    its own sequences and limits)."""
-    s = c.serving or {}
-    if s.get("mode") == "disagg":
-        return int(s["decode_workers"])
-    ranks = int(s.get("ep", 1)) if s.get("attention_dp") else 1
-    return max(c.n_devices // (c.tp * c.pp * int(s.get("ep", 1))), 1) * ranks
-
 
 def row_lengths(c: Condition) -> LengthHistogram | None:
     """The length distribution a row's requests are drawn from: its dataset's histogram, the

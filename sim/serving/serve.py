@@ -68,12 +68,6 @@ class Pool:
         return self.workers * self.tp * self.pp * self.ep
 
     @property
-    def running_engines(self) -> int:
-        """Engines that each run their own sequences, up to the engine's limit: a replica, or
-        each of its ``ep`` ranks under ``attention_dp``."""
-        return self.workers * (self.ep if self.attention_dp else 1)
-
-    @property
     def dp_ranks(self) -> int:
         """Attention data-parallel ranks per replica."""
         return self.ep if self.attention_dp else 1
@@ -477,9 +471,6 @@ def serve(
             float(req.input_len.mean()),
             float(req.output_len.mean()),
             closed_loop=trace.concurrency is not None,
-            queue_free=trace.concurrency is not None
-            and trace.concurrency
-            <= engine.max_num_seqs * sum(p.running_engines for role, p in pools.items() if role != "prefill"),
         )
     )
     metrics["kv_capacity_tokens"] = int(sum(kv.tokens * pools[role].workers for role, kv in kvs.items()))
