@@ -97,8 +97,8 @@ class MemoryLevel:
     load_latency_s: float | None = None
     """Time one load that misses every cache waits for this memory (a dependent pointer chase
     over more than the last-level cache), s: what a kernel that keeps one load in flight per
-    thread and waits for it each loop iteration pays per iteration (``gpu.mmha_loop_s``). None:
-    not stated (no such bound is priced)."""
+    thread and waits for it each loop iteration pays per iteration (``gpu.mmha_loop_s``,
+    ``gpu.scalar_gemv_s``). None: not stated (no such bound is priced)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,7 +539,12 @@ PARAM_SPANS: Mapping[str, Mapping[str, Span]] = MappingProxyType(
             "math_power_fraction": SHARE_OR_NONE,
         },
         "npu": {"chunk_tokens": _count(10**7), "int8_efficiency": SHARE},
-        "gpu": {"sm_count": _count(10**6), "issue_lanes_per_sm": _count(10**6), "boost_clock_GHz": CLOCK_GHZ},
+        "gpu": {
+            "sm_count": _count(10**6),
+            "issue_lanes_per_sm": _count(10**6),
+            "boost_clock_GHz": CLOCK_GHZ,
+            "max_resident_blocks_per_sm": _count(1024),
+        },
         "hardwired": {
             "n_chips": _count(10**6),
             "grid_rows": _count(10**6),
@@ -674,7 +679,12 @@ def parse_device(raw: Mapping[str, Any], where: str) -> DeviceSpec:
         if block in raw:
             extra[block] = _param_block(raw[block], f"{where}: {block}", block)
     if "gpu" in raw:
-        _check_keys(raw["gpu"], f"{where}: gpu", {"sm_count", "issue_lanes_per_sm", "boost_clock_GHz"})
+        _check_keys(
+            raw["gpu"],
+            f"{where}: gpu",
+            {"sm_count", "issue_lanes_per_sm", "boost_clock_GHz"},
+            {"max_resident_blocks_per_sm"},
+        )
     if "hardwired" in raw:  # numbers, plus the preset name of the model wired into the chip
         wired = dict(_as_mapping(raw["hardwired"], f"{where}: hardwired"))
         model = wired.pop("model", None)

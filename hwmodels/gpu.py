@@ -311,6 +311,46 @@ def mmha_loop_s(ops: OpTable, device: DeviceSpec, framework: str | None) -> np.n
     return np.where(walked, iterations * latency, 0.0)
 
 
+SCALAR_GEMV_THREADS = 32
+"""Threads of a block of ggml-cuda's ``dequantize_mul_mat_vec`` over FP16 weights: one warp,
+``block_dims(WARP_SIZE, GGML_CUDA_MMV_Y = 1)``, one block per output row (ggml-cuda dmmv.cu of
+2024, ``convert_mul_mat_vec_f16_cuda``)."""
+SCALAR_GEMV_LOAD_BYTES = 4
+"""Weight bytes each of its threads has in flight an iteration: two FP16 values read as two
+scalar 2-byte loads (``convert_f16``: ``x[ib + iqs + 0]``, ``x[ib + iqs + 1]``), used before
+the next iteration's loads; llama.cpp PR #9816 (October 2024) made them vector loads."""
+
+
+def scalar_gemv_s(ops: OpTable, device: DeviceSpec, framework: str | None) -> np.ndarray | None:
+    """Least time (s) per occurrence of each one-token GEMM over 16-bit weights of ``ops`` under
+    a framework whose such GEMMs run ggml-cuda's scalar-load mat-vec kernel
+    (``FrameworkTerms.scalar_fp16_gemv``), on a device whose catalog states its memory's load
+    latency, its SM count and its resident blocks per SM; 0 for other ops; None where that does
+    not hold.
+
+    Each SM holds at most ``max_resident_blocks_per_sm`` one-warp blocks, each thread with
+    ``SCALAR_GEMV_LOAD_BYTES`` of weights in flight, so the kernel streams at most SMs x blocks x
+    32 x 4 B per load latency (Little's law): on an A100 PCIe 108 x 32 x 128 B / 406 ns =
+    1.09 TB/s, 56% of its 1.94 TB/s, where an RTX 4090's 128 x 24 x 128 B / 256 ns = 1.54 TB/s
+    exceeds its 1.01 TB/s, so there the bound never binds (llama.cpp issue #9817: the mat-vec
+    kernels reach a high share of peak on GDDR GPUs, far less on HBM GPUs)."""
+    if not framework or ops.phase != "decode" or not framework_terms(framework).scalar_fp16_gemv:
+        return None
+    latency = device.memory.load_latency_s if device.memory is not None else None
+    gpu = device.extra.get("gpu", {})
+    if latency is None or "max_resident_blocks_per_sm" not in gpu:
+        return None
+    in_flight = (
+        gpu["sm_count"] * gpu["max_resident_blocks_per_sm"] * SCALAR_GEMV_THREADS * SCALAR_GEMV_LOAD_BYTES
+    )
+    shape = (-1,) + (1,) * (ops.flops.ndim - 1)
+    # one token a step (ggml's mat-vec path; more rows go through cuBLAS) over FP16 weights
+    hit = (_is_gemm(ops) & (ops.weight_bits == 16)).reshape(shape) & (ops.m == 1)
+    if not np.any(hit):
+        return None
+    return np.where(hit, ops.weight_bytes / in_flight * latency, 0.0)
+
+
 @register
 class GpuCostModel(RooflineCostModel):
     """GPUs and accelerators that run kernels on a device memory (HBM, GDDR, unified LPDDR)."""
@@ -332,7 +372,8 @@ class GpuCostModel(RooflineCostModel):
         decode-attention curve (``decode_attention_terms``): its bytes at the curve's streaming
         efficiency plus ``stream_ns`` per (sequence, KV head) it walks; and for the routed experts'
         GEMMs over block-scaled FP8 weights under a framework with ``block_fp8`` kernels, their
-        bytes at its fused MoE's ``moe_stream_efficiency``."""
+        bytes at its fused MoE's ``moe_stream_efficiency``; never below the least times of
+        kernels bound by their loads' latency (``mmha_loop_s``, ``scalar_gemv_s``)."""
         memory_s = super().memory_time_s(ops, device, p, mem_bytes, placement)
         nd = ops.flops.ndim
         shape = (-1,) + (1,) * (nd - 1)
@@ -348,8 +389,13 @@ class GpuCostModel(RooflineCostModel):
             memory_s = np.where(
                 hit.reshape(shape), curved + ops.kv_streams * stream_s.reshape(shape), memory_s
             )
-        loop = mmha_loop_s(ops, device, placement.framework)
-        return memory_s if loop is None else np.maximum(memory_s, loop)
+        for least in (
+            mmha_loop_s(ops, device, placement.framework),
+            scalar_gemv_s(ops, device, placement.framework),
+        ):
+            if least is not None:
+                memory_s = np.maximum(memory_s, least)
+        return memory_s
 
     def overlap(self, ops: OpTable, device: DeviceSpec, compute_s: Any, memory_s: Any) -> tuple[Any, Any]:
         """Where a fitted GEMM curve prices an op, the larger of its math and memory times becomes

@@ -277,6 +277,20 @@ def test_a_memorys_load_latency_is_parsed_in_ns_and_needs_its_source():
         parse_device(raw, "a10.yaml")
 
 
+def test_resident_blocks_per_sm_are_an_optional_whole_count_of_the_gpu_block():
+    """``gpu.max_resident_blocks_per_sm`` (CUDA's limit by compute capability: 32 on the A100, 24 on
+    the RTX 4090) is read where stated and absent elsewhere; a fraction or zero is refused by name."""
+    assert load_device("a100-pcie-80gb").extra["gpu"]["max_resident_blocks_per_sm"] == 32
+    assert load_device("rtx-4090").extra["gpu"]["max_resident_blocks_per_sm"] == 24
+    raw = copy.deepcopy(_raw("a100-pcie-80gb"))
+    del raw["gpu"]["max_resident_blocks_per_sm"]
+    assert "max_resident_blocks_per_sm" not in parse_device(raw, "a100.yaml").extra["gpu"]
+    for bad in (0, 2.5):
+        raw["gpu"]["max_resident_blocks_per_sm"] = {"value": bad, "source": "a table"}
+        with pytest.raises(ConfigError, match=rf"gpu\.max_resident_blocks_per_sm\.value.*{bad}"):
+            parse_device(raw, "a100.yaml")
+
+
 def test_an_engine_sizes_its_pool_from_the_total_the_driver_reports():
     """vLLM's pool is 0.9 of the total CUDA reports less weights, activations and reserve: the
     0.82 GiB an H100 SXM's driver keeps of its 80 GiB take 0.9 x 0.82 GiB from the pool."""

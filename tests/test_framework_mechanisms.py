@@ -7,7 +7,7 @@ import pytest
 
 from hwmodels.calibration.params import canonical_framework, framework_terms
 from hwmodels.device_spec import load_device
-from hwmodels.gpu import mmha_loop_s
+from hwmodels.gpu import mmha_loop_s, scalar_gemv_s
 from roofline.estimate import estimate
 from roofline.validation import framework_of, load_measured, predict, resolve
 from workloads.errors import ConfigError
@@ -585,3 +585,61 @@ def test_mmha_launch_switches_block_width_at_2048_keys():
     ops = _mistral_awq_decode(context=3070)
     loop = mmha_loop_s(ops, load_device("rtx-4090"), "autoawq")
     assert loop[ops.kind == "attention"] == pytest.approx((12 + 192) * 255.7e-9)
+
+
+def _llama3_8b_fp16_decode(batch: int = 1):
+    """The op table of one decode step of Llama-3-8B over FP16 weights at 512 cached tokens."""
+    return build_ops(
+        load_model("llama-3-8b"), Quant.from_name("fp16"), phase="decode", batch=batch, context=512
+    )
+
+
+def test_scalar_fp16_gemv_streams_at_most_the_bytes_in_flight_per_load_latency():
+    """llama.cpp's mat-vec over FP16 weights before its vector loads (``llama.cpp-dmmv``): on an A100
+    PCIe each of 108 SMs holds 32 one-warp blocks, each thread with 4 B in flight, so the kernel
+    streams at most 108 x 32 x 32 x 4 B = 442,368 B per 406.0 ns, 1.0896 TB/s: the 8B model's
+    15.0 GB of GEMM weights (all but the embedding) take at least 13.8 ms a token, and the step
+    grows by 4.1 ms over a later build's. Two tokens a step go through cuBLAS, an RTX 4090 (128 x 24 x
+    128 B per 255.7 ns = 1.54 TB/s) is bound by its own 1,008 GB/s first, and later builds
+    (``llama.cpp``) load vectors: no bound there."""
+    from dataclasses import replace
+
+    a100 = load_device("a100-pcie-80gb")
+    ops = _llama3_8b_fp16_decode()
+    least = scalar_gemv_s(ops, a100, "llama.cpp-dmmv")
+    gemm = np.isin(ops.kind, ("gemm",)) & (ops.weight_bits == 16)
+    per_byte = 406.0e-9 / (108 * 32 * 32 * 4)
+    assert least[gemm] == pytest.approx(ops.weight_bytes[gemm] * per_byte)
+    assert not least[~gemm].any()
+    bound_s = float((least * ops.count).sum())
+    assert bound_s == pytest.approx(float((ops.weight_bytes * ops.count)[gemm].sum()) * per_byte)
+    assert 13.7e-3 < bound_s < 13.9e-3
+    kw = dict(batch=1, input_len=512, output_len=2, precision="fp16")
+    dmmv = float(estimate("llama-3-8b", a100, framework="llama.cpp-dmmv", **kw).tpot_s)
+    later = float(estimate("llama-3-8b", a100, framework="llama.cpp", **kw).tpot_s)
+    assert dmmv >= bound_s and 4.0e-3 < dmmv - later < 4.3e-3
+    assert scalar_gemv_s(ops, a100, "llama.cpp") is None
+    assert scalar_gemv_s(_llama3_8b_fp16_decode(batch=2), a100, "llama.cpp-dmmv") is None
+    no_latency = replace(a100, memory=replace(a100.memory, load_latency_s=None))
+    assert scalar_gemv_s(ops, no_latency, "llama.cpp-dmmv") is None
+    rtx = load_device("rtx-4090")
+    on_rtx = dict(framework="llama.cpp-dmmv", **kw)
+    assert float(estimate("llama-3-8b", rtx, **on_rtx).tpot_s) == pytest.approx(
+        float(estimate("llama-3-8b", rtx, **{**on_rtx, "framework": "llama.cpp"}).tpot_s)
+    )
+
+
+@pytest.mark.parametrize(
+    "version, framework",
+    [
+        ("b2824 (4426e298)", "llama.cpp-dmmv"),
+        ("b3799", "llama.cpp-dmmv"),
+        ("b3800", "llama.cpp"),
+        ("b4200", "llama.cpp"),
+    ],
+)
+def test_llama_cpp_builds_before_b3800_run_the_scalar_load_mat_vec(version, framework):
+    """A measured llama.cpp row's build picks its FP16 mat-vec kernel: scalar loads before b3800."""
+    row = _row("vn089").copy()
+    row["framework_version"] = version
+    assert resolve(row).framework == framework

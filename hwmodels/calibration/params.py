@@ -314,7 +314,9 @@ class FrameworkTerms:
     weight-absorbed at its own kernel's rate (``AbsorbedMlaPrefill``; None: expanded, as the
     class's prefill attention). ``mmha_decode_attention``: its decode attention is
     FasterTransformer's masked multi-head attention kernel, whose loops wait on their loads each
-    iteration (``hwmodels.gpu.mmha_loop_s``)."""
+    iteration (``hwmodels.gpu.mmha_loop_s``). ``scalar_fp16_gemv``: its one-token GEMMs over FP16
+    weights run ggml-cuda's mat-vec kernel with scalar loads, whose bytes in flight per SM bound
+    its rate on a device that states its load latency (``hwmodels.gpu.scalar_gemv_s``)."""
 
     name: str
     kernel_overhead_us: float | None
@@ -341,6 +343,7 @@ class FrameworkTerms:
     tp_step_overhead_s: float = 0.0
     request_latency_per_launch_s: float = 0.0
     mmha_decode_attention: bool = False
+    scalar_fp16_gemv: bool = False
 
     @property
     def mla_prefill(self) -> str:
@@ -446,6 +449,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
                 entry.get("absorbed_mla_prefill"), f"{where}: frameworks.{name}.absorbed_mla_prefill"
             ),
             mmha_decode_attention=bool(entry.get("mmha_decode_attention", False)),
+            scalar_fp16_gemv=bool(entry.get("scalar_fp16_gemv", False)),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:
