@@ -367,9 +367,10 @@ def test_vllm_v0_decodes_past_its_graph_limits_eagerly(monkeypatch):
         ("vLLM 0.6.3 (CUDA graphs)", "", "vllm-v0"),  # a version before a qualifier
         ("TensorRT-LLM (v1.0.0)", "", "tensorrt-llm-pytorch"),  # a version as the qualifier
         ("lmdeploy (TurboMind)", "", "lmdeploy"),  # a qualifier without one
-        ("llama.cpp b2800", "", "llama.cpp"),  # llama.cpp's release tags; was no framework
-        ("llama.cpp build 2800", "", "llama.cpp"),
-        ("llama.cpp (b2800)", "", "llama.cpp"),
+        ("llama.cpp b2800", "", "llama.cpp-dmmv"),  # llama.cpp's release tags; was no framework
+        ("llama.cpp build 2800", "", "llama.cpp-dmmv"),  # before b3800: the scalar-load FP16 mat-vec
+        ("llama.cpp (b2800)", "", "llama.cpp-dmmv"),
+        ("llama.cpp b4000", "", "llama.cpp"),
         # one framework named among other words (these were no framework, priced without terms)
         ("Triton + TensorRT-LLM", "", "tensorrt-llm"),
         ("vllm/vllm-openai:v0.6.3", "", "vllm-v0"),  # a container image and its tag
