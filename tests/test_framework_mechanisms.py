@@ -621,6 +621,10 @@ def test_scalar_fp16_gemv_streams_at_most_the_bytes_in_flight_per_load_latency()
     assert dmmv >= bound_s and 4.0e-3 < dmmv - later < 4.3e-3
     assert scalar_gemv_s(ops, a100, "llama.cpp") is None
     assert scalar_gemv_s(_llama3_8b_fp16_decode(batch=2), a100, "llama.cpp-dmmv") is None
+    sweep = {**kw, "batch": np.array([1, 2, 4])}  # over a sweep's batch axis, batch 1 alone is bound
+    swept = np.asarray(estimate("llama-3-8b", a100, framework="llama.cpp-dmmv", **sweep).tpot_s)
+    unbound = np.asarray(estimate("llama-3-8b", a100, framework="llama.cpp", **sweep).tpot_s)
+    assert swept[0] == pytest.approx(dmmv) and np.allclose(swept[1:], unbound[1:])
     no_latency = replace(a100, memory=replace(a100.memory, load_latency_s=None))
     assert scalar_gemv_s(ops, no_latency, "llama.cpp-dmmv") is None
     rtx = load_device("rtx-4090")
