@@ -368,7 +368,7 @@ def test_vllm_v0_decodes_past_its_graph_limits_eagerly(monkeypatch):
         ("TensorRT-LLM (v1.0.0)", "", "tensorrt-llm-pytorch"),  # a version as the qualifier
         ("lmdeploy (TurboMind)", "", "lmdeploy"),  # a qualifier without one
         ("llama.cpp b2800", "", "llama.cpp-dmmv"),  # llama.cpp's release tags; was no framework
-        ("llama.cpp build 2800", "", "llama.cpp-dmmv"),  # before b3800: the scalar-load FP16 mat-vec
+        ("llama.cpp build 2800", "", "llama.cpp-dmmv"),  # before b3700: the scalar-load FP16 mat-vec
         ("llama.cpp (b2800)", "", "llama.cpp-dmmv"),
         ("llama.cpp b4000", "", "llama.cpp"),
         # one framework named among other words (these were no framework, priced without terms)
@@ -638,13 +638,13 @@ def test_scalar_fp16_gemv_streams_at_most_the_bytes_in_flight_per_load_latency()
     "version, framework",
     [
         ("b2824 (4426e298)", "llama.cpp-dmmv"),
-        ("b3799", "llama.cpp-dmmv"),
-        ("b3800", "llama.cpp"),
+        ("b3699", "llama.cpp-dmmv"),
+        ("b3700", "llama.cpp"),
         ("b4200", "llama.cpp"),
     ],
 )
-def test_llama_cpp_builds_before_b3800_run_the_scalar_load_mat_vec(version, framework):
-    """A measured llama.cpp row's build picks its FP16 mat-vec kernel: scalar loads before b3800."""
+def test_llama_cpp_builds_before_b3700_run_the_scalar_load_mat_vec(version, framework):
+    """A measured llama.cpp row's build picks its FP16 mat-vec kernel: scalar loads before b3700."""
     row = _row("vn089").copy()
     row["framework_version"] = version
     assert resolve(row).framework == framework
