@@ -7,6 +7,7 @@ price on the basis are kept, the others counted by reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +51,11 @@ def search(
     slo_ttft_s: float | None = None,
     slo_tpot_s: float | None = None,
     need_price: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
     """Price the design grid and keep the feasible designs (with a price on the basis when
-    ``need_price``: a $ objective never mixes in a design it cannot price)."""
+    ``need_price``: a $ objective never mixes in a design it cannot price); ``progress`` is
+    called with (designs priced, designs in all) after each chunk."""
     for field, limit in (("slo_ttft_s", slo_ttft_s), ("slo_tpot_s", slo_tpot_s)):
         if limit is not None:
             positive_number(limit, field, "seconds")
@@ -70,7 +73,13 @@ def search(
         },
         "design search",
     )
-    frame = pd.concat([price(c) for c in chunks(spec)], ignore_index=True)
+    frames, done = [], 0
+    for chunk in chunks(spec):
+        frames.append(price(chunk))
+        done += chunk.n
+        if progress:
+            progress(done, spec.size)
+    frame = pd.concat(frames, ignore_index=True)
     reasons = {
         "cannot be priced (precision or parallelism the device or model does not take)": frame["error"] != "",
         "does not fit in memory": (frame["error"] == "") & ~frame["fits"],

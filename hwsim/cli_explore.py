@@ -96,20 +96,22 @@ def _run_search(o, need_price: bool):
     for key in ("slo_ttft", "slo_tpot"):
         if o[key] is not None and not o[key] > 0:
             raise ConfigError(f"{key.replace('_', '-')} is {o[key]!r}; expected a positive number of seconds")
-    return search(
-        o["model"],
-        list(o["devices"]) or None,
-        tp=list(o["tp_values"]) or None,
-        precisions=list(o["precisions"]) or None,
-        batches=list(o["batches"]) or None,
-        input_len=o["input_len"],
-        output_len=o["output_len"],
-        framework=o["framework"],
-        price_basis=o["price_basis"],
-        slo_ttft_s=o["slo_ttft"],
-        slo_tpot_s=o["slo_tpot"],
-        need_price=need_price,
-    )
+    with LazyBar("designs", "designs") as bar:
+        return search(
+            o["model"],
+            list(o["devices"]) or None,
+            tp=list(o["tp_values"]) or None,
+            precisions=list(o["precisions"]) or None,
+            batches=list(o["batches"]) or None,
+            input_len=o["input_len"],
+            output_len=o["output_len"],
+            framework=o["framework"],
+            price_basis=o["price_basis"],
+            slo_ttft_s=o["slo_ttft"],
+            slo_tpot_s=o["slo_tpot"],
+            need_price=need_price,
+            progress=bar,
+        )
 
 
 def _records(frame) -> list[dict]:

@@ -167,6 +167,23 @@ def test_best_ranks_feasible_designs_by_the_objective():
     assert set(top["arch"]) == {"gpu"}
 
 
+def test_search_reports_its_progress_design_by_design():
+    calls = []
+    result = hwsim.search(
+        "llama-3.1-8b",
+        ["h100-sxm", "l40s", "mi300x"],
+        tp=[1, 2],
+        batches=[1, 8, 64],
+        precisions=["fp16", "fp8"],
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    designs = len(result.all)
+    assert designs == 3 * 2 * 3 * 2
+    assert calls and calls[-1] == (designs, designs)
+    assert {total for _, total in calls} == {designs}
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})  # rising, no repeats
+
+
 def test_best_explains_an_empty_answer():
     with pytest.raises(hwsim.ConfigError, match="TPOT above"):
         hwsim.best("llama-3.1-8b", ["l40s"], tp=[1], batches=[1], precisions=["fp16"], slo_tpot_s=1e-6)
