@@ -184,6 +184,15 @@ def test_search_reports_its_progress_design_by_design():
     assert [done for done, _ in calls] == sorted({done for done, _ in calls})  # rising, no repeats
 
 
+def test_a_misspelt_keyword_is_named_with_its_closest_spellings():
+    with pytest.raises(
+        hwsim.UnknownNameError, match=r"roofline\(\) takes no argument 'output_len'; closest: input_len"
+    ):
+        hwsim.roofline("llama-3.1-8b", "h100-sxm", output_len=128)
+    with pytest.raises(TypeError, match="'precison'; closest: precision"):  # still a TypeError, as Python's
+        hwsim.estimate("llama-3.1-8b", "h100-sxm", batch=1, input_len=8, output_len=8, precison="fp8")
+
+
 def test_best_explains_an_empty_answer():
     with pytest.raises(hwsim.ConfigError, match="TPOT above"):
         hwsim.best("llama-3.1-8b", ["l40s"], tp=[1], batches=[1], precisions=["fp16"], slo_tpot_s=1e-6)

@@ -38,6 +38,11 @@ class UnknownNameError(HwsimError):
     """A name (model, device, cost model, system) is not known; the message lists the closest."""
 
 
+class UnknownArgumentError(UnknownNameError, TypeError):
+    """A keyword argument a function does not take; the message lists the closest it does. A
+    ``TypeError`` too, as Python's own for a wrong keyword."""
+
+
 class DoesNotFitError(HwsimError):
     """A model does not fit in the memory it is given; the message says by how many bytes."""
 
@@ -188,7 +193,17 @@ def refuse_huge_integers(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError:
-            return fn(*args, **kwargs)  # let Python name the wrong argument as it would
+            keywords = [
+                n
+                for n, p in signature.parameters.items()
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+            wrong = [k for k in kwargs if k not in keywords]
+            if wrong:  # a misspelt keyword: named with the closest spellings
+                near = closest_names(wrong[0], keywords)
+                hint = f"; closest: {', '.join(near)}" if near else f"; it takes {_some(sorted(keywords))}"
+                raise UnknownArgumentError(f"{fn.__name__}() takes no argument {wrong[0]!r}{hint}") from None
+            return fn(*args, **kwargs)  # let Python name the wrong positional count as it would
         named = dict(bound.arguments)
         for name, param in signature.parameters.items():
             if param.kind is param.VAR_KEYWORD:  # **options: each by its own name
