@@ -288,6 +288,8 @@ def load_measured(path: str | Path | None = None) -> pd.DataFrame:
     for c in (*COLUMNS, *SERVING_COLUMNS):
         if c not in frame.columns:
             frame[c] = np.nan
+    for c in frame.columns.difference(list(NUMERIC_COLUMNS)):
+        frame[c] = frame[c].astype(object)  # a text column left empty is read as floats: NaN cells
     for c, need in NUMERIC_COLUMNS.items():
         frame[c] = _numeric_column(frame, c, need, path)
     return _in_metric_units(frame)
@@ -509,6 +511,8 @@ def resolve(row: pd.Series) -> Condition | str:
             f"metric {metric!r} is wall (system) energy: hwsim prices the devices' energy only, "
             "not the host's CPUs, memory, fans or power supply"
         )
+    if not metric.strip():
+        return f"metric is empty; expected one of {', '.join(sorted(METRICS))}"
     if metric not in METRICS:
         near = closest_names(metric, [*METRICS, *METRIC_SPELLINGS])
         return f"metric {metric!r} is not predicted" + (f"; closest: {', '.join(near)}" if near else "")

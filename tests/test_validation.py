@@ -724,6 +724,21 @@ def test_empty_hardware_or_model_cells_say_so():
         assert isinstance(reason, str) and needle in reason and "nan" not in reason
 
 
+@pytest.mark.parametrize("column", ["metric", "phase", "precision", "framework", "unit", "notes"])
+def test_a_text_column_left_empty_in_every_row_is_read_not_a_traceback(tmp_path, column):
+    """pandas reads a column with no text as floats; the file is still read, and a row with no
+    metric is not covered, with a reason that says so."""
+    rows = load_measured().head(3).copy()
+    rows[column] = ""
+    path = tmp_path / "blank.csv"
+    rows.to_csv(path, index=False)
+    r = validate(path)
+    assert r["rows"] == 3
+    if column == "metric":
+        assert not any(p["covered"] for p in r["points"])
+        assert all(p["reason"].startswith("metric is empty; expected one of") for p in r["points"])
+
+
 @pytest.mark.parametrize("notes, width", [("num_requests=250", 250), ("", 1000)])
 def test_a_server_row_that_sends_every_request_at_once_is_one_burst(notes, width):
     """``request_rate`` inf with no concurrency: every request at t = 0, a closed loop as wide as
