@@ -265,13 +265,22 @@ def shipped_measured_path() -> Path:
     return Path(str(files("hwmodels.validation").joinpath("measured.csv")))
 
 
+def field_separator(path: Path) -> str:
+    """The separator of a measured-data file's fields: a comma, or, where its header line holds
+    none, the semicolon or tab a spreadsheet's export uses."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        header = f.readline()
+    return next((sep for sep in (",", ";", "\t") if sep in header), ",")
+
+
 def load_measured(path: str | Path | None = None) -> pd.DataFrame:
-    """Read a measured-data CSV and check its columns."""
+    """Read a measured-data CSV (or a file of semicolon- or tab-separated fields) and check its
+    columns."""
     path = Path(path) if path is not None else shipped_measured_path()
     if not is_file(path):
         raise ConfigError(f"measured data file {str(path)!r} does not exist or is not a file")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, sep=field_separator(path))
     except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas' parser errors are ValueErrors
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{path}: not a readable CSV ({reason})") from None

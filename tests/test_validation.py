@@ -155,6 +155,16 @@ def test_optional_columns_read_as_empty(tmp_path):
     assert point["id"] == "row2" and point["covered"] and point["predicted"] > 0
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_spreadsheet_export_with_semicolons_or_tabs_reads_as_the_comma_file(tmp_path, sep):
+    rows = load_measured().head(4)
+    comma, other = tmp_path / "comma.csv", tmp_path / "other.csv"
+    rows.to_csv(comma, index=False)
+    rows.to_csv(other, index=False, sep=sep)
+    assert validate(other)["points"] == validate(comma)["points"]
+    assert validate(other)["covered"] == 4
+
+
 def test_benchmark_result_names_and_milliseconds_read_as_the_metric_in_seconds(tmp_path):
     """vLLM's serving-benchmark keys (``mean_ttft_ms``, ``output_throughput``), a mean written
     before or after the name in ms or s (``avg_tpot_ms``, ``tpot_ms_mean``, ``mean_tpot_s``) and a
