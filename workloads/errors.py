@@ -184,7 +184,8 @@ def refuse_huge_integers(fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap a public function so that an integer argument beyond int64 (or one inside a list,
     tuple or dict argument) is a one-line ``ConfigError`` naming the argument, before any check
     converts it to a float (10**400 overflows) or writes it (Python refuses to write an integer
-    of more than 4,300 digits)."""
+    of more than 4,300 digits); and so that a keyword the function does not take is a one-line
+    ``UnknownArgumentError`` naming the closest it does."""
 
     signature = inspect.signature(fn)
 
