@@ -114,7 +114,7 @@ def test_preemption_never_loses_a_request(trace, framework, kv_tokens, max_batch
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     trace=_traces(),
-    framework=st.sampled_from(["vllm", "vllm-v0", "sglang", "tensorrt-llm", "lmdeploy"]),
+    framework=st.sampled_from(["vllm", "vllm-v0", "sglang", "tensorrt-llm", "lmdeploy", "llama.cpp"]),
     kv_tokens=st.integers(1100, 6000),
     preemption=st.sampled_from(["recompute", "swap"]),
     scheduler_steps=st.sampled_from([1, 4]),
@@ -124,7 +124,8 @@ def test_a_steady_decode_step_is_planned_and_credited_as_the_whole_path_would(
 ):
     """The shortcuts for steps in which every running sequence decodes (``_plan_steady``,
     ``_credit_decodes``, and ``_steady_ahead``, which runs the uninterruptible ones after it as
-    one wait) form the plan ``_plan`` would and credit what ``_apply`` would: with them turned
+    one wait, also for a static batch: llama.cpp's) form the plan ``_plan`` would and credit
+    what ``_apply`` would: with them turned
     off, every request's times and tokens, every step's record and the pool's blocks come out
     the same, and so does the pool at the start of every step the shortcuts plan."""
     kw = dict(

@@ -225,7 +225,8 @@ class Replica:
                     yield env.timeout(more)
             self.ctx += len(ahead)
             self.req.generated[self.rid] += len(ahead)
-            self._credit_decodes(ahead[-1])
+            if not self._credit_decodes(ahead[-1]):  # a static batch: its own crediting
+                self._apply(np.arange(len(self.rid)), [], ahead[-1])
 
     def _price(self, dec_idx: np.ndarray, chunks: list[tuple[int, int, int]], n_logits: int):
         """The step's cost, split by attention rank when there are several."""
@@ -246,14 +247,15 @@ class Replica:
         )
 
     def _steady_ahead(self, dt: float) -> list[float]:
-        """The steps after a steady one (``_plan_steady``) of time ``dt`` that are as surely steady
-        and that nothing can interrupt, planned, priced and recorded as the loop would; their
-        times, s (none where the loop must run step by step). They run while no request finishes
-        (the last of them may finish some), no event of the run falls before a step's start (no
-        arrival, transfer or other replica's step could change the plan), and the pool holds the
-        blocks their decodes need. One token a sequence, one attention rank."""
-        if self.lookahead != 1 or self.pricer.ranks != 1:
-            return []
+        """The steps after a steady one (``_plan_steady``, or a static batch's decode step) of time
+        ``dt`` that are as surely steady and that nothing can interrupt, planned, priced and
+        recorded as the loop would; their times, s (none where the loop must run step by step).
+        They run while no request finishes (the last of them may finish some; none while a
+        static batch holds a finished sequence as padding), no event of the run falls before a
+        step's start (no arrival, transfer or other replica's step could change the plan), and
+        the pool holds the blocks their decodes need. One token a sequence, one attention rank."""
+        if self.lookahead != 1 or self.pricer.ranks != 1 or not self.env.now + dt < self.env.peek():
+            return []  # (the last: an event falls before the second step would start)
         req, n = self.req, len(self.rid)
         left = int((req.output_len[self.rid] - req.generated[self.rid]).min())  # this step's token included
         last = self._steps_with_blocks(left)
@@ -268,7 +270,9 @@ class Replica:
                 break
             cost = self.pricer.step(n, float(ctx0 + (j - 1) * n), [], n)
             if self.steps is not None:
-                self.steps.add(start, cost.time_s, n, 0, ctx0 + (j - 1) * n, n, 0, self.preempted)
+                self.steps.add(
+                    start, cost.time_s, n, 0, ctx0 + (j - 1) * n, n, len(self.waiting), self.preempted
+                )
             self.busy_s += cost.time_s
             self.dynamic_energy_j += cost.energy_j
             self._next_in_group()
@@ -309,7 +313,12 @@ class Replica:
         """(decode slots, [(slot, tokens, cached)], extra seconds) of the next step, or None."""
         self._steady = False
         if self.policy.static:
-            return self._plan_static()
+            plan = self._plan_static()
+            # a running static batch decodes in lockstep and nothing joins it until it ends: as
+            # steady as a continuous batch with none waiting, until a sequence finishes
+            # (``_steady_ahead`` runs no step past a finished sequence's padding row)
+            self._steady = plan is not None and not plan[1]
+            return plan
         steady = self._plan_steady()
         if steady is not None:
             self._steady = True
