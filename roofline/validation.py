@@ -125,6 +125,8 @@ COLUMNS = [
 REQUIRED_COLUMNS = ("hardware", "model", "precision", "phase", "metric", "value")
 """The columns a measured-data CSV must have; the rest of ``COLUMNS`` read as empty where absent
 (an ``id`` as the row's line in the file)."""
+PHASES = ("prefill", "decode", "e2e", "offline", "server", "kernel")
+"""The phases a measured row may state (docs/data-formats.md), case ignored."""
 SERVING_COLUMNS = [
     "framework_version",
     "dataset",
@@ -299,6 +301,7 @@ def load_measured(path: str | Path | None = None) -> pd.DataFrame:
             frame[c] = np.nan
     for c in frame.columns.difference(list(NUMERIC_COLUMNS)):
         frame[c] = frame[c].astype(object)  # a text column left empty is read as floats: NaN cells
+    frame["phase"] = frame["phase"].map(lambda p: p.strip().lower() if isinstance(p, str) else p)
     for c, need in NUMERIC_COLUMNS.items():
         frame[c] = _numeric_column(frame, c, need, path)
     return _in_metric_units(frame)
@@ -505,6 +508,8 @@ def resolve(row: pd.Series) -> Condition | str:
         .get(canonical_framework(_text(row["framework"])), {})
         .get(precision, precision)
     )
+    if not precision:
+        return "precision is empty; expected a precision name as -p takes it (fp16, bf16, fp8, int4, q4_k_m, ...)"
     try:
         Quant.from_name(precision)
     except ConfigError:
@@ -514,7 +519,14 @@ def resolve(row: pd.Series) -> Condition | str:
         _text(row.get("framework_version")) or split_framework_version(_text(row["framework"]))[1] or ""
     )
     framework = framework_of(_text(row["framework"]).strip().lower(), f"{row['notes']} version={version}")
-    phase, metric = _text(row["phase"]), _text(row["metric"])
+    phase, metric = _text(row["phase"]).strip().lower(), _text(row["metric"])
+    if phase not in PHASES:
+        if not phase:
+            return f"phase is empty; expected one of {', '.join(PHASES)}"
+        near = closest_names(phase, PHASES)
+        return f"phase {phase!r} is not one of {', '.join(PHASES)}" + (
+            f"; closest: {', '.join(near)}" if near else ""
+        )
     if metric in WALL_ENERGY_METRICS:
         return (
             f"metric {metric!r} is wall (system) energy: hwsim prices the devices' energy only, "

@@ -734,19 +734,46 @@ def test_empty_hardware_or_model_cells_say_so():
         assert isinstance(reason, str) and needle in reason and "nan" not in reason
 
 
-@pytest.mark.parametrize("column", ["metric", "phase", "precision", "framework", "unit", "notes"])
-def test_a_text_column_left_empty_in_every_row_is_read_not_a_traceback(tmp_path, column):
-    """pandas reads a column with no text as floats; the file is still read, and a row with no
-    metric is not covered, with a reason that says so."""
+@pytest.mark.parametrize(
+    "column, reason",
+    [
+        ("metric", "metric is empty; expected one of"),
+        ("phase", "phase is empty; expected one of prefill, decode"),
+        ("precision", "precision is empty; expected a precision name"),
+        ("framework", None),
+        ("unit", None),
+        ("notes", None),
+    ],
+)
+def test_a_text_column_left_empty_in_every_row_is_read_not_a_traceback(tmp_path, column, reason):
+    """pandas reads a column with no text as floats; the file is still read. A row whose metric,
+    phase or precision is empty is not covered, with a reason naming the field; one without a
+    framework, unit or notes is priced."""
     rows = load_measured().head(3).copy()
     rows[column] = ""
     path = tmp_path / "blank.csv"
     rows.to_csv(path, index=False)
     r = validate(path)
     assert r["rows"] == 3
-    if column == "metric":
+    if reason is None:
+        assert r["covered"] == 3
+    else:
         assert not any(p["covered"] for p in r["points"])
-        assert all(p["reason"].startswith("metric is empty; expected one of") for p in r["points"])
+        assert all(p["reason"].startswith(reason) for p in r["points"])
+
+
+def test_a_phase_is_read_whatever_its_case_and_an_unknown_one_is_named():
+    row = _with_id(load_measured().set_index("id").loc["c001"].copy(), "c001")
+    assert resolve(row).phase == "e2e"
+    row["phase"] = " E2E "
+    assert resolve(row).phase == "e2e"
+    row["phase"] = "Servr"
+    reason = resolve(row)
+    assert (
+        isinstance(reason, str)
+        and reason.startswith("phase 'servr' is not one of")
+        and "closest: server" in reason
+    )
 
 
 @pytest.mark.parametrize("notes, width", [("num_requests=250", 250), ("", 1000)])
