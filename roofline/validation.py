@@ -66,7 +66,7 @@ from workloads.quant import Quant
 from workloads.shipped import parse_yaml
 from workloads.traces import LengthHistogram, load_lengths, uniform_spread
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn", "vo")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -100,7 +100,10 @@ on 1-8 consumer, workstation and datacenter GPUs and three Apple M chips from
 XiongjieDai/GPU-Benchmarks-on-LLM-Inference, the TensorRT-LLM 0.13.0 throughput tables of
 perf-overview.md, an older release of the document whose v0.17 and v1.0 tables the ``vf`` and
 fitted rows hold, and MLPerf Inference v5.0 llama2-70b and mixtral-8x7b runs of submitters the
-``vk`` rows do not hold, on H100, H200, GH200, MI300X and MI325X)."""
+``vk`` rows do not hold, on H100, H200, GH200, MI300X and MI325X) and ``vo`` rows (added
+2026-12-07, read by a helper and first predicted blind, none fitted: the TensorRT-LLM 0.14.0 and
+0.21 throughput tables of perf-overview.md, the first from TensorRT engines on H100, H200, A100 SXM
+and PCIe and L40S, the second from the PyTorch backend on H100, H200, GH200, B200 and GB200)."""
 
 COLUMNS = [
     "id",
