@@ -127,6 +127,7 @@ def roofline(
     -------
     ``{"decode": frame, "prefill": frame}``, the input of ``hwsim.plots.roofline``.
     """
+    from hwmodels.calibration.params import canonical_framework, framework_terms
     from hwmodels.placement import Placement
     from hwsim.checks import precision_for
     from roofline.estimate import compute_device, positive_ints, resolve_parallelism
@@ -148,6 +149,9 @@ def roofline(
             )
     batch, input_len = int(batch), int(input_len)
     check_lengths(spec, input_len, 1)
+    if framework:
+        framework = canonical_framework(framework)
+        spec = framework_terms(framework).model_as_run(spec)  # a TensorRT engine: no sliding window
     place = Placement(tp=tp, pp=pp, ep=ep, framework=framework)
     kw = dict(tp=tp, pp=pp, ep=ep)
     return {

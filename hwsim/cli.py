@@ -348,6 +348,7 @@ def roofline(
     model, device, batch, input_len, output_len, precision, tp, pp, ep, n_devices, framework, out, as_json
 ):
     """Roofline chart of a decode step's and a prefill's ops on a device's roof (checks as estimate's)."""
+    from hwmodels.calibration.params import canonical_framework, framework_terms
     from hwmodels.placement import Placement
     from hwsim.checks import precision_for, warn_scale_out
     from roofline.estimate import MAX_COUNT, compute_device, resolve_parallelism
@@ -359,6 +360,9 @@ def roofline(
     spec, dev = load_model(model), compute_device(device)
     quant = precision_for(precision, dev)
     resolve_parallelism(spec, n_devices, tp, pp, ep)
+    if framework:
+        framework = canonical_framework(framework)
+        spec = framework_terms(framework).model_as_run(spec)  # a TensorRT engine: no sliding window
     place = Placement(tp=tp, pp=pp, ep=ep, framework=framework)
     for value, field in ((batch, "batch"), (input_len, "input_len"), (output_len, "output_len")):
         if not 1 <= value <= MAX_COUNT:

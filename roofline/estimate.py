@@ -417,6 +417,8 @@ def estimate(
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
     _check_options(economics, link, framework, attention_dp, expert_imbalance)
     framework = canonical_framework(framework) if framework else framework  # ``trt-llm``, as the CLI
+    if framework:
+        spec = framework_terms(framework).model_as_run(spec)
     per_replica, replicas = resolve_parallelism(spec, n_devices, tp, pp, ep)
     tp, pp, ep = int(tp), int(pp), int(ep)  # checked there: NumPy integers become Python ones
     B = positive_ints(batch, "batch")

@@ -61,7 +61,7 @@ from roofline.intervals import mean_metric, row_features, row_range
 from workloads.errors import AmbiguousNameError, ConfigError, DoesNotFitError, HwsimError, closest_names
 from workloads.files import is_file
 from workloads.graph import build_ops
-from workloads.model_spec import load_model, preset_for
+from workloads.model_spec import ModelSpec, load_model, preset_for
 from workloads.quant import Quant
 from workloads.shipped import parse_yaml
 from workloads.traces import LengthHistogram, load_lengths, uniform_spread
@@ -1011,8 +1011,15 @@ def _note_field(notes: Any, key: str) -> str | None:
     return text.split(marker, 1)[1].split(";")[0].split()[0].strip(".,)]")
 
 
+def row_model(c: Condition) -> ModelSpec:
+    """The row's model as its framework runs it (``FrameworkTerms.model_as_run``: a TensorRT
+    engine attends a sliding-window layer's whole prefix)."""
+    spec = load_model(c.model)
+    return framework_terms(c.framework).model_as_run(spec) if c.framework in framework_names() else spec
+
+
 def _kernel_time_s(c: Condition) -> float:
-    spec, quant = load_model(c.model), Quant.from_name(c.precision)
+    spec, quant = row_model(c), Quant.from_name(c.precision)
     ops = build_ops(spec, quant, phase="prefill", batch=1, tokens=c.input_len, tp=c.tp)
     device = catalog()[c.device]
     cost = registry.get(device.arch).estimate(ops, device, Placement(tp=c.tp, framework=c.framework))
@@ -1032,7 +1039,7 @@ def offline_engine(c: Condition) -> EngineConfig:
         engine = engine.with_limits(c.max_num_seqs, kv_fraction=c.memory_fraction, scheduler=c.scheduler)
         tuned = (
             bench_limits(
-                load_model(c.model),
+                row_model(c),
                 Quant.from_name(c.precision),
                 catalog()[c.device],
                 c.tp,
@@ -1047,7 +1054,7 @@ def offline_engine(c: Condition) -> EngineConfig:
         )
         if tuned:
             engine = engine.with_limits(c.max_num_seqs or tuned[0], tuned[1])
-        engine = engine.sized_for(load_model(c.model), c.max_model_len, c.chunked_prefill)
+        engine = engine.sized_for(row_model(c), c.max_model_len, c.chunked_prefill)
         return engine.with_limits(max_num_batched_tokens=c.max_num_batched_tokens)
     return replace(engine_for("static"), kv_fraction=1.0, max_num_seqs=max(OFFLINE_BATCHES))
 
@@ -1058,7 +1065,7 @@ def offline_kv_tokens(c: Condition) -> int:
     of the memory the loaded engine leaves free); 0 when not one block fits."""
     try:
         return kv_capacity(
-            load_model(c.model),
+            row_model(c),
             Quant.from_name(c.precision),
             catalog()[c.device],
             offline_engine(c),
@@ -1293,7 +1300,7 @@ def static_batch_bytes(c: Condition, batch: int) -> float:
     """Bytes per device of a measured static batch: weights and the KV cache at the final
     context. The prefill workspace is left out: the run was measured, so the framework fitted
     it (chunked or recomputed prefill); the estimate itself still counts it."""
-    spec, quant = load_model(c.model), Quant.from_name(c.precision)
+    spec, quant = row_model(c), Quant.from_name(c.precision)
     kv = kv_cache_bytes(spec, quant, batch, c.input_len + c.output_len, c.tp, c.pp)
     return float(weight_bytes(spec, quant, c.tp, c.pp) + kv)
 

@@ -186,6 +186,8 @@ def simulate(
             record=record,
         )
     spec, quant, dev = load_model(model), Quant.from_name(precision), system.gpu
+    if framework:
+        spec = framework_terms(framework).model_as_run(spec)
     n_micro = system.pp if system.pp > 1 and batch >= system.pp else 1
     micro = batch / n_micro
     place = Placement(tp=system.tp, pp=system.pp, ep=system.ep, framework=framework)

@@ -5,11 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hwmodels.calibration.params import canonical_framework, framework_terms
+from hwmodels.calibration.params import FrameworkTerms, canonical_framework, framework_terms
 from hwmodels.device_spec import load_device
 from hwmodels.gpu import mmha_loop_s, scalar_gemv_s
 from roofline.estimate import estimate
-from roofline.validation import framework_of, load_measured, predict, resolve
+from roofline.validation import framework_of, load_measured, offline_batch, predict, resolve
 from workloads.errors import ConfigError
 from workloads.graph import build_ops
 from workloads.model_spec import load_model
@@ -648,3 +648,74 @@ def test_llama_cpp_builds_before_b3700_run_the_scalar_load_mat_vec(version, fram
     row = _row("vn089").copy()
     row["framework_version"] = version
     assert resolve(row).framework == framework
+
+
+def test_a_tensorrt_engine_caches_and_attends_a_sliding_windows_whole_prefix():
+    """Mistral-7B v0.1 slides a 4,096-token window in every layer. A TensorRT engine attends
+    max_attention_window tokens, by default its max sequence length, so a decode step at 16,384
+    cached tokens reads all of them: 16,384 x 4,096 B a layer (8 KV heads x 128 x K and V x 2 B)
+    against the window's 4,095. vLLM and TensorRT-LLM's PyTorch backend keep the config's window."""
+    spec, quant = load_model("mistral-7b"), Quant.from_name("fp16")
+
+    def kv_read(framework):
+        ops = build_ops(
+            framework_terms(framework).model_as_run(spec), quant, phase="decode", batch=1, context=16384
+        )
+        return float(ops.kv_read_bytes[list(ops.name).index("attention")])
+
+    assert kv_read("tensorrt-llm") == 16384 * 4096
+    assert kv_read("tensorrt-llm-0.6") == 16384 * 4096
+    assert kv_read("vllm") == kv_read("tensorrt-llm-pytorch") == 4095 * 4096
+    kw = dict(batch=8, input_len=16384, output_len=256, precision="fp16")
+    trt = estimate("mistral-7b", "h100-sxm", framework="trt-llm", **kw)
+    vllm = estimate("mistral-7b", "h100-sxm", framework="vllm", **kw)
+    assert trt.tpot_s > vllm.tpot_s and trt.memory_bytes > vllm.memory_bytes
+
+
+@pytest.mark.parametrize(
+    ("model", "before", "after"),
+    [
+        ("mistral-7b", "sliding(4096) x32", "full x32"),
+        ("gemma-2-9b", "sliding(4096) x21 + full x21", "full x42"),
+        ("gpt-oss-20b", "sliding(128) x12 + full x12", "full x24"),
+        ("llama-4-scout-17b-16e", "chunked(8192) x36 + full x12", "chunked(8192) x36 + full x12"),
+        ("qwen3-next-80b-a3b", "linear x36 + full x12", "linear x36 + full x12"),
+        ("llama-3.1-8b", "full x32", "full x32"),
+    ],
+)
+def test_without_sliding_window_turns_only_sliding_layers_full(model, before, after):
+    spec = load_model(model)
+    plain = spec.without_sliding_window()
+    assert (spec.layer_pattern, plain.layer_pattern) == (before, after)
+    assert (plain is spec) == (before == after)
+    assert plain.n_layers == spec.n_layers
+
+
+def test_a_tensorrt_engines_mistral_row_reads_its_whole_prefix(monkeypatch):
+    """A TensorRT-LLM 0.14 throughput row of Mistral-7B at 20,000 prompt and 2,000 output tokens
+    on one H200: the paged pool and the batch are the same with or without the window (a paged
+    pool gives every layer a slot per token either way), but each decode step reads the ~21,000
+    cached keys of every sequence, not 4,095, so the predicted throughput is about halved (with the
+    window it was 2.15x the measured 1,676 tokens/s)."""
+    frame = load_measured()
+    rows = frame[
+        (frame["model"] == "mistral-7b") & (frame["input_len"] == 20000) & (frame["hardware"] == "h200")
+    ]
+    cond = resolve(rows.loc[rows["id"].str.startswith("vo")].iloc[0])
+    assert (cond.framework, cond.tp) == ("tensorrt-llm", 1)
+    batch, plain = offline_batch(cond), predict(cond)[0]
+    monkeypatch.setattr(FrameworkTerms, "model_as_run", lambda self, spec: spec)
+    assert offline_batch(cond) == batch
+    assert plain < 0.6 * predict(cond)[0]
+
+
+def test_the_roofline_of_a_tensorrt_engine_reads_the_whole_prefix():
+    """hwsim.roofline prices a framework's ops on the model as that framework runs it: the decode
+    attention of Mistral-7B at 16,384 tokens moves 4x the window's bytes under TensorRT-LLM."""
+    import hwsim
+
+    def attention_bytes(framework):
+        decode = hwsim.roofline("mistral-7b", "h100-sxm", input_len=16384, framework=framework)["decode"]
+        return float(decode.loc[decode["op"] == "attention", "bytes"].iloc[0])
+
+    assert attention_bytes("trt-llm") / attention_bytes("vllm") == pytest.approx(16384 / 4095, rel=0.01)

@@ -381,6 +381,15 @@ class ModelSpec:
         moe = replace(self.moe, n_moe_layers=1) if self.moe and self.moe.n_moe_layers else None
         return replace(self, name=f"{self.name}-mtp", n_layers=1, moe=moe, layer_kinds=kinds, n_mtp_layers=0)
 
+    def without_sliding_window(self) -> ModelSpec:
+        """This model with each sliding-window layer attending its whole prefix (and caching it):
+        how an engine that does not read the config's ``sliding_window`` runs it. Other layer
+        kinds (chunked, linear) are kept; the model itself when no layer slides."""
+        if not any(k.kind == "sliding" for k in self.layer_kinds):
+            return self
+        kinds = tuple(FULL if k.kind == "sliding" else k for k in self.layer_kinds)
+        return replace(self, layer_kinds=() if all(k == FULL for k in kinds) else kinds)
+
     @property
     def attention_layers(self) -> tuple[AttentionLayer, ...]:
         """Each layer's ``AttentionLayer``, ``n_layers`` long."""

@@ -17,10 +17,13 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workloads.errors import ConfigError, names_holding, unknown_name
 from workloads.shipped import parse_yaml
+
+if TYPE_CHECKING:
+    from workloads.model_spec import ModelSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +319,9 @@ class FrameworkTerms:
     FasterTransformer's masked multi-head attention kernel, whose loops wait on their loads each
     iteration (``hwmodels.gpu.mmha_loop_s``). ``scalar_fp16_gemv``: its one-token GEMMs over FP16
     weights run ggml-cuda's mat-vec kernel with scalar loads, whose bytes in flight per SM bound
-    its rate on a device that states its load latency (``hwmodels.gpu.scalar_gemv_s``)."""
+    its rate on a device that states its load latency (``hwmodels.gpu.scalar_gemv_s``).
+    ``ignores_sliding_window``: it runs a model's sliding-window layers as full attention, caching
+    every token (``model_as_run``), unless a run sets the window itself."""
 
     name: str
     kernel_overhead_us: float | None
@@ -344,6 +349,12 @@ class FrameworkTerms:
     request_latency_per_launch_s: float = 0.0
     mmha_decode_attention: bool = False
     scalar_fp16_gemv: bool = False
+    ignores_sliding_window: bool = False
+
+    def model_as_run(self, spec: ModelSpec) -> ModelSpec:
+        """``spec`` as this framework runs it: with every layer attending its whole prefix where
+        it ignores the config's sliding window (``ignores_sliding_window``), else ``spec``."""
+        return spec.without_sliding_window() if self.ignores_sliding_window else spec
 
     @property
     def mla_prefill(self) -> str:
@@ -450,6 +461,7 @@ def _frameworks() -> Mapping[str, FrameworkTerms]:
             ),
             mmha_decode_attention=bool(entry.get("mmha_decode_attention", False)),
             scalar_fp16_gemv=bool(entry.get("scalar_fp16_gemv", False)),
+            ignores_sliding_window=bool(entry.get("ignores_sliding_window", False)),
         )
     for name, values in _serving_fitted().get("frameworks", {}).items():
         if name in out:

@@ -187,6 +187,8 @@ def prepare(
     if isinstance(framework, str):  # other spellings (``trt-llm``, ``turbomind``), as the CLI takes them
         framework = canonical_framework(framework)
     spec = load_model(model)
+    if framework in framework_names():  # as the engine runs it (a TensorRT engine: no sliding window)
+        spec = framework_terms(framework).model_as_run(spec)
     dev = compute_device(device)
     quant = precision if isinstance(precision, Quant) else Quant.from_name(precision)
     # the engine's own limits for this device and model, then the run's (a stated budget wins)
