@@ -66,7 +66,7 @@ from workloads.quant import Quant
 from workloads.shipped import parse_yaml
 from workloads.traces import LengthHistogram, load_lengths, uniform_spread
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn", "vo")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn", "vo", "vp", "vq")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -103,7 +103,11 @@ fitted rows hold, and MLPerf Inference v5.0 llama2-70b and mixtral-8x7b runs of 
 ``vk`` rows do not hold, on H100, H200, GH200, MI300X and MI325X) and ``vo`` rows (added
 2026-12-07, read by a helper and first predicted blind, none fitted: the TensorRT-LLM 0.14.0 and
 0.21 throughput tables of perf-overview.md, the first from TensorRT engines on H100, H200, A100 SXM
-and PCIe and L40S, the second from the PyTorch backend on H100, H200, GH200, B200 and GB200)."""
+and PCIe and L40S, the second from the PyTorch backend on H100, H200, GH200, B200 and GB200) and
+``vp`` and ``vq`` rows (added 2026-12-07, read by helpers and first predicted blind, none fitted:
+AMD's vLLM 0.6.6, 0.8.5 and 0.9.1 throughput and latency tables for 8 MI300X from the git history
+of ROCm/vllm's dev-docker README, and Intel's Gaudi 2 and 3 FP8 reference numbers of Intel Gaudi
+software 1.19 (Gaudi-tutorials) and 1.18 (intel.com) that the ``vf`` and ``vi`` rows do not hold)."""
 
 COLUMNS = [
     "id",

@@ -28,6 +28,7 @@ from hwmodels.device_spec import load_device
 from sim.offload import simulate_offload
 from sim.system import load_system
 from workloads.errors import ConfigError
+from workloads.shipped import parse_yaml
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # a 0/0 or an overflow is a finding
 
@@ -101,6 +102,25 @@ def test_deep_nesting(run_cli, tmp_path):
     assert "deep.yaml: not valid YAML (nested too deeply)" in err
     err = run_cli.refused("estimate", "-m", str(deep_json), "-d", "h100-sxm", "--json")
     assert "deep.json: not valid JSON (nested too deeply)" in err
+
+
+def test_a_key_given_twice_is_refused_not_read_as_the_last(run_cli, tmp_path):
+    """YAML forbids a mapping key twice and PyYAML silently keeps the last: a system file with
+    ``tp`` twice, a device file with two ``name``s, and a shipped table all say which key, where."""
+    system = tmp_path / "twice.yaml"
+    system.write_text("name: twice\ndevices:\n  - device: h100-sxm\n    tp: 8\n    tp: 4\n")
+    err = run_cli.refused("simulate", "-s", str(system), "-m", "llama-2-7b", "--json")
+    assert "twice.yaml: not valid YAML (key 'tp' given twice (first at line 4) at line 5)" in err
+    device = tmp_path / "device.yaml"
+    device.write_text(files("hwmodels.catalog").joinpath("h100-sxm.yaml").read_text() + "name: h100-copy\n")
+    err = run_cli.refused("estimate", "-m", "llama-2-7b", "-d", str(device), "--json")
+    assert "device.yaml: not valid YAML (key 'name' given twice" in err
+    with pytest.raises(yaml.YAMLError, match="key 'b' given twice"):
+        parse_yaml("a: 1\nb: 2\nb: 3\n")
+    with pytest.raises(yaml.YAMLError, match="key 'a' given twice"):
+        parse_yaml("{a: 1, a: 2}")
+    # a merge key is still overridden by the mapping that merges it: what it is for
+    assert parse_yaml("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n")["use"] == {"x": 1, "y": 3}
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")

@@ -18,7 +18,11 @@ from typing import Any
 import yaml
 
 from workloads.errors import ConfigError
+from workloads.shipped import refusing_duplicate_keys
 
+USER_LOADER: type = refusing_duplicate_keys(yaml.SafeLoader)
+"""PyYAML's safe loader refusing a key given twice (a user's file: the pure-Python loader, whose
+errors carry the line)."""
 MAX_FILE_BYTES = 64 * 2**20
 """Largest input file read (64 MiB): a config, device, system or spec file is a few KB; a bigger
 one is a wrong path (a model's weights, a disk image) and is refused before it is read."""
@@ -128,7 +132,7 @@ def read_yaml(path: Path, what: str) -> Any:
     checks the shape itself); every failure a one-line ``ConfigError`` naming the file."""
     text = read_text(path, what)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=USER_LOADER)  # safe: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
