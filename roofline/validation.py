@@ -66,7 +66,7 @@ from workloads.quant import Quant
 from workloads.shipped import parse_yaml
 from workloads.traces import LengthHistogram, load_lengths, uniform_spread
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn", "vo", "vp", "vq")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn", "vo", "vp", "vq", "vr")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -107,7 +107,10 @@ and PCIe and L40S, the second from the PyTorch backend on H100, H200, GH200, B20
 ``vp`` and ``vq`` rows (added 2026-12-07, read by helpers and first predicted blind, none fitted:
 AMD's vLLM 0.6.6, 0.8.5 and 0.9.1 throughput and latency tables for 8 MI300X from the git history
 of ROCm/vllm's dev-docker README, and Intel's Gaudi 2 and 3 FP8 reference numbers of Intel Gaudi
-software 1.19 (Gaudi-tutorials) and 1.18 (intel.com) that the ``vf`` and ``vi`` rows do not hold)."""
+software 1.19 (Gaudi-tutorials) and 1.18 (intel.com) that the ``vf`` and ``vi`` rows do not hold) and
+``vr`` rows (added 2026-12-07, read by a helper and first predicted blind, none fitted: Qwen's own
+Speed Benchmark pages for Qwen2 and Qwen2.5 on A100 80GB, HF Transformers 4.38 and 4.46 and vLLM
+0.4.2, 0.6.2 and 0.6.3 at batch 1 from 1 to 129,024 prompt tokens, in BF16, GPTQ and AWQ)."""
 
 COLUMNS = [
     "id",
