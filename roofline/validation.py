@@ -633,7 +633,8 @@ def resolve(row: pd.Series) -> Condition | str:
         None if lengths else stated_length_spread(row["notes"]),
         phase == "offline"
         and str(framework).startswith("tensorrt-llm")
-        and "trtllm-bench" in str(row["notes"]),
+        and "trtllm-bench" in str(row["notes"])
+        and bench_tunes(row.get("framework_version")),
         _stated_token_budget(row["notes"], phase, framework) if phase == "offline" else None,
         stated_scheduler(row["notes"], framework) if phase == "offline" else None,
     )
@@ -844,6 +845,20 @@ def _version_tuple(text: Any) -> tuple[int, int, int, int] | None:
     v0.6.4.dev4``; None where it names no three-part number."""
     found = re.search(r"(\d+)\.(\d+)\.(\d+)(?:\.post(\d+))?", str(text))
     return tuple(int(g or 0) for g in found.groups()) if found else None  # type: ignore[return-value]
+
+
+BENCH_TUNED_SINCE = (0, 15)
+"""The first TensorRT-LLM release whose ``trtllm-bench`` sizes an engine's batch and token limits
+from the dataset's lengths (``hwmodels.trtllm_bench``); before, ``trtllm-bench build`` took them
+from ``tensorrt_llm/bench/build/benchmark_config.yml`` by model and parallel mapping
+(``get_benchmark_engine_settings`` in build.py at v0.13 and v0.14)."""
+
+
+def bench_tunes(version: Any) -> bool:
+    """Whether the ``trtllm-bench`` of a row's TensorRT-LLM ``version`` sized its limits from the
+    lengths (``BENCH_TUNED_SINCE`` on; a version not stated to three places is taken as such)."""
+    parts = _version_tuple(version)
+    return parts is None or parts[:2] >= BENCH_TUNED_SINCE
 
 
 def stated_chunked_prefill(notes: Any, version: Any = None) -> bool | None:

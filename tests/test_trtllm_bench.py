@@ -7,7 +7,7 @@ import pytest
 from hwmodels.device_spec import catalog
 from hwmodels.engine_config import kv_capacity
 from hwmodels.trtllm_bench import bench_limits
-from roofline.validation import load_measured, offline_engine, resolve
+from roofline.validation import bench_tunes, load_measured, offline_engine, resolve
 from workloads.model_spec import load_model
 from workloads.quant import Quant
 
@@ -78,3 +78,26 @@ def test_trtllm_bench_rows_take_its_limits_and_a_larger_pool():
     # are not sized by the tool
     assert not _condition("vk001").bench_tuned
     assert not _condition("vj024").bench_tuned
+
+
+def test_trtllm_bench_before_0_15_took_its_limits_from_a_table():
+    """trtllm-bench sizes an engine from the dataset's lengths from v0.15 on; v0.13's and v0.14's
+    build took max_batch_size and max_num_tokens from benchmark_config.yml, so a 0.14.0 table row
+    that states none runs at the engine's defaults (2,048 sequences, 8,192 tokens), while the
+    same configuration in 0.17's table takes the tool's 64 and 2,048."""
+    old = _condition("vo196")
+    assert load_measured().set_index("id").loc["vo196", "framework_version"] == "TensorRT-LLM 0.14.0"
+    assert (old.model, old.tp) == ("llama-3.1-70b", 1)
+    assert (old.input_len, old.output_len) == (128, 2048) and not old.bench_tuned
+    engine = offline_engine(old)
+    assert (engine.max_num_seqs, engine.max_num_batched_tokens) == (2048, 8192)
+    assert _condition("vf105").bench_tuned
+    assert [
+        bench_tunes(v) for v in ("TensorRT-LLM 0.13.0", "0.14.1", "0.15.0", "TensorRT-LLM 0.17", None)
+    ] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
