@@ -855,10 +855,11 @@ from ``tensorrt_llm/bench/build/benchmark_config.yml`` by model and parallel map
 
 
 def bench_tunes(version: Any) -> bool:
-    """Whether the ``trtllm-bench`` of a row's TensorRT-LLM ``version`` sized its limits from the
-    lengths (``BENCH_TUNED_SINCE`` on; a version not stated to three places is taken as such)."""
-    parts = _version_tuple(version)
-    return parts is None or parts[:2] >= BENCH_TUNED_SINCE
+    """Whether the ``trtllm-bench`` of a row's TensorRT-LLM ``version`` (``0.14``, ``TensorRT-LLM
+    0.14.0``) sized its limits from the lengths: ``BENCH_TUNED_SINCE`` on, or a version that names no
+    number (``main``, not stated), which is taken as a later one."""
+    found = re.search(r"(\d+)\.(\d+)", str(version)) if version is not None else None
+    return found is None or (int(found[1]), int(found[2])) >= BENCH_TUNED_SINCE
 
 
 def stated_chunked_prefill(notes: Any, version: Any = None) -> bool | None:

@@ -92,12 +92,14 @@ def test_trtllm_bench_before_0_15_took_its_limits_from_a_table():
     engine = offline_engine(old)
     assert (engine.max_num_seqs, engine.max_num_batched_tokens) == (2048, 8192)
     assert _condition("vf105").bench_tuned
-    assert [
-        bench_tunes(v) for v in ("TensorRT-LLM 0.13.0", "0.14.1", "0.15.0", "TensorRT-LLM 0.17", None)
-    ] == [
-        False,
-        False,
-        True,
-        True,
-        True,
-    ]
+    versions = (
+        "TensorRT-LLM 0.13.0",
+        "0.14",
+        "0.14.1",
+        "0.15.0",
+        "TensorRT-LLM 0.17",
+        "1.0.0rc2",
+        "main",
+        None,
+    )
+    assert [bench_tunes(v) for v in versions] == [False, False, False, True, True, True, True, True]
