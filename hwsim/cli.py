@@ -610,6 +610,7 @@ def _calibrate(part, as_json):
                 for link, v in e["allreduce"].items()
             )
             + f"; Vidur FP16 check {pct(e['vidur_check']['median_ape'])}"
+            + f"; TensorRT-LLM fused MoE check {pct(e['trtllm_moe_check']['median_ape'])}"
         )
         lines.append(_awq_gemm_line(record))
     if part in ("all", "devices"):

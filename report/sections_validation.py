@@ -200,7 +200,10 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "`engine/KV format`) streams its KV cache at `stream_efficiency` and pays `stream_ns` per (sequence, KV head); "
         "an NVLink all-reduce moves its ring bytes at `bw_efficiency` of the link plus a base and a "
         f"per-step latency. Fitted on {record['fitted_at']} (`gpu_kernels_fitted.yaml`); checked on Vidur's FP16 "
-        f"projections, a source never fitted: median error {pct(errors['vidur_check']['median_ape'])}. On a GPU "
+        f"projections, a source never fitted: median error {pct(errors['vidur_check']['median_ape'])}; its routed "
+        "experts (both GEMMs and the activation, at the dense curves' rates) on TensorRT-LLM's timed fused MoE "
+        "(`roofline/moe_check.py`, never fitted): median error "
+        f"{pct(errors['trtllm_moe_check']['median_ape'])}, p90 {pct(errors['trtllm_moe_check']['p90_ape'])}. On a GPU "
         "without curves, FP8 and FP4 GEMMs run at most the measured speed-up of those formats over BF16 ("
         + ", ".join(f"{f} {v:.2f}x" for f, v in record.get("format_speedup", {}).items())
         + ", medians over the architectures) where the datasheet promises more.",

@@ -11,5 +11,5 @@ import pandas as pd
 def load_kernels(name: str) -> pd.DataFrame:
     """One shipped extract by its file name without ``.csv`` (``gemm``, ``gemm_vidur``,
     ``attention_prefill``, ``attention_decode``, ``allreduce``, ``block_fp8``, ``block_fp8_runs``,
-    ``mla_prefill_runs``)."""
+    ``mla_prefill_runs``, ``moe_trtllm``)."""
     return pd.read_csv(Path(str(files("hwmodels.calibration").joinpath(f"kernels/{name}.csv"))))

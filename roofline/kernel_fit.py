@@ -54,6 +54,8 @@ from roofline.awq_fit import awq_frames
 from roofline.block_fp8_device_fit import frames as block_fp8_device_frames
 from roofline.kernel_data import load_kernels
 from roofline.mla_prefill_fit import frames as mla_prefill_frames
+from roofline.moe_check import errors as trtllm_moe_errors
+from roofline.moe_check import frames as trtllm_moe_frames
 from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
 from workloads.model_spec import load_model
 from workloads.quant import Quant
@@ -295,6 +297,7 @@ def fit_all(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         errors["vidur_check"] = _stats(
             np.abs(predict_gemm(vidur) / (vidur["latency_us"].to_numpy() * 1e-6) - 1)
         )
+        errors["trtllm_moe_check"] = _stats(trtllm_moe_errors())
     return {**record, "errors": errors}
 
 
@@ -325,7 +328,8 @@ def calibrate_kernels(progress: Callable[[str], None] | None = None) -> dict[str
             "GEMMs from ROCm/aiter's tuned table, RCCL all-reduce from AMD's rccl-tests run and NCCL all-reduce over "
             "PCIe from public nccl-tests runs on RTX 4090s and aiconfigurator's on two L40S; least squares on "
             "log(predicted/measured) per architecture and format (gpu_kernels.yaml), the all-reduce per link type "
-            "over every device that measured it; checked on Vidur's FP16 projections (gemm_vidur.csv)"
+            "over every device that measured it; checked on Vidur's FP16 projections (gemm_vidur.csv) and "
+            "TensorRT-LLM's fused MoE from aiconfigurator (moe_trtllm.csv)"
         ),
         "fitted_at": datetime.date.today().isoformat(),
         **fit,
@@ -378,6 +382,7 @@ def curve_frames() -> dict[tuple[str, str], pd.DataFrame]:
             )
     out.update(_decode_frames())
     out.update(_fused_moe_frames())
+    out.update(trtllm_moe_frames())
     out.update(awq_frames())
     out.update(block_fp8_device_frames())
     out.update(mla_prefill_frames())
