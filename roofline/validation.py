@@ -66,7 +66,7 @@ from workloads.quant import Quant
 from workloads.shipped import parse_yaml
 from workloads.traces import LengthHistogram, load_lengths, uniform_spread
 
-HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn", "vo", "vp", "vq", "vr")
+HELD_OUT_PREFIXES = ("vf", "vg", "vh", "vi", "vj", "vk", "vl", "vm", "vn", "vo", "vp", "vq", "vr", "vs")
 """Ids of measured rows kept out of every fit (devices, energy, serving), an unseen-source check
 that ``hwsim validate`` reports like any row: ``vf`` rows (added 2026-12-02 from sources the fit
 had never seen: Intel's optimum-habana reference runs on Gaudi 2 and 3, AMD's and Oracle's vLLM
@@ -110,7 +110,10 @@ of ROCm/vllm's dev-docker README, and Intel's Gaudi 2 and 3 FP8 reference number
 software 1.19 (Gaudi-tutorials) and 1.18 (intel.com) that the ``vf`` and ``vi`` rows do not hold) and
 ``vr`` rows (added 2026-12-07, read by a helper and first predicted blind, none fitted: Qwen's own
 Speed Benchmark pages for Qwen2 and Qwen2.5 on A100 80GB, HF Transformers 4.38 and 4.46 and vLLM
-0.4.2, 0.6.2 and 0.6.3 at batch 1 from 1 to 129,024 prompt tokens, in BF16, GPTQ and AWQ)."""
+0.4.2, 0.6.2 and 0.6.3 at batch 1 from 1 to 129,024 prompt tokens, in BF16, GPTQ and AWQ) and
+``vs`` rows (added 2026-12-08, read by a helper and first predicted blind, none fitted: MLPerf
+Inference v4.0 and v4.1 closed-division llama2-70b, gptj and mixtral-8x7b runs of 18 submitters
+on H100, H200, GH200, L40S, MI300X and Gaudi 2 that the ``s2``, ``vk`` and ``vn`` rows do not hold)."""
 
 COLUMNS = [
     "id",
@@ -562,6 +565,12 @@ def resolve(row: pd.Series) -> Condition | str:
         tp, pp = 1, n_devices
     if n_devices % (tp * pp):
         return f"n_devices {n_devices} is not a multiple of tp*pp = {tp * pp}"
+    beams = stated_beam_width(row["notes"])
+    if beams > 1:
+        return (
+            f"beam search (beam width {beams}) is not modelled: hwsim runs one sequence per request, "
+            f"where each request decoded {beams} beams"
+        )
     zero = al["phase_defaults"]["zero_length"]["value"]
     lin, lout = _int_or_none(row["input_len"]), _int_or_none(row["output_len"])
     lengths = _dataset_lengths(row.get("dataset"))
@@ -674,6 +683,16 @@ def stated_batch_limit(notes: Any, batch: int | None) -> bool:
     if batch is None:
         return False
     return any(m.group(1) in (None, str(batch)) for m in BATCH_LIMIT.finditer(str(notes)))
+
+
+BEAM_WIDTH = re.compile(r"\b(?:runtime_beam_width|num_beams|beam width)\b\D{0,3}(\d+)", re.IGNORECASE)
+"""How a row's notes state the beam search its run decoded with: MLPerf's GPT-J benchmark runs four
+beams a request (``runtime_beam_width 4`` in NVIDIA's harness, ``num_beams`` in the reference)."""
+
+
+def stated_beam_width(notes: Any) -> int:
+    """The widest beam a row's notes state its run decoded with (``BEAM_WIDTH``), 1 if none."""
+    return max((int(m.group(1)) for m in BEAM_WIDTH.finditer(str(notes))), default=1)
 
 
 def stated_scheduler(notes: Any, framework: str | None) -> str | None:

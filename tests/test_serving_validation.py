@@ -258,6 +258,22 @@ def test_speculative_runs_without_an_acceptance_rate_are_not_priced():
     assert isinstance(reason, str) and "MTP, 3 drafted tokens" in reason and "acceptance" in reason
 
 
+def test_runs_that_decoded_with_beams_are_not_priced_and_say_why():
+    """MLPerf's GPT-J runs decode four beams a request (NVIDIA's harness: runtime_beam_width 4);
+    hwsim runs one sequence per request, so those rows are not covered and say why, while the same
+    row with one beam is priced."""
+    frame = load_measured().set_index("id")
+    row = frame.loc["vk022"].rename("vk022").to_frame().T.reset_index(names="id").iloc[0]
+    reason = resolve(row)
+    assert isinstance(reason, str) and "beam search (beam width 4)" in reason
+    one = row.copy()
+    one["notes"] = str(row["notes"]).replace("runtime_beam_width 4", "runtime_beam_width 1")
+    assert not isinstance(resolve(one), str)
+    gptj = frame[(frame["model"] == "gpt-j-6b") & frame.index.str.startswith("vs")]
+    assert len(gptj) > 0
+    assert all(isinstance(resolve(r), str) for _, r in gptj.reset_index(names="id").iterrows())
+
+
 def test_parallel_simulation_gives_the_serial_predictions(monkeypatch):
     """``simulate_rows`` runs server rows on forked processes and caches what each would have
     given one by one: the same predictions, every run cached, whatever order they come in."""
