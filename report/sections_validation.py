@@ -4,6 +4,7 @@ kernel-efficiency curves against their measured kernels."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -248,7 +249,8 @@ def kernel_curves_section(out: Path, quick: bool) -> SectionOutput:
         "mla_prefill": ("measured run (s)", "seconds (crosses: hwsim)"),
     }
     for (kind, group), frame in curve_frames().items():
-        name = f"kernel-curve-{kind}-{group}"
+        # a file name a Markdown image link keeps whole: no spaces, brackets or dots (``AutoAWQ 0.1``)
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", f"kernel-curve-{kind}-{group}").strip("-")
         files += plots.kernel_curve_chart(
             frame,
             out / name,

@@ -84,7 +84,7 @@ def frames() -> dict[tuple[str, str], pd.DataFrame]:
     out: dict[tuple[str, str], pd.DataFrame] = {}
     for (device, model), mine in rows.groupby(["device", "model"]):
         at: Any = rows.index.get_indexer(mine.index)
-        out[("fused_moe", f"{device} {model} (TensorRT-LLM 1.3 kernels)")] = pd.DataFrame(
+        out[("fused_moe", f"{device} {model} TensorRT-LLM kernels")] = pd.DataFrame(
             {
                 "panel": mine["dtype"].to_numpy(),
                 "x": mine["tokens"].to_numpy(),

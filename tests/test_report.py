@@ -88,6 +88,15 @@ def test_every_reference_exists_and_every_image_decodes(quick_report):
             assert ET.parse(path).getroot().tag.endswith("svg"), ref
 
 
+def test_every_chart_written_is_shown(quick_report):
+    """A chart whose file name a Markdown image link cannot hold (a space, a bracket, a dot before
+    the suffix) would be written but not shown: every PNG the report writes is on its page."""
+    page = _Refs()
+    page.feed((quick_report / "index.html").read_text())
+    written = {p.name for p in quick_report.glob("*.png")}
+    assert written and written <= set(page.refs), sorted(written - set(page.refs))
+
+
 def test_html_and_markdown_hold_the_same_sections(quick_report):
     page = _Refs()
     page.feed((quick_report / "index.html").read_text())
