@@ -56,8 +56,8 @@ from roofline.kernel_data import load_kernels
 from roofline.mla_prefill_fit import frames as mla_prefill_frames
 from roofline.moe_check import errors as trtllm_moe_errors
 from roofline.moe_check import frames as trtllm_moe_frames
-from workloads.graph import allreduce_table, attention_table, build_ops, decode_attention_table, gemm_table
-from workloads.model_spec import load_model
+from roofline.moe_check import routed_experts_s
+from workloads.graph import allreduce_table, attention_table, decode_attention_table, gemm_table
 from workloads.quant import Quant
 
 PARAMS = {
@@ -446,13 +446,9 @@ def predict_fused_moe(tokens: Any, device: str, framework: str = FUSED_MOE["fram
     """hwsim's time of one layer's routed experts (``experts_up`` and ``experts_down``, their fixed
     time per call included) for each count of ``tokens`` routed through DeepSeek-V3's fused MoE at
     TP 8 on ``device`` under ``framework``, s: what ``block_fp8.csv``'s fused-MoE rows timed."""
-    spec, quant, dev = load_model(FUSED_MOE["model"]), Quant.from_name("fp8"), catalog()[device]
-    batch = np.asarray(tokens, dtype=float).reshape(-1)  # one sweep point per count
-    ops = build_ops(spec, quant, phase="decode", batch=batch, context=1, tp=FUSED_MOE["tp"])
-    experts = ops.select(np.isin(ops.name, MOE_EXPERT_GEMMS))
-    cost = GpuCostModel().estimate(experts, dev, Placement(tp=FUSED_MOE["tp"], framework=framework))
-    per_op = np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s
-    return np.broadcast_to(per_op, (experts.n_ops, len(batch))).sum(axis=0)
+    return routed_experts_s(
+        FUSED_MOE["model"], "fp8", device, FUSED_MOE["tp"], tokens, framework, MOE_EXPERT_GEMMS
+    )
 
 
 def _fused_moe_frames() -> dict[tuple[str, str], pd.DataFrame]:

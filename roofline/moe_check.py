@@ -46,26 +46,36 @@ def moe_shape(model: str) -> tuple[int, int, int, int]:
     return spec.hidden_size, moe.expert_ffn_size, moe.n_active_experts, moe.n_routed_experts
 
 
+def routed_experts_s(
+    model: str,
+    precision: str,
+    device: str,
+    tp: int,
+    tokens: Any,
+    framework: str,
+    names: tuple[str, ...] = MOE_OPS,
+) -> np.ndarray:
+    """hwsim's time (s) of one layer's routed-expert ops ``names`` for each count of ``tokens``
+    routed through ``model`` at ``precision`` and TP ``tp`` on ``device`` under ``framework``: the
+    ops of a decode step of that many sequences, each op's larger of math and memory time plus its
+    launches and fixed time per call, summed."""
+    batch = np.asarray(tokens, dtype=float).reshape(-1)  # one sweep point per count
+    ops = build_ops(
+        load_model(model), Quant.from_name(precision), phase="decode", batch=batch, context=1, tp=tp
+    )
+    experts = ops.select(np.isin(ops.name, names))
+    cost = GpuCostModel().estimate(experts, catalog()[device], Placement(tp=tp, framework=framework))
+    per_op = np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s
+    return np.broadcast_to(per_op, (experts.n_ops, len(batch))).sum(axis=0)
+
+
 def predict_moe_layers(rows: pd.DataFrame) -> np.ndarray:
-    """hwsim's time (s) of one layer's routed experts for each row (``device``, ``model``,
-    ``dtype``, ``tp``, ``tokens``): the ``MOE_OPS`` of a decode step of ``tokens`` sequences,
-    each op's larger of math and memory time plus its launches, summed."""
+    """hwsim's time (s) of one layer's routed experts (``MOE_OPS``, ``routed_experts_s``) for each
+    row (``device``, ``model``, ``dtype``, ``tp``, ``tokens``) under TensorRT-LLM's terms."""
     out = np.empty(len(rows))
     for (device, model, dtype, tp), group in rows.groupby(["device", "model", "dtype", "tp"]):
-        tokens = group["tokens"].to_numpy(dtype=float)
-        ops = build_ops(
-            load_model(model),
-            Quant.from_name(PRECISION[dtype]),
-            phase="decode",
-            batch=tokens,
-            context=1,
-            tp=int(tp),
-        )
-        experts = ops.select(np.isin(ops.name, MOE_OPS))
-        cost = GpuCostModel().estimate(experts, catalog()[device], Placement(tp=int(tp), framework=FRAMEWORK))
-        per_op = np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s
-        out[rows.index.get_indexer(group.index)] = np.broadcast_to(per_op, (experts.n_ops, len(tokens))).sum(
-            axis=0
+        out[rows.index.get_indexer(group.index)] = routed_experts_s(
+            str(model), PRECISION[str(dtype)], str(device), int(tp), group["tokens"], FRAMEWORK
         )
     return out
 
